@@ -1,0 +1,54 @@
+"""What a figure function receives: its parameters, device, models and where to write.
+
+The runner builds one FigureContext per figure; figure functions use `ctx.model(name)`,
+`ctx.params`, `ctx.device`, `ctx.save(fig)` and return a dict of the numbers they show.
+Everything is written into a private staging folder that the runner renames into place only
+when the figure succeeds, so a failing or interrupted figure never leaves half-written files.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class FigureContext:
+    figure_id: str
+    params: dict[str, Any]
+    profile: str                    # "quick" (tests) or "full" (the final deck)
+    device: Any                     # torch.device, chosen by the runner's --device option
+    staging_dir: Path               # outputs go here first; the runner moves them into place
+    models_dir: Path
+    seed: int = 0
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """The last part of the id: 'featvis/from-noise' -> 'from-noise'."""
+        return self.figure_id.rsplit("/", 1)[-1]
+
+    def path(self, suffix: str) -> Path:
+        """Staging path of this figure's output with the given suffix ('png', 'svg', 'npz')."""
+        target = self.staging_dir / f"{self.name}.{suffix}"
+        if target not in self.written:
+            self.written.append(target)
+        return target
+
+    def save(self, fig, suffix: str = "png") -> Path:
+        """Save a matplotlib figure as <id>.<suffix> in the deck's style, then close it."""
+        import matplotlib.pyplot as plt
+        target = self.path(suffix)
+        fig.savefig(target, format=suffix)
+        plt.close(fig)
+        return target
+
+    def model(self, name: str):
+        """A zoo model in eval mode on this figure's device (trained by `make models`)."""
+        from mechinterp.models.zoo import load_model
+        return load_model(name, self.models_dir, device=self.device)
+
+    def model_meta(self, name: str) -> dict:
+        """The zoo model's meta.json (config, metrics, provenance)."""
+        from mechinterp.models.zoo import load_meta
+        return load_meta(name, self.models_dir)

@@ -1,0 +1,14 @@
+"""mechinterp: a compact mechanistic-interpretability engine over plain PyTorch models.
+
+The folder listing is the architecture; each module holds one idea:
+  hooks        read and change activations of named modules (context managers)
+  device       pick cuda / mps / cpu and seed every generator
+  data/        offline datasets (procedural shapes, sklearn digits, skimage patches, user files)
+  models/      reference architectures, the zoo (train, checkpoint, provenance), safe loading
+  featvis/     feature visualisation (parameterisations, transforms, objectives, render, ...)
+  superposition/  toy models of superposition, their measures, sparse autoencoders
+  circuits/    weights between features, ablation, patching, attribution, key-value reading
+  universality/   representation similarity, unit matching, probes, TCAV, geometry, adversarial
+
+The engine knows nothing about slides; figure scripts in figures_src/ drive it.
+"""

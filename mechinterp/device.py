@@ -1,0 +1,53 @@
+"""Device choice and determinism: the one place that picks where tensors live and seeds RNGs.
+
+    from mechinterp.device import pick_device, seed_everything
+    device = pick_device()            # cuda, then mps, then cpu
+    device = pick_device("cpu")       # explicit choice wins
+    seed_everything(0)                # python, numpy and torch (all devices)
+
+The environment variable MECHINTERP_DEVICE (cpu | cuda | mps | auto) overrides the automatic
+choice; the figure runner's --device option sets it for the scripts it runs.
+"""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV_VAR = "MECHINTERP_DEVICE"
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """Return the device to compute on: the request, else $MECHINTERP_DEVICE, else the best present."""
+    choice = (requested or os.environ.get(DEVICE_ENV_VAR) or "auto").lower()
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if choice not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unknown device {choice!r}: use cpu, cuda, mps or auto")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA GPU: "
+                           "use --device cpu, or install a CUDA build of torch (see README)")
+    if choice == "mps" and not _mps_available():
+        raise RuntimeError("device 'mps' was requested but this torch has no MPS backend")
+    return torch.device(choice)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch (CPU and every GPU); return a CPU generator seeded the same."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return torch.Generator().manual_seed(seed)
