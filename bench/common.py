@@ -1,0 +1,50 @@
+"""Shared output for benchmarks: print a table of figures and write bench/results/<name>.json.
+
+    from bench.common import write_results
+    write_results("zoo", {"total_train_seconds": {"value": 93.2, "unit": "s"}})
+
+Benchmarks measure and report; they never assert on time (the machine is noisy). Ratios are
+measured within one run so both sides see the same load.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict:
+    """Where the figures were measured: enough to tell a laptop from CI from a GPU box."""
+    info = {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+        info["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info
+
+
+def write_results(name: str, figures: dict[str, dict]) -> Path:
+    """Print the figures as a table and write them atomically to bench/results/<name>.json."""
+    width = max((len(k) for k in figures), default=10)
+    print(f"\n== bench: {name}")
+    for key, figure in figures.items():
+        value = figure["value"]
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        print(f"  {key:<{width}}  {shown:>12} {figure.get('unit', '')}")
+    payload = {"name": name, "figures": figures, "machine": machine_info(),
+               "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    target = RESULTS_DIR / f"{name}.json"
+    with tempfile.NamedTemporaryFile("w", dir=RESULTS_DIR, delete=False, suffix=".tmp") as handle:
+        json.dump(payload, handle, indent=2)
+    os.replace(handle.name, target)
+    return target
