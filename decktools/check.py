@@ -1,0 +1,146 @@
+"""`make check`: every citation, asset and measured number of a deck must resolve offline.
+
+    python -m decktools.check talk/slides.md [--bib citations.bib]
+
+Errors (the check fails, printing file:line:column and what to do): an unknown citation key; a
+`<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the citations addon would
+fetch it over the network at view time); bib syntax errors, duplicate keys, entries missing
+author, title or year; images, backgrounds and other assets that point to a remote URL or to a
+file that does not exist; a <Measured> number whose figure or value does not exist.
+Warnings: bib entries that no deck in the folder cites; links to remote pages.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from decktools import references
+from decktools.bib import Bibliography, load_bibliography
+from decktools.markdown import Deck, DeckError, read_deck
+from decktools.numbers import MeasuredError, format_measured
+from decktools.problems import Problem, errors
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BIB = REPO_ROOT / "citations.bib"
+
+
+@dataclass
+class DeckReport:
+    deck: Deck | None
+    bibliography: Bibliography
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _key_problem(ref: references.Reference, key: str, bib: Bibliography) -> Problem | None:
+    if key in bib.entries:
+        return None
+    close = difflib.get_close_matches(key, list(bib.entries), n=3)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return Problem(ref.path, ref.line, ref.column, f"unknown citation key {key!r}{hint}: add an "
+                   f"entry to {bib.path.name} or fix the key")
+
+
+def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
+    problems = []
+    for ref in references.citations(deck):
+        if ref.kind == "doi":
+            if not bib.key_for_doi(ref.target):
+                problems.append(Problem(ref.path, ref.line, ref.column, f"DOI {ref.target} is not the doi "
+                                        f"of any entry in {bib.path.name}: add the entry (with doi = "
+                                        f"{{{ref.target}}}) so the deck never fetches it over the network"))
+        else:
+            problems += [p for key in ref.keys if (p := _key_problem(ref, key, bib))]
+    return problems
+
+
+def asset_problems(deck: Deck, public_dir: Path) -> list[Problem]:
+    problems = []
+    for ref in references.assets(deck):
+        target = ref.target.split("#")[0].split("?")[0]
+        if ref.kind == "link":
+            if ref.remote:
+                problems.append(Problem(ref.path, ref.line, ref.column, f"link to a remote page {ref.target}: "
+                                        "it needs the network during the talk; cite it instead", "warning"))
+            continue
+        if ref.remote:
+            problems.append(Problem(ref.path, ref.line, ref.column, f"remote asset {ref.target}: the deck must "
+                                    "work offline; save the file under talk/public/ and refer to it as /name"))
+        elif target and not target.startswith(("mailto:", "data:")):
+            local = public_dir / target.lstrip("/") if target.startswith("/") else ref.path.parent / target
+            if not local.exists():
+                hint = "run `make figures`" if target.lstrip("/").startswith("figures/") else "fix the path"
+                problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target} not found "
+                                        f"(looked for {local}): {hint}"))
+    return problems
+
+
+def measured_problems(deck: Deck, figures_dir: Path) -> list[Problem]:
+    problems = []
+    for ref in references.measured(deck):
+        try:
+            format_measured(ref.attributes, figures_dir)
+        except MeasuredError as error:
+            problems.append(Problem(ref.path, ref.line, ref.column, str(error)))
+    return problems
+
+
+def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
+    keys = set()
+    for ref in references.citations(deck):
+        keys.update(ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)])
+    return keys
+
+
+def sibling_decks(deck_path: Path) -> list[Path]:
+    """The other decks beside this one (markdown files whose first line opens a headmatter)."""
+    return [p for p in sorted(deck_path.parent.glob("*.md"))
+            if not p.name.endswith(".prepared.md") and p.read_text(encoding="utf-8").startswith("---")]
+
+
+def unused_entry_problems(deck_path: Path, bib: Bibliography) -> list[Problem]:
+    cited = set()
+    for path in sibling_decks(deck_path):
+        try:
+            cited |= cited_keys(read_deck(path), bib)
+        except DeckError:
+            continue  # that deck's own check reports it
+    return [Problem(bib.path, bib.lines[key], 1, f"entry {key!r} is cited by no deck in "
+                    f"{deck_path.parent}: cite it or remove it", "warning")
+            for key in sorted(set(bib.entries) - cited)]
+
+
+def check_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB) -> DeckReport:
+    """Every problem of the deck at deck_path and of the bibliography it cites."""
+    bibliography, problems = load_bibliography(bib_path)
+    try:
+        deck = read_deck(deck_path)
+    except DeckError as error:
+        return DeckReport(None, bibliography, problems + [Problem(error.path, error.line, 1, error.message)])
+    public_dir = deck_path.parent / "public"
+    problems += citation_problems(deck, bibliography)
+    problems += asset_problems(deck, public_dir)
+    problems += measured_problems(deck, public_dir / "figures")
+    problems += unused_entry_problems(deck_path, bibliography)
+    return DeckReport(deck, bibliography, problems)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="make check", description="Check a deck's citations and assets.")
+    parser.add_argument("deck", type=Path, nargs="?", default=REPO_ROOT / "talk" / "slides.md")
+    parser.add_argument("--bib", type=Path, default=DEFAULT_BIB)
+    options = parser.parse_args(argv)
+    report = check_deck(options.deck, options.bib)
+    for problem in sorted(report.problems, key=lambda p: (p.level, str(p.path), p.line, p.column)):
+        print(problem, file=sys.stderr)
+    failed = errors(report.problems)
+    warnings = len(report.problems) - len(failed)
+    files = len(report.deck.files) if report.deck else 0
+    print(f"check: {len(failed)} errors, {warnings} warnings in {options.deck} ({files} files)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Measured numbers on slides: `<Measured fig="id" value="a.b" digits="2"/>` filled from figure JSON.
+
+Every figure writes the numbers it shows to talk/public/figures/<id>.json; a slide quotes them
+through this tag so no measured value is ever typed by hand. Attributes:
+  fig     the figure id ("zoo/accuracy")
+  value   a dotted path into its JSON ("models.shapes-cnn-a.test_accuracy"; list items by index)
+  digits  decimals to show (default 2); percent="true" multiplies by 100 and appends %;
+  unit    text appended after the number
+
+    text = format_measured(attributes, figures_dir)     # "98.1%"; MeasuredError if it cannot
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+class MeasuredError(ValueError):
+    """A Measured tag whose figure or value does not exist; the message says what to do."""
+
+
+def lookup(numbers, dotted: str):
+    """Follow 'a.b.0.c' through dicts and lists."""
+    current = numbers
+    for part in dotted.split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.lstrip("-").isdigit() and -len(current) <= int(part) < len(current):
+            current = current[int(part)]
+        else:
+            available = ", ".join(sorted(map(str, current))[:12]) if isinstance(current, dict) else type(current).__name__
+            raise MeasuredError(f"value {dotted!r}: no {part!r} here (available: {available})")
+    return current
+
+
+def read_numbers(figure_id: str, figures_dir: Path):
+    path = figures_dir / f"{figure_id}.json"
+    if not path.exists():
+        raise MeasuredError(f"figure {figure_id!r} has no numbers file {path}: run `make figures` "
+                            "(or check the id against figures_src/)")
+    return json.loads(path.read_text())
+
+
+def format_measured(attributes: dict[str, str], figures_dir: Path) -> str:
+    """The number as it should appear on the slide."""
+    if "fig" not in attributes or "value" not in attributes:
+        raise MeasuredError('<Measured> needs fig="family/name" and value="key.path"')
+    value = lookup(read_numbers(attributes["fig"], figures_dir), attributes["value"])
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value}{attributes.get('unit', '')}"
+    digits = int(attributes.get("digits", "2"))
+    if attributes.get("percent", "").lower() in ("true", "1", "yes"):
+        return f"{100 * value:.{digits}f}%"
+    text = f"{value:,.{digits}f}" if abs(value) >= 10_000 else f"{value:.{digits}f}"
+    return text + attributes.get("unit", "")

@@ -1,0 +1,109 @@
+"""Find what a deck refers to: citations, assets and measured numbers, each with its position.
+
+Code (fenced blocks and inline code spans) is ignored: a `[@key]` shown in a code sample is text.
+
+    for ref in citations(deck): ref.keys, ref.kind ("bref" | "pandoc" | "doi"), ref.path, ref.line
+    for ref in assets(deck): ref.target, ref.remote
+    for ref in measured(deck): ref.attributes["fig"], ref.attributes["value"]
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from decktools.markdown import Deck, Slide, code_mask
+
+CITE_TAG = re.compile(r"<Cite\b([^>]*?)/?>", re.IGNORECASE)
+PANDOC = re.compile(r"\[(@[^\]\[]+)\]")
+ATTRIBUTE = re.compile(r"([\w:-]+)\s*=\s*\"([^\"]*)\"")
+MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?")
+MARKDOWN_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?")
+HTML_SOURCE = re.compile(r"\b(src|poster|data|srcset)\s*=\s*\"([^\"]+)\"", re.IGNORECASE)
+CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
+MEASURED = re.compile(r"<Measured\b([^>]*?)/?>")
+ASSET_FRONTMATTER_KEYS = ("background", "image", "favicon")
+REMOTE = re.compile(r"^(https?:)?//", re.IGNORECASE)
+
+
+@dataclass
+class Reference:
+    path: Path
+    line: int
+    column: int
+    text: str                                  # the whole matched text, as written
+    kind: str                                  # bref | pandoc | doi | image | link | frontmatter | measured
+    keys: list[str] = field(default_factory=list)
+    target: str = ""                           # asset path or URL, DOI
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def remote(self) -> bool:
+        return bool(REMOTE.match(self.target))
+
+
+def _text_lines(slide: Slide):
+    return code_mask(slide.body)
+
+
+def _pandoc_keys(inner: str) -> list[str]:
+    """'@a; @b, p. 3' -> ['a', 'b'] (a locator after a comma is not part of the key)."""
+    keys = []
+    for item in inner.split(";"):
+        item = item.strip()
+        if item.startswith("@"):
+            keys.append(item[1:].split(",")[0].strip())
+    return keys
+
+
+def citations_in_line(path: Path, number: int, text: str) -> list[Reference]:
+    found = []
+    for match in CITE_TAG.finditer(text):
+        attributes = dict(ATTRIBUTE.findall(match.group(1)))
+        column = match.start() + 1
+        if "bref" in attributes:
+            found.append(Reference(path, number, column, match.group(0), "bref", [attributes["bref"].strip()]))
+        elif "input" in attributes:
+            found.append(Reference(path, number, column, match.group(0), "doi", target=attributes["input"].strip()))
+    for match in PANDOC.finditer(text):
+        keys = _pandoc_keys(match.group(1))
+        if keys:
+            found.append(Reference(path, number, match.start() + 1, match.group(0), "pandoc", keys))
+    return found
+
+
+def citations(deck: Deck) -> list[Reference]:
+    return [ref for slide in deck.slides for number, text in _text_lines(slide)
+            for ref in citations_in_line(slide.path, number, text)]
+
+
+def assets_in_line(path: Path, number: int, text: str) -> list[Reference]:
+    found = [Reference(path, number, m.start(1) + 1, m.group(0), "image", target=m.group(1))
+             for m in MARKDOWN_IMAGE.finditer(text)]
+    found += [Reference(path, number, m.start(2) + 1, m.group(0), "image", target=m.group(2))
+              for m in HTML_SOURCE.finditer(text) if not m.group(2).startswith(("{", "data:"))]
+    found += [Reference(path, number, m.start(1) + 1, m.group(0), "image", target=m.group(1))
+              for m in CSS_URL.finditer(text) if not m.group(1).startswith("data:")]
+    found += [Reference(path, number, m.start(1) + 1, m.group(0), "link", target=m.group(1))
+              for m in MARKDOWN_LINK.finditer(text)]
+    return found
+
+
+def assets(deck: Deck) -> list[Reference]:
+    found = []
+    for slide in deck.slides:
+        for key in ASSET_FRONTMATTER_KEYS:
+            value = slide.frontmatter.get(key)
+            if isinstance(value, str) and value.strip() and not value.strip().startswith(("#", "linear-gradient")):
+                found.append(Reference(slide.path, slide.frontmatter_line or slide.start_line, 1,
+                                       f"{key}: {value}", "frontmatter", target=value.strip()))
+        for number, text in _text_lines(slide):
+            found += assets_in_line(slide.path, number, text)
+    return found
+
+
+def measured(deck: Deck) -> list[Reference]:
+    return [Reference(slide.path, number, m.start() + 1, m.group(0), "measured",
+                      attributes=dict(ATTRIBUTE.findall(m.group(1))))
+            for slide in deck.slides for number, text in _text_lines(slide)
+            for m in MEASURED.finditer(text)]
