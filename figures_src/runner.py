@@ -148,7 +148,7 @@ def job_for(spec: FigureSpec, options, staging: Path) -> dict:
 
 def record(manifest: Manifest, spec: FigureSpec, inputs: dict, outputs: dict, result: dict, commit: str) -> None:
     manifest.figures[spec.figure_id] = {
-        "script": str(spec.script.resolve().relative_to(REPO_ROOT)), "make": spec.make,
+        "script": os.path.relpath(spec.script.resolve(), REPO_ROOT), "make": spec.make,
         "models": spec.models, "inputs": inputs, "outputs": outputs,
         "device": result["device"], "seconds": round(result["seconds"], 3), "engine_commit": commit,
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),

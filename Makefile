@@ -1,0 +1,78 @@
+# The front door. Set-up is two commands: `make slides` and `make test`; each installs what a
+# fresh machine lacks (a .venv from pyproject.toml, talk/node_modules from package-lock.json,
+# Debian's chromium for tests and PDF export). Nothing is downloaded outside the registries.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DECK ?= talk/slides.md
+PROFILE ?= full
+DEVICE ?= auto
+JOBS ?= 1
+ONLY ?=
+FORCE ?=
+BASE ?= /
+PORT ?= 3030
+WPM ?= 130
+# CPU machines take the local CPU wheel; with an NVIDIA driver present, the registry's CUDA build.
+TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force)
+
+.PHONY: slides figures models check pdf dev rehearse test bench venv node chromium clean help
+
+help:
+	@echo "make slides   figures + check + static site (DECK=talk/workshop.md for the workshop)"
+	@echo "make test     the test suite (installs what is missing)"
+	@echo "make figures  stale figures only (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
+	@echo "make models   train missing or stale zoo models"
+	@echo "make check    citations and assets of DECK;  make pdf;  make dev;  make rehearse;  make bench"
+
+slides: figures node
+	$(PY) -m decktools.build $(DECK) --base $(BASE)
+
+figures: models
+	$(PY) -m figures_src.runner $(FIGURE_ARGS)
+
+models: venv
+	$(PY) -m mechinterp.models.zoo --device $(DEVICE)
+
+check: venv
+	$(PY) -m decktools.check $(DECK)
+
+pdf: figures node chromium
+	$(PY) -m decktools.build $(DECK) --pdf
+
+dev: figures node
+	$(PY) -m decktools.dev $(DECK) --port $(PORT)
+
+rehearse: venv
+	$(PY) -m decktools.rehearse $(DECK) --wpm $(WPM)
+
+test: venv node chromium
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: venv
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+node: talk/node_modules/.installed
+talk/node_modules/.installed: talk/package-lock.json
+	cd talk && npm ci --no-audit --no-fund
+	touch $@
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is missing: run 'sudo apt-get install chromium' (Debian's package)"; exit 1; fi; }
+
+clean:
+	rm -rf talk/dist talk/dist-* talk/*.prepared.md talk/pages/*.prepared.md .figure-staging

@@ -1,0 +1,198 @@
+"""The figure runner: staleness by content hashes, atomic outputs, failures and interruptions.
+
+Each test runs the real runner (`python -m figures_src.runner`) as a subprocess over figure
+scripts and model checkpoints written into a temporary folder.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from figures_src.discover import FigureSpecError, discover_figures, engine_dependencies
+
+REPO = Path(__file__).resolve().parent.parent
+
+ALPHA = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {
+    "alpha/one": {"make": "make_one", "params": {"quick": {"n": 3}, "full": {"n": 5}}},
+    "alpha/two": {"make": "make_two", "models": ["m1"]},
+}
+
+def make_one(ctx):
+    fig, ax = plt.subplots()
+    ax.plot(range(ctx.params["n"]))
+    ctx.save(fig)
+    return {"n": ctx.params["n"], "profile": ctx.profile}
+
+def make_two(ctx):
+    fig, ax = plt.subplots()
+    ax.bar([0, 1], [1, 2])
+    ctx.save(fig)
+    return {"bars": 2}
+'''
+
+BETA = '''
+import time
+import matplotlib.pyplot as plt
+
+FIGURES = {"beta/three": {"make": "make_three", "models": ["m2"]}}
+
+def make_three(ctx):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    ctx.save(fig)
+    BEHAVIOUR
+    return {"checkpoint_bytes": (ctx.models_dir / "m2" / "checkpoint.pt").stat().st_size}
+'''
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    scripts, figures, models = tmp_path / "scripts", tmp_path / "figures", tmp_path / "models"
+    scripts.mkdir()
+    (scripts / "alpha.py").write_text(ALPHA)
+    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "pass"))
+    for name in ("m1", "m2"):
+        (models / name).mkdir(parents=True)
+        (models / name / "checkpoint.pt").write_bytes(os.urandom(256))
+        (models / name / "meta.json").write_text(json.dumps({"config": {"name": name}}))
+    return scripts, figures, models
+
+
+def run_runner(workspace, *extra, wait=True):
+    scripts, figures, models = workspace
+    command = [sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts),
+               "--figures-dir", str(figures), "--models-dir", str(models), "--profile", "quick",
+               "--device", "cpu", *extra]
+    if not wait:
+        return subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def made_ids(result) -> set[str]:
+    return {line.split()[1] for line in (result.stdout + result.stderr).splitlines() if line.startswith("made ")}
+
+
+def manifest(workspace) -> dict:
+    return json.loads((workspace[1] / "manifest.json").read_text())["figures"]
+
+
+def test_first_run_makes_everything_and_records_provenance(workspace):
+    result = run_runner(workspace)
+    assert result.returncode == 0, result.stderr
+    assert made_ids(result) == {"alpha/one", "alpha/two", "beta/three"}
+    entries = manifest(workspace)
+    one = entries["alpha/one"]
+    assert one["device"] == "cpu" and one["seconds"] >= 0 and one["time"] and one["engine_commit"]
+    assert one["inputs"]["profile"] == "quick" and set(one["outputs"]) == {"alpha/one.png", "alpha/one.json"}
+    assert json.loads((workspace[1] / "alpha" / "one.json").read_text()) == {"n": 3, "profile": "quick"}
+    assert set(entries["alpha/two"]["inputs"]["models"]) == {"m1"}
+    assert "make figures ONLY='alpha/one'" in one["command"]
+
+
+def test_staleness_follows_content_hashes(workspace):
+    scripts, figures, models = workspace
+    assert run_runner(workspace).returncode == 0
+    unchanged = run_runner(workspace)
+    assert made_ids(unchanged) == set() and "0 made, 3 up to date" in unchanged.stdout
+
+    (scripts / "alpha.py").write_text(ALPHA + "\n# an edit\n")        # a script: only its figures
+    assert made_ids(run_runner(workspace)) == {"alpha/one", "alpha/two"}
+
+    (models / "m2" / "checkpoint.pt").write_bytes(os.urandom(256))    # a checkpoint: its figures
+    assert made_ids(run_runner(workspace)) == {"beta/three"}
+
+    assert made_ids(run_runner(workspace, "--profile", "full")) == {"alpha/one", "alpha/two", "beta/three"}
+    assert json.loads((figures / "alpha" / "one.json").read_text())["n"] == 5
+
+    (figures / "alpha" / "two.png").unlink()                         # a deleted output
+    assert made_ids(run_runner(workspace, "--profile", "full")) == {"alpha/two"}
+
+
+def test_only_and_force_and_list(workspace):
+    assert run_runner(workspace).returncode == 0
+    forced = run_runner(workspace, "--only", "alpha/*", "--force")
+    assert made_ids(forced) == {"alpha/one", "alpha/two"}
+    listing = run_runner(workspace, "--list", "--force")
+    assert "stale  beta/three: forced" in listing.stdout and made_ids(listing) == set()
+    unknown = run_runner(workspace, "--only", "nope/*")
+    assert unknown.returncode == 2 and "no figure id matches" in unknown.stderr
+
+
+def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
+    scripts, figures, _ = workspace
+    assert run_runner(workspace).returncode == 0
+    before = {p: p.read_bytes() for p in (figures / "beta").iterdir()}
+    entry_before = manifest(workspace)["beta/three"]
+    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "raise RuntimeError('the model diverged')"))
+    result = run_runner(workspace, "--force")
+    assert result.returncode == 1
+    assert "beta/three" in result.stderr and "the model diverged" in result.stderr
+    assert made_ids(result) == {"alpha/one", "alpha/two"}
+    assert {p: p.read_bytes() for p in (figures / "beta").iterdir()} == before
+    assert manifest(workspace)["beta/three"] == entry_before
+
+
+def test_missing_model_names_the_fix(workspace):
+    (workspace[2] / "m1" / "checkpoint.pt").unlink()
+    result = run_runner(workspace)
+    assert result.returncode == 1
+    assert "alpha/two" in result.stderr and "make models" in result.stderr
+    assert made_ids(result) == {"alpha/one", "beta/three"}
+
+
+def test_interrupted_run_leaves_no_half_written_file(workspace):
+    scripts, figures, _ = workspace
+    assert run_runner(workspace).returncode == 0
+    before = {p.relative_to(figures): p.read_bytes() for p in figures.rglob("*") if p.is_file()}
+    # beta/three now writes its image, then works for a long time: interrupt it mid-figure
+    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "time.sleep(60)"))
+    process = run_runner(workspace, "--only", "beta/three", wait=False)
+    staging = REPO / ".figure-staging" / f"run-{process.pid}" / "beta__three"
+    deadline = time.time() + 120
+    while not (staging / "three.png").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert (staging / "three.png").exists(), "the figure never started"
+    os.killpg(process.pid, signal.SIGINT)                         # Ctrl-C reaches the whole group
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in stderr
+    after = {p.relative_to(figures): p.read_bytes() for p in figures.rglob("*") if p.is_file()}
+    assert after == before                                        # nothing new, nothing half-written
+    assert not staging.exists()
+
+
+def test_discovery_reads_declarations_without_importing(tmp_path):
+    (tmp_path / "gamma.py").write_text('import sys\nsys.exit("imported!")\n'
+                                       'from mechinterp.hooks import capture\n'
+                                       'FIGURES = {"gamma/a": {"make": "f", "models": ["x"]}}\n')
+    specs = discover_figures(tmp_path, REPO)
+    assert specs["gamma/a"].models == ["x"]
+    relative = {str(p.relative_to(REPO)) for p in specs["gamma/a"].engine_files}
+    assert relative == {"mechinterp/__init__.py", "mechinterp/hooks.py"}
+
+
+def test_engine_dependencies_follow_imports_transitively():
+    deps = {str(p.relative_to(REPO)) for p in engine_dependencies(REPO / "figures_src" / "runner.py", REPO)}
+    assert {"figures_src/discover.py", "figures_src/staleness.py", "figures_src/__init__.py"} <= deps
+
+
+@pytest.mark.parametrize("source, message", [
+    ('FIGURES = {"bad": {"make": "f"}}', "ids are 'family/name'"),
+    ('FIGURES = {"a/b": {"make": "f", "colour": 1}}', "unknown keys"),
+    ('FIGURES = {"a/b": {"models": []}}', "needs a dict with at least 'make'"),
+    ('FIGURES = {"a/b": {"make": make_it}}', "must be a literal dict"),
+])
+def test_bad_declarations_name_file_and_line(tmp_path, source, message):
+    (tmp_path / "broken.py").write_text("\n\n" + source + "\n")
+    with pytest.raises(FigureSpecError, match=message) as error:
+        discover_figures(tmp_path, REPO)
+    assert f"{tmp_path / 'broken.py'}:3" in str(error.value)
