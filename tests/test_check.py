@@ -1,0 +1,184 @@
+"""The deck check and the prepared deck: every error class reported with file:line:column.
+
+Decks and bibliographies are real files written into a temporary talk-like folder; the check
+runs as `make check` would (python -m decktools.check) where the exit code matters.
+"""
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from decktools.check import check_deck
+from decktools.prepare import prepare_deck
+from decktools.problems import errors
+
+REPO = Path(__file__).resolve().parent.parent
+
+BIB = textwrap.dedent("""\
+    @article{alpha2020,
+      author = {Alpha, Ann and Beta, Bob and Gamma, Gil},
+      title = {A Study},
+      journal = {Distill},
+      year = {2020},
+      doi = {10.23915/distill.00024.001}
+    }
+
+    @inproceedings{delta2019,
+      author = {Delta, Dee and Epsilon, Eve},
+      title = {Another Study},
+      booktitle = {ICML},
+      year = {2019}
+    }
+    """)
+
+HEAD = "---\ntitle: Test\ntheme: seriph\naddons:\n  - slidev-addon-citations\n---\n"
+
+
+def write_deck(tmp_path: Path, body: str, bib: str = BIB, extra_files: dict | None = None) -> Path:
+    talk = tmp_path / "talk"
+    (talk / "public" / "figures" / "demo").mkdir(parents=True)
+    (talk / "public" / "figures" / "demo" / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (talk / "public" / "figures" / "demo" / "plot.json").write_text(json.dumps({"accuracy": 0.98765, "layers": [{"cka": 0.5}]}))
+    (tmp_path / "citations.bib").write_text(bib)
+    for name, text in (extra_files or {}).items():
+        (talk / name).parent.mkdir(parents=True, exist_ok=True)
+        (talk / name).write_text(text)
+    deck = talk / "slides.md"
+    deck.write_text(HEAD + textwrap.dedent(body))
+    return deck
+
+
+def problems_of(deck: Path, level="error"):
+    report = check_deck(deck, deck.parent.parent / "citations.bib")
+    return [p for p in report.problems if p.level == level]
+
+
+GOOD = """
+    # Features [@alpha2020; @delta2019]
+
+    ![a plot](/figures/demo/plot.png) Accuracy <Measured fig="demo/plot" value="accuracy" percent="true" digits="1"/>.
+
+    ```python
+    cite = "[@not_a_key]"   # code is text, never a citation
+    ```
+    Inline `<Cite bref="nope"/>` is code too. <Cite input="10.23915/DISTILL.00024.001"/>
+
+    <!--
+    Notes cite [@delta2019].
+    -->
+    """
+
+
+def test_good_deck_passes_without_warnings(tmp_path):
+    deck = write_deck(tmp_path, GOOD)
+    assert problems_of(deck) == [] and problems_of(deck, "warning") == []
+
+
+@pytest.mark.parametrize("body, column, message", [
+    ("\n# Hi [@alpha2021]\n", 6, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
+    ('\n<Cite bref="ghost"/>\n', 1, "unknown citation key 'ghost'"),
+    ('\nSee <Cite input="10.1000/elsewhere"/>\n', 5, "DOI 10.1000/elsewhere is not the doi"),
+    ("\n![x](https://example.com/cat.png)\n", 6, "remote asset https://example.com/cat.png"),
+    ('\n<img src="//cdn.example.com/a.png"/>\n', 11, "remote asset //cdn.example.com/a.png"),
+    ("\n![x](/figures/demo/missing.png)\n", 6, "not found"),
+    ('\n<div style="background: url(./nothere.jpg)"></div>\n', 29, "asset ./nothere.jpg not found"),
+    ('\n<Measured fig="demo/plot" value="accuracy.top5"/>\n', 1, "no 'top5' here"),
+    ('\n<Measured fig="demo/absent" value="x"/>\n', 1, "run `make figures`"),
+])
+def test_each_error_names_file_line_column_and_fix(tmp_path, body, column, message):
+    deck = write_deck(tmp_path, GOOD + "\n---\n" + body)
+    found = problems_of(deck)
+    assert len(found) == 1, found
+    problem = found[0]
+    expected_line = deck.read_text().split("\n").index(body.strip()) + 1
+    assert (problem.path, problem.line, problem.column) == (deck, expected_line, column)
+    assert message in problem.message
+
+
+def test_frontmatter_background_remote_and_missing(tmp_path):
+    deck = write_deck(tmp_path, GOOD + "\n---\nlayout: cover\nbackground: https://source.unsplash.com/x\n---\n\n# C\n"
+                      "\n---\nbackground: /nowhere.jpg\n---\n\n# D\n")
+    messages = [p.message for p in problems_of(deck)]
+    assert any("remote asset https://source.unsplash.com/x" in m for m in messages)
+    assert any("asset /nowhere.jpg not found" in m for m in messages)
+
+
+@pytest.mark.parametrize("bib, message", [
+    (BIB + "@article{alpha2020, author={X}, title={Dup}, year={2021}}\n", "duplicate key 'alpha2020'"),
+    (BIB + "@misc{zeta2018, title={No author}, year={2018}}\n", "'zeta2018' is missing author"),
+    (BIB + "@misc{eta2018, author={Eta, E.}, title={T}\n year={2018}}\n", "a comma is missing"),
+    (BIB + "@article{broken, author = {Unclosed, title = {x}, year = {2020}\n", "BibTeX syntax error"),
+])
+def test_bibliography_errors(tmp_path, bib, message):
+    deck = write_deck(tmp_path, GOOD, bib=bib)
+    found = problems_of(deck)
+    assert any(message in p.message and p.path.name == "citations.bib" for p in found), found
+
+
+def test_missing_bib_and_missing_deck(tmp_path):
+    deck = write_deck(tmp_path, GOOD)
+    (tmp_path / "citations.bib").unlink()
+    assert any("bibliography not found" in p.message for p in problems_of(deck))
+    report = check_deck(tmp_path / "talk" / "nope.md", REPO / "citations.bib")
+    assert "deck not found" in errors(report.problems)[0].message
+
+
+def test_malformed_frontmatter_names_the_line(tmp_path):
+    deck = write_deck(tmp_path, GOOD + "\n---\nlayout: [two-cols\ntitle: x\n---\n\n# Bad\n")
+    found = problems_of(deck)
+    assert len(found) == 1 and "malformed frontmatter" in found[0].message
+    assert deck.read_text().split("\n")[found[0].line - 1].startswith(("layout", "title"))
+
+
+def test_imported_files_are_checked_and_cycles_refused(tmp_path):
+    deck = write_deck(tmp_path, GOOD + "\n---\nsrc: ./pages/part.md\n---\n",
+                      extra_files={"pages/part.md": "# Part\n\nCites [@nobody2000].\n"})
+    found = problems_of(deck)
+    assert len(found) == 1 and found[0].path.name == "part.md" and found[0].line == 3
+    (deck.parent / "pages" / "part.md").write_text("---\nsrc: ../slides.md\n---\n")
+    assert "imports itself" in problems_of(deck)[0].message
+
+
+def test_uncited_entries_warn_but_any_sibling_deck_counts(tmp_path):
+    deck = write_deck(tmp_path, "\n# Only [@alpha2020]\n")
+    warnings = problems_of(deck, "warning")
+    assert [w.message.split("'")[1] for w in warnings] == ["delta2019"]
+    (deck.parent / "workshop.md").write_text(HEAD + "\n# W [@delta2019]\n")
+    assert problems_of(deck, "warning") == []
+
+
+def test_check_command_exit_codes(tmp_path):
+    good = write_deck(tmp_path / "a", GOOD)
+    bad = write_deck(tmp_path / "b", "\n# [@missing]\n")
+    run = lambda deck: subprocess.run([sys.executable, "-m", "decktools.check", str(deck), "--bib",
+                                       str(deck.parent.parent / "citations.bib")],
+                                      cwd=REPO, capture_output=True, text=True)
+    ok, failed = run(good), run(bad)
+    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout
+    assert failed.returncode == 1 and f"{bad}:8:3: error: unknown citation key 'missing'" in failed.stderr
+
+
+def test_prepare_rewrites_citations_numbers_and_imports_but_not_code(tmp_path):
+    deck = write_deck(tmp_path, GOOD + "\n---\nsrc: ./pages/part.md\n---\n",
+                      extra_files={"pages/part.md": "# Part [@delta2019]\n"})
+    prepared = prepare_deck(deck, tmp_path / "citations.bib")
+    text = prepared.read_text()
+    assert '<Cite bref="alpha2020"/><Cite bref="delta2019"/>' in text
+    assert 'cite = "[@not_a_key]"' in text and 'Inline `<Cite bref="nope"/>`' in text
+    assert '<Cite bref="alpha2020"/>' in text.split("is code too.")[1]          # DOI -> key
+    assert '<span class="measured" title="demo/plot: accuracy">98.8%</span>' in text
+    assert "Notes cite (Delta and Epsilon 2019)." in text                         # notes: plain text
+    assert "src: ./pages/part.prepared.md" in text and "provider: none" in text and "favicon: /favicon.svg" in text
+    assert '<Cite bref="delta2019"/>' in (deck.parent / "pages" / "part.prepared.md").read_text()
+    served = deck.parent / "public" / "biblio" / "citations.bib"
+    assert served.read_text() == (tmp_path / "citations.bib").read_text()
+
+
+def test_prepare_refuses_a_failing_deck_and_writes_nothing(tmp_path):
+    deck = write_deck(tmp_path, "\n# [@missing]\n")
+    with pytest.raises(SystemExit, match="fails the check"):
+        prepare_deck(deck, tmp_path / "citations.bib")
+    assert not (deck.parent / "slides.prepared.md").exists()
