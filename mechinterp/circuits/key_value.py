@@ -40,10 +40,10 @@ class KeyValuePairs:
     def count(self) -> int:
         return self.keys.shape[0]
 
-    def flatten(self, x: torch.Tensor) -> torch.Tensor:
-        """Inputs as (N, D) rows; one unbatched input becomes a row too."""
+    def flatten(self, x: torch.Tensor, single: bool = False) -> torch.Tensor:
+        """A batch of inputs as (N, D) rows, or one input (single=True) as one row."""
         x = x.detach().to(self.keys.device, self.keys.dtype)
-        rows = x.reshape(1, -1) if x.numel() == self.keys.shape[1] else x.flatten(1)
+        rows = x.reshape(1, -1) if single or x.dim() == 1 else x.flatten(1)
         if rows.shape[1] != self.keys.shape[1]:
             raise ValueError(f"inputs have {rows.shape[1]} values each but the keys have "
                              f"{self.keys.shape[1]}; pass images of the network's input size")
@@ -101,10 +101,8 @@ class PairContribution:
 
 
 def _single(pairs: KeyValuePairs, x: torch.Tensor) -> torch.Tensor:
-    rows = pairs.flatten(x)
-    if len(rows) != 1:
-        raise ValueError(f"pass one input, got {len(rows)}")
-    return rows
+    """One input (any shape holding D values, e.g. (1, 8, 8) or (1, 1, 8, 8)) as a (1, D) row."""
+    return pairs.flatten(x, single=True)
 
 
 def _ranked(pairs: KeyValuePairs, x: torch.Tensor, per_pair: torch.Tensor,

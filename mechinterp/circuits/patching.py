@@ -120,7 +120,7 @@ def patch_each_unit(model: nn.Module, target: torch.Tensor, donor: torch.Tensor,
     donor_activation = cache[layer]
     units = check_units(units, donor_activation.shape[1], layer)
     chunks = [units[i:i + units_per_batch] for i in range(0, len(units), units_per_batch)]
-    recovered = []
+    recovered = [torch.zeros(len(target), 0, device=baseline.target_difference.device)]
     for chunk in tqdm(chunks, desc=f"patching {layer}", disable=not progress):
         logits = patch_units_batched(model, target, donor_activation, layer, chunk)
         recovered.append(torch.stack([baseline.recovered(logits[:, i]) for i in range(len(chunk))], 1))
@@ -134,9 +134,10 @@ def patch_each_unit_sequential(model: nn.Module, target: torch.Tensor, donor: to
     baseline = patching_baseline(model, target, donor, target_class, donor_class)
     _, cache = run_with_cache(model, donor, [layer])
     units = check_units(units, cache[layer].shape[1], layer)
-    recovered = [baseline.recovered(patch_from_donor(model, target, donor, layer, [unit]))
+    empty = torch.zeros(len(target), 0, device=baseline.target_difference.device)
+    recovered = [baseline.recovered(patch_from_donor(model, target, donor, layer, [unit]))[:, None]
                  for unit in units]
-    return PatchingResult(layer, units, torch.stack(recovered, 1), baseline)
+    return PatchingResult(layer, units, torch.cat([empty, *recovered], 1), baseline)
 
 
 def patch_each_layer(model: nn.Module, target: torch.Tensor, donor: torch.Tensor,

@@ -1,0 +1,107 @@
+"""Ablation: nothing ablated changes nothing; each method equals an independent construction;
+ablating a trained net's whole hidden layer takes it to chance."""
+import copy
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from mechinterp.circuits.ablation import (ablate_each_unit, ablation_effect, evaluate,
+                                          paired_effect_size)
+from mechinterp.hooks import patch_from_donor
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: one thread avoids spin-waiting on a shared 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits_mlp():
+    """An MLP trained on 1,400 real digits (about a second); the rest is the test set."""
+    torch.manual_seed(0)
+    digits = load_digits()
+    images = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
+    labels = torch.tensor(digits.target)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 10))
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(250):
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(model(images[:1400]), labels[:1400]).backward()
+        optimiser.step()
+    return model.eval(), images[:1400], images[1400:], labels[1400:]
+
+
+@pytest.mark.parametrize("method", ["zero", "mean", "resample"])
+def test_ablating_nothing_changes_nothing(digits_mlp, method):
+    model, train, images, labels = digits_mlp
+    effect = ablation_effect(model, images, labels, "2", units=[], method=method, reference=train)
+    assert effect.ablated_accuracy == effect.clean_accuracy
+    assert effect.ablated_loss == effect.clean_loss
+    assert effect.true_logit_change == 0.0 and effect.loss_effect_size == 0.0
+    assert all(change == 0.0 for change in effect.per_class_loss_change)
+
+
+def test_zero_ablation_equals_deleting_the_unit_from_the_weights(digits_mlp):
+    model, _, images, labels = digits_mlp
+    pruned = copy.deepcopy(model)
+    with torch.no_grad():
+        pruned[1].weight[[3, 7]] = 0
+        pruned[1].bias[[3, 7]] = 0
+    effect = ablation_effect(model, images, labels, "2", units=[3, 7], method="zero")
+    expected = evaluate(pruned, images, labels)
+    assert effect.ablated_loss == pytest.approx(float(expected.losses.mean()), abs=1e-6)
+    assert effect.ablated_accuracy == pytest.approx(float(expected.correct.float().mean()))
+
+
+def test_mean_ablation_moves_the_logits_along_the_units_output_weights(digits_mlp):
+    model, train, images, labels = digits_mlp
+    unit = 5
+    with torch.no_grad():
+        hidden = torch.relu(model[1](model[0](images)))[:, unit]
+        train_mean = torch.relu(model[1](model[0](train)))[:, unit].mean()
+        clean = model(images)
+        expected = clean + (train_mean - hidden)[:, None] * model[3].weight[:, unit]
+    effect = ablation_effect(model, images, labels, "2", [unit], "mean", reference=train)
+    true_change = (expected - clean).gather(1, labels[:, None])[:, 0]
+    assert effect.true_logit_change == pytest.approx(float(true_change.mean()), abs=1e-5)
+
+
+def test_resampling_from_a_single_reference_equals_patching_from_it(digits_mlp):
+    model, train, images, labels = digits_mlp
+    donor = train[:1]
+    effect = ablation_effect(model, images, labels, "2", [0, 1, 2], "resample", reference=donor)
+    patched = patch_from_donor(model, images, donor.expand(len(images), -1, -1, -1), "2", [0, 1, 2])
+    expected_loss = nn.functional.cross_entropy(patched, labels)
+    assert effect.ablated_loss == pytest.approx(float(expected_loss), abs=1e-5)
+
+
+def test_ablating_the_whole_hidden_layer_leaves_chance(digits_mlp):
+    model, train, images, labels = digits_mlp
+    effect = ablation_effect(model, images, labels, "2", units=None, method="mean", reference=train)
+    assert effect.clean_accuracy > 0.85
+    assert effect.ablated_accuracy < 0.2
+    assert effect.loss_change > 1.0 and effect.loss_effect_size > 1.0
+    assert effect.true_logit_effect_size < 0
+    counts = torch.bincount(labels, minlength=10).float()
+    overall = sum(c * n for c, n in zip(effect.per_class_accuracy_change, counts)) / counts.sum()
+    assert overall == pytest.approx(effect.accuracy_change, abs=1e-6)
+
+
+def test_each_unit_alone_does_far_less_than_all_together(digits_mlp):
+    model, train, images, labels = digits_mlp
+    effects = ablate_each_unit(model, images, labels, "2", method="zero")
+    assert [e.units for e in effects] == [[u] for u in range(24)]
+    assert max(e.loss_change for e in effects) < 1.0
+    assert sum(e.loss_change for e in effects) > 0
+
+
+def test_paired_effect_size_is_mean_over_spread():
+    change = torch.tensor([1.0, 2.0, 3.0])
+    assert paired_effect_size(change) == pytest.approx(2.0 / 1.0)
+    assert paired_effect_size(torch.zeros(5)) == 0.0
