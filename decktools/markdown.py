@@ -45,6 +45,11 @@ class Deck:
     slides: list[Slide] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)   # entry plus every imported file
 
+    @property
+    def visible_slides(self) -> list[Slide]:
+        """The slides Slidev numbers and shows (hide: true / disabled: true are left out)."""
+        return [s for s in self.slides if not (s.frontmatter.get("hide") or s.frontmatter.get("disabled"))]
+
 
 def _parse_yaml(lines: list[str], path: Path, first_line: int) -> dict:
     try:
@@ -61,22 +66,38 @@ def _parse_yaml(lines: list[str], path: Path, first_line: int) -> dict:
     return data
 
 
+def _is_fence_toggle(line: str, open_fence: str | None) -> bool:
+    fence = FENCE.match(line)
+    if not fence:
+        return False
+    return open_fence is None or (fence.group(1)[0] == open_fence[0] and len(fence.group(1)) >= len(open_fence))
+
+
+def _frontmatter_end(lines: list[str], separator: int) -> int | None:
+    """Index of the `---` closing the frontmatter that opens after `separator`, if one does."""
+    following = separator + 1
+    if following >= len(lines) or not lines[following].strip():
+        return None
+    return next((i for i in range(following, len(lines)) if lines[i].rstrip() == "---"), None)
+
+
 def split_slides(path: Path, text: str) -> tuple[dict, list[Slide]]:
     """(headmatter, slides) of one markdown file."""
     lines = text.split("\n")
-    blocks, start, in_fence = [], 0, None
-    for index, line in enumerate(lines):
-        fence = FENCE.match(line)
-        if fence and (in_fence is None or fence.group(1)[0] == in_fence[0] and len(fence.group(1)) >= len(in_fence)):
-            in_fence = None if in_fence else fence.group(1)
-        elif in_fence is None and line.rstrip() == "---" and index > start:
-            blocks.append((start, index))
-            start = index
-    blocks.append((start, len(lines)))
-    slides = [_read_block(path, lines, a, b) for a, b in blocks]
-    headmatter: dict = {}
-    if lines and lines[0].rstrip() == "---" and slides:
-        headmatter = slides[0].frontmatter
+    starts, index, open_fence = [0], 0, None
+    if lines and lines[0].rstrip() == "---":
+        index = (_frontmatter_end(lines, 0) or 0) + 1
+    while index < len(lines):
+        line = lines[index]
+        if _is_fence_toggle(line, open_fence):
+            open_fence = None if open_fence else FENCE.match(line).group(1)
+        elif open_fence is None and line.rstrip() == "---":
+            starts.append(index)
+            index = _frontmatter_end(lines, index) or index
+        index += 1
+    bounds = list(zip(starts, starts[1:] + [len(lines)]))
+    slides = [_read_block(path, lines, a, b) for a, b in bounds]
+    headmatter = slides[0].frontmatter if lines and lines[0].rstrip() == "---" else {}
     return headmatter, slides
 
 

@@ -16,6 +16,7 @@ Code (fenced and inline) is left exactly as written. Preparing refuses a deck th
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -26,7 +27,8 @@ import yaml
 
 from decktools import references
 from decktools.bib import Bibliography
-from decktools.check import DEFAULT_BIB, check_deck
+from decktools.check import DEFAULT_BIB, REPO_ROOT, check_deck
+from decktools.deckmeta import deck_meta
 from decktools.markdown import code_mask
 from decktools.numbers import format_measured
 from decktools.problems import errors
@@ -125,7 +127,7 @@ def with_offline_headmatter(text: str, headmatter: dict) -> str:
     return "\n".join(["---", dumped] + lines[close:])
 
 
-def prepare_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB) -> Path:
+def prepare_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB, models_dir: Path | None = None) -> Path:
     """Check, then write the prepared deck and the served bibliography; return the prepared entry."""
     report = check_deck(deck_path, bib_path)
     failed = errors(report.problems)
@@ -136,9 +138,11 @@ def prepare_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB) -> Path:
     for path in deck.files:
         text = prepare_file(path, deck, report.bibliography, figures_dir)
         if path == deck.entry and deck.headmatter:
-            text = with_offline_headmatter(text, deck.headmatter)
+            text = with_offline_headmatter(text, {**deck.headmatter, "deckMeta": f"deck-meta/{deck_path.stem}.json"})
         write_atomic(prepared_name(path), text)
     write_atomic(deck_path.parent / "public" / "biblio" / "citations.bib", bib_path.read_bytes())
+    meta = deck_meta(deck, figures_dir, models_dir or REPO_ROOT / "models")
+    write_atomic(deck_path.parent / "public" / "deck-meta" / f"{deck_path.stem}.json", json.dumps(meta, indent=1))
     return prepared_name(deck_path)
 
 

@@ -1,0 +1,71 @@
+"""What presenter mode shows beside each slide: its time budget and where its figures came from.
+
+prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk/global-top.vue)
+reads it. For every slide: number, title, planned seconds. For every generated figure on a slide:
+the script and function that made it, the models it read with their checkpoint hashes, the input
+hash, device, seconds, engine commit, time, the command that regenerates it, and whether its
+inputs have changed since (stale). Staleness is computed now, with the runner's own rules.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from decktools import references
+from decktools.markdown import Deck
+from decktools.rehearse import plan_deck
+from figures_src.discover import FigureSpecError, discover_figures
+from figures_src.staleness import Manifest, figure_inputs, stale_reason
+
+FIGURE_PATH = re.compile(r"^/?figures/([\w.-]+)/([\w.-]+)\.\w+$")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def figures_on_slides(deck: Deck) -> dict[int, list[str]]:
+    """{slide number: [figure ids shown on it]} from the slides' image references."""
+    shown: dict[int, list[str]] = {}
+    for number, slide in enumerate(deck.visible_slides, start=1):
+        single = Deck(deck.entry, deck.headmatter, [slide])
+        for ref in references.assets(single):
+            match = FIGURE_PATH.match(ref.target)
+            if match and f"{match.group(1)}/{match.group(2)}" not in shown.get(number, []):
+                shown.setdefault(number, []).append(f"{match.group(1)}/{match.group(2)}")
+    return shown
+
+
+def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path) -> dict[str, dict]:
+    manifest = Manifest.load(figures_dir / "manifest.json")
+    try:
+        specs = discover_figures(REPO_ROOT / "figures_src", REPO_ROOT)
+    except FigureSpecError:
+        specs = {}
+    provenance = {}
+    for figure_id in sorted(figure_ids):
+        entry = manifest.figures.get(figure_id)
+        if entry is None:
+            provenance[figure_id] = {"stale": True, "why": "not in the manifest: run make figures"}
+            continue
+        why = "no script declares it any more"
+        if figure_id in specs:
+            try:
+                inputs = figure_inputs(specs[figure_id], entry["inputs"]["profile"], REPO_ROOT, models_dir)
+                why = stale_reason(specs[figure_id], inputs, manifest, figures_dir)
+            except FileNotFoundError as error:
+                why = str(error)
+        provenance[figure_id] = {
+            "script": entry["script"], "make": entry["make"], "models": {
+                name: hashes["checkpoint"][:12] for name, hashes in entry["inputs"]["models"].items()},
+            "input_hash": entry["inputs"]["input_hash"][:12], "profile": entry["inputs"]["profile"],
+            "device": entry["device"], "seconds": entry["seconds"], "engine_commit": entry["engine_commit"],
+            "time": entry["time"], "command": entry["command"], "stale": why is not None, "why": why}
+    return provenance
+
+
+def deck_meta(deck: Deck, figures_dir: Path, models_dir: Path, words_per_minute: float = 130.0) -> dict:
+    shown = figures_on_slides(deck)
+    slides = [{"number": plan.number, "title": plan.title, "budget": round(plan.seconds, 1),
+               "section": plan.section, "figures": shown.get(plan.number, [])}
+              for plan in plan_deck(deck, words_per_minute)]
+    figure_ids = {f for ids in shown.values() for f in ids}
+    return {"deck": deck.entry.stem, "duration": deck.headmatter.get("duration"), "slides": slides,
+            "figures": figure_provenance(figure_ids, figures_dir, models_dir)}
