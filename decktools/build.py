@@ -26,8 +26,6 @@ from decktools.prepare import prepare_deck, write_atomic
 STAMP = ".build-inputs"
 NOT_INPUTS = {"node_modules", ".slidev", "dist"}
 SLIDE_ROUTES = ("", "presenter/", "notes/", "print/")  # "" is the audience view, /5
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"]
 
 
 def output_dir(deck_path: Path) -> Path:
@@ -46,12 +44,16 @@ def inputs_hash(talk_dir: Path, prepared: Path) -> str:
     return digest.hexdigest()
 
 
-def slidev(talk_dir: Path, *args: str) -> None:
+def slidev_command(talk_dir: Path, *args: str) -> list[str]:
     binary = (talk_dir / "node_modules" / ".bin" / "slidev").resolve()
     if not binary.exists():
         raise SystemExit(f"{binary} not found: run `make node` (npm ci in talk/)")
+    return [str(binary), *args]
+
+
+def slidev(talk_dir: Path, *args: str) -> None:
     env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1", NODE_OPTIONS="--max-old-space-size=4096")
-    result = subprocess.run([str(binary), *args], cwd=talk_dir, env=env)
+    result = subprocess.run(slidev_command(talk_dir, *args), cwd=talk_dir, env=env)
     if result.returncode != 0:
         raise SystemExit(f"slidev {args[0]} failed (exit {result.returncode}); see its output above")
 
