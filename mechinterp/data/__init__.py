@@ -1,0 +1,83 @@
+"""Offline datasets: one call gives labelled images as tensors; nothing is downloaded.
+
+    from mechinterp.data import load_dataset, natural_patches
+    train = load_dataset("shapes", "train")       # LabelledImages: .images (N,3,32,32) in [0,1]
+    test = load_dataset("digits", "test")         # (N,1,8,8) sklearn handwritten digits
+    mnist = load_dataset("mnist", "train", root="data")   # user files; see data/files.py
+    patches = natural_patches(16, 1000, seed=0)   # skimage photograph patches (N,3,16,16)
+
+Names: "shapes" (procedural coloured shapes, data/shapes.py), "digits" (sklearn load_digits),
+"mnist" and "cifar10" (files in the data directory), "torchvision:<Dataset>" (torchvision's
+dataset classes, where torchvision imports). The shapes dataset takes options: count and seed
+(defaults: 8,000 training images from seed 0, 2,000 test images from a different seed).
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mechinterp.data.patches import natural_patches
+
+SHAPES_SPLITS = {"train": {"count": 8000, "seed": 0}, "test": {"count": 2000, "seed": 1_000_003}}
+DATASET_NAMES = ("shapes", "digits", "mnist", "cifar10", "torchvision:<Dataset>")
+
+__all__ = ["LabelledImages", "load_dataset", "natural_patches", "DATASET_NAMES"]
+
+
+@dataclass
+class LabelledImages:
+    images: torch.Tensor          # float32 (N, C, H, W) in [0, 1]
+    labels: torch.Tensor          # int64 (N,)
+    class_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index) -> "LabelledImages":
+        """A subset (slice, index list or boolean mask) with the same class names."""
+        return LabelledImages(self.images[index], self.labels[index], self.class_names)
+
+
+@functools.lru_cache(maxsize=8)
+def _shapes_uint8(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from mechinterp.data.shapes import make_shapes
+    images, labels = make_shapes(count, seed)
+    images.setflags(write=False)
+    return images, labels
+
+
+def _load_shapes(split: str, count: int | None = None, seed: int | None = None):
+    from mechinterp.data.shapes import CLASS_NAMES
+    settings = {**SHAPES_SPLITS[split], **({"count": count} if count else {}),
+                **({"seed": seed} if seed is not None else {})}
+    images, labels = _shapes_uint8(settings["count"], settings["seed"])
+    tensor = torch.from_numpy(images.transpose(0, 3, 1, 2).astype(np.float32) / 255.0)
+    return tensor, labels, list(CLASS_NAMES)
+
+
+def _load_arrays(name: str, split: str, root, options: dict):
+    if name == "shapes":
+        return _load_shapes(split, **options)
+    if name == "digits":
+        from mechinterp.data.digits import CLASS_NAMES, load_digits_split
+        return (*load_digits_split(split), list(CLASS_NAMES))
+    from mechinterp.data import files
+    if name == "mnist":
+        return files.load_mnist(split, root)
+    if name == "cifar10":
+        return files.load_cifar10(split, root)
+    if name.startswith("torchvision:"):
+        return files.load_torchvision(name.split(":", 1)[1], split, root)
+    raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(DATASET_NAMES)}")
+
+
+def load_dataset(name: str, split: str, root=None, **options) -> LabelledImages:
+    """Labelled images of dataset `name`, split "train" or "test" (see the module docstring)."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    images, labels, class_names = _load_arrays(name, split, root, options)
+    images = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32)
+    return LabelledImages(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), class_names)
