@@ -1,0 +1,159 @@
+"""Random transformations the visualisation must survive: a prior towards robust, natural patterns.
+
+Each optimisation step shows the model a randomly padded, jittered, scaled and rotated copy of the
+image; a pattern that only works at one exact pixel offset (high-frequency "cheating") stops
+working, a real feature keeps working (Olah et al. 2017, "Transformation robustness"; Lucid's
+transform.py). Everything here is plain torch (pad, indexing, affine_grid, grid_sample), so it is
+differentiable and runs on any device.
+
+Every image of the batch draws its own random numbers from its own seeded generator, so image i is
+transformed the same way whether it is rendered alone or in a batch of 256:
+
+    random = PerImageRandom(seeds=[0, 1, 2, 3])
+    transform = standard_transforms(image_size=32)      # pad, jitter, scale+rotate, jitter
+    shown = transform(images, random)                   # same size as images
+
+A transform is any callable (images, random) -> images; Compose chains them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+# Lucid's standard choices: scales 0.9 ... 1.1, angles -10 ... 10 degrees with extra weight on 0.
+LUCID_SCALES = tuple(1 + (i - 5) / 50 for i in range(11))
+LUCID_ANGLES = tuple(range(-10, 11)) + (0,) * 5
+# Seeds of the transform generators are offset from the image seeds so the two streams differ.
+TRANSFORM_SEED_OFFSET = 1_000_003
+
+
+class PerImageRandom:
+    """One CPU generator per image: image i's draws depend on seeds[i] only (batch-size independent)."""
+
+    def __init__(self, seeds: Sequence[int]):
+        self.generators = [torch.Generator().manual_seed(int(s) + TRANSFORM_SEED_OFFSET) for s in seeds]
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def integers(self, high: int) -> torch.Tensor:
+        """One integer in [0, high) per image."""
+        return torch.cat([torch.randint(0, high, (1,), generator=g) for g in self.generators])
+
+    def choice(self, values: Sequence[float]) -> torch.Tensor:
+        """One element of `values` per image (float tensor)."""
+        table = torch.tensor(values, dtype=torch.float32)
+        return table[self.integers(len(values))]
+
+
+def _check_batch(images: torch.Tensor, random: PerImageRandom) -> None:
+    if images.shape[0] != len(random):
+        raise ValueError(f"{images.shape[0]} images but {len(random)} random generators")
+
+
+@dataclass
+class Pad:
+    """Pad every side by `width` pixels of a constant value (mid-grey by default)."""
+    width: int
+    value: float = 0.5
+
+    def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
+        return F.pad(images, [self.width] * 4, mode="constant", value=self.value)
+
+
+@dataclass
+class Jitter:
+    """Random crop that removes `shift` pixels from each dimension: a random translation of 0..shift."""
+    shift: int
+
+    def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
+        _check_batch(images, random)
+        batch, channels, height, width = images.shape
+        out_height, out_width = height - self.shift, width - self.shift
+        offset_y = random.integers(self.shift + 1).to(images.device)
+        offset_x = random.integers(self.shift + 1).to(images.device)
+        rows = offset_y[:, None] + torch.arange(out_height, device=images.device)
+        cols = offset_x[:, None] + torch.arange(out_width, device=images.device)
+        # two gathers (rows, then columns) are much faster to differentiate than fancy indexing
+        images = images.gather(2, rows[:, None, :, None].expand(batch, channels, out_height, width))
+        return images.gather(3, cols[:, None, None, :].expand(batch, channels, out_height, out_width))
+
+
+def affine_resample(images: torch.Tensor, matrices: torch.Tensor, fill: float) -> torch.Tensor:
+    """Resample each image with its own (2, 3) affine map (output -> input, normalised coords).
+
+    Pixels that come from outside the image take the value `fill`."""
+    matrices = matrices.to(images.device, images.dtype)
+    grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
+    moved = F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return moved + fill
+
+
+def scale_rotate_matrices(scales: torch.Tensor, degrees: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, 2, 3) output -> input maps for zooming by `scales` and rotating by `degrees` about the centre."""
+    radians = degrees * math.pi / 180
+    cos, sin = radians.cos() / scales, radians.sin() / scales
+    # a rotation in pixel units, written in normalised coordinates (aspect ratio corrected)
+    matrices = torch.zeros(len(scales), 2, 3)
+    matrices[:, 0, 0], matrices[:, 0, 1] = cos, -sin * height / width
+    matrices[:, 1, 0], matrices[:, 1, 1] = sin * width / height, cos
+    return matrices
+
+
+@dataclass
+class RandomScaleRotate:
+    """Zoom by a factor drawn from `scales` and rotate by an angle drawn from `angles` (degrees),
+    about the centre, in one resampling (size kept; uncovered pixels take `fill`)."""
+    scales: Sequence[float] = LUCID_SCALES
+    angles: Sequence[float] = LUCID_ANGLES
+    fill: float = 0.5
+
+    def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
+        _check_batch(images, random)
+        scales, degrees = random.choice(self.scales), random.choice(self.angles)
+        matrices = scale_rotate_matrices(scales, degrees, *images.shape[-2:])
+        return affine_resample(images, matrices, self.fill)
+
+
+def random_scale(scales: Sequence[float] = LUCID_SCALES, fill: float = 0.5) -> RandomScaleRotate:
+    """Zoom only."""
+    return RandomScaleRotate(scales=scales, angles=(0,), fill=fill)
+
+
+def random_rotate(angles: Sequence[float] = LUCID_ANGLES, fill: float = 0.5) -> RandomScaleRotate:
+    """Rotate only."""
+    return RandomScaleRotate(scales=(1.0,), angles=angles, fill=fill)
+
+
+@dataclass
+class Compose:
+    """Apply transforms in order."""
+    transforms: Sequence[Callable]
+
+    def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
+        for transform in self.transforms:
+            images = transform(images, random)
+        return images
+
+
+def standard_transforms(image_size: int) -> Compose:
+    """Lucid's standard set, scaled to the image: pad p, jitter p, scale and rotate, jitter p.
+
+    Lucid pads 12 and jitters 8 and 4 pixels at 224 px; here p = image_size / 16 (2 px at 32 px),
+    and the two jitters remove exactly the padding, so the model sees images of its input size."""
+    pad = max(1, round(image_size / 16))
+    return Compose([Pad(pad), Jitter(pad), RandomScaleRotate(), Jitter(pad)])
+
+
+def jitter_only(image_size: int) -> Compose:
+    """The classic regularised baseline's transform: pad and jitter back to the original size."""
+    pad = max(1, round(image_size / 16))
+    return Compose([Pad(pad), Jitter(2 * pad)])
+
+
+def no_transforms(images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
+    return images
