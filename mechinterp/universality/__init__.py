@@ -1,0 +1,16 @@
+"""Universality and representations: compare what different models compute, and read it out.
+
+One module per idea:
+  activations   a model's activations at named layers over a dataset, batch by batch (hooks.capture)
+  similarity    linear / RBF CKA (biased and debiased HSIC), SVCCA, mutual k-NN alignment,
+                streamed linear CKA, layer-by-layer similarity matrices between two models
+  matching      unit matching across models (correlation + optimal assignment vs a shuffled
+                baseline) and the layer-correspondence test of Kornblith et al. 2019
+  filters       first-layer filters of models; ICA and sparse-coding filters of natural patches
+  probes        linear probes per layer against chance and a shuffled-label control task
+  tcav          concept activation vectors, TCAV scores, significance over random concepts
+  geometry      PCA spectrum and intrinsic dimension, 2-D embeddings, clustering purity,
+                interpolation paths between inputs
+  adversarial   FGSM and PGD (L-inf, L2), success against epsilon, the activation change read
+                through a sparse autoencoder, adversarial paths between classes
+"""
