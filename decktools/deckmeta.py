@@ -33,10 +33,11 @@ def figures_on_slides(deck: Deck) -> dict[int, list[str]]:
     return shown
 
 
-def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path) -> dict[str, dict]:
+def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,
+                      scripts_dir: Path = REPO_ROOT / "figures_src") -> dict[str, dict]:
     manifest = Manifest.load(figures_dir / "manifest.json")
     try:
-        specs = discover_figures(REPO_ROOT / "figures_src", REPO_ROOT)
+        specs = discover_figures(scripts_dir, REPO_ROOT)
     except FigureSpecError:
         specs = {}
     provenance = {}

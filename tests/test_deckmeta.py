@@ -1,0 +1,33 @@
+"""Presenter provenance: what made each figure, and whether its inputs changed since.
+
+Figures are made by the real runner over scripts in a temporary folder; the provenance that
+presenter mode shows must match the manifest and flag a figure stale after its script changes.
+"""
+import json
+
+from decktools.deckmeta import figure_provenance, figures_on_slides
+from decktools.markdown import read_deck
+from tests.test_runner import ALPHA, run_runner, workspace  # noqa: F401  (fixture)
+
+
+def test_provenance_matches_manifest_and_flags_stale(workspace):
+    scripts, figures, models = workspace
+    assert run_runner(workspace).returncode == 0
+    fresh = figure_provenance({"alpha/one", "alpha/two"}, figures, models, scripts)
+    manifest = json.loads((figures / "manifest.json").read_text())["figures"]
+    assert fresh["alpha/one"]["stale"] is False and fresh["alpha/one"]["why"] is None
+    assert fresh["alpha/two"]["models"] == {"m1": manifest["alpha/two"]["inputs"]["models"]["m1"]["checkpoint"][:12]}
+    assert fresh["alpha/one"]["command"] == "make figures ONLY='alpha/one' FORCE=1"
+    # the runner records quick-profile outputs; provenance re-hashes with that same profile
+    (scripts / "alpha.py").write_text(ALPHA + "\n# edited after the figure was made\n")
+    changed = figure_provenance({"alpha/one"}, figures, models, scripts)
+    assert changed["alpha/one"]["stale"] is True and "script" in changed["alpha/one"]["why"]
+    missing = figure_provenance({"gamma/none"}, figures, models, scripts)
+    assert missing["gamma/none"]["stale"] is True
+
+
+def test_figures_on_slides_by_number(tmp_path):
+    deck = tmp_path / "deck.md"
+    deck.write_text("---\ntitle: x\n---\n\n# One\n\n---\nhide: true\n---\n\n![](/figures/a/hidden.png)\n\n---\n\n"
+                    "# Three\n\n![](/figures/zoo/accuracy.png) <img src=\"/figures/featvis/grid.png\"/>\n")
+    assert figures_on_slides(read_deck(deck)) == {2: ["zoo/accuracy", "featvis/grid"]}
