@@ -48,16 +48,18 @@ def components_for_variance(spectrum, fraction: float = 0.9) -> int:
 
 
 def twonn_dimension(features, discard_fraction: float = 0.1) -> float:
-    """TwoNN estimate: the ratio mu = r2 / r1 of each point's two nearest-neighbour distances is
-    Pareto(d) distributed on a d-dimensional manifold, so d = N / sum(log mu) (largest 10% of mu
-    dropped, as Facco et al. do, against outliers). Duplicate points are removed first."""
+    """TwoNN estimate (Facco et al. 2017). On a d-dimensional manifold the ratio mu = r2 / r1 of
+    each point's two nearest-neighbour distances has CDF F(mu) = 1 - mu^-d, so d is the slope of
+    -log(1 - F) against log(mu) through the origin, fitted without the largest 10% of mu (which
+    outliers and density changes dominate). Duplicate points are removed first."""
     rows = np.unique(_rows(features), axis=0)
     with small_blas():
         distances, _ = NearestNeighbors(n_neighbors=3).fit(rows).kneighbors(rows)
-    mu = distances[:, 2] / np.maximum(distances[:, 1], 1e-12)
-    mu = np.sort(mu[np.isfinite(mu) & (mu > 1)])
-    mu = mu[: int(len(mu) * (1 - discard_fraction))]
-    return float(len(mu) / np.log(mu).sum())
+    mu = np.sort(distances[:, 2] / np.maximum(distances[:, 1], 1e-12))
+    empirical_cdf = np.arange(1, len(mu) + 1) / len(mu)
+    kept = slice(0, int(len(mu) * (1 - discard_fraction)))
+    x, y = np.log(mu[kept]), -np.log(1 - empirical_cdf[kept])
+    return float((x * y).sum() / (x * x).sum())
 
 
 def embed_2d(features, method: str = "tsne", seed: int = 0) -> np.ndarray:

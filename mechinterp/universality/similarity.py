@@ -53,8 +53,15 @@ def rbf_gram(x, threshold: float = 1.0) -> torch.Tensor:
     dots = linear_gram(x)
     squared_norms = dots.diagonal()
     squared_distances = (squared_norms[:, None] + squared_norms[None, :] - 2 * dots).clamp_min(0)
-    median = squared_distances.median()
+    median = _median(squared_distances.flatten())
     return torch.exp(-squared_distances / (2 * threshold ** 2 * median))
+
+
+def _median(values: torch.Tensor) -> torch.Tensor:
+    """numpy's median (mean of the two middle values for an even count); torch.median takes the lower."""
+    middle = (len(values) + 1) // 2
+    lower = values.kthvalue(middle).values
+    return lower if len(values) % 2 else (lower + values.kthvalue(middle + 1).values) / 2
 
 
 def center_gram(gram: torch.Tensor) -> torch.Tensor:

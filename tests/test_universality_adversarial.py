@@ -1,0 +1,100 @@
+"""FGSM and PGD on a real (small) digits classifier; the activation change read through an SAE."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+
+from mechinterp.universality.adversarial import (
+    adversarial_path, attack_success_rate, feature_preferred_class, fgsm, hijacked_features, pgd,
+    success_vs_epsilon)
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    digits = load_digits()
+    images = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
+    labels = torch.tensor(digits.target)
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module("flatten", nn.Flatten())
+    model.add_module("fc1", nn.Linear(64, 32))
+    model.add_module("relu1", nn.ReLU())
+    model.add_module("fc2", nn.Linear(32, 10))
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(80):
+        optimiser.zero_grad()
+        F.cross_entropy(model(images[:1400]), labels[:1400]).backward()
+        optimiser.step()
+    model.eval()
+    test_images, test_labels = images[1400:1600], labels[1400:1600]
+    with torch.no_grad():
+        assert (model(test_images).argmax(1) == test_labels).float().mean() > 0.85
+    return model, test_images, test_labels
+
+
+def test_attacks_at_epsilon_zero_change_nothing(digits_model):
+    model, images, labels = digits_model
+    assert torch.equal(fgsm(model, images, labels, 0.0), images)
+    assert torch.equal(pgd(model, images, labels, 0.0, norm="linf"), images)
+    assert torch.equal(pgd(model, images, labels, 0.0, norm="l2"), images)
+    assert attack_success_rate(model, images, labels, images) == 0.0
+
+
+@pytest.mark.parametrize("attack,epsilons", [("fgsm", [0, 0.05, 0.1, 0.2]),
+                                             ("pgd_linf", [0, 0.05, 0.1, 0.2]),
+                                             ("pgd_l2", [0, 0.5, 1.0, 2.0])])
+def test_success_grows_with_epsilon(digits_model, attack, epsilons):
+    model, images, labels = digits_model
+    rates = success_vs_epsilon(model, images, labels, epsilons, attack)
+    assert rates[0] == 0.0
+    assert all(later >= earlier - 0.02 for earlier, later in zip(rates, rates[1:]))
+    assert rates[-1] > 0.5
+
+
+def test_perturbations_stay_in_their_ball_and_in_the_image_range(digits_model):
+    model, images, labels = digits_model
+    linf = pgd(model, images, labels, 0.1, norm="linf", steps=5)
+    assert (linf - images).abs().max() <= 0.1 + 1e-6
+    l2 = pgd(model, images, labels, 1.0, norm="l2", steps=5)
+    assert (l2 - images).flatten(1).norm(dim=1).max() <= 1.0 + 1e-5
+    assert l2.min() >= 0 and l2.max() <= 1
+    pgd_rate = attack_success_rate(model, images, labels, pgd(model, images, labels, 0.1, steps=10))
+    fgsm_rate = attack_success_rate(model, images, labels, fgsm(model, images, labels, 0.1))
+    assert pgd_rate >= fgsm_rate           # iterating inside the same ball does at least as well
+
+
+class UnitSAE:
+    """A stand-in SAE whose features are the positive and negative parts of each unit: the
+    decomposition is then known exactly."""
+
+    def encode(self, activations):
+        return torch.cat([activations.clamp_min(0), (-activations).clamp_min(0)], dim=1)
+
+
+def test_hijacked_features_name_the_planted_change():
+    clean = torch.rand(50, 6)
+    attacked = clean.clone()
+    attacked[:, 2] += 3.0          # switched on
+    attacked[:, 4] -= 5.0          # driven negative: feature 4 off, feature 6 + 4 = 10 on
+    hijack = hijacked_features(UnitSAE(), clean, attacked, top_k=2)
+    assert hijack.increased == [10, 2]
+    assert hijack.decreased[0] == 4
+    assert hijack.top_share == pytest.approx(1.0)
+
+
+def test_feature_preferred_class():
+    activations = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 2.0]])
+    assert feature_preferred_class(UnitSAE(), activations, torch.tensor([0, 0, 1]), 2)[:2].tolist() == [0, 1]
+
+
+def test_adversarial_path_reaches_the_target_class(digits_model):
+    model, images, labels = digits_model
+    image = images[0]
+    target = (int(labels[0]) + 1) % 10
+    path = adversarial_path(model, image, target, epsilon=4.0, steps=30)
+    assert path.classes[0] == int(labels[0])
+    assert path.classes[-1] == target and path.first_target_step is not None
+    assert path.target_probability[-1] > path.target_probability[0]
+    assert np.all(path.distances <= 4.0 + 1e-5)

@@ -1,0 +1,82 @@
+"""Geometry of activations: spectra, intrinsic dimension, embeddings, clustering, paths."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mechinterp.universality.geometry import (
+    clustering_purity, components_for_variance, embed_2d, interpolation_path, participation_ratio,
+    path_length, pca_spectrum, purity, twonn_dimension)
+
+
+def on_subspace(n, intrinsic, ambient, seed=0):
+    """Uniform points on an `intrinsic`-dimensional linear subspace of R^ambient."""
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.standard_normal((ambient, intrinsic)))
+    return rng.uniform(-1, 1, (n, intrinsic)) @ basis.T
+
+
+def test_participation_ratio_counts_equal_variances():
+    assert participation_ratio(np.ones(7)) == pytest.approx(7.0)
+    assert participation_ratio([1.0, 0, 0]) == pytest.approx(1.0)
+    spectrum = pca_spectrum(on_subspace(500, 3, 12))
+    assert spectrum.sum() == pytest.approx(1.0)
+    assert components_for_variance(spectrum, 0.99) == 3
+
+
+@pytest.mark.parametrize("intrinsic", [2, 5])
+def test_twonn_recovers_the_dimension_of_a_flat_manifold(intrinsic):
+    estimate = twonn_dimension(on_subspace(1500, intrinsic, 20))
+    assert estimate == pytest.approx(intrinsic, rel=0.2)
+
+
+def test_twonn_sees_a_curved_one_dimensional_manifold_as_one_dimensional():
+    angle = np.random.default_rng(1).uniform(0, 2 * np.pi, 1000)
+    spiral = np.stack([np.cos(angle), np.sin(angle), np.cos(3 * angle), np.sin(3 * angle)], 1)
+    assert twonn_dimension(spiral) == pytest.approx(1.0, rel=0.2)
+    assert participation_ratio(pca_spectrum(spiral)) > 3     # PCA calls it four-dimensional
+
+
+def blobs(n_per_class=40, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((3, 16)) * 8
+    features = np.concatenate([c + rng.standard_normal((n_per_class, 16)) for c in centres])
+    return features, np.repeat(np.arange(3), n_per_class)
+
+
+def test_purity_and_clustering_of_separated_blobs():
+    assert purity([0, 0, 1, 1], [2, 2, 3, 3]) == 1.0
+    assert purity([0, 0, 0, 0], [1, 1, 2, 2]) == 0.5
+    features, labels = blobs()
+    score, clusters = clustering_purity(features, labels, n_clusters=3)
+    assert score == 1.0 and len(clusters) == len(labels)
+
+
+@pytest.mark.parametrize("method", ["pca", "ica", "kpca", "tsne"])
+def test_every_embedding_keeps_separated_classes_apart(method):
+    features, labels = blobs(n_per_class=20)
+    embedding = embed_2d(features, method)
+    assert embedding.shape == (len(features), 2)
+    score, _ = clustering_purity(embedding, labels, n_clusters=3)
+    assert score > 0.9
+
+
+def test_interpolation_path_starts_and_ends_at_the_endpoint_classes():
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module("flatten", nn.Flatten())
+    model.add_module("fc1", nn.Linear(4, 8))
+    model.add_module("relu1", nn.ReLU())
+    model.add_module("fc2", nn.Linear(8, 3))
+    model.eval()
+    start, end = torch.randn(1, 2, 2), torch.randn(1, 2, 2)
+    path = interpolation_path(model, start, end, steps=11, layer="relu1")
+    with torch.no_grad():
+        ends = model(torch.stack([start, end])).argmax(1).tolist()
+    assert [path.classes[0], path.classes[-1]] == ends
+    assert torch.allclose(path.images[5], (start + end) / 2)
+    assert path.features.shape == (11, 8)
+    travelled, straight = path_length(path.features)
+    assert travelled >= straight - 1e-12
+    with pytest.raises(ValueError, match="unknown embedding"):
+        embed_2d(np.zeros((5, 3)), "umap")
