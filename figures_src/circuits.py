@@ -79,6 +79,7 @@ FIGURES = {
 }
 
 SIGNED = "RdBu_r"
+DETECTOR_NAMES = {"arc": "curve", "corner": "corner"}
 EXCITE, INHIBIT = "#B2182B", "#2166AC"     # the red and blue ends of RdBu_r
 
 
@@ -247,9 +248,10 @@ def draw_circuit(circuit, inputs, first_conv, images, source_acts, target_crops,
         axis = fig.add_subplot(target_grid[row])
         show_rgb(axis, crop)
         if row == 0:
-            axis.set_title(f"{layer} unit {unit}\n({kind} detector)", fontsize=13)
-    fig.suptitle(f"A {kind} detector read off the weights: layer-1 units → {layer} unit {unit}",
-                 fontsize=17)
+            axis.set_title(f"{layer} unit {unit}", fontsize=13)
+    name = DETECTOR_NAMES.get(kind, kind)
+    fig.suptitle(f"A {name} detector read off the weights: layer-1 units → {layer} unit {unit}",
+                 fontsize=17, y=1.04)
     return fig
 
 
@@ -271,6 +273,8 @@ def make_ablation(ctx):
     return {"model": "shapes-cnn-a", "layer": layer, "images": len(images),
             "clean_accuracy": effects["zero"][0].clean_accuracy, "ranked_units": shown,
             "top_unit": shown[0], "top_unit_mean": effects["mean"][shown[0]].to_dict(),
+            "top_unit_zero": effects["zero"][shown[0]].to_dict(),
+            "top_unit_resample": effects["resample"][shown[0]].to_dict(),
             "top_three_mean": top_three.to_dict(),
             "per_unit": {m: [e.to_dict() for e in effects[m]] for m in METHODS}}
 
@@ -283,11 +287,12 @@ def draw_ablation(effects, shown, top_three, class_names, layer):
         changes = [effects[method][u].loss_change for u in shown]
         left.bar(positions + offset, changes, width, label=method)
     for position, unit in zip(positions, shown):
-        size = effects["mean"][unit].loss_effect_size
-        left.annotate(f"d={size:.1f}", (position, effects["mean"][unit].loss_change),
-                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=10)
+        top = max(effects[m][unit].loss_change for m in ("zero", "mean", "resample"))
+        left.annotate(f"d={effects['mean'][unit].loss_effect_size:.2f}", (position, top),
+                      textcoords="offset points", xytext=(0, 4), ha="center", fontsize=10)
     left.set_xticks(positions, [str(u) for u in shown])
-    left.set_xlabel(f"{layer} unit (ranked)")
+    left.set_xlabel(f"{layer} unit, ranked by mean ablation\n(d: effect size of mean ablation)",
+                    fontsize=14)
     left.set_ylabel("loss increase (nats)")
     left.legend(title="ablation")
     left.set_title("One unit at a time")
@@ -348,8 +353,7 @@ def draw_patching(heat, target_name, donor_name):
                                                 gridspec_kw={"width_ratios": [12, 1]})
     ranked = np.sort(np.nan_to_num(heat.values.numpy(), nan=-np.inf), axis=1)[:, ::-1]
     ranked = np.where(np.isinf(ranked), np.nan, ranked)
-    limit = max(float(np.nanmax(np.abs(ranked))), 1e-3)
-    image = grid_axis.imshow(ranked, cmap=SIGNED, vmin=-limit, vmax=limit, aspect="auto",
+    image = grid_axis.imshow(ranked, cmap=SIGNED, vmin=-1, vmax=1, aspect="auto",
                              interpolation="nearest")
     grid_axis.set_yticks(range(len(heat.layers)), heat.layers)
     grid_axis.set_xlabel("units, ranked by recovered logit difference")
@@ -357,7 +361,8 @@ def draw_patching(heat, target_name, donor_name):
     whole = heat.whole_layer.numpy()[:, None]
     whole_axis.imshow(whole, cmap=SIGNED, vmin=-1, vmax=1, aspect="auto")
     for row, value in enumerate(whole[:, 0]):
-        whole_axis.text(0, row, f"{value:.2f}", ha="center", va="center", fontsize=13)
+        whole_axis.text(0, row, f"{value:.2f}", ha="center", va="center", fontsize=13,
+                        color="white" if abs(value) > 0.6 else "black")
     whole_axis.set_xticks([0], ["whole\nlayer"])
     fig.colorbar(image, ax=[grid_axis, whole_axis], label="recovered fraction", fraction=0.04)
     return fig
@@ -379,17 +384,19 @@ def one_per_class(model, images, labels, class_names, wanted):
 
 
 def make_integrated_gradients(ctx):
-    from mechinterp.circuits.attribution import integrated_gradients, layer_integrated_gradients
+    from mechinterp.circuits.attribution import (integrated_gradients, layer_integrated_gradients,
+                                                 saliency)
     model = ctx.model("shapes-cnn-a")
     images, labels, class_names = shapes_test(ctx, ctx.params["images"])
     picks = one_per_class(model, images, labels, class_names, ctx.params["classes"])
     inputs, targets = images[picks], labels[picks]
     steps = ctx.params["steps"]
     ig = integrated_gradients(model, inputs, targets, baseline=0.0, steps=steps, internal_batch_size=256)
+    gradients = saliency(model, inputs, targets, absolute=True)
     layer = model.feature_layers[1]
     layer_ig = layer_integrated_gradients(model, inputs, layer, targets, baseline=0.0, steps=steps,
                                           internal_batch_size=256)
-    ctx.save(draw_ig_maps(inputs, ig, ctx.params["classes"], steps))
+    ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps))
     unit_totals = layer_ig.attributions.flatten(2).sum(2)
     return {"model": "shapes-cnn-a", "steps": steps, "rule": "gausslegendre", "baseline": "black image",
             "classes": ctx.params["classes"],
@@ -401,17 +408,20 @@ def make_integrated_gradients(ctx):
             "layer_top_units": unit_totals.argsort(1, descending=True)[:, :3].tolist()}
 
 
-def draw_ig_maps(inputs, ig, class_names, steps):
-    fig, axes = plt.subplots(2, len(inputs), figsize=(10, 5.6))
+def draw_ig_maps(inputs, gradients, ig, class_names, steps):
+    fig, axes = plt.subplots(3, len(inputs), figsize=(9, 7))
     maps = ig.attributions.sum(1).detach().cpu().numpy()
+    sensitivity = gradients.sum(1).detach().cpu().numpy()
     for column, name in enumerate(class_names):
         show_rgb(axes[0, column], inputs[column])
         axes[0, column].set_title(name)
-        show_signed(axes[1, column], maps[column])
+        axes[1, column].imshow(sensitivity[column], cmap="viridis", interpolation="nearest")
+        no_ticks(axes[1, column])
+        show_signed(axes[2, column], maps[column])
         gap = float(ig.relative_gap[column]) * 100
-        axes[1, column].set_xlabel(f"gap {gap:.2f}%", fontsize=13)
-    axes[0, 0].set_ylabel("input")
-    axes[1, 0].set_ylabel("IG")
+        axes[2, column].set_xlabel(f"gap {gap:.2f}%", fontsize=14)
+    for row, label in enumerate(["input", "|gradient|", "IG"]):
+        axes[row, 0].set_ylabel(label)
     fig.suptitle(f"Integrated gradients from a black image ({steps} Gauss–Legendre steps)", fontsize=17)
     return fig
 
@@ -430,7 +440,11 @@ def make_ig_convergence(ctx):
             gaps[rule].append(float(result.relative_gap.mean()))
     fig, axis = plt.subplots(figsize=(10, 5.6))
     for rule in RULES:
-        axis.loglog(ctx.params["steps"], np.array(gaps[rule]) * 100, marker="o", label=rule.replace("_", " "))
+        axis.plot(ctx.params["steps"], np.array(gaps[rule]) * 100, marker="o", label=rule.replace("_", " "))
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xticks(ctx.params["steps"], [str(s) for s in ctx.params["steps"]])
+    axis.minorticks_off()
     axis.set_xlabel("steps along the path")
     axis.set_ylabel("completeness gap (% of F(x) − F(x′))")
     axis.set_title("More steps, smaller gap: the attributions add up")
@@ -521,35 +535,64 @@ def draw_pairs(pairs, image, chosen, highlight, other, title, what="adds"):
         text_axis.axis("off")
         text_axis.text(0.5, 0.5, f"{what} {pair.contribution:+.2f}\n{abs(pair.share) * 100:.0f}% of all",
                        ha="center", va="center", fontsize=13)
+    if other is not None:
+        digit_axis.set_xlabel(f"red: votes for {highlight}\nblue: votes for {other}", fontsize=12)
     fig.suptitle(title, fontsize=17)
     return fig
 
 
+def silence_pushers(model, image, units):
+    """Predictions after silencing the first 1, 2, ... of `units` in relu1 (the test of the story)."""
+    from mechinterp.hooks import intervene, zero_units
+    answers = []
+    for count in range(1, len(units) + 1):
+        with torch.no_grad(), intervene(model, {"relu1": zero_units(units[:count])}):
+            answers.append(int(model(image[None]).argmax(1)))
+    return answers
+
+
+def clearest_mistake(model, pairs, images, labels, predicted, count):
+    """The mistake fixed by silencing the fewest of its top pushers (ties: the largest margin).
+
+    Returns (index, pushers, predictions after silencing 1..count pushers, pushers needed)."""
+    from mechinterp.circuits.key_value import wrong_class_pushers
+    logits = pairs.logits(images)
+    best = None
+    for index in torch.nonzero(predicted != labels).flatten().tolist():
+        true, guess = int(labels[index]), int(predicted[index])
+        pushers = wrong_class_pushers(pairs, images[index], true, guess, count=count)
+        answers = silence_pushers(model, images[index], [p.unit for p in pushers])
+        needed = next((k + 1 for k, answer in enumerate(answers) if answer == true), count + 1)
+        margin = float(logits[index, guess] - logits[index, true])
+        if best is None or (needed, -margin) < (best[3], -best[4]):
+            best = (index, pushers, answers, needed, margin)
+    if best is None:
+        raise ValueError("digits-mlp classifies every test digit correctly: nothing to explain")
+    return best
+
+
 def make_kv_wrong(ctx):
     from mechinterp.circuits.key_value import wrong_class_pushers
-    _, pairs, images, labels, predicted, errors = digits_pairs(ctx)
-    logits = pairs.logits(images)
-    wrong = torch.nonzero(predicted != labels).flatten()
-    if len(wrong) == 0:
-        raise ValueError("digits-mlp classifies every test digit correctly: nothing to explain")
-    rows = torch.arange(len(images), device=logits.device)
-    margins = (logits[rows, predicted] - logits[rows, labels])[wrong]
-    index = int(wrong[margins.argmax()])          # the most confident mistake
+    model, pairs, images, labels, predicted, errors = digits_pairs(ctx)
+    index, pushers, after_silencing, needed, margin = clearest_mistake(
+        model, pairs, images, labels, predicted, ctx.params["pairs"])
     true, guess = int(labels[index]), int(predicted[index])
-    pushers = wrong_class_pushers(pairs, images[index], true, guess, count=ctx.params["pairs"])
     everything = wrong_class_pushers(pairs, images[index], true, guess, count=None)
-    margin = float(logits[index, guess] - logits[index, true])
     fig = draw_pairs(pairs, images[index], pushers, guess, true,
                      f"A {true} read as {guess}: the pairs that pushed {guess} above {true}",
                      what="margin")
     ctx.save(fig)
     positive = sum(p.contribution for p in everything if p.contribution > 0)
     return {"test_index": index, "true_class": true, "predicted_class": guess, "margin": margin,
+            "margin_without_top_pusher": margin - pushers[0].contribution,
+            "predictions_after_silencing_top_pushers": after_silencing,
+            "pushers_silenced_to_fix": needed if needed <= len(pushers) else None,
             "bias_difference": float(pairs.output_bias[guess] - pairs.output_bias[true]),
             "pushers": [p.to_dict() for p in pushers],
             "top_pusher": pushers[0].unit,
+            "top_pusher_margin": pushers[0].contribution,
             "top_pushers_share_of_push": sum(p.contribution for p in pushers) / positive,
-            "mistakes": len(wrong), "test_images": len(images), **errors}
+            "mistakes": int((predicted != labels).sum()), "test_images": len(images), **errors}
 
 
 def make_kv_calculation(ctx):
