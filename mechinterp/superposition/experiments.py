@@ -116,10 +116,13 @@ def phase_diagram(n_densities: int = 12, n_importances: int = 12, density_range=
 
 
 def uniform_importance_geometry(n_features: int = 50, n_hidden: int = 10, n_points: int = 16,
-                                max_inverse_density: float = 100.0,
+                                max_inverse_density: float = 100.0, inverse_densities=None,
                                 settings: TrainSettings | None = None, device=None) -> SweepResult:
-    """Equal importance, densities with 1/(1-S) log-spaced from 1 to max_inverse_density."""
-    inverse_density = np.geomspace(1.0, max_inverse_density, n_points)
+    """Equal importance; 1/(1-S) log-spaced from 1 to max_inverse_density (or as given)."""
+    if inverse_densities is None:
+        inverse_densities = np.geomspace(1.0, max_inverse_density, n_points)
+    inverse_density = np.asarray(inverse_densities, dtype=np.float64)
+    n_points = len(inverse_density)
     probability = torch.tensor(1.0 / inverse_density, dtype=torch.float32)[:, None]
     probability = probability.expand(-1, n_features)
     importance = torch.ones(n_points, n_features)
