@@ -117,24 +117,34 @@ def unit_circuit(model: nn.Module, layer: str, target_unit: int, count: int = 4,
 
 
 def expanded_weights(linear_map: Callable[[torch.Tensor], torch.Tensor], in_channels: int,
-                     radius: int, input_size: int | None = None) -> torch.Tensor:
+                     radius: int, input_size: int | None = None, device=None) -> torch.Tensor:
     """The kernel (out, in, 2r+1, 2r+1) of a stride-1 linear (or affine) map between layers.
 
     linear_map takes activations (N, in_channels, S, S) and returns (N, out, S', S'), e.g.
     `lambda a: conv_b(conv_a(a))` or `lambda a: a + block(a)`; radius bounds how far an input
-    pixel reaches. Errors if the map is not linear or reaches further than `radius`."""
+    pixel reaches. Errors if the map is not linear or reaches further than `radius`.
+    device: where to run the map (default: that of a module's parameters, else the CPU)."""
     size = input_size or 4 * radius + 3
     if size % 2 == 0 or size < 2 * radius + 1:
         raise ValueError(f"input_size must be odd and at least 2*radius+1={2 * radius + 1}")
+    device = device or _parameter_device(linear_map)
     centre = size // 2
-    impulses = torch.zeros(in_channels, in_channels, size, size)
+    impulses = torch.zeros(in_channels, in_channels, size, size, device=device)
     impulses[torch.arange(in_channels), torch.arange(in_channels), centre, centre] = 1.0
     with torch.no_grad():
-        zero = linear_map(torch.zeros(1, in_channels, size, size))
+        zero = linear_map(torch.zeros(1, in_channels, size, size, device=device))
         responses = linear_map(impulses) - zero
         doubled = linear_map(2 * impulses) - zero
     _check_linear(responses, doubled)
     return _kernel_from_responses(responses, radius)
+
+
+def _parameter_device(linear_map) -> torch.device:
+    if isinstance(linear_map, nn.Module):
+        parameter = next(linear_map.parameters(), None)
+        if parameter is not None:
+            return parameter.device
+    return torch.device("cpu")
 
 
 def _check_linear(responses: torch.Tensor, doubled: torch.Tensor) -> None:
