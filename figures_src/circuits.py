@@ -21,8 +21,8 @@ FIGURES = {
     "circuits/curve-circuit": {
         "make": "make_curve_circuit",
         "models": ["shapes-cnn-a"],
-        "params": {"quick": {"images": 600, "inputs": 4, "inhibitors": 2},
-                   "full": {"images": 2000, "inputs": 4, "inhibitors": 2}},
+        "params": {"quick": {"images": 600, "inputs": 4, "inhibitors": 2, "featvis_steps": 48},
+                   "full": {"images": 2000, "inputs": 4, "inhibitors": 2, "featvis_steps": 512}},
         "outputs": ["png"],
     },
     "circuits/ablation": {
@@ -196,6 +196,17 @@ def input_ablation_drop(model, images, source_layer, layer, units, target_unit, 
     return float(1 - after.sum() / before.sum().clamp(min=1e-8))
 
 
+def feature_pictures(model, layer, units, steps):
+    """Feature visualisations of `units` of `layer` (mechinterp.featvis), or None where the
+    featvis package is not there; the figure then shows the units' filters instead."""
+    try:
+        from mechinterp.featvis.objectives import channel
+        from mechinterp.featvis.render import render
+    except ImportError:
+        return None
+    return render(model, channel(layer, list(units)), steps=steps, progress=False).images
+
+
 def make_curve_circuit(ctx):
     from mechinterp.circuits.weights import unit_circuit
     from mechinterp.hooks import run_with_cache
@@ -206,11 +217,13 @@ def make_curve_circuit(ctx):
     circuit = unit_circuit(model, conv_layer, unit, ctx.params["inputs"], ctx.params["inhibitors"])
     inputs = circuit.excitatory + circuit.inhibitory
     _, source_cache = run_with_cache(model, images, [source_layer])
-    target_crops, target_top = top_crops(images, target_acts, unit, 3, 14)
+    target_crops, _ = top_crops(images, target_acts, unit, 3, 14)
     drop = input_ablation_drop(model, images, source_layer, layer, [s.unit for s in circuit.excitatory],
                                unit, top_indices(target_acts, unit, 16))
+    # a first-layer unit's picture is its filter; the target gets a feature visualisation
+    target_picture = feature_pictures(model, conv_layer, [unit], ctx.params["featvis_steps"])
     first_conv = dict(model.named_modules())[model.conv_layers[0]]
-    fig = draw_circuit(circuit, inputs, first_conv, images, source_cache[source_layer],
+    fig = draw_circuit(circuit, inputs, first_conv, target_picture, images, source_cache[source_layer],
                        target_crops, kind, unit, layer)
     ctx.save(fig)
     return {"model": "shapes-cnn-a", "layer": layer, "target_unit": unit, "detects": kind,
@@ -218,11 +231,14 @@ def make_curve_circuit(ctx):
             "excitatory_units": [s.unit for s in circuit.excitatory],
             "inhibitory_units": [s.unit for s in circuit.inhibitory],
             "activation_drop_when_excitatory_inputs_zeroed": drop,
+            "target_picture": "feature visualisation" if target_picture is not None else "dataset examples",
             "kernel_size": list(circuit.kernels[inputs[0].unit].shape)}
 
 
-def draw_circuit(circuit, inputs, first_conv, images, source_acts, target_crops, kind, unit, layer):
-    """Columns of input units (filter, dataset example, kernel into the target) -> the target."""
+def draw_circuit(circuit, inputs, first_conv, target_picture, images, source_acts, target_crops,
+                 kind, unit, layer):
+    """Columns of input units (filter, dataset example, kernel into the target) -> the target
+    (its feature visualisation when there is one, and its top dataset examples)."""
     fig = plt.figure(figsize=(10, 5.6))
     columns = len(inputs)
     grid = GridSpec(3, columns + 2, figure=fig, width_ratios=[1] * columns + [0.35, 1.6],
@@ -244,9 +260,10 @@ def draw_circuit(circuit, inputs, first_conv, images, source_acts, target_crops,
     fig.axes[1].set_ylabel("top\nexample", fontsize=12)
     fig.axes[2].set_ylabel(f"kernel\n→ {unit}", fontsize=12)
     target_grid = grid[:, columns + 1].subgridspec(3, 1, hspace=0.08)
-    for row, crop in enumerate(target_crops):
+    target_images = ([target_picture[0]] if target_picture is not None else []) + list(target_crops)
+    for row, picture in enumerate(target_images[:3]):
         axis = fig.add_subplot(target_grid[row])
-        show_rgb(axis, crop)
+        show_rgb(axis, picture)
         if row == 0:
             axis.set_title(f"{layer} unit {unit}", fontsize=13)
     name = DETECTOR_NAMES.get(kind, kind)
