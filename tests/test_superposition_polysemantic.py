@@ -1,0 +1,99 @@
+"""Polysemantic units: the purity score on hand-made cases, activation reading on a hand-built conv
+net, and on a real digits MLP: polysemantic neurons exist and SAE latents are purer."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from mechinterp.data import load_dataset
+from mechinterp.models.architectures import MLP
+from mechinterp.models.training import TrainingSettings, train_classifier
+from mechinterp.superposition.activations import (activation_stream, layer_vectors, to_vectors,
+                                                  unit_scores)
+from mechinterp.superposition.polysemantic import class_purity, find_polysemantic, summary
+from mechinterp.superposition.sae import ReluSAE
+from mechinterp.superposition.sae_training import train_sae
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small tensors: on a shared CPU, extra intra-op threads only wait on each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_purity_and_entropy_on_hand_made_scores():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 3])
+    scores = torch.zeros(8, 3)
+    scores[:4, 0] = torch.tensor([4.0, 3.0, 2.0, 1.0])     # unit 0: its top 4 are all class 0
+    scores[[0, 4, 6, 7], 1] = 1.0                          # unit 1: one each of classes 0..3
+    report = class_purity(scores, labels, k=4, n_classes=4)   # unit 2 never fires
+    assert report.purity[:2].tolist() == [1.0, 0.25]
+    assert report.entropy[0] == 0 and report.entropy[1] == pytest.approx(1.0)
+    assert report.top_indices[0].tolist() == [0, 1, 2, 3]
+    assert report.alive.tolist() == [True, True, False]
+    assert find_polysemantic(report, max_purity=0.5) == [1]
+    assert summary(report)["live_units"] == 2
+
+
+def test_entropy_of_a_two_class_split_is_log2_over_log_classes():
+    labels = torch.tensor([0, 1, 0, 1])
+    report = class_purity(torch.ones(4, 1) + torch.arange(4.0)[:, None], labels, k=4, n_classes=8)
+    assert float(report.entropy[0]) == pytest.approx(math.log(2) / math.log(8))
+
+
+def hand_built_conv() -> nn.Sequential:
+    conv = nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+        conv.bias.zero_()
+    return nn.Sequential(conv, nn.ReLU()).eval()
+
+
+def test_conv_unit_scores_are_the_maximum_over_positions():
+    images = torch.randn(5, 1, 4, 4)
+    scores = unit_scores(hand_built_conv(), "1", images, batch_size=2)
+    expected = torch.stack([images.relu().amax(dim=(1, 2, 3)), (-images).relu().amax(dim=(1, 2, 3))], 1)
+    torch.testing.assert_close(scores, expected)
+    doubled = unit_scores(hand_built_conv(), "1", images, vector_map=lambda v: 2 * v)
+    torch.testing.assert_close(doubled, 2 * expected)
+
+
+def test_vectors_round_trip_and_stream_covers_every_position_once_per_epoch():
+    activation = torch.randn(3, 4, 2, 5)
+    vectors, restore = to_vectors(activation)
+    assert vectors.shape == (30, 4) and torch.equal(restore(vectors), activation)
+    assert torch.equal(vectors[7], activation[0, :, 1, 2])
+    images = torch.randn(6, 1, 3, 3)
+    model = hand_built_conv()
+    stream = activation_stream(model, "1", images, images_per_batch=4, seed=0)
+    epoch = torch.cat([next(stream), next(stream)])
+    every = layer_vectors(model, "1", images)
+    assert epoch.shape == every.shape
+    assert sorted(map(tuple, epoch.tolist())) == sorted(map(tuple, every.tolist()))
+
+
+@pytest.fixture(scope="module")
+def digits_mlp():
+    train = load_dataset("digits", "train")
+    model = MLP(hidden=32, classes=10, input_shape=(1, 8, 8))
+    torch.manual_seed(0)
+    train_classifier(model, train, TrainingSettings(epochs=20, batch_size=32, learning_rate=3e-3),
+                     torch.device("cpu"))
+    return model, train
+
+
+def test_digits_mlp_has_polysemantic_neurons_and_sae_latents_are_purer(digits_mlp):
+    model, train = digits_mlp
+    neurons = class_purity(unit_scores(model, "relu1", train.images), train.labels, k=20)
+    assert len(find_polysemantic(neurons, max_purity=0.5)) >= 3
+    sae = ReluSAE(32, 128, l1_coefficient=0.3)
+    train_sae(sae, activation_stream(model, "relu1", train.images, images_per_batch=128),
+              steps=1500, lr=3e-3, resample_every=250)
+    latents = class_purity(unit_scores(model, "relu1", train.images, vector_map=sae.encode),
+                           train.labels, k=20)
+    assert summary(latents)["live_units"] >= 20
+    assert summary(latents)["mean_purity"] > summary(neurons)["mean_purity"] + 0.1
