@@ -372,7 +372,14 @@ def draw_patching(heat, target_name, donor_name):
     ranked = np.where(np.isinf(ranked), np.nan, ranked)
     image = grid_axis.imshow(ranked, cmap=SIGNED, vmin=-1, vmax=1, aspect="auto",
                              interpolation="nearest")
-    grid_axis.set_yticks(range(len(heat.layers)), heat.layers)
+    labels = []
+    for layer in heat.layers:
+        result = heat.per_unit[layer]
+        mean, spread = result.recovered.mean(0).cpu(), result.recovered.std(0).cpu()
+        best = int(mean.argmax())
+        size = float(mean[best] / spread[best].clamp(min=1e-8))
+        labels.append(f"{layer}\nbest: unit {result.units[best]}\n{float(mean[best]):.2f} (d={size:.1f})")
+    grid_axis.set_yticks(range(len(heat.layers)), labels, fontsize=12)
     grid_axis.set_xlabel("units, ranked by recovered logit difference")
     grid_axis.set_title(f"Patching one unit: {donor_name} → {target_name}")
     whole = heat.whole_layer.numpy()[:, None]
