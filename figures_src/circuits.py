@@ -327,12 +327,13 @@ def draw_ablation(effects, shown, top_three, class_names, layer):
 # --- circuits/patching ---------------------------------------------------------------------
 
 def correctly_classified(model, images, labels, class_index, count):
+    """Up to `count` images of the class that the model gets right (at least one, or an error)."""
     with torch.no_grad():
         predicted = model(images).argmax(1)
     chosen = torch.nonzero((labels == class_index) & (predicted == labels)).flatten()[:count]
-    if len(chosen) < count:
-        raise ValueError(f"only {len(chosen)} correctly classified images of class {class_index}; "
-                         "raise 'images' in the figure's params")
+    if len(chosen) == 0:
+        raise ValueError(f"no correctly classified image of class {class_index} among "
+                         f"{len(images)}; raise 'images' in the figure's params")
     return images[chosen]
 
 
@@ -342,9 +343,10 @@ def make_patching(ctx):
     images, labels, class_names = shapes_test(ctx, ctx.params["images"])
     target_index = class_names.index(ctx.params["target_class"])
     donor_index = class_names.index(ctx.params["donor_class"])
-    pairs = ctx.params["pairs"]
-    target = correctly_classified(model, images, labels, target_index, pairs)
-    donor = correctly_classified(model, images, labels, donor_index, pairs)
+    target = correctly_classified(model, images, labels, target_index, ctx.params["pairs"])
+    donor = correctly_classified(model, images, labels, donor_index, ctx.params["pairs"])
+    pairs = min(len(target), len(donor))
+    target, donor = target[:pairs], donor[:pairs]
     layers = list(model.feature_layers)
     heat = patching_heatmap(model, target, donor, layers, target_index, donor_index)
     ctx.save(draw_patching(heat, ctx.params["target_class"], ctx.params["donor_class"]))
@@ -395,15 +397,17 @@ def draw_patching(heat, target_name, donor_name):
 # --- circuits/integrated-gradients and ig-convergence --------------------------------------
 
 def one_per_class(model, images, labels, class_names, wanted):
+    """For each wanted class, its first correctly classified image (else its best-scored one)."""
     with torch.no_grad():
-        predicted = model(images).argmax(1)
+        logits = model(images)
     picks = []
     for name in wanted:
         index = class_names.index(name)
-        hits = torch.nonzero((labels == index) & (predicted == index)).flatten()
-        if len(hits) == 0:
-            raise ValueError(f"no correctly classified {name!r} image; raise 'images' in the params")
-        picks.append(int(hits[0]))
+        members = torch.nonzero(labels == index).flatten()
+        if len(members) == 0:
+            raise ValueError(f"no {name!r} image among {len(images)}; raise 'images' in the params")
+        correct = members[logits[members].argmax(1) == index]
+        picks.append(int(correct[0]) if len(correct) else int(members[logits[members, index].argmax()]))
     return picks
 
 
@@ -422,8 +426,11 @@ def make_integrated_gradients(ctx):
                                           internal_batch_size=256)
     ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps))
     unit_totals = layer_ig.attributions.flatten(2).sum(2)
+    with torch.no_grad():
+        correct = (model(inputs).argmax(1) == targets).tolist()
     return {"model": "shapes-cnn-a", "steps": steps, "rule": "gausslegendre", "baseline": "black image",
             "classes": ctx.params["classes"],
+            "correctly_classified": correct,
             "completeness_gap": ig.completeness_gap.tolist(),
             "relative_gap": ig.relative_gap.tolist(),
             "max_relative_gap": float(ig.relative_gap.max()),
