@@ -656,35 +656,41 @@ def draw_calculation(pairs, image, calculation, shown, digit):
     fig = plt.figure(figsize=(10, 5.6))
     grid = GridSpec(rows, 4, figure=fig, width_ratios=[0.6, 1.5, 1.2, 1.6], hspace=0.55, wspace=0.3)
     limit = float(calculation.contributions.abs().max())
-    headers = ["key", "key·x + b, then ReLU", "value", "activation × value"]
     for row, unit in enumerate(shown):
-        key_axis = fig.add_subplot(grid[row, 0])
-        show_signed(key_axis, pairs.keys[unit].view(8, 8).cpu().numpy())
-        key_axis.set_ylabel(f"{unit}", fontsize=12, rotation=0, labelpad=14, va="center")
-        text = fig.add_subplot(grid[row, 1])
-        text.axis("off")
-        text.text(0.05, 0.5, f"{calculation.key_dot_input[unit]:+.2f} → {calculation.activations[unit]:.2f}",
-                  va="center", fontsize=14)
-        value_axis = fig.add_subplot(grid[row, 2])
-        value_bars(value_axis, pairs.values[unit].cpu().numpy(), digit)
-        contribution_axis = fig.add_subplot(grid[row, 3])
-        value_bars(contribution_axis, calculation.contributions[unit].cpu().numpy(), digit)
-        contribution_axis.set_ylim(-limit, limit)
-        if row == 0:
-            for axis, header in zip((key_axis, text, value_axis, contribution_axis), headers):
-                axis.set_title(header, fontsize=13)
-    rest_axis = fig.add_subplot(grid[rows - 2, 3])
-    value_bars(rest_axis, calculation.contributions[rest].sum(0).cpu().numpy(), digit)
-    note = fig.add_subplot(grid[rows - 2, :3])
-    note.axis("off")
+        draw_calculation_row(fig, grid, row, pairs, calculation, unit, digit, limit)
     silent = pairs.count - len(calculation.active_units)
-    note.text(0.98, 0.5, f"+ the other {len(rest)} pairs ({silent} silenced by the ReLU)",
-              ha="right", va="center", fontsize=12)
-    sum_axis = fig.add_subplot(grid[rows - 1, 3])
-    value_bars(sum_axis, calculation.logits.cpu().numpy(), digit)
-    total = fig.add_subplot(grid[rows - 1, :3])
-    total.axis("off")
-    total.text(0.98, 0.5, f"+ output bias  =  logits: the answer is {calculation.predicted}",
-               ha="right", va="center", fontsize=13, fontweight="bold")
+    draw_total_row(fig, grid, rows - 2, calculation.contributions[rest].sum(0), digit,
+                   f"+ the other {len(rest)} pairs ({silent} silenced by the ReLU)", bold=False)
+    draw_total_row(fig, grid, rows - 1, calculation.logits, digit,
+                   f"+ output bias  =  logits: the answer is {calculation.predicted}", bold=True)
     fig.suptitle(f"The calculation for one {digit}, pair by pair", fontsize=17)
     return fig
+
+
+def draw_calculation_row(fig, grid, row, pairs, calculation, unit, digit, limit):
+    """key | key.x + b -> ReLU | value | activation x value, for one pair."""
+    key_axis = fig.add_subplot(grid[row, 0])
+    show_signed(key_axis, pairs.keys[unit].view(8, 8).cpu().numpy())
+    key_axis.set_ylabel(f"{unit}", fontsize=12, rotation=0, labelpad=14, va="center")
+    text = fig.add_subplot(grid[row, 1])
+    text.axis("off")
+    text.text(0.05, 0.5, f"{calculation.key_dot_input[unit]:+.2f} → {calculation.activations[unit]:.2f}",
+              va="center", fontsize=14)
+    value_axis = fig.add_subplot(grid[row, 2])
+    value_bars(value_axis, pairs.values[unit].cpu().numpy(), digit)
+    contribution_axis = fig.add_subplot(grid[row, 3])
+    value_bars(contribution_axis, calculation.contributions[unit].cpu().numpy(), digit)
+    contribution_axis.set_ylim(-limit, limit)
+    if row == 0:
+        headers = ["key", "key·x + b, then ReLU", "value", "activation × value"]
+        for axis, header in zip((key_axis, text, value_axis, contribution_axis), headers):
+            axis.set_title(header, fontsize=13)
+
+
+def draw_total_row(fig, grid, row, values, digit, caption, bold):
+    """A caption across the first columns and a bar chart of ten numbers in the last."""
+    value_bars(fig.add_subplot(grid[row, 3]), values.cpu().numpy(), digit)
+    note = fig.add_subplot(grid[row, :3])
+    note.axis("off")
+    note.text(0.98, 0.5, caption, ha="right", va="center", fontsize=13 if bold else 12,
+              fontweight="bold" if bold else "normal")
