@@ -8,13 +8,15 @@
     model.input_shape         # (3, 32, 32)
 
 Every layer is its own named module (one nn.ReLU per use, no functional calls in forward), so
-hooks can read or change any of them by name. No batch norm: the weights between two conv
-layers are then the whole story between their ReLUs, which circuit analysis reads directly.
+hooks can read or change any of them by name. No batch norm in the architectures: the zoo trains
+with batch norm and folds it into the convs (batchnorm.py), so the weights between two conv
+layers are the whole story between their ReLUs, which circuit analysis reads directly.
 The CNN families differ in depth, width, kernel size and pooling, which universality
 comparisons need:
-  SmallCNN  3 conv layers, 5x5 then 3x3 kernels, max pooling, global average pooling
-  WideCNN   2 conv layers, twice as wide, 7x7 then 5x5 kernels, average pooling, global max
-  DeepCNN   5 conv layers, 3x3 kernels, strided convolutions instead of pooling, global average
+  SmallCNN  3 conv layers 16-32-64, 5x5 then 3x3 kernels, max pooling
+  WideCNN   3 conv layers 32-64-128, a 7x7 stride-2 stem, 5x5, 3x3, average pooling
+  DeepCNN   5 conv layers 16-16-32-32-64, 3x3 kernels, strided convolutions instead of pooling
+All end in global max pooling (a feature present anywhere counts) and one linear classifier.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ class ConvNet(nn.Module):
     """conv_i -> relu_i [-> pool_i] blocks, then global pooling and one linear classifier."""
 
     def __init__(self, blocks: list[ConvBlock], classes: int = 8, input_shape=(3, 32, 32),
-                 global_pool: str = "avg"):
+                 global_pool: str = "max"):
         super().__init__()
         self.input_shape = tuple(input_shape)
         self.conv_layers, self.feature_layers = [], []
@@ -83,20 +85,20 @@ class ConvNet(nn.Module):
 
 
 class SmallCNN(ConvNet):
-    """Family A: 3 conv layers (width, 2 width, 4 width), 5x5 then 3x3, max pooling."""
+    """Family A: 3 conv layers (width, 2 width, 4 width), 5x5 then 3x3, 2x2 max pooling."""
 
     def __init__(self, classes: int = 8, width: int = 16, input_shape=(3, 32, 32)):
         blocks = [ConvBlock(width, 5, "max"), ConvBlock(2 * width, 3, "max"),
                   ConvBlock(4 * width, 3)]
-        super().__init__(blocks, classes, input_shape, global_pool="avg")
+        super().__init__(blocks, classes, input_shape, global_pool="max")
 
 
 class WideCNN(ConvNet):
-    """Family W: 2 wide conv layers with large kernels (7x7, 5x5), 2x2 average pooling twice
-    after the first, global max pooling."""
+    """Family W: twice as wide, large kernels: a 7x7 stride-2 stem, 5x5, 3x3, 2x2 average pooling."""
 
     def __init__(self, classes: int = 8, width: int = 32, input_shape=(3, 32, 32)):
-        blocks = [ConvBlock(width, 7, "avg"), ConvBlock(2 * width, 5, "avg")]
+        blocks = [ConvBlock(width, 7, "avg", stride=2), ConvBlock(2 * width, 5, "avg"),
+                  ConvBlock(4 * width, 3)]
         super().__init__(blocks, classes, input_shape, global_pool="max")
 
 
@@ -106,7 +108,7 @@ class DeepCNN(ConvNet):
     def __init__(self, classes: int = 8, width: int = 16, input_shape=(3, 32, 32)):
         blocks = [ConvBlock(width, 3), ConvBlock(width, 3, stride=2), ConvBlock(2 * width, 3),
                   ConvBlock(2 * width, 3, stride=2), ConvBlock(4 * width, 3)]
-        super().__init__(blocks, classes, input_shape, global_pool="avg")
+        super().__init__(blocks, classes, input_shape, global_pool="max")
 
 
 ARCHITECTURES = {"MLP": MLP, "SmallCNN": SmallCNN, "WideCNN": WideCNN, "DeepCNN": DeepCNN}

@@ -6,7 +6,8 @@
     accuracy(model, test_data, device)
     evaluate(model, test_data, device)     # {"accuracy": ..., "per_class": {...}}
 
-Adam with a one-cycle learning-rate schedule, shuffled with a generator seeded from the
+Adam with a one-cycle learning-rate schedule (optionally with batch norm that is folded into
+the convs afterwards, see batchnorm.py), shuffled with a generator seeded from the
 settings; the model's initial weights come from seed_everything(seed) before it is built
 (the zoo does that). On the CPU the same settings give bit-identical weights on reruns.
 A tqdm bar shows progress (it hides itself when the output is not a terminal).
@@ -21,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mechinterp.data import LabelledImages
+from mechinterp.models.batchnorm import add_batchnorm, fold_batchnorm
 
 
 @dataclass
@@ -30,6 +32,7 @@ class TrainingSettings:
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
     seed: int = 0
+    batchnorm: bool = False    # train with batch norm after each conv, then fold it in
 
 
 @dataclass
@@ -48,6 +51,8 @@ def _memory_format(model: nn.Module) -> torch.memory_format:
 def train_classifier(model: nn.Module, data: LabelledImages, settings: TrainingSettings,
                      device: torch.device, description: str = "training") -> TrainingReport:
     """Train `model` in place on `data` with cross-entropy; return timing and final loss."""
+    if settings.batchnorm:
+        add_batchnorm(model)
     memory_format = _memory_format(model)
     model.to(device=device, memory_format=memory_format).train()
     images = data.images.to(device).contiguous(memory_format=memory_format)
@@ -66,6 +71,8 @@ def train_classifier(model: nn.Module, data: LabelledImages, settings: TrainingS
                                       schedule, shuffler, progress)
     seconds = time.perf_counter() - start
     model.to(memory_format=torch.contiguous_format).eval()
+    if settings.batchnorm:
+        fold_batchnorm(model)
     return TrainingReport(seconds, settings.epochs * len(labels) / seconds, epoch_loss)
 
 

@@ -49,11 +49,12 @@ from mechinterp.models.checkpoints import (atomic_write_bytes, load_state_dict, 
                                            sha256_file)
 from mechinterp.models.training import TrainingSettings, evaluate, train_classifier
 
+CPU_TRAINING_THREADS = 1
 TRAINING_VERSION = 1          # bump when training changes in a way the config does not show
 CHECKPOINT_NAME = "checkpoint.safetensors"
 META_NAME = "meta.json"
 LAYER_DESCRIPTIONS = ("feature_layers", "conv_layers", "classifier_layer", "input_shape")
-TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed")
+TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed", "batchnorm")
 
 
 class ZooError(ValueError):
@@ -331,8 +332,20 @@ def write_model(name: str, entry: dict, model: nn.Module, facts: dict, models_di
 
 def train_zoo(config_path: str | os.PathLike = "models/zoo.yaml",
               models_dir: str | os.PathLike = "models", names=None, device=None,
-              force: bool = False) -> dict[str, dict]:
-    """Train (or import) the zoo's missing or stale models; return {name: meta} for `names`."""
+              force: bool = False, threads: int = CPU_TRAINING_THREADS) -> dict[str, dict]:
+    """Train (or import) the zoo's missing or stale models; return {name: meta} for `names`.
+
+    On the CPU training uses `threads` torch threads (default 1: the weights are then the same
+    on every machine, and these small models gain little from more threads)."""
+    previous_threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        return _build_stale(config_path, models_dir, names, device, force)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _build_stale(config_path, models_dir, names, device, force) -> dict[str, dict]:
     entries = read_zoo_config(config_path)
     config_dir = Path(config_path).resolve().parent
     unknown = sorted(set(names or []) - set(entries))
@@ -369,9 +382,11 @@ def main(argv=None) -> int:
     parser.add_argument("--names", nargs="+", help="only these models (default: all)")
     parser.add_argument("--device", help="cpu, cuda, mps or auto (default: $MECHINTERP_DEVICE or auto)")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    parser.add_argument("--threads", type=int, default=CPU_TRAINING_THREADS,
+                        help="torch threads for CPU training (default 1: same weights everywhere)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    metas = train_zoo(args.config, args.models_dir, args.names, args.device, args.force)
+    metas = train_zoo(args.config, args.models_dir, args.names, args.device, args.force, args.threads)
     for name, meta in metas.items():
         accuracy = meta["metrics"].get("test_accuracy")
         print(f"{name:24s} test accuracy {accuracy if accuracy is None else f'{accuracy:.4f}':>8}"
