@@ -42,15 +42,49 @@ class FigureSpec:
         return dict(self.params)
 
 
+def _literal(node: ast.AST, names: dict):
+    """Evaluate a literal expression that may name earlier module-level constants and unpack
+    dicts ({**BASE, "steps": 10}); anything else (calls, attributes, arithmetic) is refused."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in names:
+            raise ValueError(f"{node.id!r} is not a literal constant defined above FIGURES")
+        return names[node.id]
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_literal(element, names) for element in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    if isinstance(node, ast.Dict):
+        result = {}
+        for key, value in zip(node.keys, node.values):
+            if key is None:
+                result.update(_literal(value, names))
+            else:
+                result[_literal(key, names)] = _literal(value, names)
+        return result
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_literal(node.operand, names)
+    raise ValueError(f"line {node.lineno}: {type(node).__name__} is not a literal")
+
+
 def _figures_literal(script: Path) -> tuple[dict, int]:
+    """FIGURES, evaluated from the source alone; module-level literal constants may be used."""
     tree = ast.parse(script.read_text(), filename=str(script))
+    names: dict = {}
     for node in tree.body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "FIGURES" for t in node.targets):
-            try:
-                return ast.literal_eval(node.value), node.lineno
-            except ValueError as error:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        target = node.targets[0].id
+        try:
+            value = _literal(node.value, names)
+        except ValueError as error:
+            if target == "FIGURES":
                 raise FigureSpecError(f"{script}:{node.lineno}: FIGURES must be a literal dict "
-                                      f"(strings, numbers, lists, dicts): {error}") from None
+                                      f"(strings, numbers, lists, dicts, constants named above): {error}") from None
+            continue
+        if target == "FIGURES":
+            return value, node.lineno
+        names[target] = value
     return {}, 0
 
 

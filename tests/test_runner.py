@@ -185,11 +185,21 @@ def test_engine_dependencies_follow_imports_transitively():
     assert {"figures_src/discover.py", "figures_src/staleness.py", "figures_src/__init__.py"} <= deps
 
 
+def test_declarations_may_use_module_constants(tmp_path):
+    (tmp_path / "delta.py").write_text('BASE = {"steps": 10, "lr": -0.5}\nMODEL = "m1"\n'
+                                       'FIGURES = {"delta/a": {"make": "f", "models": [MODEL],'
+                                       ' "params": {"quick": {**BASE, "steps": 2}, "full": BASE}}}\n')
+    spec = discover_figures(tmp_path, REPO)["delta/a"]
+    assert spec.models == ["m1"] and spec.params_for("quick") == {"steps": 2, "lr": -0.5}
+    assert spec.params_for("full") == {"steps": 10, "lr": -0.5}
+
+
 @pytest.mark.parametrize("source, message", [
     ('FIGURES = {"bad": {"make": "f"}}', "ids are 'family/name'"),
     ('FIGURES = {"a/b": {"make": "f", "colour": 1}}', "unknown keys"),
     ('FIGURES = {"a/b": {"models": []}}', "needs a dict with at least 'make'"),
     ('FIGURES = {"a/b": {"make": make_it}}', "must be a literal dict"),
+    ('FIGURES = {"a/b": {"make": "f", "params": dict(steps=1)}}', "Call is not a literal"),
 ])
 def test_bad_declarations_name_file_and_line(tmp_path, source, message):
     (tmp_path / "broken.py").write_text("\n\n" + source + "\n")
