@@ -1,0 +1,177 @@
+"""The optimisation loop: gradient ascent on a batch of images, image i maximising objective i.
+
+    result = render(model, obj.channel("relu2", range(32)), steps=256, snapshot_steps=(0, 16, 64))
+    result.images                    # (32, C, H, W) in [0, 1] on the CPU
+    result.snapshots[16]             # the batch after 16 steps ("optimising random noise")
+    result.objective_values          # (32,) score of each final image, without transforms
+
+Each step: parameterisation -> images -> random transforms -> model (activations captured with
+mechinterp.hooks.capture, graph kept) -> objective scores -> loss = -sum -> Adam step on the image
+parameters only (the model's weights get no gradient). Because the loss is a sum over images, Adam
+is elementwise and every image has its own seeded start and transforms, a batch of N renders equals
+N single renders with the same seeds, and one batched run visualises a whole layer.
+
+Defaults are the "done properly" recipe: Fourier parameterisation, decorrelated colour, Lucid's
+transform set. `RenderSettings.naive()` is plain pixels with nothing else (it "cheats").
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from mechinterp.featvis import transforms as transforms_module
+from mechinterp.featvis.objectives import INPUT, Objective
+from mechinterp.featvis.parameterisations import ImageParameterisation
+from mechinterp.hooks import LayerNotFoundError, capture, get_module
+
+
+@dataclass
+class RenderSettings:
+    """How to parameterise and transform; the pieces the regularisation comparison varies."""
+    fourier: bool = True
+    decorrelate: bool = True
+    transforms: str | Callable = "standard"      # "standard", "jitter", "none" or a callable
+    learning_rate: float = 0.05
+    init_sd: float = 0.01
+
+    @classmethod
+    def naive(cls, learning_rate: float = 0.05) -> "RenderSettings":
+        return cls(fourier=False, decorrelate=False, transforms="none", learning_rate=learning_rate)
+
+
+@dataclass
+class RenderResult:
+    images: torch.Tensor                              # (B, C, H, W) in [0, 1], CPU
+    objective_values: torch.Tensor                    # (B,) on the final, untransformed images
+    snapshots: dict[int, torch.Tensor] = field(default_factory=dict)
+    history: list[float] = field(default_factory=list)   # mean score per step (with transforms)
+    seeds: list[int] = field(default_factory=list)
+
+
+def model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tuple[int, int, int]:
+    """(C, H, W) from the argument, else the model's `input_shape` attribute (zoo models have it)."""
+    shape = image_shape if image_shape is not None else getattr(model, "input_shape", None)
+    if shape is None:
+        raise ValueError(f"{type(model).__name__} has no `input_shape` attribute: pass "
+                         "image_shape=(channels, height, width)")
+    return tuple(int(s) for s in shape)
+
+
+def check_layers(model: nn.Module, objective: Objective) -> list[str]:
+    """The model layers the objective reads; a missing one is an error naming the objective."""
+    layers = sorted(objective.layers - {INPUT})
+    for layer in layers:
+        try:
+            get_module(model, layer)
+        except LayerNotFoundError as error:
+            raise LayerNotFoundError(f"objective {objective.description} reads a layer the model "
+                                     f"does not have: {error}") from None
+    return layers
+
+
+def build_transform(setting: str | Callable, image_size: int) -> Callable:
+    if callable(setting):
+        return setting
+    builders = {"standard": transforms_module.standard_transforms,
+                "jitter": transforms_module.jitter_only,
+                "none": lambda size: transforms_module.no_transforms}
+    if setting not in builders:
+        raise ValueError(f"unknown transforms {setting!r}: use one of {sorted(builders)} or a callable")
+    return builders[setting](image_size)
+
+
+def per_image_seeds(seed: int | Sequence[int], batch_size: int) -> list[int]:
+    """An int seed gives image i the seed `seed + i`; a sequence is used as is."""
+    seeds = [seed + i for i in range(batch_size)] if isinstance(seed, int) else [int(s) for s in seed]
+    if len(seeds) != batch_size:
+        raise ValueError(f"got {len(seeds)} seeds for a batch of {batch_size} images")
+    return seeds
+
+
+def raise_if_not_finite(scores: torch.Tensor, step: int, objective: Objective, lr: float) -> None:
+    bad = (~torch.isfinite(scores)).nonzero().flatten().tolist()
+    raise FloatingPointError(
+        f"feature visualisation diverged at step {step}: objective {objective.description} is "
+        f"{scores[bad[0]].item() if bad else 'not finite'} for images {bad[:10]}. Check that the model "
+        f"gives finite outputs on ordinary inputs, lower the learning rate (now {lr}), or add an l2 penalty.")
+
+
+def warn_about_images_without_gradient(parameters: list[torch.Tensor], objective: Objective) -> None:
+    """A unit that is zero on the start image (a ReLU off everywhere) gives no gradient: say so."""
+    gradient_size = sum(p.grad.flatten(1).abs().sum(1) for p in parameters if p.grad is not None)
+    stuck = (torch.as_tensor(gradient_size) == 0).nonzero().flatten().tolist()
+    if stuck:
+        warnings.warn(f"objective {objective.description} has zero gradient for images {stuck[:10]} "
+                      f"({len(stuck)} in all): the unit is off on the start image, so these images will "
+                      "not change. Visualise the layer before its ReLU (e.g. the conv layer) instead.",
+                      stacklevel=3)
+
+
+def evaluate(model: nn.Module, objective: Objective, images: torch.Tensor,
+             preprocess: Callable | None = None) -> torch.Tensor:
+    """Scores of `images` under the objective, without transforms or gradients."""
+    layers = check_layers(model, objective)
+    with torch.no_grad(), capture(model, layers) as activations:
+        model(preprocess(images) if preprocess else images)
+        return objective({**activations, INPUT: images}).detach()
+
+
+def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size: int | None = None,
+           settings: RenderSettings | None = None, seed: int | Sequence[int] = 0,
+           snapshot_steps: Sequence[int] = (), image: ImageParameterisation | None = None,
+           image_shape: Sequence[int] | None = None, preprocess: Callable | None = None,
+           progress: bool = True) -> RenderResult:
+    """Optimise a batch of images so that image i maximises objective i (see the module docstring).
+
+    batch_size defaults to the objective's per-image target count, else 1. `image` overrides the
+    parameterisation (e.g. ImageParameterisation.from_images(photo) to start from a photograph)."""
+    settings = settings or RenderSettings()
+    layers = check_layers(model, objective)
+    device = model_device(model)
+    batch_size = batch_size or (image.shape[0] if image is not None else objective.batch_size or 1)
+    seeds = per_image_seeds(seed, batch_size)
+    if image is None:
+        channels, height, width = model_input_shape(model, image_shape)
+        image = ImageParameterisation((batch_size, channels, height, width), fourier=settings.fourier,
+                                      decorrelate=settings.decorrelate, sd=settings.init_sd, seeds=seeds)
+    image = image.to(device)
+    transform = build_transform(settings.transforms, max(image.shape[-2:]))
+    random = transforms_module.PerImageRandom(seeds)
+    parameters = list(image.parameters())
+    optimiser = torch.optim.Adam(parameters, lr=settings.learning_rate)
+    result = RenderResult(images=torch.empty(0), objective_values=torch.empty(0), seeds=seeds)
+    if 0 in snapshot_steps:
+        result.snapshots[0] = image().detach().cpu()
+    with capture(model, layers, detach=False) as activations:
+        for step in tqdm(range(1, steps + 1), desc="feature visualisation", disable=not progress, leave=False):
+            optimiser.zero_grad(set_to_none=True)
+            images = image()
+            shown = transform(images, random)
+            model(preprocess(shown) if preprocess else shown)
+            scores = objective({**activations, INPUT: images})
+            mean_score = scores.detach().mean().item()     # the step's one device sync
+            if not math.isfinite(mean_score):
+                raise_if_not_finite(scores.detach(), step, objective, settings.learning_rate)
+            (-scores.sum()).backward(inputs=parameters)
+            if step == 1:
+                warn_about_images_without_gradient(parameters, objective)
+            optimiser.step()
+            result.history.append(mean_score)
+            if step in snapshot_steps:
+                result.snapshots[step] = image().detach().cpu()
+    with torch.no_grad():
+        final = image()
+    result.objective_values = evaluate(model, objective, final, preprocess).cpu()
+    result.images = final.cpu()
+    return result

@@ -1,0 +1,147 @@
+"""Render: visualisations recover known filters, batches equal single renders, and optimised images
+drive units far beyond anything in the dataset."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.datasets import load_digits
+from torch import nn
+
+from mechinterp.featvis import objectives as obj
+from mechinterp.featvis.dataset_examples import top_activating_examples
+from mechinterp.featvis.render import RenderSettings, render
+from mechinterp.hooks import run_with_cache
+
+FILTER_ANGLES = (30.0, 120.0)
+
+
+def gabor(size: int, angle_degrees: float, wavelength: float = 4.0, sigma: float = 2.0) -> torch.Tensor:
+    offsets = torch.arange(size) - (size - 1) / 2
+    y, x = torch.meshgrid(offsets, offsets, indexing="ij")
+    along = x * math.cos(math.radians(angle_degrees)) + y * math.sin(math.radians(angle_degrees))
+    return torch.exp(-(x ** 2 + y ** 2) / (2 * sigma ** 2)) * torch.cos(2 * math.pi * along / wavelength)
+
+
+class OrientedFilterNet(nn.Module):
+    """Grey 25x25 input -> two 9x9 Gabor filters (30 and 120 degrees) -> ReLU: units we know."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 9)
+        with torch.no_grad():
+            for unit, angle in enumerate(FILTER_ANGLES):
+                self.conv.weight[unit, 0] = gabor(9, angle)
+            self.conv.bias.fill_(0.1)          # on at the grey start, so the gradient flows
+        self.relu = nn.ReLU()
+        self.input_shape = (1, 25, 25)
+
+    def forward(self, x):
+        return self.relu(self.conv(x - 0.5))
+
+
+def correlation(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1].item()
+
+
+@pytest.mark.parametrize("fourier, threshold", [(False, 0.95), (True, 0.7)])
+def test_neuron_visualisation_is_the_known_filters_preferred_pattern(fourier, threshold):
+    """A linear unit's best input in [0, 1] is 0.5 + 0.5 sign(w) over its window (and 0.5 elsewhere)."""
+    net = OrientedFilterNet().eval()
+    settings = RenderSettings(fourier=fourier, decorrelate=False, transforms="none")
+    result = render(net, obj.neuron("relu", [0, 1]), steps=160, settings=settings, progress=False)
+    window = result.images[:, 0, 8:17, 8:17]           # the centre unit (8, 8) sees rows/cols 8..16
+    preferred = [0.5 + 0.5 * net.conv.weight[unit, 0].detach().sign() for unit in range(2)]
+    for unit, other in ((0, 1), (1, 0)):
+        assert correlation(window[unit], preferred[unit]) > threshold
+        assert abs(correlation(window[unit], preferred[other])) < 0.3
+
+
+def dominant_orientation(image: torch.Tensor) -> float:
+    """Angle (degrees, mod 180) of the strongest non-constant frequency of the image."""
+    power = torch.fft.fft2(image - image.mean(), s=(64, 64)).abs() ** 2
+    frequencies = torch.fft.fftfreq(64)
+    fy, fx = torch.meshgrid(frequencies, frequencies, indexing="ij")
+    peak = power.flatten().argmax()
+    return math.degrees(math.atan2(fy.flatten()[peak], fx.flatten()[peak])) % 180
+
+
+def test_channel_visualisation_with_all_priors_is_a_grating_at_the_filters_orientation():
+    net = OrientedFilterNet().eval()
+    result = render(net, obj.channel("relu", [0, 1]), steps=128, progress=False)
+    for unit, angle in enumerate(FILTER_ANGLES):
+        difference = abs(dominant_orientation(result.images[unit, 0]) - angle)
+        assert min(difference, 180 - difference) < 15
+
+
+class SmallNet(nn.Module):
+    def __init__(self, channels: int = 3, classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 8, 3, padding=1)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.relu2 = nn.ReLU()
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        x = self.relu2(self.conv2(self.pool1(self.relu1(self.conv1(x)))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_batched_render_equals_single_renders_with_the_same_seeds():
+    torch.manual_seed(0)
+    net = SmallNet().eval()
+    net.input_shape = (3, 16, 16)
+    batched = render(net, obj.channel("conv2", range(4)), steps=20, seed=10, progress=False)
+    for index in range(4):
+        single = render(net, obj.channel("conv2", [index]), steps=20, seed=10 + index, progress=False)
+        assert torch.allclose(batched.images[index], single.images[0], atol=1e-4)
+        assert torch.allclose(batched.objective_values[index], single.objective_values[0], atol=1e-4)
+
+
+def test_render_is_deterministic_and_keeps_the_requested_snapshots():
+    torch.manual_seed(0)
+    net = SmallNet().eval()
+    net.input_shape = (3, 16, 16)
+    runs = [render(net, obj.channel("conv1", range(2)), steps=6, snapshot_steps=(0, 3, 6), progress=False)
+            for _ in range(2)]
+    assert torch.equal(runs[0].images, runs[1].images)
+    assert sorted(runs[0].snapshots) == [0, 3, 6]
+    assert torch.equal(runs[0].snapshots[6], runs[0].images)
+    assert not torch.allclose(runs[0].snapshots[0], runs[0].snapshots[3])
+
+
+def trained_digits_net() -> tuple[nn.Module, torch.Tensor]:
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 16.0
+    labels = torch.tensor(digits.target)
+    torch.manual_seed(0)
+    net = SmallNet(channels=1)
+    optimiser = torch.optim.Adam(net.parameters(), lr=0.02)
+    for _ in range(5):
+        order = torch.randperm(len(images))
+        for start in range(0, len(images), 64):
+            batch = order[start:start + 64]
+            loss = F.cross_entropy(net(images[batch]), labels[batch])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    net.input_shape = (1, 8, 8)
+    return net.eval(), images
+
+
+def test_activation_reached_far_exceeds_the_dataset_maximum():
+    """Measured in the unit's own dataset spread: (reached - dataset max) / dataset std, per channel
+    of the pre-ReLU conv layer (Cammarata et al. report synthetic curves at tens of sigma)."""
+    net, images = trained_digits_net()
+    with torch.no_grad():
+        accuracy = (net(images).argmax(1) == torch.tensor(load_digits().target)).float().mean()
+        per_image = run_with_cache(net, images, ["conv2"])[1]["conv2"].mean(dim=(2, 3))
+    assert accuracy > 0.7                      # a real, trained network
+    top = top_activating_examples(net, "conv2", images, k=1, statistic="mean", progress=False)
+    assert torch.allclose(top.values[:, 0], per_image.max(0).values)
+    result = render(net, obj.channel("conv2", range(16)), steps=96,
+                    settings=RenderSettings(learning_rate=0.1), progress=False)
+    beyond_maximum = (result.objective_values - top.values[:, 0]) / per_image.std(0)
+    assert beyond_maximum.min() > 2 and beyond_maximum.median() > 3.5
