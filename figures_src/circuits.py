@@ -29,7 +29,7 @@ FIGURES = {
         "make": "make_ablation",
         "models": ["shapes-cnn-a"],
         "params": {"quick": {"images": 300, "reference": 300, "shown": 8},
-                   "full": {"images": 2000, "reference": 2000, "shown": 10}},
+                   "full": {"images": 1000, "reference": 1000, "shown": 10}},
         "outputs": ["png"],
     },
     "circuits/patching": {
@@ -50,7 +50,7 @@ FIGURES = {
         "make": "make_ig_convergence",
         "models": ["shapes-cnn-a"],
         "params": {"quick": {"images": 200, "inputs": 8, "steps": [2, 4, 8, 16, 32, 64]},
-                   "full": {"images": 2000, "inputs": 16, "steps": [2, 4, 8, 16, 32, 64, 128, 256]}},
+                   "full": {"images": 2000, "inputs": 8, "steps": [2, 4, 8, 16, 32, 64, 128, 256]}},
         "outputs": ["png"],
     },
     "circuits/kv-keys": {
