@@ -468,7 +468,8 @@ def make_ig_convergence(ctx):
         for steps in ctx.params["steps"]:
             result = integrated_gradients(model, inputs, targets, baseline=0.0, steps=steps,
                                           rule=rule, internal_batch_size=512)
-            gaps[rule].append(float(result.relative_gap.mean()))
+            # pooled over inputs: one input with F(x) close to F(x') cannot dominate the mean
+            gaps[rule].append(float(result.completeness_gap.abs().sum() / result.output_difference.abs().sum()))
     fig, axis = plt.subplots(figsize=(10, 5.6))
     for rule in RULES:
         axis.plot(ctx.params["steps"], np.array(gaps[rule]) * 100, marker="o", label=rule.replace("_", " "))
@@ -477,13 +478,14 @@ def make_ig_convergence(ctx):
     axis.set_xticks(ctx.params["steps"], [str(s) for s in ctx.params["steps"]])
     axis.minorticks_off()
     axis.set_xlabel("steps along the path")
-    axis.set_ylabel("completeness gap (% of F(x) − F(x′))")
     axis.set_title("More steps, smaller gap: the attributions add up")
+    axis.set_ylabel("completeness gap\n(% of |F(x) − F(x′)|, pooled)")
     axis.legend()
     ctx.save(fig)
     return {"model": "shapes-cnn-a", "inputs": len(inputs), "steps": ctx.params["steps"],
-            "mean_relative_gap": gaps,
-            "final_gap_percent": {rule: gaps[rule][-1] * 100 for rule in RULES}}
+            "pooled_relative_gap": gaps,
+            "final_gap_percent": {rule: gaps[rule][-1] * 100 for rule in RULES},
+            "worst_final_gap_percent": max(gaps[rule][-1] * 100 for rule in RULES)}
 
 
 # --- the workshop's key-value figures (digits-mlp) -----------------------------------------
