@@ -372,7 +372,8 @@ def draw_patching(heat, target_name, donor_name):
                                                 gridspec_kw={"width_ratios": [12, 1]})
     ranked = np.sort(np.nan_to_num(heat.values.numpy(), nan=-np.inf), axis=1)[:, ::-1]
     ranked = np.where(np.isinf(ranked), np.nan, ranked)
-    image = grid_axis.imshow(ranked, cmap=SIGNED, vmin=-1, vmax=1, aspect="auto",
+    limit = max(float(np.nanmax(np.abs(ranked))), 1e-3)   # single units: their own scale
+    image = grid_axis.imshow(ranked, cmap=SIGNED, vmin=-limit, vmax=limit, aspect="auto",
                              interpolation="nearest")
     labels = []
     for layer in heat.layers:
@@ -390,7 +391,8 @@ def draw_patching(heat, target_name, donor_name):
         whole_axis.text(0, row, f"{value:.2f}", ha="center", va="center", fontsize=13,
                         color="white" if abs(value) > 0.6 else "black")
     whole_axis.set_xticks([0], ["whole\nlayer"])
-    fig.colorbar(image, ax=[grid_axis, whole_axis], label="recovered fraction", fraction=0.04)
+    fig.colorbar(image, ax=[grid_axis, whole_axis], label="recovered fraction (one unit)",
+                 fraction=0.04)
     return fig
 
 
