@@ -1,0 +1,164 @@
+"""Dataset examples: the real inputs that most activate each unit, and the patch each unit sees.
+
+Feature visualisation shows what a unit *could* respond to; dataset examples show what it *does*
+respond to in the data (Olah et al. 2017, "Dataset Examples"). Shown side by side they keep each
+other honest. The dataset is streamed in batches and only a running top-k per unit is kept, so
+memory stays bounded (units x (k + batch)) whatever the dataset size.
+
+    top = top_activating_examples(model, "relu2", test.images, k=9)
+    top.values[unit], top.indices[unit]        # (k,) activations and dataset indices, best first
+    field = receptive_field(model, "relu2", test.images.shape[1:])
+    crops = receptive_field_crops(test.images, top, field, unit)   # (k, C, size, size)
+
+statistic="max" ranks images by the unit's strongest position (the crop is taken there);
+statistic="mean" ranks by the spatial mean, the quantity a channel objective maximises.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from mechinterp.hooks import capture, get_module
+
+# Modules that act on each position independently: they leave the receptive field unchanged.
+POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout,
+             nn.Dropout2d, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)
+WINDOWED = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+
+
+@dataclass
+class TopExamples:
+    layer: str
+    statistic: str
+    values: torch.Tensor        # (units, k) best first
+    indices: torch.Tensor       # (units, k) positions in the dataset
+    positions: torch.Tensor     # (units, k, 2) (y, x) of the strongest position in the activation map
+
+
+def batches_of(images, batch_size: int) -> Iterable[torch.Tensor]:
+    """A tensor (or anything with .images) in slices; an iterable of batches or (x, y) pairs as is."""
+    images = getattr(images, "images", images)
+    if isinstance(images, torch.Tensor):
+        for start in range(0, len(images), batch_size):
+            yield images[start:start + batch_size]
+        return
+    for batch in images:
+        yield batch[0] if isinstance(batch, (tuple, list)) else batch
+
+
+def per_image_statistic(activation: torch.Tensor, statistic: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, U, H, W) -> values (B, U) and argmax positions (B, U, 2); (B, U) passes through."""
+    if activation.dim() == 2:
+        return activation, torch.zeros(*activation.shape, 2, dtype=torch.long, device=activation.device)
+    width = activation.shape[-1]
+    flat = activation.flatten(2)
+    best, where = flat.max(dim=2)
+    positions = torch.stack([where // width, where % width], dim=-1)
+    if statistic == "max":
+        return best, positions
+    if statistic == "mean":
+        return flat.mean(dim=2), positions
+    raise ValueError(f"unknown statistic {statistic!r}: use 'max' or 'mean'")
+
+
+def top_activating_examples(model: nn.Module, layer: str, images, k: int = 9, batch_size: int = 256,
+                            statistic: str = "max", progress: bool = True) -> TopExamples:
+    """Stream the dataset once; keep the k images with the highest activation for every unit."""
+    get_module(model, layer)       # a missing layer fails before any work
+    device = next(model.parameters()).device
+    values = indices = positions = None
+    seen = 0
+    with torch.no_grad(), capture(model, [layer]) as activations:
+        for batch in tqdm(batches_of(images, batch_size), desc=f"top examples {layer}",
+                          disable=not progress, leave=False):
+            model(batch.to(device))
+            batch_values, batch_positions = per_image_statistic(activations[layer], statistic)
+            batch_indices = torch.arange(seen, seen + len(batch), device=device)
+            seen += len(batch)
+            values, indices, positions = merge_top(values, indices, positions, batch_values.T,
+                                                   batch_indices.expand(batch_values.shape[1], -1),
+                                                   batch_positions.transpose(0, 1), k)
+    if values is None:
+        raise ValueError(f"no images to rank for layer {layer!r}: the dataset is empty")
+    return TopExamples(layer, statistic, values.cpu(), indices.cpu(), positions.cpu())
+
+
+def merge_top(values, indices, positions, new_values, new_indices, new_positions, k):
+    """Keep the k best of (running top) + (new batch), per unit: (U, k) tensors."""
+    if values is not None:
+        new_values = torch.cat([values, new_values], dim=1)
+        new_indices = torch.cat([indices, new_indices], dim=1)
+        new_positions = torch.cat([positions, new_positions], dim=1)
+    best, order = new_values.topk(min(k, new_values.shape[1]), dim=1)
+    picked_positions = new_positions.gather(1, order[..., None].expand(-1, -1, 2))
+    return best, new_indices.gather(1, order), picked_positions
+
+
+@dataclass
+class ReceptiveField:
+    """Per axis (y, x): the window size, the input step between neighbouring units, and the input
+    coordinate of unit 0's window centre."""
+    size: tuple[int, int]
+    jump: tuple[int, int]
+    start: tuple[float, float]
+
+    def box(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right), bottom/right exclusive; may extend past the image."""
+        corners = []
+        for axis, position in enumerate((y, x)):
+            centre = self.start[axis] + position * self.jump[axis]
+            corners.append(round(centre - (self.size[axis] - 1) / 2))
+        return corners[0], corners[1], corners[0] + self.size[0], corners[1] + self.size[1]
+
+
+def _pair(value) -> tuple[int, int]:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def execution_order(model: nn.Module, input_shape) -> list[tuple[str, nn.Module]]:
+    """Leaf modules in the order a forward pass runs them (read with capture on one dummy input)."""
+    modules = dict(model.named_modules())
+    leaves = [name for name, module in modules.items() if name and not list(module.children())]
+    device = next(model.parameters()).device
+    with torch.no_grad(), capture(model, leaves) as activations:
+        model(torch.zeros(1, *input_shape, device=device))
+    return [(name, modules[name]) for name in activations]
+
+
+def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField:
+    """The theoretical receptive field of one unit of `layer`, from the convs and pools before it."""
+    size, jump, start = [1, 1], [1, 1], [0.0, 0.0]
+    for name, module in execution_order(model, input_shape):
+        if isinstance(module, WINDOWED):
+            kernel, stride = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
+            padding, dilation = _pair(module.padding), _pair(getattr(module, "dilation", 1))
+            for axis in range(2):
+                span = dilation[axis] * (kernel[axis] - 1)
+                start[axis] += (span / 2 - padding[axis]) * jump[axis]
+                size[axis] += span * jump[axis]
+                jump[axis] *= stride[axis]
+        elif not isinstance(module, POINTWISE):
+            raise ValueError(f"layer {layer!r} comes after {name!r} ({type(module).__name__}), whose "
+                             "effect on the receptive field is not spatially local; use a conv layer")
+        if name == layer:
+            return ReceptiveField(tuple(size), tuple(jump), tuple(start))
+    raise ValueError(f"layer {layer!r} did not run in the forward pass (or is not a leaf module)")
+
+
+def receptive_field_crops(images, top: TopExamples, field: ReceptiveField, unit: int,
+                          fill: float = 0.5) -> torch.Tensor:
+    """(k, C, size_y, size_x) crops of the unit's top images around its strongest positions;
+    the parts of a window outside the image are `fill` (mid-grey)."""
+    images = getattr(images, "images", images)
+    margin = max(field.size)
+    crops = []
+    for index, (y, x) in zip(top.indices[unit].tolist(), top.positions[unit].tolist()):
+        padded = F.pad(images[index], [margin] * 4, value=fill)
+        top_row, left, bottom, right = field.box(y, x)
+        crops.append(padded[:, top_row + margin:bottom + margin, left + margin:right + margin])
+    return torch.stack(crops)
