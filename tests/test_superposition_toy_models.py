@@ -92,7 +92,7 @@ def test_linear_model_never_superposes():
 
 def test_phase_diagram_regions_are_where_the_paper_puts_them():
     """Rows: extra feature importance 0.1 .. 10; columns: density 0.01 .. 1 (both log-spaced)."""
-    settings = TrainSettings(steps=1500, batch_size=512, lr=1e-2, lr_schedule="cosine", replicas=3)
+    settings = TrainSettings(steps=1000, batch_size=256, lr=2e-2, lr_schedule="cosine", replicas=4)
     diagram = phase_diagram(n_densities=5, n_importances=5, settings=settings)
     np.testing.assert_allclose(diagram.relative_importance, [0.1, 10 ** -0.5, 1, 10 ** 0.5, 10])
     dense = diagram.phase[:, -1]

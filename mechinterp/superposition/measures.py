@@ -63,11 +63,12 @@ def dimensions_per_feature(W: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def instance_loss(model: ToyModel, n_samples: int = 100_000, seed: int = 1234,
                   chunk: int = 10_000) -> torch.Tensor:
-    """Each instance's importance-weighted loss on n_samples fresh inputs (same inputs each call)."""
+    """Each instance's importance-weighted loss on n_samples inputs drawn from one seeded stream
+    of uniforms shared by all instances, so that instances are compared on common inputs."""
     generator = torch.Generator(device=model.W.device).manual_seed(seed)
     total = torch.zeros(model.spec.n_instances, device=model.W.device)
     for start in range(0, n_samples, chunk):
         size = min(chunk, n_samples - start)
-        x = sample_features(size, model.feature_probability, generator)
+        x = sample_features(size, model.feature_probability, generator, shared=True)
         total += instance_losses(model, x) * size
     return total / n_samples

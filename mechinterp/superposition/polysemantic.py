@@ -46,7 +46,7 @@ def normalised_entropy(counts: torch.Tensor) -> torch.Tensor:
     """Entropy of each row's distribution over classes, divided by log(n_classes)."""
     probabilities = counts.float() / counts.sum(dim=1, keepdim=True).clamp_min(1)
     terms = torch.where(probabilities > 0, probabilities * probabilities.log(), torch.zeros(()))
-    return -terms.sum(dim=1) / torch.log(torch.tensor(float(counts.shape[1])))
+    return (-terms.sum(dim=1) / torch.log(torch.tensor(float(counts.shape[1])))).clamp_min(0.0)
 
 
 def class_purity(scores: torch.Tensor, labels: torch.Tensor, k: int = 16,
@@ -76,3 +76,26 @@ def summary(report: PurityReport) -> dict:
     return {"mean_purity": float(report.purity[alive].mean()) if alive.any() else float("nan"),
             "mean_entropy": float(report.entropy[alive].mean()) if alive.any() else float("nan"),
             "live_units": int(alive.sum()), "units": len(alive)}
+
+
+def contributions_to_unit(latents: torch.Tensor, decoder: torch.Tensor, unit: int,
+                          scale: float = 1.0) -> torch.Tensor:
+    """How much each dictionary latent adds to `unit` over a set of inputs: Σ_x f_j(x) · W_dec[j, unit] · s.
+
+    latents: (inputs, n_latents) SAE latents of the unit's top inputs; decoder: (n_latents, units).
+    The largest entries name the features a polysemantic unit's top activations are made of."""
+    return (latents * decoder[:, unit]).sum(dim=0) * scale
+
+
+def features_behind_unit(contributions: torch.Tensor, latents_report: PurityReport,
+                         count: int) -> list[int]:
+    """The `count` live latents contributing most, each with a different majority class."""
+    chosen, classes = [], set()
+    for latent in torch.argsort(contributions, descending=True).tolist():
+        if contributions[latent] <= 0 or len(chosen) == count:
+            break
+        majority = int(latents_report.majority_class[latent])
+        if latents_report.alive[latent] and majority not in classes:
+            chosen.append(latent)
+            classes.add(majority)
+    return chosen

@@ -1,0 +1,330 @@
+"""Superposition figures: the toy models of Elhage et al. (2022) reproduced, polysemantic neurons in
+our own CNN, and sparse autoencoders that split them (Bricken et al. 2023, Gao et al. 2024).
+
+superposition/intro-geometry     n=5 features in m=2 dimensions across sparsity: WᵀW and the
+                                 feature vectors in the plane (2 orthogonal -> antipodal -> pentagon)
+superposition/phase-diagram      n=2, m=1: not represented / dedicated dimension / superposition,
+                                 over feature density and the extra feature's importance
+superposition/dims-per-feature   uniform importance: m/‖W‖_F² against 1/(1-S), and every feature's
+                                 dimensionality D_i, with the fractions they stick to
+superposition/polysemantic-vs-sae   a polysemantic neuron's top images against the SAE features
+                                 that share its direction, each with its class purity
+superposition/sae-metrics        explained variance and spliced accuracy against L0, across k
+                                 (TopK SAE) and the L1 coefficient (ReLU SAE)
+
+Toy models train with the deck's settings per profile: "full" uses Anthropic's notebook settings
+(AdamW, lr 1e-3, batches of 1024, 10,000 steps) where the CPU allows; "quick" converges faster
+with a cosine-decayed lr of 1e-2. Every setting trains a few seeds; the lowest loss is kept.
+"""
+import contextlib
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
+
+from mechinterp.data import load_dataset
+from mechinterp.superposition.activations import activation_stream, layer_vectors, unit_scores
+from mechinterp.superposition.experiments import (PHASE_NAMES, STICKY_FRACTIONS, TrainSettings,
+                                                  intro_sweep, phase_diagram,
+                                                  uniform_importance_geometry)
+from mechinterp.superposition.measures import (dimensions_per_feature, feature_dimensionality,
+                                               feature_gram, feature_norms)
+from mechinterp.superposition.polysemantic import (class_purity, contributions_to_unit,
+                                                   features_behind_unit, find_polysemantic, summary)
+from mechinterp.superposition.sae import ReluSAE, TopKSAE
+from mechinterp.superposition.sae_metrics import accuracy_with_sae, evaluate_sae
+from mechinterp.superposition.sae_training import train_sae
+
+QUICK_TRAIN = {"steps": 1000, "batch_size": 1024, "lr": 2e-2, "lr_schedule": "cosine", "replicas": 4}
+NOTEBOOK_TRAIN = {"steps": 10_000, "batch_size": 1024, "lr": 1e-3, "lr_schedule": "constant", "replicas": 4}
+SAE_MODEL = "digits-mlp"      # the workshop's 64 -> 32 -> 10 network: 32 neurons, 10 digit classes
+
+FIGURES = {
+    "superposition/intro-geometry": {
+        "make": "make_intro_geometry",
+        "models": [],
+        "params": {"quick": {"sparsities": [0.0, 0.7, 0.8, 0.9, 0.95], "train": QUICK_TRAIN},
+                   "full": {"sparsities": [0.0, 0.7, 0.8, 0.9, 0.95], "train": NOTEBOOK_TRAIN}},
+        "outputs": ["png"],
+    },
+    "superposition/phase-diagram": {
+        "make": "make_phase_diagram",
+        "models": [],
+        "params": {"quick": {"grid": 8, "train": {**QUICK_TRAIN, "batch_size": 256}},
+                   "full": {"grid": 16, "train": {"steps": 2000, "batch_size": 512, "lr": 1e-2,
+                                                  "lr_schedule": "cosine", "replicas": 4}}},
+        "outputs": ["png"],
+    },
+    "superposition/dims-per-feature": {
+        "make": "make_dims_per_feature",
+        "models": [],
+        "params": {"quick": {"n_features": 20, "n_hidden": 5, "points": 10, "max_inverse_density": 50,
+                             "train": {**QUICK_TRAIN, "batch_size": 512, "replicas": 2}},
+                   "full": {"n_features": 60, "n_hidden": 12, "points": 16, "max_inverse_density": 100,
+                            "train": {"steps": 3000, "batch_size": 512, "lr": 5e-3,
+                                      "lr_schedule": "cosine", "replicas": 2}}},
+        "outputs": ["png"],
+    },
+    "superposition/polysemantic-vs-sae": {
+        "make": "make_polysemantic_vs_sae",
+        "models": [SAE_MODEL],
+        "params": {"quick": {"layer": "relu1", "latents": 128, "l1": 0.3, "steps": 1000, "top_k": 16,
+                             "shown": 8, "features": 3},
+                   "full": {"layer": "relu1", "latents": 128, "l1": 0.3, "steps": 6000, "top_k": 16,
+                            "shown": 8}},
+        "outputs": ["png"],
+    },
+    "superposition/sae-metrics": {
+        "make": "make_sae_metrics",
+        "models": [SAE_MODEL],
+        "params": {"quick": {"layer": "relu1", "latents": 128, "ks": [1, 4, 16], "l1": [0.03, 0.3],
+                             "steps": 500, "quoted_k": 4},
+                   "full": {"layer": "relu1", "latents": 128, "ks": [1, 2, 4, 8, 16],
+                            "l1": [0.02, 0.05, 0.1, 0.2, 0.3, 0.5], "steps": 4000, "quoted_k": 4}},
+        "outputs": ["png"],
+    },
+}
+
+PHASE_COLOURS = ["#BBBBBB", "#0072B2", "#D55E00"]   # not represented, dedicated, superposition
+
+
+@contextlib.contextmanager
+def cpu_threads(device, count: int = 1):
+    """These tensors are small: on a shared CPU more intra-op threads only wait on each other."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+# --- toy models ---------------------------------------------------------------------------------
+
+def draw_feature_vectors(ax, W: np.ndarray, colours) -> None:
+    """Each feature's column W_i as a line from the origin, coloured by importance."""
+    for vector, colour in zip(W, colours):
+        ax.plot([0, vector[0]], [0, vector[1]], color=colour, linewidth=3)
+        ax.scatter(vector[0], vector[1], color=colour, s=50, zorder=3)
+    ax.set_xlim(-1.4, 1.4)
+    ax.set_ylim(-1.4, 1.4)
+    ax.set_aspect("equal")
+    ax.axhline(0, color="#999999", linewidth=0.8)
+    ax.axvline(0, color="#999999", linewidth=0.8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def make_intro_geometry(ctx):
+    sparsities = ctx.params["sparsities"]
+    with cpu_threads(ctx.device):
+        result = intro_sweep(sparsities, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
+                             device=ctx.device)
+    gram, norms = feature_gram(result.W), feature_norms(result.W)
+    dimensionality = feature_dimensionality(result.W)
+    colours = plt.cm.viridis(np.linspace(0.0, 0.85, result.W.shape[1]))
+    fig, axes = plt.subplots(2, len(sparsities), figsize=(12, 5.4), layout="constrained")
+    for column, sparsity in enumerate(sparsities):
+        image = axes[0, column].imshow(gram[column], cmap="RdBu_r", vmin=-1.2, vmax=1.2)
+        axes[0, column].set_title(f"S = {sparsity:.0%}")
+        axes[0, column].set_xticks([])
+        axes[0, column].set_yticks([])
+        draw_feature_vectors(axes[1, column], result.W[column].numpy(), colours)
+        axes[1, column].set_xlabel(f"{int((norms[column] > 0.5).sum())} of 5 embedded", fontsize=14)
+    axes[0, 0].set_ylabel("WᵀW")
+    axes[1, 0].set_ylabel("W in 2-D")
+    fig.suptitle("5 features, 2 dimensions: darker = more important (0.9^i)", fontsize=15)
+    fig.colorbar(image, ax=axes[0, :].tolist(), shrink=0.9, pad=0.01)
+    ctx.save(fig)
+    return {"sparsities": sparsities, "settings": ctx.params["train"],
+            "embedded": [int((n > 0.5).sum()) for n in norms],
+            "norms": norms.tolist(), "feature_dimensionality": dimensionality.tolist(),
+            "dense_overlap_of_top_two": float(gram[0, 0, 1]), "loss": result.loss.tolist()}
+
+
+def make_phase_diagram(ctx):
+    grid = ctx.params["grid"]
+    started = time.perf_counter()
+    with cpu_threads(ctx.device):
+        diagram = phase_diagram(grid, grid, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
+                                device=ctx.device)
+    seconds = time.perf_counter() - started
+    fig, ax = plt.subplots(figsize=(9, 5.6))
+    ax.pcolormesh(diagram.densities, diagram.relative_importance, diagram.phase,
+                  cmap=ListedColormap(PHASE_COLOURS), vmin=-0.5, vmax=2.5, shading="nearest")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("feature density 1 - S")
+    ax.set_ylabel("importance of the extra feature")
+    handles = [Patch(color=c, label=name) for c, name in zip(PHASE_COLOURS, PHASE_NAMES)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    ax.set_title("Two features, one neuron: which arrangement wins")
+    ctx.save(fig)
+    counts = {name: int((diagram.phase == index).sum()) for index, name in enumerate(PHASE_NAMES)}
+    return {"grid": grid, "models_trained": grid * grid * ctx.params["train"]["replicas"],
+            "settings": ctx.params["train"], "wall_seconds": seconds, "device": str(ctx.device),
+            "phase_counts": counts, "densities": diagram.densities.tolist(),
+            "relative_importance": diagram.relative_importance.tolist(),
+            "phase": diagram.phase.tolist()}
+
+
+def make_dims_per_feature(ctx):
+    p = ctx.params
+    with cpu_threads(ctx.device):
+        result = uniform_importance_geometry(p["n_features"], p["n_hidden"], p["points"],
+                                             p["max_inverse_density"],
+                                             settings=TrainSettings(**p["train"], seed=ctx.seed),
+                                             device=ctx.device)
+    inverse_density = (1.0 / result.feature_probability[:, 0]).numpy()
+    dims = dimensions_per_feature(result.W).numpy()
+    dimensionality = feature_dimensionality(result.W).numpy()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.6), sharey=True)
+    for ax in (left, right):
+        for label, value in STICKY_FRACTIONS.items():
+            ax.axhline(value, color="#999999", linewidth=1, linestyle="--", zorder=0)
+        ax.set_xscale("log")
+        ax.set_xlabel("1 / (1 - S)")
+    for label, value in STICKY_FRACTIONS.items():
+        alignment = {"2/5": "bottom", "3/8": "top"}.get(label, "center")
+        right.text(1.01, value, label, va=alignment, fontsize=13, color="#555555",
+                   transform=right.get_yaxis_transform())
+    left.plot(inverse_density, dims, marker="o", color="#0072B2")
+    left.set_ylabel("dimensions per feature")
+    left.set_title(r"$m\,/\,\|W\|_F^2$")
+    jitter = np.random.default_rng(0).uniform(0.94, 1.06, dimensionality.shape)
+    right.scatter(inverse_density[:, None] * jitter, dimensionality, s=8, color="#000000", alpha=0.4)
+    right.set_title(r"each feature's $D_i$")
+    left.set_ylim(0, 1.08)
+    ctx.save(fig)
+    plateau = [float(d) for d, x in zip(dims, inverse_density) if abs(d - 0.5) < 0.03]
+    return {"n_features": p["n_features"], "n_hidden": p["n_hidden"], "settings": p["train"],
+            "inverse_density": inverse_density.tolist(), "dimensions_per_feature": dims.tolist(),
+            "points_on_one_half_plateau": len(plateau),
+            "feature_dimensionality": dimensionality.round(4).tolist()}
+
+
+# --- polysemantic neurons and sparse autoencoders on a zoo CNN -----------------------------------
+
+def load_images():
+    """The digits the SAE learns from (train split) and is judged on (test split)."""
+    return load_dataset("digits", "train"), load_dataset("digits", "test")
+
+
+def fit_sae(sae, model, layer: str, images, steps: int, seed: int):
+    """Train on activations streamed 128 images at a time; ReLU SAEs resample dead latents."""
+    stream = activation_stream(model, layer, images, images_per_batch=128, seed=seed)
+    return train_sae(sae, stream, steps=steps, lr=3e-3, resample_every=max(steps // 6, 1))
+
+
+def sae_measurements(sae, model, layer: str, test) -> dict:
+    """Reconstruction metrics on the test images' activations, and accuracy with the SAE spliced in."""
+    metrics = evaluate_sae(sae, layer_vectors(model, layer, test.images))
+    clean, spliced = accuracy_with_sae(model, layer, sae, test.images, test.labels)
+    return {**metrics, "clean_accuracy": clean, "spliced_accuracy": spliced}
+
+
+def draw_top_images(axes_row, data, indices, label: str) -> None:
+    """One row of top-activating images, each titled with its class, the row labelled on the left."""
+    for ax, index in zip(axes_row, indices):
+        image = data.images[index].permute(1, 2, 0).clamp(0, 1).numpy()
+        if image.shape[2] == 1:
+            ax.imshow(image[:, :, 0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(image, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_title(data.class_names[int(data.labels[index])], fontsize=12, pad=3)
+    axes_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=14)
+
+
+def make_polysemantic_vs_sae(ctx):
+    p = ctx.params
+    model = ctx.model(SAE_MODEL)
+    train, test = load_images()
+    with cpu_threads(ctx.device):
+        width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
+        sae = ReluSAE(width, p["latents"], l1_coefficient=p["l1"], seed=ctx.seed).to(ctx.device)
+        log = fit_sae(sae, model, p["layer"], train.images, p["steps"], ctx.seed)
+        neurons = class_purity(unit_scores(model, p["layer"], test.images), test.labels, p["top_k"],
+                               len(test.class_names))
+        latents = class_purity(unit_scores(model, p["layer"], test.images, vector_map=sae.encode),
+                               test.labels, p["top_k"], len(test.class_names))
+        measured = sae_measurements(sae, model, p["layer"], test)
+    candidates = find_polysemantic(neurons, max_purity=0.5)
+    alive = torch.nonzero(neurons.alive).flatten().tolist()
+    neuron = candidates[0] if candidates else min(alive, key=lambda u: float(neurons.purity[u]))
+    top_inputs = test.images[neurons.top_indices[neuron]]
+    with torch.no_grad():
+        top_latents = sae.encode(layer_vectors(model, p["layer"], top_inputs)).cpu()
+    contributions = contributions_to_unit(top_latents, sae.W_dec.detach().cpu(), neuron,
+                                          float(sae.input_scale))
+    features = features_behind_unit(contributions, latents, count=p["features"])
+    rows = [("neuron", neuron, neurons)] + [("SAE feature", f, latents) for f in features]
+    fig, axes = plt.subplots(len(rows), p["shown"], figsize=(10, 5.6), squeeze=False)
+    for axes_row, (kind, unit, report) in zip(axes, rows):
+        draw_top_images(axes_row, test, report.top_indices[unit].tolist(),
+                        f"{kind} {unit}\npurity {float(report.purity[unit]):.2f}")
+    fig.suptitle(f"{SAE_MODEL}, layer {p['layer']}: the test digits that excite each unit most",
+                 fontsize=16)
+    ctx.save(fig)
+
+    def describe(report, unit):
+        counts = report.class_counts[unit]
+        return {"unit": unit, "purity": float(report.purity[unit]), "entropy": float(report.entropy[unit]),
+                "top_classes": {test.class_names[c]: int(counts[c]) for c in torch.nonzero(counts).flatten()}}
+    return {"layer": p["layer"], "model": SAE_MODEL, "top_k": p["top_k"],
+            "neuron": describe(neurons, neuron), "features": [describe(latents, f) for f in features],
+            "polysemantic_neurons": len(candidates), "neurons": summary(neurons),
+            "sae_latents": summary(latents), "sae": {"kind": "relu-l1", "l1": p["l1"], "latents": p["latents"],
+                                                     "steps": p["steps"], **measured,
+                                                     "vectors_per_second": log.vectors_per_second}}
+
+
+def make_sae_metrics(ctx):
+    p = ctx.params
+    model = ctx.model(SAE_MODEL)
+    train, test = load_images()
+    runs = []
+    with cpu_threads(ctx.device):
+        width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
+        settings = [("topk", k, TopKSAE(width, p["latents"], k=k, dead_after=20_000, seed=ctx.seed))
+                    for k in p["ks"]]
+        settings += [("relu-l1", l1, ReluSAE(width, p["latents"], l1_coefficient=l1, seed=ctx.seed))
+                     for l1 in p["l1"]]
+        for kind, setting, sae in settings:
+            log = fit_sae(sae.to(ctx.device), model, p["layer"], train.images, p["steps"], ctx.seed)
+            runs.append({"kind": kind, "setting": setting, **sae_measurements(sae, model, p["layer"], test),
+                         "vectors_per_second": log.vectors_per_second, "resampled": log.resampled})
+    clean = runs[0]["clean_accuracy"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
+    for kind, colour, name in (("topk", "#0072B2", "TopK, k ="), ("relu-l1", "#D55E00", "ReLU + L1, λ =")):
+        chosen = [r for r in runs if r["kind"] == kind]
+        l0s = [r["l0"] for r in chosen]
+        left.plot(l0s, [r["explained_variance"] for r in chosen], marker="o", color=colour, label=name.split(",")[0])
+        right.plot(l0s, [r["spliced_accuracy"] for r in chosen], marker="o", color=colour)
+        for run in chosen:
+            left.annotate(f"{run['setting']:g}", (run["l0"], run["explained_variance"]), fontsize=12,
+                          textcoords="offset points", xytext=(4, -14), color=colour)
+    right.axhline(clean, color="#000000", linestyle="--", linewidth=1.5, label="without SAE")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_xlabel("L0: active latents per input")
+    left.set_ylabel("explained variance")
+    right.set_ylabel("accuracy, layer replaced by SAE")
+    left.legend(title="k or λ beside each point", loc="lower right")
+    right.legend(loc="lower right")
+    ctx.save(fig)
+    quoted = next(r for r in runs if r["kind"] == "topk" and r["setting"] == p["quoted_k"])
+    return {"model": SAE_MODEL, "layer": p["layer"], "latents": p["latents"], "steps": p["steps"],
+            "clean_accuracy": clean, "runs": runs, "quoted_topk": quoted,
+            "best_spliced_accuracy": max(r["spliced_accuracy"] for r in runs)}
