@@ -6,7 +6,7 @@
     accuracy(model, test_data, device)
     evaluate(model, test_data, device)     # {"accuracy": ..., "per_class": {...}}
 
-Adam with a one-cycle learning-rate schedule (optionally with batch norm that is folded into
+Adam or SGD with a one-cycle learning-rate schedule (optionally with batch norm that is folded into
 the convs afterwards, see batchnorm.py), shuffled with a generator seeded from the
 settings; the model's initial weights come from seed_everything(seed) before it is built
 (the zoo does that). On the CPU the same settings give bit-identical weights on reruns.
@@ -33,6 +33,7 @@ class TrainingSettings:
     weight_decay: float = 0.0
     seed: int = 0
     batchnorm: bool = False    # train with batch norm after each conv, then fold it in
+    optimizer: str = "adam"    # "adam", or "sgd" (Nesterov momentum 0.9: smoother conv filters)
 
 
 @dataclass
@@ -48,6 +49,16 @@ def _memory_format(model: nn.Module) -> torch.memory_format:
     return torch.channels_last if has_conv else torch.contiguous_format
 
 
+def make_optimiser(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=settings.learning_rate, momentum=0.9,
+                               nesterov=True, weight_decay=settings.weight_decay)
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
+                                weight_decay=settings.weight_decay)
+    raise ValueError(f"unknown optimizer {settings.optimizer!r}: use 'adam' or 'sgd'")
+
+
 def train_classifier(model: nn.Module, data: LabelledImages, settings: TrainingSettings,
                      device: torch.device, description: str = "training") -> TrainingReport:
     """Train `model` in place on `data` with cross-entropy; return timing and final loss."""
@@ -58,8 +69,7 @@ def train_classifier(model: nn.Module, data: LabelledImages, settings: TrainingS
     images = data.images.to(device).contiguous(memory_format=memory_format)
     labels = data.labels.to(device)
     batches_per_epoch = (len(labels) + settings.batch_size - 1) // settings.batch_size
-    optimiser = torch.optim.Adam(model.parameters(), lr=settings.learning_rate,
-                                 weight_decay=settings.weight_decay)
+    optimiser = make_optimiser(model, settings)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=settings.learning_rate, total_steps=settings.epochs * batches_per_epoch)
     shuffler = torch.Generator().manual_seed(settings.seed)

@@ -54,7 +54,8 @@ TRAINING_VERSION = 1          # bump when training changes in a way the config d
 CHECKPOINT_NAME = "checkpoint.safetensors"
 META_NAME = "meta.json"
 LAYER_DESCRIPTIONS = ("feature_layers", "conv_layers", "classifier_layer", "input_shape")
-TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed", "batchnorm")
+TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed", "batchnorm",
+                 "optimizer")
 
 
 class ZooError(ValueError):
