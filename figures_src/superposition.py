@@ -26,6 +26,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
 from mechinterp.data import load_dataset
+from mechinterp.featvis import objectives as featvis_objectives
+from mechinterp.featvis.render import RenderSettings, render
 from mechinterp.superposition.activations import activation_stream, layer_vectors, unit_scores
 from mechinterp.superposition.experiments import (PHASE_NAMES, STICKY_FRACTIONS, TrainSettings,
                                                   intro_sweep, phase_diagram,
@@ -72,9 +74,9 @@ FIGURES = {
         "make": "make_polysemantic_vs_sae",
         "models": [SAE_MODEL],
         "params": {"quick": {"layer": "relu1", "latents": 128, "l1": 0.3, "steps": 1000, "top_k": 16,
-                             "shown": 8, "features": 3},
+                             "shown": 8, "features": 3, "featvis_steps": 64},
                    "full": {"layer": "relu1", "latents": 128, "l1": 0.3, "steps": 6000, "top_k": 16,
-                            "shown": 8}},
+                            "shown": 8, "features": 3, "featvis_steps": 256}},
         "outputs": ["png"],
     },
     "superposition/sae-metrics": {
@@ -247,6 +249,18 @@ def draw_top_images(axes_row, data, indices, label: str) -> None:
     axes_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=14)
 
 
+def visualise_directions(model, layer: str, directions: torch.Tensor, steps: int, seed: int):
+    """Feature visualisation of directions in the layer (a neuron is a one-hot direction).
+
+    8x8 digits are too small for Fourier images and transforms: plain pixels, the direction's
+    cosine-weighted projection, and an L2 pull towards a blank (zero) image so only ink that
+    helps survives."""
+    goal = (featvis_objectives.direction(layer, directions, cosine_power=1.0)
+            - 5.0 * featvis_objectives.l2(constant=0.0))
+    return render(model, goal, steps=steps, settings=RenderSettings.naive(0.05), seed=seed,
+                  progress=False).images
+
+
 def make_polysemantic_vs_sae(ctx):
     p = ctx.params
     model = ctx.model(SAE_MODEL)
@@ -270,10 +284,21 @@ def make_polysemantic_vs_sae(ctx):
                                           float(sae.input_scale))
     features = features_behind_unit(contributions, latents, count=p["features"])
     rows = [("neuron", neuron, neurons)] + [("SAE feature", f, latents) for f in features]
-    fig, axes = plt.subplots(len(rows), p["shown"], figsize=(10, 5.6), squeeze=False)
-    for axes_row, (kind, unit, report) in zip(axes, rows):
-        draw_top_images(axes_row, test, report.top_indices[unit].tolist(),
+    directions = torch.cat([torch.eye(sae.W_dec.shape[1])[[neuron]], sae.W_dec.detach().cpu()[features]])
+    with cpu_threads(ctx.device):
+        optimised = visualise_directions(model, p["layer"], directions.to(ctx.device), p["featvis_steps"], ctx.seed)
+    fig, axes = plt.subplots(len(rows), p["shown"] + 1, figsize=(10.5, 5.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * p["shown"] + [1.25]})
+    for axes_row, (kind, unit, report), image in zip(axes, rows, optimised):
+        draw_top_images(axes_row[:-1], test, report.top_indices[unit].tolist(),
                         f"{kind} {unit}\npurity {float(report.purity[unit]):.2f}")
+        axes_row[-1].imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        axes_row[-1].set_xticks([])
+        axes_row[-1].set_yticks([])
+        for spine in axes_row[-1].spines.values():
+            spine.set_edgecolor("#D55E00")
+            spine.set_visible(True)
+    axes[0, -1].set_title("optimised", fontsize=12, pad=3, color="#D55E00")
     fig.suptitle(f"{SAE_MODEL}, layer {p['layer']}: the test digits that excite each unit most",
                  fontsize=16)
     ctx.save(fig)
