@@ -1,0 +1,294 @@
+"""The zoo: deterministic training, staleness, quality bars of the default models, safe
+checkpoint loading (malicious pickles, truncated files), and the speaker's own model."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import textwrap
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from mechinterp.data import load_dataset
+from mechinterp.models import checkpoints
+from mechinterp.models.checkpoints import CheckpointError, load_state_dict, save_checkpoint, sha256_file
+from mechinterp.models.training import accuracy
+from mechinterp.models.zoo import (ZooError, load_meta, load_model, main, model_hashes,
+                                   read_zoo_config, train_zoo)
+
+# Quality bars of the default zoo (held-out test split). Measured on this 2-core CPU:
+# digits-mlp 0.967, shapes CNNs 0.976-0.986.
+MIN_TEST_ACCURACY = {"digits-mlp": 0.93, "shapes-cnn-a": 0.95, "shapes-cnn-a-seed1": 0.95,
+                     "shapes-cnn-wide": 0.95, "shapes-cnn-deep": 0.95}
+TINY_SHAPES = {"count": 320, "seed": 0}
+TINY_CNN = {"architecture": "SmallCNN", "kwargs": {"width": 4}, "dataset": "shapes",
+            "dataset_options": TINY_SHAPES, "seed": 0, "epochs": 1, "batch_size": 32,
+            "optimizer": "sgd", "learning_rate": 0.05, "weight_decay": 0.01, "batchnorm": True}
+TINY_MLP = {"architecture": "MLP", "kwargs": {"hidden": 8}, "dataset": "digits", "seed": 0,
+            "epochs": 2, "batch_size": 64, "learning_rate": 0.01}
+
+
+def write_config(folder, models: dict) -> str:
+    path = folder / "zoo.yaml"
+    path.write_text(yaml.safe_dump({"models": models}))
+    return str(path)
+
+
+def state_of(path) -> dict:
+    return load_state_dict(path)
+
+
+# --- training: determinism and staleness ---
+
+def test_same_config_gives_identical_weights(tmp_path):
+    config = write_config(tmp_path, {"cnn": TINY_CNN, "cnn-seed1": {**TINY_CNN, "seed": 1},
+                                     "mlp": TINY_MLP})
+    first = train_zoo(config, tmp_path / "run1", device="cpu")
+    second = train_zoo(config, tmp_path / "run2", device="cpu")
+    for name in ("cnn", "mlp"):
+        a = state_of(tmp_path / "run1" / name / "checkpoint.safetensors")
+        b = state_of(tmp_path / "run2" / name / "checkpoint.safetensors")
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        assert first[name]["checkpoint_sha256"] == second[name]["checkpoint_sha256"]
+    other_seed = state_of(tmp_path / "run1" / "cnn-seed1" / "checkpoint.safetensors")
+    assert not torch.equal(other_seed["conv1.weight"], state_of(
+        tmp_path / "run1" / "cnn" / "checkpoint.safetensors")["conv1.weight"])
+
+
+def test_meta_records_provenance_and_the_model_reproduces_its_accuracy(tmp_path):
+    config = write_config(tmp_path, {"cnn": TINY_CNN})
+    train_zoo(config, tmp_path, device="cpu")
+    meta = load_meta("cnn", tmp_path)
+    for key in ("config", "config_hash", "data_hash", "metrics", "train_seconds", "device",
+                "torch_version", "checkpoint_sha256", "class_names"):
+        assert key in meta, key
+    assert meta["config"] == TINY_CNN and meta["device"] == "cpu"
+    assert meta["torch_version"] == torch.__version__ and meta["train_seconds"] > 0
+    model = load_model("cnn", tmp_path, device="cpu")
+    assert not model.training
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # folded into convs
+    test = load_dataset("shapes", "test", **TINY_SHAPES)
+    assert accuracy(model, test, torch.device("cpu")) == pytest.approx(
+        meta["metrics"]["test_accuracy"], abs=1.5 / len(test))
+    assert model_hashes("cnn", tmp_path) == {
+        "checkpoint": sha256_file(tmp_path / "cnn" / "checkpoint.safetensors"),
+        "config": meta["config_hash"]}
+
+
+def test_only_missing_or_stale_models_are_rebuilt(tmp_path):
+    config = write_config(tmp_path, {"cnn": TINY_CNN, "mlp": TINY_MLP})
+    train_zoo(config, tmp_path, device="cpu")
+    data_hash = load_meta("cnn", tmp_path)["data_hash"]
+    hashes = {n: model_hashes(n, tmp_path) for n in ("cnn", "mlp")}
+    os.utime(tmp_path / "mlp" / "meta.json", (0, 0))
+    train_zoo(config, tmp_path, device="cpu")
+    assert os.stat(tmp_path / "mlp" / "meta.json").st_mtime == 0  # untouched: up to date
+    changed = {**TINY_CNN, "dataset_options": {"count": 160, "seed": 0}}   # data hash changes
+    write_config(tmp_path, {"cnn": changed, "mlp": {**TINY_MLP, "epochs": 3}})
+    train_zoo(config, tmp_path, device="cpu")
+    for name in ("cnn", "mlp"):
+        assert model_hashes(name, tmp_path)["config"] != hashes[name]["config"]
+        assert model_hashes(name, tmp_path)["checkpoint"] != hashes[name]["checkpoint"]
+    assert load_meta("cnn", tmp_path)["data_hash"] != data_hash
+    (tmp_path / "mlp" / "checkpoint.safetensors").unlink()
+    train_zoo(config, tmp_path, names=["mlp"], device="cpu")
+    assert (tmp_path / "mlp" / "checkpoint.safetensors").is_file()
+
+
+def test_command_line_trains_the_named_models(tmp_path, capsys):
+    config = write_config(tmp_path, {"mlp": TINY_MLP, "cnn": TINY_CNN})
+    assert main(["--config", config, "--models-dir", str(tmp_path / "m"), "--names", "mlp",
+                 "--device", "cpu"]) == 0
+    assert (tmp_path / "m" / "mlp" / "meta.json").is_file()
+    assert not (tmp_path / "m" / "cnn").exists()
+    assert "mlp" in capsys.readouterr().out
+
+
+def test_config_mistakes_are_clear(tmp_path):
+    config = write_config(tmp_path, {"broken": {"architecture": "SmallCNN"}})
+    with pytest.raises(ZooError, match="'broken' lacks dataset, epochs"):
+        read_zoo_config(config)
+    config = write_config(tmp_path, {"mlp": TINY_MLP})
+    with pytest.raises(ZooError, match="no model 'nope'"):
+        train_zoo(config, tmp_path, names=["nope"])
+    with pytest.raises(FileNotFoundError, match="make models"):
+        load_model("mlp", tmp_path / "empty")
+    config = write_config(tmp_path, {"odd": {**TINY_MLP, "architecture": "NoSuchNet"}})
+    with pytest.raises(ZooError, match="unknown architecture 'NoSuchNet'"):
+        train_zoo(config, tmp_path)
+
+
+# --- the default zoo: quality bars ---
+
+def test_default_zoo_reaches_its_accuracy_thresholds(trained_zoo):
+    for name, threshold in MIN_TEST_ACCURACY.items():
+        meta = load_meta(name, trained_zoo)
+        assert meta["metrics"]["test_accuracy"] >= threshold, (name, meta["metrics"])
+        assert meta["metrics"]["test_images"] >= 400
+
+
+def test_default_zoo_models_describe_their_layers(trained_zoo):
+    for name in MIN_TEST_ACCURACY:
+        model = load_model(name, trained_zoo, device="cpu")
+        modules = dict(model.named_modules())
+        assert all(layer in modules for layer in model.feature_layers + model.conv_layers)
+        assert isinstance(modules[model.classifier_layer], nn.Linear)
+        assert all(isinstance(modules[layer], nn.Conv2d) for layer in model.conv_layers)
+        assert len(model.feature_layers) == max(len(model.conv_layers), 1)
+        assert model(torch.zeros(2, *model.input_shape)).shape == (2, len(model.class_names))
+    mlp = load_model("digits-mlp", trained_zoo, device="cpu")
+    assert [n for n, _ in mlp.named_children()] == ["fc1", "relu1", "fc2"]
+    assert mlp.fc1.in_features == 64 and mlp.fc1.out_features == 32
+
+
+def test_default_zoo_shapes_models_differ_in_depth_width_kernel_and_pooling(trained_zoo):
+    models = {n: load_model(n, trained_zoo, device="cpu") for n in
+              ("shapes-cnn-a", "shapes-cnn-wide", "shapes-cnn-deep")}
+    depths = {n: len(m.conv_layers) for n, m in models.items()}
+    kernels = {n: m.conv1.kernel_size[0] for n, m in models.items()}
+    widths = {n: m.conv1.out_channels for n, m in models.items()}
+    pools = {n: sorted({type(x).__name__ for x in m.modules() if "Pool2d" in type(x).__name__
+                        and "Adaptive" not in type(x).__name__}) for n, m in models.items()}
+    assert len(set(depths.values())) >= 2 and len(set(kernels.values())) == 3
+    assert len(set(widths.values())) >= 2 and len({tuple(p) for p in pools.values()}) == 3
+
+
+# --- safe loading ---
+
+class _WritesMarker:
+    """Unpickling this calls open(marker, 'w'): the file appears iff the pickle ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_malicious_pickles_are_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps({"conv1.weight": _WritesMarker(marker)}))
+    wrapped = tmp_path / "wrapped.pt"
+    torch.save({"fc.weight": torch.zeros(2, 2), "payload": _WritesMarker(marker)}, wrapped)
+    for path in (raw, wrapped):
+        with pytest.raises(CheckpointError, match="refused.*not executed") as refused:
+            load_state_dict(path)
+        assert str(path) in str(refused.value)
+    assert not marker.exists()
+    config = write_config(tmp_path, {"mine": {"architecture": "MLP", "kwargs": {"hidden": 8},
+                                              "checkpoint": "wrapped.pt"}})
+    with pytest.raises(CheckpointError, match="wrapped.pt was refused"):
+        train_zoo(config, tmp_path / "models", device="cpu")
+    assert not marker.exists() and not (tmp_path / "models" / "mine").exists()
+
+
+def test_whole_model_pickles_are_refused_with_advice(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save(nn.Linear(2, 2), path)
+    with pytest.raises(CheckpointError, match="state_dict"):
+        load_state_dict(path)
+
+
+def test_truncated_checkpoint_is_a_clear_error_and_nothing_is_overwritten(tmp_path):
+    config = write_config(tmp_path, {"mlp": TINY_MLP})
+    train_zoo(config, tmp_path, device="cpu")
+    checkpoint = tmp_path / "mlp" / "checkpoint.safetensors"
+    truncated = checkpoint.read_bytes()[:-200]
+    checkpoint.write_bytes(truncated)
+    with pytest.raises(CheckpointError, match="checkpoint.safetensors is truncated or corrupt"):
+        load_model("mlp", tmp_path, device="cpu")
+    assert checkpoint.read_bytes() == truncated
+    legacy = tmp_path / "weights.pt"
+    torch.save(nn.Linear(3, 2).state_dict(), legacy)
+    legacy.write_bytes(legacy.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="weights.pt is truncated or corrupt"):
+        load_state_dict(legacy)
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint({"w": torch.ones(3)}, path)
+    before = path.read_bytes()
+
+    def disk_full(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        save_checkpoint({"w": torch.zeros(3)}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.safetensors"]  # no temp left
+
+
+# --- the speaker's own model ---
+
+SPEAKER_MODULE = textwrap.dedent('''
+    from torch import nn
+
+    class TinyNet(nn.Module):
+        """The speaker's own architecture: its own layer names, no layer descriptions."""
+        def __init__(self, channels=4, classes=8):
+            super().__init__()
+            self.stem = nn.Conv2d(3, channels, 3, padding=1)
+            self.act = nn.ReLU()
+            self.pool = nn.AdaptiveMaxPool2d(1)
+            self.head = nn.Linear(channels, classes)
+
+        def forward(self, x):
+            return self.head(self.pool(self.act(self.stem(x))).flatten(1))
+''')
+
+
+def test_speakers_own_checkpoint_with_an_import_path_architecture(tmp_path, monkeypatch):
+    (tmp_path / "speaker_nets.py").write_text(SPEAKER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from speaker_nets import TinyNet
+    torch.manual_seed(3)
+    own = TinyNet(channels=4)
+    (tmp_path / "weights").mkdir()
+    torch.save({"state_dict": own.state_dict(), "epoch": 7}, tmp_path / "weights" / "net.pt")
+    entry = {"architecture": "speaker_nets:TinyNet", "kwargs": {"channels": 4},
+             "checkpoint": "../weights/net.pt", "dataset": "shapes",
+             "dataset_options": TINY_SHAPES, "feature_layers": ["act"]}
+    (tmp_path / "zoo").mkdir()
+    config = write_config(tmp_path / "zoo", {"mine": entry})
+    metas = train_zoo(config, tmp_path / "models", device="cpu")
+    model = load_model("mine", tmp_path / "models", device="cpu")
+    assert model.feature_layers == ["act"] and model.conv_layers == ["stem"]
+    assert model.classifier_layer == "head"
+    for name, tensor in own.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor)
+    test = load_dataset("shapes", "test", **TINY_SHAPES)
+    assert metas["mine"]["metrics"]["test_accuracy"] == pytest.approx(
+        accuracy(own.eval(), test, torch.device("cpu")))
+    assert metas["mine"]["source_sha256"] == sha256_file(tmp_path / "weights" / "net.pt")
+
+    # Replacing the speaker's file marks the model stale; the new weights are imported.
+    before = model_hashes("mine", tmp_path / "models")
+    torch.manual_seed(4)
+    torch.save(TinyNet(channels=4).state_dict(), tmp_path / "weights" / "net.pt")
+    train_zoo(config, tmp_path / "models", device="cpu")
+    after = model_hashes("mine", tmp_path / "models")
+    assert after["checkpoint"] != before["checkpoint"] and after["config"] != before["config"]
+
+    # A truncated replacement is refused and the imported checkpoint stays as it was.
+    kept = (tmp_path / "models" / "mine" / "checkpoint.safetensors").read_bytes()
+    source = tmp_path / "weights" / "net.pt"
+    source.write_bytes(source.read_bytes()[:50])
+    with pytest.raises(CheckpointError, match="net.pt is truncated or corrupt"):
+        train_zoo(config, tmp_path / "models", device="cpu")
+    assert (tmp_path / "models" / "mine" / "checkpoint.safetensors").read_bytes() == kept
+    assert json.loads((tmp_path / "models" / "mine" / "meta.json").read_text())["config_hash"] == \
+        after["config"]
+
+
+def test_speakers_weights_that_do_not_fit_name_the_file(tmp_path):
+    torch.save(nn.Linear(5, 5).state_dict(), tmp_path / "other.pt")
+    config = write_config(tmp_path, {"mine": {"architecture": "MLP", "kwargs": {"hidden": 8},
+                                              "checkpoint": "other.pt"}})
+    with pytest.raises(ZooError, match="other.pt do not fit MLP"):
+        train_zoo(config, tmp_path / "models", device="cpu")
