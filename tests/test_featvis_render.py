@@ -145,3 +145,16 @@ def test_activation_reached_far_exceeds_the_dataset_maximum():
                     settings=RenderSettings(learning_rate=0.1), progress=False)
     beyond_maximum = (result.objective_values - top.values[:, 0]) / per_image.std(0)
     assert beyond_maximum.min() > 2 and beyond_maximum.median() > 3.5
+
+
+def test_render_adam_matches_torch_optim_adam():
+    from mechinterp.featvis.render import Adam
+    start = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
+    ours, reference = start.clone().requires_grad_(True), start.clone().requires_grad_(True)
+    optimisers = [Adam([ours], lr=0.05), torch.optim.Adam([reference], lr=0.05)]
+    for step in range(20):
+        for parameter, optimiser in zip((ours, reference), optimisers):
+            optimiser.zero_grad()
+            (parameter.sin() * torch.arange(5.0)).sum().backward()
+            optimiser.step()
+    assert torch.allclose(ours, reference, atol=1e-6)

@@ -138,12 +138,18 @@ def label_units(edge: Selectivity, line: Selectivity, curve: Selectivity, min_se
     return labels
 
 
-def find_detector_family(model: nn.Module, layer: str, count: int = 36, curvature: float = 0.1,
-                         min_selectivity: float = 0.4, min_relative_peak: float = 0.2,
-                         min_curve_preference: float = 1.2, bins: int = 8, input_shape=None) -> DetectorFamily:
-    """Sweep edges, lines and curves; label orientation-selective edge and curve detectors."""
-    curves = {kind: tuning_curves(model, layer, kind, count, curvature, input_shape)
-              for kind in ("edge", "line", "curve")}
+def find_detector_family(model: nn.Module, layer: str, count: int = 36,
+                         curvatures: tuple[float, ...] = (0.08, 0.12, 0.16), min_selectivity: float = 0.4,
+                         min_relative_peak: float = 0.2, min_curve_preference: float = 1.2, bins: int = 8,
+                         input_shape=None) -> DetectorFamily:
+    """Sweep edges, lines and curves; label orientation-selective edge and curve detectors.
+
+    A unit's curve tuning is its best response over the curvatures at each orientation, so a
+    detector of tighter or gentler curves than one fixed stimulus is still found."""
+    curves = {kind: tuning_curves(model, layer, kind, count, input_shape=input_shape) for kind in ("edge", "line")}
+    by_curvature = [tuning_curves(model, layer, "curve", count, c, input_shape) for c in curvatures]
+    curves["curve"] = by_curvature[0]
+    curves["curve"].responses = torch.stack([c.responses for c in by_curvature]).max(0).values
     chosen = {kind: orientation_selectivity(c) for kind, c in curves.items()}
     labels = label_units(chosen["edge"], chosen["line"], chosen["curve"], min_selectivity,
                          min_relative_peak, min_curve_preference)
