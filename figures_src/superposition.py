@@ -135,7 +135,7 @@ def make_intro_geometry(ctx):
     colours = plt.cm.viridis(np.linspace(0.0, 0.85, result.W.shape[1]))
     fig, axes = plt.subplots(2, len(sparsities), figsize=(12, 5.4), layout="constrained")
     for column, sparsity in enumerate(sparsities):
-        image = axes[0, column].imshow(gram[column], cmap="RdBu_r", vmin=-1.2, vmax=1.2)
+        image = axes[0, column].imshow(gram[column].numpy(), cmap="RdBu_r", vmin=-1.2, vmax=1.2)
         axes[0, column].set_title(f"S = {sparsity:.0%}")
         axes[0, column].set_xticks([])
         axes[0, column].set_yticks([])

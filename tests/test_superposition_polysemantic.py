@@ -11,7 +11,8 @@ from mechinterp.models.architectures import MLP
 from mechinterp.models.training import TrainingSettings, train_classifier
 from mechinterp.superposition.activations import (activation_stream, layer_vectors, to_vectors,
                                                   unit_scores)
-from mechinterp.superposition.polysemantic import class_purity, find_polysemantic, summary
+from mechinterp.superposition.polysemantic import (class_purity, contributions_to_unit,
+                                                   features_behind_unit, find_polysemantic, summary)
 from mechinterp.superposition.sae import ReluSAE
 from mechinterp.superposition.sae_training import train_sae
 
@@ -97,3 +98,14 @@ def test_digits_mlp_has_polysemantic_neurons_and_sae_latents_are_purer(digits_ml
                            train.labels, k=20)
     assert summary(latents)["live_units"] >= 20
     assert summary(latents)["mean_purity"] > summary(neurons)["mean_purity"] + 0.1
+
+
+def test_contributions_pick_the_latents_that_write_onto_the_unit():
+    latents = torch.tensor([[1.0, 0.0, 2.0, 0.5], [1.0, 0.0, 0.0, 0.5]])   # two inputs, 4 latents
+    decoder = torch.tensor([[0.5, 0.0], [3.0, 1.0], [0.25, 0.0], [-1.0, 1.0]])   # 4 latents, 2 units
+    contributions = contributions_to_unit(latents, decoder, unit=0, scale=2.0)
+    torch.testing.assert_close(contributions, torch.tensor([2.0, 0.0, 1.0, -2.0]))
+    report = class_purity(torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.5, 0.5, 0.5, 0.5]]),
+                          torch.tensor([3, 3]), k=2, n_classes=4)
+    # latents 0 and 2 share majority class 3: only the stronger is kept; negative ones never
+    assert features_behind_unit(contributions, report, count=3) == [0]
