@@ -21,14 +21,14 @@ FIGURES = {
     "circuits/curve-circuit": {
         "make": "make_curve_circuit",
         "models": ["shapes-cnn-a"],
-        "params": {"quick": {"images": 600, "inputs": 4, "inhibitors": 2, "featvis_steps": 48},
+        "params": {"quick": {"images": 400, "inputs": 4, "inhibitors": 2, "featvis_steps": 32},
                    "full": {"images": 2000, "inputs": 4, "inhibitors": 2, "featvis_steps": 512}},
         "outputs": ["png"],
     },
     "circuits/ablation": {
         "make": "make_ablation",
         "models": ["shapes-cnn-a"],
-        "params": {"quick": {"images": 300, "reference": 300, "shown": 8},
+        "params": {"quick": {"images": 160, "reference": 160, "shown": 8},
                    "full": {"images": 1000, "reference": 1000, "shown": 10}},
         "outputs": ["png"],
     },
@@ -49,7 +49,7 @@ FIGURES = {
     "circuits/ig-convergence": {
         "make": "make_ig_convergence",
         "models": ["shapes-cnn-a"],
-        "params": {"quick": {"images": 200, "inputs": 8, "steps": [2, 4, 8, 16, 32, 64]},
+        "params": {"quick": {"images": 200, "inputs": 4, "steps": [2, 4, 8, 16, 32]},
                    "full": {"images": 2000, "inputs": 8, "steps": [2, 4, 8, 16, 32, 64, 128, 256]}},
         "outputs": ["png"],
     },
