@@ -230,8 +230,16 @@ def load_model(name: str, models_dir: str | os.PathLike = "models", device=None)
     _load_weights(model, state, model_dir(name, models_dir) / CHECKPOINT_NAME)
     model.class_names = meta.get("class_names")
     model.zoo_name = name
-    device = device if isinstance(device, torch.device) else pick_device(device)
-    return model.to(device).eval()
+    return model.to(as_device(device)).eval()
+
+
+def as_device(device) -> torch.device:
+    """None -> pick_device(); 'cpu' / 'cuda' / 'mps' / 'auto' -> pick_device(it); 'cuda:1' as is."""
+    if isinstance(device, torch.device):
+        return device
+    if device is None or ":" not in str(device):
+        return pick_device(device)
+    return torch.device(device)
 
 
 def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
@@ -353,7 +361,7 @@ def _build_stale(config_path, models_dir, names, device, force) -> dict[str, dic
     if unknown:
         raise ZooError(f"{config_path} has no model {', '.join(map(repr, unknown))}; "
                        f"it names {', '.join(entries)}")
-    device = device if isinstance(device, torch.device) else pick_device(device)
+    device = as_device(device)
     metas = {}
     for name in names or list(entries):
         entry = entries[name]
