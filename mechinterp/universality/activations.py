@@ -1,7 +1,8 @@
 """A model's activations at named layers over a dataset, as (N, D) feature matrices.
 
 Every read goes through mechinterp.hooks.capture. Conv activations (N, C, H, W) become rows by
-flattening, by averaging over space (pool="mean") or by average-pooling to s x s first (pool=s):
+flattening, by averaging or taking the maximum over space (pool="mean" / "max", one value per
+channel) or by average-pooling to s x s first (pool=s):
 
     feats = layer_features(model, images, ["relu1", "relu2"], pool=None)   # {layer: (N, D) cpu}
     for batch in stream_layer_features(model, images, ["relu1"], batch_size=256):
@@ -37,14 +38,16 @@ def representation_layers(model: nn.Module, include_classifier: bool = True) -> 
 
 
 def as_features(activation: torch.Tensor, pool: Pool = None) -> torch.Tensor:
-    """(N, ...) activation -> (N, D) rows. pool: None flattens, "mean" averages over space,
-    an int s average-pools (N, C, H, W) to (N, C, s, s) before flattening."""
+    """(N, ...) activation -> (N, D) rows. pool: None flattens, "mean" / "max" reduce each
+    channel over space, an int s average-pools (N, C, H, W) to (N, C, s, s) before flattening."""
+    if pool not in (None, "mean", "max") and not isinstance(pool, int):
+        raise ValueError(f"pool must be None, 'mean', 'max' or an int, got {pool!r}")
     if activation.ndim == 4 and pool == "mean":
         return activation.mean(dim=(2, 3))
+    if activation.ndim == 4 and pool == "max":
+        return activation.amax(dim=(2, 3))
     if activation.ndim == 4 and isinstance(pool, int):
         return F.adaptive_avg_pool2d(activation, pool).flatten(1)
-    if pool not in (None, "mean") and not isinstance(pool, int):
-        raise ValueError(f"pool must be None, 'mean' or an int, got {pool!r}")
     return activation.reshape(activation.shape[0], -1)
 
 

@@ -50,7 +50,11 @@ def linear_gram(x) -> torch.Tensor:
 
 def rbf_gram(x, threshold: float = 1.0) -> torch.Tensor:
     """exp(-|xi - xj|^2 / (2 threshold^2 median |xi - xj|^2)), Kornblith et al.'s kernel."""
-    dots = linear_gram(x)
+    return rbf_from_linear_gram(linear_gram(x), threshold)
+
+
+def rbf_from_linear_gram(dots: torch.Tensor, threshold: float = 1.0) -> torch.Tensor:
+    """The RBF Gram matrix from the dot products x x^T (distances need nothing else)."""
     squared_norms = dots.diagonal()
     squared_distances = (squared_norms[:, None] + squared_norms[None, :] - 2 * dots).clamp_min(0)
     median = _median(squared_distances.flatten())
@@ -112,11 +116,14 @@ def rbf_cka(x, y, threshold: float = 1.0, debiased: bool = False) -> float:
     return cka_from_grams(rbf_gram(x, threshold), rbf_gram(y, threshold), debiased)
 
 
-def principal_scores(x, variance_kept: float = 0.99, max_dims: int | None = None) -> torch.Tensor:
+def principal_scores(x, variance_kept: float = 0.99, max_dims: int | None = None,
+                     gram: torch.Tensor | None = None) -> torch.Tensor:
     """Projections of centred x on its top principal directions keeping `variance_kept` of the
-    variance (the SV step of SVCCA). Uses the N x N Gram matrix when x is wider than tall."""
+    variance (the SV step of SVCCA). Uses the N x N Gram matrix (given, or computed) when x is
+    wider than tall."""
     if _width(x) > len(x):
-        eigenvalues, eigenvectors = torch.linalg.eigh(center_gram(linear_gram(x)))
+        gram = linear_gram(x) if gram is None else gram
+        eigenvalues, eigenvectors = torch.linalg.eigh(center_gram(gram))
         eigenvalues, eigenvectors = eigenvalues.flip(0).clamp_min(0), eigenvectors.flip(1)
         scores_all = eigenvectors * eigenvalues.sqrt()
     else:
@@ -144,8 +151,13 @@ def svcca(x, y, variance_kept: float = 0.99, max_dims: int | None = None) -> flo
 
 def knn_indices(x, k: int) -> torch.Tensor:
     """(N, k) indices of each row's k nearest other rows by cosine similarity."""
-    x = torch.nn.functional.normalize(as_float64_rows(x), dim=1)
-    similarity = x @ x.T
+    return knn_from_gram(linear_gram(x), k)
+
+
+def knn_from_gram(gram: torch.Tensor, k: int) -> torch.Tensor:
+    """k nearest neighbours by cosine similarity, read from the dot products x x^T."""
+    norms = gram.diagonal().clamp_min(1e-300).sqrt()
+    similarity = gram / torch.outer(norms, norms)
     similarity.fill_diagonal_(-float("inf"))
     return similarity.topk(k, dim=1).indices
 
@@ -223,28 +235,68 @@ def svcca_dims(n: int) -> int:
     return max(1, n // 10)
 
 
-# Each measure is (prepare one layer's features once, compare two prepared layers), so a
-# layers x layers matrix builds each Gram matrix, principal subspace or k-NN table only once.
+class LayerFeatures:
+    """One layer's (N, D) features; its linear Gram matrix is computed once, on first use, and
+    every measure reads what it needs from it (CKA, RBF distances, cosine neighbours, PCA)."""
+
+    def __init__(self, features):
+        self.features = features
+        self._gram = None
+
+    @property
+    def gram(self) -> torch.Tensor:
+        if self._gram is None:
+            self._gram = linear_gram(self.features)
+        return self._gram
+
+    @property
+    def wide(self) -> bool:
+        return _width(self.features) > len(self.features)
+
+
+def prepare_svcca(layer: LayerFeatures) -> torch.Tensor:
+    n = len(layer.features)
+    return principal_scores(layer.features, 0.99, svcca_dims(n), layer.gram if layer.wide else None)
+
+
+def compare_svcca(scores_x: torch.Tensor, scores_y: torch.Tensor) -> float:
+    return float(canonical_correlations(scores_x, scores_y).mean())
+
+
+# Each measure is (prepare one layer once, compare two prepared layers), so a layers x layers
+# matrix builds each Gram matrix, principal subspace or neighbour table only once.
 MEASURES: dict[str, tuple[Callable, Callable]] = {
-    "linear_cka": (linear_gram, lambda k, l: cka_from_grams(k, l)),
-    "debiased_cka": (linear_gram, lambda k, l: cka_from_grams(k, l, debiased=True)),
-    "rbf_cka": (lambda x: rbf_gram(x, RBF_THRESHOLD), lambda k, l: cka_from_grams(k, l)),
-    "svcca": (lambda x: principal_scores(x, 0.99, svcca_dims(len(x))),
-              lambda a, b: float(canonical_correlations(a, b).mean())),
-    "mutual_knn": (lambda x: knn_indices(x, KNN_K), knn_overlap),
+    "linear_cka": (lambda layer: layer.gram, lambda k, l: cka_from_grams(k, l)),
+    "debiased_cka": (lambda layer: layer.gram, lambda k, l: cka_from_grams(k, l, debiased=True)),
+    "rbf_cka": (lambda layer: rbf_from_linear_gram(layer.gram, RBF_THRESHOLD),
+                lambda k, l: cka_from_grams(k, l)),
+    "svcca": (prepare_svcca, compare_svcca),
+    "mutual_knn": (lambda layer: knn_from_gram(layer.gram, KNN_K), knn_overlap),
 }
+
+
+def similarity_matrices(features_a: dict[str, torch.Tensor], features_b: dict[str, torch.Tensor],
+                        measures: Sequence[str] = tuple(MEASURES)) -> dict[str, torch.Tensor]:
+    """{measure: (layers of a) x (layers of b) matrix} on the same N inputs, sharing each
+    layer's Gram matrix between the measures."""
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise ValueError(f"unknown measure {unknown[0]!r}: use one of {sorted(MEASURES)}")
+    layers_a = [LayerFeatures(x) for x in features_a.values()]
+    layers_b = [LayerFeatures(y) for y in features_b.values()]
+    matrices = {}
+    for measure in measures:
+        prepare, compare = MEASURES[measure]
+        prepared_a, prepared_b = [prepare(a) for a in layers_a], [prepare(b) for b in layers_b]
+        rows = [[compare(a, b) for b in prepared_b] for a in prepared_a]
+        matrices[measure] = torch.tensor(rows, dtype=torch.float64)
+    return matrices
 
 
 def similarity_matrix(features_a: dict[str, torch.Tensor], features_b: dict[str, torch.Tensor],
                       measure: str = "linear_cka") -> torch.Tensor:
     """(layers of a) x (layers of b) matrix of one of MEASURES on the same N inputs."""
-    if measure not in MEASURES:
-        raise ValueError(f"unknown measure {measure!r}: use one of {sorted(MEASURES)}")
-    prepare, compare = MEASURES[measure]
-    prepared_a = [prepare(x) for x in features_a.values()]
-    prepared_b = [prepare(y) for y in features_b.values()]
-    rows = [[compare(a, b) for b in prepared_b] for a in prepared_a]
-    return torch.tensor(rows, dtype=torch.float64)
+    return similarity_matrices(features_a, features_b, [measure])[measure]
 
 
 def streamed_cka_matrix(model_a, model_b, images: torch.Tensor, layers_a: Sequence[str],

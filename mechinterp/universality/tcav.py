@@ -38,32 +38,52 @@ class CAV:
 
 
 def train_cav(concept_features, random_features, seed: int = 0) -> CAV:
-    """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector."""
+    """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector.
+
+    With fewer examples than dimensions (a flattened conv layer), the L2-regularised solution lies
+    in the span of the training rows (representer theorem), so the fit runs on the rows'
+    coordinates in an orthonormal basis of that span and maps back: the same CAV, far faster."""
     x = np.concatenate([np.asarray(concept_features, dtype=np.float64),
                         np.asarray(random_features, dtype=np.float64)])
     y = np.r_[np.ones(len(concept_features)), np.zeros(len(random_features))]
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.33, random_state=seed,
                                                         stratify=y)
-    scale = np.abs(train_x).mean() + 1e-12  # keeps the solver well conditioned, direction unchanged
     with small_blas():
-        classifier = LogisticRegression(max_iter=1000, random_state=seed).fit(train_x / scale, train_y)
-    weights = classifier.coef_[0]
-    return CAV(direction=weights / np.linalg.norm(weights),
-               accuracy=float(classifier.score(test_x / scale, test_y)))
+        basis = row_space_basis(train_x)
+        train_coordinates, test_coordinates = train_x @ basis, test_x @ basis
+        scale = np.abs(train_coordinates).mean() + 1e-12   # well-conditioned solver; rescales C
+        classifier = LogisticRegression(max_iter=1000, random_state=seed)
+        classifier.fit(train_coordinates / scale, train_y)
+        accuracy = classifier.score(test_coordinates / scale, test_y)
+    weights = basis @ classifier.coef_[0]
+    return CAV(direction=weights / np.linalg.norm(weights), accuracy=float(accuracy))
 
 
-def class_gradients(model, images: torch.Tensor, layer: str, class_index: int,
-                    batch_size: int = 128) -> np.ndarray:
-    """d logit[class_index] / d activation(layer), flattened: (N, D)."""
+def row_space_basis(x: np.ndarray) -> np.ndarray:
+    """(D, r) orthonormal basis of the span of x's rows (identity when rows outnumber columns)."""
+    if len(x) >= x.shape[1]:
+        return np.eye(x.shape[1])
+    eigenvalues, eigenvectors = np.linalg.eigh(x @ x.T)      # n x n: cheap for n << D
+    kept = eigenvalues > eigenvalues.max() * 1e-12
+    return x.T @ (eigenvectors[:, kept] / np.sqrt(eigenvalues[kept]))   # right singular vectors
+
+
+def class_gradients(model, images: torch.Tensor, layers: Sequence[str] | str, class_index: int,
+                    batch_size: int = 128):
+    """d logit[class_index] / d activation(layer), flattened (N, D): one array for one layer
+    name, a {layer: array} dict for a list of layers (all from the same backward passes)."""
+    names = [layers] if isinstance(layers, str) else list(layers)
     device = next(model.parameters()).device
-    parts = []
+    parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
-        with torch.enable_grad(), capture(model, [layer], detach=False) as acts:
+        with torch.enable_grad(), capture(model, names, detach=False) as acts:
             logits = model(batch)
-            gradient, = torch.autograd.grad(logits[:, class_index].sum(), acts[layer])
-        parts.append(gradient.reshape(len(batch), -1).double().cpu())
-    return torch.cat(parts).numpy()
+            gradients = torch.autograd.grad(logits[:, class_index].sum(), [acts[n] for n in names])
+        for name, gradient in zip(names, gradients):
+            parts[name].append(gradient.reshape(len(batch), -1).double().cpu())
+    result = {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
+    return result[layers] if isinstance(layers, str) else result
 
 
 def tcav_score(gradients: np.ndarray, direction: np.ndarray) -> float:
@@ -124,11 +144,13 @@ def concept_layer_map(model, layers: Sequence[str], concepts: dict[str, torch.Te
                       random_sets: Sequence[torch.Tensor], class_images: torch.Tensor,
                       class_index: int, seed: int = 0) -> dict[str, dict[str, TCAVResult]]:
     """{concept: {layer: TCAVResult}}: where each concept is linearly present and used."""
+    gradients = class_gradients(model, class_images, layers, class_index)
+    randoms = [layer_features(model, images, layers) for images in random_sets]
     table: dict[str, dict[str, TCAVResult]] = {name: {} for name in concepts}
-    for layer in layers:
-        gradients = class_gradients(model, class_images, layer, class_index)
-        randoms = [layer_features(model, r, [layer])[layer].double().numpy() for r in random_sets]
-        for name, images in concepts.items():
-            concept = layer_features(model, images, [layer])[layer].double().numpy()
-            table[name][layer] = tcav_from_features(concept, randoms, gradients, seed)
+    for name, images in concepts.items():
+        concept = layer_features(model, images, layers)
+        for layer in layers:
+            table[name][layer] = tcav_from_features(
+                concept[layer].double().numpy(), [r[layer].double().numpy() for r in randoms],
+                gradients[layer], seed)
     return table
