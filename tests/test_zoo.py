@@ -292,3 +292,23 @@ def test_speakers_weights_that_do_not_fit_name_the_file(tmp_path):
                                               "checkpoint": "other.pt"}})
     with pytest.raises(ZooError, match="other.pt do not fit MLP"):
         train_zoo(config, tmp_path / "models", device="cpu")
+
+
+def test_folding_batchnorm_keeps_the_function_and_the_layer_names():
+    from mechinterp.models.architectures import DeepCNN
+    from mechinterp.models.batchnorm import add_batchnorm, fold_batchnorm
+    torch.manual_seed(0)
+    model = add_batchnorm(DeepCNN(width=4))
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        with_norm = model(x)
+        fold_batchnorm(model)
+        torch.testing.assert_close(model(x), with_norm, rtol=1e-4, atol=1e-5)
+    assert [n for n, _ in DeepCNN(width=4).named_modules()] == [n for n, _ in model.named_modules()]
