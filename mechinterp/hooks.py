@@ -86,14 +86,16 @@ def hooked(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None]:
 def capture(model: nn.Module, layers: Iterable[str], detach: bool = True) -> Iterator[dict]:
     """Yield a dict that each forward pass fills with {layer: activation}.
 
-    detach=False keeps the graph, for objectives that differentiate through activations."""
+    detach=False keeps the graph, for objectives that differentiate through activations.
+    A module called twice in one forward pass (torchvision reuses its `relu`) keeps the last call."""
     _warn_if_training(model)
     activations: dict[str, torch.Tensor] = {}
 
     def make_hook(name):
         def hook(module, inputs, output):
             tensor = _first_tensor(output)
-            activations[name] = tensor.detach() if detach else tensor
+            # clone: later in-place ops (ReLU(inplace=True), `out += x`) would overwrite it
+            activations[name] = tensor.detach().clone() if detach else tensor.clone()
         return hook
 
     with hooked(model, {name: make_hook(name) for name in layers}):
