@@ -48,7 +48,7 @@ FIGURES = {
     "superposition/intro-geometry": {
         "make": "make_intro_geometry",
         "models": [],
-        "params": {"quick": {"sparsities": [0.0, 0.7, 0.8, 0.9, 0.95], "train": QUICK_TRAIN},
+        "params": {"quick": {"sparsities": [0.0, 0.7, 0.8, 0.9, 0.95], "train": {**QUICK_TRAIN, "replicas": 8}},
                    "full": {"sparsities": [0.0, 0.7, 0.8, 0.9, 0.95], "train": NOTEBOOK_TRAIN}},
         "outputs": ["png"],
     },

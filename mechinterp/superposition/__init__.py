@@ -9,4 +9,5 @@ One idea per module:
   sae            ReLU (L1) and TopK sparse autoencoders and their losses
   sae_training   train an SAE on streamed activation batches, with dead-latent handling
   sae_metrics    reconstruction MSE, explained variance, L0, dead fraction, accuracy with the SAE spliced in
+  synthetic      activations made from a known sparse dictionary: the ground truth an SAE should recover
 """
