@@ -1,0 +1,56 @@
+"""Objectives score every image of a batch; composition and targeting match direct formulas."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mechinterp.featvis import objectives as obj
+
+
+@pytest.fixture
+def activations():
+    generator = torch.Generator().manual_seed(0)
+    return {"conv": torch.randn(4, 6, 5, 5, generator=generator),
+            "fc": torch.randn(4, 10, generator=generator),
+            "input": torch.rand(4, 3, 8, 8, generator=generator)}
+
+
+def test_targets_score_each_image(activations):
+    conv, fc, image = activations["conv"], activations["fc"], activations["input"]
+    assert torch.allclose(obj.channel("conv", 2)(activations), conv[:, 2].mean(dim=(1, 2)))
+    assert torch.allclose(obj.channel("conv", [3, 1, 0, 5])(activations),
+                          torch.stack([conv[i, c].mean() for i, c in enumerate([3, 1, 0, 5])]))
+    assert torch.allclose(obj.neuron("conv", 4)(activations), conv[:, 4, 2, 2])
+    assert torch.allclose(obj.neuron("conv", 4, x=0, y=3)(activations), conv[:, 4, 3, 0])
+    assert torch.allclose(obj.class_logit("fc", 7)(activations), fc[:, 7])
+    assert torch.allclose(obj.deepdream("conv")(activations), conv.pow(2).mean(dim=(1, 2, 3)))
+    vector = torch.randn(6)
+    expected = torch.einsum("bchw,c->bhw", conv, vector / vector.norm()).mean(dim=(1, 2))
+    assert torch.allclose(obj.direction("conv", vector)(activations), expected, atol=1e-6)
+    assert torch.allclose(obj.total_variation()(activations),
+                          (image.diff(dim=2).abs().mean(dim=(1, 2, 3)) + image.diff(dim=3).abs().mean(dim=(1, 2, 3))))
+
+
+def test_objectives_compose_and_target_one_image(activations):
+    conv = activations["conv"]
+    goal = obj.channel("conv", 1) - 0.5 * obj.l2() + 2 * obj.channel("conv", 3, batch=2)
+    expected = conv[:, 1].mean(dim=(1, 2)) - 0.5 * ((activations["input"] - 0.5) ** 2).mean(dim=(1, 2, 3)).sqrt()
+    expected[2] += 2 * conv[2, 3].mean()
+    assert torch.allclose(goal(activations), expected, atol=1e-5)
+    assert goal.layers == {"conv", "input"}
+    assert torch.allclose((-goal)(activations), -expected, atol=1e-5)
+    assert obj.channel("conv", range(4)).batch_size == 4
+
+
+def test_diversity_is_minus_mean_gram_cosine_to_the_others(activations):
+    conv = activations["conv"]
+    grams = torch.stack([(a.flatten(1) @ a.flatten(1).T).flatten() for a in conv])
+    cosine = F.cosine_similarity(grams[:, None], grams[None], dim=-1)
+    expected = -(cosine.sum(1) - cosine.diagonal()) / 4
+    assert torch.allclose(obj.diversity("conv")(activations), expected, atol=1e-5)
+
+
+def test_reading_a_layer_that_was_not_captured_names_the_objective(activations):
+    with pytest.raises(KeyError, match=r"channel\('relu', 0\) reads layer 'relu'"):
+        obj.channel("relu", 0)(activations)
+    with pytest.raises(TypeError):
+        obj.channel("conv", 0) * obj.channel("conv", 1)
