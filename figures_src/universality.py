@@ -183,10 +183,12 @@ def heat_map(axis, matrix, rows, columns, vmin=0.0, vmax=1.0, cmap="viridis", di
     image = axis.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
     axis.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
     axis.set_yticks(range(len(rows)), rows)
-    for (i, j), value in np.ndenumerate(np.asarray(matrix)):
+    for (i, j), value in np.ndenumerate(np.asarray(matrix, dtype=float)):
         if np.isfinite(value):
-            colour = "white" if value < vmin + 0.6 * (vmax - vmin) else "black"
-            axis.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=11, color=colour)
+            red, green, blue, _ = image.cmap(image.norm(value))
+            dark_cell = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
+            axis.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=12,
+                      color="white" if dark_cell else "black")
     return image
 
 
@@ -335,50 +337,51 @@ def make_unit_matching(ctx):
         return numbers
 
 
-def top_examples(maps, unit, count):
-    """Images on which a unit's strongest response (max over positions) is largest."""
-    scores = maps[:, unit].flatten(1).max(dim=1).values if maps.ndim == 4 else maps[:, unit]
-    return scores.topk(count).indices
-
-
 def make_matched_units(ctx):
     with one_cpu_thread(ctx.device):
+        from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
+                                                         top_activating_examples)
         from mechinterp.universality.matching import match_units, unit_correlations
         data = shapes_split("test", ctx.params["images"])
         layer, pairs, examples = ctx.params["layer"], ctx.params["pairs"], ctx.params["examples"]
-        maps_a = capture_maps(ctx.model("shapes-cnn-a"), data.images, [layer])[layer]
-        maps_b = capture_maps(ctx.model("shapes-cnn-a-seed1"), data.images, [layer])[layer]
-        matching = match_units(unit_correlations(maps_a, maps_b))
+        models = [ctx.model("shapes-cnn-a"), ctx.model("shapes-cnn-a-seed1")]
+        maps = [capture_maps(model, data.images, [layer])[layer] for model in models]
+        matching = match_units(unit_correlations(*maps))
+        # Dataset examples as the crops each unit sees at its strongest position (featvis).
+        tops = [top_activating_examples(model, layer, data.images, k=20) for model in models]
+        fields = [receptive_field(model, layer, data.images.shape[1:]) for model in models]
         fig, axes = plt.subplots(pairs, 2 * examples + 1, figsize=(12, 1.45 * pairs + 1.0),
-                                 gridspec_kw={"width_ratios": [1] * examples + [0.35] + [1] * examples})
+                                 gridspec_kw={"width_ratios": [1] * examples + [0.5] + [1] * examples})
         shown = []
-        for row, ((unit_a, unit_b), correlation) in enumerate(zip(matching.pairs, matching.correlations)):
-            if row == pairs:
-                break
-            top_a, top_b = top_examples(maps_a, unit_a, examples), top_examples(maps_b, unit_b, examples)
-            top_20_a, top_20_b = top_examples(maps_a, unit_a, 20), top_examples(maps_b, unit_b, 20)
-            shared = len(set(top_20_a.tolist()) & set(top_20_b.tolist())) / 20
-            for column in range(examples):
-                show_rgb(axes[row, column], data.images[top_a[column]])
-                show_rgb(axes[row, examples + 1 + column], data.images[top_b[column]])
+        for row, (units, correlation) in enumerate(zip(matching.pairs[:pairs], matching.correlations)):
+            for side, (unit, top, field) in enumerate(zip(units, tops, fields)):
+                crops = receptive_field_crops(data.images, top, field, unit)[:examples]
+                for column, crop in enumerate(crops):
+                    show_rgb(axes[row, side * (examples + 1) + column], crop)
             axes[row, examples].axis("off")
             axes[row, examples].text(0.5, 0.5, f"r={correlation:.2f}", ha="center", va="center",
-                                     fontsize=12, transform=axes[row, examples].transAxes)
-            axes[row, 0].set_ylabel(f"#{unit_a}", rotation=0, ha="right", va="center")
+                                     fontsize=13, transform=axes[row, examples].transAxes)
+            axes[row, 0].set_ylabel(f"#{units[0]}", rotation=0, ha="right", va="center")
             axes[row, -1].yaxis.set_label_position("right")
-            axes[row, -1].set_ylabel(f"#{unit_b}", rotation=0, ha="left", va="center")
-            shown.append({"unit_a": unit_a, "unit_b": unit_b, "correlation": float(correlation),
-                          "shared_top20": shared,
-                          "top_classes_a": [data.class_names[int(data.labels[i])] for i in top_a],
-                          "top_classes_b": [data.class_names[int(data.labels[i])] for i in top_b]})
+            axes[row, -1].set_ylabel(f"#{units[1]}", rotation=0, ha="left", va="center")
+            top_sets = [set(top.indices[unit].tolist()) for unit, top in zip(units, tops)]
+            shown.append({"unit_a": units[0], "unit_b": units[1], "correlation": float(correlation),
+                          "shared_top20_images": len(top_sets[0] & top_sets[1]) / 20})
         axes[0, examples // 2].set_title(f"seed 0 · {layer}")
         axes[0, examples + 1 + examples // 2].set_title(f"seed 1 · {layer}")
         ctx.save(fig)
         return {"layer": layer, "images": len(data.images), "pairs": shown,
-                "mean_shared_top20": float(np.mean([p["shared_top20"] for p in shown]))}
+                "receptive_field": list(fields[0].size),
+                "mean_shared_top20_images": float(np.mean([p["shared_top20_images"] for p in shown]))}
 
 
 # --- first-layer filters ----------------------------------------------------------------------
+
+def strongest_first(weight):
+    """Filters sorted by norm, largest first: the ones the layer relies on most lead."""
+    norms = np.linalg.norm(weight.reshape(len(weight), -1), axis=1)
+    return weight[np.argsort(-norms)]
+
 
 def make_first_layer_filters(ctx):
     with one_cpu_thread(ctx.device):
@@ -395,11 +398,12 @@ def make_first_layer_filters(ctx):
         display_size = max(sizes)
         sparse = sparse_coding_filters(natural_patches(display_size, count, seed=ctx.seed), components,
                                        seed=ctx.seed)
-        panels = {**{SHORT[name]: weight for name, weight in learned.items()},
-                  f"ICA of photo patches": ica_by_size[display_size],
-                  f"sparse coding of patches": sparse}
+        panels = {**{SHORT[name]: strongest_first(weight) for name, weight in learned.items()},
+                  "ICA of photo patches": ica_by_size[display_size],
+                  "sparse coding of patches": sparse,
+                  "random (baseline)": rng.standard_normal((shown, 3, display_size, display_size))}
         numbers = {"orientation_selectivity": {}, "best_match_with_ica": {}, "random_best_match_with_ica": {}}
-        for title, weight in panels.items():
+        for title, weight in list(panels.items())[:-1]:
             numbers["orientation_selectivity"][title] = float(orientation_selectivity(weight).mean())
         for name, weight in learned.items():
             if name == "digits-mlp":
@@ -459,7 +463,7 @@ def make_probes(ctx):
             axis.set_ylim(0, 1.05)
             axis.tick_params(axis="x", rotation=30)
         axes[0].set_ylabel("held-out accuracy (8 shapes)")
-        axes[1].legend(loc="lower right", fontsize=12)
+        axes[1].legend(loc="upper left", fontsize=12)
         fig.suptitle("Linear probes: the class becomes linearly readable with depth")
         fig.tight_layout()
         ctx.save(fig)
@@ -573,6 +577,7 @@ def make_geometry(ctx):
         fig, axes = plt.subplots(1, 2, figsize=(14, 5.4))
         pixel_features = data.images.flatten(1)
         pixel_purity = clustering_purity(pixel_features, labels, 8, ctx.seed)[0]
+        pixel_dimension = twonn_dimension(pixel_features)
         for name in ("shapes-cnn-a", "shapes-cnn-wide", "shapes-cnn-deep"):
             model = ctx.model(name)
             layers = layers_of(model)
@@ -589,6 +594,8 @@ def make_geometry(ctx):
             depth = np.linspace(0, 1, len(layers))
             axes[0].plot(depth, [rows[l]["twonn"] for l in layers], "o-", label=SHORT[name])
             axes[1].plot(depth, [rows[l]["purity"] for l in layers], "o-", label=SHORT[name])
+        axes[0].axhline(pixel_dimension, color="black", linewidth=1.5, label="pixels")
+        axes[0].set_ylabel("estimated dimension")
         axes[1].axhline(pixel_purity, color="black", linewidth=1.5, label="pixels")
         axes[1].axhline(1 / len(data.class_names), color="#999999", linestyle=":", label="chance")
         axes[0].set_title("intrinsic dimension (TwoNN)")
@@ -600,6 +607,7 @@ def make_geometry(ctx):
         fig.tight_layout()
         ctx.save(fig)
         numbers["pixel_purity"] = pixel_purity
+        numbers["pixel_twonn"] = pixel_dimension
         return numbers
 
 
@@ -637,10 +645,13 @@ def make_interpolation(ctx):
         travelled, straight = path_length(dense.features)
         ctx.save(fig)
         switches = np.flatnonzero(np.diff(dense.classes)) + 1
+        distance = float((end - start).flatten().norm())
         return {"start": ctx.params["start"], "end": ctx.params["end"],
                 "classes_along_path": [data.class_names[c] for c in coarse.classes],
                 "class_switches": dense.class_switches,
-                "switch_alphas": dense.alphas[switches], "activation_path_ratio": travelled / straight}
+                "switch_alphas": dense.alphas[switches],
+                "l2_distance_at_first_switch": float(dense.alphas[switches[0]]) * distance if len(switches) else None,
+                "l2_distance_start_to_end": distance, "activation_path_ratio": travelled / straight}
 
 
 # --- adversarial examples -------------------------------------------------------------------------
@@ -751,10 +762,15 @@ def make_adversarial_path(ctx):
             show_rgb(axis, path.images[step])
             axis.set_title(f"{step}: {data.class_names[path.classes[step]]}", fontsize=12)
         curve = fig.add_subplot(grid[1, :])
-        curve.plot(path.distances, path.target_probability, "o-", markersize=4)
+        start_class = int(path.classes[0])
+        curve.plot(path.distances, path.probabilities[:, start_class], "o-", markersize=4,
+                   label=data.class_names[start_class])
+        curve.plot(path.distances, path.target_probability, "o-", markersize=4,
+                   label=ctx.params["target"])
         curve.set_xlabel("L2 distance from the clean image")
-        curve.set_ylabel(f"p({ctx.params['target']})")
+        curve.set_ylabel("probability")
         curve.set_ylim(0, 1.05)
+        curve.legend(loc="center right")
         ctx.save(fig)
         first = path.first_target_step
         return {"start": ctx.params["start"], "target": ctx.params["target"],

@@ -157,8 +157,12 @@ class AdversarialPath:
     images: torch.Tensor          # (steps + 1, C, H, W), the clean image first
     target_class: int
     classes: np.ndarray           # predicted class at each step
-    target_probability: np.ndarray
+    probabilities: np.ndarray     # (steps + 1, classes) softmax at each step
     distances: np.ndarray         # L2 distance from the clean image
+
+    @property
+    def target_probability(self) -> np.ndarray:
+        return self.probabilities[:, self.target_class]
 
     @property
     def first_target_step(self) -> int | None:
@@ -182,4 +186,4 @@ def adversarial_path(model, image: torch.Tensor, target_class: int, epsilon: flo
         probabilities = model(images.to(device)).softmax(1).cpu().double()
     distances = (images - image.cpu()).flatten(1).norm(dim=1).double().numpy()
     return AdversarialPath(images, target_class, probabilities.argmax(1).numpy(),
-                           probabilities[:, target_class].numpy(), distances)
+                           probabilities.numpy(), distances)

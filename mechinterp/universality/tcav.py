@@ -13,7 +13,8 @@ directional derivative). A score is only evidence when it holds across many rand
     result = tcav(model, "relu2", concept_images, random_sets, class_images, class_index=3)
     table = concept_layer_map(model, layers, {"stripes": ..., "red": ...}, random_sets, ...)
 
-Activations and gradients are read through mechinterp.hooks.capture (detach=False for gradients).
+Activations are read through mechinterp.hooks.capture; gradients with respect to a layer through
+mechinterp.hooks.intervene, which adds a zero "tap" tensor to the layer's output.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from scipy.stats import ttest_ind
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from mechinterp.hooks import capture
+from mechinterp.hooks import intervene
 from mechinterp.universality.activations import layer_features
 from mechinterp.universality.small_fits import small_blas
 
@@ -68,6 +69,18 @@ def row_space_basis(x: np.ndarray) -> np.ndarray:
     return x.T @ (eigenvectors[:, kept] / np.sqrt(eigenvalues[kept]))   # right singular vectors
 
 
+class ZeroShift:
+    """An intervention adding a zero tensor that requires grad: the output is unchanged and
+    d output / d shift is d output / d activation, with every layer's graph left connected."""
+
+    def __init__(self):
+        self.shift: torch.Tensor | None = None
+
+    def __call__(self, activation: torch.Tensor) -> torch.Tensor:
+        self.shift = torch.zeros_like(activation, requires_grad=True)
+        return activation + self.shift
+
+
 def class_gradients(model, images: torch.Tensor, layers: Sequence[str] | str, class_index: int,
                     batch_size: int = 128):
     """d logit[class_index] / d activation(layer), flattened (N, D): one array for one layer
@@ -77,9 +90,11 @@ def class_gradients(model, images: torch.Tensor, layers: Sequence[str] | str, cl
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
-        with torch.enable_grad(), capture(model, names, detach=False) as acts:
+        taps = {name: ZeroShift() for name in names}
+        with torch.enable_grad(), intervene(model, taps):
             logits = model(batch)
-            gradients = torch.autograd.grad(logits[:, class_index].sum(), [acts[n] for n in names])
+            gradients = torch.autograd.grad(logits[:, class_index].sum(),
+                                            [taps[name].shift for name in names])
         for name, gradient in zip(names, gradients):
             parts[name].append(gradient.reshape(len(batch), -1).double().cpu())
     result = {name: torch.cat(chunks).numpy() for name, chunks in parts.items()}
