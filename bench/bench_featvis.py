@@ -16,6 +16,7 @@ architecture untrained: the cost of a step does not depend on the weights.
 """
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.render import render
 
 STEPS = 16
+REPEATS = 3
 
 
 def load_model(device):
@@ -48,12 +50,19 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
+def alternate(first, second) -> tuple[float, float]:
+    """Median seconds of two functions timed alternately, so both see the same machine load."""
+    first(), second()                                                      # warm-up
+    times = [(timed(first), timed(second)) for _ in range(REPEATS)]
+    return statistics.median(t[0] for t in times), statistics.median(t[1] for t in times)
+
+
 def batched_against_sequential(model, layer: str, channels: int) -> dict:
     goal = obj.channel(layer, range(channels))
-    render(model, obj.channel(layer, [0]), steps=2, progress=False)          # warm-up
-    batched = timed(lambda: render(model, goal, steps=STEPS, seed=0, progress=False))
-    one_by_one = timed(lambda: [render(model, obj.channel(layer, [c]), steps=STEPS, seed=c, progress=False)
-                                for c in range(channels)])
+    batched, one_by_one = alternate(
+        lambda: render(model, goal, steps=STEPS, seed=0, progress=False),
+        lambda: [render(model, obj.channel(layer, [c]), steps=STEPS, seed=c, progress=False)
+                 for c in range(channels)])
     return {"channels": {"value": channels, "unit": "channels"},
             "batched_seconds": {"value": batched, "unit": "s"},
             "one_at_a_time_seconds": {"value": one_by_one, "unit": "s"},
@@ -66,13 +75,14 @@ def step_overhead(model, layer: str, channels: int, image_size: int = 32) -> dic
     device = next(model.parameters()).device
     shape = (3, image_size, image_size)
     goal = obj.channel(layer, range(channels))
-    per_step = timed(lambda: render(model, goal, steps=STEPS, image_shape=shape, progress=False)) / STEPS
     images = torch.rand(channels, *shape, device=device, requires_grad=True)
 
     def forward_backward():
         for _ in range(STEPS):
             model(images).sum().backward(inputs=[images])
-    bare = timed(forward_backward) / STEPS
+    rendering, bare = alternate(lambda: render(model, goal, steps=STEPS, image_shape=shape, progress=False),
+                                forward_backward)
+    per_step, bare = rendering / STEPS, bare / STEPS
     return {"seconds_per_step": {"value": per_step, "unit": "s"},
             "forward_backward_seconds": {"value": bare, "unit": "s"},
             "step_over_forward_backward": {"value": per_step / bare, "unit": "x"}}
