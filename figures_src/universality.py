@@ -185,11 +185,17 @@ def heat_map(axis, matrix, rows, columns, vmin=0.0, vmax=1.0, cmap="viridis", di
     axis.set_yticks(range(len(rows)), rows)
     for (i, j), value in np.ndenumerate(np.asarray(matrix, dtype=float)):
         if np.isfinite(value):
-            red, green, blue, _ = image.cmap(image.norm(value))
-            dark_cell = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
             axis.text(j, i, f"{value:.{digits}f}", ha="center", va="center", fontsize=12,
-                      color="white" if dark_cell else "black")
+                      color=text_colour(image, value))
     return image
+
+
+def text_colour(image, value):
+    """White on dark cells, black on light ones (dark grey on empty NaN cells)."""
+    if not np.isfinite(value):
+        return "#444444"
+    red, green, blue, _ = image.cmap(image.norm(value))
+    return "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
 
 
 def randomly_initialised(model, seed=0):
@@ -250,13 +256,16 @@ def make_layer_correspondence(ctx):
         cross_pairs = [(a, b) for i, a in enumerate(CNNS) for b in CNNS[i + 1:]
                        if {a, b} != {"shapes-cnn-a", "shapes-cnn-a-seed1"}]
         accuracy = {
-            "two seeds, every module": correspondence_both_ways([seed_features]),
-            "across architectures, relative depth": correspondence_both_ways(
+            "seeds_every_module": correspondence_both_ways([seed_features]),
+            "across_architectures": correspondence_both_ways(
                 [(features[a], features[b]) for a, b in cross_pairs])}
+        groups = {"seeds_every_module": "two seeds, every module",
+                  "across_architectures": "across architectures, relative depth"}
         fig, axis = plt.subplots(figsize=(10, 5.6))
         positions = np.arange(len(MEASURE_NAMES))
         for offset, (group, values) in zip((-0.2, 0.2), accuracy.items()):
-            axis.bar(positions + offset, [values[m] for m in MEASURE_NAMES], width=0.4, label=group)
+            axis.bar(positions + offset, [values[m] for m in MEASURE_NAMES], width=0.4,
+                     label=groups[group])
         axis.set_xticks(positions, list(MEASURE_NAMES.values()))
         axis.set_ylim(0, 1.3)
         axis.set_yticks(np.linspace(0, 1, 6))
@@ -449,23 +458,21 @@ def make_probes(ctx):
                 for layer in layers}
         numbers["pixels"] = pixels.as_dict()
         numbers["chance"] = pixels.chance
-        fig, axes = plt.subplots(1, 2, figsize=(14, 5.6), sharey=True)
-        for axis, (name, (layers, trained, untrained)) in zip(axes, results.items()):
-            steps = ["pixels"] + layers
-            axis.plot(steps, [pixels.accuracy] + [trained[l].accuracy for l in layers], "o-",
-                      label="probe, trained model")
-            axis.plot(steps, [pixels.accuracy] + [untrained[l].accuracy for l in layers], "s--",
-                      label="probe, random weights")
-            axis.plot(steps, [pixels.control_accuracy] + [trained[l].control_accuracy for l in layers],
-                      "^:", label="control: shuffled labels")
-            axis.axhline(pixels.chance, color="black", linewidth=1.5, label="chance")
-            axis.set_title(SHORT[name])
-            axis.set_ylim(0, 1.05)
-            axis.tick_params(axis="x", rotation=30)
-        axes[0].set_ylabel("held-out accuracy (8 shapes)")
-        axes[1].legend(loc="upper left", fontsize=12)
-        fig.suptitle("Linear probes: the class becomes linearly readable with depth")
-        fig.tight_layout()
+        # Drawn for model A at half-slide size (it shares a slide with TCAV); Deep is in the JSON.
+        layers, trained, untrained = results["shapes-cnn-a"]
+        steps = ["pixels"] + layers
+        fig, axis = plt.subplots(figsize=(7.5, 5.6))
+        axis.plot(steps, [pixels.accuracy] + [trained[l].accuracy for l in layers], "o-",
+                  label="trained model")
+        axis.plot(steps, [pixels.accuracy] + [untrained[l].accuracy for l in layers], "s--",
+                  label="random weights")
+        axis.plot(steps, [pixels.control_accuracy] + [trained[l].control_accuracy for l in layers],
+                  "^:", label="shuffled labels")
+        axis.axhline(pixels.chance, color="black", linewidth=1.5, label="chance")
+        axis.set_ylim(0, 1.05)
+        axis.set_ylabel("probe accuracy (held out)")
+        axis.legend(loc="upper left")
+        axis.set_title("Linear probes on shapes-cnn-a", fontsize=17)
         ctx.save(fig)
         return numbers
 
@@ -517,15 +524,18 @@ def make_tcav(ctx):
         cav_accuracy = np.array([[table[c][l].as_dict()["cav_accuracy"] for l in layers] for c in names])
         scores = np.array([[table[c][l].mean for l in layers] for c in names])
         significant = np.array([[table[c][l].significant() for l in layers] for c in names])
-        fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
-        heat_map(axes[0], cav_accuracy, names, layers, vmin=0.5, vmax=1.0)
-        axes[0].set_title("CAV accuracy: concept vs random")
-        heat_map(axes[1], np.where(significant, scores, np.nan), names, layers, cmap="RdBu_r")
-        for (i, j), is_significant in np.ndenumerate(significant):
-            if not is_significant:
-                axes[1].text(j, i, "n.s.", ha="center", va="center", fontsize=11, color="#777777")
-        axes[1].set_title(f"TCAV score for '{target}' (p < 0.05)")
-        fig.tight_layout()
+        # Half-slide size (it shares a slide with the probes): colour and big number = TCAV score
+        # where significant; small number = CAV accuracy, how linearly present the concept is.
+        fig, axis = plt.subplots(figsize=(7.5, 5.6))
+        shown = np.where(significant, scores, np.nan)
+        image = heat_map(axis, shown, names, layers, cmap="RdBu_r")
+        for (i, j), accuracy in np.ndenumerate(cav_accuracy):
+            if not significant[i, j]:
+                axis.text(j, i - 0.12, "n.s.", ha="center", va="center", fontsize=13, color="#777777")
+            axis.text(j, i + 0.3, f"CAV {accuracy:.2f}", ha="center", va="center", fontsize=10,
+                      color=text_colour(image, shown[i, j]))
+        axis.set_xticks(range(len(layers)), layers, rotation=0, ha="center")
+        axis.set_title(f"TCAV for '{target}' (p < 0.05)", fontsize=17)
         ctx.save(fig)
         return {"target": target, "layers": layers, "concepts": names, "random_sets": len(random_sets),
                 "cav_accuracy": cav_accuracy, "tcav": scores, "significant": significant,
