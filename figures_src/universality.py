@@ -95,10 +95,12 @@ FIGURES = {
         "models": ["shapes-cnn-a"],
         "params": {"quick": {"images": 120, "sae_images": 2000, "sae_steps": 300, "steps": 5,
                              "linf": [0, 0.005, 0.01, 0.02, 0.04],
-                             "l2": [0, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01},
+                             "l2": [0, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01,
+                             "reference_linf": 0.02, "reference_l2": 0.5},
                    "full": {"images": 1000, "sae_images": 8000, "sae_steps": 2000, "steps": 20,
                             "linf": [0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04],
-                            "l2": [0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01}},
+                            "l2": [0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01,
+                            "reference_linf": 0.02, "reference_l2": 0.5}},
         "outputs": ["png"],
     },
     "universality/adversarial-path": {
@@ -274,8 +276,33 @@ def make_layer_correspondence(ctx):
         axis.set_title("Is the most similar layer of the other model the corresponding one?")
         ctx.save(fig)
         return {"images": len(images), "accuracy": accuracy,
+                "penultimate_mutual_knn": penultimate_alignment(models, images, ctx.seed),
                 "seed_layers": list(seed_features[0]),
                 "cross_pairs": [f"{SHORT[a]} vs {SHORT[b]}" for a, b in cross_pairs]}
+
+
+def penultimate_alignment(models, images, seed):
+    """Mutual k-NN alignment (Huh et al.'s Platonic-representation measure) of what each
+    classifier reads (last ReLU layer, max over space) for every pair of models, trained and with
+    random weights: how much of the agreement comes from training rather than from the pixels."""
+    from mechinterp.universality.activations import layer_features
+    from mechinterp.universality.similarity import mutual_knn_alignment
+
+    def penultimate(model):
+        layer = model.feature_layers[-1]
+        return layer_features(model, images, [layer], pool="max")[layer]
+    trained = {name: penultimate(model) for name, model in models.items()}
+    untrained = {name: penultimate(randomly_initialised(model, seed + index))   # distinct draws
+                 for index, (name, model) in enumerate(models.items())}
+    names = list(models)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    result = {f"{SHORT[a]} vs {SHORT[b]}": {
+        "trained": mutual_knn_alignment(trained[a], trained[b]),
+        "random_weights": mutual_knn_alignment(untrained[a], untrained[b])} for a, b in pairs}
+    result["mean_trained"] = float(np.mean([v["trained"] for v in result.values()]))
+    result["mean_random_weights"] = float(np.mean([v["random_weights"] for k, v in result.items()
+                                                   if k != "mean_trained"]))
+    return result
 
 
 def every_module(model):
@@ -418,7 +445,8 @@ def make_first_layer_filters(ctx):
             if name == "digits-mlp":
                 continue
             reference = ica_by_size[weight.shape[-1]]
-            numbers["best_match_with_ica"][SHORT[name]] = float(best_match_similarity(weight, reference).mean())
+            numbers["best_match_with_ica"][SHORT[name]] = float(
+                best_match_similarity(weight, reference).mean())
             random_filters = rng.standard_normal(weight.shape)
             numbers["random_best_match_with_ica"][SHORT[name]] = float(
                 best_match_similarity(random_filters, reference).mean())
@@ -660,7 +688,8 @@ def make_interpolation(ctx):
                 "classes_along_path": [data.class_names[c] for c in coarse.classes],
                 "class_switches": dense.class_switches,
                 "switch_alphas": dense.alphas[switches],
-                "l2_distance_at_first_switch": float(dense.alphas[switches[0]]) * distance if len(switches) else None,
+                "l2_distance_at_first_switch": (float(dense.alphas[switches[0]]) * distance
+                                                if len(switches) else None),
                 "l2_distance_start_to_end": distance, "activation_path_ratio": travelled / straight}
 
 
@@ -736,14 +765,21 @@ def make_adversarial(ctx):
         features = hijack.increased + hijack.decreased
         changes = hijack.increased_by + hijack.decreased_by
         names = [f"#{f} ({data.class_names[preferred[f]]})" for f in features]
-        axes[2].barh(range(len(features)), changes, color=["#B2182B" if c > 0 else "#2166AC" for c in changes])
+        colours = ["#B2182B" if change > 0 else "#2166AC" for change in changes]
+        axes[2].barh(range(len(features)), changes, color=colours)
         axes[2].set_yticks(range(len(features)), names, fontsize=12)
         axes[2].invert_yaxis()
         axes[2].set_xlabel(f"mean SAE code change (PGD ε={params['hijack_epsilon']})")
         axes[2].set_title("hijacked SAE features (their class)", fontsize=15)
         fig.tight_layout()
         ctx.save(fig)
-        return {"layer": layer, "images": len(data.images), "epsilons_linf": params["linf"],
+        linf_index = params["linf"].index(params["reference_linf"])
+        l2_index = params["l2"].index(params["reference_l2"])
+        at_reference = {"linf": params["reference_linf"], "fgsm": rates["fgsm"][linf_index],
+                        "pgd_linf": rates["pgd_linf"][linf_index], "l2": params["reference_l2"],
+                        "pgd_l2": rates["pgd_l2"][l2_index]}
+        return {"layer": layer, "images": len(data.images), "at_reference": at_reference,
+                "epsilons_linf": params["linf"],
                 "epsilons_l2": params["l2"], "success": rates, "sae_explained_variance": explained,
                 "sae_dead_fraction": dead, "flipped": int(flipped.sum()),
                 "hijacked_increased": hijack.increased,
