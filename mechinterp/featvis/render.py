@@ -157,6 +157,22 @@ def evaluate(model: nn.Module, objective: Objective, images: torch.Tensor,
         return objective({**activations, INPUT: images}).detach()
 
 
+def default_image(model: nn.Module, settings: "RenderSettings", seeds: list[int],
+                  image_shape: Sequence[int] | None) -> ImageParameterisation:
+    """The parameterisation the settings ask for, shaped like the model's input, one image per seed."""
+    channels, height, width = model_input_shape(model, image_shape)
+    return ImageParameterisation((len(seeds), channels, height, width), fourier=settings.fourier,
+                                 decorrelate=settings.decorrelate, sd=settings.init_sd, seeds=seeds)
+
+
+def ascent_step(model, objective, image, transform, random, preprocess, activations) -> torch.Tensor:
+    """Forward the transformed batch and return each image's score (graph kept for backward)."""
+    images = image()
+    shown = transform(images, random)
+    model(preprocess(shown) if preprocess else shown)
+    return objective({**activations, INPUT: images})
+
+
 def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size: int | None = None,
            settings: RenderSettings | None = None, seed: int | Sequence[int] = 0,
            snapshot_steps: Sequence[int] = (), image: ImageParameterisation | None = None,
@@ -168,14 +184,10 @@ def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size:
     parameterisation (e.g. ImageParameterisation.from_images(photo) to start from a photograph)."""
     settings = settings or RenderSettings()
     layers = check_layers(model, objective)
-    device = model_device(model)
     batch_size = batch_size or (image.shape[0] if image is not None else objective.batch_size or 1)
     seeds = per_image_seeds(seed, batch_size)
-    if image is None:
-        channels, height, width = model_input_shape(model, image_shape)
-        image = ImageParameterisation((batch_size, channels, height, width), fourier=settings.fourier,
-                                      decorrelate=settings.decorrelate, sd=settings.init_sd, seeds=seeds)
-    image = image.to(device)
+    image = image if image is not None else default_image(model, settings, seeds, image_shape)
+    image = image.to(model_device(model))
     transform = build_transform(settings.transforms, max(image.shape[-2:]))
     random = transforms_module.PerImageRandom(seeds)
     parameters = list(image.parameters())
@@ -186,10 +198,7 @@ def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size:
     with capture(model, layers, detach=False) as activations:
         for step in tqdm(range(1, steps + 1), desc="feature visualisation", disable=not progress, leave=False):
             optimiser.zero_grad()
-            images = image()
-            shown = transform(images, random)
-            model(preprocess(shown) if preprocess else shown)
-            scores = objective({**activations, INPUT: images})
+            scores = ascent_step(model, objective, image, transform, random, preprocess, activations)
             mean_score = scores.detach().mean().item()     # the step's one device sync
             if not math.isfinite(mean_score):
                 raise_if_not_finite(scores.detach(), step, objective, settings.learning_rate)
