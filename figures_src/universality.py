@@ -29,13 +29,13 @@ FIGURES = {
     "universality/cka-maps": {
         "make": "make_cka_maps",
         "models": ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"],
-        "params": {"quick": {"images": 300}, "full": {"images": 2000}},
+        "params": {"quick": {"images": 300}, "full": {"images": 1000}},
         "outputs": ["png"],
     },
     "universality/layer-correspondence": {
         "make": "make_layer_correspondence",
         "models": ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"],
-        "params": {"quick": {"images": 300}, "full": {"images": 1500}},
+        "params": {"quick": {"images": 300}, "full": {"images": 1000}},
         "outputs": ["png"],
     },
     "universality/unit-matching": {
@@ -215,10 +215,11 @@ def randomly_initialised(model, seed=0):
 def make_cka_maps(ctx):
     with one_cpu_thread(ctx.device):
         from mechinterp.universality.activations import layer_features
-        from mechinterp.universality.similarity import similarity_matrix
+        from mechinterp.universality.similarity import as_layers, similarity_matrix
         images = shapes_split("test", ctx.params["images"]).images
         models = {name: ctx.model(name) for name in CNNS}
-        features = {name: layer_features(model, images, layers_of(model)) for name, model in models.items()}
+        features = {name: as_layers(layer_features(model, images, layers_of(model)))   # Grams once
+                    for name, model in models.items()}
         pairs = [("shapes-cnn-a", "shapes-cnn-a-seed1"), ("shapes-cnn-a", "shapes-cnn-wide"),
                  ("shapes-cnn-a", "shapes-cnn-deep")]
         fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), gridspec_kw={"width_ratios": [4, 3, 6]})
@@ -244,6 +245,7 @@ def make_cka_maps(ctx):
 def make_layer_correspondence(ctx):
     with one_cpu_thread(ctx.device):
         from mechinterp.universality.activations import layer_features
+        from mechinterp.universality.similarity import as_layers
         images = shapes_split("test", ctx.params["images"]).images
         # Kornblith et al.'s test proper: two seeds of one architecture, every module's output
         # (conv, ReLU, pooling), so neighbouring layers compete with the right one.
@@ -251,9 +253,10 @@ def make_layer_correspondence(ctx):
         seed_features = [layer_features(models[name], images, every_module(models[name]))
                          for name in ("shapes-cnn-a", "shapes-cnn-a-seed1")]
         # Across architectures there is no true partner layer; relative depth is the guess tested.
+        seed_features = [as_layers(features) for features in seed_features]   # Grams once
         features = {name: {layer: seeds[layer] for layer in layers_of(models[name])}
                     for name, seeds in zip(("shapes-cnn-a", "shapes-cnn-a-seed1"), seed_features)}
-        features.update({name: layer_features(models[name], images, layers_of(models[name]))
+        features.update({name: as_layers(layer_features(models[name], images, layers_of(models[name])))
                          for name in ("shapes-cnn-wide", "shapes-cnn-deep")})
         cross_pairs = [(a, b) for i, a in enumerate(CNNS) for b in CNNS[i + 1:]
                        if {a, b} != {"shapes-cnn-a", "shapes-cnn-a-seed1"}]
@@ -439,16 +442,17 @@ def make_first_layer_filters(ctx):
                   "sparse coding of patches": sparse,
                   "random (baseline)": rng.standard_normal((shown, 3, display_size, display_size))}
         numbers = {"orientation_selectivity": {}, "best_match_with_ica": {}, "random_best_match_with_ica": {}}
-        for title, weight in list(panels.items())[:-1]:
-            numbers["orientation_selectivity"][title] = float(orientation_selectivity(weight).mean())
+        task_free = {"ica": ica_by_size[display_size], "sparse_coding": sparse}
+        for name, weight in {**learned, **task_free}.items():
+            numbers["orientation_selectivity"][name] = float(orientation_selectivity(weight).mean())
         for name, weight in learned.items():
             if name == "digits-mlp":
                 continue
             reference = ica_by_size[weight.shape[-1]]
-            numbers["best_match_with_ica"][SHORT[name]] = float(
+            numbers["best_match_with_ica"][name] = float(
                 best_match_similarity(weight, reference).mean())
             random_filters = rng.standard_normal(weight.shape)
-            numbers["random_best_match_with_ica"][SHORT[name]] = float(
+            numbers["random_best_match_with_ica"][name] = float(
                 best_match_similarity(random_filters, reference).mean())
         numbers["random_orientation_selectivity"] = float(
             orientation_selectivity(rng.standard_normal((256, 3, display_size, display_size))).mean())

@@ -254,6 +254,11 @@ class LayerFeatures:
         return _width(self.features) > len(self.features)
 
 
+def as_layers(features: dict) -> dict[str, LayerFeatures]:
+    """{layer: LayerFeatures}, keeping values that already are."""
+    return {name: x if isinstance(x, LayerFeatures) else LayerFeatures(x) for name, x in features.items()}
+
+
 def prepare_svcca(layer: LayerFeatures) -> torch.Tensor:
     n = len(layer.features)
     return principal_scores(layer.features, 0.99, svcca_dims(n), layer.gram if layer.wide else None)
@@ -278,12 +283,12 @@ MEASURES: dict[str, tuple[Callable, Callable]] = {
 def similarity_matrices(features_a: dict[str, torch.Tensor], features_b: dict[str, torch.Tensor],
                         measures: Sequence[str] = tuple(MEASURES)) -> dict[str, torch.Tensor]:
     """{measure: (layers of a) x (layers of b) matrix} on the same N inputs, sharing each
-    layer's Gram matrix between the measures."""
+    layer's Gram matrix between the measures. Values may be tensors or LayerFeatures (pass
+    as_layers(features) once to reuse a model's Gram matrices across many comparisons)."""
     unknown = [m for m in measures if m not in MEASURES]
     if unknown:
         raise ValueError(f"unknown measure {unknown[0]!r}: use one of {sorted(MEASURES)}")
-    layers_a = [LayerFeatures(x) for x in features_a.values()]
-    layers_b = [LayerFeatures(y) for y in features_b.values()]
+    layers_a, layers_b = list(as_layers(features_a).values()), list(as_layers(features_b).values())
     matrices = {}
     for measure in measures:
         prepare, compare = MEASURES[measure]
