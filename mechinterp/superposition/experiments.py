@@ -8,6 +8,12 @@ Every experiment trains `replicas` seeds of each setting side by side and keeps 
 the lowest loss on a common evaluation batch: in low dimensions gradient descent sometimes stops
 in a worse arrangement, and the paper reports the best of several runs for the same reason.
 All settings and replicas of one experiment train as instances of one ToyModel.
+
+The commonest trap is a sign: two features that start pointing the same way settle on a shared
+direction with a negative bias, and never reach the antipodal pair that would have lower loss.
+So replicas come in antithetic pairs: the second starts from the first's weights with every
+other feature negated. Each replica's start is still Xavier-normal (the distribution is
+symmetric), but a pair always tries both relative signs of neighbouring features.
 """
 from __future__ import annotations
 
@@ -47,7 +53,17 @@ class TrainSettings:
     lr_schedule: str = "constant"
     replicas: int = 4
     seed: int = 0
+    antithetic: bool = True     # replica pairs start with every other feature's sign flipped
     progress: bool = False
+
+
+@torch.no_grad()
+def make_antithetic_pairs(model: ToyModel, replicas: int) -> None:
+    """Replica 2j+1 of each setting starts as replica 2j with features 1, 3, 5, ... negated."""
+    W = model.W.view(-1, replicas, *model.W.shape[1:])
+    signs = torch.ones(model.W.shape[1], 1, device=model.W.device)
+    signs[1::2] = -1
+    W[:, 1::2] = W[:, 0:replicas - replicas % 2:2] * signs
 
 
 def train_sweep(n_features: int, n_hidden: int, feature_probability: torch.Tensor,
@@ -58,6 +74,8 @@ def train_sweep(n_features: int, n_hidden: int, feature_probability: torch.Tenso
     spec = ToyModelSpec(n_features, n_hidden, feature_probability.repeat_interleave(replicas, 0),
                         importance.repeat_interleave(replicas, 0), nonlinearity)
     model = ToyModel(spec, seed=settings.seed, device=device)
+    if settings.antithetic:
+        make_antithetic_pairs(model, replicas)
     train_toy_models(model, settings.steps, settings.batch_size, settings.lr,
                      settings.lr_schedule, seed=settings.seed, progress=settings.progress)
     losses = instance_loss(model).view(-1, replicas)
