@@ -85,7 +85,7 @@ FIGURES = {
         "params": {"quick": {"layer": "relu1", "latents": 128, "ks": [1, 4, 16], "l1": [0.03, 0.3],
                              "steps": 500, "quoted_k": 4},
                    "full": {"layer": "relu1", "latents": 128, "ks": [1, 2, 4, 8, 16],
-                            "l1": [0.02, 0.05, 0.1, 0.2, 0.3, 0.5], "steps": 4000, "quoted_k": 4}},
+                            "l1": [0.02, 0.05, 0.1, 0.2, 0.3, 0.5], "steps": 2000, "quoted_k": 4}},
         "outputs": ["png"],
     },
 }
