@@ -47,7 +47,7 @@ def first_layer_filters(model: nn.Module, input_shape: tuple[int, ...] | None = 
 
 def patch_rows(patches) -> np.ndarray:
     """(N, C, k, k) patches -> (N, C*k*k) float64 rows with each patch's mean (DC) removed."""
-    rows = np.asarray(torch.as_tensor(patches).double().reshape(len(patches), -1))
+    rows = torch.as_tensor(patches).detach().cpu().double().reshape(len(patches), -1).numpy()
     return rows - rows.mean(axis=1, keepdims=True)
 
 
@@ -58,7 +58,7 @@ def ica_filters(patches, n_components: int = 32, seed: int = 0, max_iter: int = 
                   max_iter=max_iter, tol=1e-3)
     with small_blas():
         ica.fit(rows)
-    return ica.components_.reshape(n_components, *np.asarray(patches).shape[1:])
+    return ica.components_.reshape(n_components, *patches.shape[1:])
 
 
 def zca_whiten(rows: np.ndarray, epsilon: float = 1e-2) -> np.ndarray:
@@ -79,7 +79,7 @@ def sparse_coding_filters(patches, n_components: int = 32, alpha: float = 0.5, s
                                           random_state=seed)
     with small_blas():
         learner.fit(rows)
-    return learner.components_.reshape(n_components, *np.asarray(patches).shape[1:])
+    return learner.components_.reshape(n_components, *patches.shape[1:])
 
 
 def _unit_rows(filters: np.ndarray) -> np.ndarray:

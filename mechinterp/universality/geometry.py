@@ -26,7 +26,7 @@ from mechinterp.universality.small_fits import small_blas
 
 
 def _rows(features) -> np.ndarray:
-    return np.asarray(torch.as_tensor(features).reshape(len(features), -1).double())
+    return torch.as_tensor(features).detach().cpu().reshape(len(features), -1).double().numpy()
 
 
 def pca_spectrum(features) -> np.ndarray:

@@ -53,8 +53,8 @@ def _fit_probe(train_x, train_y, regularisation: float, seed: int):
 def probe(features, labels, test_fraction: float = 0.3, regularisation: float = 1.0,
           seed: int = 0) -> ProbeResult:
     """Fit a linear probe and its shuffled-label control on a train split; score both on the test split."""
-    x = np.asarray(torch.as_tensor(features).reshape(len(features), -1).double())
-    y = np.asarray(torch.as_tensor(labels))
+    x = torch.as_tensor(features).detach().cpu().reshape(len(features), -1).double().numpy()
+    y = torch.as_tensor(labels).cpu().numpy()
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=test_fraction,
                                                         random_state=seed, stratify=y)
     fitted = _fit_probe(train_x, train_y, regularisation, seed)

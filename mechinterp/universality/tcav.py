@@ -38,14 +38,18 @@ class CAV:
     accuracy: float         # held-out accuracy of concept vs random: is the concept linearly there?
 
 
+def as_numpy(features) -> np.ndarray:
+    """float64 numpy rows from an array or a tensor on any device."""
+    return torch.as_tensor(features).detach().cpu().double().reshape(len(features), -1).numpy()
+
+
 def train_cav(concept_features, random_features, seed: int = 0) -> CAV:
     """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector.
 
     With fewer examples than dimensions (a flattened conv layer), the L2-regularised solution lies
     in the span of the training rows (representer theorem), so the fit runs on the rows'
     coordinates in an orthonormal basis of that span and maps back: the same CAV, far faster."""
-    x = np.concatenate([np.asarray(concept_features, dtype=np.float64),
-                        np.asarray(random_features, dtype=np.float64)])
+    x = np.concatenate([as_numpy(concept_features), as_numpy(random_features)])
     y = np.r_[np.ones(len(concept_features)), np.zeros(len(random_features))]
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.33, random_state=seed,
                                                         stratify=y)
