@@ -1,5 +1,5 @@
-"""Superposition figures: the toy models of Elhage et al. (2022) reproduced, polysemantic neurons in
-our own CNN, and sparse autoencoders that split them (Bricken et al. 2023, Gao et al. 2024).
+"""Superposition figures: the toy models of Elhage et al. (2022) reproduced, a polysemantic neuron
+of our own digits MLP, and sparse autoencoders that split it (Bricken et al. 2023, Gao et al. 2024).
 
 superposition/intro-geometry     n=5 features in m=2 dimensions across sparsity: WᵀW and the
                                  feature vectors in the plane (2 orthogonal -> antipodal -> pentagon)
@@ -7,14 +7,16 @@ superposition/phase-diagram      n=2, m=1: not represented / dedicated dimension
                                  over feature density and the extra feature's importance
 superposition/dims-per-feature   uniform importance: m/‖W‖_F² against 1/(1-S), and every feature's
                                  dimensionality D_i, with the fractions they stick to
-superposition/polysemantic-vs-sae   a polysemantic neuron's top images against the SAE features
-                                 that share its direction, each with its class purity
+superposition/polysemantic-vs-sae   digits-mlp: the most polysemantic neuron's top test digits, the
+                                 SAE features its top activations are made of, each with its class
+                                 purity and a direction-objective feature visualisation
 superposition/sae-metrics        explained variance and spliced accuracy against L0, across k
                                  (TopK SAE) and the L1 coefficient (ReLU SAE)
 
-Toy models train with the deck's settings per profile: "full" uses Anthropic's notebook settings
-(AdamW, lr 1e-3, batches of 1024, 10,000 steps) where the CPU allows; "quick" converges faster
-with a cosine-decayed lr of 1e-2. Every setting trains a few seeds; the lowest loss is kept.
+Toy models: the intro figure's full profile uses Anthropic's notebook settings (AdamW, lr 1e-3
+constant, batches of 1024, 10,000 steps); the larger sweeps and the quick profile use a cosine-
+decayed lr of 1e-2 to 2e-2, which converges in 1,000-3,000 steps on a CPU. Every setting trains
+several seeds (antithetic pairs) and keeps the lowest loss, as the paper does.
 """
 import contextlib
 import time
@@ -29,8 +31,8 @@ from mechinterp.data import load_dataset
 from mechinterp.featvis import objectives as featvis_objectives
 from mechinterp.featvis.render import RenderSettings, render
 from mechinterp.superposition.activations import activation_stream, layer_vectors, unit_scores
-from mechinterp.superposition.experiments import (PHASE_NAMES, STICKY_FRACTIONS, TrainSettings,
-                                                  intro_sweep, phase_diagram,
+from mechinterp.superposition.experiments import (PHASE_NAMES, REPRESENTED_NORM, STICKY_FRACTIONS,
+                                                  TrainSettings, intro_sweep, phase_diagram,
                                                   uniform_importance_geometry)
 from mechinterp.superposition.measures import (dimensions_per_feature, feature_dimensionality,
                                                feature_gram, feature_norms)
@@ -132,7 +134,9 @@ def make_intro_geometry(ctx):
                              device=ctx.device)
     gram, norms = feature_gram(result.W), feature_norms(result.W)
     dimensionality = feature_dimensionality(result.W)
-    colours = plt.cm.viridis(np.linspace(0.0, 0.85, result.W.shape[1]))
+    n_features = result.W.shape[1]
+    embedded = [int((n > REPRESENTED_NORM).sum()) for n in norms]
+    colours = plt.cm.viridis(np.linspace(0.0, 0.85, n_features))
     fig, axes = plt.subplots(2, len(sparsities), figsize=(12, 5.4), layout="constrained")
     for column, sparsity in enumerate(sparsities):
         image = axes[0, column].imshow(gram[column].numpy(), cmap="RdBu_r", vmin=-1.2, vmax=1.2)
@@ -140,14 +144,15 @@ def make_intro_geometry(ctx):
         axes[0, column].set_xticks([])
         axes[0, column].set_yticks([])
         draw_feature_vectors(axes[1, column], result.W[column].numpy(), colours)
-        axes[1, column].set_xlabel(f"{int((norms[column] > 0.5).sum())} of 5 embedded", fontsize=14)
+        axes[1, column].set_xlabel(f"{embedded[column]} of {n_features} embedded", fontsize=14)
     axes[0, 0].set_ylabel("WᵀW")
     axes[1, 0].set_ylabel("W in 2-D")
-    fig.suptitle("5 features, 2 dimensions: darker = more important (0.9^i)", fontsize=15)
+    fig.suptitle(f"{n_features} features, {result.W.shape[2]} dimensions: darker = more important (0.9^i)",
+                 fontsize=15)
     fig.colorbar(image, ax=axes[0, :].tolist(), shrink=0.9, pad=0.01)
     ctx.save(fig)
     return {"sparsities": sparsities, "settings": ctx.params["train"],
-            "embedded": [int((n > 0.5).sum()) for n in norms],
+            "embedded": embedded,
             "norms": norms.tolist(), "feature_dimensionality": dimensionality.tolist(),
             "dense_overlap_of_top_two": float(gram[0, 0, 1]), "loss": result.loss.tolist()}
 
