@@ -33,11 +33,18 @@ help:
 slides: figures node
 	$(PY) -m decktools.build $(DECK) --base $(BASE)
 
-figures: models
+figures: models/.trained
 	$(PY) -m figures_src.runner $(FIGURE_ARGS)
 
+# `make models` always checks every model; `make figures` re-checks only when what the zoo is
+# made from changed since the last check (so a no-op `make figures` never imports torch).
 models: venv
 	$(PY) -m mechinterp.models.zoo --device $(DEVICE)
+	@touch models/.trained
+
+models/.trained: $(VENV)/.installed models/zoo.yaml $(wildcard mechinterp/data/*.py mechinterp/models/*.py)
+	$(PY) -m mechinterp.models.zoo --device $(DEVICE)
+	@touch $@
 
 check: venv
 	$(PY) -m decktools.check $(DECK)

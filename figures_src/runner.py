@@ -71,6 +71,8 @@ def make_figure(job: dict) -> dict:
     from mechinterp.device import pick_device, seed_everything
 
     apply_style()
+    import torch
+    torch.set_num_threads(job["threads"])  # workers share the cores instead of oversubscribing them
     device = pick_device(job["device"])
     seed_everything(job["seed"])
     make = getattr(load_script(Path(job["script"])), job["make"], None)
@@ -143,7 +145,8 @@ def job_for(spec: FigureSpec, options, staging: Path) -> dict:
     return {"figure_id": spec.figure_id, "script": str(spec.script), "make": spec.make,
             "params": spec.params_for(options.profile), "profile": options.profile,
             "device": options.device, "staging_dir": str(staging), "seed": 0,
-            "models_dir": str(options.models_dir), "outputs": spec.outputs}
+            "models_dir": str(options.models_dir), "outputs": spec.outputs,
+            "threads": int(os.environ.get("MECHINTERP_THREADS") or max(1, (os.cpu_count() or 1) // options.jobs))}
 
 
 def record(manifest: Manifest, spec: FigureSpec, inputs: dict, outputs: dict, result: dict, commit: str) -> None:

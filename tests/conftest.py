@@ -19,6 +19,13 @@ MODELS_DIR = REPO_ROOT / "models"
 ZOO_CONFIG = MODELS_DIR / "zoo.yaml"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def single_torch_thread():
+    """Tests use tiny tensors, where a second thread costs more than it gives (and CI shares cores)."""
+    import torch
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def trained_zoo() -> Path:
     """The repo's models/ folder with every default zoo model trained and up to date."""

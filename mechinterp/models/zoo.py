@@ -42,6 +42,7 @@ import yaml
 from torch import nn
 
 from mechinterp.data import load_dataset
+from mechinterp.data.files import data_root as data_directory
 from mechinterp.device import pick_device, seed_everything
 from mechinterp.hooks import layer_names
 from mechinterp.models.architectures import ARCHITECTURES
@@ -119,23 +120,57 @@ def config_hash(entry: dict, source_sha256: str | None = None) -> str:
 
 
 _DATA_HASHES: dict[str, str] = {}
+DATA_CODE = Path(__file__).resolve().parent.parent / "data"
+DATA_HASH_CACHE = ".data-hashes.json"
 
 
-def data_hash(entry: dict) -> str | None:
-    """Hash of the entry's dataset (both splits, labels and class names); None without one."""
+def data_signature(entry: dict) -> str:
+    """What the dataset is a function of: the generating code, its options, and the user's files.
+
+    Procedural data is deterministic from code and options, and user files are identified by
+    name, size and modification time, so an unchanged signature means unchanged bytes."""
+    digest = hashlib.sha256(json.dumps([entry["dataset"], entry.get("dataset_options"),
+                                        entry.get("data_root")], sort_keys=True).encode())
+    for source in sorted(DATA_CODE.glob("*.py")):
+        digest.update(source.read_bytes())
+    user_dir = data_directory(entry.get("data_root"))
+    if user_dir.is_dir():
+        for path in sorted(p for p in user_dir.rglob("*") if p.is_file()):
+            stat = path.stat()
+            digest.update(f"{path.relative_to(user_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def data_hash(entry: dict, models_dir: str | os.PathLike | None = None) -> str | None:
+    """Hash of the entry's dataset (both splits, labels and class names); None without one.
+
+    Hashing means generating the data (seconds), so the result is cached in
+    models/.data-hashes.json under the data's signature: `make models` with nothing stale is fast."""
     if "dataset" not in entry:
         return None
-    key = json.dumps([entry["dataset"], entry.get("dataset_options"), entry.get("data_root")],
-                     sort_keys=True)
-    if key not in _DATA_HASHES:
-        digest = hashlib.sha256(key.encode())
+    signature = data_signature(entry)
+    cache_path = Path(models_dir) / DATA_HASH_CACHE if models_dir is not None else None
+    cache = _read_json(cache_path) if cache_path else {}
+    if signature in cache:
+        return cache[signature]
+    if signature not in _DATA_HASHES:
+        digest = hashlib.sha256(signature.encode())
         for split in ("train", "test"):
             data = _load_split(entry, split)
             digest.update(data.images.numpy().tobytes())
             digest.update(data.labels.numpy().tobytes())
             digest.update(json.dumps(data.class_names).encode())
-        _DATA_HASHES[key] = digest.hexdigest()
-    return _DATA_HASHES[key]
+        _DATA_HASHES[signature] = digest.hexdigest()
+    if cache_path and cache_path.parent.is_dir():
+        atomic_write_bytes(cache_path, json.dumps({**cache, signature: _DATA_HASHES[signature]}, indent=1).encode())
+    return _DATA_HASHES[signature]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _load_split(entry: dict, split: str):
@@ -271,7 +306,7 @@ def stale_reason(name: str, entry: dict, models_dir, config_dir: Path) -> str | 
         return "meta.json is unreadable"
     if meta.get("config_hash") != _entry_hash(entry, config_dir):
         return "config changed"
-    if meta.get("data_hash") != data_hash(entry):
+    if meta.get("data_hash") != data_hash(entry, models_dir):
         return "dataset changed"
     if meta.get("checkpoint_sha256") != sha256_file(checkpoint):
         return "checkpoint does not match its meta.json"
@@ -331,7 +366,7 @@ def write_model(name: str, entry: dict, model: nn.Module, facts: dict, models_di
     folder = model_dir(name, models_dir)
     checkpoint = save_checkpoint(model.state_dict(), folder / CHECKPOINT_NAME)
     meta = {"name": name, "config": entry, "config_hash": _entry_hash(entry, config_dir),
-            "data_hash": data_hash(entry), **facts, "device": str(device),
+            "data_hash": data_hash(entry, models_dir), **facts, "device": str(device),
             "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
             "checkpoint": CHECKPOINT_NAME, "checkpoint_sha256": sha256_file(checkpoint),
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
