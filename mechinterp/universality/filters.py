@@ -52,8 +52,12 @@ def patch_rows(patches) -> np.ndarray:
 
 
 def ica_filters(patches, n_components: int = 32, seed: int = 0, max_iter: int = 400) -> np.ndarray:
-    """Rows of the ICA unmixing matrix of DC-removed patches, reshaped like the patches."""
+    """Rows of the ICA unmixing matrix of DC-removed patches, reshaped like the patches.
+
+    Removing each patch's mean leaves D - 1 dimensions, so at most D - 1 components are found
+    (a 3x3 colour patch gives 26)."""
     rows = patch_rows(patches)
+    n_components = min(n_components, rows.shape[1] - 1)
     ica = FastICA(n_components=n_components, whiten="unit-variance", random_state=seed,
                   max_iter=max_iter, tol=1e-3)
     with small_blas():
