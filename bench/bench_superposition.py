@@ -24,7 +24,7 @@ from mechinterp.superposition.toy_models import ToyModel, ToyModelSpec, train_to
 
 # The full profile of figures_src/superposition.py's phase diagram.
 FULL_PHASE_GRID = 16
-FULL_PHASE_TRAIN = TrainSettings(steps=2000, batch_size=512, lr=1e-2, lr_schedule="cosine", replicas=4)
+FULL_PHASE_TRAIN = TrainSettings(steps=1500, batch_size=256, lr=1e-2, lr_schedule="cosine", replicas=4)
 
 
 def synchronise(device: torch.device) -> None:

@@ -58,7 +58,7 @@ FIGURES = {
         "make": "make_phase_diagram",
         "models": [],
         "params": {"quick": {"grid": 8, "train": {**QUICK_TRAIN, "batch_size": 256, "replicas": 2}},
-                   "full": {"grid": 16, "train": {"steps": 2000, "batch_size": 512, "lr": 1e-2,
+                   "full": {"grid": 16, "train": {"steps": 1500, "batch_size": 256, "lr": 1e-2,
                                                   "lr_schedule": "cosine", "replicas": 4}}},
         "outputs": ["png"],
     },
