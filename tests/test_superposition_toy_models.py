@@ -47,10 +47,11 @@ def test_instances_do_not_interact():
 def test_features_have_the_requested_sparsity_and_range():
     probability = torch.tensor([[0.05, 0.5, 1.0]])
     x = sample_features(200_000, probability, torch.Generator().manual_seed(0))
-    present = (x > 0).float().mean(dim=1)[0]
+    assert x.shape == (1, 3, 200_000)                     # (instances, features, batch)
+    present = (x > 0).float().mean(dim=2)[0]
     torch.testing.assert_close(present, probability[0], atol=0.005, rtol=0)
     assert x.min() >= 0 and x.max() <= 1
-    torch.testing.assert_close(x[0, :, 2].mean(), torch.tensor(0.5), atol=0.005, rtol=0)
+    torch.testing.assert_close(x[0, 2].mean(), torch.tensor(0.5), atol=0.005, rtol=0)
 
 
 def test_same_seed_same_models():
