@@ -100,6 +100,8 @@ def main(argv=None) -> None:
         "phase_diagram_full_wall_time": {"value": phase_seconds, "unit": "s"},
         "phase_diagram_full_models": {"value": models, "unit": "models"},
         "phase_diagram_full_steps": {"value": phase_settings.steps, "unit": "steps"},
+        "phase_diagram_instance_steps_per_s": {"value": models * phase_settings.steps / phase_seconds,
+                                               "unit": "instance-steps/s"},
         "sae_topk_throughput_d64_512_latents": {"value": topk, "unit": "activations/s"},
         "sae_relu_throughput_d64_512_latents": {"value": relu, "unit": "activations/s"},
         "device": {"value": str(device), "unit": ""},
