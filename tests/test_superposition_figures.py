@@ -1,6 +1,7 @@
 """The superposition figure functions run end to end with tiny parameters: images written, numbers
 JSON-serialisable the way the runner writes them, and the numbers the slides quote present."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from figures_src.context import FigureContext
 from figures_src.runner import to_jsonable
 from figures_src.style import apply_style
 
+ZOO_CONFIG = Path(__file__).resolve().parents[1] / "models" / "zoo.yaml"
 TINY_TRAIN = {"steps": 30, "batch_size": 64, "lr": 2e-2, "lr_schedule": "cosine", "replicas": 2}
 
 
@@ -46,7 +48,7 @@ def test_toy_model_figures(tmp_path):
 def zoo_dir(tmp_path_factory):
     from mechinterp.models.zoo import train_zoo
     models_dir = tmp_path_factory.mktemp("models")
-    train_zoo("models/zoo.yaml", models_dir, names=[figures.SAE_MODEL], device="cpu")
+    train_zoo(ZOO_CONFIG, models_dir, names=[figures.SAE_MODEL], device="cpu")
     return models_dir
 
 
