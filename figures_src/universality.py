@@ -97,7 +97,7 @@ FIGURES = {
                              "linf": [0, 0.005, 0.01, 0.02, 0.04],
                              "l2": [0, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01,
                              "reference_linf": 0.02, "reference_l2": 0.5},
-                   "full": {"images": 1000, "sae_images": 8000, "sae_steps": 2000, "steps": 20,
+                   "full": {"images": 500, "sae_images": 8000, "sae_steps": 2000, "steps": 10,
                             "linf": [0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04],
                             "l2": [0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01,
                             "reference_linf": 0.02, "reference_l2": 0.5}},

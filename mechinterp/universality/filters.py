@@ -52,7 +52,9 @@ def patch_rows(patches) -> np.ndarray:
 
 
 def ica_filters(patches, n_components: int = 32, seed: int = 0, max_iter: int = 400) -> np.ndarray:
-    """Rows of the ICA unmixing matrix of DC-removed patches, reshaped like the patches.
+    """ICA basis functions of DC-removed patches (columns of the mixing matrix), shaped like the
+    patches: the image features whose independent mixture makes a patch, comparable with
+    sparse-coding atoms. (The unmixing rows also carry the whitening, which makes them noisier.)
 
     Removing each patch's mean leaves D - 1 dimensions, so at most D - 1 components are found
     (a 3x3 colour patch gives 26)."""
@@ -62,7 +64,7 @@ def ica_filters(patches, n_components: int = 32, seed: int = 0, max_iter: int = 
                   max_iter=max_iter, tol=1e-3)
     with small_blas():
         ica.fit(rows)
-    return ica.components_.reshape(n_components, *patches.shape[1:])
+    return ica.mixing_.T.reshape(n_components, *patches.shape[1:])
 
 
 def zca_whiten(rows: np.ndarray, epsilon: float = 1e-2) -> np.ndarray:
