@@ -12,15 +12,6 @@ from mechinterp.circuits.ablation import (ablate_each_unit, ablation_effect, eva
 from mechinterp.hooks import patch_from_donor
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids spin-waiting on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def digits_mlp():
     """An MLP trained on 1,400 real digits (about a second); the rest is the test set."""

@@ -11,15 +11,6 @@ from mechinterp.circuits.attribution import (RULES, gradient_times_input, integr
 STEPS = 24
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids spin-waiting on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model_and_inputs():
     torch.manual_seed(0)

@@ -27,14 +27,11 @@ ZOO = """models:
 
 @pytest.fixture(scope="module")
 def models_dir(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # tiny tensors: one thread avoids spin-waiting on a shared machine
     from mechinterp.models.zoo import train_zoo
     folder = tmp_path_factory.mktemp("zoo")
     (folder / "zoo.yaml").write_text(ZOO)
     train_zoo(folder / "zoo.yaml", folder / "models", ["digits-mlp"], device="cpu")
-    yield folder / "models"
-    torch.set_num_threads(threads)
+    return folder / "models"
 
 
 def run_figure(figure_id, models_dir, staging):

@@ -13,15 +13,6 @@ from mechinterp.circuits.key_value import (check_against_forward, explain, key_v
 from mechinterp.hooks import intervene
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids spin-waiting on a shared 2-core machine (20x faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class DigitsMLP(nn.Module):
     def __init__(self, hidden=32):
         super().__init__()

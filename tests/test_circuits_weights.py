@@ -16,15 +16,6 @@ from mechinterp.circuits.weights import (chain_expanded_weights, expanded_weight
 VERTICAL, HORIZONTAL, DIAGONAL, NOISE_UNIT = 0, 1, 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids spin-waiting on a shared 2-core machine (20x faster)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def hand_built_net() -> nn.Sequential:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.ReLU(),

@@ -15,15 +15,6 @@ ZOO_CONFIG = Path(__file__).resolve().parents[1] / "models" / "zoo.yaml"
 TINY_TRAIN = {"steps": 30, "batch_size": 64, "lr": 2e-2, "lr_schedule": "cosine", "replicas": 2}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    apply_style()
-    yield
-    torch.set_num_threads(previous)
-
-
 def run_figure(figure_id: str, params: dict, tmp_path, models_dir=None) -> dict:
     ctx = FigureContext(figure_id, params, "quick", torch.device("cpu"), tmp_path,
                         models_dir or tmp_path / "models")

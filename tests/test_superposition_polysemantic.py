@@ -17,15 +17,6 @@ from mechinterp.superposition.sae import ReluSAE
 from mechinterp.superposition.sae_training import train_sae
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: on a shared CPU, extra intra-op threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_purity_and_entropy_on_hand_made_scores():
     labels = torch.tensor([0, 0, 0, 0, 1, 1, 2, 3])
     scores = torch.zeros(8, 3)

@@ -12,15 +12,6 @@ from mechinterp.superposition.sae_training import resample_dead_latents, train_s
 from mechinterp.superposition.synthetic import SparseDictionary
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: on a shared CPU, extra intra-op threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def known_dictionary():
     """48 directions in 16 dimensions (3x overcomplete), each active 4% of the time."""
     return SparseDictionary(n_features=48, d=16, feature_probability=0.04, seed=0)

@@ -21,15 +21,6 @@ from mechinterp.superposition.toy_models import (ToyModel, ToyModelSpec, instanc
 FAST = TrainSettings(steps=2000, batch_size=1024, lr=1e-2, lr_schedule="cosine", replicas=4)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Toy-model tensors are tiny: on a shared CPU, extra intra-op threads only wait on each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def intro():
     return intro_sweep(sparsities=[0.0, 0.8, 0.9], settings=FAST)
