@@ -177,6 +177,20 @@ def test_layer_matrix_of_a_model_with_itself_has_unit_diagonal(measure):
     assert matrix.diagonal().numpy() == pytest.approx(1.0, abs=1e-6)
 
 
+def test_layer_matrix_equals_pairwise_measures():
+    generator = torch.Generator().manual_seed(2)
+    features_a = {"p": torch.randn(60, 12, generator=generator),
+                  "q": torch.randn(60, 300, generator=generator)}     # narrow and wide layers
+    mixed = features_a["p"] @ torch.randn(12, 7, generator=generator)
+    features_b = {"r": mixed + 0.3 * torch.randn(60, 7, generator=generator)}
+    pairwise = {"linear_cka": linear_cka, "debiased_cka": lambda x, y: linear_cka(x, y, debiased=True),
+                "rbf_cka": lambda x, y: rbf_cka(x, y, threshold=0.5)}
+    for measure, reference in pairwise.items():
+        matrix = similarity_matrix(features_a, features_b, measure)
+        expected = [[reference(features_a[a], features_b[b]) for b in features_b] for a in features_a]
+        assert matrix.numpy() == pytest.approx(np.array(expected), abs=1e-10)
+
+
 def test_unknown_measure_is_named():
     with pytest.raises(ValueError, match="unknown measure 'cca'"):
         similarity_matrix({"a": torch.zeros(5, 2)}, {"b": torch.zeros(5, 2)}, "cca")

@@ -18,6 +18,7 @@ CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with Gram matrices K = x x^
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import torch
@@ -72,6 +73,36 @@ def center_gram(gram: torch.Tensor) -> torch.Tensor:
     """H K H with H = I - 11^T / n (double centring)."""
     gram = gram - gram.mean(dim=0, keepdim=True)
     return gram - gram.mean(dim=1, keepdim=True)
+
+
+def u_centre_gram(gram: torch.Tensor) -> torch.Tensor:
+    """Kornblith et al.'s U-centring: <U(K), U(L)> = n (n - 3) x the unbiased HSIC of Song et al."""
+    n = gram.shape[0]
+    if n < 4:
+        raise ValueError(f"the debiased HSIC needs at least 4 examples, got {n}")
+    gram = gram - torch.diag_embed(gram.diagonal())
+    means = gram.sum(dim=0) / (n - 2)
+    means = means - means.sum() / (2 * (n - 1))
+    gram = gram - means[:, None] - means[None, :]
+    return gram - torch.diag_embed(gram.diagonal())
+
+
+@dataclass
+class CentredGram:
+    """A Gram matrix centred once (plainly, or U-centred for the debiased estimator) with its
+    Frobenius norm, so comparing two layers is one elementwise product."""
+    matrix: torch.Tensor
+    norm: torch.Tensor
+
+
+def centred(gram: torch.Tensor, debiased: bool = False) -> CentredGram:
+    matrix = u_centre_gram(gram) if debiased else center_gram(gram)
+    return CentredGram(matrix, torch.linalg.matrix_norm(matrix))
+
+
+def cka_of_centred(a: CentredGram, b: CentredGram) -> float:
+    """CKA = <Kc, Lc> / (|Kc| |Lc|): the HSIC normalisation constants cancel."""
+    return float((a.matrix * b.matrix).sum() / (a.norm * b.norm))
 
 
 def hsic(gram_x: torch.Tensor, gram_y: torch.Tensor, debiased: bool = False) -> torch.Tensor:
@@ -269,12 +300,12 @@ def compare_svcca(scores_x: torch.Tensor, scores_y: torch.Tensor) -> float:
 
 
 # Each measure is (prepare one layer once, compare two prepared layers), so a layers x layers
-# matrix builds each Gram matrix, principal subspace or neighbour table only once.
+# matrix builds and centres each Gram matrix, principal subspace or neighbour table only once.
 MEASURES: dict[str, tuple[Callable, Callable]] = {
-    "linear_cka": (lambda layer: layer.gram, lambda k, l: cka_from_grams(k, l)),
-    "debiased_cka": (lambda layer: layer.gram, lambda k, l: cka_from_grams(k, l, debiased=True)),
-    "rbf_cka": (lambda layer: rbf_from_linear_gram(layer.gram, RBF_THRESHOLD),
-                lambda k, l: cka_from_grams(k, l)),
+    "linear_cka": (lambda layer: centred(layer.gram), cka_of_centred),
+    "debiased_cka": (lambda layer: centred(layer.gram, debiased=True), cka_of_centred),
+    "rbf_cka": (lambda layer: centred(rbf_from_linear_gram(layer.gram, RBF_THRESHOLD)),
+                cka_of_centred),
     "svcca": (prepare_svcca, compare_svcca),
     "mutual_knn": (lambda layer: knn_from_gram(layer.gram, KNN_K), knn_overlap),
 }
