@@ -97,7 +97,8 @@ def section_totals(plans: list[SlidePlan], seconds_of) -> dict[str, float]:
 
 
 def clock(seconds: float) -> str:
-    return f"{int(seconds // 60)}:{int(round(seconds % 60)):02d}"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{rest:02d}"
 
 
 def report(deck: Deck, plans: list[SlidePlan], runs: list[dict[int, float]]) -> tuple[str, list[str]]:

@@ -1,0 +1,100 @@
+"""`make rehearse`: speaking-time plan per slide, budgets from frontmatter, and saved runs."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from decktools.markdown import read_deck
+from decktools.rehearse import clock, parse_seconds, plan_deck, report
+
+REPO = Path(__file__).resolve().parent.parent
+DECK = """---
+title: Rehearsal
+duration: 2min
+---
+
+# Opening
+
+<!--
+one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen
+seventeen eighteen nineteen twenty
+-->
+
+---
+budget: 45
+---
+
+# Fixed budget
+
+<!--
+short
+-->
+
+---
+layout: section
+---
+
+# Part two
+
+---
+hide: true
+---
+
+# Hidden, not planned
+
+---
+
+# Long
+
+<!--
+{long}
+-->
+""".replace("{long}", " ".join(["word"] * 130))
+
+
+@pytest.fixture
+def deck(tmp_path):
+    path = tmp_path / "talk.md"
+    path.write_text(DECK)
+    return path
+
+
+def test_plan_counts_note_words_and_honours_budgets(deck):
+    plans = plan_deck(read_deck(deck), words_per_minute=60)
+    assert [p.number for p in plans] == [1, 2, 3, 4]                    # the hidden slide is left out
+    assert [p.words for p in plans] == [20, 1, 0, 130]
+    assert [round(p.seconds) for p in plans] == [20, 45, 15, 130]     # 20 words at 60 wpm; budget; minimum
+    assert plans[1].budget_given and not plans[0].budget_given
+    assert [p.section for p in plans] == ["Opening", "Opening", "Part two", "Part two"]
+
+
+def test_report_flags_the_section_past_the_duration_and_slow_runs(deck):
+    parsed = read_deck(deck)
+    plans = plan_deck(parsed, words_per_minute=60)
+    text, flags = report(parsed, plans, [{1: 20, 2: 60, 3: 100, 4: 40}])
+    assert "section 'Part two' runs past the deck's duration 2:00" in flags
+    assert "run1: section 'Part two' took 2:20 against 2:25 planned" not in flags
+    assert any(f.startswith("run1: section 'Opening' took 1:20 against 1:05 planned") for f in flags)
+    assert "plan: 3:30 for 4 slides against duration 2:00" in text
+
+
+def test_durations_and_clock():
+    assert parse_seconds("40min") == 2400 and parse_seconds("1.5h") == 5400 and parse_seconds(90) == 90
+    assert parse_seconds("40", default_unit="min") == 2400
+    assert clock(59.6) == "1:00" and clock(119.4) == "1:59"
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_seconds("soon")
+
+
+def test_command_reads_saved_runs_and_rejects_bad_files(deck, tmp_path):
+    run = tmp_path / "talk-1.json"
+    run.write_text(json.dumps({"deck": "talk", "slides": {"1": 25.0, "4": 99.0}}))
+    result = subprocess.run([sys.executable, "-m", "decktools.rehearse", str(deck), "--wpm", "60", "--runs", str(run)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and "run1" in result.stdout and "1:39" in result.stdout
+    run.write_text("{}")
+    bad = subprocess.run([sys.executable, "-m", "decktools.rehearse", str(deck), "--runs", str(run)],
+                         cwd=REPO, capture_output=True, text=True)
+    assert bad.returncode != 0 and "not a rehearsal file" in bad.stderr
