@@ -14,6 +14,8 @@ the others still run; the run exits non-zero naming every failed id. Ctrl-C stop
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import fnmatch
 import importlib.util
 import json
@@ -200,6 +202,19 @@ def _remote_traceback(error: BaseException) -> str:
     return "\n".join("    " + line for line in lines[-12:])
 
 
+@contextlib.contextmanager
+def exclusive_run(figures_dir: Path):
+    """One runner per figures folder: a second would overwrite the first's manifest entries."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    with open(figures_dir / ".runner.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"error: another `make figures` is writing to {figures_dir}; "
+                             "wait for it to finish (or stop it), then run again") from None
+        yield
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog="make figures", description=__doc__.split("\n")[0])
     parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
@@ -242,7 +257,9 @@ def main(argv=None) -> int:
         return 0
     try:
         if stale:
-            failures.update(run_stale(stale, options, manifest, options.figures_dir))
+            with exclusive_run(options.figures_dir):
+                manifest = Manifest.load(options.figures_dir / "manifest.json")  # as the lock found it
+                failures.update(run_stale(stale, options, manifest, options.figures_dir))
     except KeyboardInterrupt:
         print("\ninterrupted: figures made so far are saved and recorded; none is half-written. "
               "Run `make figures` again to make the rest.", file=sys.stderr)

@@ -170,6 +170,20 @@ def test_interrupted_run_leaves_no_half_written_file(workspace):
     assert not staging.exists()
 
 
+def test_a_second_runner_on_the_same_folder_is_refused(workspace):
+    scripts, figures, _ = workspace
+    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "time.sleep(60)"))
+    first = run_runner(workspace, "--only", "beta/three", wait=False)
+    staging = REPO / ".figure-staging" / f"run-{first.pid}" / "beta__three"
+    deadline = time.time() + 120
+    while not (staging / "three.png").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    second = run_runner(workspace, "--only", "alpha/one")
+    os.killpg(first.pid, signal.SIGINT)
+    first.communicate(timeout=60)
+    assert second.returncode != 0 and "another `make figures` is writing" in second.stderr
+
+
 def test_discovery_reads_declarations_without_importing(tmp_path):
     (tmp_path / "gamma.py").write_text('import sys\nsys.exit("imported!")\n'
                                        'from mechinterp.hooks import capture\n'
