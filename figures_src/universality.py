@@ -9,6 +9,8 @@ universality/unit-matching          best one-to-one unit matches across seeds (c
 universality/matched-units          matched unit pairs shown by their top dataset examples
 universality/first-layer-filters    conv1 of every zoo CNN and the digits MLP's first layer, next to
                                     ICA and sparse-coding filters of natural-image patches
+universality/curve-detectors        the curve-detector family the featvis tuning-curve finder finds in
+                                    every zoo CNN, as radial tuning curves
 universality/probes                 linear-probe accuracy per layer against chance, a shuffled-label
                                     control and the same architecture with random weights
 universality/tcav                   concepts x layers: CAV accuracy and significant TCAV scores
@@ -57,6 +59,12 @@ FIGURES = {
                    "digits-mlp"],
         "params": {"quick": {"patches": 3000, "components": 16, "shown": 16},
                    "full": {"patches": 20000, "components": 32, "shown": 16}},
+        "outputs": ["png"],
+    },
+    "universality/curve-detectors": {
+        "make": "make_curve_detectors",
+        "models": ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"],
+        "params": {"orientations": 36},
         "outputs": ["png"],
     },
     "universality/probes": {
@@ -469,6 +477,57 @@ def make_first_layer_filters(ctx):
         return numbers
 
 
+# --- curve detectors across the zoo -------------------------------------------------------------
+
+def make_curve_detectors(ctx):
+    with one_cpu_thread(ctx.device):
+        from mechinterp.featvis.tuning import find_detector_family
+        numbers = {"models": {}, "chosen": {}}
+        fig, axes = plt.subplots(1, len(CNNS), figsize=(16, 4.9), subplot_kw={"projection": "polar"})
+        for axis, name in zip(axes, CNNS):
+            model = ctx.model(name)
+            families = {layer: find_detector_family(model, layer, ctx.params["orientations"])
+                        for layer in model.feature_layers}
+            numbers["models"][SHORT[name]] = {
+                layer: {"curve": family.kinds.count("curve"), "edge": family.kinds.count("edge"),
+                        "curve_coverage": family.coverage["curve"],
+                        "edge_coverage": family.coverage["edge"]}
+                for layer, family in families.items()}
+            # Each model's curve family lives at its own depth: show the layer with the most.
+            layer = max(families, key=lambda l: curve_family_size(families[l]))
+            numbers["chosen"][SHORT[name]] = {"layer": layer, **numbers["models"][SHORT[name]][layer]}
+            draw_tuning_petals(axis, families[layer])
+            count = families[layer].kinds.count("curve")
+            axis.set_title(f"{SHORT[name]} · {layer}\n{count} curve detectors", fontsize=15, pad=14)
+        fig.suptitle("The curve-detector family in every CNN of the zoo", y=1.04)
+        fig.subplots_adjust(wspace=0.45)
+        ctx.save(fig)
+        chosen = numbers["chosen"].values()
+        numbers["mean_curve_coverage"] = float(np.mean([c["curve_coverage"] for c in chosen]))
+        return numbers
+
+
+def curve_family_size(family):
+    """Rank layers by curve detectors found, then by how much of the circle they cover."""
+    return family.kinds.count("curve"), family.coverage["curve"]
+
+
+def draw_tuning_petals(axis, family):
+    """One petal per curve detector: its response against stimulus orientation, scaled to its
+    peak, coloured by preferred orientation (a cyclic colour map)."""
+    curves = family.curves["curve"]
+    theta = np.deg2rad(np.r_[curves.angles.numpy(), curves.angles.numpy()[:1]])
+    colours = plt.get_cmap("twilight")
+    for unit, kind, preferred in zip(family.units, family.kinds, family.preferred.tolist()):
+        if kind != "curve":
+            continue
+        response = curves.responses[unit].clamp_min(0).numpy()
+        response = response / max(response.max(), 1e-12)
+        axis.plot(theta, np.r_[response, response[:1]], color=colours(preferred / 360), linewidth=2)
+    axis.set_yticks([])
+    axis.set_xticks(np.deg2rad([0, 90, 180, 270]), ["0°", "90°", "180°", "270°"], fontsize=10)
+
+
 # --- probes ------------------------------------------------------------------------------------
 
 def make_probes(ctx):
@@ -552,6 +611,7 @@ def make_tcav(ctx):
         model = ctx.model("shapes-cnn-a")
         layers = list(model.feature_layers)
         table = concept_layer_map(model, layers, concepts, random_sets, class_images, target_index, ctx.seed)
+        ig_share = concept_ig_shares(model, layers, table, class_images, target_index)
         names = list(concepts)
         cav_accuracy = np.array([[table[c][l].as_dict()["cav_accuracy"] for l in layers] for c in names])
         scores = np.array([[table[c][l].mean for l in layers] for c in names])
@@ -570,8 +630,24 @@ def make_tcav(ctx):
         axis.set_title(f"TCAV for '{target}' (p < 0.05)", fontsize=17)
         ctx.save(fig)
         return {"target": target, "layers": layers, "concepts": names, "random_sets": len(random_sets),
+                "ig_share_along_cav": ig_share,
                 "cav_accuracy": cav_accuracy, "tcav": scores, "significant": significant,
                 "results": {c: {l: table[c][l].as_dict() for l in layers} for c in names}}
+
+
+def concept_ig_shares(model, layers, table, class_images, class_index):
+    """{concept: {layer: mean share of the class logit's layer IG lying along the concept's CAV}}
+    (integrated gradients projected on a CAV: concept localisation per layer)."""
+    from mechinterp.universality.tcav import path_gradients
+    shares = {concept: {} for concept in table}
+    for layer in layers:
+        change, mean_gradient = path_gradients(model, class_images, layer, class_index, steps=16)
+        total = (change * mean_gradient).sum(axis=1)
+        for concept, results in table.items():
+            direction = results[layer].mean_direction
+            along = (change @ direction) * (mean_gradient @ direction)
+            shares[concept][layer] = float(np.mean(along / total))
+    return shares
 
 
 # --- geometry ------------------------------------------------------------------------------------

@@ -53,3 +53,10 @@ def test_paths_between_classes_start_and_end_where_they_say(trained_zoo, tmp_pat
     classes = numbers["classes_along_path"]
     assert classes[0] == numbers["start"]
     assert classes[-1] == numbers.get("end", numbers.get("target"))
+
+
+def test_every_cnn_has_a_curve_detector_family(trained_zoo, tmp_path):
+    numbers = run_figure("universality/curve-detectors", trained_zoo, tmp_path)
+    assert set(numbers["chosen"]) == {"A", "A seed 1", "Wide", "Deep"}
+    for chosen in numbers["chosen"].values():
+        assert chosen["curve"] >= 3 and chosen["curve_coverage"] >= 0.25

@@ -12,6 +12,12 @@ directional derivative). A score is only evidence when it holds across many rand
 
     result = tcav(model, "relu2", concept_images, random_sets, class_images, class_index=3)
     table = concept_layer_map(model, layers, {"stripes": ..., "red": ...}, random_sets, ...)
+    along = concept_attribution(model, "relu2", class_images, 3, result.mean_direction)
+
+concept_attribution is integrated gradients at a layer projected on a concept direction v:
+(Δa · v)(ḡ · v), with Δa the layer's change from a baseline input and ḡ the class logit's
+gradient averaged along the straight path between them. Over an orthonormal basis these terms
+sum to the layer IG total, F(x) - F(baseline); for v = a unit's axis it is that unit's IG.
 
 Activations are read through mechinterp.hooks.capture; gradients with respect to a layer through
 mechinterp.hooks.intervene, which adds a zero "tap" tensor to the layer's output.
@@ -116,6 +122,7 @@ class TCAVResult:
     null_scores: list[float]
     cav_accuracies: list[float]
     p_value: float
+    mean_direction: np.ndarray     # normalised mean of the concept's CAVs over the random sets
 
     @property
     def mean(self) -> float:
@@ -146,8 +153,10 @@ def tcav_from_features(concept: np.ndarray, randoms: Sequence[np.ndarray], gradi
     scores = [tcav_score(gradients, cav.direction) for cav in cavs]
     null_scores = [tcav_score(gradients, cav.direction) for cav in null_cavs]
     p_value = float(ttest_ind(scores, null_scores).pvalue)
+    mean_direction = np.mean([cav.direction for cav in cavs], axis=0)
     return TCAVResult(scores, null_scores, [cav.accuracy for cav in cavs],
-                      p_value if np.isfinite(p_value) else 1.0)
+                      p_value if np.isfinite(p_value) else 1.0,
+                      mean_direction / max(np.linalg.norm(mean_direction), 1e-12))
 
 
 def tcav(model, layer: str, concept_images: torch.Tensor, random_sets: Sequence[torch.Tensor],
@@ -173,3 +182,50 @@ def concept_layer_map(model, layers: Sequence[str], concepts: dict[str, torch.Te
                 concept[layer].double().numpy(), [r[layer].double().numpy() for r in randoms],
                 gradients[layer], seed)
     return table
+
+
+class PathPoint:
+    """An intervention replacing a layer's output by a fixed activation plus a zero tap, so the
+    class logit's gradient at that point of the path can be read from the tap."""
+
+    def __init__(self, activation: torch.Tensor):
+        self.activation = activation
+        self.shift: torch.Tensor | None = None
+
+    def __call__(self, _original: torch.Tensor) -> torch.Tensor:
+        self.shift = torch.zeros_like(self.activation, requires_grad=True)
+        return self.activation + self.shift
+
+
+def path_gradients(model, images: torch.Tensor, layer: str, class_index: int,
+                   baseline: torch.Tensor | None = None, steps: int = 32):
+    """(Δa, ḡ) flattened, (N, D) float64: the layer's change from the baseline input (zeros by
+    default) and the class logit's gradient averaged over the straight path in the layer
+    (Gauss-Legendre nodes, as circuits.attribution integrates)."""
+    from mechinterp.circuits.attribution import quadrature
+    from mechinterp.hooks import run_with_cache
+    device = next(model.parameters()).device
+    images = images.to(device)
+    baseline = torch.zeros_like(images) if baseline is None else baseline.to(device).expand_as(images)
+    end = run_with_cache(model, images, [layer])[1][layer]
+    start = run_with_cache(model, baseline, [layer])[1][layer]
+    nodes, weights = quadrature("gausslegendre", steps)
+    mean_gradient = torch.zeros_like(end, dtype=torch.float64)
+    for node, weight in zip(nodes.tolist(), weights.tolist()):
+        point = PathPoint(start + node * (end - start))
+        with torch.enable_grad(), intervene(model, {layer: point}):
+            logits = model(images)
+            gradient, = torch.autograd.grad(logits[:, class_index].sum(), point.shift)
+        mean_gradient += weight * gradient.double()
+    change = (end - start).double().flatten(1).cpu().numpy()
+    return change, mean_gradient.flatten(1).cpu().numpy()
+
+
+def concept_attribution(model, layer: str, images: torch.Tensor, class_index: int,
+                        direction: np.ndarray, baseline: torch.Tensor | None = None,
+                        steps: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Per input: (IG of the class logit along the unit concept direction, the layer IG total)."""
+    change, mean_gradient = path_gradients(model, images, layer, class_index, baseline, steps)
+    direction = np.asarray(direction, dtype=np.float64)
+    along = (change @ direction) * (mean_gradient @ direction)
+    return along, (change * mean_gradient).sum(axis=1)
