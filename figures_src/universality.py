@@ -849,6 +849,7 @@ def make_adversarial(ctx):
         axes[2].barh(range(len(features)), changes, color=colours)
         axes[2].set_yticks(range(len(features)), names, fontsize=12)
         axes[2].invert_yaxis()
+        axes[2].xaxis.set_major_locator(plt.MaxNLocator(4))
         axes[2].set_xlabel(f"mean SAE code change (PGD ε={params['hijack_epsilon']})")
         axes[2].set_title("hijacked SAE features (their class)", fontsize=15)
         fig.tight_layout()
