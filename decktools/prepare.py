@@ -1,7 +1,7 @@
 """Write the deck that Slidev builds: talk/<deck>.prepared.md (and one per `src:` import).
 
 The speaker edits talk/slides.md; Slidev is given the prepared copy, in which
-  - `[@a; @b]` becomes `<Cite bref="a"/><Cite bref="b"/>` (the citations addon's own preparser
+  - `[@a; @b]` becomes `<Cite bref="a"/>; <Cite bref="b"/>` (the citations addon's own preparser
     would make one key "a; @b" and would also rewrite code), in speaker notes "(Author Year)";
   - `<Cite input="DOI"/>` of a DOI in citations.bib becomes `<Cite bref="key"/>`, so the built
     deck never fetches a DOI over the network;
@@ -66,7 +66,7 @@ def replacement(ref: references.Reference, bib: Bibliography, in_notes: bool) ->
         return "; ".join(short_citation(k, bib) for k in keys)
     if ref.kind == "bref":
         return None  # already what the addon renders
-    return "".join(f'<Cite bref="{key}"/>' for key in keys)
+    return "; ".join(f'<Cite bref="{key}"/>' for key in keys)
 
 
 def _note_lines(body: list[tuple[int, str]]) -> set[int]:

@@ -86,7 +86,8 @@ def hooked(model: nn.Module, hooks: dict[str, Callable]) -> Iterator[None]:
 def capture(model: nn.Module, layers: Iterable[str], detach: bool = True) -> Iterator[dict]:
     """Yield a dict that each forward pass fills with {layer: activation}.
 
-    detach=False keeps the graph, for objectives that differentiate through activations.
+    detach=False keeps the activation in the graph: gradients flow to it from the output and
+    from it to the input (an in-place op later in the model would change it, so avoid those).
     A module called twice in one forward pass (torchvision reuses its `relu`) keeps the last call."""
     _warn_if_training(model)
     activations: dict[str, torch.Tensor] = {}
@@ -94,8 +95,9 @@ def capture(model: nn.Module, layers: Iterable[str], detach: bool = True) -> Ite
     def make_hook(name):
         def hook(module, inputs, output):
             tensor = _first_tensor(output)
-            # clone: later in-place ops (ReLU(inplace=True), `out += x`) would overwrite it
-            activations[name] = tensor.detach().clone() if detach else tensor.clone()
+            # a detached copy is cloned: later in-place ops (ReLU(inplace=True), `out += x`) would
+            # overwrite it; with detach=False the tensor itself is kept, as a node of the graph
+            activations[name] = tensor.detach().clone() if detach else tensor
         return hook
 
     with hooked(model, {name: make_hook(name) for name in layers}):

@@ -166,7 +166,7 @@ def test_prepare_rewrites_citations_numbers_and_imports_but_not_code(tmp_path):
                       extra_files={"pages/part.md": "# Part [@delta2019]\n"})
     prepared = prepare_deck(deck, tmp_path / "citations.bib")
     text = prepared.read_text()
-    assert '<Cite bref="alpha2020"/><Cite bref="delta2019"/>' in text
+    assert '<Cite bref="alpha2020"/>; <Cite bref="delta2019"/>' in text
     assert 'cite = "[@not_a_key]"' in text and 'Inline `<Cite bref="nope"/>`' in text
     assert '<Cite bref="alpha2020"/>' in text.split("is code too.")[1]          # DOI -> key
     assert '<span class="measured" title="demo/plot: accuracy">98.8%</span>' in text
