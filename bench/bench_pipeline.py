@@ -1,10 +1,12 @@
 """Benchmark: the pipeline's no-op cost. `make figures` and `make slides` with nothing stale.
 
 Targets (issue: deck pipeline): figures under 2 s, slides under 15 s on the 2-core machine.
-Run after a full `make slides`; each command is timed three times and the median reported.
+Run after `make slides` with the same PROFILE (default full); each command is timed three times
+and the median reported.
 
-    python -m bench.bench_pipeline
+    PROFILE=quick python -m bench.bench_pipeline
 """
+import os
 import statistics
 import subprocess
 import time
@@ -27,13 +29,15 @@ def median_seconds(command: list[str], repeats: int = 3) -> float:
 
 
 def main() -> None:
-    figures = median_seconds(["make", "-s", "figures"])
-    runner_only = median_seconds([str(REPO / ".venv/bin/python"), "-m", "figures_src.runner"])
-    slides = median_seconds(["make", "-s", "slides"])
+    profile = os.environ.get("PROFILE", "full")
+    figures = median_seconds(["make", "-s", "figures", f"PROFILE={profile}"])
+    runner_only = median_seconds([str(REPO / ".venv/bin/python"), "-m", "figures_src.runner", "--profile", profile])
+    slides = median_seconds(["make", "-s", "slides", f"PROFILE={profile}"])
     write_results("pipeline", {
         "make_figures_nothing_stale": {"value": figures, "unit": "s", "target": "< 2 s"},
         "runner_nothing_stale": {"value": runner_only, "unit": "s"},
         "make_slides_nothing_stale": {"value": slides, "unit": "s", "target": "< 15 s"},
+        "profile": {"value": profile, "unit": ""},
     })
 
 
