@@ -187,6 +187,10 @@ def run_stale(stale, options, manifest: Manifest, figures_dir: Path) -> dict[str
                 record(manifest, spec, inputs, install_outputs(spec, staging, figures_dir), result, commit)
                 progress.write(f"made   {spec.figure_id} ({result['seconds']:.1f} s on {result['device']})")
             progress.update(1)
+    except KeyboardInterrupt:
+        for worker in list(getattr(pool, "_processes", {}).values()):  # also when only we got SIGINT
+            worker.terminate()
+        raise
     finally:
         progress.close()
         pool.shutdown(wait=True, cancel_futures=True)
