@@ -96,7 +96,7 @@ def export_pdf(deck_path: Path, chromium: str = "/usr/bin/chromium") -> Path:
     prepared = prepare_deck(deck_path)
     if not Path(chromium).exists():
         raise SystemExit(f"{chromium} not found: install Debian's chromium (apt-get install chromium)")
-    target = output_dir(deck_path) / f"{deck_path.stem}.pdf"
+    target = deck_path.parent / "exports" / f"{deck_path.stem}.pdf"  # outside dist: rebuilds replace dist
     target.parent.mkdir(parents=True, exist_ok=True)
     slidev(deck_path.parent, "export", prepared.name, "--executable-path", chromium,
            "--output", str(target.resolve()), "--timeout", "120000")

@@ -178,3 +178,18 @@ def test_presenter_panel_shows_pacing_and_provenance_only_to_the_presenter():
         saved = json.loads(Path(download.value.path()).read_text())
         assert saved["deck"] == "slides" and str(with_figure["number"]) in saved["slides"]
     assert log.blocked == []
+
+
+def test_pdf_export_with_debian_chromium():
+    """`make pdf` exports one page per slide through Debian's chromium, citations resolved."""
+    from pypdf import PdfReader
+    deck = TALK / "workshop.md"
+    result = subprocess.run(["make", "pdf", f"DECK={deck.relative_to(REPO)}", f"PROFILE={PROFILE}", "DEVICE=cpu"],
+                            cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    pages = PdfReader(TALK / "exports" / "workshop.pdf").pages
+    assert len(pages) == len(read_deck(deck).visible_slides)
+    from decktools.rehearse import slide_title
+    second_title = slide_title(read_deck(deck).visible_slides[1])
+    assert second_title.split()[0] in pages[1].extract_text()
+    assert all("#RefErr" not in page.extract_text() for page in pages)
