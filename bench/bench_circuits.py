@@ -13,13 +13,11 @@ architecture untrained: the cost of a forward and backward pass does not depend 
 """
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from bench.common import write_results
+from bench.common import alternate, median_seconds, write_results
 from mechinterp.circuits.attribution import integrated_gradients, layer_integrated_gradients
 from mechinterp.circuits.patching import patch_each_unit, patch_each_unit_sequential
 from mechinterp.device import pick_device, seed_everything
@@ -40,27 +38,6 @@ def load_model(device):
     return SmallCNN(classes=8, width=16).to(device).eval(), "SmallCNN (untrained)"
 
 
-def median_seconds(function, repeats=REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def alternate(first, second, repeats=REPEATS) -> tuple[float, float]:
-    """Median times of two functions, run alternately so both see the same machine load."""
-    first(), second()   # warm-up
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(median_seconds(first, 1))
-        b.append(median_seconds(second, 1))
-    return statistics.median(a), statistics.median(b)
-
-
 def bench_integrated_gradients(model, inputs, targets) -> dict:
     from captum.attr import IntegratedGradients, LayerIntegratedGradients
     ours = lambda: integrated_gradients(model, inputs, targets, steps=STEPS, rule="gausslegendre",
@@ -70,7 +47,7 @@ def bench_integrated_gradients(model, inputs, targets) -> dict:
                                       internal_batch_size=INTERNAL_BATCH)
     reference = theirs()
     difference = float((ours().attributions - reference).abs().max() / reference.abs().max())
-    ours_s, theirs_s = alternate(ours, theirs)
+    ours_s, theirs_s = alternate(ours, theirs, REPEATS)
     layer = model.feature_layers[1]
     module = dict(model.named_modules())[layer]
     layer_ours = lambda: layer_integrated_gradients(model, inputs, layer, targets, steps=STEPS,
@@ -81,7 +58,7 @@ def bench_integrated_gradients(model, inputs, targets) -> dict:
     layer_reference = layer_theirs()
     layer_difference = float((layer_ours().attributions - layer_reference).abs().max()
                              / layer_reference.abs().max())
-    layer_ours_s, layer_theirs_s = alternate(layer_ours, layer_theirs)
+    layer_ours_s, layer_theirs_s = alternate(layer_ours, layer_theirs, REPEATS)
     return {
         "ig_ours_seconds": {"value": ours_s, "unit": "s"},
         "ig_captum_seconds": {"value": theirs_s, "unit": "s"},

@@ -16,13 +16,11 @@ The zoo models are used when trained (models/), else the same architectures untr
 """
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
-from bench.common import write_results
+from bench.common import alternate, median_seconds, write_results
 from mechinterp.device import pick_device, seed_everything
 from mechinterp.universality.activations import layer_features, representation_layers
 from mechinterp.universality.similarity import (StreamingLinearCKA, as_layers, linear_cka,
@@ -33,26 +31,6 @@ ROWS, WIDTH = 10_000, 512
 NAIVE_ROWS = 1_000
 STREAM_BATCH = 500
 MATRIX_IMAGES = 1_000
-
-
-def median_seconds(function, repeats=REPEATS) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def alternate(first, second, repeats=REPEATS) -> tuple[float, float]:
-    """Median times of two functions, run alternately so both see the same machine load."""
-    a, b = [], []
-    for _ in range(repeats):
-        a.append(median_seconds(first, 1))
-        b.append(median_seconds(second, 1))
-    return statistics.median(a), statistics.median(b)
 
 
 def activations_like(rows, width, device, seed=0):
@@ -83,11 +61,11 @@ def streamed(x, y) -> float:
 def bench_linear_cka(device) -> dict:
     x, y = activations_like(ROWS, WIDTH, device)
     in_memory_value, streamed_value = linear_cka(x, y), streamed(x, y)
-    in_memory_s, streamed_s = alternate(lambda: linear_cka(x, y), lambda: streamed(x, y))
+    in_memory_s, streamed_s = alternate(lambda: linear_cka(x, y), lambda: streamed(x, y), REPEATS)
     small_x, small_y = x[:NAIVE_ROWS], y[:NAIVE_ROWS]
     assert abs(naive_hsic_cka(small_x, small_y) - linear_cka(small_x, small_y)) < 1e-10
     naive_s, fast_s = alternate(lambda: naive_hsic_cka(small_x, small_y),
-                                lambda: linear_cka(small_x, small_y))
+                                lambda: linear_cka(small_x, small_y), REPEATS)
     return {
         "linear_cka_10000x512_s": {"value": in_memory_s, "unit": "s"},
         "streamed_cka_10000x512_s": {"value": streamed_s, "unit": "s"},
@@ -124,12 +102,12 @@ def bench_layer_matrix(device) -> tuple[dict, str]:
     from mechinterp.data import load_dataset
     images = load_dataset("shapes", "test", count=MATRIX_IMAGES).images
     layers_a, layers_b = representation_layers(model_a), representation_layers(model_b)
-    flattened_s = median_seconds(lambda: in_memory_matrix(model_a, model_b, images, None))
+    flattened_s = median_seconds(lambda: in_memory_matrix(model_a, model_b, images, None), REPEATS)
     pooled = in_memory_matrix(model_a, model_b, images, 4)
     streamed_matrix = streamed_cka_matrix(model_a, model_b, images, layers_a, layers_b, 250, pool=4)
     pooled_s, streamed_s = alternate(
         lambda: in_memory_matrix(model_a, model_b, images, 4),
-        lambda: streamed_cka_matrix(model_a, model_b, images, layers_a, layers_b, 250, pool=4))
+        lambda: streamed_cka_matrix(model_a, model_b, images, layers_a, layers_b, 250, pool=4), REPEATS)
     cells = len(layers_a) * len(layers_b)
     return {
         "layer_matrix_cells": {"value": cells, "unit": "pairs"},

@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,3 +50,26 @@ def write_results(name: str, figures: dict[str, dict]) -> Path:
         json.dump(payload, handle, indent=2)
     os.replace(handle.name, target)
     return target
+
+
+def median_seconds(function, repeats: int = 5) -> float:
+    """Median wall time of calling `function` (GPU work is waited for)."""
+    import torch
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def alternate(first, second, repeats: int = 5) -> tuple[float, float]:
+    """Median times of two functions, run alternately so both see the same machine load."""
+    first(), second()   # warm-up
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(median_seconds(first, 1))
+        b.append(median_seconds(second, 1))
+    return statistics.median(a), statistics.median(b)
