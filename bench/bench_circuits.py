@@ -13,29 +13,19 @@ architecture untrained: the cost of a forward and backward pass does not depend 
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
-from bench.common import alternate, median_seconds, write_results
+from bench.common import alternate, median_seconds, reference_cnn, write_results
 from mechinterp.circuits.attribution import integrated_gradients, layer_integrated_gradients
 from mechinterp.circuits.patching import patch_each_unit, patch_each_unit_sequential
-from mechinterp.device import pick_device, seed_everything
+from mechinterp.device import pick_device
 
 REPEATS = 5
 STEPS = 64
 INTERNAL_BATCH = 256
 EXAMPLES = 16
 
-
-def load_model(device):
-    """The trained zoo model if present, else the same architecture with initial weights."""
-    from mechinterp.models.architectures import SmallCNN
-    if (Path("models") / "shapes-cnn-a").exists():
-        from mechinterp.models.zoo import load_model as load_zoo_model
-        return load_zoo_model("shapes-cnn-a", "models", device=device), "shapes-cnn-a (trained)"
-    seed_everything(0)
-    return SmallCNN(classes=8, width=16).to(device).eval(), "SmallCNN (untrained)"
 
 
 def bench_integrated_gradients(model, inputs, targets) -> dict:
@@ -93,7 +83,7 @@ def bench_patching(model, images, labels) -> dict:
 
 def main() -> None:
     device = pick_device()
-    model, description = load_model(device)
+    model, description = reference_cnn(device)
     from mechinterp.data import load_dataset
     test = load_dataset("shapes", "test", count=256)
     images = test.images.to(device)

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from bench.common import write_results
+from bench.common import reference_cnn, write_results
 from mechinterp.device import pick_device, seed_everything
 from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.render import render
@@ -30,14 +29,6 @@ from mechinterp.featvis.render import render
 STEPS = 16
 REPEATS = 3
 
-
-def load_model(device):
-    from mechinterp.models.architectures import SmallCNN
-    if (Path("models") / "shapes-cnn-a").exists():
-        from mechinterp.models.zoo import load_model as load_zoo_model
-        return load_zoo_model("shapes-cnn-a", "models", device=device), "shapes-cnn-a (trained)"
-    seed_everything(0)
-    return SmallCNN(classes=8, width=16).to(device).eval(), "SmallCNN (untrained)"
 
 
 def timed(function) -> float:
@@ -102,7 +93,7 @@ def gpu_steps_per_second(device) -> dict:
 
 def main() -> None:
     device = pick_device()
-    model, described = load_model(device)
+    model, described = reference_cnn(device)
     print(f"model: {described} on {device}")
     layer = model.conv_layers[-1]
     channels = dict(model.named_modules())[layer].out_channels

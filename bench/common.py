@@ -73,3 +73,15 @@ def alternate(first, second, repeats: int = 5) -> tuple[float, float]:
         a.append(median_seconds(first, 1))
         b.append(median_seconds(second, 1))
     return statistics.median(a), statistics.median(b)
+
+
+def reference_cnn(device):
+    """(model, label): the trained zoo's shapes-cnn-a if `make models` ran, else the same
+    architecture with seeded initial weights, so a benchmark runs on a fresh clone too."""
+    from mechinterp.device import seed_everything
+    from mechinterp.models.architectures import SmallCNN
+    if (Path("models") / "shapes-cnn-a").exists():
+        from mechinterp.models.zoo import load_model
+        return load_model("shapes-cnn-a", "models", device=device), "shapes-cnn-a (trained)"
+    seed_everything(0)
+    return SmallCNN(classes=8, width=16).to(device).eval(), "SmallCNN (untrained)"

@@ -150,18 +150,24 @@ def test_missing_model_names_the_fix(workspace):
     assert made_ids(result) == {"alpha/one", "beta/three"}
 
 
-def test_interrupted_run_leaves_no_half_written_file(workspace):
-    scripts, figures, _ = workspace
-    assert run_runner(workspace).returncode == 0
-    before = {p.relative_to(figures): p.read_bytes() for p in figures.rglob("*") if p.is_file()}
-    # beta/three now writes its image, then works for a long time: interrupt it mid-figure
-    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "time.sleep(60)"))
+def start_long_figure(workspace):
+    """Start a runner whose beta/three writes its image, then works for a minute; return once
+    the image is staged (the figure is mid-way) as (process, staging folder)."""
+    (workspace[0] / "beta.py").write_text(BETA.replace("BEHAVIOUR", "time.sleep(60)"))
     process = run_runner(workspace, "--only", "beta/three", wait=False)
     staging = REPO / ".figure-staging" / f"run-{process.pid}" / "beta__three"
     deadline = time.time() + 120
     while not (staging / "three.png").exists() and time.time() < deadline:
         time.sleep(0.2)
     assert (staging / "three.png").exists(), "the figure never started"
+    return process, staging
+
+
+def test_interrupted_run_leaves_no_half_written_file(workspace):
+    figures = workspace[1]
+    assert run_runner(workspace).returncode == 0
+    before = {p.relative_to(figures): p.read_bytes() for p in figures.rglob("*") if p.is_file()}
+    process, staging = start_long_figure(workspace)                 # interrupt it mid-figure
     os.killpg(process.pid, signal.SIGINT)                         # Ctrl-C reaches the whole group
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and "interrupted" in stderr
@@ -171,13 +177,7 @@ def test_interrupted_run_leaves_no_half_written_file(workspace):
 
 
 def test_a_second_runner_on_the_same_folder_is_refused(workspace):
-    scripts, figures, _ = workspace
-    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "time.sleep(60)"))
-    first = run_runner(workspace, "--only", "beta/three", wait=False)
-    staging = REPO / ".figure-staging" / f"run-{first.pid}" / "beta__three"
-    deadline = time.time() + 120
-    while not (staging / "three.png").exists() and time.time() < deadline:
-        time.sleep(0.2)
+    first, _ = start_long_figure(workspace)
     second = run_runner(workspace, "--only", "alpha/one")
     os.killpg(first.pid, signal.SIGINT)
     first.communicate(timeout=60)
