@@ -100,6 +100,32 @@ def test_batched_render_equals_single_renders_with_the_same_seeds():
         assert torch.allclose(batched.objective_values[index], single.objective_values[0], atol=1e-4)
 
 
+class ViewNet(SmallNet):
+    """Flattens with .view, which a channels_last activation cannot take."""
+
+    def forward(self, x):
+        x = self.relu2(self.conv2(self.pool1(self.relu1(self.conv1(x)))))
+        flat = x.view(x.shape[0], -1)              # merges channels with pixels: needs NCHW strides
+        return self.fc(flat.reshape(x.shape[0], 16, -1).mean(2))
+
+
+def test_channels_last_layout_gives_the_same_images_and_falls_back_for_view_models():
+    torch.manual_seed(0)
+    net = SmallNet().eval()
+    net.input_shape = (3, 16, 16)
+    goal = obj.channel("conv2", range(3))
+    layouts = [render(net, goal, steps=15, settings=RenderSettings(channels_last=flag), progress=False)
+               for flag in (True, False)]
+    assert torch.allclose(layouts[0].images, layouts[1].images, atol=1e-4)
+    view_net = ViewNet().eval()
+    view_net.load_state_dict(net.state_dict())
+    view_net.input_shape = (3, 16, 16)
+    with pytest.raises(RuntimeError, match="view"):       # the model really cannot take channels_last
+        view_net(torch.rand(1, 3, 16, 16).contiguous(memory_format=torch.channels_last))
+    from_view_net = render(view_net, goal, steps=15, settings=RenderSettings(channels_last=True), progress=False)
+    assert torch.allclose(from_view_net.images, layouts[1].images, atol=1e-4)
+
+
 def test_render_is_deterministic_and_keeps_the_requested_snapshots():
     torch.manual_seed(0)
     net = SmallNet().eval()

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from mechinterp.featvis.transforms import (Jitter, Pad, PerImageRandom, RandomScaleRotate, random_rotate,
+from mechinterp.featvis.transforms import (Compose, Jitter, Pad, PerImageRandom, RandomScaleRotate, random_rotate,
                                            random_scale, standard_transforms)
 
 TRANSFORMS = {
@@ -58,3 +58,13 @@ def test_jitter_is_an_exact_crop_and_zoom_fills_with_grey():
     assert torch.equal(cropped[0, 0], image[0, 0, top:top + 4, left:left + 4])
     zoomed_out = random_scale([0.5])(torch.ones(1, 1, 8, 8), PerImageRandom([0]))
     assert zoomed_out[0, 0, 0, 0] == 0.5 and zoomed_out[0, 0, 4, 4] == 1.0
+
+
+@pytest.mark.parametrize("size", [8, 25, 32])
+def test_standard_set_in_one_resample_equals_the_four_steps_in_turn(size):
+    images = torch.rand(6, 3, size, size, generator=torch.Generator().manual_seed(size))
+    pad = max(1, round(size / 16))
+    four_steps = Compose([Pad(pad), Jitter(pad), RandomScaleRotate(), Jitter(pad)])
+    seeds = range(6)
+    expected = four_steps(images, PerImageRandom(seeds))
+    assert torch.allclose(standard_transforms(size)(images, PerImageRandom(seeds)), expected, atol=1e-5)

@@ -10,7 +10,7 @@ Every image of the batch draws its own random numbers from its own seeded genera
 transformed the same way whether it is rendered alone or in a batch of 256:
 
     random = PerImageRandom(seeds=[0, 1, 2, 3])
-    transform = standard_transforms(image_size=32)      # pad, jitter, scale+rotate, jitter
+    transform = standard_transforms(image_size=32)      # pad, jitter, scale+rotate, jitter: one resample
     shown = transform(images, random)                   # same size as images
 
 A transform is any callable (images, random) -> images; Compose chains them.
@@ -140,13 +140,56 @@ class Compose:
         return images
 
 
-def standard_transforms(image_size: int) -> Compose:
+def pixels_to_normalised(height: int, width: int) -> torch.Tensor:
+    """3x3 map from pixel indices (x, y, 1) to grid_sample's normalised coordinates (align_corners=False)."""
+    return torch.tensor([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]])
+
+
+def translations(shift_x: torch.Tensor, shift_y: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) maps adding (shift_x, shift_y) to pixel coordinates."""
+    matrices = torch.eye(3).repeat(len(shift_x), 1, 1)
+    matrices[:, 0, 2], matrices[:, 1, 2] = shift_x.float(), shift_y.float()
+    return matrices
+
+
+@dataclass
+class PadJitterScaleRotateJitter:
+    """Lucid's standard set (pad p, jitter p, scale and rotate, jitter p) in one resampling.
+
+    Each step is an affine map of pixel coordinates, so their composition is one affine map per image
+    and a single grid_sample gives the same images as Compose([Pad(p), Jitter(p), RandomScaleRotate(),
+    Jitter(p)]) with the same draws (tested), without the three intermediate copies of the batch.
+    Padding is the fill colour, so resampling the unpadded image with `fill` outside is exact."""
+    pad: int
+    scales: Sequence[float] = LUCID_SCALES
+    angles: Sequence[float] = LUCID_ANGLES
+    fill: float = 0.5
+
+    def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
+        _check_batch(images, random)
+        first_y, first_x = random.integers(self.pad + 1), random.integers(self.pad + 1)
+        scales, degrees = random.choice(self.scales), random.choice(self.angles)
+        second_y, second_x = random.integers(self.pad + 1), random.integers(self.pad + 1)
+        height, width = images.shape[-2:]
+        rotated_height, rotated_width = height + self.pad, width + self.pad   # size after the first jitter
+        to_rotated = pixels_to_normalised(rotated_height, rotated_width)
+        rotation = torch.eye(3).repeat(len(scales), 1, 1)
+        rotation[:, :2] = scale_rotate_matrices(scales, degrees, rotated_height, rotated_width)
+        # output pixel -> second crop -> rotation (normalised) -> first crop -> unpadded input pixel
+        output_to_input = (pixels_to_normalised(height, width)
+                           @ translations(first_x - self.pad, first_y - self.pad)
+                           @ torch.linalg.inv(to_rotated) @ rotation @ to_rotated
+                           @ translations(second_x, second_y)
+                           @ torch.linalg.inv(pixels_to_normalised(height, width)))
+        return affine_resample(images, output_to_input[:, :2], self.fill)
+
+
+def standard_transforms(image_size: int) -> PadJitterScaleRotateJitter:
     """Lucid's standard set, scaled to the image: pad p, jitter p, scale and rotate, jitter p.
 
     Lucid pads 12 and jitters 8 and 4 pixels at 224 px; here p = image_size / 16 (2 px at 32 px),
     and the two jitters remove exactly the padding, so the model sees images of its input size."""
-    pad = max(1, round(image_size / 16))
-    return Compose([Pad(pad), Jitter(pad), RandomScaleRotate(), Jitter(pad)])
+    return PadJitterScaleRotateJitter(pad=max(1, round(image_size / 16)))
 
 
 def jitter_only(image_size: int) -> Compose:
