@@ -1,7 +1,8 @@
 """Find the figures that the scripts in figures_src/ declare, without importing them.
 
-Each script's FIGURES dict is read with `ast.literal_eval`, and the engine files a script depends
-on are found by following its `import mechinterp...` statements through the engine's own imports.
+Each script's FIGURES dict is read with `ast.literal_eval`. Each figure's dependencies are the part
+of its script that its make function reaches (figures_src/reach.py) and the engine files found by
+following that part's `import mechinterp...` statements through the engine's own imports.
 Nothing here imports torch, so deciding what is stale stays fast.
 
     specs = discover_figures(Path("figures_src"))
@@ -13,8 +14,14 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NOT_FIGURE_SCRIPTS = {"__init__", "context", "discover", "staleness", "runner", "style", "provenance"}
+from figures_src.reach import figure_part, import_modules
+
+NOT_FIGURE_SCRIPTS = {"__init__", "context", "discover", "staleness", "runner", "style", "provenance", "reach"}
 PROFILES = ("quick", "full")
+OWN_PACKAGES = ("mechinterp", "figures_src")
+# every figure runs through these (the runner seeds, styles and loads models with them)
+RUNNER_MODULES = {"figures_src.context", "figures_src.style", "mechinterp.device"}
+_imports_cache: dict[tuple[Path, int, int], set[str]] = {}
 
 
 class FigureSpecError(ValueError):
@@ -30,6 +37,7 @@ class FigureSpec:
     params: dict
     outputs: list[str]
     engine_files: list[Path] = field(default_factory=list)
+    script_source: str = ""      # the part of the script this figure reaches (reach.py)
 
     @property
     def family(self) -> str:
@@ -101,17 +109,21 @@ def _check_entry(script: Path, line: int, figure_id: str, entry) -> None:
 
 
 def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
-    """The FigureSpecs one script declares (engine files filled in)."""
+    """The FigureSpecs one script declares, each with the part of the script and the engine files
+    that its own make function reaches (figures_src/reach.py)."""
     figures, line = _figures_literal(script)
     if not isinstance(figures, dict):
         raise FigureSpecError(f"{script}:{line}: FIGURES must be a dict of id -> declaration")
-    engine_files = engine_dependencies(script, repo_root)
+    text = script.read_text()
+    tree = ast.parse(text, filename=str(script))
     specs = []
     for figure_id, entry in figures.items():
         _check_entry(script, line, figure_id, entry)
+        part = figure_part(text, entry["make"], _package_parts(script), tree)
         specs.append(FigureSpec(figure_id, script, entry["make"], list(entry.get("models", [])),
                                 dict(entry.get("params", {})), list(entry.get("outputs", ["png"])),
-                                engine_files))
+                                reachable_files(part.modules | RUNNER_MODULES, repo_root, exclude=script),
+                                part.source))
     return specs
 
 
@@ -132,20 +144,14 @@ def discover_figures(scripts_dir: Path, repo_root: Path | None = None) -> dict[s
 
 def _imported_modules(path: Path) -> set[str]:
     """Absolute module names a file imports (relative imports resolved against its package)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = _package_parts(path)
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parent = package[: len(package) - node.level + 1]
-                base = ".".join(parent + ([base] if base else []))
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
-    return {name for name in names if name}
+    stat = path.stat()
+    key = (path, stat.st_size, stat.st_mtime_ns)
+    if key not in _imports_cache:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        package = _package_parts(path)
+        _imports_cache[key] = {module for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                               for module in import_modules(node, package)}
+    return _imports_cache[key]
 
 
 def _package_parts(path: Path) -> list[str]:
@@ -166,19 +172,24 @@ def _module_file(module: str, repo_root: Path) -> Path | None:
     return None
 
 
-def engine_dependencies(script: Path, repo_root: Path, packages=("mechinterp", "figures_src")) -> list[Path]:
-    """Every file of our own packages that `script` can reach through imports (package __init__s too)."""
+def reachable_files(modules: set[str], repo_root: Path, packages=OWN_PACKAGES,
+                    exclude: Path | None = None) -> list[Path]:
+    """Every file of our own packages that importing `modules` can load (package __init__s too)."""
     seen: set[Path] = set()
-    pending = [script]
+    pending = sorted(modules)
     while pending:
-        current = pending.pop()
-        for module in _imported_modules(current):
-            if module.split(".")[0] not in packages:
-                continue
-            parts = module.split(".")
-            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
-                found = _module_file(".".join(parts[:depth]), repo_root)
-                if found and found not in seen and found != script:
-                    seen.add(found)
-                    pending.append(found)
+        module = pending.pop()
+        parts = module.split(".")
+        if parts[0] not in packages:
+            continue
+        for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
+            found = _module_file(".".join(parts[:depth]), repo_root)
+            if found and found not in seen and found != exclude:
+                seen.add(found)
+                pending.extend(_imported_modules(found))
     return sorted(seen)
+
+
+def engine_dependencies(script: Path, repo_root: Path, packages=OWN_PACKAGES) -> list[Path]:
+    """Every file of our own packages that `script` can reach through imports (package __init__s too)."""
+    return reachable_files(_imported_modules(script), repo_root, packages, exclude=script)

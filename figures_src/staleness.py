@@ -1,6 +1,7 @@
 """Decide which figures are stale, from content hashes of everything each one depends on.
 
-A figure's inputs are its script, the engine files it reaches through imports, the checkpoint and
+A figure's inputs are the part of its script that its make function reaches, the engine files
+that part reaches through imports, the checkpoint and
 config of every model it reads, its parameters and the profile. Their hashes are combined into
 one `input_hash`; the manifest (talk/public/figures/manifest.json) records it with the hashes of
 the outputs. A figure is stale when it has no entry, its input hash changed, or an output is
@@ -76,7 +77,7 @@ def figure_inputs(spec: FigureSpec, profile: str, repo_root: Path, models_dir: P
         return str(path.resolve().relative_to(repo_root.resolve()))
 
     inputs = {
-        "script": file_hash(spec.script),
+        "script": data_hash(spec.script_source) if spec.script_source else file_hash(spec.script),
         "engine": {relative(path): file_hash(path) for path in spec.engine_files},
         "models": {name: model_inputs(name, models_dir) for name in spec.models},
         "params": data_hash(spec.params_for(profile)),

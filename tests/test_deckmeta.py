@@ -19,9 +19,11 @@ def test_provenance_matches_manifest_and_flags_stale(workspace):
     assert fresh["alpha/two"]["models"] == {"m1": manifest["alpha/two"]["inputs"]["models"]["m1"]["checkpoint"][:12]}
     assert fresh["alpha/one"]["command"] == "make figures ONLY='alpha/one' FORCE=1"
     # the runner records quick-profile outputs; provenance re-hashes with that same profile
-    (scripts / "alpha.py").write_text(ALPHA + "\n# edited after the figure was made\n")
-    changed = figure_provenance({"alpha/one"}, figures, models, scripts)
+    (scripts / "alpha.py").write_text(ALPHA.replace('ax.plot(range(ctx.params["n"]))',
+                                                    'ax.plot(list(range(ctx.params["n"])))'))
+    changed = figure_provenance({"alpha/one", "alpha/two"}, figures, models, scripts)
     assert changed["alpha/one"]["stale"] is True and "script" in changed["alpha/one"]["why"]
+    assert changed["alpha/two"]["stale"] is False          # its own code did not change
     missing = figure_provenance({"gamma/none"}, figures, models, scripts)
     assert missing["gamma/none"]["stale"] is True
 

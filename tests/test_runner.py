@@ -105,7 +105,8 @@ def test_staleness_follows_content_hashes(workspace):
     unchanged = run_runner(workspace)
     assert made_ids(unchanged) == set() and "0 made, 3 up to date" in unchanged.stdout
 
-    (scripts / "alpha.py").write_text(ALPHA + "\n# an edit\n")        # a script: only its figures
+    (scripts / "alpha.py").write_text(ALPHA.replace("import matplotlib.pyplot as plt",   # code every
+                                                    "import matplotlib.pyplot as plt\nplt.ioff()"))  # figure runs
     assert made_ids(run_runner(workspace)) == {"alpha/one", "alpha/two"}
 
     (models / "m2" / "checkpoint.pt").write_bytes(os.urandom(256))    # a checkpoint: its figures
@@ -116,6 +117,21 @@ def test_staleness_follows_content_hashes(workspace):
 
     (figures / "alpha" / "two.png").unlink()                         # a deleted output
     assert made_ids(run_runner(workspace, "--profile", "full")) == {"alpha/two"}
+
+
+def test_an_edit_remakes_only_the_figures_whose_code_reaches_it(workspace):
+    scripts = workspace[0]
+    assert run_runner(workspace).returncode == 0
+    edited = ALPHA.replace("    ax.bar([0, 1], [1, 2])", "    ax.bar([0, 1], [1, 3])")
+    (scripts / "alpha.py").write_text(edited)                            # one figure's function
+    assert made_ids(run_runner(workspace)) == {"alpha/two"}
+    with_helper = edited.replace("def make_two(ctx):", "def bars():\n    return [1, 3]\n\n\ndef make_two(ctx):")
+    (scripts / "alpha.py").write_text(with_helper.replace("ax.bar([0, 1], [1, 3])", "ax.bar([0, 1], bars())"))
+    assert made_ids(run_runner(workspace)) == {"alpha/two"}              # ... and a helper it calls
+    (scripts / "alpha.py").write_text((scripts / "alpha.py").read_text().replace("return [1, 3]", "return [2, 3]"))
+    assert made_ids(run_runner(workspace)) == {"alpha/two"}
+    (scripts / "alpha.py").write_text((scripts / "alpha.py").read_text() + "\n# a comment outside any code\n")
+    assert made_ids(run_runner(workspace)) == set()
 
 
 def test_only_and_force_and_list(workspace):
@@ -191,7 +207,42 @@ def test_discovery_reads_declarations_without_importing(tmp_path):
     specs = discover_figures(tmp_path, REPO)
     assert specs["gamma/a"].models == ["x"]
     relative = {str(p.relative_to(REPO)) for p in specs["gamma/a"].engine_files}
-    assert relative == {"mechinterp/__init__.py", "mechinterp/hooks.py"}
+    assert {"mechinterp/__init__.py", "mechinterp/hooks.py"} <= relative   # f is not defined: the whole file
+
+
+def test_each_figure_depends_on_the_engine_modules_its_own_code_imports(tmp_path):
+    (tmp_path / "delta.py").write_text(textwrap.dedent('''
+        from mechinterp.superposition import toy_models
+        FIGURES = {"delta/a": {"make": "make_a"}, "delta/b": {"make": "make_b"}}
+        def make_a(ctx):
+            from mechinterp.hooks import capture
+            return {}
+        def helper():
+            return toy_models
+        def make_b(ctx):
+            return helper()
+    '''))
+    specs = discover_figures(tmp_path, REPO)
+    engine = {figure: {str(p.relative_to(REPO)) for p in specs[figure].engine_files} for figure in specs}
+    assert "mechinterp/hooks.py" in engine["delta/a"] and "mechinterp/superposition/toy_models.py" not in engine["delta/a"]
+    assert "mechinterp/superposition/toy_models.py" in engine["delta/b"]
+    for files in engine.values():                      # what the runner itself runs every figure through
+        assert {"figures_src/style.py", "figures_src/context.py", "mechinterp/device.py"} <= files
+    assert "def make_a" in specs["delta/a"].script_source and "def make_b" not in specs["delta/a"].script_source
+
+
+def test_dynamic_name_lookups_make_the_whole_script_an_input(tmp_path):
+    (tmp_path / "epsilon.py").write_text(textwrap.dedent('''
+        from mechinterp.superposition import toy_models
+        FIGURES = {"epsilon/a": {"make": "make_a"}}
+        def make_a(ctx):
+            return globals()["helper"]()
+        def helper():
+            return {}
+    '''))
+    spec = discover_figures(tmp_path, REPO)["epsilon/a"]
+    assert "def helper" in spec.script_source
+    assert any(p.name == "toy_models.py" for p in spec.engine_files)
 
 
 def test_engine_dependencies_follow_imports_transitively():
