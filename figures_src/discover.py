@@ -14,7 +14,7 @@ import ast
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.reach import figure_part, import_modules
+from figures_src.reach import all_imports, figure_part
 
 NOT_FIGURE_SCRIPTS = {"__init__", "context", "discover", "staleness", "runner", "style", "provenance", "reach"}
 PROFILES = ("quick", "full")
@@ -147,10 +147,7 @@ def _imported_modules(path: Path) -> set[str]:
     stat = path.stat()
     key = (path, stat.st_size, stat.st_mtime_ns)
     if key not in _imports_cache:
-        tree = ast.parse(path.read_text(), filename=str(path))
-        package = _package_parts(path)
-        _imports_cache[key] = {module for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-                               for module in import_modules(node, package)}
+        _imports_cache[key] = all_imports(ast.parse(path.read_text(), filename=str(path)), _package_parts(path))
     return _imports_cache[key]
 
 

@@ -104,10 +104,10 @@ def closure(tree: ast.Module, start: str) -> list[ast.stmt] | None:
     return sorted(reached, key=first_line)
 
 
-def whole_file(tree: ast.Module, text: str, package: list[str]) -> FigurePart:
-    modules = {module for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-               for module in import_modules(node, package)}
-    return FigurePart(text, modules)
+def all_imports(tree: ast.AST, package: list[str]) -> set[str]:
+    """Every module the code under `tree` may import, at any depth (function-level imports too)."""
+    return {module for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+            for module in import_modules(node, package)}
 
 
 def figure_part(text: str, make: str, package: list[str], tree: ast.Module | None = None) -> FigurePart:
@@ -115,10 +115,8 @@ def figure_part(text: str, make: str, package: list[str], tree: ast.Module | Non
     tree = tree or ast.parse(text)
     reached = closure(tree, make)
     if reached is None or any(used_names(node) & DYNAMIC_NAMES for node in reached):
-        return whole_file(tree, text, package)
-    modules = {module for node in reached for child in ast.walk(node)
-               if isinstance(child, (ast.Import, ast.ImportFrom))
-               for module in import_modules(child, package)}
+        return FigurePart(text, all_imports(tree, package))
+    modules = set().union(*(all_imports(node, package) for node in reached))
     lines = text.splitlines()
     source = "\n".join("\n".join(lines[first_line(node) - 1:node.end_lineno]) for node in reached)
     return FigurePart(source, modules)
