@@ -1,8 +1,15 @@
-"""Read citations.bib with bibtexparser 2 and report what would break citations in the deck.
+"""Read a deck's bib files with bibtexparser 2 and report what would break citations in the deck.
 
     bibliography, problems = load_bibliography(Path("citations.bib"))
     bibliography.entries["olah2020zoom"]["title"]
     bibliography.key_for_doi("10.23915/distill.00024.001")   # -> "olah2020zoom"
+    files, problems = deck_bib_files(deck_path, deck.headmatter)   # what `biblio.filename` names
+    bibliography, problems = load_bibliographies(files)             # several files, merged
+
+A deck's headmatter `biblio: filename:` names one file or a list; each is looked up beside the
+deck, then in <deck folder>/public/biblio/, and `citations.bib` finally in the repository (the
+deck folder's parent, then this repository), which is also the default when none is named.
+Several files merge; a key defined in two of them is an error naming both places.
 
 Problems: syntax errors, duplicate keys, entries missing author, title or year (the fields every
 citation style prints). Lines are 1-based.
@@ -17,6 +24,8 @@ import bibtexparser
 from decktools.problems import Problem
 
 REQUIRED_FIELDS = ("author", "title", "year")
+DEFAULT_NAME = "citations.bib"
+REPOSITORY_BIB = Path(__file__).resolve().parent.parent / DEFAULT_NAME
 
 
 @dataclass
@@ -24,6 +33,13 @@ class Bibliography:
     path: Path
     entries: dict[str, dict[str, str]] = field(default_factory=dict)
     lines: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, Path] = field(default_factory=dict)   # key -> the file that defines it
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def names(self) -> str:
+        """'citations.bib' or 'citations.bib, mine.bib', for messages."""
+        return ", ".join(p.name for p in self.files) or self.path.name
 
     def key_for_doi(self, doi: str) -> str | None:
         wanted = normalise_doi(doi)
@@ -48,7 +64,7 @@ def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
         return Bibliography(path), [Problem(path, 1, 1, "bibliography not found: create it "
                                            "(BibTeX) or pass BIB=path/to/citations.bib")]
     library = bibtexparser.parse_string(path.read_text(encoding="utf-8"))
-    bibliography, problems = Bibliography(path), []
+    bibliography, problems = Bibliography(path, files=[path]), []
     for block in library.failed_blocks:
         line = block.start_line + 1
         if type(block).__name__ == "DuplicateBlockKeyBlock":
@@ -60,6 +76,7 @@ def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
     for entry in library.entries:
         bibliography.entries[entry.key] = {f.key.lower(): str(f.value) for f in entry.fields}
         bibliography.lines[entry.key] = entry.start_line + 1
+        bibliography.sources[entry.key] = path
         problems += _entry_problems(path, entry)
     return bibliography, problems
 
@@ -77,3 +94,55 @@ def _entry_problems(path: Path, entry) -> list[Problem]:
             problems.append(Problem(path, field_.start_line + 1, 1, f"entry {entry.key!r}: field "
                                     f"{field_.key!r} runs into the next field; a comma is missing"))
     return problems
+
+
+def load_bibliographies(paths: list[Path]) -> tuple[Bibliography, list[Problem]]:
+    """Merge several bib files in order; a key defined in two files is an error at the second."""
+    merged = Bibliography(paths[0] if paths else REPOSITORY_BIB, files=list(paths))
+    problems: list[Problem] = []
+    for path in paths:
+        bibliography, found = load_bibliography(path)
+        problems += found
+        for key, fields in bibliography.entries.items():
+            line = bibliography.lines[key]
+            if key in merged.entries:
+                first = f"{merged.sources[key]}:{merged.lines[key]}"
+                problems.append(Problem(path, line, 1, f"key {key!r} is defined twice, at {first} and "
+                                        f"{path}:{line}: keep one entry, or rename one and its citations"))
+                continue
+            merged.entries[key], merged.lines[key], merged.sources[key] = fields, line, path
+    return merged, problems
+
+
+def bib_candidates(deck_path: Path, name: str) -> list[Path]:
+    """Where a `biblio.filename` is looked for, in order."""
+    if Path(name).is_absolute():
+        return [Path(name)]
+    folder = deck_path.parent
+    found = [folder / name, folder / "public" / "biblio" / name]
+    if name == DEFAULT_NAME:
+        found += [folder.parent / DEFAULT_NAME, REPOSITORY_BIB]
+    return list(dict.fromkeys(found))
+
+
+def deck_bib_files(deck_path: Path, headmatter: dict) -> tuple[list[Path], list[Problem]]:
+    """The bib files a deck's headmatter names (default citations.bib), and any not found."""
+    biblio = headmatter.get("biblio") if isinstance(headmatter.get("biblio"), dict) else {}
+    names = biblio.get("filename") or DEFAULT_NAME
+    files, problems = [], []
+    for name in [names] if isinstance(names, str) else list(names):
+        candidates = bib_candidates(deck_path, str(name))
+        found = next((path for path in candidates if path.is_file()), None)
+        if found is None:
+            problems.append(Problem(deck_path, _line_naming(deck_path, str(name)), 1, f"bibliography {name} "
+                                    f"not found (looked for {', '.join(map(str, candidates))}): create it "
+                                    "or fix biblio.filename in the headmatter"))
+        elif found not in files:
+            files.append(found)
+    return files, problems
+
+
+def _line_naming(path: Path, name: str) -> int:
+    """The first line of the file that mentions name (the headmatter's), else 1."""
+    lines = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
+    return next((number for number, text in enumerate(lines, start=1) if name in text), 1)

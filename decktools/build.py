@@ -4,7 +4,7 @@
     python -m decktools.build talk/workshop.md          # -> talk/dist-workshop/
     python -m decktools.build talk/slides.md --pdf      # -> talk/dist/slides.pdf (Debian chromium)
 
-Steps: prepare the deck (check, rewrite citations, fill numbers, serve the bib), skip the build
+Steps: prepare the deck (check, render citations and the bibliography, fill numbers), skip the build
 if nothing it reads changed since the last one (a hash of talk/'s sources is stamped into the
 output), else `slidev build` into a temporary folder that replaces the old output only when the
 build succeeded, and write index.html copies under every slide's path (/5/, /presenter/5/, ...)
@@ -79,7 +79,7 @@ def build(deck_path: Path, base: str = "/", force: bool = False) -> Path:
     staging = out.with_name(out.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     slidev(talk_dir, "build", prepared.name, "--out", staging.name, "--base", base)
-    add_deep_links(staging, len(read_deck(deck_path).slides))
+    add_deep_links(staging, len(read_deck(prepared).slides))  # the prepared deck: bibliography pages count
     (staging / STAMP).write_text(stamp)
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)

@@ -2,12 +2,15 @@
 
     python -m decktools.check talk/slides.md [--bib citations.bib]
 
+The bib files are those the deck's headmatter `biblio.filename` names (see decktools.bib);
+`--bib` replaces them.
+
 Errors (the check fails, printing file:line:column and what to do): an unknown citation key; a
 `<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the citations addon would
 fetch it over the network at view time); bib syntax errors, duplicate keys, entries missing
 author, title or year; images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a <Measured> number whose figure or value does not exist.
-Warnings: bib entries that no deck in the folder cites; links to remote pages.
+Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages.
 """
 from __future__ import annotations
 
@@ -18,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from decktools import references
-from decktools.bib import Bibliography, load_bibliography
+from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_BIB = REPO_ROOT / "citations.bib"
+DEFAULT_BIB = REPOSITORY_BIB
 
 
 @dataclass
@@ -40,7 +43,7 @@ def _key_problem(ref: references.Reference, key: str, bib: Bibliography) -> Prob
     close = difflib.get_close_matches(key, list(bib.entries), n=3)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     return Problem(ref.path, ref.line, ref.column, f"unknown citation key {key!r}{hint}: add an "
-                   f"entry to {bib.path.name} or fix the key")
+                   f"entry to {bib.names} or fix the key")
 
 
 def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
@@ -49,7 +52,7 @@ def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
         if ref.kind == "doi":
             if not bib.key_for_doi(ref.target):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"DOI {ref.target} is not the doi "
-                                        f"of any entry in {bib.path.name}: add the entry (with doi = "
+                                        f"of any entry in {bib.names}: add the entry (with doi = "
                                         f"{{{ref.target}}}) so the deck never fetches it over the network"))
         else:
             problems += [p for key in ref.keys if (p := _key_problem(ref, key, bib))]
@@ -101,24 +104,41 @@ def sibling_decks(deck_path: Path) -> list[Path]:
 
 
 def unused_entry_problems(deck_path: Path, bib: Bibliography) -> list[Problem]:
-    cited = set()
-    for path in sibling_decks(deck_path):
+    """Entries that no deck in the folder citing from the same bib file cites."""
+    cited: dict[Path, set[str]] = {}
+    for path in dict.fromkeys(sibling_decks(deck_path) + [deck_path]):
         try:
-            cited |= cited_keys(read_deck(path), bib)
+            deck = read_deck(path)
         except DeckError:
             continue  # that deck's own check reports it
-    return [Problem(bib.path, bib.lines[key], 1, f"entry {key!r} is cited by no deck in "
-                    f"{deck_path.parent}: cite it or remove it", "warning")
-            for key in sorted(set(bib.entries) - cited)]
+        same = path.resolve() == deck_path.resolve()
+        files = bib.files if same else deck_bib_files(path, deck.headmatter)[0]
+        for file in files:
+            cited.setdefault(file.resolve(), set()).update(cited_keys(deck, bib))
+    return [Problem(bib.sources[key], bib.lines[key], 1, f"entry {key!r} is cited by no deck in "
+                    f"{deck_path.parent} that uses {bib.sources[key].name}: cite it or remove it", "warning")
+            for key in sorted(bib.entries) if key not in cited.get(bib.sources[key].resolve(), set())]
 
 
-def check_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB) -> DeckReport:
+def bibliography_files(deck_path: Path, headmatter: dict,
+                       bib_path: Path | list[Path] | None = None) -> tuple[list[Path], list[Problem]]:
+    """The bib files of a deck: bib_path when given (an explicit override), else its headmatter's."""
+    if bib_path is not None:
+        return ([bib_path] if isinstance(bib_path, Path) else list(bib_path)), []
+    return deck_bib_files(deck_path, headmatter)
+
+
+def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> DeckReport:
     """Every problem of the deck at deck_path and of the bibliography it cites."""
-    bibliography, problems = load_bibliography(bib_path)
     try:
-        deck = read_deck(deck_path)
+        deck, unreadable = read_deck(deck_path), None
     except DeckError as error:
-        return DeckReport(None, bibliography, problems + [Problem(error.path, error.line, 1, error.message)])
+        deck, unreadable = None, Problem(error.path, error.line, 1, error.message)
+    files, problems = bibliography_files(deck_path, deck.headmatter if deck else {}, bib_path)
+    bibliography, bib_problems = load_bibliographies(files)
+    problems += bib_problems
+    if deck is None:
+        return DeckReport(None, bibliography, problems + [unreadable])
     public_dir = deck_path.parent / "public"
     problems += citation_problems(deck, bibliography)
     problems += asset_problems(deck, public_dir)
@@ -130,7 +150,8 @@ def check_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB) -> DeckReport:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make check", description="Check a deck's citations and assets.")
     parser.add_argument("deck", type=Path, nargs="?", default=REPO_ROOT / "talk" / "slides.md")
-    parser.add_argument("--bib", type=Path, default=DEFAULT_BIB)
+    parser.add_argument("--bib", type=Path, action="append",
+                        help="bib file(s) to use instead of those the deck's biblio.filename names")
     options = parser.parse_args(argv)
     report = check_deck(options.deck, options.bib)
     for problem in sorted(report.problems, key=lambda p: (p.level, str(p.path), p.line, p.column)):

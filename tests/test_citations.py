@@ -1,0 +1,143 @@
+"""A deck's own bib files (biblio.filename) and citations formatted by pandoc's citeproc (APA).
+
+Real files in a temporary talk-like folder, the real pandoc of pypandoc-binary. The expected APA
+strings follow the style's rules (two authors "&", three or more "et al.", a corporate author
+printed whole), written out by hand as the independent reference.
+"""
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from decktools.bib import deck_bib_files, load_bibliographies
+from decktools.check import check_deck
+from decktools.citations import render_citations
+from decktools.markdown import read_deck
+from decktools.prepare import prepare_deck
+from decktools.problems import errors
+
+REPO = Path(__file__).resolve().parent.parent
+
+MAIN_BIB = textwrap.dedent("""\
+    @article{alpha2020,
+      author = {Alpha, Ann and Beta, Bob and Gamma, Gil},
+      title = {A Study},
+      journal = {Distill},
+      year = {2020}
+    }
+    """)
+
+MINE_BIB = textwrap.dedent("""\
+    % the speaker's own entries
+    @techreport{ntsb2020,
+      author = {{National Transportation Safety Board}},
+      title = {A Report},
+      institution = {National Transportation Safety Board},
+      year = {2020}
+    }
+
+    @inproceedings{m{\\"u}ller2019,
+      author = {M{\\"u}ller, J{\\"o}rg and Smith, Pat},
+      title = {Another Study},
+      booktitle = {ICML},
+      year = {2019}
+    }
+    """).replace('m{\\"u}ller2019', "muller2019")
+
+
+def talk_folder(tmp_path: Path, headmatter: str, body: str, files: dict[str, str]) -> Path:
+    """tmp/citations.bib (the repository's), tmp/talk/slides.md, and the other files named."""
+    (tmp_path / "citations.bib").write_text(MAIN_BIB)
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    deck = tmp_path / "talk" / "slides.md"
+    deck.parent.mkdir(exist_ok=True)
+    deck.write_text(f"---\ntitle: T\n{headmatter}---\n\n{body}\n")
+    return deck
+
+
+def test_default_is_the_repository_citations_bib(tmp_path):
+    deck = talk_folder(tmp_path, "", "# [@alpha2020]", {})
+    assert deck_bib_files(deck, read_deck(deck).headmatter) == ([tmp_path / "citations.bib"], [])
+
+
+def test_names_resolve_beside_the_deck_then_public_biblio(tmp_path):
+    head = "biblio:\n  filename: [citations.bib, mine.bib]\n"
+    deck = talk_folder(tmp_path, head, "# [@alpha2020] [@ntsb2020]", {"talk/public/biblio/mine.bib": MINE_BIB})
+    files, problems = deck_bib_files(deck, read_deck(deck).headmatter)
+    assert files == [tmp_path / "citations.bib", tmp_path / "talk/public/biblio/mine.bib"] and problems == []
+    (tmp_path / "talk" / "mine.bib").write_text(MINE_BIB)       # beside the deck comes first
+    assert deck_bib_files(deck, read_deck(deck).headmatter)[0][1] == tmp_path / "talk" / "mine.bib"
+    assert errors(check_deck(deck).problems) == []
+
+
+def test_a_single_name_and_a_missing_file(tmp_path):
+    deck = talk_folder(tmp_path, "biblio:\n  filename: nowhere.bib\n", "# [@alpha2020]", {})
+    files, problems = deck_bib_files(deck, read_deck(deck).headmatter)
+    assert files == [] and len(problems) == 1
+    assert problems[0].path == deck and problems[0].line == 4 and "nowhere.bib not found" in problems[0].message
+    assert "talk/public/biblio/nowhere.bib" in problems[0].message
+
+
+def test_files_merge_and_a_key_in_two_files_names_both_places(tmp_path):
+    (tmp_path / "a.bib").write_text(MAIN_BIB)
+    (tmp_path / "b.bib").write_text(MINE_BIB + "\n" + MAIN_BIB)
+    merged, problems = load_bibliographies([tmp_path / "a.bib", tmp_path / "b.bib"])
+    assert set(merged.entries) == {"alpha2020", "ntsb2020", "muller2019"}
+    assert merged.sources["ntsb2020"] == tmp_path / "b.bib" and merged.lines["ntsb2020"] == 2
+    [duplicate] = problems
+    second_line = MINE_BIB.count("\n") + 2
+    assert (duplicate.path, duplicate.line) == (tmp_path / "b.bib", second_line)
+    assert f"{tmp_path / 'a.bib'}:1" in duplicate.message and f"{tmp_path / 'b.bib'}:{second_line}" in duplicate.message
+
+
+def test_check_command_honours_the_headmatter_and_bib_overrides(tmp_path):
+    head = "biblio:\n  filename:\n    - citations.bib\n    - mine.bib\n"
+    deck = talk_folder(tmp_path, head, "# [@alpha2020] [@ntsb2020] [@muller2019]", {"talk/mine.bib": MINE_BIB})
+    run = lambda *extra: subprocess.run([sys.executable, "-m", "decktools.check", str(deck), *extra],
+                                        cwd=REPO, capture_output=True, text=True)
+    assert run().returncode == 0
+    overridden = run("--bib", str(tmp_path / "citations.bib"))
+    assert overridden.returncode == 1 and "unknown citation key 'ntsb2020'" in overridden.stderr
+
+
+def test_unused_entries_count_every_deck_that_uses_the_file(tmp_path):
+    head = "biblio:\n  filename: [citations.bib, mine.bib]\n"
+    deck = talk_folder(tmp_path, head, "# [@alpha2020] [@ntsb2020]", {"talk/mine.bib": MINE_BIB})
+    warned = lambda: [(p.path.name, p.message.split("'")[1]) for p in check_deck(deck).problems if p.level == "warning"]
+    assert warned() == [("mine.bib", "muller2019")]
+    other = deck.parent / "other.md"
+    other.write_text("---\ntitle: O\n---\n\n# [@muller2019]\n")      # cites it, but from citations.bib only
+    assert warned() == [("mine.bib", "muller2019")]
+    other.write_text("---\ntitle: O\nbiblio:\n  filename: mine.bib\n---\n\n# [@muller2019]\n")
+    assert warned() == []
+
+
+def test_apa_in_text_forms_and_entries(tmp_path):
+    (tmp_path / "mine.bib").write_text(MINE_BIB)
+    (tmp_path / "main.bib").write_text(MAIN_BIB)
+    rendered = render_citations([("alpha2020",), ("ntsb2020", "muller2019"), ("alpha2020",)],
+                                [tmp_path / "main.bib", tmp_path / "mine.bib"])
+    assert rendered.in_text == {("alpha2020",): "(Alpha et al., 2020)",
+                                ("ntsb2020", "muller2019"): "(Müller &amp; Smith, 2019; National Transportation Safety Board, 2020)"}
+    assert [key for key, _ in rendered.entries] == ["alpha2020", "muller2019", "ntsb2020"]  # cited only, APA order
+    assert rendered.entries[2][1].startswith("National Transportation Safety Board. (2020). <em>A report</em>")
+    assert rendered.entries[1][1].startswith("Müller, J., &amp; Smith, P. (2019). Another study.")
+
+
+def test_a_long_bibliography_becomes_as_many_slides_as_it_needs(tmp_path):
+    entries = "".join(f"@misc{{w{i},\n  author = {{Writer{i}, Wen}},\n  title = {{Work {i}}},\n  year = {{2001}}\n}}\n\n"
+                      for i in range(5))
+    body = " ".join(f"[@w{i}]" for i in range(5)) + ("\n\n---\nlayout: biblio\nbiblio:\n  item_per_page: 2\n---\n\n"
+                                                     "# References\n\n<!--\nSay thanks.\n-->")
+    deck = talk_folder(tmp_path, "", body, {"citations.bib": entries})
+    prepared = read_deck(prepare_deck(deck))
+    pages = [s for s in prepared.slides if s.frontmatter.get("layout") == "biblio"]
+    assert len(prepared.slides) == 4 and len(pages) == 3
+    texts = ["\n".join(text for _, text in page.body) for page in pages]
+    assert all("# References" in text and f"{n} / 3" in text for n, text in enumerate(texts, start=1))
+    assert ["Say thanks" in text for text in texts] == [True, False, False]   # notes once
+    listed = [line.split('data-key="')[1].split('"')[0] for text in texts for line in text.split("\n") if "data-key=" in line]
+    assert listed == ["w0", "w1", "w2", "w3", "w4"]
+    assert [p.frontmatter.get("budget") for p in pages] == [None, 0, 0]
