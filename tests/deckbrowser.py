@@ -1,7 +1,9 @@
 """Test support: serve a built deck on localhost and visit it in Debian's headless chromium.
 
 Every request outside localhost is blocked and recorded, so a test can assert that the deck
-attempted none. Used by the end-to-end tests; not part of the product.
+attempted none. watch_main_thread(page) records, from inside the page, how long its main thread
+was ever blocked (long tasks, and a setTimeout probe's lateness); main_thread_max_block_ms(page)
+reads it. Used by the end-to-end tests and bench/bench_deck.py; not part of the product.
 """
 from __future__ import annotations
 
@@ -17,6 +19,25 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+PROBE_MS = 50
+# Runs before any script of every page the tab loads: a PerformanceObserver on 'longtask' entries
+# (buffered, so tasks before it was registered count) and a timer that measures how late it fires.
+MAIN_THREAD_WATCH = """
+window.__mainThread = {longTaskMs: 0, longTasks: 0, probeLateMs: 0};
+new PerformanceObserver(list => {
+  for (const entry of list.getEntries()) {
+    window.__mainThread.longTasks += 1;
+    window.__mainThread.longTaskMs = Math.max(window.__mainThread.longTaskMs, entry.duration);
+  }
+}).observe({type: 'longtask', buffered: true});
+(function probe(expected) {
+  setTimeout(() => {
+    const now = performance.now();
+    window.__mainThread.probeLateMs = Math.max(window.__mainThread.probeLateMs, now - expected);
+    probe(now + %d);
+  }, %d);
+})(performance.now() + %d);
+""" % (PROBE_MS, PROBE_MS, PROBE_MS)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -68,3 +89,16 @@ def browser_page(width: int = 1920, height: int = 1080):
             yield page, log
         finally:
             browser.close()
+
+
+def watch_main_thread(page) -> None:
+    """Record main-thread blocking on every page this tab loads from now on."""
+    page.add_init_script(MAIN_THREAD_WATCH)
+
+
+def main_thread_max_block_ms(page) -> dict:
+    """{longTaskMs, longTasks, probeLateMs, maxBlockMs} of the page loaded now."""
+    state = page.evaluate("() => window.__mainThread || null")
+    if state is None:
+        raise RuntimeError("watch_main_thread(page) was not called before this page loaded")
+    return {**state, "maxBlockMs": max(state["longTaskMs"], state["probeLateMs"])}
