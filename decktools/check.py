@@ -6,8 +6,9 @@ The bib files are those the deck's headmatter `biblio.filename` names (see deckt
 `--bib` replaces them.
 
 Errors (the check fails, printing file:line:column and what to do): an unknown citation key; a
-`<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the citations addon would
-fetch it over the network at view time); bib syntax errors, duplicate keys, entries missing
+`<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the deck never looks a DOI
+up over the network); a bib file the headmatter names that does not exist; bib syntax errors,
+duplicate keys (within a file or across the deck's files), entries missing
 author, title or year; images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a <Measured> number whose figure or value does not exist.
 Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages.
