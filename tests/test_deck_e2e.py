@@ -101,7 +101,8 @@ def assert_deck_renders(deck: Path, site: Path):
     return states
 
 
-LISTED = "() => [...document.querySelectorAll('.bibliography li[data-key]')].map(e => [e.dataset.key, e.innerText])"
+# Slidev keeps neighbouring slides mounted but hidden: only what is visible counts
+LISTED = "() => [...document.querySelectorAll('.bibliography li[data-key]')].filter(e => e.checkVisibility()).map(e => [e.dataset.key, e.innerText])"
 
 
 def bibliography_pages(deck: Path) -> list[int]:
@@ -114,10 +115,10 @@ def bibliography_listing(site: Path, numbers: list[int]) -> tuple[dict, dict]:
     with serve(site) as url, browser_page() as (page, log):
         for number in numbers:
             page.goto(f"{url}/{number}", wait_until="load")
-            page.wait_for_selector(".bibliography", timeout=10000)
+            page.wait_for_selector(".bibliography:visible", timeout=10000)
             audience[number] = page.evaluate(LISTED)
             page.goto(f"{url}/presenter/{number}", wait_until="load")
-            page.wait_for_selector(".bibliography", timeout=10000)
+            page.wait_for_selector(".bibliography:visible", timeout=10000)
             presenter[number] = {key for key, _ in page.evaluate(LISTED)}
         assert log.blocked == []
     return audience, presenter
