@@ -180,7 +180,8 @@ def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
             text = with_offline_headmatter(text, {**deck.headmatter, "deckMeta": f"deck-meta/{deck_path.stem}.json"})
         write_atomic(prepared_name(path), text)
     # slide numbers are the prepared deck's: a long bibliography is several slides there
-    meta = deck_meta(read_deck(prepared_name(deck_path)), figures_dir, models_dir or REPO_ROOT / "models")
+    meta = {**deck_meta(read_deck(prepared_name(deck_path)), figures_dir, models_dir or REPO_ROOT / "models"),
+            "deck": deck_path.stem}
     write_atomic(deck_path.parent / "public" / "deck-meta" / f"{deck_path.stem}.json", json.dumps(meta, indent=1))
     return prepared_name(deck_path)
 
