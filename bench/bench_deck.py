@@ -5,11 +5,14 @@ headless chromium (it was 54,000 to 84,000 ms while the citations addon formatte
 Builds talk/slides.md with `make slides` (PROFILE=quick figures are fine), serves talk/dist/ on
 localhost and measures from inside the page: the longest 'longtask' entry and the worst lateness
 of a 50 ms setTimeout probe, both registered before the deck's own scripts
-(tests/deckbrowser.watch_main_thread). Writes bench/results/deck.json.
+(tests/deckbrowser.watch_main_thread). Each route is opened REPEATS times in a fresh browser and
+the median of the per-open maxima is reported (the 2-core machine is shared and noisy), with the
+worst open beside it and the load average at the start. Writes bench/results/deck.json.
 
     PROFILE=quick python -m bench.bench_deck
 """
 import os
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -22,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 DECK = REPO / "talk" / "slides.md"
 WATCH_MS = 30_000
 GOAL_MS = 200
+REPEATS = 3
 
 
 def build_deck(profile: str) -> Path:
@@ -48,15 +52,19 @@ def blocking_after_open(site: Path, route: str) -> dict:
 
 def main() -> None:
     site = build_deck(os.environ.get("PROFILE", "quick"))
+    load = os.getloadavg()[0]
     routes = {"slide_1": "1", "bibliography": str(bibliography_slide())}
-    measured = {name: blocking_after_open(site, route) for name, route in routes.items()}
-    figures = {"main_thread_max_block_ms": {"value": max(m["maxBlockMs"] for m in measured.values()),
-                                            "unit": "ms", "target": f"<= {GOAL_MS} ms"}}
+    opens = {name: [blocking_after_open(site, route) for _ in range(REPEATS)] for name, route in routes.items()}
+    median = {name: statistics.median(m["maxBlockMs"] for m in runs) for name, runs in opens.items()}
+    figures = {"main_thread_max_block_ms": {"value": max(median.values()), "unit": "ms",
+                                            "target": f"<= {GOAL_MS} ms", "of": f"median of {REPEATS} opens"}}
     for name, route in routes.items():
-        figures[f"{name}_max_block_ms"] = {"value": measured[name]["maxBlockMs"], "unit": "ms", "route": f"/{route}"}
-        figures[f"{name}_longest_long_task_ms"] = {"value": measured[name]["longTaskMs"], "unit": "ms"}
-        figures[f"{name}_long_tasks"] = {"value": measured[name]["longTasks"], "unit": ""}
-        figures[f"{name}_probe_late_ms"] = {"value": measured[name]["probeLateMs"], "unit": "ms"}
+        runs = opens[name]
+        figures[f"{name}_max_block_ms"] = {"value": median[name], "unit": "ms", "route": f"/{route}"}
+        figures[f"{name}_worst_open_max_block_ms"] = {"value": max(m["maxBlockMs"] for m in runs), "unit": "ms"}
+        figures[f"{name}_longest_long_task_ms"] = {"value": max(m["longTaskMs"] for m in runs), "unit": "ms"}
+        figures[f"{name}_long_tasks_per_open"] = {"value": statistics.median(m["longTasks"] for m in runs), "unit": ""}
+    figures["load_average_1min"] = {"value": round(load, 2), "unit": "", "cpu_count": os.cpu_count()}
     write_results("deck", figures)
 
 
