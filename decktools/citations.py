@@ -101,6 +101,6 @@ def bibliography_pages(entries: list[tuple[str, str]], per_page: int) -> list[st
         items = [f'<li class="csl-entry" data-key="{html.escape(key)}">{entry}</li>' for key, entry in chunk]
         footer = [f'<p class="bibliography-page">{number} / {len(chunks)}</p>'] if len(chunks) > 1 else []
         empty = [] if entries else ['<p class="bibliography-empty">No works are cited.</p>']
-        pages.append("\n".join([f'<div class="bibliography" v-pre>', f'<ol start="{start}">', *items,
+        pages.append("\n".join(['<div class="bibliography" v-pre>', f'<ol start="{start}">', *items,
                                 "</ol>", *empty, *footer, "</div>"]))
     return pages
