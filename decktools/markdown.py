@@ -195,7 +195,8 @@ def mask_code_spans(text: str) -> str:
     runs, masked, index = list(BACKTICKS.finditer(text)), text, 0
     while index < len(runs):
         start, length = runs[index].start(), len(runs[index].group())
-        if (len(text[:start]) - len(text[:start].rstrip("\\"))) % 2:   # \` is a literal backtick
+        backslashes = len(text[:start]) - len(text[:start].rstrip("\\"))
+        if backslashes % 2:                         # \` is a literal backtick, the rest may open
             start, length = start + 1, length - 1
         close = next((i for i in range(index + 1, len(runs)) if len(runs[i].group()) == length), None)
         if length and close is not None:
@@ -207,10 +208,8 @@ def mask_code_spans(text: str) -> str:
 
 
 def _closes_fence(text: str, fence: str) -> bool:
-    """A closing fence: the opening character, at least as many, nothing after but spaces."""
-    closing = FENCE.match(text)
-    return bool(closing) and closing.group(1)[0] == fence[0] and len(closing.group(1)) >= len(fence) \
-        and not text.strip().strip(fence[0])
+    """A closing fence: the opening character, at least as many times, nothing else on the line."""
+    return re.fullmatch(rf"\s*{re.escape(fence[0])}{{{len(fence)},}}\s*", text) is not None
 
 
 def code_mask(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
