@@ -235,3 +235,15 @@ def test_malformed_bib_problems_name_the_line(tmp_path, appended, line, message)
     (tmp_path / "citations.bib").write_bytes((BIB + appended).encode("latin-1"))
     found = [p for p in problems_of(deck) if p.path.name == "citations.bib"]
     assert [(p.line, message in p.message) for p in found] == [(BIB.count("\n") + line, True)], found
+
+
+@pytest.mark.parametrize("tag, message", [
+    ('<Measured fig="demo/plot" value="accuracy" digits="x"/>', 'digits="x": write a whole number'),
+    ("<Measured fig='demo/plot' value='accuracy' digits='-1'/>", "digits=\"-1\": write a whole number"),
+    ('<Measured fig="demo/broken" value="accuracy"/>', "is not JSON"),
+])
+def test_bad_measured_attributes_and_numbers_files_are_problems(tmp_path, tag, message):
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + tag + "\n")
+    (deck.parent / "public" / "figures" / "demo" / "broken.json").write_text('{"accuracy": ')
+    found = problems_of(deck)
+    assert [(p.line, message in p.message) for p in found] == [(len(deck.read_text().split("\n")) - 1, True)], found

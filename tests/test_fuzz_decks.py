@@ -1,11 +1,12 @@
 """Property-based tests of the deck reader and the citation scanner on generated decks.
 
-Three properties, each over 100 to 150 generated decks (derandomized, no example database, so
+Three properties, each over 100 to 120 generated decks (derandomized, no example database, so
 CI sees the same decks every run):
 - the checker never crashes: check_deck reports Problems whose file and line exist, and read_deck
   returns a deck or raises DeckError naming a file and a line in it, whatever the deck holds
   (code fences of any length, open or closed; inline code; HTML comments; malformed frontmatter;
-  `src:` imports that exist, are missing, cyclic, folders or not UTF-8; non-UTF-8 bytes);
+  `src:` imports that exist, are missing, cyclic, folders or not UTF-8; non-UTF-8 bytes; <Measured>
+  tags with wrong digits or a broken numbers file);
 - citations finds exactly the citations the generator placed outside code, with file, line and
   column, and none of those it placed inside fenced or inline code (CommonMark's rules, which
   Slidev's markdown-it applies; speaker notes are markdown too);
@@ -233,12 +234,26 @@ BAD_FRONTMATTER = st.sampled_from([
 
 
 @st.composite
+def measured_tag(draw) -> str:
+    """A <Measured> tag; its figure, value, digits may each be wrong."""
+    quote = draw(st.sampled_from(["'", '"']))
+    attributes = {"fig": draw(st.sampled_from(["demo/plot", "demo/bad-json", "demo/none", "../x"])),
+                  "value": draw(st.sampled_from(["accuracy", "accuracy.x", ""]))}
+    extras = {"digits": ["1", "x", "-1", "", "400"], "percent": ["true", "no"], "unit": [" s"]}
+    for name in draw(st.lists(st.sampled_from(sorted(extras)), unique=True)):
+        attributes[name] = draw(st.sampled_from(extras[name]))
+    return "<Measured " + " ".join(f"{n}={quote}{v}{quote}" for n, v in attributes.items()) + "/>"
+
+
+@st.composite
 def junk_file(draw) -> str:
     """Any mix of structure and junk, including frontmatter that is malformed or imports badly."""
     parts = []
     for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["junk", "blocks", "frontmatter", "separator"]))
-        if kind == "junk":
+        kind = draw(st.sampled_from(["junk", "blocks", "frontmatter", "separator", "measured"]))
+        if kind == "measured":
+            parts.append(draw(measured_tag()))
+        elif kind == "junk":
             parts += draw(st.lists(JUNK_LINE, max_size=4))
         elif kind == "blocks":
             parts += [line.text for b in draw(st.lists(block(), max_size=2)) for line in b]
@@ -265,6 +280,7 @@ def test_the_checker_never_crashes(entry_text, page_texts, latin1_entry):
         (talk / "pages").mkdir(parents=True)
         (talk / "public" / "figures" / "demo").mkdir(parents=True)
         (talk / "public" / "figures" / "demo" / "plot.json").write_text('{"accuracy": 0.5}')
+        (talk / "public" / "figures" / "demo" / "bad-json.json").write_text('{"accuracy": ')
         (Path(folder) / "citations.bib").write_text(BIB)
         entry = talk / "slides.md"
         entry.write_bytes(entry_text.encode("latin-1", "replace") + b"\xe9\xff" if latin1_entry
