@@ -63,16 +63,19 @@ def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
     if not path.exists():
         return Bibliography(path), [Problem(path, 1, 1, "bibliography not found: create it "
                                            "(BibTeX) or pass BIB=path/to/citations.bib")]
-    library = bibtexparser.parse_string(path.read_text(encoding="utf-8"))
-    bibliography, problems = Bibliography(path, files=[path]), []
+    text, problems = _read_utf8(path)
+    library = bibtexparser.parse_string(text)
+    bibliography = Bibliography(path, files=[path])
     for block in library.failed_blocks:
         line = block.start_line + 1
         if type(block).__name__ == "DuplicateBlockKeyBlock":
             problems.append(Problem(path, line, 1, f"duplicate key {block.key!r}: each entry needs its "
                                     f"own key (first defined at line {bibliography_line(library, block.key)})"))
         else:
-            problems.append(Problem(path, line, 1, f"BibTeX syntax error ({getattr(block, 'error', block)}); "
+            reason = getattr(block.error, "abort_reason", None) or block.error
+            problems.append(Problem(path, line, 1, f"BibTeX syntax error ({reason}); "
                                     "check braces, quotes and commas in this entry"))
+    problems += _stray_at_problems(path, library)
     for entry in library.entries:
         bibliography.entries[entry.key] = {f.key.lower(): str(f.value) for f in entry.fields}
         bibliography.lines[entry.key] = entry.start_line + 1
@@ -81,12 +84,33 @@ def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
     return bibliography, problems
 
 
+def _read_utf8(path: Path) -> tuple[str, list[Problem]]:
+    """The file's text; bytes that are not UTF-8 are replaced, and the first is a problem."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        return data.decode("utf-8", "replace"), [Problem(path, line, 1, f"not UTF-8 (byte "
+                                                         f"{data[error.start]:#04x}); save the file as UTF-8")]
+
+
+def _stray_at_problems(path: Path, library) -> list[Problem]:
+    """bibtexparser keeps text outside entries as comments; one starting with @ is a broken entry."""
+    return [Problem(path, block.start_line + 1, 1, f"{block.comment.strip()[:30]!r} is not an entry and "
+                    "is ignored: write @type{key, field = {value}, ...} or remove it")
+            for block in library.blocks
+            if type(block).__name__ == "ImplicitComment" and block.comment.lstrip().startswith("@")]
+
+
 def bibliography_line(library, key: str) -> int:
     return next((e.start_line + 1 for e in library.entries if e.key == key), 0)
 
 
 def _entry_problems(path: Path, entry) -> list[Problem]:
     line, found = entry.start_line + 1, {f.key.lower(): f for f in entry.fields}
+    if not entry.key.strip():
+        return [Problem(path, line, 1, "entry without a key: write @type{key, ...} with a key to cite it by")]
     problems = [Problem(path, line, 1, f"entry {entry.key!r} is missing {name}: add `{name} = {{...}}`")
                 for name in REQUIRED_FIELDS if not str(found.get(name).value if name in found else "").strip()]
     for field_ in entry.fields:  # bibtexparser swallows a missing comma into the previous value

@@ -101,7 +101,7 @@ def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
 def sibling_decks(deck_path: Path) -> list[Path]:
     """The other decks beside this one (markdown files whose first line opens a headmatter)."""
     return [p for p in sorted(deck_path.parent.glob("*.md"))
-            if not p.name.endswith(".prepared.md") and p.read_text(encoding="utf-8").startswith("---")]
+            if not p.name.endswith(".prepared.md") and p.read_bytes().startswith(b"---")]
 
 
 def unused_entry_problems(deck_path: Path, bib: Bibliography) -> list[Problem]:

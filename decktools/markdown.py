@@ -1,13 +1,17 @@
 """Read a Slidev deck as slides with line numbers, following `src:` imports.
 
-Slidev's rules, as its parser applies them: the file may open with a headmatter block between
-`---` lines; slides are separated by a line `---`; a separator directly followed by a non-blank
-line opens that slide's frontmatter, which runs to the next `---`. Fenced code (``` or ~~~) is
-never a separator. A slide whose frontmatter has `src: path` imports the slides of that file.
+Slides are cut where Slidev's own parser (@slidev/parser) cuts them: the file may open with a
+headmatter block between `---` lines; a line starting with `---` ends a slide; unless it is `----`
+or the next line is blank, that slide's frontmatter follows, up to the next `---` line. A closed
+``` fence and an HTML comment hide separators; ~~~ fences and unclosed ``` do not. A slide whose
+frontmatter has `src: path` imports the slides of that file.
+
+Code within a slide follows CommonMark, as markdown-it renders it (code_mask): fences of ``` or
+~~~, inline code spans of any number of backticks.
 
     deck = read_deck(Path("talk/slides.md"))
-    for slide in deck.slides: slide.path, slide.start_line, slide.frontmatter, slide.body_lines
-    for line_number, text in outside_code(slide.path_lines, ...)
+    for slide in deck.slides: slide.path, slide.start_line, slide.frontmatter, slide.body
+    for line_number, text in code_mask(slide.body): ...     # code blanked, columns kept
 """
 from __future__ import annotations
 
@@ -17,8 +21,8 @@ from pathlib import Path
 
 import yaml
 
-FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
-INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
+FENCE = re.compile(r"^\s*(`{3,}(?=[^`]*$)|~{3,})")     # a ``` fence's info string has no backtick
+BACKTICKS = re.compile(r"`+")
 
 
 class DeckError(ValueError):
@@ -66,54 +70,74 @@ def _parse_yaml(lines: list[str], path: Path, first_line: int) -> dict:
     return data
 
 
-def _is_fence_toggle(line: str, open_fence: str | None) -> bool:
-    fence = FENCE.match(line)
-    if not fence:
-        return False
-    return open_fence is None or (fence.group(1)[0] == open_fence[0] and len(fence.group(1)) >= len(open_fence))
+def in_comment_after(line: str, in_comment: bool) -> bool:
+    """Whether an HTML comment is still open at the end of `line` (`<!--` anywhere opens one)."""
+    cursor = 0
+    while True:
+        if in_comment:
+            close = line.find("-->", cursor)
+            if close < 0:
+                return True
+            in_comment, cursor = False, close + 3
+        else:
+            opening = line.find("<!--", cursor)
+            if opening < 0:
+                return False
+            in_comment, cursor = True, opening + 4
 
 
-def _frontmatter_end(lines: list[str], separator: int) -> int | None:
-    """Index of the `---` closing the frontmatter that opens after `separator`, if one does."""
-    following = separator + 1
-    if following >= len(lines) or not lines[following].strip():
-        return None
-    return next((i for i in range(following, len(lines)) if lines[i].rstrip() == "---"), None)
+def _slidev_cuts(lines: list[str]) -> list[tuple[int, int, int]]:
+    """(start, content start, end) of each slide, cut as @slidev/parser's parse() cuts them.
+
+    A line starting with --- ends a slide. Unless it is ---- or the next line is blank, frontmatter
+    follows, up to the next line that is exactly ---. A ``` line skips to the next line that starts
+    with the same indent and backticks, when there is one; lines inside an HTML comment are skipped.
+    ~~~ fences and unclosed ``` hide no separator. Start is 0-based; the frontmatter, when there is
+    one, is lines[start + 1:content - 1]; content > len(lines) when its closing --- is missing.
+    """
+    cuts, start, content, index, in_comment = [], 0, 0, 0, False
+    while index < len(lines):
+        line = lines[index].rstrip()
+        if in_comment:
+            in_comment = in_comment_after(line, True)
+        elif line.startswith("---"):
+            if start != index:
+                cuts.append((start, content, index))
+                start = content = index + 1
+            if line[3:4] != "-" and index + 1 < len(lines) and lines[index + 1].strip():
+                start = index
+                index = next((i for i in range(index + 1, len(lines)) if lines[i].rstrip() == "---"), len(lines))
+                content = index + 1
+        elif line.lstrip().startswith("```"):
+            ticks = re.match(r"\s*`+", line).group(0)
+            index = next((i for i in range(index + 1, len(lines)) if lines[i].startswith(ticks)), index)
+        else:
+            in_comment = in_comment_after(line, False)
+        index += 1
+    if start < len(lines):
+        cuts.append((start, content, len(lines)))
+    return cuts
 
 
 def split_slides(path: Path, text: str) -> tuple[dict, list[Slide]]:
     """(headmatter, slides) of one markdown file."""
     lines = text.split("\n")
-    starts, index, open_fence = [0], 0, None
-    if lines and lines[0].rstrip() == "---":
-        index = (_frontmatter_end(lines, 0) or 0) + 1
-    while index < len(lines):
-        line = lines[index]
-        if _is_fence_toggle(line, open_fence):
-            open_fence = None if open_fence else FENCE.match(line).group(1)
-        elif open_fence is None and line.rstrip() == "---":
-            starts.append(index)
-            index = _frontmatter_end(lines, index) or index
-        index += 1
-    bounds = list(zip(starts, starts[1:] + [len(lines)]))
-    slides = [_read_block(path, lines, a, b) for a, b in bounds]
-    headmatter = slides[0].frontmatter if lines and lines[0].rstrip() == "---" else {}
-    return headmatter, slides
+    slides = [_read_block(path, lines, *cut) for cut in _slidev_cuts(lines)]
+    return (slides[0].frontmatter if slides else {}), slides
 
 
-def _read_block(path: Path, lines: list[str], start: int, end: int) -> Slide:
-    """One slide: lines[start:end], starting with its `---` separator when it has one."""
-    body_start, frontmatter, fm_line = start, {}, 0
-    if lines[start].rstrip() == "---":
-        body_start = start + 1
-        if body_start < end and lines[body_start].strip():
-            close = next((i for i in range(body_start, len(lines)) if lines[i].rstrip() == "---"), None)
-            if close is None:
-                raise DeckError(path, start + 1, "frontmatter opened here is never closed with ---")
-            frontmatter = _parse_yaml(lines[body_start:close], path, body_start + 1)
-            fm_line, body_start = body_start + 1, close + 1
-    body = [(i + 1, lines[i]) for i in range(body_start, min(end, len(lines)))]
-    return Slide(path, start + 1, frontmatter, fm_line, body)
+def _read_block(path: Path, lines: list[str], start: int, content: int, end: int) -> Slide:
+    """One slide: its frontmatter (when content > start) and its body lines[content:end]."""
+    frontmatter, fm_line, first_line = {}, 0, start + 1
+    if content > start:
+        if content > len(lines):
+            raise DeckError(path, start + 1, "frontmatter opened here is never closed with ---")
+        frontmatter = _parse_yaml(lines[start + 1:content - 1], path, start + 2)
+        fm_line = start + 2
+    elif start > 0 and lines[start - 1].startswith("---"):
+        first_line = start            # the separator that opened this slide
+    body = [(i + 1, lines[i]) for i in range(content, end)]
+    return Slide(path, first_line, frontmatter, fm_line, body)
 
 
 def read_deck(entry: Path) -> Deck:
@@ -125,38 +149,88 @@ def read_deck(entry: Path) -> Deck:
     return deck
 
 
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")   # as read_text() reads it
+    except UnicodeDecodeError as error:
+        line = data[:error.start].count(b"\n") + 1
+        raise DeckError(path, line, f"not UTF-8 (byte {data[error.start]:#04x}); save the file "
+                        "as UTF-8") from None
+
+
+def _import_path(deck: Deck, path: Path, slide: Slide) -> Path:
+    """The file a slide's `src:` names: relative to its own file, or to the entry's folder with /."""
+    source = str(slide.frontmatter["src"])
+    relative = source.split("#")[0]
+    try:
+        imported = (deck.entry.parent / relative.lstrip("/") if relative.startswith("/")
+                    else path.parent / relative).resolve()
+        found = imported.is_file()
+    except (OSError, ValueError):     # a name the file system refuses (a NUL byte, too long)
+        imported, found = relative, False
+    if not found:
+        raise DeckError(path, slide.frontmatter_line, f"src: {source} is not a file (looked for "
+                        f"{imported}); fix the path")
+    return imported
+
+
 def _read_into(deck: Deck, path: Path, stack: list[Path]) -> None:
     if path.resolve() in stack:
         raise DeckError(path, 1, f"imports itself through src: ({' -> '.join(map(str, stack))})")
     deck.files.append(path)
-    headmatter, slides = split_slides(path, path.read_text(encoding="utf-8"))
+    headmatter, slides = split_slides(path, _read_text(path))
     if not stack:
         deck.headmatter = headmatter
     for slide in slides:
-        source = slide.frontmatter.get("src")
-        if source:
-            imported = (path.parent / str(source).split("#")[0]).resolve() if not str(source).startswith("/") \
-                else (deck.entry.parent / str(source).lstrip("/")).resolve()
-            if not imported.exists():
-                raise DeckError(path, slide.frontmatter_line, f"src: {source} does not exist "
-                                f"(looked for {imported})")
-            _read_into(deck, imported, stack + [path.resolve()])
+        if slide.frontmatter.get("src"):
+            _read_into(deck, _import_path(deck, path, slide), stack + [path.resolve()])
         else:
             deck.slides.append(slide)
 
 
+def mask_code_spans(text: str) -> str:
+    """The line with each inline code span replaced by spaces (CommonMark: a run of n backticks,
+    not backslash-escaped, opens a span that the next run of exactly n backticks closes)."""
+    runs, masked, index = list(BACKTICKS.finditer(text)), text, 0
+    while index < len(runs):
+        start, length = runs[index].start(), len(runs[index].group())
+        backslashes = len(text[:start]) - len(text[:start].rstrip("\\"))
+        if backslashes % 2:                         # \` is a literal backtick, the rest may open
+            start, length = start + 1, length - 1
+        close = next((i for i in range(index + 1, len(runs)) if len(runs[i].group()) == length), None)
+        if length and close is not None:
+            end = runs[close].end()
+            masked = masked[:start] + " " * (end - start) + masked[end:]
+            index = close
+        index += 1
+    return masked
+
+
+def _closes_fence(text: str, fence: str) -> bool:
+    """A closing fence: the opening character, at least as many times, nothing else on the line."""
+    return re.fullmatch(rf"\s*{re.escape(fence[0])}{{{len(fence)},}}\s*", text) is not None
+
+
 def code_mask(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """The lines with fenced code blanked and inline code spans replaced by spaces (columns kept)."""
-    masked, in_fence = [], None
+    """The lines with fenced code blanked and inline code spans replaced by spaces (columns kept).
+
+    An unclosed fence runs to the end of the lines, or of the HTML comment it opened in (speaker
+    notes are markdown of their own; any other comment is raw HTML, where no fence continues).
+    """
+    masked, fence, fence_in_comment, in_comment = [], None, False, False
     for number, text in lines:
-        fence = FENCE.match(text)
-        if in_fence is not None:
-            if fence and fence.group(1)[0] == in_fence[0] and len(fence.group(1)) >= len(in_fence):
-                in_fence = None
+        if fence is not None:
+            if _closes_fence(text, fence):
+                fence = None
+            elif fence_in_comment and "-->" in text:
+                fence, in_comment = None, in_comment_after(text, True)
             masked.append((number, ""))
-        elif fence:
-            in_fence = fence.group(1)
+        elif opening := FENCE.match(text):
+            fence, fence_in_comment = opening.group(1), in_comment
             masked.append((number, ""))
         else:
-            masked.append((number, INLINE_CODE.sub(lambda m: " " * len(m.group(0)), text)))
+            text = mask_code_spans(text)
+            in_comment = in_comment_after(text, in_comment)
+            masked.append((number, text))
     return masked

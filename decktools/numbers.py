@@ -38,7 +38,11 @@ def read_numbers(figure_id: str, figures_dir: Path):
     if not path.exists():
         raise MeasuredError(f"figure {figure_id!r} has no numbers file {path}: run `make figures` "
                             "(or check the id against figures_src/)")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:       # JSONDecodeError and UnicodeDecodeError both are
+        raise MeasuredError(f"figure {figure_id!r}: {path} is not JSON ({error}); run "
+                            "`make figures FORCE=1` to write it again") from None
 
 
 def format_measured(attributes: dict[str, str], figures_dir: Path) -> str:
@@ -48,7 +52,10 @@ def format_measured(attributes: dict[str, str], figures_dir: Path) -> str:
     value = lookup(read_numbers(attributes["fig"], figures_dir), attributes["value"])
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{value}{attributes.get('unit', '')}"
-    digits = int(attributes.get("digits", "2"))
+    written = attributes.get("digits", "2")
+    if not (written.isdecimal() and int(written) <= 20):
+        raise MeasuredError(f'digits="{written}": write a whole number of decimals from 0 to 20')
+    digits = int(written)
     if attributes.get("percent", "").lower() in ("true", "1", "yes"):
         return f"{100 * value:.{digits}f}%"
     text = f"{value:,.{digits}f}" if abs(value) >= 10_000 else f"{value:.{digits}f}"

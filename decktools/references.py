@@ -16,10 +16,13 @@ from decktools.markdown import Deck, Slide, code_mask
 
 CITE_TAG = re.compile(r"<Cite\b([^>]*?)/?>", re.IGNORECASE)
 PANDOC = re.compile(r"\[(@[^\]\[]+)\]")
-ATTRIBUTE = re.compile(r"([\w:-]+)\s*=\s*\"([^\"]*)\"")
+# An HTML attribute's value in "double" or 'single' quotes. Two groups, name and value, so
+# dict(ATTRIBUTE.findall(tag)) reads a tag: the value's lookbehind and lookahead see its quotes.
+QUOTED = r"[\"']((?<=\")[^\"]*(?=\")|(?<=')[^']*(?='))[\"']"
+ATTRIBUTE = re.compile(r"([\w:-]+)\s*=\s*" + QUOTED)
 MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?")
 MARKDOWN_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?")
-HTML_SOURCE = re.compile(r"\b(src|poster|data|srcset)\s*=\s*\"([^\"]+)\"", re.IGNORECASE)
+HTML_SOURCE = re.compile(r"\b(src|poster|data|srcset)\s*=\s*" + QUOTED, re.IGNORECASE)
 CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
 MEASURED = re.compile(r"<Measured\b([^>]*?)/?>")
 ASSET_FRONTMATTER_KEYS = ("background", "image", "favicon")

@@ -183,3 +183,68 @@ def test_prepare_refuses_a_failing_deck_and_writes_nothing(tmp_path):
     with pytest.raises(SystemExit, match="fails the check"):
         prepare_deck(deck, tmp_path / "citations.bib")
     assert not (deck.parent / "slides.prepared.md").exists()
+
+
+# --- regressions found by the fuzz tests (tests/test_fuzz_decks.py, tests/test_fuzz_bib.py) ---
+
+def test_single_quoted_attributes_are_read(tmp_path):
+    deck = write_deck(tmp_path, "\n# Q <Cite bref='alpha2020'/> <Cite bref='ghost'/>\n\n"
+                      "Accuracy <Measured fig='demo/plot' value='nothing'/>\n\n<Cite bref=\"delta2019\"/>\n")
+    found = sorted((p.line, p.column, p.message.split(":")[0]) for p in problems_of(deck))
+    ghost_line = deck.read_text().split("\n").index("# Q <Cite bref='alpha2020'/> <Cite bref='ghost'/>") + 1
+    assert found == [(ghost_line, 30, "unknown citation key 'ghost'"), (ghost_line + 2, 10, "value 'nothing'")]
+
+
+@pytest.mark.parametrize("body", [
+    "\n```python\nan unclosed fence ends with its slide\n\n---\n\n# [@ghost]\n",        # as Slidev cuts it
+    "\n# A\n\n<!--\n```\n-->\n\n[@ghost]\n",              # a fence in a comment ends with the comment
+    "\n# Literal ``[@ghost]` backticks\n",                # `` never closed: no code span (CommonMark)
+    "\n# Escaped \\`[@ghost]` backtick\n",
+])
+def test_citations_after_code_that_is_not_code_are_checked(tmp_path, body):
+    deck = write_deck(tmp_path, "\n# Start [@alpha2020; @delta2019]\n\n---\n" + body)
+    found = problems_of(deck)
+    assert [p.message.split(":")[0] for p in found] == ["unknown citation key 'ghost'"]
+    assert deck.read_text().split("\n")[found[0].line - 1][found[0].column - 1:].startswith("[@ghost]")
+
+
+def test_a_fence_closes_only_at_a_bare_fence_and_comments_hide_separators(tmp_path):
+    deck = write_deck(tmp_path, "\n# A [@alpha2020; @delta2019]\n\n```\ncode\n```python\n[@ghost]\n```\n\n"
+                      "<!--\nnotes\n---\nmore notes\n-->\n\n---\n\n# B\n")
+    assert problems_of(deck) == []
+    assert len(check_deck(deck, tmp_path / "citations.bib").deck.slides) == 2   # headmatter slide + B
+
+
+def test_unreadable_decks_and_imports_are_problems_not_crashes(tmp_path):
+    deck = write_deck(tmp_path, GOOD + "\n---\nsrc: ./pages\n---\n", extra_files={"pages/x.md": "# X\n"})
+    found = problems_of(deck)
+    assert len(found) == 1 and "src: ./pages is not a file" in found[0].message
+    (deck.parent / "latin1.md").write_bytes(b"---\ntitle: caf\xe9\n---\n")          # a sibling deck
+    deck.write_bytes(HEAD.encode() + b"\n# caf\xe9\n")
+    found = problems_of(deck)
+    assert [(p.path, p.line) for p in found] == [(deck, 8)] and "not UTF-8 (byte 0xe9)" in found[0].message
+
+
+@pytest.mark.parametrize("appended, line, message", [
+    ("@misc{zeta, author={Z}, title={caf\xe9}, year={2018}}\n", 1, "not UTF-8 (byte 0xe9)"),
+    ("@misc{, author={Z}, title={T}, year={2018}}\n", 1, "entry without a key"),
+    ("\n@ misc{zeta, author={Z}}\n", 2, "is not an entry and is ignored"),
+    ("@misc{zeta, author={Z}, title={T}, year={2018}\n", 1, "BibTeX syntax error (Unexpectedly reached end"),
+])
+def test_malformed_bib_problems_name_the_line(tmp_path, appended, line, message):
+    deck = write_deck(tmp_path, GOOD)
+    (tmp_path / "citations.bib").write_bytes((BIB + appended).encode("latin-1"))
+    found = [p for p in problems_of(deck) if p.path.name == "citations.bib"]
+    assert [(p.line, message in p.message) for p in found] == [(BIB.count("\n") + line, True)], found
+
+
+@pytest.mark.parametrize("tag, message", [
+    ('<Measured fig="demo/plot" value="accuracy" digits="x"/>', 'digits="x": write a whole number'),
+    ("<Measured fig='demo/plot' value='accuracy' digits='-1'/>", "digits=\"-1\": write a whole number"),
+    ('<Measured fig="demo/broken" value="accuracy"/>', "is not JSON"),
+])
+def test_bad_measured_attributes_and_numbers_files_are_problems(tmp_path, tag, message):
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + tag + "\n")
+    (deck.parent / "public" / "figures" / "demo" / "broken.json").write_text('{"accuracy": ')
+    found = problems_of(deck)
+    assert [(p.line, message in p.message) for p in found] == [(len(deck.read_text().split("\n")) - 1, True)], found
