@@ -222,7 +222,7 @@ def test_unreadable_decks_and_imports_are_problems_not_crashes(tmp_path):
     (deck.parent / "latin1.md").write_bytes(b"---\ntitle: caf\xe9\n---\n")          # a sibling deck
     deck.write_bytes(HEAD.encode() + b"\n# caf\xe9\n")
     found = problems_of(deck)
-    assert [(p.path, p.line) for p in found] == [(deck, 8)] and "not UTF-8 (byte 0xe9)" in found[0].message
+    assert [(p.path, p.line) for p in found] == [(deck, HEAD.count("\n") + 2)] and "not UTF-8 (byte 0xe9)" in found[0].message
 
 
 @pytest.mark.parametrize("appended, line, message", [
