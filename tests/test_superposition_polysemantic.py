@@ -6,11 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from mechinterp.activations import activation_stream, layer_vectors, to_vectors, unit_scores
 from mechinterp.data import load_dataset
 from mechinterp.models.architectures import MLP
 from mechinterp.models.training import TrainingSettings, train_classifier
-from mechinterp.superposition.activations import (activation_stream, layer_vectors, to_vectors,
-                                                  unit_scores)
 from mechinterp.superposition.polysemantic import (class_purity, contributions_to_unit,
                                                    features_behind_unit, find_polysemantic, summary)
 from mechinterp.superposition.sae import ReluSAE

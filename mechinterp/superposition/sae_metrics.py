@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mechinterp.activations import to_vectors
+from mechinterp.device import model_device
 from mechinterp.hooks import intervene
-from mechinterp.superposition.activations import model_device, to_vectors
 from mechinterp.superposition.sae import SparseAutoencoder
 
 

@@ -21,6 +21,7 @@ from sklearn.decomposition import PCA, FastICA, KernelPCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
+from mechinterp.device import model_device
 from mechinterp.hooks import capture
 from mechinterp.universality.small_fits import small_blas
 
@@ -117,7 +118,7 @@ class InterpolationPath:
 def interpolation_path(model, start: torch.Tensor, end: torch.Tensor, steps: int = 21,
                        layer: str | None = None) -> InterpolationPath:
     """Straight line (1 - a) start + a end in input space: the class (and activations) along it."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     alphas = torch.linspace(0, 1, steps, dtype=start.dtype)
     weights = alphas.reshape(-1, *[1] * start.ndim)
     images = (1 - weights) * start[None] + weights * end[None]

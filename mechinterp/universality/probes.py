@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mechinterp.universality.activations import Pool, layer_features
+from mechinterp.activations import Pool, layer_features
 from mechinterp.universality.small_fits import small_blas
 
 

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from mechinterp.universality.activations import layer_features, stream_layer_features
+from mechinterp.activations import layer_features, stream_layer_features
 
 GRAM_CHUNK = 4096  # feature columns per step when building a Gram matrix of wide features
 

@@ -33,8 +33,9 @@ from scipy.stats import ttest_ind
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
+from mechinterp.activations import layer_features
+from mechinterp.device import model_device
 from mechinterp.hooks import intervene
-from mechinterp.universality.activations import layer_features
 from mechinterp.universality.small_fits import small_blas
 
 
@@ -96,7 +97,7 @@ def class_gradients(model, images: torch.Tensor, layers: Sequence[str] | str, cl
     """d logit[class_index] / d activation(layer), flattened (N, D): one array for one layer
     name, a {layer: array} dict for a list of layers (all from the same backward passes)."""
     names = [layers] if isinstance(layers, str) else list(layers)
-    device = next(model.parameters()).device
+    device = model_device(model)
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
@@ -204,7 +205,7 @@ def path_gradients(model, images: torch.Tensor, layer: str, class_index: int,
     (Gauss-Legendre nodes, as circuits.attribution integrates)."""
     from mechinterp.circuits.attribution import quadrature
     from mechinterp.hooks import run_with_cache
-    device = next(model.parameters()).device
+    device = model_device(model)
     images = images.to(device)
     baseline = torch.zeros_like(images) if baseline is None else baseline.to(device).expand_as(images)
     end = run_with_cache(model, images, [layer])[1][layer]
