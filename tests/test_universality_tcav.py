@@ -83,16 +83,17 @@ def test_tcav_needs_two_random_sets(setup):
         tcav(model, "hidden", concept, randoms[:1], inputs, class_index=0)
 
 
-def test_concept_attribution_matches_layer_ig_and_sums_over_a_basis(setup):
-    from mechinterp.circuits.attribution import layer_integrated_gradients
+def test_concept_attribution_matches_captums_layer_ig_and_sums_over_a_basis(setup):
+    from captum.attr import LayerIntegratedGradients
     from mechinterp.universality.tcav import concept_attribution
     model, _, _, _, inputs = setup
     images = inputs[:16] + 1.0
-    reference = layer_integrated_gradients(model, images, "hidden", target=0, steps=32)
+    reference = LayerIntegratedGradients(model, model.hidden).attribute(
+        images, baselines=torch.zeros_like(images), target=0, n_steps=32, method="gausslegendre")
     basis = np.linalg.qr(np.random.default_rng(0).standard_normal((10, 10)))[0]
     parts, totals = zip(*[concept_attribution(model, "hidden", images, 0, basis[:, i])
                           for i in range(10)])
     assert np.sum(parts, axis=0) == pytest.approx(totals[0], abs=1e-8)      # basis completeness
-    assert totals[0] == pytest.approx(reference.attributions.sum(1).double().numpy(), abs=1e-5)
+    assert totals[0] == pytest.approx(reference.sum(1).double().numpy(), abs=1e-5)
     unit_axis, _ = concept_attribution(model, "hidden", images, 0, np.eye(10)[3])
-    assert unit_axis == pytest.approx(reference.attributions[:, 3].double().numpy(), abs=1e-5)
+    assert unit_axis == pytest.approx(reference[:, 3].double().numpy(), abs=1e-5)

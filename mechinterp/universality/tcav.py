@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from mechinterp.activations import layer_features
+from mechinterp.circuits.attribution import layer_path_gradients
 from mechinterp.device import model_device
 from mechinterp.hooks import intervene
 from mechinterp.universality.small_fits import small_blas
@@ -185,41 +186,15 @@ def concept_layer_map(model, layers: Sequence[str], concepts: dict[str, torch.Te
     return table
 
 
-class PathPoint:
-    """An intervention replacing a layer's output by a fixed activation plus a zero tap, so the
-    class logit's gradient at that point of the path can be read from the tap."""
-
-    def __init__(self, activation: torch.Tensor):
-        self.activation = activation
-        self.shift: torch.Tensor | None = None
-
-    def __call__(self, _original: torch.Tensor) -> torch.Tensor:
-        self.shift = torch.zeros_like(self.activation, requires_grad=True)
-        return self.activation + self.shift
-
-
 def path_gradients(model, images: torch.Tensor, layer: str, class_index: int,
                    baseline: torch.Tensor | None = None, steps: int = 32):
     """(Δa, ḡ) flattened, (N, D) float64: the layer's change from the baseline input (zeros by
-    default) and the class logit's gradient averaged over the straight path in the layer
-    (Gauss-Legendre nodes, as circuits.attribution integrates)."""
-    from mechinterp.circuits.attribution import quadrature
-    from mechinterp.hooks import run_with_cache
-    device = model_device(model)
-    images = images.to(device)
-    baseline = torch.zeros_like(images) if baseline is None else baseline.to(device).expand_as(images)
-    end = run_with_cache(model, images, [layer])[1][layer]
-    start = run_with_cache(model, baseline, [layer])[1][layer]
-    nodes, weights = quadrature("gausslegendre", steps)
-    mean_gradient = torch.zeros_like(end, dtype=torch.float64)
-    for node, weight in zip(nodes.tolist(), weights.tolist()):
-        point = PathPoint(start + node * (end - start))
-        with torch.enable_grad(), intervene(model, {layer: point}):
-            logits = model(images)
-            gradient, = torch.autograd.grad(logits[:, class_index].sum(), point.shift)
-        mean_gradient += weight * gradient.double()
-    change = (end - start).double().flatten(1).cpu().numpy()
-    return change, mean_gradient.flatten(1).cpu().numpy()
+    default) and the class logit's gradient averaged over the straight path in the layer, from
+    circuits.attribution.layer_path_gradients (Gauss-Legendre, one path point per pass)."""
+    change, mean_gradient = layer_path_gradients(model, images, layer, class_index, baseline,
+                                                 steps, internal_batch_size=len(images))
+    return (change.double().flatten(1).cpu().numpy(),
+            mean_gradient.double().flatten(1).cpu().numpy())
 
 
 def concept_attribution(model, layer: str, images: torch.Tensor, class_index: int,
