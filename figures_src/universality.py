@@ -154,17 +154,9 @@ def show_rgb(axis, image_chw):
     no_ticks(axis)
 
 
-def filters_as_images(weight):
-    """(out, in, h, w) filters -> (out, h, w, 3) in [0, 1], each scaled symmetrically around grey."""
-    images = np.asarray(weight, dtype=np.float64).transpose(0, 2, 3, 1)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    scale = np.abs(images).reshape(len(images), -1).max(axis=1).reshape(-1, 1, 1, 1) + 1e-12
-    return 0.5 + 0.5 * images / scale
-
-
 def filter_mosaic(weight, columns, pad=1):
     """Tile filters into one image with white gaps, `columns` filters per row."""
+    from mechinterp.universality.filters import filters_as_images
     images = filters_as_images(weight)
     count, height, width, _ = images.shape
     rows = int(np.ceil(count / columns))
@@ -420,7 +412,7 @@ def make_first_layer_filters(ctx):
     with one_cpu_thread(ctx.device):
         from mechinterp.data import natural_patches
         from mechinterp.universality.filters import (best_match_similarity, first_layer_filters,
-                                                      ica_filters, orientation_selectivity,
+                                                      filter_orientedness, ica_filters,
                                                       sparse_coding_filters)
         count, components, shown = ctx.params["patches"], ctx.params["components"], ctx.params["shown"]
         learned = {name: first_layer_filters(ctx.model(name)) for name in CNNS + ["digits-mlp"]}
@@ -438,7 +430,7 @@ def make_first_layer_filters(ctx):
         numbers = {"orientation_selectivity": {}, "best_match_with_ica": {}, "random_best_match_with_ica": {}}
         task_free = {"ica": ica_by_size[display_size], "sparse_coding": sparse}
         for name, weight in {**learned, **task_free}.items():
-            numbers["orientation_selectivity"][name] = float(orientation_selectivity(weight).mean())
+            numbers["orientation_selectivity"][name] = float(filter_orientedness(weight).mean())
         for name, weight in learned.items():
             if name == "digits-mlp":
                 continue
@@ -449,7 +441,7 @@ def make_first_layer_filters(ctx):
             numbers["random_best_match_with_ica"][name] = float(
                 best_match_similarity(random_filters, reference).mean())
         numbers["random_orientation_selectivity"] = float(
-            orientation_selectivity(rng.standard_normal((256, 3, display_size, display_size))).mean())
+            filter_orientedness(rng.standard_normal((256, 3, display_size, display_size))).mean())
         fig, axes = plt.subplots(2, 4, figsize=(14, 7.2))
         for axis, (title, weight) in zip(axes.ravel(), panels.items()):
             axis.imshow(filter_mosaic(weight[:shown], columns=4), interpolation="nearest")
