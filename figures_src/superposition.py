@@ -204,7 +204,7 @@ def make_dims_per_feature(ctx):
             "feature_dimensionality": dimensionality.round(4).tolist()}
 
 
-# --- polysemantic neurons and sparse autoencoders on a zoo CNN -----------------------------------
+# --- polysemantic neurons and sparse autoencoders on the digits MLP ------------------------------
 
 def load_images():
     """The digits the SAE learns from (train split) and is judged on (test split)."""
