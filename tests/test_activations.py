@@ -1,11 +1,14 @@
 """mechinterp.activations: features and vectors of a layer, checked against running the layers of a
-Sequential by hand (no hooks) and against the pooling written out in float64."""
+Sequential by hand (no hooks), against the pooling written out in float64, and on a hand-built
+conv net whose activations are known."""
 import pytest
 import torch
 from torch import nn
 
-from mechinterp.activations import (as_features, batched_activations, layer_features, predictions,
-                                    representation_layers, stream_layer_features)
+from mechinterp.activations import (activation_stream, as_features, batched_activations,
+                                    layer_features, layer_vectors, predictions,
+                                    representation_layers, stream_layer_features, to_vectors,
+                                    unit_scores)
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +68,34 @@ def test_representation_layers_in_depth_order(convnet):
     described = nn.Sequential(nn.Linear(2, 2))
     described.feature_layers, described.classifier_layer = ["a", "b"], "c"
     assert representation_layers(described) == ["a", "b", "c"]
+
+
+def hand_built_conv() -> nn.Sequential:
+    conv = nn.Conv2d(1, 2, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
+        conv.bias.zero_()
+    return nn.Sequential(conv, nn.ReLU()).eval()
+
+
+def test_conv_unit_scores_are_the_maximum_over_positions():
+    images = torch.randn(5, 1, 4, 4)
+    scores = unit_scores(hand_built_conv(), "1", images, batch_size=2)
+    expected = torch.stack([images.relu().amax(dim=(1, 2, 3)), (-images).relu().amax(dim=(1, 2, 3))], 1)
+    torch.testing.assert_close(scores, expected)
+    doubled = unit_scores(hand_built_conv(), "1", images, vector_map=lambda v: 2 * v)
+    torch.testing.assert_close(doubled, 2 * expected)
+
+
+def test_vectors_round_trip_and_stream_covers_every_position_once_per_epoch():
+    activation = torch.randn(3, 4, 2, 5)
+    vectors, restore = to_vectors(activation)
+    assert vectors.shape == (30, 4) and torch.equal(restore(vectors), activation)
+    assert torch.equal(vectors[7], activation[0, :, 1, 2])
+    images = torch.randn(6, 1, 3, 3)
+    model = hand_built_conv()
+    stream = activation_stream(model, "1", images, images_per_batch=4, seed=0)
+    epoch = torch.cat([next(stream), next(stream)])
+    every = layer_vectors(model, "1", images)
+    assert epoch.shape == every.shape
+    assert sorted(map(tuple, epoch.tolist())) == sorted(map(tuple, every.tolist()))
