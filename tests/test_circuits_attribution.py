@@ -8,7 +8,8 @@ from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
 from mechinterp.circuits.attribution import (RULES, gradient_times_input, integrated_gradients,
-                                             layer_integrated_gradients, quadrature, saliency)
+                                             layer_integrated_gradients, layer_path_gradients,
+                                             quadrature, saliency)
 
 STEPS = 24
 
@@ -84,6 +85,18 @@ def test_completeness_gap_shrinks_with_more_steps(model_and_inputs, rule):
         relative.append(float(result.completeness_gap.abs().mean() / result.output_difference.abs().mean()))
     assert relative == sorted(relative, reverse=True), relative
     assert relative[-1] < 0.03 and relative[-1] < relative[0] / 10
+
+
+def test_layer_path_gradients_are_the_two_factors_of_captums_layer_ig(model_and_inputs):
+    model, inputs, target = model_and_inputs
+    baseline = torch.full_like(inputs, 0.25)
+    change, mean_gradient = layer_path_gradients(model, inputs, "4", target, baseline=baseline,
+                                                 steps=STEPS, internal_batch_size=len(inputs))
+    with torch.no_grad():                      # the layer's change, by running the first 5 modules
+        assert torch.allclose(change, model[:5](inputs) - model[:5](baseline), atol=1e-6)
+    theirs = LayerIntegratedGradients(model, model[4]).attribute(
+        inputs, baselines=baseline, target=target, n_steps=STEPS, method="gausslegendre")
+    assert torch.allclose(change * mean_gradient, theirs, atol=1e-7, rtol=1e-4)
 
 
 def test_layer_integrated_gradients_are_complete_too(model_and_inputs):
