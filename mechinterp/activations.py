@@ -11,6 +11,7 @@ decomposes.
         ...                                                                # {layer: (B, D)}
     layers = representation_layers(model)      # feature_layers + classifier, or ReLU/Linear names
     labels = predictions(model, images)        # argmax class per image, on the CPU
+    rows = numpy_rows(features)                # any (N, ...) array or tensor -> (N, D) float64
     scores = unit_scores(model, "relu2", images)             # (images, units): max over positions
     vectors = layer_vectors(model, "relu2", images)          # (images * positions, channels)
     for batch in activation_stream(model, "relu2", images, images_per_batch=64, seed=0):
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,6 +93,12 @@ def layer_features(model: nn.Module, images: torch.Tensor, layers: Sequence[str]
         for layer, features in batch.items():
             chunks[layer].append(features.float().cpu())
     return {layer: torch.cat(parts) for layer, parts in chunks.items()}
+
+
+def numpy_rows(features) -> np.ndarray:
+    """(N, ...) numpy array or tensor on any device -> (N, D) float64 numpy rows (what sklearn and
+    scipy fits read)."""
+    return torch.as_tensor(features).detach().cpu().double().reshape(len(features), -1).numpy()
 
 
 def predictions(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:

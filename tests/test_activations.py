@@ -1,12 +1,13 @@
 """mechinterp.activations: features and vectors of a layer, checked against running the layers of a
 Sequential by hand (no hooks), against the pooling written out in float64, and on a hand-built
 conv net whose activations are known."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from mechinterp.activations import (activation_stream, as_features, batched_activations,
-                                    layer_features, layer_vectors, predictions,
+                                    layer_features, layer_vectors, numpy_rows, predictions,
                                     representation_layers, stream_layer_features, to_vectors,
                                     unit_scores)
 
@@ -53,6 +54,14 @@ def test_streamed_batches_cover_every_image_once(convnet):
     assert torch.allclose(torch.cat([b["3"] for b in batches]), expected, atol=1e-6)
     raw = list(batched_activations(model, images, ["1"], batch_size=10))
     assert torch.allclose(torch.cat([b["1"] for b in raw]), by_hand(model, images, 1), atol=1e-6)
+
+
+def test_numpy_rows_flatten_anything_to_float64():
+    maps = torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2).requires_grad_(True)
+    rows = numpy_rows(maps)
+    assert rows.dtype == np.float64 and rows.shape == (2, 12)
+    assert np.array_equal(rows[1], np.arange(12, 24))
+    assert np.array_equal(numpy_rows(np.ones((3, 2, 2), dtype=np.float32)), np.ones((3, 4)))
 
 
 def test_predictions_are_the_argmax_of_the_logits(convnet):

@@ -15,10 +15,10 @@ simplest piece of evidence for universality.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
 from torch import nn
 
+from mechinterp.activations import numpy_rows
 from mechinterp.hooks import get_module
 from mechinterp.universality.small_fits import small_blas
 
@@ -49,7 +49,7 @@ def first_layer_filters(model: nn.Module, input_shape: tuple[int, ...] | None = 
 
 def patch_rows(patches) -> np.ndarray:
     """(N, C, k, k) patches -> (N, C*k*k) float64 rows with each patch's mean (DC) removed."""
-    rows = torch.as_tensor(patches).detach().cpu().double().reshape(len(patches), -1).numpy()
+    rows = numpy_rows(patches)
     return rows - rows.mean(axis=1, keepdims=True)
 
 

@@ -33,7 +33,7 @@ from scipy.stats import ttest_ind
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
-from mechinterp.activations import layer_features
+from mechinterp.activations import layer_features, numpy_rows
 from mechinterp.circuits.attribution import layer_path_gradients
 from mechinterp.device import model_device
 from mechinterp.hooks import intervene
@@ -46,18 +46,13 @@ class CAV:
     accuracy: float         # held-out accuracy of concept vs random: is the concept linearly there?
 
 
-def as_numpy(features) -> np.ndarray:
-    """float64 numpy rows from an array or a tensor on any device."""
-    return torch.as_tensor(features).detach().cpu().double().reshape(len(features), -1).numpy()
-
-
 def train_cav(concept_features, random_features, seed: int = 0) -> CAV:
     """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector.
 
     With fewer examples than dimensions (a flattened conv layer), the L2-regularised solution lies
     in the span of the training rows (representer theorem), so the fit runs on the rows'
     coordinates in an orthonormal basis of that span and maps back: the same CAV, far faster."""
-    x = np.concatenate([as_numpy(concept_features), as_numpy(random_features)])
+    x = np.concatenate([numpy_rows(concept_features), numpy_rows(random_features)])
     y = np.r_[np.ones(len(concept_features)), np.zeros(len(random_features))]
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.33, random_state=seed,
                                                         stratify=y)
