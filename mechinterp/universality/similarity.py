@@ -269,7 +269,6 @@ class StreamingLinearCKA:
         return float(cross / (norm_a * norm_b))
 
 
-
 class LayerFeatures:
     """One layer's (N, D) features; its linear Gram matrix is computed once, on first use, and
     every measure reads what it needs from it (CKA, RBF distances, cosine neighbours, PCA)."""
