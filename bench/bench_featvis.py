@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 from bench.common import alternate, median_seconds, reference_cnn, write_results
-from mechinterp.device import pick_device, seed_everything
+from mechinterp.device import model_device, pick_device, seed_everything
 from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.render import model_memory_format, render
 
@@ -45,7 +45,7 @@ def batched_against_sequential(model, layer: str, channels: int) -> dict:
 
 def step_overhead(model, layer: str, channels: int, image_size: int = 32) -> dict:
     """Render seconds per step against a bare forward + backward of the same batch."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     shape = (3, image_size, image_size)
     goal = obj.channel(layer, range(channels))
     images = torch.rand(channels, *shape, device=device)

@@ -22,7 +22,7 @@ import torch
 
 from bench.common import alternate, median_seconds, write_results
 from mechinterp.device import pick_device, seed_everything
-from mechinterp.universality.activations import layer_features, representation_layers
+from mechinterp.activations import layer_features, representation_layers
 from mechinterp.universality.similarity import (StreamingLinearCKA, as_layers, linear_cka,
                                                  similarity_matrix, streamed_cka_matrix)
 

@@ -125,8 +125,8 @@ def show_rgb(axis, image_chw):
 
 def filter_picture(weight):
     """A first-layer filter (C, h, w) as an RGB picture scaled around grey."""
-    picture = weight.detach().cpu().permute(1, 2, 0).numpy()
-    return 0.5 + 0.5 * picture / (np.abs(picture).max() + 1e-8)
+    from mechinterp.universality.filters import filters_as_images
+    return filters_as_images(weight.detach().cpu()[None].numpy())[0]
 
 
 def max_positions(activation):

@@ -114,16 +114,18 @@ def featured_unit(model):
 def neuron_values(model, layer, units, images):
     """Activation of image i's centre neuron of unit units[i]."""
     from mechinterp.featvis import objectives as obj
+    from mechinterp.device import model_device
     from mechinterp.featvis.render import evaluate
-    device = next(model.parameters()).device
+    device = model_device(model)
     return evaluate(model, obj.neuron(layer, list(units)), images.to(device)).cpu()
 
 
 def dataset_strongest(model, layer, images):
     """Per unit: the strongest response anywhere in the dataset, and the spread (std) over images
     of each image's strongest response: the scale for 'sigmas beyond the dataset maximum'."""
+    from mechinterp.device import model_device
     from mechinterp.hooks import run_with_cache
-    device = next(model.parameters()).device
+    device = model_device(model)
     per_image = torch.cat([run_with_cache(model, images[start:start + 500].to(device), [layer])[1][layer]
                            .flatten(2).max(2).values.cpu() for start in range(0, len(images), 500)])
     return per_image.max(0).values, per_image.std(0)

@@ -18,7 +18,6 @@ constant, batches of 1024, 10,000 steps); the larger sweeps and the quick profil
 decayed lr of 1e-2 to 2e-2, which converges in 1,000-3,000 steps on a CPU. Every setting trains
 several seeds (antithetic pairs) and keeps the lowest loss, as the paper does.
 """
-import contextlib
 import time
 
 import matplotlib.pyplot as plt
@@ -27,10 +26,11 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
+from mechinterp.activations import activation_stream, layer_vectors, unit_scores
 from mechinterp.data import load_dataset
+from mechinterp.device import cpu_threads
 from mechinterp.featvis import objectives as featvis_objectives
 from mechinterp.featvis.render import RenderSettings, render
-from mechinterp.superposition.activations import activation_stream, layer_vectors, unit_scores
 from mechinterp.superposition.experiments import (PHASE_NAMES, REPRESENTED_NORM, STICKY_FRACTIONS,
                                                   TrainSettings, intro_sweep, phase_diagram,
                                                   uniform_importance_geometry)
@@ -93,20 +93,6 @@ FIGURES = {
 }
 
 PHASE_COLOURS = ["#BBBBBB", "#0072B2", "#D55E00"]   # not represented, dedicated, superposition
-
-
-@contextlib.contextmanager
-def cpu_threads(device, count: int = 1):
-    """These tensors are small: on a shared CPU more intra-op threads only wait on each other."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --- toy models ---------------------------------------------------------------------------------
@@ -218,7 +204,7 @@ def make_dims_per_feature(ctx):
             "feature_dimensionality": dimensionality.round(4).tolist()}
 
 
-# --- polysemantic neurons and sparse autoencoders on a zoo CNN -----------------------------------
+# --- polysemantic neurons and sparse autoencoders on the digits MLP ------------------------------
 
 def load_images():
     """The digits the SAE learns from (train split) and is judged on (test split)."""

@@ -20,12 +20,13 @@ universality/interpolation          the class along the straight line between tw
 universality/adversarial            attack success against epsilon; the SAE features an attack hijacks
 universality/adversarial-path       a targeted attack walking an input from one class to another
 """
-import contextlib
 import copy
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+
+from mechinterp.device import cpu_threads as one_cpu_thread
 
 FIGURES = {
     "universality/cka-maps": {
@@ -128,28 +129,13 @@ MEASURE_NAMES = {"linear_cka": "linear CKA", "debiased_cka": "debiased CKA", "rb
 
 # --- shared helpers --------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def one_cpu_thread(device):
-    """These models and matrices are small: on a CPU, extra intra-op threads only wait on each
-    other (a PGD step on 200 images: 0.2 s with one thread, 0.8 s with two, on a busy 2-core box)."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def shapes_split(split, count):
     from mechinterp.data import load_dataset
     return load_dataset("shapes", split, count=count)
 
 
 def layers_of(model):
-    from mechinterp.universality.activations import representation_layers
+    from mechinterp.activations import representation_layers
     return representation_layers(model)
 
 
@@ -168,17 +154,9 @@ def show_rgb(axis, image_chw):
     no_ticks(axis)
 
 
-def filters_as_images(weight):
-    """(out, in, h, w) filters -> (out, h, w, 3) in [0, 1], each scaled symmetrically around grey."""
-    images = np.asarray(weight, dtype=np.float64).transpose(0, 2, 3, 1)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    scale = np.abs(images).reshape(len(images), -1).max(axis=1).reshape(-1, 1, 1, 1) + 1e-12
-    return 0.5 + 0.5 * images / scale
-
-
 def filter_mosaic(weight, columns, pad=1):
     """Tile filters into one image with white gaps, `columns` filters per row."""
+    from mechinterp.universality.filters import filters_as_images
     images = filters_as_images(weight)
     count, height, width, _ = images.shape
     rows = int(np.ceil(count / columns))
@@ -222,7 +200,7 @@ def randomly_initialised(model, seed=0):
 
 def make_cka_maps(ctx):
     with one_cpu_thread(ctx.device):
-        from mechinterp.universality.activations import layer_features
+        from mechinterp.activations import layer_features
         from mechinterp.universality.similarity import as_layers, similarity_matrix
         images = shapes_split("test", ctx.params["images"]).images
         models = {name: ctx.model(name) for name in CNNS}
@@ -252,7 +230,7 @@ def make_cka_maps(ctx):
 
 def make_layer_correspondence(ctx):
     with one_cpu_thread(ctx.device):
-        from mechinterp.universality.activations import layer_features
+        from mechinterp.activations import layer_features
         from mechinterp.universality.similarity import as_layers
         images = shapes_split("test", ctx.params["images"]).images
         # Kornblith et al.'s test proper: two seeds of one architecture, every module's output
@@ -296,7 +274,7 @@ def penultimate_alignment(models, images, seed):
     """Mutual k-NN alignment (Huh et al.'s Platonic-representation measure) of what each
     classifier reads (last ReLU layer, max over space) for every pair of models, trained and with
     random weights: how much of the agreement comes from training rather than from the pixels."""
-    from mechinterp.universality.activations import layer_features
+    from mechinterp.activations import layer_features
     from mechinterp.universality.similarity import mutual_knn_alignment
 
     def penultimate(model):
@@ -434,7 +412,7 @@ def make_first_layer_filters(ctx):
     with one_cpu_thread(ctx.device):
         from mechinterp.data import natural_patches
         from mechinterp.universality.filters import (best_match_similarity, first_layer_filters,
-                                                      ica_filters, orientation_selectivity,
+                                                      filter_orientedness, ica_filters,
                                                       sparse_coding_filters)
         count, components, shown = ctx.params["patches"], ctx.params["components"], ctx.params["shown"]
         learned = {name: first_layer_filters(ctx.model(name)) for name in CNNS + ["digits-mlp"]}
@@ -452,7 +430,7 @@ def make_first_layer_filters(ctx):
         numbers = {"orientation_selectivity": {}, "best_match_with_ica": {}, "random_best_match_with_ica": {}}
         task_free = {"ica": ica_by_size[display_size], "sparse_coding": sparse}
         for name, weight in {**learned, **task_free}.items():
-            numbers["orientation_selectivity"][name] = float(orientation_selectivity(weight).mean())
+            numbers["orientation_selectivity"][name] = float(filter_orientedness(weight).mean())
         for name, weight in learned.items():
             if name == "digits-mlp":
                 continue
@@ -463,7 +441,7 @@ def make_first_layer_filters(ctx):
             numbers["random_best_match_with_ica"][name] = float(
                 best_match_similarity(random_filters, reference).mean())
         numbers["random_orientation_selectivity"] = float(
-            orientation_selectivity(rng.standard_normal((256, 3, display_size, display_size))).mean())
+            filter_orientedness(rng.standard_normal((256, 3, display_size, display_size))).mean())
         fig, axes = plt.subplots(2, 4, figsize=(14, 7.2))
         for axis, (title, weight) in zip(axes.ravel(), panels.items()):
             axis.imshow(filter_mosaic(weight[:shown], columns=4), interpolation="nearest")
@@ -532,7 +510,7 @@ def draw_tuning_petals(axis, family):
 
 def make_probes(ctx):
     with one_cpu_thread(ctx.device):
-        from mechinterp.universality.activations import as_features
+        from mechinterp.activations import as_features
         from mechinterp.universality.probes import probe, probe_layers
         data = shapes_split("test", ctx.params["images"])
         results, numbers = {}, {"images": len(data.images), "models": {}}
@@ -663,7 +641,7 @@ def class_scatter(axis, points, labels, class_names, title):
 
 def make_embedding(ctx):
     with one_cpu_thread(ctx.device):
-        from mechinterp.universality.activations import layer_features
+        from mechinterp.activations import layer_features
         from mechinterp.universality.geometry import clustering_purity, embed_2d
         data = shapes_split("test", ctx.params["images"])
         layer = ctx.params["layer"]
@@ -685,7 +663,7 @@ def make_embedding(ctx):
 
 def make_geometry(ctx):
     with one_cpu_thread(ctx.device):
-        from mechinterp.universality.activations import layer_features
+        from mechinterp.activations import layer_features
         from mechinterp.universality.geometry import (clustering_purity, components_for_variance,
                                                        participation_ratio, pca_spectrum,
                                                        twonn_dimension)
@@ -731,7 +709,7 @@ def make_geometry(ctx):
 
 def first_of_class(data, model, name):
     """The first test image of the class that the model also classifies correctly."""
-    from mechinterp.universality.activations import predictions
+    from mechinterp.activations import predictions
     index = data.class_names.index(name)
     candidates = torch.nonzero(data.labels == index).flatten()[:50]
     predicted = predictions(model, data.images[candidates])
@@ -792,7 +770,7 @@ def train_feature_sae(ctx, model, layer, count, steps):
     """A TopK SAE on `layer`'s channel maxima (the classifier's input) over training images."""
     from mechinterp.superposition.sae import TopKSAE
     from mechinterp.superposition.sae_training import train_sae
-    from mechinterp.universality.activations import layer_features
+    from mechinterp.activations import layer_features
     images = shapes_split("train", count).images
     vectors = layer_features(model, images, [layer], pool="max")[layer].to(ctx.device)
     sae = TopKSAE(vectors.shape[1], 4 * vectors.shape[1], k=8, seed=ctx.seed).to(ctx.device)
@@ -805,7 +783,7 @@ def train_feature_sae(ctx, model, layer, count, steps):
 
 def make_adversarial(ctx):
     with one_cpu_thread(ctx.device):
-        from mechinterp.universality.activations import layer_features, predictions
+        from mechinterp.activations import layer_features, predictions
         from mechinterp.universality.adversarial import (feature_preferred_class, hijacked_features,
                                                          pgd, success_vs_epsilon)
         params = ctx.params

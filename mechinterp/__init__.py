@@ -2,7 +2,9 @@
 
 The folder listing is the architecture; each module holds one idea:
   hooks        read and change activations of named modules (context managers)
-  device       pick cuda / mps / cpu and seed every generator
+  activations  a layer's activations over a dataset, batch by batch: features (one row per
+               image) or vectors (one row per image and position)
+  device       pick cuda / mps / cpu, seed every generator, a model's device, CPU threads
   data/        offline datasets (procedural shapes, sklearn digits, skimage patches, user files)
   models/      reference architectures, the zoo (train, checkpoint, provenance), safe loading
   featvis/     feature visualisation (parameterisations, transforms, objectives, render, ...)

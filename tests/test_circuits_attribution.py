@@ -1,12 +1,15 @@
 """Attribution against Captum (the independent reference) and against the completeness axiom."""
+import numpy as np
 import pytest
 import torch
 from captum.attr import (InputXGradient, IntegratedGradients, LayerIntegratedGradients,
                          Saliency)
+from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
 from mechinterp.circuits.attribution import (RULES, gradient_times_input, integrated_gradients,
-                                             layer_integrated_gradients, quadrature, saliency)
+                                             layer_integrated_gradients, layer_path_gradients,
+                                             quadrature, saliency)
 
 STEPS = 24
 
@@ -21,16 +24,20 @@ def model_and_inputs():
     return model, inputs, torch.tensor([0, 1, 2, 3, 4, 0])
 
 
+CAPTUM_METHOD = {rule: rule for rule in RULES} | {"trapezoid": "riemann_trapezoid"}
+
+
 def captum_in_our_convention(attributions, rule, steps):
     """Captum weights its trapezoid nodes 1/n (summing to (n-1)/n); ours are the textbook 1/(n-1)."""
-    return attributions * steps / (steps - 1) if rule == "riemann_trapezoid" else attributions
+    return attributions * steps / (steps - 1) if rule == "trapezoid" else attributions
 
 
 @pytest.mark.parametrize("rule", RULES)
 def test_integrated_gradients_match_captum(model_and_inputs, rule):
     model, inputs, target = model_and_inputs
     ours = integrated_gradients(model, inputs, target, steps=STEPS, rule=rule, internal_batch_size=20)
-    theirs = IntegratedGradients(model).attribute(inputs, target=target, n_steps=STEPS, method=rule)
+    theirs = IntegratedGradients(model).attribute(inputs, target=target, n_steps=STEPS,
+                                                  method=CAPTUM_METHOD[rule])
     theirs = captum_in_our_convention(theirs, rule, STEPS)
     assert torch.allclose(ours.attributions, theirs, atol=1e-7, rtol=1e-4)
 
@@ -48,13 +55,13 @@ def test_integrated_gradients_match_captum_with_a_baseline(model_and_inputs):
     assert torch.allclose(scalar.attributions, ours.attributions)
 
 
-@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_middle", "riemann_trapezoid"])
+@pytest.mark.parametrize("rule", ["gausslegendre", "riemann_middle", "trapezoid"])
 def test_layer_integrated_gradients_match_captum(model_and_inputs, rule):
     model, inputs, target = model_and_inputs
     ours = layer_integrated_gradients(model, inputs, "4", target, steps=STEPS, rule=rule,
                                       internal_batch_size=30)
     theirs = LayerIntegratedGradients(model, model[4]).attribute(
-        inputs, target=target, n_steps=STEPS, method=rule)
+        inputs, target=target, n_steps=STEPS, method=CAPTUM_METHOD[rule])
     theirs = captum_in_our_convention(theirs, rule, STEPS)
     assert ours.attributions.shape == (6, 12, 8, 8)
     assert torch.allclose(ours.attributions, theirs, atol=1e-7, rtol=1e-4)
@@ -80,6 +87,18 @@ def test_completeness_gap_shrinks_with_more_steps(model_and_inputs, rule):
     assert relative[-1] < 0.03 and relative[-1] < relative[0] / 10
 
 
+def test_layer_path_gradients_are_the_two_factors_of_captums_layer_ig(model_and_inputs):
+    model, inputs, target = model_and_inputs
+    baseline = torch.full_like(inputs, 0.25)
+    change, mean_gradient = layer_path_gradients(model, inputs, "4", target, baseline=baseline,
+                                                 steps=STEPS, internal_batch_size=len(inputs))
+    with torch.no_grad():                      # the layer's change, by running the first 5 modules
+        assert torch.allclose(change, model[:5](inputs) - model[:5](baseline), atol=1e-6)
+    theirs = LayerIntegratedGradients(model, model[4]).attribute(
+        inputs, baselines=baseline, target=target, n_steps=STEPS, method="gausslegendre")
+    assert torch.allclose(change * mean_gradient, theirs, atol=1e-7, rtol=1e-4)
+
+
 def test_layer_integrated_gradients_are_complete_too(model_and_inputs):
     model, inputs, target = model_and_inputs
     result = layer_integrated_gradients(model, inputs, "1", target, steps=128)
@@ -94,10 +113,33 @@ def test_internal_batch_size_changes_nothing_but_memory(model_and_inputs):
         assert torch.allclose(chunked.attributions, whole.attributions, atol=1e-7, rtol=1e-5)
 
 
-def test_quadrature_rules_integrate_polynomials():
+def test_quadrature_rules_are_captums_where_they_share_its_name():
     for rule in RULES:
-        nodes, weights = quadrature(rule, 64)
-        assert float(weights.sum()) == pytest.approx(1.0)
-        assert float((weights * nodes**2).sum()) == pytest.approx(1 / 3, abs=2e-2)
+        step_sizes, alphas = approximation_parameters(CAPTUM_METHOD[rule])
+        nodes, weights = quadrature(rule, STEPS)
+        scale = STEPS / (STEPS - 1) if rule == "trapezoid" else 1.0
+        assert nodes.numpy() == pytest.approx(alphas(STEPS), abs=1e-7), rule
+        assert weights.numpy() == pytest.approx(scale * np.array(step_sizes(STEPS)),
+                                                abs=1e-12), rule
+
+
+def test_captums_trapezoid_name_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="use 'trapezoid'"):
+        quadrature("riemann_trapezoid", 8)
+
+
+def test_quadrature_rules_integrate_polynomials():
+    n = 64
+    h = 1 / (n - 1)
+    # each rule's exact sum for the integral of x^2 over [0, 1] (= 1/3), from its error formula
+    square = {"riemann_left": (n - 1) * n * (2 * n - 1) / (6 * n**3),
+              "riemann_right": n * (n + 1) * (2 * n + 1) / (6 * n**3),
+              "riemann_middle": 1 / 3 - 1 / (12 * n**2),
+              "trapezoid": 1 / 3 + h**2 / 6,
+              "gausslegendre": 1 / 3}
+    for rule in RULES:
+        nodes, weights = quadrature(rule, n)
+        assert float(weights.sum()) == pytest.approx(1.0, abs=1e-12)
+        assert float((weights * nodes**2).sum()) == pytest.approx(square[rule], abs=1e-12), rule
     nodes, weights = quadrature("gausslegendre", 4)      # exact up to degree 7
     assert float((weights * nodes**7).sum()) == pytest.approx(1 / 8, abs=1e-12)

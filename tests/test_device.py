@@ -1,4 +1,5 @@
-"""mechinterp.device: device choice (argument, environment variable, automatic) and seeding."""
+"""mechinterp.device: device choice (argument, environment variable, automatic), seeding, where a
+model lives and the CPU thread count for small work."""
 from __future__ import annotations
 
 import random
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mechinterp.device import DEVICE_ENV_VAR, pick_device, seed_everything
+from mechinterp.device import DEVICE_ENV_VAR, cpu_threads, model_device, pick_device, seed_everything
 
 
 def test_explicit_cpu_wins_over_the_environment(monkeypatch):
@@ -21,12 +22,26 @@ def test_environment_variable_is_honoured(monkeypatch):
     assert pick_device() == torch.device("cpu")
 
 
-def test_automatic_choice_prefers_cuda_when_present(monkeypatch):
+def _present(monkeypatch, cuda: bool, mps: bool):
+    """Make torch report which accelerators exist (no tensor is put on them)."""
     monkeypatch.delenv(DEVICE_ENV_VAR, raising=False)
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    expected = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize("cuda, mps, expected", [(True, True, "cuda"), (True, False, "cuda"),
+                                                 (False, True, "mps"), (False, False, "cpu")])
+def test_automatic_choice_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    _present(monkeypatch, cuda, mps)
     assert pick_device().type == expected
     assert pick_device("auto").type == expected
+
+
+def test_an_explicit_cpu_is_kept_when_a_gpu_is_present(monkeypatch):
+    _present(monkeypatch, cuda=True, mps=True)
+    assert pick_device("cpu").type == "cpu"
+    monkeypatch.setenv(DEVICE_ENV_VAR, "cpu")
+    assert pick_device().type == "cpu"
 
 
 def test_unknown_device_is_a_clear_error(monkeypatch):
@@ -63,3 +78,27 @@ def test_seed_everything_makes_model_initialisation_repeatable():
     first = torch.nn.Conv2d(3, 4, 3).weight.detach().clone()
     seed_everything(7)
     assert torch.equal(first, torch.nn.Conv2d(3, 4, 3).weight)
+
+
+def test_model_device_is_where_the_parameters_are():
+    assert model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert model_device(torch.nn.ReLU()) == torch.device("cpu")          # no parameters at all
+    meta = torch.nn.Linear(2, 2, device="meta")
+    assert model_device(meta) == torch.device("meta")
+
+
+def test_cpu_threads_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    target = 2 if before == 1 else 1
+    with cpu_threads("cpu", target):
+        assert torch.get_num_threads() == target
+    assert torch.get_num_threads() == before
+    with pytest.raises(KeyError), cpu_threads(torch.device("cpu"), target):
+        raise KeyError("the count is restored when the block raises too")
+    assert torch.get_num_threads() == before
+
+
+def test_cpu_threads_leaves_other_devices_alone():
+    before = torch.get_num_threads()
+    with cpu_threads("cuda", before + 1):       # only the device's type is read
+        assert torch.get_num_threads() == before

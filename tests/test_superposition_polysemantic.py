@@ -1,16 +1,14 @@
-"""Polysemantic units: the purity score on hand-made cases, activation reading on a hand-built conv
-net, and on a real digits MLP: polysemantic neurons exist and SAE latents are purer."""
+"""Polysemantic units: the purity score on hand-made cases, and on a real digits MLP: polysemantic
+neurons exist and SAE latents are purer."""
 import math
 
 import pytest
 import torch
-from torch import nn
 
+from mechinterp.activations import activation_stream, unit_scores
 from mechinterp.data import load_dataset
 from mechinterp.models.architectures import MLP
 from mechinterp.models.training import TrainingSettings, train_classifier
-from mechinterp.superposition.activations import (activation_stream, layer_vectors, to_vectors,
-                                                  unit_scores)
 from mechinterp.superposition.polysemantic import (class_purity, contributions_to_unit,
                                                    features_behind_unit, find_polysemantic, summary)
 from mechinterp.superposition.sae import ReluSAE
@@ -35,37 +33,6 @@ def test_entropy_of_a_two_class_split_is_log2_over_log_classes():
     labels = torch.tensor([0, 1, 0, 1])
     report = class_purity(torch.ones(4, 1) + torch.arange(4.0)[:, None], labels, k=4, n_classes=8)
     assert float(report.entropy[0]) == pytest.approx(math.log(2) / math.log(8))
-
-
-def hand_built_conv() -> nn.Sequential:
-    conv = nn.Conv2d(1, 2, 1)
-    with torch.no_grad():
-        conv.weight.copy_(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1))
-        conv.bias.zero_()
-    return nn.Sequential(conv, nn.ReLU()).eval()
-
-
-def test_conv_unit_scores_are_the_maximum_over_positions():
-    images = torch.randn(5, 1, 4, 4)
-    scores = unit_scores(hand_built_conv(), "1", images, batch_size=2)
-    expected = torch.stack([images.relu().amax(dim=(1, 2, 3)), (-images).relu().amax(dim=(1, 2, 3))], 1)
-    torch.testing.assert_close(scores, expected)
-    doubled = unit_scores(hand_built_conv(), "1", images, vector_map=lambda v: 2 * v)
-    torch.testing.assert_close(doubled, 2 * expected)
-
-
-def test_vectors_round_trip_and_stream_covers_every_position_once_per_epoch():
-    activation = torch.randn(3, 4, 2, 5)
-    vectors, restore = to_vectors(activation)
-    assert vectors.shape == (30, 4) and torch.equal(restore(vectors), activation)
-    assert torch.equal(vectors[7], activation[0, :, 1, 2])
-    images = torch.randn(6, 1, 3, 3)
-    model = hand_built_conv()
-    stream = activation_stream(model, "1", images, images_per_batch=4, seed=0)
-    epoch = torch.cat([next(stream), next(stream)])
-    every = layer_vectors(model, "1", images)
-    assert epoch.shape == every.shape
-    assert sorted(map(tuple, epoch.tolist())) == sorted(map(tuple, every.tolist()))
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Sparse autoencoders: recovery of a known sparse dictionary, metrics equal to their definitions,
 the SAE spliced into a real model, and dead-latent handling."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -29,6 +30,19 @@ def test_sae_recovers_a_known_sparse_dictionary(sae):
     assert cosines.min() > 0.95 and cosines.mean() > 0.98
     metrics = evaluate_sae(sae, data.sample(4096))
     assert metrics["explained_variance"] > 0.7 and metrics["l0"] < 6
+
+
+def test_dictionary_recovery_is_the_best_signed_cosine():
+    true = torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [1.0, 1.0, 1.0]])
+    learned = torch.tensor([[3.0, 0.0, 0.0], [0.0, -1.0, 0.0], [1.0, 1.0, 0.0]])
+    # float64 formula: cos = t . l / (|t| |l|), best over the learned rows
+    t, l = true.double().numpy(), learned.double().numpy()
+    cosines = (t @ l.T) / (np.linalg.norm(t, axis=1)[:, None] * np.linalg.norm(l, axis=1)[None])
+    recovery = dictionary_recovery(true, learned)
+    assert recovery.numpy() == pytest.approx(cosines.max(axis=1), abs=1e-6)
+    assert recovery[0] == pytest.approx(1.0)
+    assert recovery[1] == pytest.approx(1 / np.sqrt(2), abs=1e-6)   # -e2 does not recover e2
+    assert dictionary_recovery(true[1:2], -true[1:2])[0] == pytest.approx(-1.0)
 
 
 def test_metrics_equal_their_definitions_on_hand_made_cases():

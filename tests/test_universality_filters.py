@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from mechinterp.universality.filters import (
-    best_match_similarity, first_layer_filters, ica_filters, orientation_selectivity,
+    best_match_similarity, filter_orientedness, filters_as_images, first_layer_filters, ica_filters,
     sparse_coding_filters)
 
 
@@ -19,23 +19,48 @@ def camera_patches(size=8, count=2000, seed=0):
     return np.stack([photo[r:r + size, c:c + size] for r, c in zip(rows, cols)])[:, None]
 
 
-def test_orientation_selectivity_of_a_grating_and_a_blob():
+def test_filter_orientedness_of_a_grating_and_a_blob():
     y, x = np.mgrid[-3:4, -3:4].astype(float)
     grating = np.cos(1.2 * x)[None, None]
     blob = np.exp(-(x ** 2 + y ** 2) / 4)[None, None]
-    assert orientation_selectivity(grating)[0] > 0.95
-    assert orientation_selectivity(blob)[0] < 0.05
+    assert filter_orientedness(grating)[0] > 0.95
+    assert filter_orientedness(blob)[0] < 0.05
+
+
+def test_filter_orientedness_equals_the_structure_tensor_eigenvalues():
+    filters = np.random.default_rng(4).standard_normal((6, 3, 5, 5))
+    expected = []
+    for filter_ in filters:          # float64 reference: 2x2 tensor per filter, numpy's eigvalsh
+        gy, gx = np.gradient(filter_.mean(axis=0))
+        tensor = np.array([[np.sum(gx * gx), np.sum(gx * gy)], [np.sum(gx * gy), np.sum(gy * gy)]])
+        smaller, larger = np.linalg.eigvalsh(tensor)
+        expected.append(1 - smaller / larger)
+    assert filter_orientedness(filters) == pytest.approx(np.array(expected), abs=1e-12)
+
+
+def test_filters_as_images_put_zero_at_grey_and_each_filter_at_full_range():
+    filters = np.random.default_rng(5).standard_normal((4, 3, 3, 3))
+    filters[2] = 0.0
+    images = filters_as_images(filters)
+    assert images.shape == (4, 3, 3, 3)
+    for index, filter_ in enumerate(filters):       # per filter: 0.5 + 0.5 w / max|w|, HWC
+        scale = np.abs(filter_).max() + 1e-12
+        assert images[index] == pytest.approx(0.5 + 0.5 * filter_.transpose(1, 2, 0) / scale)
+    assert np.all(images[2] == 0.5)
+    assert np.abs(images[[0, 1, 3]] - 0.5).reshape(3, -1).max(axis=1) == pytest.approx(0.5)
+    grey = filters_as_images(filters[:, :1])
+    assert np.all(grey[..., 0] == grey[..., 1]) and np.all(grey[..., 1] == grey[..., 2])
 
 
 def test_ica_and_sparse_coding_of_natural_patches_give_oriented_filters():
     patches = camera_patches()
     random_filters = np.random.default_rng(1).standard_normal((16, 1, 8, 8))
-    baseline = orientation_selectivity(random_filters).mean()
+    baseline = filter_orientedness(random_filters).mean()
     ica = ica_filters(patches, n_components=16)
     sparse = sparse_coding_filters(patches, n_components=16, max_iter=5)
     assert ica.shape == sparse.shape == (16, 1, 8, 8)
-    assert orientation_selectivity(ica).mean() > baseline + 0.2
-    assert orientation_selectivity(sparse).mean() > baseline + 0.2
+    assert filter_orientedness(ica).mean() > baseline + 0.2
+    assert filter_orientedness(sparse).mean() > baseline + 0.2
 
 
 def test_best_match_similarity_is_one_for_a_filter_in_the_reference():

@@ -9,7 +9,7 @@ from torch import nn
 
 from mechinterp.universality.similarity import (
     StreamingLinearCKA, canonical_correlations, layer_similarity_matrix, linear_cka,
-    mutual_knn_alignment, rbf_cka, similarity_matrix, streamed_cka_matrix, svcca)
+    mutual_knn_alignment, rbf_cka, similarity_matrix, streamed_cka_matrix, svcca, svcca_dims)
 
 
 def correlated_features(n=200, dx=30, dy=20, seed=0):
@@ -81,12 +81,14 @@ def test_linear_cka_matches_direct_hsic_formula(dx, dy, n):
     assert linear_cka(torch.tensor(x, dtype=torch.float32), y) == pytest.approx(expected, abs=1e-5)
 
 
+def rbf(features, threshold):
+    """exp(-d^2 / (2 threshold^2 median d^2)) over all pairs, diagonal zeros included."""
+    squared = ((features[:, None, :] - features[None, :, :]) ** 2).sum(-1)
+    return np.exp(-squared / (2 * threshold ** 2 * np.median(squared)))
+
+
 def test_rbf_cka_matches_direct_formula():
     x, y = correlated_features(n=80)
-
-    def rbf(features, threshold):
-        squared = ((features[:, None, :] - features[None, :, :]) ** 2).sum(-1)
-        return np.exp(-squared / (2 * threshold ** 2 * np.median(squared)))
     assert rbf_cka(x, y, threshold=0.5) == pytest.approx(cka_formula(rbf(x, 0.5), rbf(y, 0.5)),
                                                          abs=1e-10)
 
@@ -183,12 +185,28 @@ def test_layer_matrix_equals_pairwise_measures():
                   "q": torch.randn(60, 300, generator=generator)}     # narrow and wide layers
     mixed = features_a["p"] @ torch.randn(12, 7, generator=generator)
     features_b = {"r": mixed + 0.3 * torch.randn(60, 7, generator=generator)}
+    # every function with its own defaults: the registry must report the same numbers
     pairwise = {"linear_cka": linear_cka, "debiased_cka": lambda x, y: linear_cka(x, y, debiased=True),
-                "rbf_cka": lambda x, y: rbf_cka(x, y, threshold=0.5)}
+                "rbf_cka": rbf_cka, "svcca": svcca, "mutual_knn": mutual_knn_alignment}
     for measure, reference in pairwise.items():
         matrix = similarity_matrix(features_a, features_b, measure)
         expected = [[reference(features_a[a], features_b[b]) for b in features_b] for a in features_a]
-        assert matrix.numpy() == pytest.approx(np.array(expected), abs=1e-10)
+        assert matrix.numpy() == pytest.approx(np.array(expected), abs=1e-10), measure
+
+
+def test_rbf_cka_defaults_to_half_the_median_distance():
+    x, y = correlated_features(n=80)
+    assert rbf_cka(x, y) == pytest.approx(cka_formula(rbf(x, 0.5), rbf(y, 0.5)), abs=1e-10)
+    assert abs(rbf_cka(x, y) - rbf_cka(x, y, threshold=1.0)) > 1e-3    # the choice matters here
+
+
+def test_svcca_is_capped_by_default_so_noise_does_not_look_similar():
+    rng = np.random.default_rng(10)
+    x, y = rng.standard_normal((60, 40)), rng.standard_normal((60, 40))   # independent noise
+    uncapped = svcca(x, y, max_dims=len(x))
+    assert uncapped > 0.6                          # CCA on ~40 directions of 60 inputs fits noise
+    assert svcca(x, y) == pytest.approx(svcca(x, y, max_dims=svcca_dims(60)), abs=1e-12)
+    assert svcca(x, y) < 0.5 * uncapped
 
 
 def test_unknown_measure_is_named():

@@ -6,6 +6,7 @@
                               rule="gausslegendre", internal_batch_size=512)
     ig.attributions, ig.completeness_gap                            # gap -> 0 as steps grow
     layer_ig = layer_integrated_gradients(model, images, "relu2", target=labels)
+    change, mean_gradient = layer_path_gradients(model, images, "relu2", target=labels)
 
 Integrated gradients (Sundararajan et al. 2017) integrate the gradient along the straight path
 from a baseline x' to the input x:
@@ -14,13 +15,16 @@ from a baseline x' to the input x:
 
 By the fundamental theorem of calculus the attributions sum to F(x) - F(x') (completeness);
 the completeness gap, sum(IG) - (F(x) - F(x')), measures the error of the quadrature rule.
-Rules (names as Captum's): riemann_left / right / middle / trapezoid, gausslegendre.
-Our trapezoid rule is the textbook one (nodes 0..1, weights 1/(n-1) with halved ends); Captum's
-"riemann_trapezoid" weights its nodes 1/n, so its sum is (n-1)/n of ours.
+Rules: riemann_left, riemann_right, riemann_middle and gausslegendre are Captum's rules of the
+same names (same nodes, same weights); trapezoid is the textbook trapezoid rule (nodes 0..1,
+weights 1/(n-1) with halved ends). Captum's "riemann_trapezoid" weights those nodes 1/n, so its
+weights sum to (n-1)/n and its IG is (n-1)/n of ours; we do not offer it under Captum's name.
 
 Layer integrated gradients do the same in the activation space of one layer: the layer's
 output is replaced (through mechinterp.hooks.intervene) by points on the path from its value
-on the baseline to its value on the input.
+on the baseline to its value on the input. layer_path_gradients returns the two factors of that
+product, the layer's change and the path-averaged gradient, for projections on directions
+(tcav.concept_attribution).
 """
 from __future__ import annotations
 
@@ -31,13 +35,17 @@ import torch
 from torch import nn
 
 from mechinterp.circuits.units import check_same_shape
+from mechinterp.device import model_device
 from mechinterp.hooks import intervene, run_with_cache
 
-RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid", "gausslegendre")
+RULES = ("riemann_left", "riemann_right", "riemann_middle", "trapezoid", "gausslegendre")
 
 
 def quadrature(rule: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Nodes in [0, 1] and their weights (float64) for integrating over the path."""
+    if rule == "riemann_trapezoid":
+        raise ValueError("rule 'riemann_trapezoid' is Captum's trapezoid, whose weights sum to "
+                         "(n-1)/n; use 'trapezoid', the textbook rule (its IG is n/(n-1) of Captum's)")
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
     if steps < (1 if rule == "gausslegendre" else 2):
@@ -45,7 +53,7 @@ def quadrature(rule: str, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return torch.tensor(0.5 * (nodes + 1)), torch.tensor(0.5 * weights)
-    if rule == "riemann_trapezoid":
+    if rule == "trapezoid":
         weights = torch.full((steps,), 1.0 / (steps - 1), dtype=torch.float64)
         weights[[0, -1]] /= 2
         return torch.linspace(0, 1, steps, dtype=torch.float64), weights
@@ -179,13 +187,14 @@ def _baseline_like(baseline, inputs: torch.Tensor) -> torch.Tensor:
                          "all, or a number") from None
 
 
-def layer_integrated_gradients(model: nn.Module, inputs: torch.Tensor, layer: str, target=None,
-                               baseline: torch.Tensor | float | None = None, steps: int = 50,
-                               rule: str = "gausslegendre",
-                               internal_batch_size: int | None = None) -> IGResult:
-    """Integrated gradients over the output of `layer`, on the path from the layer's value on
-    the input baseline to its value on the inputs. Attributions have the layer's shape."""
-    inputs = inputs.detach()
+def layer_path_gradients(model: nn.Module, inputs: torch.Tensor, layer: str, target=None,
+                         baseline: torch.Tensor | float | None = None, steps: int = 50,
+                         rule: str = "gausslegendre", internal_batch_size: int | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(change, mean gradient), both of the layer's shape: the layer's value on the inputs minus
+    its value on the baseline, and d target / d layer averaged along the straight path between
+    them (the layer's output replaced by each path point). Their product is the layer IG."""
+    inputs = inputs.detach().to(model_device(model))
     baseline = _baseline_like(baseline, inputs)
     _, input_cache = run_with_cache(model, inputs, [layer])
     _, baseline_cache = run_with_cache(model, baseline, [layer])
@@ -196,9 +205,22 @@ def layer_integrated_gradients(model: nn.Module, inputs: torch.Tensor, layer: st
         with intervene(model, {layer: lambda _: points}):
             return model(inputs.repeat(repeats, *([1] * (inputs.dim() - 1))))
 
-    integral = _path_integral(forward_through_layer, start, end, target, steps, rule,
-                              internal_batch_size)
-    attributions = (end - start) * integral
+    mean_gradient = _path_integral(forward_through_layer, start, end, target, steps, rule,
+                                   internal_batch_size)
+    return end - start, mean_gradient
+
+
+def layer_integrated_gradients(model: nn.Module, inputs: torch.Tensor, layer: str, target=None,
+                               baseline: torch.Tensor | float | None = None, steps: int = 50,
+                               rule: str = "gausslegendre",
+                               internal_batch_size: int | None = None) -> IGResult:
+    """Integrated gradients over the output of `layer`, on the path from the layer's value on
+    the input baseline to its value on the inputs. Attributions have the layer's shape."""
+    change, mean_gradient = layer_path_gradients(model, inputs, layer, target, baseline, steps,
+                                                 rule, internal_batch_size)
+    attributions = change * mean_gradient
+    inputs = inputs.detach().to(attributions.device)
+    baseline = _baseline_like(baseline, inputs)
     difference = _scores(model, inputs, target) - _scores(model, baseline, target)
     gap = attributions.flatten(1).sum(1) - difference
     return IGResult(attributions, difference, gap)

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from mechinterp.circuits.units import check_units, module_of_type
+from mechinterp.device import model_device
 
 SIGNS = ("positive", "negative", "absolute")
 
@@ -140,11 +141,7 @@ def expanded_weights(linear_map: Callable[[torch.Tensor], torch.Tensor], in_chan
 
 
 def _parameter_device(linear_map) -> torch.device:
-    if isinstance(linear_map, nn.Module):
-        parameter = next(linear_map.parameters(), None)
-        if parameter is not None:
-            return parameter.device
-    return torch.device("cpu")
+    return model_device(linear_map) if isinstance(linear_map, nn.Module) else torch.device("cpu")
 
 
 def _check_linear(responses: torch.Tensor, doubled: torch.Tensor) -> None:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from mechinterp.device import model_device
 from mechinterp.hooks import capture, get_module
 
 # Modules that act on each position independently: they leave the receptive field unchanged.
@@ -70,7 +71,7 @@ def top_activating_examples(model: nn.Module, layer: str, images, k: int = 9, ba
                             statistic: str = "max", progress: bool = True) -> TopExamples:
     """Stream the dataset once; keep the k images with the highest activation for every unit."""
     get_module(model, layer)       # a missing layer fails before any work
-    device = next(model.parameters()).device
+    device = model_device(model)
     values = indices = positions = None
     seen = 0
     with torch.no_grad(), capture(model, [layer]) as activations:
@@ -124,7 +125,7 @@ def execution_order(model: nn.Module, input_shape) -> list[tuple[str, nn.Module]
     """Leaf modules in the order a forward pass runs them (read with capture on one dummy input)."""
     modules = dict(model.named_modules())
     leaves = [name for name, module in modules.items() if name and not list(module.children())]
-    device = next(model.parameters()).device
+    device = model_device(model)
     with torch.no_grad(), capture(model, leaves) as activations:
         model(torch.zeros(1, *input_shape, device=device))
     return [(name, modules[name]) for name in activations]

@@ -23,8 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from mechinterp.device import model_device
 from mechinterp.featvis.objectives import INPUT, Objective
-from mechinterp.featvis.render import check_layers, model_device, model_input_shape
+from mechinterp.featvis.render import check_layers, model_input_shape
 from mechinterp.hooks import capture
 
 

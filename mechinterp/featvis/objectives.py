@@ -113,11 +113,6 @@ def read_layer(activations: dict[str, torch.Tensor], layer: str, description: st
     return activations[layer]
 
 
-def spatial_mean(activation: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, C); (B, C) stays."""
-    return activation.mean(dim=(-2, -1)) if activation.dim() == 4 else activation
-
-
 def only_image(values: torch.Tensor, batch: int | None) -> torch.Tensor:
     """Keep image `batch`'s score and zero the others (all kept when batch is None)."""
     if batch is None:

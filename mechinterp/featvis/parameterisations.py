@@ -25,6 +25,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from mechinterp.device import model_device
+
 # Lucid's square root of the ImageNet colour correlation (rows: R, G, B; columns: decorrelated axes).
 IMAGENET_COLOUR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02],
                                                  [0.27, 0.00, -0.05],
@@ -170,4 +172,4 @@ class ImageParameterisation(nn.Module):
 
     @property
     def spatial_device(self) -> torch.device:
-        return next(self.parameters()).device
+        return model_device(self)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mechinterp.device import model_device
 from mechinterp.featvis import transforms as transforms_module
 from mechinterp.featvis.objectives import INPUT, Objective
 from mechinterp.featvis.parameterisations import ImageParameterisation
@@ -83,11 +84,6 @@ class Adam:
             second.mul_(beta2).addcmul_(parameter.grad, parameter.grad, value=1 - beta2)
             denominator = (second / (1 - beta2 ** self.steps)).sqrt_().add_(self.eps)
             parameter.addcdiv_(first, denominator, value=-self.lr / (1 - beta1 ** self.steps))
-
-
-def model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tuple[int, int, int]:

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from mechinterp.featvis.dataset_examples import receptive_field
-from mechinterp.featvis.render import model_device, model_input_shape
+from mechinterp.device import model_device
+from mechinterp.featvis.render import model_input_shape
 from mechinterp.featvis.stimuli import orientation_sweep
 from mechinterp.hooks import run_with_cache
 

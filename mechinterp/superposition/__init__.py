@@ -4,7 +4,6 @@ One idea per module:
   toy_models     many toy models h = Wx, x' = ReLU(WᵀWx + b) trained at once (an instances dimension)
   measures       WᵀW, feature norms, superposition, feature dimensionality, dimensions per feature, loss
   experiments    the paper's experiments: intro sweep (n=5, m=2), n=2/m=1 phase diagram, uniform geometry
-  activations    a layer's activations, as one score per unit and image or as a stream of vectors
   polysemantic   class purity and entropy of each unit's top inputs; find polysemantic units
   sae            ReLU (L1) and TopK sparse autoencoders and their losses
   sae_training   train an SAE on streamed activation batches, with dead-latent handling

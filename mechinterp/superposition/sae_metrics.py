@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mechinterp.activations import to_vectors
+from mechinterp.device import model_device
 from mechinterp.hooks import intervene
-from mechinterp.superposition.activations import model_device, to_vectors
 from mechinterp.superposition.sae import SparseAutoencoder
 
 
@@ -77,7 +78,10 @@ def accuracy_with_sae(model: nn.Module, layer: str, sae: SparseAutoencoder, imag
 
 
 def dictionary_recovery(true_directions: torch.Tensor, learned_directions: torch.Tensor) -> torch.Tensor:
-    """For each true direction (row), the best |cosine| with any learned direction (row)."""
+    """For each true direction (row), the best signed cosine with any learned direction (row).
+
+    Signed, because a latent is non-negative: a decoder row pointing the opposite way writes
+    minus the feature and cannot reconstruct it, so it does not count as recovered."""
     true_unit = true_directions / true_directions.norm(dim=1, keepdim=True)
     learned_unit = learned_directions / learned_directions.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    return (true_unit @ learned_unit.T).abs().max(dim=1).values
+    return (true_unit @ learned_unit.T).max(dim=1).values

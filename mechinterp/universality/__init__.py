@@ -1,7 +1,7 @@
 """Universality and representations: compare what different models compute, and read it out.
 
 One module per idea:
-  activations   a model's activations at named layers over a dataset, batch by batch (hooks.capture)
+  activations   the old import path of mechinterp.activations (a re-export, to be removed)
   similarity    linear / RBF CKA (biased and debiased HSIC), SVCCA, mutual k-NN alignment,
                 streamed linear CKA, layer-by-layer similarity matrices between two models
   matching      unit matching across models (correlation + optimal assignment vs a shuffled

@@ -20,11 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mechinterp.device import model_device
+
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
-
-
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
 
 
 def loss_gradient(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -38,7 +36,7 @@ def loss_gradient(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 def fgsm(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
     """One signed-gradient step of size epsilon (L-infinity), clipped to [0, 1]."""
-    device = _device(model)
+    device = model_device(model)
     images, labels = images.to(device), labels.to(device)
     gradient = loss_gradient(model, images, labels)
     return (images + epsilon * gradient.sign()).clamp(0, 1).detach()
@@ -71,7 +69,7 @@ def pgd(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float, norm:
     Untargeted: raise the loss of the true label. With `target` (class per image): lower the loss
     of the target class. step_size defaults to 2.5 epsilon / steps (Madry et al.). With
     record_path=True returns (adversarial, [iterate after each step])."""
-    device = _device(model)
+    device = model_device(model)
     original, labels = images.to(device), labels.to(device)
     step_size = 2.5 * epsilon / steps if step_size is None else step_size
     sign = -1.0 if target is not None else 1.0
@@ -96,7 +94,7 @@ def run_attack(model, images, labels, epsilon: float, attack: str, steps: int = 
 
 def attack_success_rate(model, images, labels, adversarial) -> float:
     """Fraction of the correctly classified inputs that the attack makes misclassified."""
-    device = _device(model)
+    device = model_device(model)
     labels = labels.to(device)
     with torch.no_grad():
         clean_correct = model(images.to(device)).argmax(1) == labels
@@ -174,7 +172,7 @@ class AdversarialPath:
 def adversarial_path(model, image: torch.Tensor, target_class: int, epsilon: float,
                      norm: str = "l2", steps: int = 20, step_size: float | None = None) -> AdversarialPath:
     """Targeted PGD from one image towards `target_class`, recording every iterate."""
-    device = _device(model)
+    device = model_device(model)
     target = torch.tensor([target_class], device=device)
     with torch.no_grad():
         label = model(image[None].to(device)).argmax(1)

@@ -9,14 +9,16 @@ simplest piece of evidence for universality.
     ica = ica_filters(patches, n_components=32)          # patches (N, C, k, k) -> (32, C, k, k)
     sparse = sparse_coding_filters(patches, 32)          # dictionary atoms, same shape
     best = best_match_similarity(filters, ica)           # |cosine| of each filter's best ICA match
+    oriented = filter_orientedness(filters)              # 0 for a blob, near 1 for a grating
+    images = filters_as_images(filters)                  # (out, k, k, 3) in [0, 1], 0 = grey
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
 from torch import nn
 
+from mechinterp.activations import numpy_rows
 from mechinterp.hooks import get_module
 from mechinterp.universality.small_fits import small_blas
 
@@ -47,7 +49,7 @@ def first_layer_filters(model: nn.Module, input_shape: tuple[int, ...] | None = 
 
 def patch_rows(patches) -> np.ndarray:
     """(N, C, k, k) patches -> (N, C*k*k) float64 rows with each patch's mean (DC) removed."""
-    rows = torch.as_tensor(patches).detach().cpu().double().reshape(len(patches), -1).numpy()
+    rows = numpy_rows(patches)
     return rows - rows.mean(axis=1, keepdims=True)
 
 
@@ -99,9 +101,12 @@ def best_match_similarity(filters: np.ndarray, reference: np.ndarray) -> np.ndar
     return np.abs(_unit_rows(filters) @ _unit_rows(reference).T).max(axis=1)
 
 
-def orientation_selectivity(filters: np.ndarray) -> np.ndarray:
+def filter_orientedness(filters: np.ndarray) -> np.ndarray:
     """How oriented each filter is, in [0, 1]: 1 - (smaller / larger) eigenvalue of the structure
-    tensor of its luminance (0 for blobs and flat colour, near 1 for edges and gratings)."""
+    tensor of its luminance (0 for blobs and flat colour, near 1 for edges and gratings).
+
+    A property of the weights; featvis.tuning.orientation_selectivity is the other measure, the
+    selectivity index of a unit's responses to rotated stimuli."""
     grey = np.asarray(filters, dtype=np.float64).mean(axis=1)
     gy, gx = np.gradient(grey, axis=(1, 2))
     tensor = np.stack([(gx * gx).sum((1, 2)), (gx * gy).sum((1, 2)), (gy * gy).sum((1, 2))], 1)
@@ -109,3 +114,13 @@ def orientation_selectivity(filters: np.ndarray) -> np.ndarray:
     gap = np.sqrt((tensor[:, 0] - tensor[:, 2]) ** 2 + 4 * tensor[:, 1] ** 2)
     larger, smaller = (trace + gap) / 2, (trace - gap) / 2
     return 1 - smaller / np.maximum(larger, 1e-12)
+
+
+def filters_as_images(filters) -> np.ndarray:
+    """(out, C, h, w) filters -> (out, h, w, 3) images in [0, 1]: zero is mid-grey and each filter
+    is scaled by its own largest |weight|, so its sign pattern shows; one channel becomes grey."""
+    images = np.asarray(filters, dtype=np.float64).transpose(0, 2, 3, 1)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    scale = np.abs(images).reshape(len(images), -1).max(axis=1).reshape(-1, 1, 1, 1) + 1e-12
+    return 0.5 + 0.5 * images / scale

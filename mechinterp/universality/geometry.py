@@ -21,17 +21,15 @@ from sklearn.decomposition import PCA, FastICA, KernelPCA
 from sklearn.manifold import TSNE
 from sklearn.neighbors import NearestNeighbors
 
+from mechinterp.activations import numpy_rows
+from mechinterp.device import model_device
 from mechinterp.hooks import capture
 from mechinterp.universality.small_fits import small_blas
 
 
-def _rows(features) -> np.ndarray:
-    return torch.as_tensor(features).detach().cpu().reshape(len(features), -1).double().numpy()
-
-
 def pca_spectrum(features) -> np.ndarray:
     """Explained-variance ratio of every principal component, descending."""
-    rows = _rows(features)
+    rows = numpy_rows(features)
     with small_blas():
         return PCA(n_components=min(rows.shape)).fit(rows).explained_variance_ratio_
 
@@ -52,7 +50,7 @@ def twonn_dimension(features, discard_fraction: float = 0.1) -> float:
     each point's two nearest-neighbour distances has CDF F(mu) = 1 - mu^-d, so d is the slope of
     -log(1 - F) against log(mu) through the origin, fitted without the largest 10% of mu (which
     outliers and density changes dominate). Duplicate points are removed first."""
-    rows = np.unique(_rows(features), axis=0)
+    rows = np.unique(numpy_rows(features), axis=0)
     with small_blas():
         distances, _ = NearestNeighbors(n_neighbors=3).fit(rows).kneighbors(rows)
     mu = np.sort(distances[:, 2] / np.maximum(distances[:, 1], 1e-12))
@@ -65,7 +63,7 @@ def twonn_dimension(features, discard_fraction: float = 0.1) -> float:
 def embed_2d(features, method: str = "tsne", seed: int = 0) -> np.ndarray:
     """(N, 2) embedding by PCA, ICA, RBF kernel PCA or t-SNE (features standardised first)."""
     with small_blas():
-        return _embed_2d(_rows(features), method, seed)
+        return _embed_2d(numpy_rows(features), method, seed)
 
 
 def _embed_2d(rows: np.ndarray, method: str, seed: int) -> np.ndarray:
@@ -94,7 +92,7 @@ def purity(clusters, labels) -> float:
 
 def clustering_purity(features, labels, n_clusters: int, seed: int = 0) -> tuple[float, np.ndarray]:
     """k-means on standardised features; (purity against the labels, cluster of each point)."""
-    rows = _rows(features)
+    rows = numpy_rows(features)
     rows = (rows - rows.mean(0)) / (rows.std(0) + 1e-8)
     with small_blas():
         clusters = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit_predict(rows)
@@ -117,7 +115,7 @@ class InterpolationPath:
 def interpolation_path(model, start: torch.Tensor, end: torch.Tensor, steps: int = 21,
                        layer: str | None = None) -> InterpolationPath:
     """Straight line (1 - a) start + a end in input space: the class (and activations) along it."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     alphas = torch.linspace(0, 1, steps, dtype=start.dtype)
     weights = alphas.reshape(-1, *[1] * start.ndim)
     images = (1 - weights) * start[None] + weights * end[None]

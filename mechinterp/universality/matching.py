@@ -22,11 +22,13 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from mechinterp.activations import to_vectors
+
 
 def unit_samples(activation: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> (N*H*W, C) or (N, D) -> (N, D): one row per sample, one column per unit."""
     if activation.ndim == 4:
-        return activation.permute(0, 2, 3, 1).reshape(-1, activation.shape[1])
+        return to_vectors(activation)[0]
     return activation.reshape(activation.shape[0], -1)
 
 

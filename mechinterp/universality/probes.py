@@ -23,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mechinterp.universality.activations import Pool, layer_features
+from mechinterp.activations import Pool, layer_features, numpy_rows
 from mechinterp.universality.small_fits import small_blas
 
 
@@ -53,7 +53,7 @@ def _fit_probe(train_x, train_y, regularisation: float, seed: int):
 def probe(features, labels, test_fraction: float = 0.3, regularisation: float = 1.0,
           seed: int = 0) -> ProbeResult:
     """Fit a linear probe and its shuffled-label control on a train split; score both on the test split."""
-    x = torch.as_tensor(features).detach().cpu().reshape(len(features), -1).double().numpy()
+    x = numpy_rows(features)
     y = torch.as_tensor(labels).cpu().numpy()
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=test_fraction,
                                                         random_state=seed, stratify=y)

@@ -6,13 +6,16 @@ activations lose digits in float32).
 
     linear_cka(x, y)                  # Kornblith et al. 2019; invariant to rotation and scale
     linear_cka(x, y, debiased=True)   # unbiased HSIC (Song et al. 2012): ~0 for unrelated data
-    rbf_cka(x, y, threshold=0.5)      # kernel CKA, bandwidth = threshold * median distance
-    svcca(x, y)                       # Raghu et al. 2017: SVD to 99% variance, then mean CCA
+    rbf_cka(x, y)                     # kernel CKA, bandwidth = threshold (0.5) * median distance
+    svcca(x, y)                       # Raghu et al. 2017: SVD to 99% variance (at most N / 10
+                                      # directions), then mean CCA
     mutual_knn_alignment(x, y, k=10)  # Huh et al. 2024: shared nearest neighbours
     streaming = StreamingLinearCKA([("a:relu1", "b:relu1")])   # batch by batch, memory O(D^2)
     matrix = similarity_matrix(features_a, features_b, "linear_cka")   # layers x layers
 
-MEASURES names the five: linear_cka, debiased_cka, rbf_cka (threshold 0.5), svcca, mutual_knn.
+MEASURES names the five: linear_cka, debiased_cka, rbf_cka, svcca, mutual_knn. Each function's
+defaults are the registry's (RBF_THRESHOLD, svcca_dims, KNN_K), so rbf_cka(x, y) is the value
+similarity_matrix(..., "rbf_cka") reports for the same data.
 
 CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)) with Gram matrices K = x x^T, L = y y^T.
 """
@@ -23,9 +26,17 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from mechinterp.universality.activations import layer_features, stream_layer_features
+from mechinterp.activations import layer_features, stream_layer_features
 
 GRAM_CHUNK = 4096  # feature columns per step when building a Gram matrix of wide features
+RBF_THRESHOLD = 0.5  # bandwidth = 0.5 x median distance, one of Kornblith et al.'s settings
+KNN_K = 10
+
+
+def svcca_dims(n: int) -> int:
+    """SVCCA keeps 99% of the variance but at most N / 10 directions: CCA on as many directions as
+    inputs fits noise and reports correlations near 1 for anything."""
+    return max(1, n // 10)
 
 
 def as_float64_rows(x) -> torch.Tensor:
@@ -49,12 +60,12 @@ def linear_gram(x) -> torch.Tensor:
     return gram
 
 
-def rbf_gram(x, threshold: float = 1.0) -> torch.Tensor:
+def rbf_gram(x, threshold: float = RBF_THRESHOLD) -> torch.Tensor:
     """exp(-|xi - xj|^2 / (2 threshold^2 median |xi - xj|^2)), Kornblith et al.'s kernel."""
     return rbf_from_linear_gram(linear_gram(x), threshold)
 
 
-def rbf_from_linear_gram(dots: torch.Tensor, threshold: float = 1.0) -> torch.Tensor:
+def rbf_from_linear_gram(dots: torch.Tensor, threshold: float = RBF_THRESHOLD) -> torch.Tensor:
     """The RBF Gram matrix from the dot products x x^T (distances need nothing else)."""
     squared_norms = dots.diagonal()
     squared_distances = (squared_norms[:, None] + squared_norms[None, :] - 2 * dots).clamp_min(0)
@@ -142,7 +153,7 @@ def _width(x) -> int:
     return int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else 1
 
 
-def rbf_cka(x, y, threshold: float = 1.0, debiased: bool = False) -> float:
+def rbf_cka(x, y, threshold: float = RBF_THRESHOLD, debiased: bool = False) -> float:
     """Kernel CKA with RBF Gram matrices (bandwidth relative to the median distance)."""
     return cka_from_grams(rbf_gram(x, threshold), rbf_gram(y, threshold), debiased)
 
@@ -174,7 +185,9 @@ def canonical_correlations(x, y) -> torch.Tensor:
 
 
 def svcca(x, y, variance_kept: float = 0.99, max_dims: int | None = None) -> float:
-    """Mean canonical correlation of the top principal subspaces of x and y (SVCCA)."""
+    """Mean canonical correlation of the top principal subspaces of x and y (SVCCA), each at most
+    max_dims directions (default svcca_dims(N); pass max_dims=len(x) for uncapped SVCCA)."""
+    max_dims = svcca_dims(len(x)) if max_dims is None else max_dims
     scores_x = principal_scores(x, variance_kept, max_dims)
     scores_y = principal_scores(y, variance_kept, max_dims)
     return float(canonical_correlations(scores_x, scores_y).mean())
@@ -201,7 +214,7 @@ def knn_overlap(neighbours_x: torch.Tensor, neighbours_y: torch.Tensor) -> float
     return float(in_x.gather(1, neighbours_y.to(in_x.device)).sum(dim=1).double().mean() / k)
 
 
-def mutual_knn_alignment(x, y, k: int = 10) -> float:
+def mutual_knn_alignment(x, y, k: int = KNN_K) -> float:
     """Mean fraction of each input's k nearest neighbours shared by the two representations."""
     if not 0 < k < len(x):
         raise ValueError(f"k must be between 1 and N - 1 = {len(x) - 1}, got {k}")
@@ -254,16 +267,6 @@ class StreamingLinearCKA:
         norm_a = torch.linalg.matrix_norm(self.centred_product(a, a))
         norm_b = torch.linalg.matrix_norm(self.centred_product(b, b))
         return float(cross / (norm_a * norm_b))
-
-
-RBF_THRESHOLD = 0.5  # bandwidth = 0.5 x median distance, one of Kornblith et al.'s settings
-KNN_K = 10
-
-
-def svcca_dims(n: int) -> int:
-    """SVCCA keeps 99% of the variance but at most N / 10 directions: CCA on as many directions as
-    inputs fits noise and reports correlations near 1 for anything."""
-    return max(1, n // 10)
 
 
 class LayerFeatures:

@@ -33,8 +33,10 @@ from scipy.stats import ttest_ind
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
+from mechinterp.activations import layer_features, numpy_rows
+from mechinterp.circuits.attribution import layer_path_gradients
+from mechinterp.device import model_device
 from mechinterp.hooks import intervene
-from mechinterp.universality.activations import layer_features
 from mechinterp.universality.small_fits import small_blas
 
 
@@ -44,18 +46,13 @@ class CAV:
     accuracy: float         # held-out accuracy of concept vs random: is the concept linearly there?
 
 
-def as_numpy(features) -> np.ndarray:
-    """float64 numpy rows from an array or a tensor on any device."""
-    return torch.as_tensor(features).detach().cpu().double().reshape(len(features), -1).numpy()
-
-
 def train_cav(concept_features, random_features, seed: int = 0) -> CAV:
     """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector.
 
     With fewer examples than dimensions (a flattened conv layer), the L2-regularised solution lies
     in the span of the training rows (representer theorem), so the fit runs on the rows'
     coordinates in an orthonormal basis of that span and maps back: the same CAV, far faster."""
-    x = np.concatenate([as_numpy(concept_features), as_numpy(random_features)])
+    x = np.concatenate([numpy_rows(concept_features), numpy_rows(random_features)])
     y = np.r_[np.ones(len(concept_features)), np.zeros(len(random_features))]
     train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.33, random_state=seed,
                                                         stratify=y)
@@ -96,7 +93,7 @@ def class_gradients(model, images: torch.Tensor, layers: Sequence[str] | str, cl
     """d logit[class_index] / d activation(layer), flattened (N, D): one array for one layer
     name, a {layer: array} dict for a list of layers (all from the same backward passes)."""
     names = [layers] if isinstance(layers, str) else list(layers)
-    device = next(model.parameters()).device
+    device = model_device(model)
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in names}
     for start in range(0, len(images), batch_size):
         batch = images[start:start + batch_size].to(device)
@@ -184,41 +181,15 @@ def concept_layer_map(model, layers: Sequence[str], concepts: dict[str, torch.Te
     return table
 
 
-class PathPoint:
-    """An intervention replacing a layer's output by a fixed activation plus a zero tap, so the
-    class logit's gradient at that point of the path can be read from the tap."""
-
-    def __init__(self, activation: torch.Tensor):
-        self.activation = activation
-        self.shift: torch.Tensor | None = None
-
-    def __call__(self, _original: torch.Tensor) -> torch.Tensor:
-        self.shift = torch.zeros_like(self.activation, requires_grad=True)
-        return self.activation + self.shift
-
-
 def path_gradients(model, images: torch.Tensor, layer: str, class_index: int,
                    baseline: torch.Tensor | None = None, steps: int = 32):
     """(Δa, ḡ) flattened, (N, D) float64: the layer's change from the baseline input (zeros by
-    default) and the class logit's gradient averaged over the straight path in the layer
-    (Gauss-Legendre nodes, as circuits.attribution integrates)."""
-    from mechinterp.circuits.attribution import quadrature
-    from mechinterp.hooks import run_with_cache
-    device = next(model.parameters()).device
-    images = images.to(device)
-    baseline = torch.zeros_like(images) if baseline is None else baseline.to(device).expand_as(images)
-    end = run_with_cache(model, images, [layer])[1][layer]
-    start = run_with_cache(model, baseline, [layer])[1][layer]
-    nodes, weights = quadrature("gausslegendre", steps)
-    mean_gradient = torch.zeros_like(end, dtype=torch.float64)
-    for node, weight in zip(nodes.tolist(), weights.tolist()):
-        point = PathPoint(start + node * (end - start))
-        with torch.enable_grad(), intervene(model, {layer: point}):
-            logits = model(images)
-            gradient, = torch.autograd.grad(logits[:, class_index].sum(), point.shift)
-        mean_gradient += weight * gradient.double()
-    change = (end - start).double().flatten(1).cpu().numpy()
-    return change, mean_gradient.flatten(1).cpu().numpy()
+    default) and the class logit's gradient averaged over the straight path in the layer, from
+    circuits.attribution.layer_path_gradients (Gauss-Legendre, one path point per pass)."""
+    change, mean_gradient = layer_path_gradients(model, images, layer, class_index, baseline,
+                                                 steps, internal_batch_size=len(images))
+    return (change.double().flatten(1).cpu().numpy(),
+            mean_gradient.double().flatten(1).cpu().numpy())
 
 
 def concept_attribution(model, layer: str, images: torch.Tensor, class_index: int,
