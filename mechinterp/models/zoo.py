@@ -41,7 +41,6 @@ import importlib
 import json
 import os
 import sys
-import textwrap
 import time
 import traceback
 from pathlib import Path
@@ -303,9 +302,7 @@ def failure_block(name: str, zoo: Zoo, error: BaseException) -> str:
     else:
         message = (f"{type(error).__name__}: {error}{_raised_at(error)}; fix that code, or run "
                    "with VERBOSE=1 for the whole traceback")
-    lines = textwrap.wrap(message, width=96, initial_indent="  ", subsequent_indent="  ",
-                          break_on_hyphens=False, break_long_words=False)
-    block = f"zoo: cannot build {name!r} ({zoo.where(name)})\n" + "\n".join(lines)
+    block = f"zoo: cannot build {name!r} ({zoo.where(name)})\n  {message}"
     if os.environ.get("VERBOSE", "") not in ("", "0"):
         block = "".join(traceback.format_exception(error)) + block
     return block
