@@ -515,3 +515,91 @@ def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
     norm = json.loads((tmp_path / "figures" / "own" / "head.json").read_text())["norm"]
     state = torch.load(tmp_path / "my_weights" / "tiny.pt", weights_only=True)
     assert norm == pytest.approx(float(state["head.weight"].norm()))  # the re-saved weights
+
+
+# --- zoo problems a person can act on ---
+
+BROKEN_ZOO = textwrap.dedent('''
+    # a zoo with one good model and four a person has to fix
+    models:
+      mlp: {architecture: MLP, kwargs: {hidden: 8}, dataset: digits, seed: 0, epochs: 1,
+            batch_size: 64, learning_rate: 0.01}
+
+      wrong-path:
+        architecture: "my_netz.tiny:Tiny"
+        checkpoint: ../my_weights/tiny.pt
+
+      refused:
+        architecture: "my_nets.tiny:Tiny"
+        checkpoint: ../my_weights/pickled.pt
+
+      misfit:
+        architecture: "my_nets.tiny:Tiny"
+        kwargs: {width: 6}
+        checkpoint: ../my_weights/tiny.pt
+
+      missing:
+        architecture: "my_nets.tiny:Tiny"
+        checkpoint: ../my_weights/nowhere.pt
+''')
+BROKEN = {"wrong-path": "cannot import 'my_netz.tiny'", "refused": "pickled.pt was refused",
+          "misfit": "tiny.pt do not fit Tiny", "missing": "nowhere.pt"}
+
+
+def broken_project(tmp_path):
+    user_project(tmp_path)
+    torch.save({"head.weight": torch.zeros(8, 4), "payload": _WritesMarker(tmp_path / "pwned")},
+               tmp_path / "my_weights" / "pickled.pt")
+    config = tmp_path / "models" / "zoo.yaml"
+    config.write_text(BROKEN_ZOO)
+    lines = {name: number for number, line in enumerate(BROKEN_ZOO.splitlines(), start=1)
+             for name in BROKEN if line.strip() == f"{name}:"}
+    return config, lines
+
+
+def run_zoo(root, *extra, env=None):
+    command = [sys.executable, "-m", "mechinterp.models.zoo", "--config", str(root / "models" / "zoo.yaml"),
+               "--models-dir", str(root / "models"), "--device", "cpu", *extra]
+    environment = {**os.environ, "PYTHONPATH": str(root), **(env or {})}
+    environment.pop("VERBOSE", None)
+    environment.update(env or {})
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=environment)
+
+
+def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_path):
+    config, lines = broken_project(tmp_path)
+    result = run_zoo(tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    for name, problem in BROKEN.items():
+        header = f"zoo: cannot build {name!r} ({config}:{lines[name]})"
+        assert header in result.stderr, result.stderr
+        block = result.stderr.split(header, 1)[1].split("\nzoo: ", 1)[0]
+        assert problem in block and len(block.strip().splitlines()) == 1, block
+    assert "could not be built: wrong-path, refused, misfit, missing" in result.stderr
+    assert load_meta("mlp", tmp_path / "models")["metrics"]["test_images"] > 0    # built all the same
+    assert not (tmp_path / "pwned").exists()
+    verbose = run_zoo(tmp_path, "--names", "misfit", env={"VERBOSE": "1"})
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_figures_of_a_broken_model_fail_with_its_block_and_the_others_run(tmp_path):
+    config, lines = broken_project(tmp_path)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "mine.py").write_text(textwrap.dedent('''
+        FIGURES = {"good/mlp": {"make": "make_mlp", "models": ["mlp"], "outputs": []},
+                   "bad/misfit": {"make": "make_misfit", "models": ["misfit"], "outputs": []}}
+
+        def make_mlp(ctx):
+            return {"accuracy": ctx.model_meta("mlp")["metrics"]["test_accuracy"]}
+
+        def make_misfit(ctx):
+            return {"norm": float(ctx.model("misfit").head.weight.norm())}
+    '''))
+    result = run_figures(tmp_path)
+    assert result.returncode == 1
+    assert made(result) == {"good/mlp"}
+    header = f"zoo: cannot build 'misfit' ({config}:{lines['misfit']})"
+    assert f"failed bad/misfit: {header}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "figures: 1 made, 0 up to date, 1 failed" in result.stdout

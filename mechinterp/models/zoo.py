@@ -195,7 +195,7 @@ def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
     except RuntimeError as error:
         details = [line.strip() for line in str(error).splitlines()[1:3] if line.strip()]
         shown = "; ".join(line if len(line) < 160 else line[:157] + "..." for line in details)
-        raise ZooError(f"the weights in {path} do not fit {type(model).__name__}: {shown}. "
+        raise ZooError(f"the weights in {path} do not fit {type(model).__name__}: {shown.rstrip('.')}. "
                        "Check the architecture and its kwargs in zoo.yaml against the code that "
                        "saved the weights") from error
 
