@@ -9,6 +9,7 @@ Loading never runs code from the file: safetensors holds only tensors, and torch
 through torch.load(weights_only=True), which refuses any pickle that names a function or class
 outside plain tensors and containers. A refused, truncated or corrupt file raises
 CheckpointError naming the file and what to do; nothing on disk is changed by a failed load.
+sha256_file and atomic_write_bytes are sources.py's file_hash and atomic_write_bytes (torch-free).
 """
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml where present: the runner reads
+                                                         # zoo.yaml on every `make figures`
 
 class ZooError(ValueError):
     """A zoo config or model problem; the message names the file or entry and what to do."""
@@ -36,8 +38,13 @@ class Zoo:
         return self.path.resolve().parent
 
     def where(self, name: str) -> str:
+        """"models/zoo.yaml:37": the entry's file (relative to here when below) and line."""
+        try:
+            shown = self.path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            shown = self.path
         line = self.lines.get(name)
-        return f"{self.path}:{line}" if line else str(self.path)
+        return f"{shown}:{line}" if line else str(shown)
 
 
 _zoos: dict[tuple[str, int, int], Zoo] = {}
@@ -58,7 +65,7 @@ def read_zoo(config_path: str | os.PathLike = "models/zoo.yaml") -> Zoo:
 def _parse_zoo(config_path: Path) -> Zoo:
     text = config_path.read_text()
     try:
-        document = yaml.safe_load(text) or {}
+        document = yaml.load(text, Loader=LOADER) or {}
     except yaml.YAMLError as error:
         raise ZooError(f"{config_path} is not valid YAML: {error}") from error
     models = document.get("models") if isinstance(document, dict) else None
@@ -79,7 +86,7 @@ def _parse_zoo(config_path: Path) -> Zoo:
 
 def _entry_lines(text: str) -> dict[str, int]:
     """{model name: 1-based line of its key under `models:`}, from yaml's node marks."""
-    root = yaml.compose(text)
+    root = yaml.compose(text, Loader=LOADER)
     for key, value in getattr(root, "value", []):
         if key.value == "models" and isinstance(value, yaml.MappingNode):
             return {str(name.value): name.start_mark.line + 1 for name, _ in value.value}

@@ -142,6 +142,8 @@ def describe_changes(old: dict, new: dict) -> list[str]:
         words.append("zoo entry changed")
     if old.get("dataset") != new.get("dataset"):
         words.append("dataset changed")
+    if old.get("config") != new.get("config"):          # a model placed by hand, not in the zoo
+        words.append("meta.json config changed")
     if old.get("checkpoint") != new.get("checkpoint"):
         state = "missing" if new.get("checkpoint") is None else "changed"
         words.append(f"checkpoint {new.get('checkpoint_file')} {state}")
