@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -512,6 +513,9 @@ def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
         after = json.loads((tmp_path / "figures" / "manifest.json").read_text())["figures"]
         assert {f for f in after if after[f]["inputs"] != before[f]["inputs"]} == expected
         assert made(run_figures(tmp_path)) == set()
+    quiet = run_figures(tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})   # nothing stale:
+    assert made(quiet) == set() and quiet.returncode == 0                  # decided without torch
+    assert "| torch\n" not in re.sub(r"\| +", "| ", quiet.stderr + "\n")
     norm = json.loads((tmp_path / "figures" / "own" / "head.json").read_text())["norm"]
     state = torch.load(tmp_path / "my_weights" / "tiny.pt", weights_only=True)
     assert norm == pytest.approx(float(state["head.weight"].norm()))  # the re-saved weights
