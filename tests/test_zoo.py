@@ -545,15 +545,23 @@ BROKEN_ZOO = textwrap.dedent('''
       missing:
         architecture: "my_nets.tiny:Tiny"
         checkpoint: ../my_weights/nowhere.pt
+
+      buggy:
+        architecture: "my_nets.buggy:Buggy"
+        checkpoint: ../my_weights/tiny.pt
 ''')
 BROKEN = {"wrong-path": "cannot import 'my_netz.tiny'", "refused": "pickled.pt was refused",
-          "misfit": "tiny.pt do not fit Tiny", "missing": "nowhere.pt"}
+          "misfit": "tiny.pt do not fit Tiny", "missing": "nowhere.pt",
+          "buggy": "RuntimeError: my layer sizes are wrong (at my_nets/buggy.py:6)"}
 
 
 def broken_project(tmp_path):
     user_project(tmp_path)
     torch.save({"head.weight": torch.zeros(8, 4), "payload": _WritesMarker(tmp_path / "pwned")},
                tmp_path / "my_weights" / "pickled.pt")
+    (tmp_path / "my_nets" / "buggy.py").write_text(
+        "from torch import nn\n\nclass Buggy(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        raise RuntimeError('my layer sizes are wrong')\n")
     config = tmp_path / "models" / "zoo.yaml"
     config.write_text(BROKEN_ZOO)
     lines = {name: number for number, line in enumerate(BROKEN_ZOO.splitlines(), start=1)
@@ -562,12 +570,12 @@ def broken_project(tmp_path):
 
 
 def run_zoo(root, *extra, env=None):
+    """The zoo's command line, run from the user's project folder as `make models` would be."""
     command = [sys.executable, "-m", "mechinterp.models.zoo", "--config", str(root / "models" / "zoo.yaml"),
                "--models-dir", str(root / "models"), "--device", "cpu", *extra]
-    environment = {**os.environ, "PYTHONPATH": str(root), **(env or {})}
-    environment.pop("VERBOSE", None)
-    environment.update(env or {})
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=environment)
+    environment = {key: value for key, value in os.environ.items() if key != "VERBOSE"}
+    environment.update({"PYTHONPATH": f"{root}{os.pathsep}{REPO}", **(env or {})})
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600, env=environment)
 
 
 def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_path):
@@ -576,11 +584,11 @@ def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_pa
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     for name, problem in BROKEN.items():
-        header = f"zoo: cannot build {name!r} ({config}:{lines[name]})"
+        header = f"zoo: cannot build {name!r} (models/zoo.yaml:{lines[name]})"   # relative to here
         assert header in result.stderr, result.stderr
         block = result.stderr.split(header, 1)[1].split("\nzoo: ", 1)[0]
         assert problem in block and len(block.strip().splitlines()) == 1, block
-    assert "could not be built: wrong-path, refused, misfit, missing" in result.stderr
+    assert "could not be built: wrong-path, refused, misfit, missing, buggy" in result.stderr
     assert load_meta("mlp", tmp_path / "models")["metrics"]["test_images"] > 0    # built all the same
     assert not (tmp_path / "pwned").exists()
     verbose = run_zoo(tmp_path, "--names", "misfit", env={"VERBOSE": "1"})

@@ -315,15 +315,21 @@ def _is_ours(error: BaseException) -> bool:
 
 def _raised_at(error: BaseException) -> str:
     """" (at my_nets/tiny.py:12)": the innermost frame outside torch and the standard library."""
+    if isinstance(error, SyntaxError) and error.filename:   # the frame is the import machinery's
+        return f" (at {_shown_path(error.filename)}:{error.lineno})"
     installed = {os.path.dirname(os.__file__), os.path.dirname(torch.__file__)}
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if not any(f.filename.startswith(folder) for folder in installed)
               and "site-packages" not in f.filename]
     if not frames:
         return ""
-    frame = frames[-1]
-    shown = os.path.relpath(frame.filename) if os.path.isabs(frame.filename) else frame.filename
-    return f" (at {shown}:{frame.lineno})"
+    return f" (at {_shown_path(frames[-1].filename)}:{frames[-1].lineno})"
+
+
+def _shown_path(path: str) -> str:
+    """A path relative to here when it is below here, else as it is."""
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if relative.startswith("..") else relative
 
 
 @contextlib.contextmanager
