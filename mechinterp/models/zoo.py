@@ -278,26 +278,28 @@ def build_models(config_path, models_dir, names=None, device=None,
                        f"it names {', '.join(zoo.entries)}")
     device = as_device(device)
     metas, failures = {}, {}
-    for name in names or list(zoo.entries) + list(set(zoo.problems) - set(zoo.entries)):
-        reason = "forced" if force else model_stale_reason(name, zoo, models_dir)
+    for name in names or list(zoo.entries) + sorted(set(zoo.problems) - set(zoo.entries)):
         try:
-            if reason is None:
-                metas[name] = load_meta(name, models_dir)
-                continue
-            print(f"zoo: building {name} ({reason}) on {device}", file=sys.stderr, flush=True)
-            metas[name] = build_one(name, zoo, models_dir, device)
+            metas[name] = _build_if_stale(name, zoo, models_dir, device, force)
         except Exception as error:  # noqa: BLE001 - one model's problem must not stop the others
             failures[name] = failure_block(name, zoo, error)
             print(failures[name], file=sys.stderr, flush=True)
-            continue
-        if reason is not None:
-            _print_summary(name, metas[name])
     return metas, failures
+
+
+def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force: bool) -> dict:
+    reason = "forced" if force else model_stale_reason(name, zoo, models_dir)
+    if reason is None:
+        return load_meta(name, models_dir)
+    print(f"zoo: building {name} ({reason}) on {device}", file=sys.stderr, flush=True)
+    meta = build_one(name, zoo, models_dir, device)
+    _print_summary(name, meta)
+    return meta
 
 
 def failure_block(name: str, zoo: Zoo, error: BaseException) -> str:
     """A few lines naming the entry, its zoo.yaml line and what to do (VERBOSE=1: the traceback)."""
-    if isinstance(error, (ZooError, ValueError, FileNotFoundError)) and _is_ours(error):
+    if _is_ours(error):
         message = str(error)
     else:
         message = (f"{type(error).__name__}: {error}{_raised_at(error)}; fix that code, or run "
