@@ -33,18 +33,14 @@ help:
 slides: figures node
 	$(PY) -m decktools.build $(DECK) --base $(BASE)
 
-figures: models/.trained
+# The runner rebuilds, through the zoo, the stale models the stale figures read (a changed
+# checkpoint, architecture source, zoo entry or dataset), so `make figures` needs no `make models`
+# first and a no-op run never imports torch. `make models` builds every model of the zoo.
+figures: venv
 	$(PY) -m figures_src.runner $(FIGURE_ARGS)
 
-# `make models` always checks every model; `make figures` re-checks only when what the zoo is
-# made from changed since the last check (so a no-op `make figures` never imports torch).
 models: venv
 	$(PY) -m mechinterp.models.zoo --device $(DEVICE)
-	@touch models/.trained
-
-models/.trained: $(VENV)/.installed models/zoo.yaml $(wildcard mechinterp/data/*.py mechinterp/models/*.py)
-	$(PY) -m mechinterp.models.zoo --device $(DEVICE)
-	@touch $@
 
 check: venv
 	$(PY) -m decktools.check $(DECK)

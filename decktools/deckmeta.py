@@ -4,7 +4,8 @@ prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk
 reads it. For every slide: number, title, planned seconds. For every generated figure on a slide:
 the script and function that made it, the models it read with their checkpoint hashes, the input
 hash, device, seconds, engine commit, time, the command that regenerates it, and whether its
-inputs have changed since (stale). Staleness is computed now, with the runner's own rules.
+inputs have changed since (stale). Staleness is computed now, with the runner's own rules (a
+model's inputs as the zoo defines them: entry, dataset, checkpoint, architecture source).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,
                 why = str(error)
         provenance[figure_id] = {
             "script": entry["script"], "make": entry["make"], "models": {
-                name: hashes["checkpoint"][:12] for name, hashes in entry["inputs"]["models"].items()},
+                name: (hashes.get("checkpoint") or "")[:12] for name, hashes in entry["inputs"]["models"].items()},
             "input_hash": entry["inputs"]["input_hash"][:12], "profile": entry["inputs"]["profile"],
             "device": entry["device"], "seconds": entry["seconds"], "engine_commit": entry["engine_commit"],
             "time": entry["time"], "command": entry["command"], "stale": why is not None, "why": why}

@@ -5,7 +5,8 @@ figure imports, should remake that figure alone and not its neighbours. Starting
 function, the names it uses are followed through the script's top-level definitions (functions,
 classes, assignments, imports) to a closure. The figure's script input is the source of that
 closure plus every statement that runs on import; its engine inputs are the modules the closure
-imports (discover follows them into the engine).
+imports (discover follows them into the engine). The reader of a tree's imports is the engine's
+mechinterp/models/sources.py, which the zoo uses for an architecture's source files too.
 
 The reading is conservative: a name counts whether or not the line that uses it ever runs, and a
 script that looks names up dynamically (globals(), eval, exec, importlib) gives every figure the
@@ -21,6 +22,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from mechinterp.models.sources import all_imports, import_modules  # noqa: F401  (the one reader of imports)
+
 DYNAMIC_NAMES = {"globals", "locals", "vars", "eval", "exec", "__import__", "importlib"}
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
@@ -29,18 +32,6 @@ DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 class FigurePart:
     source: str            # the reached top-level statements, in file order
     modules: set[str]      # absolute names of the modules those statements import
-
-
-def import_modules(node: ast.Import | ast.ImportFrom, package: list[str]) -> set[str]:
-    """Absolute module names one import statement may load ("a.b" and "a.b.name" for from-imports;
-    the caller keeps the ones that are files)."""
-    if isinstance(node, ast.Import):
-        return {alias.name for alias in node.names}
-    base = node.module or ""
-    if node.level:
-        parent = package[: len(package) - node.level + 1]
-        base = ".".join(parent + ([base] if base else []))
-    return {name for name in {base} | {f"{base}.{alias.name}" for alias in node.names} if name}
 
 
 def assigned_names(node: ast.stmt) -> set[str] | None:
@@ -102,12 +93,6 @@ def closure(tree: ast.Module, start: str) -> list[ast.stmt] | None:
                 reached.append(node)
                 pending.extend(used_names(node))
     return sorted(reached, key=first_line)
-
-
-def all_imports(tree: ast.AST, package: list[str]) -> set[str]:
-    """Every module the code under `tree` may import, at any depth (function-level imports too)."""
-    return {module for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
-            for module in import_modules(node, package)}
 
 
 def figure_part(text: str, make: str, package: list[str], tree: ast.Module | None = None) -> FigurePart:

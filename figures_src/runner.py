@@ -206,6 +206,27 @@ def _remote_traceback(error: BaseException) -> str:
     return "\n".join("    " + line for line in lines[-12:])
 
 
+def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], options) -> dict[str, str]:
+    """Before figures run, let the zoo rebuild the stale models the selected figures read (its
+    checkpoint, architecture source, entry or dataset changed); return {figure id: the zoo's
+    message} for figures whose model could not be built. Torch is imported only to build."""
+    from mechinterp.models.config import ZooError, read_zoo
+    from mechinterp.models.inputs import stale_models
+    config = options.models_dir / "zoo.yaml"
+    readers = {figure_id: specs[figure_id].models for figure_id in selected}
+    try:
+        stale = stale_models(sorted({m for names in readers.values() for m in names}),
+                             read_zoo(config), options.models_dir) if config.is_file() else {}
+        if not stale:
+            return {}
+        from mechinterp.models.zoo import train_zoo_models
+        failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device)
+    except ZooError as error:
+        failures = {name: f"zoo: {error}" for names in readers.values() for name in names}
+    return {figure_id: failures[name] for figure_id, names in readers.items()
+            for name in names if name in failures}
+
+
 @contextlib.contextmanager
 def exclusive_run(figures_dir: Path):
     """One runner per figures folder: a second would overwrite the first's manifest entries."""
@@ -250,7 +271,10 @@ def main(argv=None) -> int:
         print(f"error: no figure id matches {options.only}; known ids: {', '.join(sorted(specs))}",
               file=sys.stderr)
         return 2
+    model_failures = {} if options.list else build_stale_models(specs, selected, options)
     stale, unavailable = plan(specs, options, manifest, options.figures_dir)
+    stale = [item for item in stale if item[0].figure_id not in model_failures]
+    unavailable.update(model_failures)
     failures = dict(unavailable)
     if options.list:
         for spec, _, reason in stale:

@@ -1,11 +1,13 @@
 """Decide which figures are stale, from content hashes of everything each one depends on.
 
 A figure's inputs are the part of its script that its make function reaches, the engine files
-that part reaches through imports, the checkpoint and
-config of every model it reads, its parameters and the profile. Their hashes are combined into
-one `input_hash`; the manifest (talk/public/figures/manifest.json) records it with the hashes of
-the outputs. A figure is stale when it has no entry, its input hash changed, or an output is
-missing or differs from what was recorded (someone edited or deleted it).
+that part reaches through imports, the inputs of every zoo model it reads (the engine's one
+definition, mechinterp/models/inputs.py: zoo entry, dataset, checkpoint, architecture source),
+its parameters and the profile. Their hashes are combined into one `input_hash`; the manifest
+(talk/public/figures/manifest.json) records it with the hashes of the outputs. A figure is stale
+when it has no entry, its input hash changed, or an output is missing or differs from what was
+recorded (someone edited or deleted it). The reason is said in words ("checkpoint
+../my_weights/net.pt changed (model my-net)").
 
     inputs = figure_inputs(spec, profile="full", repo_root=root, models_dir=root / "models")
     manifest = Manifest.load(figures_dir / "manifest.json")
@@ -13,7 +15,6 @@ missing or differs from what was recorded (someone edited or deleted it).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -21,31 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from figures_src.discover import FigureSpec
+from mechinterp.models.config import ZooError, read_zoo
+from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs
+from mechinterp.models.sources import file_hash, value_hash
 
 CHECKPOINT_NAMES = ("checkpoint.safetensors", "checkpoint.pt")
-_file_hash_cache: dict[tuple[str, int, int], str] = {}
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes (cached on path, size and mtime within one process)."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _file_hash_cache:
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _file_hash_cache[key] = digest.hexdigest()
-    return _file_hash_cache[key]
-
-
-def data_hash(value) -> str:
-    """sha256 of a JSON-able value in canonical form (sorted keys)."""
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+ZOO_CONFIG = "zoo.yaml"
 
 
 class MissingModelError(FileNotFoundError):
-    """A figure reads a zoo model that has not been trained (or placed) yet."""
+    """A figure reads a model that is not there (or whose zoo.yaml cannot be read)."""
 
 
 def model_checkpoint(name: str, models_dir: Path) -> Path:
@@ -64,11 +50,21 @@ def model_checkpoint(name: str, models_dir: Path) -> Path:
 
 
 def model_inputs(name: str, models_dir: Path) -> dict:
-    """{"checkpoint": hash of the weights, "config": hash of the training config}."""
+    """What the figure reads of model `name`: for a model models_dir/zoo.yaml names, its inputs
+    as the zoo defines them; for one placed by hand, its checkpoint and meta config."""
+    config = models_dir / ZOO_CONFIG
+    if config.is_file():
+        try:
+            zoo = read_zoo(config)
+        except ZooError as error:
+            raise MissingModelError(str(error)) from None
+        if name in zoo.entries:
+            return zoo_model_inputs(name, zoo, models_dir)
     checkpoint = model_checkpoint(name, models_dir)
     meta_path = models_dir / name / "meta.json"
     config = json.loads(meta_path.read_text()).get("config") if meta_path.exists() else None
-    return {"checkpoint": file_hash(checkpoint), "config": data_hash(config)}
+    return {"checkpoint": file_hash(checkpoint), "config": value_hash(config),
+            "checkpoint_file": f"{name}/{checkpoint.name}"}
 
 
 def figure_inputs(spec: FigureSpec, profile: str, repo_root: Path, models_dir: Path) -> dict:
@@ -77,14 +73,14 @@ def figure_inputs(spec: FigureSpec, profile: str, repo_root: Path, models_dir: P
         return str(path.resolve().relative_to(repo_root.resolve()))
 
     inputs = {
-        "script": data_hash(spec.script_source) if spec.script_source else file_hash(spec.script),
+        "script": value_hash(spec.script_source) if spec.script_source else file_hash(spec.script),
         "engine": {relative(path): file_hash(path) for path in spec.engine_files},
         "models": {name: model_inputs(name, models_dir) for name in spec.models},
-        "params": data_hash(spec.params_for(profile)),
+        "params": value_hash(spec.params_for(profile)),
         "profile": profile,
         "make": spec.make,
     }
-    inputs["input_hash"] = data_hash(inputs)
+    inputs["input_hash"] = value_hash(inputs)
     return inputs
 
 
@@ -115,12 +111,12 @@ class Manifest:
 
 
 def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path) -> str | None:
-    """Why this figure must be remade, or None when its recorded outputs are current."""
+    """Why this figure must be remade, in words, or None when its recorded outputs are current."""
     entry = manifest.figures.get(spec.figure_id)
     if entry is None:
         return "never made"
     if entry.get("inputs", {}).get("input_hash") != inputs["input_hash"]:
-        return "inputs changed: " + ", ".join(changed_inputs(entry.get("inputs", {}), inputs))
+        return ", ".join(changed_inputs(entry.get("inputs", {}), inputs))
     for output, recorded_hash in entry.get("outputs", {}).items():
         target = figures_dir / output
         if not target.exists():
@@ -131,10 +127,18 @@ def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir
 
 
 def changed_inputs(old: dict, new: dict) -> list[str]:
-    """Names of the inputs whose hashes differ, for a readable stale reason."""
-    changed = [key for key in ("script", "params", "profile", "make") if old.get(key) != new.get(key)]
-    for group in ("engine", "models"):
-        before, after = old.get(group, {}), new.get(group, {})
-        label = "model" if group == "models" else "engine"
-        changed += [f"{label} {name}" for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)]
-    return changed or ["format"]
+    """What differs, in words: "script changed", "engine mechinterp/hooks.py changed",
+    "checkpoint ../w.pt changed (model my-net)", ..."""
+    changed = [f"{key} changed" for key in ("script", "params", "profile", "make")
+               if old.get(key) != new.get(key)]
+    before, after = old.get("engine", {}), new.get("engine", {})
+    changed += [f"engine {path} changed" for path in sorted(set(before) | set(after))
+                if before.get(path) != after.get(path)]
+    before, after = old.get("models", {}), new.get("models", {})
+    for name in sorted(set(before) | set(after)):
+        if name not in before or name not in after:
+            changed.append(f"model {name} {'added' if name in after else 'no longer read'}")
+        elif before[name] != after[name]:
+            words = describe_changes(before[name], after[name]) or ["inputs changed"]
+            changed += [f"{phrase} (model {name})" for phrase in words]
+    return changed or ["format changed"]

@@ -47,7 +47,7 @@ def test_channel_index_beyond_the_layer_is_an_index_error():
 
 def test_model_without_input_shape_needs_image_shape():
     model = nn.Sequential(nn.Conv2d(1, 2, 3)).eval()
-    with pytest.raises(ValueError, match="image_shape"):
+    with pytest.raises(ValueError, match=r"add `input_shape: \[C, H, W\]`.*models/zoo.yaml"):
         render(model, obj.channel("0", 0), steps=1, progress=False)
     result = render(model, obj.channel("0", 0), steps=2, image_shape=(1, 8, 8),
                     settings=RenderSettings(transforms="none"), progress=False)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
+
+import numpy as np
 
 import pytest
 import torch
@@ -16,9 +22,11 @@ from mechinterp.data import load_dataset
 from mechinterp.models import checkpoints
 from mechinterp.models.checkpoints import CheckpointError, load_state_dict, save_checkpoint, sha256_file
 from mechinterp.models.training import accuracy
-from mechinterp.models.zoo import (ZooError, load_meta, load_model, main, model_hashes,
-                                   read_zoo_config, train_zoo)
+from mechinterp.models.config import read_zoo
+from mechinterp.models.inputs import model_inputs
+from mechinterp.models.zoo import ZooError, load_meta, load_model, main, read_zoo_config, train_zoo
 
+REPO = Path(__file__).resolve().parent.parent
 # Quality bars of the default zoo (held-out test split). Measured on this 2-core CPU:
 # digits-mlp 0.967, shapes CNNs 0.976-0.986.
 MIN_TEST_ACCURACY = {"digits-mlp": 0.93, "shapes-cnn-a": 0.95, "shapes-cnn-a-seed1": 0.95,
@@ -39,6 +47,11 @@ def write_config(folder, models: dict) -> str:
 
 def state_of(path) -> dict:
     return load_state_dict(path)
+
+
+def inputs_of(name, models_dir, config) -> dict:
+    """The model's inputs now (the one definition figures and the zoo share)."""
+    return model_inputs(name, read_zoo(config), models_dir)
 
 
 # --- training: determinism and staleness ---
@@ -62,7 +75,7 @@ def test_meta_records_provenance_and_the_model_reproduces_its_accuracy(tmp_path)
     config = write_config(tmp_path, {"cnn": TINY_CNN})
     train_zoo(config, tmp_path, device="cpu")
     meta = load_meta("cnn", tmp_path)
-    for key in ("config", "config_hash", "data_hash", "metrics", "train_seconds", "device",
+    for key in ("config", "inputs", "metrics", "train_seconds", "device",
                 "torch_version", "checkpoint_sha256", "class_names"):
         assert key in meta, key
     assert meta["config"] == TINY_CNN and meta["device"] == "cpu"
@@ -73,16 +86,17 @@ def test_meta_records_provenance_and_the_model_reproduces_its_accuracy(tmp_path)
     test = load_dataset("shapes", "test", **TINY_SHAPES)
     assert accuracy(model, test, torch.device("cpu")) == pytest.approx(
         meta["metrics"]["test_accuracy"], abs=1.5 / len(test))
-    assert model_hashes("cnn", tmp_path) == {
-        "checkpoint": sha256_file(tmp_path / "cnn" / "checkpoint.safetensors"),
-        "config": meta["config_hash"]}
+    assert meta["inputs"] == inputs_of("cnn", tmp_path, config)
+    assert meta["inputs"]["checkpoint"] == sha256_file(tmp_path / "cnn" / "checkpoint.safetensors")
+    assert meta["inputs"]["architecture"].keys() == {   # the class's module and the packages it runs
+        "mechinterp/__init__.py", "mechinterp/models/__init__.py", "mechinterp/models/architectures.py"}
 
 
 def test_only_missing_or_stale_models_are_rebuilt(tmp_path):
     config = write_config(tmp_path, {"cnn": TINY_CNN, "mlp": TINY_MLP})
     train_zoo(config, tmp_path, device="cpu")
-    data_hash = load_meta("cnn", tmp_path)["data_hash"]
-    hashes = {n: model_hashes(n, tmp_path) for n in ("cnn", "mlp")}
+    data_hash = load_meta("cnn", tmp_path)["inputs"]["dataset"]
+    hashes = {n: inputs_of(n, tmp_path, config) for n in ("cnn", "mlp")}
     os.utime(tmp_path / "mlp" / "meta.json", (0, 0))
     train_zoo(config, tmp_path, device="cpu")
     assert os.stat(tmp_path / "mlp" / "meta.json").st_mtime == 0  # untouched: up to date
@@ -90,9 +104,9 @@ def test_only_missing_or_stale_models_are_rebuilt(tmp_path):
     write_config(tmp_path, {"cnn": changed, "mlp": {**TINY_MLP, "epochs": 3}})
     train_zoo(config, tmp_path, device="cpu")
     for name in ("cnn", "mlp"):
-        assert model_hashes(name, tmp_path)["config"] != hashes[name]["config"]
-        assert model_hashes(name, tmp_path)["checkpoint"] != hashes[name]["checkpoint"]
-    assert load_meta("cnn", tmp_path)["data_hash"] != data_hash
+        assert inputs_of(name, tmp_path, config)["entry"] != hashes[name]["entry"]
+        assert inputs_of(name, tmp_path, config)["checkpoint"] != hashes[name]["checkpoint"]
+    assert load_meta("cnn", tmp_path)["inputs"]["dataset"] != data_hash
     (tmp_path / "mlp" / "checkpoint.safetensors").unlink()
     train_zoo(config, tmp_path, names=["mlp"], device="cpu")
     assert (tmp_path / "mlp" / "checkpoint.safetensors").is_file()
@@ -181,7 +195,7 @@ def test_malicious_pickles_are_refused_and_never_executed(tmp_path):
     assert not marker.exists()
     config = write_config(tmp_path, {"mine": {"architecture": "MLP", "kwargs": {"hidden": 8},
                                               "checkpoint": "wrapped.pt"}})
-    with pytest.raises(CheckpointError, match="wrapped.pt was refused"):
+    with pytest.raises(ZooError, match="wrapped.pt was refused"):
         train_zoo(config, tmp_path / "models", device="cpu")
     assert not marker.exists() and not (tmp_path / "models" / "mine").exists()
 
@@ -268,22 +282,22 @@ def test_speakers_own_checkpoint_with_an_import_path_architecture(tmp_path, monk
     assert metas["mine"]["source_sha256"] == sha256_file(tmp_path / "weights" / "net.pt")
 
     # Replacing the speaker's file marks the model stale; the new weights are imported.
-    before = model_hashes("mine", tmp_path / "models")
+    before = inputs_of("mine", tmp_path / "models", config)
     torch.manual_seed(4)
     torch.save(TinyNet(channels=4).state_dict(), tmp_path / "weights" / "net.pt")
     train_zoo(config, tmp_path / "models", device="cpu")
-    after = model_hashes("mine", tmp_path / "models")
-    assert after["checkpoint"] != before["checkpoint"] and after["config"] != before["config"]
+    after = inputs_of("mine", tmp_path / "models", config)
+    assert after["checkpoint"] != before["checkpoint"] and after["entry"] == before["entry"]
+    assert load_meta("mine", tmp_path / "models")["inputs"] == after
 
     # A truncated replacement is refused and the imported checkpoint stays as it was.
     kept = (tmp_path / "models" / "mine" / "checkpoint.safetensors").read_bytes()
     source = tmp_path / "weights" / "net.pt"
     source.write_bytes(source.read_bytes()[:50])
-    with pytest.raises(CheckpointError, match="net.pt is truncated or corrupt"):
+    with pytest.raises(ZooError, match="net.pt is truncated or corrupt"):
         train_zoo(config, tmp_path / "models", device="cpu")
     assert (tmp_path / "models" / "mine" / "checkpoint.safetensors").read_bytes() == kept
-    assert json.loads((tmp_path / "models" / "mine" / "meta.json").read_text())["config_hash"] == \
-        after["config"]
+    assert json.loads((tmp_path / "models" / "mine" / "meta.json").read_text())["inputs"] == after
 
 
 def test_speakers_weights_that_do_not_fit_name_the_file(tmp_path):
@@ -312,3 +326,292 @@ def test_folding_batchnorm_keeps_the_function_and_the_layer_names():
         fold_batchnorm(model)
         torch.testing.assert_close(model(x), with_norm, rtol=1e-4, atol=1e-5)
     assert [n for n, _ in DeepCNN(width=4).named_modules()] == [n for n, _ in model.named_modules()]
+
+
+# --- everything a model is made of is an input ---
+
+MY_BLOCKS = textwrap.dedent('''
+    from torch import nn
+
+    def conv_block(channels_in, channels_out):
+        return nn.Sequential(nn.Conv2d(channels_in, channels_out, 3, padding=1), nn.ReLU())
+''')
+MY_TINY = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    from my_nets.blocks import conv_block
+
+    class Tiny(nn.Module):
+        """A user's CNN in their own package, built from their own helper module."""
+        def __init__(self, width=4, classes=8):
+            super().__init__()
+            self.features = conv_block(3, width)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.head = nn.Linear(width, classes)
+
+        def forward(self, x):
+            return self.head(torch.flatten(self.pool(self.features(x)), 1))
+''')
+OWN_ENTRY = {"architecture": "my_nets.tiny:Tiny", "kwargs": {"width": 4},
+             "checkpoint": "../my_weights/tiny.pt", "dataset": "shapes",
+             "dataset_options": TINY_SHAPES, "input_shape": [3, 32, 32]}
+
+
+def user_project(root):
+    """A user's own package (my_nets/tiny.py importing my_nets/blocks.py), weights saved with
+    torch.save outside models/, and a zoo.yaml naming them; returns the zoo.yaml path."""
+    (root / "my_nets").mkdir(parents=True)
+    (root / "my_nets" / "__init__.py").write_text("")
+    (root / "my_nets" / "blocks.py").write_text(MY_BLOCKS)
+    (root / "my_nets" / "tiny.py").write_text(MY_TINY)
+    (root / "models").mkdir()
+    save_own_weights(root, seed=0)
+    return write_config(root / "models", {"own": OWN_ENTRY, "mlp": TINY_MLP})
+
+
+def save_own_weights(root, seed):
+    """What the user does after training again: torch.save(model.state_dict(), path)."""
+    namespace = {}
+    exec(compile(MY_BLOCKS, "blocks", "exec"), namespace)
+    torch.manual_seed(seed)
+    model = nn.Module()
+    model.features = namespace["conv_block"](3, 4)
+    model.pool = nn.AdaptiveAvgPool2d(1)
+    model.head = nn.Linear(4, 8)
+    (root / "my_weights").mkdir(exist_ok=True)
+    torch.save(model.state_dict(), root / "my_weights" / "tiny.pt")
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+def test_each_input_of_a_model_is_named_when_it_changes(tmp_path, monkeypatch):
+    from mechinterp.models.inputs import model_stale_reason
+    config = user_project(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    models = tmp_path / "models"
+
+    def reason():
+        return model_stale_reason("own", read_zoo(config), models)
+
+    train_zoo(config, models, names=["own"], device="cpu")
+    assert set(load_meta("own", models)["inputs"]["architecture"]) == {
+        "my_nets/__init__.py", "my_nets/tiny.py", "my_nets/blocks.py"}   # not torch, not the stdlib
+    assert reason() is None
+    changes = [
+        (lambda: save_own_weights(tmp_path, seed=1), "checkpoint ../my_weights/tiny.pt changed"),
+        (lambda: edit(tmp_path / "my_nets" / "blocks.py", "nn.ReLU()", "nn.LeakyReLU(0.1)"),
+         "architecture my_nets/blocks.py changed"),
+        (lambda: edit(tmp_path / "my_nets" / "tiny.py", "flatten(", "flatten(0.5 * "),
+         "architecture my_nets/tiny.py changed"),
+        (lambda: write_config(models, {"own": {**OWN_ENTRY, "feature_layers": ["features"]},
+                                       "mlp": TINY_MLP}), "zoo entry changed"),
+        (lambda: write_config(models, {"own": {**OWN_ENTRY, "feature_layers": ["features"],
+                                               "dataset_options": {"count": 160, "seed": 0}},
+                                       "mlp": TINY_MLP}), "zoo entry changed, dataset changed"),
+    ]
+    for change, words in changes:
+        change()
+        assert reason() == words
+        train_zoo(config, models, names=["own"], device="cpu")
+        assert reason() is None
+    (tmp_path / "my_weights" / "tiny.pt").unlink()
+    assert reason() == "checkpoint ../my_weights/tiny.pt missing"
+
+
+def write_mnist(folder, seed):
+    """A tiny MNIST in the IDX format (12 training and 6 test images), as a user's data files."""
+    generator = np.random.default_rng(seed)
+    (folder / "mnist").mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", 12), ("t10k", 6)):
+        images = generator.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = np.arange(count, dtype=np.uint8) % 10
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+            (folder / "mnist" / f"{split}-{kind}-ubyte").write_bytes(header + array.tobytes())
+
+
+FIGURE_SCRIPT = textwrap.dedent('''
+    FIGURES = {
+        "own/accuracy": {"make": "make_accuracy", "models": ["own"], "outputs": []},
+        "own/head": {"make": "make_head", "models": ["own"], "outputs": []},
+        "other/mlp": {"make": "make_mlp", "models": ["mlp"], "outputs": []},
+    }
+
+    def make_accuracy(ctx):
+        return {"accuracy": ctx.model_meta("own")["metrics"]["test_accuracy"]}
+
+    def make_head(ctx):
+        model = ctx.model("own")
+        return {"norm": float(model.head.weight.norm())}
+
+    def make_mlp(ctx):
+        return {"accuracy": ctx.model_meta("mlp")["metrics"]["test_accuracy"]}
+''')
+
+
+def runner_project(tmp_path):
+    """The user project plus a trained model on the user's own data files, and figure scripts."""
+    config = user_project(tmp_path)
+    write_mnist(tmp_path / "data", seed=0)
+    mlp = {**TINY_MLP, "kwargs": {"hidden": 8, "classes": 10, "input_shape": [1, 28, 28]},
+           "dataset": "mnist", "data_root": str(tmp_path / "data"), "epochs": 1}
+    write_config(tmp_path / "models", {"own": OWN_ENTRY, "mlp": mlp})
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "mine.py").write_text(FIGURE_SCRIPT)
+    return config, mlp
+
+
+def run_figures(root, *extra, env=None):
+    command = [sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(root / "scripts"),
+               "--figures-dir", str(root / "figures"), "--models-dir", str(root / "models"),
+               "--profile", "quick", "--device", "cpu", *extra]
+    environment = {**os.environ, "PYTHONPATH": str(root), **(env or {})}
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=environment)
+
+
+def made(result) -> set[str]:
+    return {line.split()[1] for line in (result.stdout + result.stderr).splitlines() if line.startswith("made ")}
+
+
+def listed(result) -> dict[str, str]:
+    return dict(line[len("stale  "):].split(": ", 1) for line in result.stdout.splitlines()
+                if line.startswith("stale  "))
+
+
+def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
+    config, mlp = runner_project(tmp_path)
+    first = run_figures(tmp_path)                        # no `make models`: the runner builds them
+    assert first.returncode == 0, first.stderr
+    assert made(first) == {"own/accuracy", "own/head", "other/mlp"}
+    assert "zoo: building own (not built yet)" in first.stderr
+    assert made(run_figures(tmp_path)) == set()
+    own = {"own/accuracy", "own/head"}
+    changes = [
+        (lambda: save_own_weights(tmp_path, seed=1), own, "checkpoint ../my_weights/tiny.pt changed (model own)"),
+        (lambda: edit(tmp_path / "my_nets" / "blocks.py", "nn.ReLU()", "nn.LeakyReLU(0.1)"), own,
+         "architecture my_nets/blocks.py changed (model own)"),
+        (lambda: edit(tmp_path / "my_nets" / "tiny.py", "flatten(", "flatten(0.5 * "), own,
+         "architecture my_nets/tiny.py changed (model own)"),
+        (lambda: write_config(tmp_path / "models", {"own": {**OWN_ENTRY, "class_names": list("abcdefgh")},
+                                                    "mlp": mlp}), own, "zoo entry changed (model own)"),
+        (lambda: write_mnist(tmp_path / "data", seed=1), {"other/mlp"}, "dataset changed (model mlp)"),
+    ]
+    for change, expected, words in changes:
+        before = json.loads((tmp_path / "figures" / "manifest.json").read_text())["figures"]
+        change()
+        listing = run_figures(tmp_path, "--list")
+        assert set(listed(listing)) == expected, listing.stdout
+        assert all(words in listed(listing)[figure] for figure in expected), listing.stdout
+        result = run_figures(tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert made(result) == expected, (words, result.stdout + result.stderr)
+        after = json.loads((tmp_path / "figures" / "manifest.json").read_text())["figures"]
+        assert {f for f in after if after[f]["inputs"] != before[f]["inputs"]} == expected
+        assert made(run_figures(tmp_path)) == set()
+    quiet = run_figures(tmp_path, env={"PYTHONPROFILEIMPORTTIME": "1"})   # nothing stale:
+    assert made(quiet) == set() and quiet.returncode == 0                  # decided without torch
+    assert "| torch\n" not in re.sub(r"\| +", "| ", quiet.stderr + "\n")
+    norm = json.loads((tmp_path / "figures" / "own" / "head.json").read_text())["norm"]
+    state = torch.load(tmp_path / "my_weights" / "tiny.pt", weights_only=True)
+    assert norm == pytest.approx(float(state["head.weight"].norm()))  # the re-saved weights
+
+
+# --- zoo problems a person can act on ---
+
+BROKEN_ZOO = textwrap.dedent('''
+    # a zoo with one good model and four a person has to fix
+    models:
+      mlp: {architecture: MLP, kwargs: {hidden: 8}, dataset: digits, seed: 0, epochs: 1,
+            batch_size: 64, learning_rate: 0.01}
+
+      wrong-path:
+        architecture: "my_netz.tiny:Tiny"
+        checkpoint: ../my_weights/tiny.pt
+
+      refused:
+        architecture: "my_nets.tiny:Tiny"
+        checkpoint: ../my_weights/pickled.pt
+
+      misfit:
+        architecture: "my_nets.tiny:Tiny"
+        kwargs: {width: 6}
+        checkpoint: ../my_weights/tiny.pt
+
+      missing:
+        architecture: "my_nets.tiny:Tiny"
+        checkpoint: ../my_weights/nowhere.pt
+
+      buggy:
+        architecture: "my_nets.buggy:Buggy"
+        checkpoint: ../my_weights/tiny.pt
+''')
+BROKEN = {"wrong-path": "cannot import 'my_netz.tiny'", "refused": "pickled.pt was refused",
+          "misfit": "tiny.pt do not fit Tiny", "missing": "nowhere.pt",
+          "buggy": "RuntimeError: my layer sizes are wrong (at my_nets/buggy.py:6)"}
+
+
+def broken_project(tmp_path):
+    user_project(tmp_path)
+    torch.save({"head.weight": torch.zeros(8, 4), "payload": _WritesMarker(tmp_path / "pwned")},
+               tmp_path / "my_weights" / "pickled.pt")
+    (tmp_path / "my_nets" / "buggy.py").write_text(
+        "from torch import nn\n\nclass Buggy(nn.Module):\n    def __init__(self):\n"
+        "        super().__init__()\n        raise RuntimeError('my layer sizes are wrong')\n")
+    config = tmp_path / "models" / "zoo.yaml"
+    config.write_text(BROKEN_ZOO)
+    lines = {name: number for number, line in enumerate(BROKEN_ZOO.splitlines(), start=1)
+             for name in BROKEN if line.strip() == f"{name}:"}
+    return config, lines
+
+
+def run_zoo(root, *extra, env=None):
+    """The zoo's command line, run from the user's project folder as `make models` would be."""
+    command = [sys.executable, "-m", "mechinterp.models.zoo", "--config", str(root / "models" / "zoo.yaml"),
+               "--models-dir", str(root / "models"), "--device", "cpu", *extra]
+    environment = {key: value for key, value in os.environ.items() if key != "VERBOSE"}
+    environment.update({"PYTHONPATH": f"{root}{os.pathsep}{REPO}", **(env or {})})
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600, env=environment)
+
+
+def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_path):
+    config, lines = broken_project(tmp_path)
+    result = run_zoo(tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    for name, problem in BROKEN.items():
+        header = f"zoo: cannot build {name!r} (models/zoo.yaml:{lines[name]})"   # relative to here
+        assert header in result.stderr, result.stderr
+        block = result.stderr.split(header, 1)[1].split("\nzoo: ", 1)[0]
+        assert problem in block and len(block.strip().splitlines()) == 1, block
+    assert "could not be built: wrong-path, refused, misfit, missing, buggy" in result.stderr
+    assert load_meta("mlp", tmp_path / "models")["metrics"]["test_images"] > 0    # built all the same
+    assert not (tmp_path / "pwned").exists()
+    verbose = run_zoo(tmp_path, "--names", "misfit", env={"VERBOSE": "1"})
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_figures_of_a_broken_model_fail_with_its_block_and_the_others_run(tmp_path):
+    config, lines = broken_project(tmp_path)
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "mine.py").write_text(textwrap.dedent('''
+        FIGURES = {"good/mlp": {"make": "make_mlp", "models": ["mlp"], "outputs": []},
+                   "bad/misfit": {"make": "make_misfit", "models": ["misfit"], "outputs": []}}
+
+        def make_mlp(ctx):
+            return {"accuracy": ctx.model_meta("mlp")["metrics"]["test_accuracy"]}
+
+        def make_misfit(ctx):
+            return {"norm": float(ctx.model("misfit").head.weight.norm())}
+    '''))
+    result = run_figures(tmp_path)
+    assert result.returncode == 1
+    assert made(result) == {"good/mlp"}
+    header = f"zoo: cannot build 'misfit' ({config}:{lines['misfit']})"
+    assert f"failed bad/misfit: {header}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "figures: 1 made, 0 up to date, 1 failed" in result.stdout

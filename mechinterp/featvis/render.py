@@ -90,8 +90,11 @@ def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tu
     """(C, H, W) from the argument, else the model's `input_shape` attribute (zoo models have it)."""
     shape = image_shape if image_shape is not None else getattr(model, "input_shape", None)
     if shape is None:
-        raise ValueError(f"{type(model).__name__} has no `input_shape` attribute: pass "
-                         "image_shape=(channels, height, width)")
+        zoo_name = getattr(model, "zoo_name", None)
+        entry = f"zoo entry {zoo_name!r}" if zoo_name else "model's zoo entry"
+        raise ValueError(f"{type(model).__name__} does not say what size of image it takes: add "
+                         f"`input_shape: [C, H, W]` (e.g. [3, 32, 32]) to the {entry} in "
+                         "models/zoo.yaml (a model built in code: set model.input_shape = (C, H, W))")
     return tuple(int(s) for s in shape)
 
 

@@ -9,18 +9,19 @@ Loading never runs code from the file: safetensors holds only tensors, and torch
 through torch.load(weights_only=True), which refuses any pickle that names a function or class
 outside plain tensors and containers. A refused, truncated or corrupt file raises
 CheckpointError naming the file and what to do; nothing on disk is changed by a failed load.
+sha256_file and atomic_write_bytes are sources.py's file_hash and atomic_write_bytes (torch-free).
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import re
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
+
+from mechinterp.models.sources import atomic_write_bytes, file_hash as sha256_file  # noqa: F401
 
 # Checkpoints that wrap the weights in a dict under one of these keys are unwrapped.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "weights")
@@ -28,31 +29,6 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "weights")
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded safely; the message names the file and the fix."""
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file next to `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(state_dict: dict[str, torch.Tensor], path: str | os.PathLike,

@@ -2,175 +2,68 @@
 
     python -m mechinterp.models.zoo [--names shapes-cnn-a ...] [--device cpu] [--force]
 
-    from mechinterp.models.zoo import train_zoo, load_model, load_meta, model_hashes
+    from mechinterp.models.zoo import train_zoo, load_model, load_meta
     train_zoo("models/zoo.yaml", "models")         # trains only the missing or stale models
     model = load_model("shapes-cnn-a", "models")   # eval mode, on pick_device()
     load_meta("shapes-cnn-a", "models")["metrics"]["test_accuracy"]
 
-Each model lives in models/<name>/: checkpoint.safetensors and meta.json (config, config_hash,
-data_hash, metrics.test_accuracy on the held-out split, train_seconds, device, torch_version,
-checkpoint_sha256). A model is stale when its checkpoint or meta is missing, its config entry
-changed (config_hash) or its dataset changed (data_hash). Figures depend on a model through
-model_hashes(), so retraining or replacing a model marks exactly its figures stale.
+Each model lives in models/<name>/: checkpoint.safetensors and meta.json (config, inputs,
+metrics.test_accuracy on the held-out split, train_seconds, device, torch_version,
+checkpoint_sha256). `inputs` is what the model is made of (mechinterp/models/inputs.py: the zoo
+entry, the dataset, the checkpoint, the architecture's source files); a model is stale when its
+files are missing or any input changed, and the figures that read it are stale with it. The figure
+runner calls build_models() for the stale models its figures read, so `make figures` needs no
+`make models` first.
 
 A zoo entry either trains a model:
     shapes-cnn-a: {architecture: SmallCNN, kwargs: {width: 16}, dataset: shapes, seed: 0,
                    epochs: 4, batch_size: 64, learning_rate: 0.003}
 or imports the speaker's own weights (paths relative to the folder of zoo.yaml):
     my-net: {architecture: "my_package.nets:MyNet", kwargs: {...}, checkpoint: ../my_net.pt,
-             dataset: shapes}
+             dataset: shapes, input_shape: [3, 32, 32]}
     my-resnet: {torchvision: resnet18, weights: ../resnet18.pth, kwargs: {num_classes: 10},
                 input_shape: [3, 224, 224], feature_layers: [layer1, layer2, layer3, layer4]}
 Optional layer descriptions (feature_layers, conv_layers, classifier_layer, input_shape,
 class_names) fill in what the architecture does not define itself. Weights are always read
 without running code from the file (see checkpoints.py).
+
+A model that cannot be built (an architecture that does not import, a refused checkpoint, weights
+that do not fit, a missing file) is reported in one block naming the entry, its zoo.yaml line and
+what to do; the other models still build, and the run exits non-zero listing the failures.
+VERBOSE=1 adds the traceback.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
-import hashlib
 import importlib
 import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from mechinterp.data import load_dataset
-from mechinterp.data.files import data_root as data_directory
 from mechinterp.device import pick_device, seed_everything
 from mechinterp.hooks import layer_names
 from mechinterp.models.architectures import ARCHITECTURES
-from mechinterp.models.checkpoints import (atomic_write_bytes, load_state_dict, save_checkpoint,
-                                           sha256_file)
+from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
+from mechinterp.models.config import (Zoo, ZooError, is_imported, read_zoo, read_zoo_config,  # noqa: F401
+                                      source_path)
+from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
+                                      model_stale_reason)
+from mechinterp.models.sources import atomic_write_bytes
 from mechinterp.models.training import TrainingSettings, evaluate, train_classifier
 
 CPU_TRAINING_THREADS = 1
-TRAINING_VERSION = 1          # bump when training changes in a way the config does not show
-CHECKPOINT_NAME = "checkpoint.safetensors"
-META_NAME = "meta.json"
 LAYER_DESCRIPTIONS = ("feature_layers", "conv_layers", "classifier_layer", "input_shape")
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed", "batchnorm",
                  "optimizer")
-
-
-class ZooError(ValueError):
-    """A zoo config or model problem; the message names the file or entry and what to do."""
-
-
-# --- the config ---
-
-def read_zoo_config(config_path: str | os.PathLike = "models/zoo.yaml") -> dict[str, dict]:
-    """{model name: entry} from the YAML file; `defaults` are merged into every entry."""
-    config_path = Path(config_path)
-    if not config_path.is_file():
-        raise ZooError(f"zoo config {config_path} does not exist")
-    try:
-        document = yaml.safe_load(config_path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ZooError(f"{config_path} is not valid YAML: {error}") from error
-    models = document.get("models")
-    if not isinstance(models, dict) or not models:
-        raise ZooError(f"{config_path} needs a top-level 'models:' mapping of name -> entry")
-    defaults = document.get("defaults") or {}
-    entries = {}
-    for name, entry in models.items():
-        entries[str(name)] = {**defaults, **(entry or {})}
-        _check_entry(str(name), entries[str(name)], config_path)
-    return entries
-
-
-def _check_entry(name: str, entry: dict, config_path: Path) -> None:
-    if "torchvision" in entry:
-        required = ("torchvision", "weights")
-    elif "checkpoint" in entry:
-        required = ("architecture", "checkpoint")
-    else:
-        required = ("architecture", "dataset", "epochs")
-    missing = [key for key in required if key not in entry]
-    if missing:
-        raise ZooError(f"{config_path}: model {name!r} lacks {', '.join(missing)} (a trained model "
-                       "needs architecture, dataset, epochs; an imported one architecture and "
-                       "checkpoint, or torchvision and weights)")
-
-
-def is_imported(entry: dict) -> bool:
-    """True for the speaker's own weights (nothing to train)."""
-    return "checkpoint" in entry or "torchvision" in entry
-
-
-def _source_path(entry: dict, config_dir: Path) -> Path:
-    raw = Path(os.path.expanduser(str(entry.get("checkpoint") or entry.get("weights"))))
-    return raw if raw.is_absolute() else (config_dir / raw).resolve()
-
-
-def _sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def config_hash(entry: dict, source_sha256: str | None = None) -> str:
-    """Hash of the entry (and of the imported weights' bytes, for the speaker's own model)."""
-    payload = {"entry": entry, "training_version": TRAINING_VERSION, "source": source_sha256}
-    return _sha256_text(json.dumps(payload, sort_keys=True, default=str))
-
-
-_DATA_HASHES: dict[str, str] = {}
-DATA_CODE = Path(__file__).resolve().parent.parent / "data"
-DATA_HASH_CACHE = ".data-hashes.json"
-
-
-def data_signature(entry: dict) -> str:
-    """What the dataset is a function of: the generating code, its options, and the user's files.
-
-    Procedural data is deterministic from code and options, and user files are identified by
-    name, size and modification time, so an unchanged signature means unchanged bytes."""
-    digest = hashlib.sha256(json.dumps([entry["dataset"], entry.get("dataset_options"),
-                                        entry.get("data_root")], sort_keys=True).encode())
-    for source in sorted(DATA_CODE.glob("*.py")):
-        digest.update(source.read_bytes())
-    user_dir = data_directory(entry.get("data_root"))
-    if user_dir.is_dir():
-        for path in sorted(p for p in user_dir.rglob("*") if p.is_file()):
-            stat = path.stat()
-            digest.update(f"{path.relative_to(user_dir)}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()
-
-
-def data_hash(entry: dict, models_dir: str | os.PathLike | None = None) -> str | None:
-    """Hash of the entry's dataset (both splits, labels and class names); None without one.
-
-    Hashing means generating the data (seconds), so the result is cached in
-    models/.data-hashes.json under the data's signature: `make models` with nothing stale is fast."""
-    if "dataset" not in entry:
-        return None
-    signature = data_signature(entry)
-    cache_path = Path(models_dir) / DATA_HASH_CACHE if models_dir is not None else None
-    cache = _read_json(cache_path) if cache_path else {}
-    if signature in cache:
-        return cache[signature]
-    if signature not in _DATA_HASHES:
-        digest = hashlib.sha256(signature.encode())
-        for split in ("train", "test"):
-            data = _load_split(entry, split)
-            digest.update(data.images.numpy().tobytes())
-            digest.update(data.labels.numpy().tobytes())
-            digest.update(json.dumps(data.class_names).encode())
-        _DATA_HASHES[signature] = digest.hexdigest()
-    if cache_path and cache_path.parent.is_dir():
-        atomic_write_bytes(cache_path, json.dumps({**cache, signature: _DATA_HASHES[signature]}, indent=1).encode())
-    return _DATA_HASHES[signature]
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _load_split(entry: dict, split: str):
@@ -192,11 +85,30 @@ def resolve_architecture(spec: str) -> type:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise ZooError(f"cannot import {module_name!r} for architecture {spec!r} ({error}); make "
-                       "the package importable (pip install -e it, or add its folder to "
-                       "PYTHONPATH)") from error
+                       "the package importable (a folder beside models/ with an __init__.py, "
+                       "pip install -e it, or add its folder to PYTHONPATH) or fix the name "
+                       "in zoo.yaml") from error
+    except Exception as error:  # the user's module itself fails on import: say where
+        raise ZooError(f"importing {module_name!r} (architecture {spec!r}) failed: "
+                       f"{type(error).__name__}: {error}{_raised_at(error)}; fix that module") from error
     if not hasattr(module, class_name):
-        raise ZooError(f"module {module_name!r} has no {class_name!r} (architecture {spec!r})")
+        classes = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module)
+                         and v.__module__ == module.__name__)
+        raise ZooError(f"module {module_name!r} has no {class_name!r} (architecture {spec!r}); "
+                       f"it defines {', '.join(classes) or 'no nn.Module class'}: fix the name "
+                       "after ':' in zoo.yaml")
     return getattr(module, class_name)
+
+
+def construct(cls: type, kwargs: dict) -> nn.Module:
+    """cls(**kwargs), with a zoo error when the entry's kwargs do not fit the constructor."""
+    import inspect
+    try:
+        inspect.signature(cls).bind(**kwargs)
+    except TypeError as error:
+        raise ZooError(f"kwargs {kwargs} do not fit {cls.__name__}{inspect.signature(cls)} "
+                       f"({error}): fix kwargs in zoo.yaml") from error
+    return cls(**kwargs)
 
 
 def _torchvision_model(name: str, kwargs: dict) -> nn.Module:
@@ -233,7 +145,7 @@ def build_model(entry: dict) -> nn.Module:
     if "torchvision" in entry:
         model = _torchvision_model(entry["torchvision"], kwargs)
     else:
-        model = resolve_architecture(entry["architecture"])(**kwargs)
+        model = construct(resolve_architecture(entry["architecture"]), kwargs)
     return describe_layers(model, entry)
 
 
@@ -281,45 +193,11 @@ def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        raise ZooError(f"the weights in {path} do not fit {type(model).__name__}: "
-                       f"{str(error).splitlines()[0]} ... check the architecture and kwargs "
-                       "in zoo.yaml") from error
-
-
-def model_hashes(name: str, models_dir: str | os.PathLike = "models") -> dict[str, str]:
-    """{"checkpoint": sha256 of the checkpoint file, "config": the config hash}: what figures
-    depend on."""
-    meta = load_meta(name, models_dir)
-    return {"checkpoint": sha256_file(model_dir(name, models_dir) / CHECKPOINT_NAME),
-            "config": meta["config_hash"]}
-
-
-def stale_reason(name: str, entry: dict, models_dir, config_dir: Path) -> str | None:
-    """Why the model must be (re)built, or None when it is up to date."""
-    folder = model_dir(name, models_dir)
-    checkpoint, meta_path = folder / CHECKPOINT_NAME, folder / META_NAME
-    if not checkpoint.is_file() or not meta_path.is_file():
-        return "not built yet"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError:
-        return "meta.json is unreadable"
-    if meta.get("config_hash") != _entry_hash(entry, config_dir):
-        return "config changed"
-    if meta.get("data_hash") != data_hash(entry, models_dir):
-        return "dataset changed"
-    if meta.get("checkpoint_sha256") != sha256_file(checkpoint):
-        return "checkpoint does not match its meta.json"
-    return None
-
-
-def _entry_hash(entry: dict, config_dir: Path) -> str:
-    if not is_imported(entry):
-        return config_hash(entry)
-    source = _source_path(entry, config_dir)
-    if not source.is_file():
-        raise FileNotFoundError(f"the zoo names {source} (checkpoint/weights) but it does not exist")
-    return config_hash(entry, sha256_file(source))
+        details = [line.strip() for line in str(error).splitlines()[1:3] if line.strip()]
+        shown = "; ".join(line if len(line) < 160 else line[:157] + "..." for line in details)
+        raise ZooError(f"the weights in {path} do not fit {type(model).__name__}: {shown.rstrip('.')}. "
+                       "Check the architecture and its kwargs in zoo.yaml against the code that "
+                       "saved the weights") from error
 
 
 # --- building: train or import one model, then write its files ---
@@ -344,7 +222,11 @@ def train_one(name: str, entry: dict, device: torch.device) -> tuple[nn.Module, 
 
 def import_one(name: str, entry: dict, device: torch.device, config_dir: Path) -> tuple[nn.Module, dict]:
     """Load the speaker's own weights into their architecture; measure it if a dataset is named."""
-    source = _source_path(entry, config_dir)
+    source = source_path(entry, config_dir)
+    if not source.is_file():
+        raise ZooError(f"the weights file {entry.get('checkpoint') or entry.get('weights')} "
+                       f"({source}) does not exist: save the weights there, or fix the path "
+                       f"(relative paths start from {config_dir})")
     model = build_model(entry)
     _load_weights(model, load_state_dict(source), source)
     model.to(device).eval()
@@ -360,13 +242,13 @@ def import_one(name: str, entry: dict, device: torch.device, config_dir: Path) -
     return model, facts
 
 
-def write_model(name: str, entry: dict, model: nn.Module, facts: dict, models_dir,
-                config_dir: Path, device: torch.device) -> dict:
-    """Write checkpoint then meta.json, each atomically; return the meta."""
+def write_model(name: str, zoo: Zoo, model: nn.Module, facts: dict, models_dir,
+                device: torch.device) -> dict:
+    """Write checkpoint then meta.json (with the model's inputs), each atomically; return the meta."""
     folder = model_dir(name, models_dir)
     checkpoint = save_checkpoint(model.state_dict(), folder / CHECKPOINT_NAME)
-    meta = {"name": name, "config": entry, "config_hash": _entry_hash(entry, config_dir),
-            "data_hash": data_hash(entry, models_dir), **facts, "device": str(device),
+    meta = {"name": name, "config": zoo.entries[name], "inputs": model_inputs(name, zoo, models_dir),
+            **facts, "device": str(device),
             "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
             "checkpoint": CHECKPOINT_NAME, "checkpoint_sha256": sha256_file(checkpoint),
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -374,42 +256,112 @@ def write_model(name: str, entry: dict, model: nn.Module, facts: dict, models_di
     return meta
 
 
+def build_one(name: str, zoo: Zoo, models_dir, device: torch.device) -> dict:
+    """Train or import one model and write its files; return its meta."""
+    if name in zoo.problems:
+        raise ZooError(zoo.problems[name])
+    entry = zoo.entries[name]
+    model, facts = (import_one(name, entry, device, zoo.folder) if is_imported(entry)
+                    else train_one(name, entry, device))
+    return write_model(name, zoo, model, facts, models_dir, device)
+
+
+def build_models(config_path, models_dir, names=None, device=None,
+                 force: bool = False) -> tuple[dict[str, dict], dict[str, str]]:
+    """Build the missing or stale models among `names` (default all); return ({name: meta},
+    {name: failure block}). A model that fails is reported and the others still build."""
+    zoo = read_zoo(config_path)
+    known = set(zoo.entries) | set(zoo.problems)
+    unknown = sorted(set(names or []) - known)
+    if unknown:
+        raise ZooError(f"{config_path} has no model {', '.join(map(repr, unknown))}; "
+                       f"it names {', '.join(zoo.entries)}")
+    device = as_device(device)
+    metas, failures = {}, {}
+    for name in names or list(zoo.entries) + sorted(set(zoo.problems) - set(zoo.entries)):
+        try:
+            metas[name] = _build_if_stale(name, zoo, models_dir, device, force)
+        except Exception as error:  # noqa: BLE001 - one model's problem must not stop the others
+            failures[name] = failure_block(name, zoo, error)
+            print(failures[name], file=sys.stderr, flush=True)
+    return metas, failures
+
+
+def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force: bool) -> dict:
+    reason = "forced" if force else model_stale_reason(name, zoo, models_dir)
+    if reason is None:
+        return load_meta(name, models_dir)
+    print(f"zoo: building {name} ({reason}) on {device}", file=sys.stderr, flush=True)
+    meta = build_one(name, zoo, models_dir, device)
+    _print_summary(name, meta)
+    return meta
+
+
+def failure_block(name: str, zoo: Zoo, error: BaseException) -> str:
+    """A few lines naming the entry, its zoo.yaml line and what to do (VERBOSE=1: the traceback)."""
+    if _is_ours(error):
+        message = str(error)
+    else:
+        message = (f"{type(error).__name__}: {error}{_raised_at(error)}; fix that code, or run "
+                   "with VERBOSE=1 for the whole traceback")
+    block = f"zoo: cannot build {name!r} ({zoo.where(name)})\n  {message}"
+    if os.environ.get("VERBOSE", "") not in ("", "0"):
+        block = "".join(traceback.format_exception(error)) + block
+    return block
+
+
+def _is_ours(error: BaseException) -> bool:
+    """True for errors whose message already says what to do (raised by the zoo or data code)."""
+    return type(error).__module__.startswith("mechinterp") or isinstance(error, FileNotFoundError)
+
+
+def _raised_at(error: BaseException) -> str:
+    """" (at my_nets/tiny.py:12)": the innermost frame outside torch and the standard library."""
+    if isinstance(error, SyntaxError) and error.filename:   # the frame is the import machinery's
+        return f" (at {_shown_path(error.filename)}:{error.lineno})"
+    installed = {os.path.dirname(os.__file__), os.path.dirname(torch.__file__)}
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not any(f.filename.startswith(folder) for folder in installed)
+              and "site-packages" not in f.filename]
+    if not frames:
+        return ""
+    return f" (at {_shown_path(frames[-1].filename)}:{frames[-1].lineno})"
+
+
+def _shown_path(path: str) -> str:
+    """A path relative to here when it is below here, else as it is."""
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if relative.startswith("..") else relative
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """Train with `threads` torch threads (1 by default: the same weights on every machine, and
+    these small models gain little from more), then restore the caller's setting."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def train_zoo(config_path: str | os.PathLike = "models/zoo.yaml",
               models_dir: str | os.PathLike = "models", names=None, device=None,
               force: bool = False, threads: int = CPU_TRAINING_THREADS) -> dict[str, dict]:
     """Train (or import) the zoo's missing or stale models; return {name: meta} for `names`.
-
-    On the CPU training uses `threads` torch threads (default 1: the weights are then the same
-    on every machine, and these small models gain little from more threads)."""
-    previous_threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        return _build_stale(config_path, models_dir, names, device, force)
-    finally:
-        torch.set_num_threads(previous_threads)
-
-
-def _build_stale(config_path, models_dir, names, device, force) -> dict[str, dict]:
-    entries = read_zoo_config(config_path)
-    config_dir = Path(config_path).resolve().parent
-    unknown = sorted(set(names or []) - set(entries))
-    if unknown:
-        raise ZooError(f"{config_path} has no model {', '.join(map(repr, unknown))}; "
-                       f"it names {', '.join(entries)}")
-    device = as_device(device)
-    metas = {}
-    for name in names or list(entries):
-        entry = entries[name]
-        reason = "forced" if force else stale_reason(name, entry, models_dir, config_dir)
-        if reason is None:
-            metas[name] = load_meta(name, models_dir)
-            continue
-        print(f"zoo: building {name} ({reason}) on {device}", file=sys.stderr, flush=True)
-        model, facts = (import_one(name, entry, device, config_dir) if is_imported(entry)
-                        else train_one(name, entry, device))
-        metas[name] = write_model(name, entry, model, facts, models_dir, config_dir, device)
-        _print_summary(name, metas[name])
+    Models that cannot be built raise one ZooError listing them, after the others are built."""
+    with torch_threads(threads):
+        metas, failures = build_models(config_path, models_dir, names, device, force)
+    if failures:
+        raise ZooError("\n".join(failures.values()))
     return metas
+
+
+def train_zoo_models(config_path, models_dir, names, device=None) -> dict[str, str]:
+    """The figure runner's call: build the stale models among `names`; {name: failure block}."""
+    with torch_threads(CPU_TRAINING_THREADS):
+        return build_models(config_path, models_dir, names, device)[1]
 
 
 def _print_summary(name: str, meta: dict) -> None:
@@ -430,11 +382,21 @@ def main(argv=None) -> int:
                         help="torch threads for CPU training (default 1: same weights everywhere)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    metas = train_zoo(args.config, args.models_dir, args.names, args.device, args.force, args.threads)
+    try:
+        with torch_threads(args.threads):
+            metas, failures = build_models(args.config, args.models_dir, args.names, args.device,
+                                           args.force)
+    except ZooError as error:
+        print(f"zoo: {error}", file=sys.stderr)
+        return 2
     for name, meta in metas.items():
         accuracy = meta["metrics"].get("test_accuracy")
         print(f"{name:24s} test accuracy {accuracy if accuracy is None else f'{accuracy:.4f}':>8}"
               f"  trained in {meta['train_seconds']:6.1f} s on {meta['device']}")
+    if failures:
+        print(f"zoo: {len(failures)} model(s) could not be built: {', '.join(failures)} "
+              "(see the messages above)", file=sys.stderr)
+        return 1
     print(f"zoo ready in {time.perf_counter() - start:.1f} s")
     return 0
 

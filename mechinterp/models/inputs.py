@@ -1,0 +1,180 @@
+"""What a zoo model is made of: the one definition its meta.json, the zoo and the figures share.
+
+A model's inputs, each by content hash:
+  entry         its zoo.yaml entry (with `defaults:` merged) and the training version
+  dataset       its dataset's images, labels and class names (None without a dataset)
+  checkpoint    the weights file: the speaker's own (`checkpoint:`/`weights:`), or for a trained
+                model the checkpoint training wrote; `checkpoint_file` names it as zoo.yaml does
+  architecture  {file: hash} of the module defining the class and every file it imports from the
+                same project (not site-packages, not the stdlib); for built-in names, our
+                mechinterp/models/architectures.py and what it imports; for torchvision, its version
+
+    inputs = model_inputs("my-net", read_zoo("models/zoo.yaml"), "models")
+    model_stale_reason("my-net", zoo, "models")   # "checkpoint ../my_weights/net.pt changed" or None
+    describe_changes(old, new)                    # ["architecture my_nets/blocks.py changed"]
+
+The zoo records the inputs in models/<name>/meta.json when it builds a model and rebuilds it when
+they differ; each figure's manifest entry records the inputs of the models it read, so a change to
+any of them makes exactly those figures stale. Nothing here imports torch unless a dataset's hash is
+not cached yet (models/.data-hashes.json, keyed by what the data is generated from).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+from pathlib import Path
+
+from mechinterp.models.config import Zoo, is_imported, source_path
+from mechinterp.models.sources import (atomic_write_bytes, file_hash, find_module, module_sources,
+                                       value_hash)
+
+TRAINING_VERSION = 1          # bump when training changes in a way the config does not show
+CHECKPOINT_NAME = "checkpoint.safetensors"
+META_NAME = "meta.json"
+DATA_HASH_CACHE = ".data-hashes.json"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUILT_IN_ARCHITECTURES = "mechinterp.models.architectures"
+DATA_CODE = REPO_ROOT / "mechinterp" / "data"
+PROCEDURAL_DATASETS = ("shapes", "digits")   # generated from code alone: no user files to stat
+_data_hashes: dict[str, str] = {}
+
+
+def entry_hash(entry: dict) -> str:
+    return value_hash({"entry": entry, "training_version": TRAINING_VERSION})
+
+
+def architecture_sources(entry: dict) -> dict[str, str | None]:
+    """{file relative to its project: hash} of the architecture's source ({spec: None} when the
+    module cannot be found; building the model then says why)."""
+    if "torchvision" in entry:
+        try:
+            return {"torchvision": importlib.metadata.version("torchvision")}
+        except importlib.metadata.PackageNotFoundError:
+            return {"torchvision": None}
+    spec = str(entry.get("architecture"))
+    module = spec.split(":", 1)[0] if ":" in spec else BUILT_IN_ARCHITECTURES
+    found = find_module(module, None if ":" in spec else [REPO_ROOT])
+    if found is None:
+        return {spec: None}
+    root = found[1]
+    return {path.relative_to(root).as_posix(): file_hash(path) for path in module_sources(module, root)}
+
+
+def _data_folder(entry: dict) -> Path:
+    # the rule of mechinterp.data.files.data_root, which cannot be imported without torch
+    return Path(entry.get("data_root") or os.environ.get("MECHINTERP_DATA") or "data")
+
+
+def data_signature(entry: dict) -> str:
+    """What the dataset is a function of: the generating code, its options, and the user's files
+    (by name, size and modification time). An unchanged signature means unchanged data."""
+    parts = [entry["dataset"], entry.get("dataset_options"), entry.get("data_root"),
+             {path.name: file_hash(path) for path in sorted(DATA_CODE.glob("*.py"))}]
+    folder = _data_folder(entry)
+    if entry["dataset"] not in PROCEDURAL_DATASETS and folder.is_dir():
+        parts.append([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+                      for p in sorted(folder.rglob("*")) if p.is_file()])
+    return value_hash(parts)
+
+
+def data_hash(entry: dict, models_dir: str | os.PathLike | None = None) -> str | None:
+    """Hash of the entry's dataset (both splits' images, labels, class names); None without one.
+
+    Generating the data takes seconds and torch, so the hash is cached in
+    models/.data-hashes.json under the data's signature."""
+    if "dataset" not in entry:
+        return None
+    signature = data_signature(entry)
+    cache_path = Path(models_dir) / DATA_HASH_CACHE if models_dir is not None else None
+    cache = _read_json(cache_path) if cache_path else {}
+    if signature in cache:
+        return cache[signature]
+    if signature not in _data_hashes:
+        _data_hashes[signature] = _hash_dataset(entry)
+    if cache_path and cache_path.parent.is_dir():
+        cache[signature] = _data_hashes[signature]
+        atomic_write_bytes(cache_path, json.dumps(cache, indent=1).encode())
+    return _data_hashes[signature]
+
+
+def _hash_dataset(entry: dict) -> str:
+    import hashlib
+    from mechinterp.data import load_dataset   # torch: only when the cache has no answer
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        data = load_dataset(entry["dataset"], split, entry.get("data_root"),
+                            **(entry.get("dataset_options") or {}))
+        digest.update(data.images.numpy().tobytes())
+        digest.update(data.labels.numpy().tobytes())
+        digest.update(json.dumps(data.class_names).encode())
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def checkpoint_file(name: str, entry: dict, zoo: Zoo, models_dir) -> tuple[Path, str]:
+    """(path, the name a person knows it by) of the weights the model is made of."""
+    if is_imported(entry):
+        return source_path(entry, zoo.folder), str(entry.get("checkpoint") or entry.get("weights"))
+    path = Path(models_dir) / name / CHECKPOINT_NAME
+    return path, f"{Path(models_dir).name}/{name}/{CHECKPOINT_NAME}"
+
+
+def model_inputs(name: str, zoo: Zoo, models_dir) -> dict:
+    """The model's inputs by content hash (see the module docstring)."""
+    entry = zoo.entries[name]
+    path, shown = checkpoint_file(name, entry, zoo, models_dir)
+    return {"entry": entry_hash(entry), "dataset": data_hash(entry, models_dir),
+            "architecture": architecture_sources(entry),
+            "checkpoint": file_hash(path) if path.is_file() else None, "checkpoint_file": shown}
+
+
+def describe_changes(old: dict, new: dict) -> list[str]:
+    """In words, which of a model's inputs differ: ["checkpoint ../w.pt changed", ...]."""
+    words = []
+    if old.get("entry") != new.get("entry"):
+        words.append("zoo entry changed")
+    if old.get("dataset") != new.get("dataset"):
+        words.append("dataset changed")
+    if old.get("config") != new.get("config"):          # a model placed by hand, not in the zoo
+        words.append("meta.json config changed")
+    if old.get("checkpoint") != new.get("checkpoint"):
+        state = "missing" if new.get("checkpoint") is None else "changed"
+        words.append(f"checkpoint {new.get('checkpoint_file')} {state}")
+    before, after = old.get("architecture") or {}, new.get("architecture") or {}
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) != after.get(path) or path not in after:
+            state = "not found" if path in after and after[path] is None else "changed"
+            words.append(f"architecture {path} {state}")
+    return words
+
+
+def model_stale_reason(name: str, zoo: Zoo, models_dir) -> str | None:
+    """Why the zoo must (re)build the model, in words, or None when it is up to date."""
+    folder = Path(models_dir) / name
+    if name in zoo.problems:
+        return "its zoo entry is incomplete"
+    if not (folder / CHECKPOINT_NAME).is_file() or not (folder / META_NAME).is_file():
+        return "not built yet"
+    meta = _read_json(folder / META_NAME)
+    if "inputs" not in meta:
+        return "meta.json is unreadable or was written by an older zoo"
+    changes = describe_changes(meta["inputs"], model_inputs(name, zoo, models_dir))
+    if changes:
+        return ", ".join(changes)
+    if meta.get("checkpoint_sha256") != file_hash(folder / CHECKPOINT_NAME):
+        return f"{folder / CHECKPOINT_NAME} does not match its meta.json"
+    return None
+
+
+def stale_models(names, zoo: Zoo, models_dir) -> dict[str, str]:
+    """{name: why} for the models among `names` that the zoo defines and must (re)build."""
+    reasons = {name: model_stale_reason(name, zoo, models_dir)
+               for name in names if name in zoo.entries or name in zoo.problems}
+    return {name: reason for name, reason in reasons.items() if reason}

@@ -1,0 +1,148 @@
+"""Content hashes of files and values, and the source files a Python module is made of.
+
+Deciding what is stale must stay fast and must not import torch, so nothing here does:
+
+    file_hash(Path("models/x/checkpoint.safetensors"))   # sha256, cached on path, size, mtime
+    value_hash({"steps": 10})                             # sha256 of canonical JSON
+    atomic_write_bytes(path, data)                        # temp file, fsync, rename
+    module_sources("my_nets.tiny")   # {Path("my_nets/tiny.py"): root, ...}: the file and what it
+                                     # imports from the same project (never site-packages or stdlib)
+
+A module's project is the sys.path folder it was found in; its imports are followed only into
+files under that same folder, so a user's package that imports torch and its own helpers depends
+on its helpers and not on torch. all_imports() is the one reader of a tree's imports (the figure
+runner's reach.py uses it too).
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+_file_hashes: dict[tuple[str, int, int], str] = {}
+_imports: dict[tuple[str, int, int], set[str]] = {}
+
+
+def file_hash(path: str | Path) -> str:
+    """sha256 of a file's bytes (cached on path, size and mtime within one process)."""
+    stat = Path(path).stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _file_hashes:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _file_hashes[key] = digest.hexdigest()
+    return _file_hashes[key]
+
+
+def value_hash(value) -> str:
+    """sha256 of a JSON-able value in canonical form (sorted keys)."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temporary file next to `path`, fsync, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def import_modules(node: ast.Import | ast.ImportFrom, package: list[str]) -> set[str]:
+    """Absolute module names one import statement may load ("a.b" and "a.b.name" for from-imports;
+    the caller keeps the ones that are files)."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = node.module or ""
+    if node.level:
+        parent = package[: len(package) - node.level + 1]
+        base = ".".join(parent + ([base] if base else []))
+    return {name for name in {base} | {f"{base}.{alias.name}" for alias in node.names} if name}
+
+
+def all_imports(tree: ast.AST, package: list[str]) -> set[str]:
+    """Every module the code under `tree` may import, at any depth (function-level imports too)."""
+    return {module for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+            for module in import_modules(node, package)}
+
+
+def _installed_roots() -> set[Path]:
+    """Folders of the interpreter's own and installed packages: never the user's project."""
+    paths = sysconfig.get_paths()
+    return {Path(paths[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+
+
+def project_roots() -> list[Path]:
+    """The sys.path folders a user's own modules can come from, in import order."""
+    installed = _installed_roots()
+    roots = []
+    for entry in sys.path:
+        folder = Path(entry or ".").resolve()
+        if folder.is_dir() and folder not in installed and folder not in roots:
+            roots.append(folder)
+    return roots
+
+
+def module_file(module: str, root: Path) -> Path | None:
+    """root/a/b.py or root/a/b/__init__.py for module "a.b", if that file exists."""
+    relative = Path(*module.split("."))
+    for candidate in (root / relative.with_suffix(".py"), root / relative / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_module(module: str, roots: list[Path] | None = None) -> tuple[Path, Path] | None:
+    """(file, project root) of a module found in the user's own folders, without importing it."""
+    for root in roots if roots is not None else project_roots():
+        found = module_file(module, root)
+        if found:
+            return found, root
+    return None
+
+
+def _package_parts(module: str, path: Path) -> list[str]:
+    parts = module.split(".")
+    return parts if path.name == "__init__.py" else parts[:-1]
+
+
+def _imported_by(path: Path, module: str) -> set[str]:
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _imports:
+        try:
+            tree = ast.parse(path.read_text(), filename=str(path))
+        except (SyntaxError, UnicodeDecodeError):  # still hashed; building it reports the error
+            tree = ast.Module(body=[], type_ignores=[])
+        _imports[key] = all_imports(tree, _package_parts(module, path))
+    return _imports[key]
+
+
+def module_sources(module: str, root: Path) -> list[Path]:
+    """The file of `module` under `root` and every file under `root` it imports, transitively
+    (package __init__ files too, since importing a.b.c runs a/__init__ and a/b/__init__)."""
+    seen: dict[Path, str] = {}
+    pending = [module]
+    while pending:
+        parts = pending.pop().split(".")
+        for depth in range(1, len(parts) + 1):
+            name = ".".join(parts[:depth])
+            found = module_file(name, root)
+            if found and found not in seen:
+                seen[found] = name
+                pending.extend(_imported_by(found, name))
+    return sorted(seen)
