@@ -21,20 +21,24 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force)
 
-.PHONY: slides figures models check pdf dev rehearse test bench venv node chromium clean help
+.PHONY: slides figures deck-figures models check pdf dev rehearse test bench venv node chromium clean help
 
 help:
 	@echo "make slides   figures + check + static site (DECK=talk/workshop.md for the workshop)"
 	@echo "make test     the test suite (installs what is missing)"
-	@echo "make figures  stale figures only (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
+	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
 	@echo "make models   train missing or stale zoo models"
 	@echo "make check    citations and assets of DECK;  make pdf;  make dev;  make rehearse;  make bench"
 
-slides: figures node
+slides: deck-figures node
 	$(PY) -m decktools.build $(DECK) --base $(BASE)
 
 figures: models/.trained
 	$(PY) -m figures_src.runner $(FIGURE_ARGS)
+
+# A deck's build makes only the stale figures that DECK (with its imported pages) shows.
+deck-figures: models/.trained
+	$(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS)
 
 # `make models` always checks every model; `make figures` re-checks only when what the zoo is
 # made from changed since the last check (so a no-op `make figures` never imports torch).
@@ -49,10 +53,10 @@ models/.trained: $(VENV)/.installed models/zoo.yaml $(wildcard mechinterp/data/*
 check: venv
 	$(PY) -m decktools.check $(DECK)
 
-pdf: figures node chromium
+pdf: deck-figures node chromium
 	$(PY) -m decktools.build $(DECK) --pdf
 
-dev: figures node
+dev: deck-figures node
 	$(PY) -m decktools.dev $(DECK) --port $(PORT)
 
 rehearse: venv

@@ -6,7 +6,9 @@ Errors (the check fails, printing file:line:column and what to do): an unknown c
 `<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the citations addon would
 fetch it over the network at view time); bib syntax errors, duplicate keys, entries missing
 author, title or year; images, backgrounds and other assets that point to a remote URL or to a
-file that does not exist; a <Measured> number whose figure or value does not exist.
+file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
+figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
+mean"); a <Measured> number whose figure has not been made yet.
 Warnings: bib entries that no deck in the folder cites; links to remote pages.
 """
 from __future__ import annotations
@@ -22,6 +24,8 @@ from decktools.bib import Bibliography, load_bibliography
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
+from figures_src.discover import FigureSpecError, declared_ids
+from figures_src.runner import did_you_mean
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPO_ROOT / "citations.bib"
@@ -56,7 +60,37 @@ def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
     return problems
 
 
-def asset_problems(deck: Deck, public_dir: Path) -> list[Problem]:
+def declared_figure_ids(deck_path: Path) -> set[str] | None:
+    """The figure ids the repository's scripts declare (<repo>/figures_src beside <repo>/talk);
+    None where there is no such folder, so a deck outside a repository is not checked for ids."""
+    scripts_dir = deck_path.resolve().parent.parent / "figures_src"
+    if not scripts_dir.is_dir():
+        return None
+    try:
+        return set(declared_ids(scripts_dir))
+    except (FigureSpecError, SyntaxError):
+        return None  # the runner reports a broken declaration with its file:line
+
+
+def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | None:
+    """Why a figure id on a slide is wrong, with the nearest declared ids; None when it is fine."""
+    if declared is None or figure_id in declared:
+        return None
+    return (f"no figure script declares figure {figure_id!r}{did_you_mean(figure_id, declared)}: "
+            "fix the id, or declare it in a script's FIGURES")
+
+
+def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
+    """Images under /figures/ and <Measured fig=...> that name an id no script declares."""
+    from decktools.figures import figure_id_of  # decktools.figures imports this module
+    found = [(ref, figure_id_of(ref.target)) for ref in references.assets(deck)]
+    found += [(ref, ref.attributes.get("fig")) for ref in references.measured(deck)]
+    return [Problem(ref.path, ref.line, ref.column, message) for ref, figure_id in found
+            if figure_id and (message := unknown_figure_message(figure_id, declared))]
+
+
+def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None) -> list[Problem]:
+    from decktools.figures import figure_id_of
     problems = []
     for ref in references.assets(deck):
         target = ref.target.split("#")[0].split("?")[0]
@@ -70,20 +104,27 @@ def asset_problems(deck: Deck, public_dir: Path) -> list[Problem]:
                                     "work offline; save the file under talk/public/ and refer to it as /name"))
         elif target and not target.startswith(("mailto:", "data:")):
             local = public_dir / target.lstrip("/") if target.startswith("/") else ref.path.parent / target
-            if not local.exists():
+            figure_id = figure_id_of(target)
+            if figure_id and (message := unknown_figure_message(figure_id, declared)):
+                problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target}: {message}"))
+            elif not local.exists():
                 hint = "run `make figures`" if target.lstrip("/").startswith("figures/") else "fix the path"
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target} not found "
                                         f"(looked for {local}): {hint}"))
     return problems
 
 
-def measured_problems(deck: Deck, figures_dir: Path) -> list[Problem]:
+def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None = None) -> list[Problem]:
     problems = []
     for ref in references.measured(deck):
-        try:
-            format_measured(ref.attributes, figures_dir)
-        except MeasuredError as error:
-            problems.append(Problem(ref.path, ref.line, ref.column, str(error)))
+        message = unknown_figure_message(ref.attributes.get("fig", ""), declared) if "fig" in ref.attributes else None
+        if message is None:
+            try:
+                format_measured(ref.attributes, figures_dir)
+            except MeasuredError as error:
+                message = str(error)
+        if message:
+            problems.append(Problem(ref.path, ref.line, ref.column, message))
     return problems
 
 
@@ -120,9 +161,10 @@ def check_deck(deck_path: Path, bib_path: Path = DEFAULT_BIB) -> DeckReport:
     except DeckError as error:
         return DeckReport(None, bibliography, problems + [Problem(error.path, error.line, 1, error.message)])
     public_dir = deck_path.parent / "public"
+    declared = declared_figure_ids(deck_path)
     problems += citation_problems(deck, bibliography)
-    problems += asset_problems(deck, public_dir)
-    problems += measured_problems(deck, public_dir / "figures")
+    problems += asset_problems(deck, public_dir, declared)
+    problems += measured_problems(deck, public_dir / "figures", declared)
     problems += unused_entry_problems(deck_path, bibliography)
     return DeckReport(deck, bibliography, problems)
 
