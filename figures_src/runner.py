@@ -232,8 +232,9 @@ def failure_report(error: BaseException) -> dict:
 
 
 def _exit_when_runner_dies() -> None:
-    """The runner holds our stdin open; EOF means it is gone, so no orphan works on."""
-    while sys.stdin.buffer.read(1 << 16):
+    """The runner holds our stdin open; EOF means it is gone, so no orphan works on. (os.read on
+    the raw descriptor: a thread blocked in sys.stdin would hold its lock at interpreter exit.)"""
+    while os.read(0, 1 << 16):
         pass
     os._exit(3)
 
@@ -410,7 +411,7 @@ def run_stale(stale, options, manifest: Manifest, figures_dir: Path) -> dict[str
                     line = finish(worker, manifest, figures_dir, commit, failures)
                     running.remove(worker)
                 made += worker.spec.figure_id not in failures
-                progress.write(line)
+                progress.write(line, file=sys.stderr if line.startswith("FAILED") else sys.stdout)
                 progress.update(1)
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
