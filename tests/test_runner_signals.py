@@ -10,6 +10,7 @@ and the staging folder are released.
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -177,6 +178,7 @@ def test_a_worker_exits_when_its_runner_is_killed(workspace):
     os.kill(process.pid, signal.SIGKILL)                # no chance to clean up
     process.communicate(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10, what="the orphaned worker to exit")
+    shutil.rmtree(STAGING / f"run-{process.pid}")      # what a killed runner cannot remove itself
 
 
 def dead_pid() -> int:
