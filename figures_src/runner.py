@@ -313,7 +313,7 @@ def job_for(spec: FigureSpec, options, staging: Path) -> dict:
     return {"figure_id": spec.figure_id, "script": str(spec.script), "make": spec.make,
             "params": spec.params_for(options.profile), "profile": options.profile,
             "device": options.device, "staging_dir": str(staging), "seed": 0,
-            "result_file": str(staging.with_suffix(".result.json")),
+            "result_file": str(staging.parent / f"{staging.name}.result.json"),
             "models_dir": str(options.models_dir), "outputs": spec.outputs,
             "threads": int(os.environ.get("MECHINTERP_THREADS") or max(1, (os.cpu_count() or 1) // options.jobs))}
 
@@ -339,7 +339,7 @@ class Worker:
 
     def start(self) -> None:
         self.staging.mkdir(parents=True, exist_ok=True)
-        job_file = self.staging.with_suffix(".job.json")
+        job_file = self.staging.parent / f"{self.staging.name}.job.json"
         job_file.write_text(json.dumps(self.job))
         path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
         # process_group=0: a terminal's Ctrl-C reaches only the runner, which stops us itself

@@ -140,7 +140,16 @@ MOMENTS = {"start-up": lambda process, ws: hashing_checkpoint(process, ws[2] / "
            "mid-figure": lambda process, ws: figure_started(process)}
 
 
-@pytest.mark.parametrize("target", ["runner", "group"])
+def send_sigint(pid: int, target: str) -> None:
+    """'runner': kill -INT; 'group': a terminal's Ctrl-C; 'group+forwarded': that, and the copy
+    a parent such as make passes on while the runner is cleaning up."""
+    (os.killpg if target.startswith("group") else os.kill)(pid, signal.SIGINT)
+    if target == "group+forwarded":
+        time.sleep(0.02)
+        os.kill(pid, signal.SIGINT)
+
+
+@pytest.mark.parametrize("target", ["runner", "group", "group+forwarded"])
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_ctrl_c_stops_everything_cleanly(workspace, moment, target):
     scripts, figures, _ = workspace
@@ -153,7 +162,7 @@ def test_ctrl_c_stops_everything_cleanly(workspace, moment, target):
     assert process.poll() is None, process.communicate()
     processes = [process.pid] + descendants(process.pid)
     sent = time.monotonic()
-    (os.killpg if target == "group" else os.kill)(process.pid, signal.SIGINT)
+    send_sigint(process.pid, target)
     _, stderr = process.communicate(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in processes), timeout=30, what="every process to exit")
     stopped = time.monotonic() - sent
