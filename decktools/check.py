@@ -21,6 +21,7 @@ from pathlib import Path
 
 from decktools import references
 from decktools.bib import Bibliography, load_bibliography
+from decktools.deckmeta import FIGURE_PATH
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
@@ -72,6 +73,12 @@ def declared_figure_ids(deck_path: Path) -> set[str] | None:
         return None  # the runner reports a broken declaration with its file:line
 
 
+def figure_id_of(target: str) -> str | None:
+    """'family/name' for an asset path /figures/family/name.ext, else None."""
+    match = FIGURE_PATH.match(target.split("#")[0].split("?")[0])
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
 def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | None:
     """Why a figure id on a slide is wrong, with the nearest declared ids; None when it is fine."""
     if declared is None or figure_id in declared:
@@ -82,7 +89,6 @@ def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | N
 
 def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
     """Images under /figures/ and <Measured fig=...> that name an id no script declares."""
-    from decktools.figures import figure_id_of  # decktools.figures imports this module
     found = [(ref, figure_id_of(ref.target)) for ref in references.assets(deck)]
     found += [(ref, ref.attributes.get("fig")) for ref in references.measured(deck)]
     return [Problem(ref.path, ref.line, ref.column, message) for ref, figure_id in found
@@ -90,7 +96,6 @@ def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
 
 
 def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None) -> list[Problem]:
-    from decktools.figures import figure_id_of
     problems = []
     for ref in references.assets(deck):
         target = ref.target.split("#")[0].split("?")[0]

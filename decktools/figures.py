@@ -17,17 +17,10 @@ import sys
 from pathlib import Path
 
 from decktools import references
-from decktools.check import figure_id_problems
-from decktools.deckmeta import FIGURE_PATH
+from decktools.check import figure_id_of, figure_id_problems
 from decktools.markdown import Deck, DeckError, read_deck
 from figures_src import runner
 from figures_src.discover import FigureSpecError, discover_figures
-
-
-def figure_id_of(target: str) -> str | None:
-    """'family/name' for an asset path /figures/family/name.ext, else None."""
-    match = FIGURE_PATH.match(target.split("#")[0].split("?")[0])
-    return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
 def deck_figure_ids(deck: Deck) -> list[str]:
