@@ -24,7 +24,7 @@ FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONL
 .PHONY: slides figures deck-figures models check pdf dev rehearse test bench venv node chromium clean help
 
 help:
-	@echo "make slides   figures + check + static site (DECK=talk/workshop.md for the workshop)"
+	@echo "make slides   the stale figures DECK shows + check + static site (DECK=talk/workshop.md for the workshop)"
 	@echo "make test     the test suite (installs what is missing)"
 	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
 	@echo "make models   train missing or stale zoo models"

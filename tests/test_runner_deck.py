@@ -4,7 +4,6 @@ Real runner and decktools.figures subprocesses over figure scripts written into 
 folder (the runner's --scripts-dir/--figures-dir/--models-dir), and the repository's own decks
 for which figures they select.
 """
-import json
 import re
 import subprocess
 import sys

@@ -8,7 +8,6 @@ and one `interrupted:` line, that the outputs and manifest are byte-identical, a
 and the staging folder are released.
 """
 import fcntl
-import json
 import os
 import shutil
 import signal
