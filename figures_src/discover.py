@@ -59,6 +59,10 @@ class DiscoveryCache:
         if key in entries and entries[key][0] == stamp:
             return entries[key][1]
         value = compute()
+        try:  # what a later run loads, so every run sees the same types (tuples become lists)
+            value = json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            return value  # not JSON (bytes in a declaration): used, never cached
         entries[key] = [stamp, value]
         self.dirty = True
         return value
