@@ -21,16 +21,16 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force)
 
-.PHONY: slides figures models check pdf dev rehearse test bench venv node chromium clean help
+.PHONY: slides figures deck-figures models check pdf dev rehearse test bench venv node chromium clean help
 
 help:
-	@echo "make slides   figures + check + static site (DECK=talk/workshop.md for the workshop)"
+	@echo "make slides   the stale figures DECK shows + check + static site (DECK=talk/workshop.md for the workshop)"
 	@echo "make test     the test suite (installs what is missing)"
-	@echo "make figures  stale figures only (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
+	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
 	@echo "make models   train missing or stale zoo models"
 	@echo "make check    citations and assets of DECK;  make pdf;  make dev;  make rehearse;  make bench"
 
-slides: figures node
+slides: deck-figures node
 	$(PY) -m decktools.build $(DECK) --base $(BASE)
 
 # The runner rebuilds, through the zoo, the stale models the stale figures read (a changed
@@ -39,16 +39,20 @@ slides: figures node
 figures: venv
 	$(PY) -m figures_src.runner $(FIGURE_ARGS)
 
+# A deck's build makes only the stale figures that DECK (with its imported pages) shows.
+deck-figures: venv
+	$(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS)
+
 models: venv
 	$(PY) -m mechinterp.models.zoo --device $(DEVICE)
 
 check: venv
 	$(PY) -m decktools.check $(DECK)
 
-pdf: figures node chromium
+pdf: deck-figures node chromium
 	$(PY) -m decktools.build $(DECK) --pdf
 
-dev: figures node
+dev: deck-figures node
 	$(PY) -m decktools.dev $(DECK) --port $(PORT)
 
 rehearse: venv

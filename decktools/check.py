@@ -10,7 +10,9 @@ Errors (the check fails, printing file:line:column and what to do): an unknown c
 up over the network); a bib file the headmatter names that does not exist; bib syntax errors,
 duplicate keys (within a file or across the deck's files), entries missing
 author, title or year; images, backgrounds and other assets that point to a remote URL or to a
-file that does not exist; a <Measured> number whose figure or value does not exist.
+file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
+figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
+mean"); a <Measured> number whose figure has not been made yet.
 Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages.
 """
 from __future__ import annotations
@@ -23,9 +25,12 @@ from pathlib import Path
 
 from decktools import references
 from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
+from decktools.deckmeta import FIGURE_PATH
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
+from figures_src.discover import FigureSpecError, declared_ids
+from figures_src.runner import did_you_mean
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB
@@ -60,7 +65,41 @@ def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
     return problems
 
 
-def asset_problems(deck: Deck, public_dir: Path) -> list[Problem]:
+def declared_figure_ids(deck_path: Path) -> set[str] | None:
+    """The figure ids the repository's scripts declare (<repo>/figures_src beside <repo>/talk);
+    None where there is no such folder, so a deck outside a repository is not checked for ids."""
+    scripts_dir = deck_path.resolve().parent.parent / "figures_src"
+    if not scripts_dir.is_dir():
+        return None
+    try:
+        return set(declared_ids(scripts_dir))
+    except (FigureSpecError, SyntaxError):
+        return None  # the runner reports a broken declaration with its file:line
+
+
+def figure_id_of(target: str) -> str | None:
+    """'family/name' for an asset path /figures/family/name.ext, else None."""
+    match = FIGURE_PATH.match(target.split("#")[0].split("?")[0])
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | None:
+    """Why a figure id on a slide is wrong, with the nearest declared ids; None when it is fine."""
+    if declared is None or figure_id in declared:
+        return None
+    return (f"no figure script declares figure {figure_id!r}{did_you_mean(figure_id, declared)}: "
+            "fix the id, or declare it in a script's FIGURES")
+
+
+def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
+    """Images under /figures/ and <Measured fig=...> that name an id no script declares."""
+    found = [(ref, figure_id_of(ref.target)) for ref in references.assets(deck)]
+    found += [(ref, ref.attributes.get("fig")) for ref in references.measured(deck)]
+    return [Problem(ref.path, ref.line, ref.column, message) for ref, figure_id in found
+            if figure_id and (message := unknown_figure_message(figure_id, declared))]
+
+
+def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None) -> list[Problem]:
     problems = []
     for ref in references.assets(deck):
         target = ref.target.split("#")[0].split("?")[0]
@@ -74,20 +113,27 @@ def asset_problems(deck: Deck, public_dir: Path) -> list[Problem]:
                                     "work offline; save the file under talk/public/ and refer to it as /name"))
         elif target and not target.startswith(("mailto:", "data:")):
             local = public_dir / target.lstrip("/") if target.startswith("/") else ref.path.parent / target
-            if not local.exists():
+            figure_id = figure_id_of(target)
+            if figure_id and (message := unknown_figure_message(figure_id, declared)):
+                problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target}: {message}"))
+            elif not local.exists():
                 hint = "run `make figures`" if target.lstrip("/").startswith("figures/") else "fix the path"
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target} not found "
                                         f"(looked for {local}): {hint}"))
     return problems
 
 
-def measured_problems(deck: Deck, figures_dir: Path) -> list[Problem]:
+def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None = None) -> list[Problem]:
     problems = []
     for ref in references.measured(deck):
-        try:
-            format_measured(ref.attributes, figures_dir)
-        except MeasuredError as error:
-            problems.append(Problem(ref.path, ref.line, ref.column, str(error)))
+        message = unknown_figure_message(ref.attributes.get("fig", ""), declared) if "fig" in ref.attributes else None
+        if message is None:
+            try:
+                format_measured(ref.attributes, figures_dir)
+            except MeasuredError as error:
+                message = str(error)
+        if message:
+            problems.append(Problem(ref.path, ref.line, ref.column, message))
     return problems
 
 
@@ -141,9 +187,10 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     if deck is None:
         return DeckReport(None, bibliography, problems + [unreadable])
     public_dir = deck_path.parent / "public"
+    declared = declared_figure_ids(deck_path)
     problems += citation_problems(deck, bibliography)
-    problems += asset_problems(deck, public_dir)
-    problems += measured_problems(deck, public_dir / "figures")
+    problems += asset_problems(deck, public_dir, declared)
+    problems += measured_problems(deck, public_dir / "figures", declared)
     problems += unused_entry_problems(deck_path, bibliography)
     return DeckReport(deck, bibliography, problems)
 

@@ -14,9 +14,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from figures_src.runner import did_you_mean
+
+SUGGESTED_LIST_ITEMS = 10   # list items whose paths are offered as "did you mean"
+
 
 class MeasuredError(ValueError):
     """A Measured tag whose figure or value does not exist; the message says what to do."""
+
+
+def key_paths(numbers, prefix: str = "") -> list[str]:
+    """Every dotted path into a figure's JSON ('a', 'a.b', 'a.0'; the first items of each list)."""
+    if isinstance(numbers, dict):
+        items = list(numbers.items())
+    elif isinstance(numbers, list):
+        items = list(enumerate(numbers[:SUGGESTED_LIST_ITEMS]))
+    else:
+        return []
+    paths = []
+    for key, value in items:
+        paths.append(f"{prefix}{key}")
+        paths += key_paths(value, f"{prefix}{key}.")
+    return paths
 
 
 def lookup(numbers, dotted: str):
@@ -28,8 +47,9 @@ def lookup(numbers, dotted: str):
         elif isinstance(current, list) and part.lstrip("-").isdigit() and -len(current) <= int(part) < len(current):
             current = current[int(part)]
         else:
+            hint = did_you_mean(dotted, key_paths(numbers))
             available = ", ".join(sorted(map(str, current))[:12]) if isinstance(current, dict) else type(current).__name__
-            raise MeasuredError(f"value {dotted!r}: no {part!r} here (available: {available})")
+            raise MeasuredError(f"value {dotted!r}: no {part!r} here{hint}; available here: {available}")
     return current
 
 

@@ -3,7 +3,8 @@
 Each script's FIGURES dict is read with `ast.literal_eval`. Each figure's dependencies are the part
 of its script that its make function reaches (figures_src/reach.py) and the engine files found by
 following that part's `import mechinterp...` statements through the engine's own imports.
-Nothing here imports torch, so deciding what is stale stays fast.
+Nothing here imports torch, and what each file gave is cached (.figure-staging/discover-cache.json,
+keyed by the file's content digest), so deciding what is stale stays fast.
 
     specs = discover_figures(Path("figures_src"))
     specs["featvis/from-noise"].engine_files   # every mechinterp/*.py it can reach
@@ -11,6 +12,12 @@ Nothing here imports torch, so deciding what is stale stays fast.
 from __future__ import annotations
 
 import ast
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +28,67 @@ PROFILES = ("quick", "full")
 OWN_PACKAGES = ("mechinterp", "figures_src")
 # every figure runs through these (the runner seeds, styles and loads models with them)
 RUNNER_MODULES = {"figures_src.context", "figures_src.style", "mechinterp.device"}
-_imports_cache: dict[tuple[Path, int, int], set[str]] = {}
+CACHE_FILE = Path(__file__).resolve().parent.parent / ".figure-staging" / "discover-cache.json"
+
+
+class DiscoveryCache:
+    """What reading a file gave, kept in CACHE_FILE under its path and content digest, so a no-op
+    `make figures` parses nothing (parsing and walking every script and engine file is most of
+    its time). Entries are dropped when this module or reach.py change, or their file is gone."""
+
+    def __init__(self, path: Path):
+        self.path, self.data, self.dirty = path, None, False
+
+    def _version(self) -> list:
+        return [_stamp(Path(__file__)), _stamp(Path(__file__).with_name("reach.py"))]
+
+    def _load(self) -> dict:
+        if self.data is None:
+            try:
+                self.data = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self.data = {}
+            if self.data.get("version") != self._version():
+                self.data = {"version": self._version()}
+        return self.data
+
+    def get(self, kind: str, path: Path, compute):
+        """The cached value for this file, or compute() (stored when it succeeds)."""
+        entries = self._load().setdefault(kind, {})
+        key, stamp = str(path.resolve()), _stamp(path)
+        if key in entries and entries[key][0] == stamp:
+            return entries[key][1]
+        value = compute()
+        try:  # what a later run loads, so every run sees the same types (tuples become lists)
+            value = json.loads(json.dumps(value))
+        except (TypeError, ValueError):
+            return value  # not JSON (bytes in a declaration): used, never cached
+        entries[key] = [stamp, value]
+        self.dirty = True
+        return value
+
+    def save(self) -> None:
+        """Write atomically, without entries whose file is gone; a failure only costs speed."""
+        if not self.dirty:
+            return
+        for kind in ("scripts", "imports"):
+            entries = self.data.get(kind, {})
+            for key in [k for k in entries if not os.path.exists(k)]:
+                del entries[key]
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as handle:
+                json.dump(self.data, handle)
+            os.replace(handle.name, self.path)
+            self.dirty = False
+
+
+def _stamp(path: Path) -> str:
+    """The file's content digest (cheap next to parsing it; a size and mtime could miss an edit)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+CACHE = DiscoveryCache(CACHE_FILE)
 
 
 class FigureSpecError(ValueError):
@@ -75,9 +142,9 @@ def _literal(node: ast.AST, names: dict):
     raise ValueError(f"line {node.lineno}: {type(node).__name__} is not a literal")
 
 
-def _figures_literal(script: Path) -> tuple[dict, int]:
+def _figures_literal(script: Path, tree: ast.Module | None = None) -> tuple[dict, int]:
     """FIGURES, evaluated from the source alone; module-level literal constants may be used."""
-    tree = ast.parse(script.read_text(), filename=str(script))
+    tree = tree or ast.parse(script.read_text(), filename=str(script))
     names: dict = {}
     for node in tree.body:
         if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
@@ -108,47 +175,71 @@ def _check_entry(script: Path, line: int, figure_id: str, entry) -> None:
                               "allowed: make, models, params, outputs")
 
 
-def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
-    """The FigureSpecs one script declares, each with the part of the script and the engine files
-    that its own make function reaches (figures_src/reach.py)."""
-    figures, line = _figures_literal(script)
-    if not isinstance(figures, dict):
-        raise FigureSpecError(f"{script}:{line}: FIGURES must be a dict of id -> declaration")
+def _declarations(script: Path) -> dict:
+    """{figure id: its entry plus the "source" and "modules" of its part} for one script."""
     text = script.read_text()
     tree = ast.parse(text, filename=str(script))
-    specs = []
+    figures, line = _figures_literal(script, tree)
+    if not isinstance(figures, dict):
+        raise FigureSpecError(f"{script}:{line}: FIGURES must be a dict of id -> declaration")
+    declared = {}
     for figure_id, entry in figures.items():
         _check_entry(script, line, figure_id, entry)
         part = figure_part(text, entry["make"], _package_parts(script), tree)
+        declared[figure_id] = {**entry, "source": part.source, "modules": sorted(part.modules)}
+    return declared
+
+
+def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
+    """The FigureSpecs one script declares, each with the part of the script and the engine files
+    that its own make function reaches (figures_src/reach.py)."""
+    specs = []
+    for figure_id, entry in CACHE.get("scripts", script, lambda: _declarations(script)).items():
         specs.append(FigureSpec(figure_id, script, entry["make"], list(entry.get("models", [])),
                                 dict(entry.get("params", {})), list(entry.get("outputs", ["png"])),
-                                reachable_files(part.modules | RUNNER_MODULES, repo_root, exclude=script),
-                                part.source))
+                                reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root, exclude=script),
+                                entry["source"]))
     return specs
+
+
+def figure_scripts(scripts_dir: Path) -> list[Path]:
+    """The figure scripts in scripts_dir (the runner's own modules and _private files excluded)."""
+    return [script for script in sorted(scripts_dir.glob("*.py"))
+            if script.stem not in NOT_FIGURE_SCRIPTS and not script.stem.startswith("_")]
+
+
+def declared_ids(scripts_dir: Path) -> dict[str, Path]:
+    """{figure id: script} from the FIGURES literals alone (no reach analysis): what a deck check
+    needs, at a fraction of discover_figures' cost."""
+    found = {}
+    for script in figure_scripts(scripts_dir):
+        figures, _ = _figures_literal(script)
+        if isinstance(figures, dict):
+            found.update((figure_id, script) for figure_id in figures)
+    return found
 
 
 def discover_figures(scripts_dir: Path, repo_root: Path | None = None) -> dict[str, FigureSpec]:
     """All figures declared in scripts_dir/*.py, keyed by id; duplicate ids are an error."""
     repo_root = repo_root or scripts_dir.resolve().parent
+    _module_file.cache_clear()  # files may have appeared or changed since the last discovery
+    _imported_modules.cache_clear()
     found: dict[str, FigureSpec] = {}
-    for script in sorted(scripts_dir.glob("*.py")):
-        if script.stem in NOT_FIGURE_SCRIPTS or script.stem.startswith("_"):
-            continue
+    for script in figure_scripts(scripts_dir):
         for spec in read_script(script, repo_root):
             if spec.figure_id in found:
                 raise FigureSpecError(f"{script}: figure id {spec.figure_id!r} is also declared in "
                                       f"{found[spec.figure_id].script}; ids must be unique")
             found[spec.figure_id] = spec
+    CACHE.save()
     return found
 
 
-def _imported_modules(path: Path) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _imported_modules(path: Path) -> frozenset[str]:
     """Absolute module names a file imports (relative imports resolved against its package)."""
-    stat = path.stat()
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    if key not in _imports_cache:
-        _imports_cache[key] = all_imports(ast.parse(path.read_text(), filename=str(path)), _package_parts(path))
-    return _imports_cache[key]
+    return frozenset(CACHE.get("imports", path, lambda: sorted(
+        all_imports(ast.parse(path.read_text(), filename=str(path)), _package_parts(path)))))
 
 
 def _package_parts(path: Path) -> list[str]:
@@ -161,6 +252,7 @@ def _package_parts(path: Path) -> list[str]:
     return parts
 
 
+@functools.lru_cache(maxsize=None)
 def _module_file(module: str, repo_root: Path) -> Path | None:
     relative = Path(*module.split("."))
     for candidate in (repo_root / relative.with_suffix(".py"), repo_root / relative / "__init__.py"):

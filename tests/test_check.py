@@ -248,3 +248,33 @@ def test_bad_measured_attributes_and_numbers_files_are_problems(tmp_path, tag, m
     (deck.parent / "public" / "figures" / "demo" / "broken.json").write_text('{"accuracy": ')
     found = problems_of(deck)
     assert [(p.line, message in p.message) for p in found] == [(len(deck.read_text().split("\n")) - 1, True)], found
+
+
+DEMO_SCRIPT = 'FIGURES = {"demo/plot": {"make": "f"}, "mytalk/cka": {"make": "g"}}\n'
+
+
+@pytest.mark.parametrize("body, message", [
+    ('\n<Measured fig="mytalk/typo" value="x"/>\n',
+     "no figure script declares figure 'mytalk/typo' (did you mean mytalk/cka?)"),
+    ("\n![x](/figures/demo/plott.png)\n",
+     "asset /figures/demo/plott.png: no figure script declares figure 'demo/plott' (did you mean demo/plot?)"),
+    ('\n<Measured fig="demo/plot" value="layers.0.ckaa"/>\n',
+     "value 'layers.0.ckaa': no 'ckaa' here (did you mean layers.0.cka"),
+    ('\n<Measured fig="demo/plot" value="acuracy"/>\n', "(did you mean accuracy?)"),
+])
+def test_unknown_figure_ids_and_value_keys_get_did_you_mean(tmp_path, body, message):
+    deck = write_deck(tmp_path, GOOD + "\n---\n" + body)
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
+    found = problems_of(deck)
+    assert len(found) == 1, found
+    assert found[0].line == deck.read_text().split("\n").index(body.strip()) + 1
+    assert message in found[0].message
+
+
+def test_a_declared_figure_not_made_yet_says_run_make_figures(tmp_path):
+    deck = write_deck(tmp_path, GOOD + '\n---\n\n<Measured fig="mytalk/cka" value="x"/>\n')
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
+    [problem] = problems_of(deck)
+    assert "run `make figures`" in problem.message and "did you mean" not in problem.message

@@ -1,0 +1,65 @@
+"""The figures one deck shows, and `make slides DECK=x`'s first step: make only those.
+
+A deck shows a figure when a slide of it, or of a page it imports, has an image under
+/figures/<family>/<name>.<ext> or a `<Measured fig="family/name">` (code is ignored, as in
+references.py). Hidden slides count: check and prepare read them too.
+
+    python -m decktools.figures talk/workshop.md --profile quick --device cpu   # runner options
+    python -m decktools.figures talk/workshop.md --list                         # what is stale
+
+The runner (figures_src.runner.run) makes the stale ones among them; a figure id that no script
+declares is reported with the deck's file:line and the nearest declared id, and nothing is made.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from decktools import references
+from decktools.check import figure_id_of, figure_id_problems
+from decktools.markdown import Deck, DeckError, read_deck
+from figures_src import runner
+from figures_src.discover import FigureSpecError, discover_figures
+
+
+def deck_figure_ids(deck: Deck) -> list[str]:
+    """Every figure id the deck's slides (imports included) show, in order of first use."""
+    ids = [figure_id_of(ref.target) for ref in references.assets(deck)]
+    ids += [ref.attributes.get("fig") for ref in references.measured(deck)]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def make_deck_figures(deck_path: Path, runner_argv: list[str]) -> int:
+    """Check the deck's figure ids against the scripts, then run the runner on them."""
+    options = runner.parse_args(runner_argv)
+    try:
+        deck = read_deck(deck_path)
+        declared = discover_figures(options.scripts_dir, runner.REPO_ROOT)
+    except (DeckError, FigureSpecError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    problems = figure_id_problems(deck, set(declared))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 1
+    ids = deck_figure_ids(deck)
+    print(f"figures: {deck_path} shows {len(ids)} figures")
+    return runner.run(options, ids)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="make slides", description=__doc__.split("\n")[0])
+    parser.add_argument("deck", type=Path)
+    options, runner_argv = parser.parse_known_args(argv)
+    with runner.stop_signals_handled():
+        try:
+            return make_deck_figures(options.deck, runner_argv)
+        except KeyboardInterrupt:
+            print("\ninterrupted: before any figure was started; nothing was changed", file=sys.stderr)
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""A deck makes only the figures it shows; failures and profile switches are reported briefly.
+
+Real runner and decktools.figures subprocesses over figure scripts written into a temporary
+folder (the runner's --scripts-dir/--figures-dir/--models-dir), and the repository's own decks
+for which figures they select.
+"""
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from figures_src.discover import declared_ids
+
+REPO = Path(__file__).resolve().parent.parent
+
+SCRIPT = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {FIGURES}
+
+def make(ctx):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    ctx.save(fig)
+    return {"id": ctx.figure_id, "scores": {"top1": 0.5}}
+'''
+
+FAILING = '''
+FIGURES = {"broken/plot": {"make": "make_plot"}}
+
+def load_numbers(path):
+    return {"value": 1 / 0}
+
+def make_plot(ctx):
+    import json
+    numbers = load_numbers(ctx.staging_dir)
+    return json.loads("{not json")
+'''
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    scripts, figures, models = tmp_path / "scripts", tmp_path / "talk" / "public" / "figures", tmp_path / "models"
+    scripts.mkdir()
+    models.mkdir()
+    for family in ("alpha", "beta"):
+        ids = {f"{family}/{name}": {"make": "make"} for name in ("one", "two", "three")}
+        (scripts / f"{family}.py").write_text(SCRIPT.replace("{FIGURES}", repr(ids)))
+    return scripts, figures, models
+
+
+def dirs(workspace) -> list[str]:
+    scripts, figures, models = workspace
+    return ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir", str(models),
+            "--profile", "quick", "--device", "cpu"]
+
+
+def run_module(module: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+def made_ids(result) -> set[str]:
+    return {line.split()[1] for line in (result.stdout + result.stderr).splitlines() if line.startswith("made ")}
+
+
+def write_deck(workspace, body: str, page: str) -> Path:
+    talk = workspace[1].parent.parent
+    (talk / "pages").mkdir(parents=True, exist_ok=True)
+    (talk / "pages" / "part.md").write_text(page)
+    deck = talk / "mytalk.md"
+    deck.write_text("---\ntitle: Mine\n---\n" + textwrap.dedent(body) + "\n---\nsrc: ./pages/part.md\n---\n")
+    return deck
+
+
+def test_a_deck_makes_only_the_figures_it_shows(workspace):
+    deck = write_deck(workspace, """
+        # One
+        ![first](/figures/alpha/two.png)
+
+        ```md
+        ![code is not a slide](/figures/alpha/one.png)
+        ```
+        """, '# Part\n\nTop-1 is <Measured fig="beta/three" value="scores.top1"/>.\n')
+    result = run_module("decktools.figures", str(deck), *dirs(workspace))
+    assert result.returncode == 0, result.stderr
+    assert made_ids(result) == {"alpha/two", "beta/three"}
+    again = run_module("decktools.figures", str(deck), *dirs(workspace))
+    assert made_ids(again) == set() and "0 made, 2 up to date" in again.stdout
+    everything = run_module("figures_src.runner", *dirs(workspace))   # `make figures`: all of them
+    assert made_ids(everything) == {f"{f}/{n}" for f in ("alpha", "beta") for n in ("one", "two", "three")} - {
+        "alpha/two", "beta/three"}
+
+
+def test_a_deck_naming_an_undeclared_figure_gets_did_you_mean_and_makes_nothing(workspace):
+    deck = write_deck(workspace, "\n# One\n![x](/figures/alpha/too.png)\n",
+                      '# Part\n<Measured fig="beta/thre" value="id"/>\n')
+    result = run_module("decktools.figures", str(deck), *dirs(workspace))
+    assert result.returncode == 1 and made_ids(result) == set()
+    assert f"{deck}:6:" in result.stderr and "'alpha/too' (did you mean alpha/two" in result.stderr
+    assert "part.md:2:" in result.stderr and "'beta/thre' (did you mean beta/three" in result.stderr
+
+
+def test_runner_ids_are_exact_and_unknown_ones_get_did_you_mean(workspace):
+    result = run_module("figures_src.runner", *dirs(workspace), "--ids", "alpha/one,beta/tw")
+    assert result.returncode == 2 and "no figure script declares 'beta/tw' (did you mean beta/two" in result.stderr
+    result = run_module("figures_src.runner", *dirs(workspace), "--ids", "alpha/one")
+    assert made_ids(result) == {"alpha/one"}
+
+
+def test_a_profile_change_is_reported_once(workspace):
+    assert run_module("figures_src.runner", *dirs(workspace)).returncode == 0
+    full = run_module("figures_src.runner", *dirs(workspace)[:-4], "--profile", "full", "--device", "cpu", "--jobs", "3")
+    assert made_ids(full) == {f"{f}/{n}" for f in ("alpha", "beta") for n in ("one", "two", "three")}
+    lines = (full.stdout + full.stderr).splitlines()
+    assert [line for line in lines if "profile" in line] == ["figures: profile changed from quick to full: 6 figures stale"]
+
+
+def line_of(source: str, text: str) -> int:
+    return next(number for number, line in enumerate(source.splitlines(), 1) if text in line)
+
+
+def test_a_failing_figure_shows_the_users_own_frames(workspace):
+    scripts = workspace[0]
+    (scripts / "broken.py").write_text(FAILING)
+    result = run_module("figures_src.runner", *dirs(workspace), "--ids", "broken/plot")
+    assert result.returncode == 1
+    script = scripts / "broken.py"
+    call, division = line_of(FAILING, "numbers = load_numbers("), line_of(FAILING, "1 / 0")
+    assert "FAILED broken/plot: ZeroDivisionError: division by zero" in result.stderr
+    assert f"{script}:{call} in make_plot" in result.stderr
+    assert f"{script}:{division} in load_numbers" in result.stderr
+    assert "runner.py" not in result.stderr and "site-packages" not in result.stderr
+
+
+def test_an_error_raised_inside_a_library_names_the_user_line_and_where_it_was_raised(workspace):
+    scripts = workspace[0]
+    (scripts / "broken.py").write_text(FAILING.replace("1 / 0", "1"))
+    result = run_module("figures_src.runner", *dirs(workspace), "--ids", "broken/plot")
+    assert "JSONDecodeError" in result.stderr
+    assert f"{scripts / 'broken.py'}:{line_of(FAILING, 'json.loads(')} in make_plot" in result.stderr
+    assert re.search(r"raised in .*json/decoder\.py:\d+ in raw_decode", result.stderr)
+
+
+def shown_by(deck: Path) -> set[str]:
+    """An independent reading of a deck's figure ids: a regex over it and the pages it imports."""
+    text = deck.read_text()
+    for imported in re.findall(r"^src:\s*(\S+)", text, re.MULTILINE):
+        text += (deck.parent / imported).read_text()
+    text = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+    return set(re.findall(r"/figures/([\w-]+/[\w-]+)\.\w+", text)) | set(re.findall(r'fig="([^"]+)"', text))
+
+
+def test_a_cold_workshop_build_selects_only_the_workshops_figures(tmp_path):
+    deck = REPO / "talk" / "workshop.md"
+    listing = run_module("decktools.figures", str(deck), "--figures-dir", str(tmp_path / "figures"),
+                         "--models-dir", str(tmp_path / "models"), "--profile", "quick", "--list")
+    assert listing.returncode == 0, listing.stderr
+    selected = {line.split()[1].rstrip(":") for line in listing.stdout.splitlines()
+                if line.startswith(("stale ", "cannot "))}
+    assert selected == shown_by(deck)
+    assert selected < set(declared_ids(REPO / "figures_src"))       # not the whole repository's

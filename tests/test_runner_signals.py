@@ -1,0 +1,245 @@
+"""Ctrl-C and the runner's lock, with real processes and real signals.
+
+Each test runs `python -m figures_src.runner` over a scratch scripts folder whose figure is slow,
+sends SIGINT to the runner alone or to its whole process group (what a terminal's Ctrl-C does) at
+start-up (while it hashes a large checkpoint), while its worker is being spawned, and in the
+middle of the figure, then checks that every process is gone within 2 s with a non-zero status
+and one `interrupted:` line, that the outputs and manifest are byte-identical, and that the lock
+and the staging folder are released.
+"""
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+STAGING = REPO / ".figure-staging"
+
+SLOW = '''
+import time
+from pathlib import Path
+import matplotlib.pyplot as plt
+
+FIGURES = {"slow/plot": {"make": "make_plot", "models": ["big"]}}
+
+def make_plot(ctx):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [SLOPE, 0])
+    ctx.save(fig)
+    time.sleep(SLEEP)
+    return {"slope": SLOPE}
+'''
+BIG_CHECKPOINT = 2 << 30   # sparse: hashing it keeps the runner in its start-up for a while
+
+
+def write_script(scripts: Path, slope: int, sleep: float) -> None:
+    (scripts / "slow.py").write_text(SLOW.replace("SLOPE", str(slope)).replace("SLEEP", str(sleep)))
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    scripts, figures, models = tmp_path / "scripts", tmp_path / "figures", tmp_path / "models"
+    scripts.mkdir()
+    write_script(scripts, 1, 0)
+    (models / "big").mkdir(parents=True)
+    with open(models / "big" / "checkpoint.pt", "wb") as handle:
+        handle.truncate(BIG_CHECKPOINT)
+    return scripts, figures, models
+
+
+def runner_command(workspace, *extra):
+    scripts, figures, models = workspace
+    return [sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts), "--figures-dir",
+            str(figures), "--models-dir", str(models), "--profile", "quick", "--device", "cpu", *extra]
+
+
+def start_runner(workspace) -> subprocess.Popen:
+    return subprocess.Popen(runner_command(workspace), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below pid (from /proc/<pid>/task/*/children)."""
+    found, pending = [], [pid]
+    while pending:
+        parent = pending.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            pending += children
+    return found
+
+
+def is_worker(pid: int) -> bool:
+    try:
+        return b"--worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_for(condition, timeout=180.0, what="the runner to reach the moment to interrupt"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def snapshot(figures: Path) -> dict:
+    return {p.relative_to(figures): p.read_bytes() for p in figures.rglob("*") if p.is_file()}
+
+
+def lock_is_free(figures: Path) -> bool:
+    with open(figures / ".runner.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def hashing_checkpoint(process, checkpoint: Path) -> bool:
+    for fd in Path(f"/proc/{process.pid}/fd").glob("*"):
+        try:
+            if os.readlink(fd) == str(checkpoint):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def worker_spawned(process) -> bool:
+    return any(is_worker(pid) for pid in descendants(process.pid))
+
+
+def figure_started(process) -> bool:
+    return (STAGING / f"run-{process.pid}" / "slow__plot" / "plot.png").exists()
+
+
+MOMENTS = {"start-up": lambda process, ws: hashing_checkpoint(process, ws[2] / "big" / "checkpoint.pt"),
+           "spawn": lambda process, ws: worker_spawned(process),
+           "mid-figure": lambda process, ws: figure_started(process)}
+
+
+def send_sigint(pid: int, target: str) -> None:
+    """'runner': kill -INT; 'group': a terminal's Ctrl-C; 'group+forwarded': that, and the copy
+    a parent such as make passes on while the runner is cleaning up."""
+    (os.killpg if target.startswith("group") else os.kill)(pid, signal.SIGINT)
+    if target == "group+forwarded":
+        time.sleep(0.02)
+        os.kill(pid, signal.SIGINT)
+
+
+@pytest.mark.parametrize("target", ["runner", "group", "group+forwarded"])
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_ctrl_c_stops_everything_cleanly(workspace, moment, target):
+    scripts, figures, _ = workspace
+    made = subprocess.run(runner_command(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    before = snapshot(figures)
+    write_script(scripts, 2, 60)                       # stale now, and slow
+    process = start_runner(workspace)
+    wait_for(lambda: MOMENTS[moment](process, workspace) or process.poll() is not None)
+    assert process.poll() is None, process.communicate()
+    processes = [process.pid] + descendants(process.pid)
+    sent = time.monotonic()
+    send_sigint(process.pid, target)
+    _, stderr = process.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in processes), timeout=30, what="every process to exit")
+    stopped = time.monotonic() - sent
+
+    assert stopped < 2.0, f"{moment}: took {stopped:.2f} s to stop"
+    assert process.returncode != 0
+    interrupted = [line for line in stderr.splitlines() if line.startswith("interrupted:")]
+    assert len(interrupted) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    if moment != "start-up":
+        assert "slow/plot was not finished; its previous outputs are kept" in interrupted[0]
+    assert snapshot(figures) == before                 # outputs and manifest byte-identical
+    assert lock_is_free(figures)
+    assert not (STAGING / f"run-{process.pid}").exists()
+
+
+def test_a_worker_exits_when_its_runner_is_killed(workspace):
+    write_script(workspace[0], 2, 60)
+    process = start_runner(workspace)
+    wait_for(lambda: figure_started(process))
+    workers = [pid for pid in descendants(process.pid) if is_worker(pid)]
+    os.kill(process.pid, signal.SIGKILL)                # no chance to clean up
+    process.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10, what="the orphaned worker to exit")
+    shutil.rmtree(STAGING / f"run-{process.pid}")      # what a killed runner cannot remove itself
+
+
+def dead_pid() -> int:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(finished.stdout)
+
+
+def hold_lock(figures: Path, recorded_pid: str) -> subprocess.Popen:
+    """Another process holding the flock with `recorded_pid` written in the file ('self': its own)."""
+    figures.mkdir(parents=True, exist_ok=True)
+    code = ("import fcntl, os, sys, time\n"
+            f"fd = os.open({str(figures / '.runner.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            f"os.write(fd, ({recorded_pid!r} if {recorded_pid!r} != 'self' else str(os.getpid())).encode())\n"
+            "print('locked', flush=True)\ntime.sleep(120)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_lock_left_by_a_dead_runner_is_taken_over(workspace):
+    figures = workspace[1]
+    figures.mkdir(parents=True)
+    gone = dead_pid()
+    (figures / ".runner.lock").write_text(f"{gone}\n")    # a runner that was killed (-9)
+    (STAGING / f"run-{gone}" / "x").mkdir(parents=True)    # ... and left its staging folder
+    result = subprocess.run(runner_command(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"was left by process {gone}, which is no longer running; taking it over" in result.stderr
+    assert not (STAGING / f"run-{gone}").exists() and lock_is_free(figures)
+    assert (figures / ".runner.lock").read_text() == ""   # released: no pid left behind
+
+
+def test_a_lock_still_held_for_a_dead_process_is_taken_over(workspace):
+    figures = workspace[1]
+    gone = dead_pid()
+    orphan = hold_lock(figures, str(gone))               # e.g. a worker of a runner killed long ago
+    try:
+        result = subprocess.run(runner_command(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        orphan.kill()
+        orphan.wait()
+    assert result.returncode == 0, result.stderr
+    assert f"was left by process {gone}, which is no longer running; taking it over" in result.stderr
+    assert "made   slow/plot" in result.stdout + result.stderr
+
+
+def test_a_live_holder_is_refused_by_pid(workspace):
+    holder = hold_lock(workspace[1], "self")
+    try:
+        result = subprocess.run(runner_command(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode != 0
+    assert f"another `make figures` is writing to {workspace[1]} (process {holder.pid})" in result.stderr
