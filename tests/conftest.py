@@ -7,9 +7,27 @@ returned folder:
 
     def test_something(trained_zoo):
         model = load_model("shapes-cnn-a", trained_zoo, device="cpu")
+
+run_figure: the figure harness. It finds the script that declares a figure id, calls its make
+function the way the runner does (deck style, a FigureContext on the CPU, the profile's params),
+checks that the PNG was written and that the numbers are JSON the runner can write, and returns
+those numbers as JSON values:
+
+    def test_a_figure(run_figure, trained_zoo, tmp_path):
+        numbers = run_figure("universality/probes", trained_zoo, tmp_path)          # quick params
+        numbers = run_figure("superposition/phase-diagram", tmp_path, tmp_path, params={...})
+
+train_digits_mlp: a factory for the workshop's network (flatten, fc1, relu1, fc2) trained
+full-batch with Adam on the first 1,400 scikit-learn digits (about a second); it returns
+(model, train_images, train_labels, test_images, test_labels).
+
+writes_marker: a class whose unpickling opens its marker file for writing, so a test can tell
+whether a loader ran the code inside a pickle (the file appears) or refused it.
 """
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +35,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
 ZOO_CONFIG = MODELS_DIR / "zoo.yaml"
+FIGURE_SCRIPTS = REPO_ROOT / "figures_src"
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -32,3 +51,93 @@ def trained_zoo() -> Path:
     from mechinterp.models.zoo import train_zoo
     train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu")
     return MODELS_DIR
+
+
+# --- the figure harness --------------------------------------------------------------------------
+
+def figure_module(figure_id: str):
+    """The figures_src module whose FIGURES declares `figure_id`."""
+    for script in sorted(FIGURE_SCRIPTS.glob("*.py")):
+        if "FIGURES" not in script.read_text():
+            continue
+        module = importlib.import_module(f"figures_src.{script.stem}")
+        if figure_id in getattr(module, "FIGURES", {}):
+            return module
+    raise KeyError(f"no script in {FIGURE_SCRIPTS} declares figure {figure_id!r}")
+
+
+def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None = None,
+                profile: str = "quick") -> dict:
+    """Run one figure as the runner would and return its numbers as JSON values."""
+    import torch
+    from figures_src.context import FigureContext
+    from figures_src.runner import to_jsonable
+    from figures_src.style import apply_style
+    from mechinterp.device import seed_everything
+    module = figure_module(figure_id)
+    spec = module.FIGURES[figure_id]
+    if params is None:
+        declared = spec.get("params", {})
+        params = declared.get(profile, {}) if {"quick", "full"} & set(declared) else declared
+    apply_style()
+    seed_everything(0)
+    context = FigureContext(figure_id, params, profile, torch.device("cpu"), staging, Path(models_dir))
+    numbers = json.loads(json.dumps(to_jsonable(getattr(module, spec["make"])(context)), allow_nan=False))
+    assert (staging / f"{context.name}.png").stat().st_size > 10_000
+    return numbers
+
+
+@pytest.fixture
+def run_figure():
+    return make_figure
+
+
+# --- a digits MLP trained here -------------------------------------------------------------------
+
+def digits_tensors():
+    """scikit-learn's 1,797 digits as (N, 1, 8, 8) images in [0, 1] and their labels."""
+    import torch
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None], torch.tensor(digits.target)
+
+
+def digits_mlp(hidden: int = 32, steps: int = 300, lr: float = 0.01, seed: int = 0, train: int = 1400):
+    """(model, train images, train labels, test images, test labels): the MLP trained full-batch."""
+    import torch
+    from torch import nn
+    images, labels = digits_tensors()
+    torch.manual_seed(seed)
+    model = nn.Sequential()
+    model.add_module("flatten", nn.Flatten())
+    model.add_module("fc1", nn.Linear(64, hidden))
+    model.add_module("relu1", nn.ReLU())
+    model.add_module("fc2", nn.Linear(hidden, 10))
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(model(images[:train]), labels[:train]).backward()
+        optimiser.step()
+    return model.eval(), images[:train], labels[:train], images[train:], labels[train:]
+
+
+@pytest.fixture(scope="session")
+def train_digits_mlp():
+    return digits_mlp
+
+
+# --- pickles that would run code -----------------------------------------------------------------
+
+class WritesMarker:
+    """Unpickling this calls open(marker, 'w'): the file appears iff the pickle ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def writes_marker():
+    return WritesMarker

@@ -109,3 +109,9 @@ def orientation_selectivity(filters: np.ndarray) -> np.ndarray:
     gap = np.sqrt((tensor[:, 0] - tensor[:, 2]) ** 2 + 4 * tensor[:, 1] ** 2)
     larger, smaller = (trace + gap) / 2, (trace - gap) / 2
     return 1 - smaller / np.maximum(larger, 1e-12)
+
+
+def strongest_first(filters: np.ndarray) -> np.ndarray:
+    """Filters sorted by their L2 norm, largest first: the ones the layer relies on most lead."""
+    norms = np.linalg.norm(filters.reshape(len(filters), -1), axis=1)
+    return filters[np.argsort(-norms, kind="stable")]
