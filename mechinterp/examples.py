@@ -58,3 +58,18 @@ def class_selectivity(values: torch.Tensor, labels: torch.Tensor, class_index: i
     inside, outside = values[labels == class_index], values[labels != class_index]
     spread = torch.sqrt((inside.var(0) + outside.var(0)) / 2).clamp(min=1e-6)
     return (inside.mean(0) - outside.mean(0)) / spread
+
+
+def most_selective_unit(values: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+                        candidates: Sequence[str]) -> tuple[str, int, float]:
+    """(class, unit, selectivity): over the candidate classes the dataset has, the unit (a column
+    of `values`) with the largest class selectivity, and the class it is selective for."""
+    best = None
+    for name in (name for name in candidates if name in class_names):
+        selectivity = class_selectivity(values, labels, list(class_names).index(name))
+        unit = int(selectivity.argmax())
+        if best is None or selectivity[unit] > best[2]:
+            best = (name, unit, float(selectivity[unit]))
+    if best is None:
+        raise ValueError(f"the dataset has none of the classes {list(candidates)}: {list(class_names)}")
+    return best
