@@ -1,4 +1,6 @@
 """First-layer filters and the ICA / sparse-coding filters of natural-image patches."""
+import math
+
 import numpy as np
 import pytest
 import skimage.data
@@ -53,3 +55,11 @@ def test_first_layer_filters_of_a_cnn_and_an_mlp():
     with pytest.raises(ValueError, match="input_shape"):
         first_layer_filters(mlp)
     assert torch.equal(torch.as_tensor(first_layer_filters(cnn)), cnn[0].weight.detach().double())
+
+
+def test_strongest_first_orders_filters_by_norm_as_python_sorts_them():
+    from mechinterp.universality.filters import strongest_first
+    filters = np.random.default_rng(3).normal(size=(12, 3, 5, 5)) * np.arange(1, 13)[::-1, None, None, None] ** 0.3
+    filters = filters[np.random.default_rng(4).permutation(12)]
+    expected = sorted(filters, key=lambda f: -math.sqrt(float((f ** 2).sum())))
+    np.testing.assert_array_equal(strongest_first(filters), np.stack(expected))

@@ -158,22 +158,12 @@ def test_default_zoo_shapes_models_differ_in_depth_width_kernel_and_pooling(trai
 
 # --- safe loading ---
 
-class _WritesMarker:
-    """Unpickling this calls open(marker, 'w'): the file appears iff the pickle ran code."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def test_malicious_pickles_are_refused_and_never_executed(tmp_path):
+def test_malicious_pickles_are_refused_and_never_executed(tmp_path, writes_marker):
     marker = tmp_path / "pwned"
     raw = tmp_path / "raw.pkl"
-    raw.write_bytes(pickle.dumps({"conv1.weight": _WritesMarker(marker)}))
+    raw.write_bytes(pickle.dumps({"conv1.weight": writes_marker(marker)}))
     wrapped = tmp_path / "wrapped.pt"
-    torch.save({"fc.weight": torch.zeros(2, 2), "payload": _WritesMarker(marker)}, wrapped)
+    torch.save({"fc.weight": torch.zeros(2, 2), "payload": writes_marker(marker)}, wrapped)
     for path in (raw, wrapped):
         with pytest.raises(CheckpointError, match="refused.*not executed") as refused:
             load_state_dict(path)
