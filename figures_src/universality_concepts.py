@@ -145,13 +145,13 @@ def ig_shares_along_cavs(model, table, images, class_index):
     """{concept: {layer: mean share of the class logit's layer IG lying along the concept's CAV}}
     (integrated gradients projected on a CAV: where in the network the concept is used)."""
     from mechinterp.universality.tcav import concept_attribution
-    shares = {}
-    for concept, by_layer in table.items():
-        shares[concept] = {}
-        for layer, result in by_layer.items():
-            along, total = concept_attribution(model, layer, images, class_index,
-                                               result.mean_direction, steps=16)
-            shares[concept][layer] = float(np.mean(along / total))
+    concepts, layers = list(table), list(next(iter(table.values())))
+    shares = {concept: {} for concept in concepts}
+    for layer in layers:
+        directions = np.stack([table[concept][layer].mean_direction for concept in concepts])
+        along, total = concept_attribution(model, layer, images, class_index, directions, steps=16)
+        for concept, share in zip(concepts, (along / total[:, None]).mean(axis=0)):
+            shares[concept][layer] = float(share)
     return shares
 
 

@@ -45,3 +45,74 @@ def test_every_cnn_has_a_curve_detector_family(trained_zoo, tmp_path, run_figure
     assert set(numbers["chosen"]) == {"A", "A seed 1", "Wide", "Deep"}
     for chosen in numbers["chosen"].values():
         assert chosen["curve"] >= 3 and chosen["curve_coverage"] >= 0.25
+
+
+def test_matched_units_are_shown_strongest_first_at_their_receptive_field(trained_zoo, tmp_path, run_figure):
+    from mechinterp.featvis.dataset_examples import receptive_field
+    from mechinterp.models.zoo import load_model
+    numbers = run_figure("universality/matched-units", trained_zoo, tmp_path)
+    correlations = [pair["correlation"] for pair in numbers["pairs"]]
+    assert correlations == sorted(correlations, reverse=True) and correlations[0] > 0.6
+    model = load_model("shapes-cnn-a", trained_zoo, device="cpu")
+    assert numbers["receptive_field"] == list(receptive_field(model, numbers["layer"], model.input_shape).size)
+
+
+def test_first_layers_are_oriented_like_ica_filters_and_unlike_random_ones(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("universality/first-layer-filters", trained_zoo, tmp_path)
+    selectivity, random = numbers["orientation_selectivity"], numbers["random_orientation_selectivity"]
+    assert selectivity["ica"] > random + 0.3 and selectivity["sparse_coding"] > random + 0.3
+    for name, best in numbers["best_match_with_ica"].items():
+        assert selectivity[name] > random + 0.2, name
+        assert best > numbers["random_best_match_with_ica"][name] + 0.1, name
+
+
+def test_probes_climb_with_depth_above_their_controls(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("universality/probes", trained_zoo, tmp_path)
+    assert numbers["chance"] == pytest.approx(1 / 8)
+    for name, layers in numbers["models"].items():
+        first, last = layers[next(iter(layers))], layers["fc"]
+        assert last["accuracy"] > first["accuracy"] + 0.3, name
+        for layer, probe in layers.items():
+            assert probe["control_accuracy"] < numbers["chance"] + 0.15, (name, layer)
+        assert last["accuracy"] > last["random_weights_accuracy"] + 0.5, name
+    relu3 = numbers["models"]["A"]["relu3"]
+    assert relu3["accuracy"] > relu3["control_accuracy"] + 0.3
+    assert relu3["control_train_accuracy"] > 0.9     # the control memorises: why held-out counts
+
+
+def test_tcav_arcs_push_towards_circles_and_lines_away(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("universality/tcav", trained_zoo, tmp_path)
+    arc, line, noise = (numbers["results"][c]["relu3"] for c in ("arc", "line", "noise"))
+    assert arc["mean"] > 0.7 and arc["p_value"] < 0.05
+    assert line["mean"] < 0.3 and line["p_value"] < 0.05
+    assert noise["cav_accuracy"] > 0.9 > arc["cav_accuracy"]     # present is not the same as used
+    assert set(numbers["ig_share_along_cav"]) == set(numbers["concepts"])
+
+
+def test_tsne_separates_the_classes_better_than_pca(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("universality/embedding", trained_zoo, tmp_path)
+    purity = numbers["embedding_purity"]
+    assert numbers["clusters"] == 8
+    assert purity["tsne"] > purity["pca"] + 0.1 and min(purity.values()) > 1 / 8
+
+
+def test_depth_lowers_dimension_and_raises_purity(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("universality/geometry", trained_zoo, tmp_path)
+    for name, layers in numbers["models"].items():
+        first, last = layers[next(iter(layers))], layers["fc"]
+        assert last["twonn"] < first["twonn"] and last["purity"] > first["purity"] + 0.3, name
+        assert last["purity"] > numbers["pixel_purity"] + 0.3, name
+
+
+def test_attacks_succeed_more_with_epsilon_and_hijack_features_of_the_new_class(trained_zoo, tmp_path,
+                                                                                run_figure):
+    numbers = run_figure("universality/adversarial", trained_zoo, tmp_path)
+    for attack, rates in numbers["success"].items():
+        assert rates[0] == 0.0 and rates[-1] > 0.5, attack
+    for attack in ("pgd_linf", "pgd_l2"):
+        rates = numbers["success"][attack]
+        assert all(a <= b + 1e-9 for a, b in zip(rates, rates[1:])), attack
+    reference = numbers["at_reference"]
+    assert reference["pgd_linf"] >= reference["fgsm"]
+    assert numbers["sae_explained_variance"] > 0.7 and numbers["flipped"] > 0
+    assert numbers["top_feature_is_new_class"] > 2 * numbers["top_feature_is_new_class_chance"]

@@ -96,3 +96,15 @@ def test_concept_attribution_matches_layer_ig_and_sums_over_a_basis(setup):
     assert totals[0] == pytest.approx(reference.attributions.sum(1).double().numpy(), abs=1e-5)
     unit_axis, _ = concept_attribution(model, "hidden", images, 0, np.eye(10)[3])
     assert unit_axis == pytest.approx(reference.attributions[:, 3].double().numpy(), abs=1e-5)
+
+
+def test_concept_attribution_of_stacked_directions_is_layer_ig_of_each(setup):
+    from mechinterp.circuits.attribution import layer_integrated_gradients
+    from mechinterp.universality.tcav import concept_attribution
+    model, _, _, _, inputs = setup
+    images = inputs[:16] + 1.0
+    reference = layer_integrated_gradients(model, images, "hidden", target=0, steps=32)
+    unit_axes, total = concept_attribution(model, "hidden", images, 0, np.eye(10)[[3, 7, 0]])
+    assert unit_axes.shape == (16, 3)
+    assert unit_axes == pytest.approx(reference.attributions[:, [3, 7, 0]].double().numpy(), abs=1e-5)
+    assert total == pytest.approx(reference.attributions.sum(1).double().numpy(), abs=1e-5)
