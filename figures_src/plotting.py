@@ -14,7 +14,14 @@ import numpy as np
 import torch
 
 SIGNED = "RdBu_r"
+MODEL_LABELS = {"shapes-cnn-a": "A", "shapes-cnn-a-seed1": "A seed 1", "shapes-cnn-wide": "Wide",
+                "shapes-cnn-deep": "Deep", "digits-mlp": "Digits MLP"}
 EXCITE, INHIBIT = "#B2182B", "#2166AC"     # the red and blue ends of RdBu_r
+
+
+def model_label(name: str) -> str:
+    """The short name slides use for a zoo model (a model not listed keeps its own name)."""
+    return MODEL_LABELS.get(name, name)
 
 
 def no_ticks(axis) -> None:

@@ -12,7 +12,7 @@ texture concepts are drawn at the model's input shape.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures_src.plotting import class_scatter, heat_map, text_colour
+from figures_src.plotting import class_scatter, heat_map, model_label, text_colour
 
 PROBED = ["shapes-cnn-a", "shapes-cnn-deep"]          # the first is drawn, all are in the JSON
 GEOMETRY = ["shapes-cnn-a", "shapes-cnn-wide", "shapes-cnn-deep"]
@@ -47,13 +47,6 @@ FIGURES = {
     },
 }
 
-SHORT = {"shapes-cnn-a": "A", "shapes-cnn-a-seed1": "A seed 1", "shapes-cnn-wide": "Wide",
-         "shapes-cnn-deep": "Deep", "digits-mlp": "Digits MLP"}
-
-
-def short(name):
-    return SHORT.get(name, name)
-
 
 def shapes(split, count):
     from mechinterp.data import load_dataset
@@ -76,7 +69,7 @@ def make_probes(ctx):
         untrained = probe_layers(randomly_initialised(model, ctx.seed), data.images, data.labels,
                                  layers, seed=ctx.seed)
         results[name] = (layers, trained, untrained)
-        numbers["models"][short(name)] = {
+        numbers["models"][model_label(name)] = {
             layer: {**trained[layer].as_dict(), "random_weights_accuracy": untrained[layer].accuracy}
             for layer in layers}
     numbers["pixels"] = pixels.as_dict()
@@ -221,10 +214,10 @@ def make_geometry(ctx):
         layers = representation_layers(model)
         features = layer_features(model, data.images, layers, pool=4)
         rows = {layer: layer_geometry(features[layer], labels, classes, ctx.seed) for layer in layers}
-        numbers["models"][short(name)] = rows
+        numbers["models"][model_label(name)] = rows
         depth = np.linspace(0, 1, len(layers))
-        axes[0].plot(depth, [rows[l]["twonn"] for l in layers], "o-", label=short(name))
-        axes[1].plot(depth, [rows[l]["purity"] for l in layers], "o-", label=short(name))
+        axes[0].plot(depth, [rows[l]["twonn"] for l in layers], "o-", label=model_label(name))
+        axes[1].plot(depth, [rows[l]["purity"] for l in layers], "o-", label=model_label(name))
     axes[0].axhline(pixel_dimension, color="black", linewidth=1.5, label="pixels")
     axes[0].set_ylabel("estimated dimension")
     axes[1].axhline(pixel_purity, color="black", linewidth=1.5, label="pixels")

@@ -11,7 +11,7 @@ the model's feature_layers.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures_src.plotting import filter_mosaic, no_ticks
+from figures_src.plotting import filter_mosaic, model_label, no_ticks
 
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
 DENSE = ["digits-mlp"]        # models whose first layer is dense: shown, not compared with ICA
@@ -33,13 +33,6 @@ FIGURES = {
     },
 }
 
-SHORT = {"shapes-cnn-a": "A", "shapes-cnn-a-seed1": "A seed 1", "shapes-cnn-wide": "Wide",
-         "shapes-cnn-deep": "Deep", "digits-mlp": "Digits MLP"}
-
-
-def short(name):
-    return SHORT.get(name, name)
-
 
 # --- first-layer filters ----------------------------------------------------------------------
 
@@ -57,7 +50,7 @@ def make_first_layer_filters(ctx):
     sparse = sparse_coding_filters(natural_patches(display_size, count, seed=ctx.seed), components,
                                    seed=ctx.seed)
     task_free = {"ica": ica_by_size[display_size], "sparse_coding": sparse}
-    panels = {**{short(name): strongest_first(weight) for name, weight in learned.items()},
+    panels = {**{model_label(name): strongest_first(weight) for name, weight in learned.items()},
               "ICA of photo patches": task_free["ica"], "sparse coding of patches": sparse,
               "random (baseline)": rng.standard_normal((shown, 3, display_size, display_size))}
     numbers = filter_numbers(learned, task_free, ica_by_size, rng, display_size)
@@ -103,16 +96,16 @@ def make_curve_detectors(ctx):
         model = ctx.model(name)
         families = {layer: find_detector_family(model, layer, ctx.params["orientations"])
                     for layer in model.feature_layers}
-        numbers["models"][short(name)] = {
+        numbers["models"][model_label(name)] = {
             layer: {"curve": family.kinds.count("curve"), "edge": family.kinds.count("edge"),
                     "curve_coverage": family.coverage["curve"], "edge_coverage": family.coverage["edge"]}
             for layer, family in families.items()}
         # Each model's curve family lives at its own depth: show the layer with the most.
         layer = max(families, key=lambda l: curve_family_size(families[l]))
-        numbers["chosen"][short(name)] = {"layer": layer, **numbers["models"][short(name)][layer]}
+        numbers["chosen"][model_label(name)] = {"layer": layer, **numbers["models"][model_label(name)][layer]}
         draw_tuning_petals(axis, families[layer])
         count = families[layer].kinds.count("curve")
-        axis.set_title(f"{short(name)} · {layer}\n{count} curve detectors", fontsize=15, pad=14)
+        axis.set_title(f"{model_label(name)} · {layer}\n{count} curve detectors", fontsize=15, pad=14)
     fig.suptitle("The curve-detector family in every CNN of the zoo", y=1.04)
     fig.subplots_adjust(wspace=0.45)
     ctx.save(fig)

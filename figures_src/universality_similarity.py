@@ -14,7 +14,7 @@ are the lists below, the first two of SEEDS being one architecture trained from 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures_src.plotting import heat_map, show_image
+from figures_src.plotting import heat_map, model_label, show_image
 
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
 SEEDS = ["shapes-cnn-a", "shapes-cnn-a-seed1"]
@@ -47,15 +47,9 @@ FIGURES = {
     },
 }
 
-SHORT = {"shapes-cnn-a": "A", "shapes-cnn-a-seed1": "A seed 1", "shapes-cnn-wide": "Wide",
-         "shapes-cnn-deep": "Deep", "digits-mlp": "Digits MLP"}
+
 MEASURE_NAMES = {"linear_cka": "linear CKA", "debiased_cka": "debiased CKA", "rbf_cka": "RBF CKA",
                  "svcca": "SVCCA", "mutual_knn": "mutual k-NN"}
-
-
-def short(name):
-    """The label a slide uses for a zoo model (its own name for a model not listed)."""
-    return SHORT.get(name, name)
 
 
 def shapes_test_images(count):
@@ -83,13 +77,13 @@ def make_cka_maps(ctx):
     for axis, (name_a, name_b) in zip(axes, pairs):
         matrix = similarity_matrix(features[name_a], features[name_b], "linear_cka").numpy()
         heat_map(axis, matrix.T, list(features[name_b]), list(features[name_a]))
-        axis.set_xlabel(short(name_a))
-        axis.set_ylabel(short(name_b))
-        axis.set_title(f"{short(name_a)} vs {short(name_b)}")
-        numbers["pairs"][f"{short(name_a)} vs {short(name_b)}"] = {
+        axis.set_xlabel(model_label(name_a))
+        axis.set_ylabel(model_label(name_b))
+        axis.set_title(f"{model_label(name_a)} vs {model_label(name_b)}")
+        numbers["pairs"][f"{model_label(name_a)} vs {model_label(name_b)}"] = {
             "layers_a": list(features[name_a]), "layers_b": list(features[name_b]),
             "linear_cka": matrix}
-    within = numbers["pairs"][f"{short(SEEDS[0])} vs {short(SEEDS[1])}"]["linear_cka"]
+    within = numbers["pairs"][f"{model_label(SEEDS[0])} vs {model_label(SEEDS[1])}"]["linear_cka"]
     numbers["seed_diagonal_mean"] = float(np.diag(within).mean())
     numbers["seed_off_diagonal_mean"] = float(within[~np.eye(len(within), dtype=bool)].mean())
     fig.suptitle("Linear CKA between layers: two seeds, then other architectures")
@@ -119,7 +113,7 @@ def make_layer_correspondence(ctx):
     return {"images": len(images), "accuracy": accuracy,
             "penultimate_mutual_knn": penultimate_alignment(models, images, ctx.seed),
             "seed_layers": list(seed_features[0]),
-            "cross_pairs": [f"{short(a)} vs {short(b)}" for a, b in cross_pairs]}
+            "cross_pairs": [f"{model_label(a)} vs {model_label(b)}" for a, b in cross_pairs]}
 
 
 def draw_correspondence(accuracy):
@@ -153,7 +147,7 @@ def penultimate_alignment(models, images, seed):
     trained = pairwise({name: penultimate(model) for name, model in models.items()}, mutual_knn_alignment)
     untrained = pairwise({name: penultimate(randomly_initialised(model, seed + index))   # distinct draws
                           for index, (name, model) in enumerate(models.items())}, mutual_knn_alignment)
-    result = {f"{short(a)} vs {short(b)}": {"trained": trained[a, b], "random_weights": untrained[a, b]}
+    result = {f"{model_label(a)} vs {model_label(b)}": {"trained": trained[a, b], "random_weights": untrained[a, b]}
               for a, b in trained}
     result["mean_trained"] = float(np.mean(list(trained.values())))
     result["mean_random_weights"] = float(np.mean(list(untrained.values())))

@@ -3,6 +3,7 @@
 The folder listing is the architecture; each module holds one idea:
   hooks        read and change activations of named modules (context managers)
   device       pick cuda / mps / cpu and seed every generator
+  examples     picking inputs and units: correct examples of a class, class-selective units
   data/        offline datasets (procedural shapes, sklearn digits, skimage patches, user files)
   models/      reference architectures, the zoo (train, checkpoint, provenance), safe loading
   featvis/     feature visualisation (parameterisations, transforms, objectives, render, ...)
