@@ -14,8 +14,8 @@ import numpy as np
 from figures_src.plotting import filter_mosaic, model_label, no_ticks
 
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
-DENSE = ["digits-mlp"]        # models whose first layer is dense: shown, not compared with ICA
-ZOO = CNNS + DENSE
+# every model's first layer is shown; the dense ones (not in CNNS) are not compared with ICA
+ZOO = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "digits-mlp"]
 
 FIGURES = {
     "universality/first-layer-filters": {

@@ -26,6 +26,7 @@ whether a loader ran the code inside a pickle (the file appears) or refused it.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from pathlib import Path
@@ -55,15 +56,18 @@ def trained_zoo() -> Path:
 
 # --- the figure harness --------------------------------------------------------------------------
 
+@functools.cache
+def declared_figures() -> dict:
+    """{figure id: FigureSpec} as the runner discovers them (so a FIGURES it cannot read fails here)."""
+    from figures_src.discover import discover_figures
+    return discover_figures(FIGURE_SCRIPTS, REPO_ROOT)
+
+
 def figure_module(figure_id: str):
     """The figures_src module whose FIGURES declares `figure_id`."""
-    for script in sorted(FIGURE_SCRIPTS.glob("*.py")):
-        if "FIGURES" not in script.read_text():
-            continue
-        module = importlib.import_module(f"figures_src.{script.stem}")
-        if figure_id in getattr(module, "FIGURES", {}):
-            return module
-    raise KeyError(f"no script in {FIGURE_SCRIPTS} declares figure {figure_id!r}")
+    if figure_id not in declared_figures():
+        raise KeyError(f"no script in {FIGURE_SCRIPTS} declares figure {figure_id!r}")
+    return importlib.import_module(f"figures_src.{Path(declared_figures()[figure_id].script).stem}")
 
 
 def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None = None,
