@@ -8,6 +8,8 @@ which the deck quotes through <Measured>.
 import matplotlib.pyplot as plt
 import numpy as np
 
+from figures_src.plotting import filter_images
+
 FIGURES = {
     "zoo/first-layer-filters": {
         "make": "make_first_layer_filters",
@@ -23,20 +25,11 @@ FIGURES = {
 }
 
 
-def kernels_as_images(weight: np.ndarray) -> np.ndarray:
-    """(out, in, h, w) kernels -> (out, h, w, 3) images, each scaled symmetrically around grey."""
-    images = weight.transpose(0, 2, 3, 1)
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    scale = np.abs(images).reshape(len(images), -1).max(axis=1).reshape(-1, 1, 1, 1) + 1e-8
-    return 0.5 + 0.5 * images / scale
-
-
 def make_first_layer_filters(ctx):
     model = ctx.model("shapes-cnn-a")
     conv = dict(model.named_modules())[model.conv_layers[0]]
     weight = conv.weight.detach().cpu().numpy()
-    images = kernels_as_images(weight)
+    images = filter_images(weight)
     columns = ctx.params["columns"]
     rows = int(np.ceil(len(images) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.1 + 0.4))
