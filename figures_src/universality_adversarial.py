@@ -123,27 +123,13 @@ def attack_rates(model, data, params):
 
 
 def make_adversarial(ctx):
-    from mechinterp.universality.activations import predictions
-    from mechinterp.universality.adversarial import (feature_preferred_class, hijacked_features,
-                                                     most_raised_feature, pgd)
     params = ctx.params
     data = shapes("test", params["images"])
     model = ctx.model("shapes-cnn-a")
     layer = model.feature_layers[-1]
     rates = attack_rates(model, data, params)
     sae, explained, dead = train_feature_sae(ctx, model, layer, params["sae_images"], params["sae_steps"])
-    adversarial = pgd(model, data.images, data.labels, params["hijack_epsilon"], "linf", params["steps"]).cpu()
-    clean_pred, adversarial_pred = predictions(model, data.images), predictions(model, adversarial)
-    flipped = (clean_pred == data.labels) & (adversarial_pred != data.labels)
-    clean = pooled_features(model, data.images[flipped], layer, ctx.device)
-    attacked = pooled_features(model, adversarial[flipped], layer, ctx.device)
-    hijack = hijacked_features(sae, clean, attacked, top_k=6)
-    reference = shapes("train", 2000)
-    preferred = feature_preferred_class(sae, pooled_features(model, reference.images, layer, ctx.device),
-                                        reference.labels, len(data.class_names))
-    # per flipped input: does the feature the attack raised most belong to the new class?
-    top_is_new_class = float(np.mean(preferred[most_raised_feature(sae, clean, attacked).numpy()]
-                                     == adversarial_pred[flipped].numpy()))
+    hijack, preferred, flipped, top_is_new_class = read_attack_through_sae(ctx, model, sae, layer, data)
     ctx.save(draw_adversarial(params, rates, hijack, preferred, data.class_names))
     linf_index, l2_index = params["linf"].index(params["reference_linf"]), params["l2"].index(params["reference_l2"])
     at_reference = {"linf": params["reference_linf"], "fgsm": rates["fgsm"][linf_index],
@@ -151,13 +137,34 @@ def make_adversarial(ctx):
                     "pgd_l2": rates["pgd_l2"][l2_index]}
     return {"layer": layer, "images": len(data.images), "at_reference": at_reference,
             "epsilons_linf": params["linf"], "epsilons_l2": params["l2"], "success": rates,
-            "sae_explained_variance": explained, "sae_dead_fraction": dead, "flipped": int(flipped.sum()),
+            "sae_explained_variance": explained, "sae_dead_fraction": dead, "flipped": flipped,
             "hijacked_increased": hijack.increased,
             "hijacked_increased_classes": [data.class_names[preferred[f]] for f in hijack.increased],
             "hijacked_decreased": hijack.decreased,
             "hijacked_decreased_classes": [data.class_names[preferred[f]] for f in hijack.decreased],
             "top_share": hijack.top_share, "top_feature_is_new_class": top_is_new_class,
             "top_feature_is_new_class_chance": 1 / (len(data.class_names) - 1)}
+
+
+def read_attack_through_sae(ctx, model, sae, layer, data):
+    """PGD at the hijack epsilon, read in the SAE's basis on the inputs it flipped: the hijacked
+    features, each feature's preferred class, the number flipped, and how often the feature the
+    attack raised most belongs to the new class."""
+    from mechinterp.universality.activations import predictions
+    from mechinterp.universality.adversarial import (feature_preferred_class, hijacked_features,
+                                                     most_raised_feature, pgd)
+    adversarial = pgd(model, data.images, data.labels, ctx.params["hijack_epsilon"], "linf",
+                      ctx.params["steps"]).cpu()
+    clean_pred, adversarial_pred = predictions(model, data.images), predictions(model, adversarial)
+    flipped = (clean_pred == data.labels) & (adversarial_pred != data.labels)
+    clean = pooled_features(model, data.images[flipped], layer, ctx.device)
+    attacked = pooled_features(model, adversarial[flipped], layer, ctx.device)
+    reference = shapes("train", 2000)
+    preferred = feature_preferred_class(sae, pooled_features(model, reference.images, layer, ctx.device),
+                                        reference.labels, len(data.class_names))
+    raised = most_raised_feature(sae, clean, attacked).numpy()
+    top_is_new_class = float(np.mean(preferred[raised] == adversarial_pred[flipped].numpy()))
+    return hijacked_features(sae, clean, attacked, top_k=6), preferred, int(flipped.sum()), top_is_new_class
 
 
 def draw_adversarial(params, rates, hijack, preferred, class_names):

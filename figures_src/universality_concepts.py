@@ -218,6 +218,16 @@ def make_geometry(ctx):
         depth = np.linspace(0, 1, len(layers))
         axes[0].plot(depth, [rows[l]["twonn"] for l in layers], "o-", label=model_label(name))
         axes[1].plot(depth, [rows[l]["purity"] for l in layers], "o-", label=model_label(name))
+    label_geometry(axes, pixel_dimension, pixel_purity, classes)
+    fig.tight_layout()
+    ctx.save(fig)
+    numbers["pixel_purity"] = pixel_purity
+    numbers["pixel_twonn"] = pixel_dimension
+    return numbers
+
+
+def label_geometry(axes, pixel_dimension, pixel_purity, classes):
+    """The pixel and chance references and the labels of the two geometry panels."""
     axes[0].axhline(pixel_dimension, color="black", linewidth=1.5, label="pixels")
     axes[0].set_ylabel("estimated dimension")
     axes[1].axhline(pixel_purity, color="black", linewidth=1.5, label="pixels")
@@ -228,8 +238,3 @@ def make_geometry(ctx):
         axis.set_xlabel("relative depth (first layer → logits)")
     axes[1].set_ylim(0, 1.05)
     axes[1].legend(loc="upper left", fontsize=12)
-    fig.tight_layout()
-    ctx.save(fig)
-    numbers["pixel_purity"] = pixel_purity
-    numbers["pixel_twonn"] = pixel_dimension
-    return numbers
