@@ -92,3 +92,95 @@ def test_integrated_gradients_add_up_and_converge(trained_zoo, tmp_path, run_fig
         assert gaps[-1] < gaps[0], rule                  # more steps, smaller gap
     assert convergence["worst_final_gap_percent"] < 2.5      # "every rule's gap is under ..."
     assert convergence["worst_final_gap_percent"] == max(convergence["final_gap_percent"].values())
+
+
+class RenamedMLP(torch.nn.Module):
+    """A one-hidden-layer digits network whose layer names and width are not the workshop's."""
+
+    def __init__(self, hidden: int = 20, classes: int = 10):
+        super().__init__()
+        self.input_shape = (1, 8, 8)
+        self.lin_in, self.act, self.readout = torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes)
+        self.feature_layers, self.conv_layers, self.classifier_layer = ["act"], [], "readout"
+
+    def forward(self, x):
+        return self.readout(self.act(self.lin_in(x.flatten(1))))
+
+
+RENAMED_ZOO = """models:
+  digits-mlp:
+    architecture: "tests.test_circuits_figures:RenamedMLP"
+    kwargs: {hidden: 20}
+    dataset: digits
+    seed: 0
+    epochs: 15
+    batch_size: 32
+    learning_rate: 0.003
+"""
+
+
+@pytest.fixture(scope="module")
+def renamed_zoo(tmp_path_factory):
+    from mechinterp.models.zoo import train_zoo
+    folder = tmp_path_factory.mktemp("renamed")
+    (folder / "zoo.yaml").write_text(RENAMED_ZOO)
+    train_zoo(folder / "zoo.yaml", folder / "models", device="cpu")
+    return folder / "models"
+
+
+def test_key_value_figures_read_layers_and_width_from_the_model(renamed_zoo, tmp_path, run_figure):
+    keys = run_figure("circuits/kv-keys", renamed_zoo, tmp_path)
+    assert keys["units"] == 20 and keys["max_logit_error"] < 1e-4 and keys["max_activation_error"] < 1e-4
+    wrong = run_figure("circuits/kv-wrong", renamed_zoo, tmp_path)
+    model = load_model("digits-mlp", renamed_zoo, device="cpu")
+    image = load_dataset("digits", "test").images[wrong["test_index"]][None]
+    with torch.no_grad(), intervene(model, {"act": zero_units([wrong["top_pusher"]])}):
+        logits = model(image)[0]
+    assert int(logits.argmax()) == wrong["predictions_after_silencing_top_pushers"][0]
+
+
+class RenamedCNN(torch.nn.Sequential):
+    """A small shapes CNN whose layer names are not the zoo's (c1/a1/..., head)."""
+
+    def __init__(self, classes: int = 8):
+        nn = torch.nn
+        super().__init__()
+        for index, (inputs, outputs) in enumerate([(3, 12), (12, 24), (24, 24)], start=1):
+            self.add_module(f"c{index}", nn.Conv2d(inputs, outputs, 3, padding=1))
+            self.add_module(f"a{index}", nn.ReLU())
+            self.add_module(f"p{index}", nn.MaxPool2d(2))
+        self.add_module("squash", nn.AdaptiveMaxPool2d(1))
+        self.add_module("flat", nn.Flatten())
+        self.add_module("head", nn.Linear(24, classes))
+        self.input_shape = (3, 32, 32)
+        self.conv_layers, self.feature_layers, self.classifier_layer = ["c1", "c2", "c3"], ["a1", "a2", "a3"], "head"
+
+
+RENAMED_CNN_ZOO = """models:
+  shapes-cnn-a:
+    architecture: "tests.test_circuits_figures:RenamedCNN"
+    dataset: shapes
+    seed: 0
+    epochs: 2
+    batch_size: 64
+    learning_rate: 0.003
+"""
+
+
+@pytest.fixture(scope="module")
+def renamed_cnn_zoo(tmp_path_factory):
+    from mechinterp.models.zoo import train_zoo
+    folder = tmp_path_factory.mktemp("renamed-cnn")
+    (folder / "zoo.yaml").write_text(RENAMED_CNN_ZOO)
+    train_zoo(folder / "zoo.yaml", folder / "models", device="cpu")
+    return folder / "models"
+
+
+def test_shapes_circuit_figures_read_layers_from_the_model(renamed_cnn_zoo, tmp_path, run_figure):
+    circuit = run_figure("circuits/curve-circuit", renamed_cnn_zoo, tmp_path)
+    assert circuit["layer"] == "a2" and circuit["circuit"]["layer"] == "c2"
+    assert circuit["kernel_size"] == [3, 3] and circuit["crop_size"] == [8, 8]   # 3 + 1 + 2 x 2
+    ablation = run_figure("circuits/ablation", renamed_cnn_zoo, tmp_path)
+    assert ablation["layer"] == "a2" and len(ablation["per_unit"]["mean"]) == 24
+    patching = run_figure("circuits/patching", renamed_cnn_zoo, tmp_path)
+    assert list(patching["layers"]) == ["a1", "a2", "a3"]
