@@ -21,6 +21,9 @@ train_digits_mlp: a factory for the workshop's network (flatten, fc1, relu1, fc2
 full-batch with Adam on the first 1,400 scikit-learn digits (about a second); it returns
 (model, train_images, train_labels, test_images, test_labels).
 
+renamed_cnn_zoo: a models folder whose "shapes-cnn-a" is RenamedCNN, a network with none of the
+zoo's layer names, for checking that a figure reads layers and shapes from the model.
+
 writes_marker: a class whose unpickling opens its marker file for writing, so a test can tell
 whether a loader ran the code inside a pickle (the file appears) or refused it.
 """
@@ -32,6 +35,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
@@ -42,7 +47,6 @@ FIGURE_SCRIPTS = REPO_ROOT / "figures_src"
 @pytest.fixture(autouse=True, scope="session")
 def single_torch_thread():
     """Tests use tiny tensors, where a second thread costs more than it gives (and CI shares cores)."""
-    import torch
     torch.set_num_threads(1)
 
 
@@ -73,7 +77,6 @@ def figure_module(figure_id: str):
 def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None = None,
                 profile: str = "quick") -> dict:
     """Run one figure as the runner would and return its numbers as JSON values."""
-    import torch
     from figures_src.context import FigureContext
     from figures_src.runner import to_jsonable
     from figures_src.style import apply_style
@@ -100,7 +103,6 @@ def run_figure():
 
 def digits_tensors():
     """scikit-learn's 1,797 digits as (N, 1, 8, 8) images in [0, 1] and their labels."""
-    import torch
     from sklearn.datasets import load_digits
     digits = load_digits()
     return torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None], torch.tensor(digits.target)
@@ -108,8 +110,6 @@ def digits_tensors():
 
 def digits_mlp(hidden: int = 32, steps: int = 300, lr: float = 0.01, seed: int = 0, train: int = 1400):
     """(model, train images, train labels, test images, test labels): the MLP trained full-batch."""
-    import torch
-    from torch import nn
     images, labels = digits_tensors()
     torch.manual_seed(seed)
     model = nn.Sequential()
@@ -128,6 +128,46 @@ def digits_mlp(hidden: int = 32, steps: int = 300, lr: float = 0.01, seed: int =
 @pytest.fixture(scope="session")
 def train_digits_mlp():
     return digits_mlp
+
+
+# --- a shapes CNN that is not ours --------------------------------------------------------------
+# Figures must read layer names, widths and shapes from the model's description: this network
+# has none of the zoo's names. renamed_cnn_zoo trains it (2 epochs, seconds) as "shapes-cnn-a".
+
+class RenamedCNN(nn.Sequential):
+    """A small shapes CNN whose layer names are not the zoo's (c1/a1/..., head)."""
+
+    def __init__(self, classes: int = 8):
+        super().__init__()
+        for index, (inputs, outputs) in enumerate([(3, 12), (12, 24), (24, 24)], start=1):
+            self.add_module(f"c{index}", nn.Conv2d(inputs, outputs, 3, padding=1))
+            self.add_module(f"a{index}", nn.ReLU())
+            self.add_module(f"p{index}", nn.MaxPool2d(2))
+        self.add_module("squash", nn.AdaptiveMaxPool2d(1))
+        self.add_module("flat", nn.Flatten())
+        self.add_module("head", nn.Linear(24, classes))
+        self.input_shape = (3, 32, 32)
+        self.conv_layers, self.feature_layers, self.classifier_layer = ["c1", "c2", "c3"], ["a1", "a2", "a3"], "head"
+
+
+RENAMED_CNN_ZOO = """models:
+  shapes-cnn-a:
+    architecture: "tests.conftest:RenamedCNN"
+    dataset: shapes
+    seed: 0
+    epochs: 2
+    batch_size: 64
+    learning_rate: 0.003
+"""
+
+
+@pytest.fixture(scope="module")
+def renamed_cnn_zoo(tmp_path_factory):
+    from mechinterp.models.zoo import train_zoo
+    folder = tmp_path_factory.mktemp("renamed-cnn")
+    (folder / "zoo.yaml").write_text(RENAMED_CNN_ZOO)
+    train_zoo(folder / "zoo.yaml", folder / "models", device="cpu")
+    return folder / "models"
 
 
 # --- pickles that would run code -----------------------------------------------------------------

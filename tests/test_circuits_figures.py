@@ -139,43 +139,6 @@ def test_key_value_figures_read_layers_and_width_from_the_model(renamed_zoo, tmp
     assert int(logits.argmax()) == wrong["predictions_after_silencing_top_pushers"][0]
 
 
-class RenamedCNN(torch.nn.Sequential):
-    """A small shapes CNN whose layer names are not the zoo's (c1/a1/..., head)."""
-
-    def __init__(self, classes: int = 8):
-        nn = torch.nn
-        super().__init__()
-        for index, (inputs, outputs) in enumerate([(3, 12), (12, 24), (24, 24)], start=1):
-            self.add_module(f"c{index}", nn.Conv2d(inputs, outputs, 3, padding=1))
-            self.add_module(f"a{index}", nn.ReLU())
-            self.add_module(f"p{index}", nn.MaxPool2d(2))
-        self.add_module("squash", nn.AdaptiveMaxPool2d(1))
-        self.add_module("flat", nn.Flatten())
-        self.add_module("head", nn.Linear(24, classes))
-        self.input_shape = (3, 32, 32)
-        self.conv_layers, self.feature_layers, self.classifier_layer = ["c1", "c2", "c3"], ["a1", "a2", "a3"], "head"
-
-
-RENAMED_CNN_ZOO = """models:
-  shapes-cnn-a:
-    architecture: "tests.test_circuits_figures:RenamedCNN"
-    dataset: shapes
-    seed: 0
-    epochs: 2
-    batch_size: 64
-    learning_rate: 0.003
-"""
-
-
-@pytest.fixture(scope="module")
-def renamed_cnn_zoo(tmp_path_factory):
-    from mechinterp.models.zoo import train_zoo
-    folder = tmp_path_factory.mktemp("renamed-cnn")
-    (folder / "zoo.yaml").write_text(RENAMED_CNN_ZOO)
-    train_zoo(folder / "zoo.yaml", folder / "models", device="cpu")
-    return folder / "models"
-
-
 def test_shapes_circuit_figures_read_layers_from_the_model(renamed_cnn_zoo, tmp_path, run_figure):
     circuit = run_figure("circuits/curve-circuit", renamed_cnn_zoo, tmp_path)
     assert circuit["layer"] == "a2" and circuit["circuit"]["layer"] == "c2"

@@ -116,3 +116,15 @@ def test_attacks_succeed_more_with_epsilon_and_hijack_features_of_the_new_class(
     assert reference["pgd_linf"] >= reference["fgsm"]
     assert numbers["sae_explained_variance"] > 0.7 and numbers["flipped"] > 0
     assert numbers["top_feature_is_new_class"] > 2 * numbers["top_feature_is_new_class_chance"]
+
+
+def test_single_model_figures_read_layers_and_shapes_from_the_model(renamed_cnn_zoo, tmp_path, run_figure):
+    tcav = run_figure("universality/tcav", renamed_cnn_zoo, tmp_path,
+                      params={"target": "circle", "examples": 20, "random_sets": 3,
+                              "concepts": ["arc", "line"]})
+    assert tcav["layers"] == ["a1", "a2", "a3"] and tcav["concepts"] == ["arc", "line", "stripes", "noise"]
+    embedding = run_figure("universality/embedding", renamed_cnn_zoo, tmp_path,
+                           params={"images": 200, "layer": "a3"})
+    assert embedding["clusters"] == 8 and embedding["embedding_purity"]["pca"] > 1 / 8
+    path = run_figure("universality/adversarial-path", renamed_cnn_zoo, tmp_path)
+    assert path["classes_along_path"][0] == path["start"]
