@@ -24,6 +24,8 @@ full-batch with Adam on the first 1,400 scikit-learn digits (about a second); it
 renamed_cnn_zoo: a models folder whose "shapes-cnn-a" is RenamedCNN, a network with none of the
 zoo's layer names, for checking that a figure reads layers and shapes from the model.
 
+zoo_from: zoo_from(folder, text) trains the zoo a zoo.yaml text describes into folder/models.
+
 writes_marker: a class whose unpickling opens its marker file for writing, so a test can tell
 whether a loader ran the code inside a pickle (the file appears) or refused it.
 """
@@ -161,13 +163,23 @@ RENAMED_CNN_ZOO = """models:
 """
 
 
-@pytest.fixture(scope="module")
-def renamed_cnn_zoo(tmp_path_factory):
+def zoo_from_yaml(folder: Path, text: str) -> Path:
+    """Train the zoo that `text` (a zoo.yaml) describes into folder/models and return that folder."""
     from mechinterp.models.zoo import train_zoo
-    folder = tmp_path_factory.mktemp("renamed-cnn")
-    (folder / "zoo.yaml").write_text(RENAMED_CNN_ZOO)
+    (folder / "zoo.yaml").write_text(text)
     train_zoo(folder / "zoo.yaml", folder / "models", device="cpu")
     return folder / "models"
+
+
+@pytest.fixture(scope="session")
+def zoo_from():
+    """zoo_from(folder, zoo_yaml_text) -> the models folder it trained."""
+    return zoo_from_yaml
+
+
+@pytest.fixture(scope="module")
+def renamed_cnn_zoo(tmp_path_factory):
+    return zoo_from_yaml(tmp_path_factory.mktemp("renamed-cnn"), RENAMED_CNN_ZOO)
 
 
 # --- pickles that would run code -----------------------------------------------------------------

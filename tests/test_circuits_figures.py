@@ -120,12 +120,8 @@ RENAMED_ZOO = """models:
 
 
 @pytest.fixture(scope="module")
-def renamed_zoo(tmp_path_factory):
-    from mechinterp.models.zoo import train_zoo
-    folder = tmp_path_factory.mktemp("renamed")
-    (folder / "zoo.yaml").write_text(RENAMED_ZOO)
-    train_zoo(folder / "zoo.yaml", folder / "models", device="cpu")
-    return folder / "models"
+def renamed_zoo(tmp_path_factory, zoo_from):
+    return zoo_from(tmp_path_factory.mktemp("renamed"), RENAMED_ZOO)
 
 
 def test_key_value_figures_read_layers_and_width_from_the_model(renamed_zoo, tmp_path, run_figure):
