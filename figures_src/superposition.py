@@ -238,6 +238,22 @@ def visualise_directions(model, layer: str, directions: torch.Tensor, steps: int
                   progress=False).images
 
 
+def draw_units_with_top_images(rows, optimised, test, shown, title):
+    """One row per (kind, unit, purity report): its top test images, then its optimised image."""
+    fig, axes = plt.subplots(len(rows), shown + 1, figsize=(10.5, 5.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * shown + [1.25]})
+    for axes_row, (kind, unit, report), image in zip(axes, rows, optimised):
+        draw_top_images(axes_row[:-1], test, report.top_indices[unit].tolist(),
+                        f"{kind} {unit}\npurity {float(report.purity[unit]):.2f}")
+        show_image(axes_row[-1], image, grey="gray_r")
+        for spine in axes_row[-1].spines.values():
+            spine.set_edgecolor("#D55E00")
+            spine.set_visible(True)
+    axes[0, -1].set_title("optimised", fontsize=12, pad=3, color="#D55E00")
+    fig.suptitle(title, fontsize=16)
+    return fig
+
+
 def make_polysemantic_vs_sae(ctx):
     p = ctx.params
     model = ctx.model(SAE_MODEL)
@@ -262,19 +278,8 @@ def make_polysemantic_vs_sae(ctx):
     rows = [("neuron", neuron, neurons)] + [("SAE feature", f, latents) for f in features]
     directions = torch.cat([torch.eye(sae.W_dec.shape[1])[[neuron]], sae.W_dec.detach().cpu()[features]])
     optimised = visualise_directions(model, p["layer"], directions.to(ctx.device), p["featvis_steps"], ctx.seed)
-    fig, axes = plt.subplots(len(rows), p["shown"] + 1, figsize=(10.5, 5.6), squeeze=False,
-                             gridspec_kw={"width_ratios": [1] * p["shown"] + [1.25]})
-    for axes_row, (kind, unit, report), image in zip(axes, rows, optimised):
-        draw_top_images(axes_row[:-1], test, report.top_indices[unit].tolist(),
-                        f"{kind} {unit}\npurity {float(report.purity[unit]):.2f}")
-        show_image(axes_row[-1], image, grey="gray_r")
-        for spine in axes_row[-1].spines.values():
-            spine.set_edgecolor("#D55E00")
-            spine.set_visible(True)
-    axes[0, -1].set_title("optimised", fontsize=12, pad=3, color="#D55E00")
-    fig.suptitle(f"{SAE_MODEL}, layer {p['layer']}: the test digits that excite each unit most",
-                 fontsize=16)
-    ctx.save(fig)
+    ctx.save(draw_units_with_top_images(rows, optimised, test, p["shown"],
+                                        f"{SAE_MODEL}, layer {p['layer']}: the test digits that excite each unit most"))
 
     def describe(report, unit):
         counts = report.class_counts[unit]
