@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from matplotlib.gridspec import GridSpec
 
+from figures_src.plotting import show_image
+
 FIGURES = {
     "featvis/from-noise": {
         "make": "make_from_noise",
@@ -85,11 +87,11 @@ def shapes_images(count):
     return load_dataset("shapes", "test", count=count).images
 
 
-def data_colour_image(ctx, batch):
+def data_colour_image(ctx, model, batch):
     """Fourier image whose colours are decorrelated with the shapes data's own colour covariance."""
     from mechinterp.featvis.parameterisations import ImageParameterisation, estimate_colour_correlation_sqrt
     root = estimate_colour_correlation_sqrt(shapes_images(ctx.params["images"]))
-    return ImageParameterisation((batch, 3, 32, 32), fourier=True, decorrelate=True, seeds=range(batch),
+    return ImageParameterisation((batch, *model.input_shape), fourier=True, decorrelate=True, seeds=range(batch),
                                  colour_correlation_sqrt=root)
 
 
@@ -152,7 +154,7 @@ def visualise(ctx, model, layer, units, steps, extra=None, image=None, snapshots
     from mechinterp.featvis import objectives as obj
     from mechinterp.featvis.render import RenderSettings, render
     goal = obj.neuron(layer, list(units)) - L2_WEIGHT * obj.l2() + (extra if extra is not None else 0)
-    return render(model, goal, steps=steps, image=image or data_colour_image(ctx, len(units)),
+    return render(model, goal, steps=steps, image=image or data_colour_image(ctx, model, len(units)),
                   snapshot_steps=snapshots, progress=False,
                   settings=RenderSettings(learning_rate=ctx.params["learning_rate"]))
 
@@ -170,24 +172,13 @@ def centre_crop(images, size):
 
 # --- drawing ---
 
-def show(ax, image, title=None):
-    ax.imshow(image.permute(1, 2, 0).clamp(0, 1).numpy() if image.shape[0] == 3 else image[0].numpy(),
-              cmap=None if image.shape[0] == 3 else "gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=14, fontweight="normal")
-
-
 def draw_square_grid(fig, cell, images, title):
     side = int(np.ceil(np.sqrt(len(images))))
     inner = cell.subgridspec(side, side, wspace=0.05, hspace=0.05)
     axes = [fig.add_subplot(inner[index // side, index % side]) for index in range(side * side)]
     for index, ax in enumerate(axes):
         if index < len(images):
-            show(ax, images[index])
+            show_image(ax, images[index])
         else:
             ax.axis("off")
     left, right = axes[0].get_position(), axes[side - 1].get_position()
@@ -214,7 +205,7 @@ def make_from_noise(ctx):
     model = ctx.model(MODEL)
     layer, unit = featured_unit(model)
     snapshots = ctx.params["snapshots"]
-    image = data_colour_image(ctx, 1)
+    image = data_colour_image(ctx, model, 1)
     with torch.no_grad():     # visible noise at step 0: the talk's "optimising random noise"
         image.spatial.spectrum.normal_(0, 0.5, generator=torch.Generator().manual_seed(ctx.seed))
     result = visualise(ctx, model, layer, [unit], max(snapshots), image=image, snapshots=snapshots)
@@ -222,7 +213,7 @@ def make_from_noise(ctx):
     maximum, spread = dataset_strongest(model, layer, shapes_images(ctx.params["images"]))
     fig, axes = plt.subplots(1, len(snapshots), figsize=(10, 2.9))
     for ax, step, value in zip(axes, snapshots, values):
-        show(ax, result.snapshots[step][0], f"step {step}\nactivation {value:.1f}")
+        show_image(ax, result.snapshots[step][0], f"step {step}\nactivation {value:.1f}")
     fig.suptitle(f"Gradient ascent from noise: {layer} unit {unit}", fontsize=17, fontweight="bold")
     ctx.save(fig)
     return {"model": MODEL, "layer": layer, "unit": unit, "steps": snapshots,
@@ -256,7 +247,7 @@ def make_regularisation(ctx):
         high = float(high_frequency_fraction(run.images)[0])
         numbers[name] = {"activation": float(reached[0]), "high_frequency_fraction": high,
                          "sigmas_beyond_dataset_max": float(sigmas_beyond(reached, [unit], maximum, spread)[0])}
-        show(ax, run.images[0], f"{labels[name]}\nact. {float(reached[0]):.0f}, high freq. {100 * high:.0f}%")
+        show_image(ax, run.images[0], f"{labels[name]}\nact. {float(reached[0]):.0f}, high freq. {100 * high:.0f}%")
     ctx.save(fig)
     return {"model": MODEL, "layer": layer, "unit": unit, "steps": steps, "dataset_max": float(maximum[unit]),
             **numbers}
@@ -298,10 +289,10 @@ def make_dataset_examples(ctx):
     fig, axes = plt.subplots(len(units), 1 + ctx.params["examples"], figsize=(10, 1.75 * len(units) + 0.6))
     numbers = {}
     for row, unit in enumerate(units):
-        show(axes[row, 0], pictures[row], f"{reached[row]:.0f}")
+        show_image(axes[row, 0], pictures[row], f"{reached[row]:.0f}")
         axes[row, 0].set_ylabel(f"unit {unit}", fontsize=14)
         for column, crop in enumerate(receptive_field_crops(images, top, field, unit), start=1):
-            show(axes[row, column], crop, f"{float(top.values[unit, column - 1]):.0f}")
+            show_image(axes[row, column], crop, f"{float(top.values[unit, column - 1]):.0f}")
         numbers[str(unit)] = {"visualisation": float(reached[row]), "dataset_max": float(top.values[unit, 0]),
                               "ratio": float(reached[row] / top.values[unit, 0])}
     fig.suptitle(f"{layer}: optimised image (left), the test crops that excite it most (right);\n"
@@ -331,7 +322,7 @@ def make_diversity(ctx):
     fig, axes = plt.subplots(2, batch, figsize=(10, 5.4))
     for row, (label, run) in enumerate(zip(("independent seeds", "with a diversity term"), runs.values())):
         for column in range(batch):
-            show(axes[row, column], run.images[column])
+            show_image(axes[row, column], run.images[column])
         axes[row, 0].set_ylabel(label, fontsize=14)
     ctx.save(fig)
     return {"model": MODEL, "layer": layer, "unit": unit, "style_layer": style_layer, **numbers}
@@ -347,8 +338,8 @@ def make_deepdream(ctx):
                       steps_per_octave=ctx.params["steps"], step_size=ctx.params["step_size"],
                       seed=ctx.seed, progress=False)
     fig, axes = plt.subplots(1, 2, figsize=(10, 5.2))
-    show(axes[0], photo, f"scikit-image '{ctx.params['photo']}'")
-    show(axes[1], dream.image, f"dreamed with {layer}")
+    show_image(axes[0], photo, f"scikit-image '{ctx.params['photo']}'")
+    show_image(axes[1], dream.image, f"dreamed with {layer}")
     ctx.save(fig)
     return {"model": MODEL, "layer": layer, "photo": ctx.params["photo"], "size": ctx.params["size"],
             "octaves": ctx.params["octaves"], "objective_before": dream.objective_before,

@@ -26,9 +26,9 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
+from figures_src.plotting import no_ticks, show_image
 from mechinterp.activations import activation_stream, layer_vectors, unit_scores
 from mechinterp.data import load_dataset
-from mechinterp.device import cpu_threads
 from mechinterp.featvis import objectives as featvis_objectives
 from mechinterp.featvis.render import RenderSettings, render
 from mechinterp.superposition.experiments import (PHASE_NAMES, REPRESENTED_NORM, STICKY_FRACTIONS,
@@ -107,17 +107,13 @@ def draw_feature_vectors(ax, W: np.ndarray, colours) -> None:
     ax.set_aspect("equal")
     ax.axhline(0, color="#999999", linewidth=0.8)
     ax.axvline(0, color="#999999", linewidth=0.8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(False)
+    no_ticks(ax)
 
 
 def make_intro_geometry(ctx):
     sparsities = ctx.params["sparsities"]
-    with cpu_threads(ctx.device):
-        result = intro_sweep(sparsities, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
-                             device=ctx.device)
+    result = intro_sweep(sparsities, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
+                         device=ctx.device)
     gram, norms = feature_gram(result.W), feature_norms(result.W)
     dimensionality = feature_dimensionality(result.W)
     n_features = result.W.shape[1]
@@ -146,9 +142,8 @@ def make_intro_geometry(ctx):
 def make_phase_diagram(ctx):
     grid = ctx.params["grid"]
     started = time.perf_counter()
-    with cpu_threads(ctx.device):
-        diagram = phase_diagram(grid, grid, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
-                                device=ctx.device)
+    diagram = phase_diagram(grid, grid, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
+                            device=ctx.device)
     seconds = time.perf_counter() - started
     fig, ax = plt.subplots(figsize=(9, 5.6))
     ax.pcolormesh(diagram.densities, diagram.relative_importance, diagram.phase,
@@ -171,11 +166,10 @@ def make_phase_diagram(ctx):
 
 def make_dims_per_feature(ctx):
     p = ctx.params
-    with cpu_threads(ctx.device):
-        result = uniform_importance_geometry(p["n_features"], p["n_hidden"], p["points"],
-                                             p["max_inverse_density"],
-                                             settings=TrainSettings(**p["train"], seed=ctx.seed),
-                                             device=ctx.device)
+    result = uniform_importance_geometry(p["n_features"], p["n_hidden"], p["points"],
+                                         p["max_inverse_density"],
+                                         settings=TrainSettings(**p["train"], seed=ctx.seed),
+                                         device=ctx.device)
     inverse_density = (1.0 / result.feature_probability[:, 0]).numpy()
     dims = dimensions_per_feature(result.W).numpy()
     dimensionality = feature_dimensionality(result.W).numpy()
@@ -227,15 +221,7 @@ def sae_measurements(sae, model, layer: str, test) -> dict:
 def draw_top_images(axes_row, data, indices, label: str) -> None:
     """One row of top-activating images, each titled with its class, the row labelled on the left."""
     for ax, index in zip(axes_row, indices):
-        image = data.images[index].permute(1, 2, 0).clamp(0, 1).numpy()
-        if image.shape[2] == 1:
-            ax.imshow(image[:, :, 0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        else:
-            ax.imshow(image, interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        for spine in ax.spines.values():
-            spine.set_visible(False)
+        show_image(ax, data.images[index], grey="gray_r")
         ax.set_title(data.class_names[int(data.labels[index])], fontsize=12, pad=3)
     axes_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=14)
 
@@ -252,19 +238,34 @@ def visualise_directions(model, layer: str, directions: torch.Tensor, steps: int
                   progress=False).images
 
 
+def draw_units_with_top_images(rows, optimised, test, shown, title):
+    """One row per (kind, unit, purity report): its top test images, then its optimised image."""
+    fig, axes = plt.subplots(len(rows), shown + 1, figsize=(10.5, 5.6), squeeze=False,
+                             gridspec_kw={"width_ratios": [1] * shown + [1.25]})
+    for axes_row, (kind, unit, report), image in zip(axes, rows, optimised):
+        draw_top_images(axes_row[:-1], test, report.top_indices[unit].tolist(),
+                        f"{kind} {unit}\npurity {float(report.purity[unit]):.2f}")
+        show_image(axes_row[-1], image, grey="gray_r")
+        for spine in axes_row[-1].spines.values():
+            spine.set_edgecolor("#D55E00")
+            spine.set_visible(True)
+    axes[0, -1].set_title("optimised", fontsize=12, pad=3, color="#D55E00")
+    fig.suptitle(title, fontsize=16)
+    return fig
+
+
 def make_polysemantic_vs_sae(ctx):
     p = ctx.params
     model = ctx.model(SAE_MODEL)
     train, test = load_images()
-    with cpu_threads(ctx.device):
-        width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
-        sae = ReluSAE(width, p["latents"], l1_coefficient=p["l1"], seed=ctx.seed).to(ctx.device)
-        log = fit_sae(sae, model, p["layer"], train.images, p["steps"], ctx.seed)
-        neurons = class_purity(unit_scores(model, p["layer"], test.images), test.labels, p["top_k"],
-                               len(test.class_names))
-        latents = class_purity(unit_scores(model, p["layer"], test.images, vector_map=sae.encode),
-                               test.labels, p["top_k"], len(test.class_names))
-        measured = sae_measurements(sae, model, p["layer"], test)
+    width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
+    sae = ReluSAE(width, p["latents"], l1_coefficient=p["l1"], seed=ctx.seed).to(ctx.device)
+    log = fit_sae(sae, model, p["layer"], train.images, p["steps"], ctx.seed)
+    neurons = class_purity(unit_scores(model, p["layer"], test.images), test.labels, p["top_k"],
+                           len(test.class_names))
+    latents = class_purity(unit_scores(model, p["layer"], test.images, vector_map=sae.encode),
+                           test.labels, p["top_k"], len(test.class_names))
+    measured = sae_measurements(sae, model, p["layer"], test)
     candidates = find_polysemantic(neurons, max_purity=0.5)
     alive = torch.nonzero(neurons.alive).flatten().tolist()
     neuron = candidates[0] if candidates else min(alive, key=lambda u: float(neurons.purity[u]))
@@ -276,23 +277,9 @@ def make_polysemantic_vs_sae(ctx):
     features = features_behind_unit(contributions, latents, count=p["features"])
     rows = [("neuron", neuron, neurons)] + [("SAE feature", f, latents) for f in features]
     directions = torch.cat([torch.eye(sae.W_dec.shape[1])[[neuron]], sae.W_dec.detach().cpu()[features]])
-    with cpu_threads(ctx.device):
-        optimised = visualise_directions(model, p["layer"], directions.to(ctx.device), p["featvis_steps"], ctx.seed)
-    fig, axes = plt.subplots(len(rows), p["shown"] + 1, figsize=(10.5, 5.6), squeeze=False,
-                             gridspec_kw={"width_ratios": [1] * p["shown"] + [1.25]})
-    for axes_row, (kind, unit, report), image in zip(axes, rows, optimised):
-        draw_top_images(axes_row[:-1], test, report.top_indices[unit].tolist(),
-                        f"{kind} {unit}\npurity {float(report.purity[unit]):.2f}")
-        axes_row[-1].imshow(image[0].numpy(), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        axes_row[-1].set_xticks([])
-        axes_row[-1].set_yticks([])
-        for spine in axes_row[-1].spines.values():
-            spine.set_edgecolor("#D55E00")
-            spine.set_visible(True)
-    axes[0, -1].set_title("optimised", fontsize=12, pad=3, color="#D55E00")
-    fig.suptitle(f"{SAE_MODEL}, layer {p['layer']}: the test digits that excite each unit most",
-                 fontsize=16)
-    ctx.save(fig)
+    optimised = visualise_directions(model, p["layer"], directions.to(ctx.device), p["featvis_steps"], ctx.seed)
+    ctx.save(draw_units_with_top_images(rows, optimised, test, p["shown"],
+                                        f"{SAE_MODEL}, layer {p['layer']}: the test digits that excite each unit most"))
 
     def describe(report, unit):
         counts = report.class_counts[unit]
@@ -311,16 +298,15 @@ def make_sae_metrics(ctx):
     model = ctx.model(SAE_MODEL)
     train, test = load_images()
     runs = []
-    with cpu_threads(ctx.device):
-        width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
-        settings = [("topk", k, TopKSAE(width, p["latents"], k=k, dead_after=20_000, seed=ctx.seed))
-                    for k in p["ks"]]
-        settings += [("relu-l1", l1, ReluSAE(width, p["latents"], l1_coefficient=l1, seed=ctx.seed))
-                     for l1 in p["l1"]]
-        for kind, setting, sae in settings:
-            log = fit_sae(sae.to(ctx.device), model, p["layer"], train.images, p["steps"], ctx.seed)
-            runs.append({"kind": kind, "setting": setting, **sae_measurements(sae, model, p["layer"], test),
-                         "vectors_per_second": log.vectors_per_second, "resampled": log.resampled})
+    width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
+    settings = [("topk", k, TopKSAE(width, p["latents"], k=k, dead_after=20_000, seed=ctx.seed))
+                for k in p["ks"]]
+    settings += [("relu-l1", l1, ReluSAE(width, p["latents"], l1_coefficient=l1, seed=ctx.seed))
+                 for l1 in p["l1"]]
+    for kind, setting, sae in settings:
+        log = fit_sae(sae.to(ctx.device), model, p["layer"], train.images, p["steps"], ctx.seed)
+        runs.append({"kind": kind, "setting": setting, **sae_measurements(sae, model, p["layer"], test),
+                     "vectors_per_second": log.vectors_per_second, "resampled": log.resampled})
     clean = runs[0]["clean_accuracy"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
     for kind, colour, name in (("topk", "#0072B2", "TopK, k ="), ("relu-l1", "#D55E00", "ReLU + L1, λ =")):

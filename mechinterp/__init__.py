@@ -5,6 +5,7 @@ The folder listing is the architecture; each module holds one idea:
   activations  a layer's activations over a dataset, batch by batch: features (one row per
                image) or vectors (one row per image and position)
   device       pick cuda / mps / cpu, seed every generator, a model's device, CPU threads
+  examples     picking inputs and units: correct examples of a class, class-selective units
   data/        offline datasets (procedural shapes, sklearn digits, skimage patches, user files)
   models/      reference architectures, the zoo (train, checkpoint, provenance), safe loading
   featvis/     feature visualisation (parameterisations, transforms, objectives, render, ...)

@@ -7,22 +7,48 @@ returned folder:
 
     def test_something(trained_zoo):
         model = load_model("shapes-cnn-a", trained_zoo, device="cpu")
+
+run_figure: the figure harness. It finds the script that declares a figure id, calls its make
+function the way the runner does (deck style, a FigureContext on the CPU, the profile's params),
+checks that the PNG was written and that the numbers are JSON the runner can write, and returns
+those numbers as JSON values:
+
+    def test_a_figure(run_figure, trained_zoo, tmp_path):
+        numbers = run_figure("universality/probes", trained_zoo, tmp_path)          # quick params
+        numbers = run_figure("superposition/phase-diagram", tmp_path, tmp_path, params={...})
+
+train_digits_mlp: a factory for the workshop's network (flatten, fc1, relu1, fc2) trained
+full-batch with Adam on the first 1,400 scikit-learn digits (about a second); it returns
+(model, train_images, train_labels, test_images, test_labels).
+
+renamed_cnn_zoo: a models folder whose "shapes-cnn-a" is RenamedCNN, a network with none of the
+zoo's layer names, for checking that a figure reads layers and shapes from the model.
+
+zoo_from: zoo_from(folder, text) trains the zoo a zoo.yaml text describes into folder/models.
+
+writes_marker: a class whose unpickling opens its marker file for writing, so a test can tell
+whether a loader ran the code inside a pickle (the file appears) or refused it.
 """
 from __future__ import annotations
 
+import functools
+import importlib
+import json
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO_ROOT / "models"
 ZOO_CONFIG = MODELS_DIR / "zoo.yaml"
+FIGURE_SCRIPTS = REPO_ROOT / "figures_src"
 
 
 @pytest.fixture(autouse=True, scope="session")
 def single_torch_thread():
     """Tests use tiny tensors, where a second thread costs more than it gives (and CI shares cores)."""
-    import torch
     torch.set_num_threads(1)
 
 
@@ -32,3 +58,142 @@ def trained_zoo() -> Path:
     from mechinterp.models.zoo import train_zoo
     train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu")
     return MODELS_DIR
+
+
+# --- the figure harness --------------------------------------------------------------------------
+
+@functools.cache
+def declared_figures() -> dict:
+    """{figure id: FigureSpec} as the runner discovers them (so a FIGURES it cannot read fails here)."""
+    from figures_src.discover import discover_figures
+    return discover_figures(FIGURE_SCRIPTS, REPO_ROOT)
+
+
+def figure_module(figure_id: str):
+    """The figures_src module whose FIGURES declares `figure_id`."""
+    if figure_id not in declared_figures():
+        raise KeyError(f"no script in {FIGURE_SCRIPTS} declares figure {figure_id!r}")
+    return importlib.import_module(f"figures_src.{Path(declared_figures()[figure_id].script).stem}")
+
+
+def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None = None,
+                profile: str = "quick") -> dict:
+    """Run one figure as the runner would and return its numbers as JSON values."""
+    from figures_src.context import FigureContext
+    from figures_src.runner import to_jsonable
+    from figures_src.style import apply_style
+    from mechinterp.device import seed_everything
+    module = figure_module(figure_id)
+    spec = module.FIGURES[figure_id]
+    if params is None:
+        declared = spec.get("params", {})
+        params = declared.get(profile, {}) if {"quick", "full"} & set(declared) else declared
+    apply_style()
+    seed_everything(0)
+    context = FigureContext(figure_id, params, profile, torch.device("cpu"), staging, Path(models_dir))
+    numbers = json.loads(json.dumps(to_jsonable(getattr(module, spec["make"])(context)), allow_nan=False))
+    assert (staging / f"{context.name}.png").stat().st_size > 10_000
+    return numbers
+
+
+@pytest.fixture
+def run_figure():
+    return make_figure
+
+
+# --- a digits MLP trained here -------------------------------------------------------------------
+
+def digits_tensors():
+    """scikit-learn's 1,797 digits as (N, 1, 8, 8) images in [0, 1] and their labels."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    return torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None], torch.tensor(digits.target)
+
+
+def digits_mlp(hidden: int = 32, steps: int = 300, lr: float = 0.01, seed: int = 0, train: int = 1400):
+    """(model, train images, train labels, test images, test labels): the MLP trained full-batch."""
+    images, labels = digits_tensors()
+    torch.manual_seed(seed)
+    model = nn.Sequential()
+    model.add_module("flatten", nn.Flatten())
+    model.add_module("fc1", nn.Linear(64, hidden))
+    model.add_module("relu1", nn.ReLU())
+    model.add_module("fc2", nn.Linear(hidden, 10))
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        optimiser.zero_grad()
+        nn.functional.cross_entropy(model(images[:train]), labels[:train]).backward()
+        optimiser.step()
+    return model.eval(), images[:train], labels[:train], images[train:], labels[train:]
+
+
+@pytest.fixture(scope="session")
+def train_digits_mlp():
+    return digits_mlp
+
+
+# --- a shapes CNN that is not ours --------------------------------------------------------------
+# Figures must read layer names, widths and shapes from the model's description: this network
+# has none of the zoo's names. renamed_cnn_zoo trains it (2 epochs, seconds) as "shapes-cnn-a".
+
+class RenamedCNN(nn.Sequential):
+    """A small shapes CNN whose layer names are not the zoo's (c1/a1/..., head)."""
+
+    def __init__(self, classes: int = 8):
+        super().__init__()
+        for index, (inputs, outputs) in enumerate([(3, 12), (12, 24), (24, 24)], start=1):
+            self.add_module(f"c{index}", nn.Conv2d(inputs, outputs, 3, padding=1))
+            self.add_module(f"a{index}", nn.ReLU())
+            self.add_module(f"p{index}", nn.MaxPool2d(2))
+        self.add_module("squash", nn.AdaptiveMaxPool2d(1))
+        self.add_module("flat", nn.Flatten())
+        self.add_module("head", nn.Linear(24, classes))
+        self.input_shape = (3, 32, 32)
+        self.conv_layers, self.feature_layers, self.classifier_layer = ["c1", "c2", "c3"], ["a1", "a2", "a3"], "head"
+
+
+RENAMED_CNN_ZOO = """models:
+  shapes-cnn-a:
+    architecture: "tests.conftest:RenamedCNN"
+    dataset: shapes
+    seed: 0
+    epochs: 2
+    batch_size: 64
+    learning_rate: 0.003
+"""
+
+
+def zoo_from_yaml(folder: Path, text: str) -> Path:
+    """Train the zoo that `text` (a zoo.yaml) describes into folder/models and return that folder."""
+    from mechinterp.models.zoo import train_zoo
+    (folder / "zoo.yaml").write_text(text)
+    train_zoo(folder / "zoo.yaml", folder / "models", device="cpu")
+    return folder / "models"
+
+
+@pytest.fixture(scope="session")
+def zoo_from():
+    """zoo_from(folder, zoo_yaml_text) -> the models folder it trained."""
+    return zoo_from_yaml
+
+
+@pytest.fixture(scope="module")
+def renamed_cnn_zoo(tmp_path_factory):
+    return zoo_from_yaml(tmp_path_factory.mktemp("renamed-cnn"), RENAMED_CNN_ZOO)
+
+
+# --- pickles that would run code -----------------------------------------------------------------
+
+class WritesMarker:
+    """Unpickling this calls open(marker, 'w'): the file appears iff the pickle ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def writes_marker():
+    return WritesMarker

@@ -1,22 +1,116 @@
-"""The workshop's key-value figures, run end to end on a digits MLP the zoo trains here.
+"""The circuits figures, run end to end (quick profile) on the trained zoo.
 
-Checks what the figures claim: the pairs rebuild the network's logits, the calculation's last row
-is the forward pass, and the mistake's culprit really flips the answer when silenced.
+Checks what the slides claim: the key-value pairs rebuild the network's logits, the calculation's
+last row is the forward pass, the mistake's culprits really flip the answer when silenced (checked
+again here through the model's own hooks), the curve circuit's inputs carry the unit's response,
+the ablation ranking is by loss, patching a whole layer recovers the donor's logit difference,
+and integrated gradients' completeness gap shrinks with more steps.
 """
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
-import figures_src.circuits as circuits
-from figures_src.context import FigureContext
-from figures_src.runner import to_jsonable
+from mechinterp.data import load_dataset
+from mechinterp.hooks import intervene, zero_units
+from mechinterp.models.zoo import load_model
 
-ZOO = """models:
+
+def test_keys_figure_rebuilds_the_logits(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("circuits/kv-keys", trained_zoo, tmp_path)
+    assert numbers["units"] == 32 and numbers["accuracy"] > 0.85
+    assert numbers["max_logit_error"] < 1e-4
+
+
+def test_correct_and_calculation_figures_add_up(trained_zoo, tmp_path, run_figure):
+    correct = run_figure("circuits/kv-correct", trained_zoo, tmp_path)
+    assert 0 < correct["top_share"] <= 1
+    assert correct["pairs"][0]["contribution"] >= correct["pairs"][-1]["contribution"] > 0
+    calculation = run_figure("circuits/kv-calculation", trained_zoo, tmp_path)
+    assert calculation["predicted"] == calculation["digit"]
+    assert calculation["max_error_vs_forward"] < 1e-4
+    rebuilt = torch.tensor([step["contribution"] for step in calculation["steps"]]).sum(0) \
+        + torch.tensor(calculation["rest_contribution"]) + torch.tensor(calculation["output_bias"])
+    assert torch.allclose(rebuilt, torch.tensor(calculation["logits"]), atol=1e-4)
+
+
+def test_wrong_figure_names_culprits_that_really_flip_the_answer(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("circuits/kv-wrong", trained_zoo, tmp_path)
+    true, guess = numbers["true_class"], numbers["predicted_class"]
+    assert true != guess and numbers["margin"] > 0
+    assert numbers["pushers"][0]["contribution"] == numbers["top_pusher_margin"] > 0
+    # the figure chose a mistake its top pushers fix, and silencing fewer did not fix it
+    needed = numbers["pushers_silenced_to_fix"]
+    answers = numbers["predictions_after_silencing_top_pushers"]
+    assert needed is not None and answers[needed - 1] == true and true not in answers[:needed - 1]
+    # the margin quoted without the top pusher is what the model itself computes with it silenced
+    model = load_model("digits-mlp", trained_zoo, device="cpu")
+    image = load_dataset("digits", "test").images[numbers["test_index"]][None]
+    with torch.no_grad(), intervene(model, {"relu1": zero_units([numbers["top_pusher"]])}):
+        logits = model(image)[0]
+    assert abs(float(logits[guess] - logits[true]) - numbers["margin_without_top_pusher"]) < 1e-4
+    assert int(logits.argmax()) == answers[0]
+
+
+def test_curve_circuit_inputs_carry_the_units_response(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("circuits/curve-circuit", trained_zoo, tmp_path)
+    assert numbers["detects"] in ("arc", "corner") and numbers["selectivity"] > 0.5
+    assert set(numbers["excitatory_units"]).isdisjoint(numbers["inhibitory_units"])
+    # zeroing the strongest excitatory inputs takes away a real part of the unit's peak response
+    assert 0.2 < numbers["activation_drop_when_excitatory_inputs_zeroed"] <= 1
+    # the crops are the featvis receptive field of the layer, larger than one kernel
+    assert numbers["crop_size"][0] > numbers["kernel_size"][0]
+
+
+def test_ablation_ranks_units_by_the_loss_they_cost(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("circuits/ablation", trained_zoo, tmp_path)
+    changes = [numbers["per_unit"]["mean"][unit]["loss_change"] for unit in numbers["ranked_units"]]
+    assert changes == sorted(changes, reverse=True)
+    everything = [effect["loss_change"] for effect in numbers["per_unit"]["mean"]]
+    assert numbers["top_unit_mean"]["loss_change"] == max(everything) > 0
+    # three units together cost accuracy: the slide quotes that drop
+    assert numbers["top_three_mean"]["accuracy_change"] < 0
+
+
+def test_patching_a_whole_layer_recovers_the_donors_answer(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("circuits/patching", trained_zoo, tmp_path)
+    for layer, row in numbers["layers"].items():
+        assert row["whole_layer"] > 0.9, layer          # every unit patched: the donor's logits
+        assert row["best_unit_recovered"] < row["whole_layer"]
+        assert row["best_unit_recovered"] == max(row["per_unit_mean"])
+
+
+def test_integrated_gradients_add_up_and_converge(trained_zoo, tmp_path, run_figure):
+    maps = run_figure("circuits/integrated-gradients", trained_zoo, tmp_path)
+    # the slide's completeness: attributions sum to F(x) - F(black) within a few percent at the
+    # quick profile's 32 steps (the input with the smallest F difference has the largest gap)
+    assert maps["max_relative_gap"] < 0.1
+    assert max(maps["layer_relative_gap"]) < 0.01
+    worst = max(range(len(maps["relative_gap"])), key=lambda i: maps["relative_gap"][i])
+    assert abs(maps["completeness_gap"][worst]) / abs(maps["output_difference"][worst]) \
+        == pytest.approx(maps["max_relative_gap"], rel=1e-4)
+    convergence = run_figure("circuits/ig-convergence", trained_zoo, tmp_path)
+    for rule, gaps in convergence["pooled_relative_gap"].items():
+        assert gaps[-1] < gaps[0], rule                  # more steps, smaller gap
+    assert convergence["worst_final_gap_percent"] < 2.5      # "every rule's gap is under ..."
+    assert convergence["worst_final_gap_percent"] == max(convergence["final_gap_percent"].values())
+
+
+class RenamedMLP(torch.nn.Module):
+    """A one-hidden-layer digits network whose layer names and width are not the workshop's."""
+
+    def __init__(self, hidden: int = 20, classes: int = 10):
+        super().__init__()
+        self.input_shape = (1, 8, 8)
+        self.lin_in, self.act, self.readout = torch.nn.Linear(64, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, classes)
+        self.feature_layers, self.conv_layers, self.classifier_layer = ["act"], [], "readout"
+
+    def forward(self, x):
+        return self.readout(self.act(self.lin_in(x.flatten(1))))
+
+
+RENAMED_ZOO = """models:
   digits-mlp:
-    architecture: MLP
-    kwargs: {hidden: 32, classes: 10, input_shape: [1, 8, 8]}
+    architecture: "tests.test_circuits_figures:RenamedMLP"
+    kwargs: {hidden: 20}
     dataset: digits
     seed: 0
     epochs: 15
@@ -26,48 +120,26 @@ ZOO = """models:
 
 
 @pytest.fixture(scope="module")
-def models_dir(tmp_path_factory):
-    from mechinterp.models.zoo import train_zoo
-    folder = tmp_path_factory.mktemp("zoo")
-    (folder / "zoo.yaml").write_text(ZOO)
-    train_zoo(folder / "zoo.yaml", folder / "models", ["digits-mlp"], device="cpu")
-    return folder / "models"
+def renamed_zoo(tmp_path_factory, zoo_from):
+    return zoo_from(tmp_path_factory.mktemp("renamed"), RENAMED_ZOO)
 
 
-def run_figure(figure_id, models_dir, staging):
-    spec = circuits.FIGURES[figure_id]
-    context = FigureContext(figure_id, spec.get("params", {}), "quick", torch.device("cpu"),
-                            staging, models_dir)
-    numbers = getattr(circuits, spec["make"])(context)
-    json.dumps(to_jsonable(numbers), allow_nan=False)    # the runner must be able to write it
-    assert (staging / f"{context.name}.png").stat().st_size > 10_000
-    return numbers
+def test_key_value_figures_read_layers_and_width_from_the_model(renamed_zoo, tmp_path, run_figure):
+    keys = run_figure("circuits/kv-keys", renamed_zoo, tmp_path)
+    assert keys["units"] == 20 and keys["max_logit_error"] < 1e-4 and keys["max_activation_error"] < 1e-4
+    wrong = run_figure("circuits/kv-wrong", renamed_zoo, tmp_path)
+    model = load_model("digits-mlp", renamed_zoo, device="cpu")
+    image = load_dataset("digits", "test").images[wrong["test_index"]][None]
+    with torch.no_grad(), intervene(model, {"act": zero_units([wrong["top_pusher"]])}):
+        logits = model(image)[0]
+    assert int(logits.argmax()) == wrong["predictions_after_silencing_top_pushers"][0]
 
 
-def test_keys_figure_rebuilds_the_logits(models_dir, tmp_path):
-    numbers = run_figure("circuits/kv-keys", models_dir, tmp_path)
-    assert numbers["units"] == 32 and numbers["accuracy"] > 0.85
-    assert numbers["max_logit_error"] < 1e-4
-
-
-def test_correct_and_calculation_figures_add_up(models_dir, tmp_path):
-    correct = run_figure("circuits/kv-correct", models_dir, tmp_path)
-    assert 0 < correct["top_share"] <= 1
-    calculation = run_figure("circuits/kv-calculation", models_dir, tmp_path)
-    assert calculation["predicted"] == calculation["digit"]
-    assert calculation["max_error_vs_forward"] < 1e-4
-    rebuilt = torch.tensor([step["contribution"] for step in calculation["steps"]]).sum(0) \
-        + torch.tensor(calculation["rest_contribution"]) + torch.tensor(calculation["output_bias"])
-    assert torch.allclose(rebuilt, torch.tensor(calculation["logits"]), atol=1e-4)
-
-
-def test_wrong_figure_names_a_culprit_that_really_flips_the_answer(models_dir, tmp_path):
-    numbers = run_figure("circuits/kv-wrong", models_dir, tmp_path)
-    assert numbers["true_class"] != numbers["predicted_class"] and numbers["margin"] > 0
-    pushed = sum(p["contribution"] for p in numbers["pushers"])
-    assert 0 < pushed and numbers["pushers"][0]["contribution"] == numbers["top_pusher_margin"]
-    needed = numbers["pushers_silenced_to_fix"]
-    if needed is not None:
-        assert numbers["predictions_after_silencing_top_pushers"][needed - 1] == numbers["true_class"]
-    if numbers["margin_without_top_pusher"] > 0:
-        assert numbers["predictions_after_silencing_top_pushers"][0] != numbers["true_class"]
+def test_shapes_circuit_figures_read_layers_from_the_model(renamed_cnn_zoo, tmp_path, run_figure):
+    circuit = run_figure("circuits/curve-circuit", renamed_cnn_zoo, tmp_path)
+    assert circuit["layer"] == "a2" and circuit["circuit"]["layer"] == "c2"
+    assert circuit["kernel_size"] == [3, 3] and circuit["crop_size"] == [8, 8]   # 3 + 1 + 2 x 2
+    ablation = run_figure("circuits/ablation", renamed_cnn_zoo, tmp_path)
+    assert ablation["layer"] == "a2" and len(ablation["per_unit"]["mean"]) == 24
+    patching = run_figure("circuits/patching", renamed_cnn_zoo, tmp_path)
+    assert list(patching["layers"]) == ["a1", "a2", "a3"]

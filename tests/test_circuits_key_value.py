@@ -3,9 +3,10 @@
 References: the network's own forward pass (logits and hidden activations read through hooks),
 and interventions that keep one hidden unit alive at a time (independent of the decomposition).
 """
+import copy
+
 import pytest
 import torch
-from sklearn.datasets import load_digits
 from torch import nn
 
 from mechinterp.circuits.key_value import (check_against_forward, explain, key_value_pairs,
@@ -13,31 +14,11 @@ from mechinterp.circuits.key_value import (check_against_forward, explain, key_v
 from mechinterp.hooks import intervene
 
 
-class DigitsMLP(nn.Module):
-    def __init__(self, hidden=32):
-        super().__init__()
-        self.flatten = nn.Flatten()
-        self.fc1, self.relu1, self.fc2 = nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10)
-
-    def forward(self, x):
-        return self.fc2(self.relu1(self.fc1(self.flatten(x))))
-
-
 @pytest.fixture(scope="module")
-def trained():
-    """A digits MLP trained for a few hundred full-batch steps (about a second)."""
-    torch.manual_seed(0)
-    digits = load_digits()
-    images = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
-    labels = torch.tensor(digits.target)
-    model = DigitsMLP()
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(300):
-        optimiser.zero_grad()
-        nn.functional.cross_entropy(model(images[:1400]), labels[:1400]).backward()
-        optimiser.step()
-    model.eval()
-    return model, images[1400:], labels[1400:]
+def trained(train_digits_mlp):
+    """A digits MLP (flatten, fc1, relu1, fc2) trained for 300 full-batch steps (about a second)."""
+    model, _, _, images, labels = train_digits_mlp(hidden=32, steps=300, lr=0.01)
+    return model, images, labels
 
 
 def test_the_net_learned_the_digits(trained):
@@ -55,8 +36,7 @@ def test_sum_of_pairs_equals_forward_pass(trained):
 
 def test_sum_of_pairs_is_exact_in_float64(trained):
     model, images, _ = trained
-    model64 = DigitsMLP().double()
-    model64.load_state_dict(model.state_dict())
+    model64 = copy.deepcopy(model).double()
     model64.eval()
     pairs = key_value_pairs(model64)
     assert torch.allclose(pairs.logits(images.double()), model64(images.double()), atol=1e-12, rtol=0)
@@ -120,3 +100,39 @@ def test_explain_keeps_every_step(trained):
     assert calculation.active_units == [h for h in range(32) if calculation.key_dot_input[h] > 0]
     assert torch.equal(calculation.contributions[calculation.activations == 0],
                        torch.zeros(32 - len(calculation.active_units), 10))
+
+
+# --- blaming a mistake: one_hidden_layer, silencing_answers, clearest_mistake ------------------
+
+def test_one_hidden_layer_reads_the_layers_from_the_modules_or_the_description():
+    from mechinterp.circuits.key_value import one_hidden_layer
+    from mechinterp.models.architectures import MLP
+    assert one_hidden_layer(MLP(hidden=8)) == ("fc1", "relu1", "fc2")
+    plain = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    assert one_hidden_layer(plain) == ("1", "2", "3")
+    deeper = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2))
+    with pytest.raises(ValueError, match="exactly one hidden layer"):
+        one_hidden_layer(deeper)
+
+
+def answers_by_arithmetic(pairs, x, units):
+    """Predictions with the first 1, 2, ... units silenced, from the pairs alone (no hooks)."""
+    logits, terms = pairs.logits(x[None])[0], pairs.contributions(x[None])[0]
+    return [int((logits - terms[list(units[:count])].sum(0)).argmax()) for count in range(1, len(units) + 1)]
+
+
+def test_clearest_mistake_is_the_one_fixed_by_silencing_fewest_pushers(trained):
+    from mechinterp.circuits.key_value import clearest_mistake
+    model, images, labels = trained
+    pairs = key_value_pairs(model)
+    mistake = clearest_mistake(model, pairs, images, labels, "relu1", count=4)
+    true = int(labels[mistake.index])
+    units = [p.unit for p in mistake.pushers]
+    assert mistake.answers == answers_by_arithmetic(pairs, images[mistake.index], units)
+    assert mistake.needed <= 4 and mistake.answers[mistake.needed - 1] == true
+    assert true not in mistake.answers[:mistake.needed - 1]
+    predicted = pairs.logits(images).argmax(1)
+    for index in torch.nonzero(predicted != labels).flatten().tolist():     # no mistake is fixed sooner
+        pushers = wrong_class_pushers(pairs, images[index], int(labels[index]), int(predicted[index]), count=4)
+        answers = answers_by_arithmetic(pairs, images[index], [p.unit for p in pushers])
+        assert int(labels[index]) not in answers[:mistake.needed - 1]

@@ -174,19 +174,11 @@ def test_cifar10_python_batches_load(tmp_path):
     assert data.labels.tolist() == [0, 9, 2, 3] and data.class_names[9] == "class9"
 
 
-class _WritesMarker:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def test_cifar_batch_that_would_run_code_is_refused(tmp_path):
+def test_cifar_batch_that_would_run_code_is_refused(tmp_path, writes_marker):
     folder = tmp_path / "cifar-10-batches-py"
     _write_cifar(folder, ["test_batch"], np.random.default_rng(0))
     marker = tmp_path / "pwned"
-    (folder / "test_batch").write_bytes(pickle.dumps({b"data": _WritesMarker(marker)}))
+    (folder / "test_batch").write_bytes(pickle.dumps({b"data": writes_marker(marker)}))
     with pytest.raises(ValueError, match="test_batch is not a readable CIFAR-10"):
         load_dataset("cifar10", "test", root=tmp_path)
     assert not marker.exists()

@@ -143,3 +143,15 @@ def test_topk_auxiliary_loss_trains_dead_latents():
     dead_gradient = sae.W_enc.grad[:, :16].abs().sum()
     live_gradient = sae.W_enc.grad[:, 16:].abs().sum()
     assert dead_gradient > 0 and live_gradient == 0
+
+
+def test_row_batches_draw_rows_of_the_matrix_uniformly_and_repeatably():
+    from mechinterp.superposition.sae_training import row_batches
+    vectors = torch.arange(40, dtype=torch.float32).reshape(20, 2)
+    stream = row_batches(vectors, 50, seed=3)
+    drawn = torch.cat([next(stream) for _ in range(40)])          # 2,000 rows
+    assert drawn.shape == (2000, 2) and bool((drawn[:, 1] == drawn[:, 0] + 1).all())   # whole rows
+    counts = torch.bincount((drawn[:, 0] / 2).long(), minlength=20).float()
+    assert float(counts.min()) > 60 and float(counts.max()) < 140   # 100 expected per row
+    again = row_batches(vectors, 50, seed=3)
+    assert torch.equal(next(again), drawn[:50])

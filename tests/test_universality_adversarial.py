@@ -2,9 +2,6 @@
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from torch import nn
 
 from mechinterp.universality.adversarial import (
     adversarial_path, attack_success_rate, feature_preferred_class, fgsm, hijacked_features, pgd,
@@ -12,23 +9,9 @@ from mechinterp.universality.adversarial import (
 
 
 @pytest.fixture(scope="module")
-def digits_model():
-    digits = load_digits()
-    images = torch.tensor(digits.images / 16.0, dtype=torch.float32)[:, None]
-    labels = torch.tensor(digits.target)
-    torch.manual_seed(0)
-    model = nn.Sequential()
-    model.add_module("flatten", nn.Flatten())
-    model.add_module("fc1", nn.Linear(64, 32))
-    model.add_module("relu1", nn.ReLU())
-    model.add_module("fc2", nn.Linear(32, 10))
-    optimiser = torch.optim.Adam(model.parameters(), lr=0.02)
-    for _ in range(80):
-        optimiser.zero_grad()
-        F.cross_entropy(model(images[:1400]), labels[:1400]).backward()
-        optimiser.step()
-    model.eval()
-    test_images, test_labels = images[1400:1600], labels[1400:1600]
+def digits_model(train_digits_mlp):
+    model, _, _, images, labels = train_digits_mlp(hidden=32, steps=80, lr=0.02)
+    test_images, test_labels = images[:200], labels[:200]
     with torch.no_grad():
         assert (model(test_images).argmax(1) == test_labels).float().mean() > 0.85
     return model, test_images, test_labels
@@ -98,3 +81,17 @@ def test_adversarial_path_reaches_the_target_class(digits_model):
     assert path.classes[-1] == target and path.first_target_step is not None
     assert path.target_probability[-1] > path.target_probability[0]
     assert np.all(path.distances <= 4.0 + 1e-5)
+
+
+def test_most_raised_feature_is_the_argmax_of_each_inputs_code_change():
+    from mechinterp.superposition.sae import TopKSAE
+    from mechinterp.universality.adversarial import most_raised_feature
+    sae = TopKSAE(6, 24, k=4, seed=0)
+    sae.set_input_scale(torch.randn(64, 6, generator=torch.Generator().manual_seed(0)).abs())
+    clean = torch.rand(10, 6, generator=torch.Generator().manual_seed(1))
+    attacked = clean + 0.3 * torch.rand(10, 6, generator=torch.Generator().manual_seed(2))
+    found = most_raised_feature(sae, clean, attacked)
+    for row in range(10):
+        with torch.no_grad():
+            change = (sae.encode(attacked[row:row + 1]) - sae.encode(clean[row:row + 1]))[0].tolist()
+        assert change[int(found[row])] == max(change)

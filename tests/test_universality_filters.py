@@ -1,4 +1,6 @@
 """First-layer filters and the ICA / sparse-coding filters of natural-image patches."""
+import math
+
 import numpy as np
 import pytest
 import skimage.data
@@ -52,6 +54,16 @@ def test_filters_as_images_put_zero_at_grey_and_each_filter_at_full_range():
     assert np.all(grey[..., 0] == grey[..., 1]) and np.all(grey[..., 1] == grey[..., 2])
 
 
+def test_filters_as_images_give_the_hand_computed_pixels():
+    weight = np.zeros((2, 1, 2, 2))
+    weight[0, 0] = [[2.0, -1.0], [0.0, 0.5]]
+    weight[1, 0] = [[0.1, 0.0], [0.0, -0.1]]
+    images = filters_as_images(weight)
+    assert images.shape == (2, 2, 2, 3)                       # one channel drawn grey (3 equal)
+    np.testing.assert_allclose(images[0, :, :, 0], [[1.0, 0.25], [0.5, 0.625]], atol=1e-9)
+    np.testing.assert_allclose(images[1, :, :, 1], [[1.0, 0.5], [0.5, 0.0]], atol=1e-9)
+
+
 def test_ica_and_sparse_coding_of_natural_patches_give_oriented_filters():
     patches = camera_patches()
     random_filters = np.random.default_rng(1).standard_normal((16, 1, 8, 8))
@@ -78,3 +90,11 @@ def test_first_layer_filters_of_a_cnn_and_an_mlp():
     with pytest.raises(ValueError, match="input_shape"):
         first_layer_filters(mlp)
     assert torch.equal(torch.as_tensor(first_layer_filters(cnn)), cnn[0].weight.detach().double())
+
+
+def test_strongest_first_orders_filters_by_norm_as_python_sorts_them():
+    from mechinterp.universality.filters import strongest_first
+    filters = np.random.default_rng(3).normal(size=(12, 3, 5, 5)) * np.arange(1, 13)[::-1, None, None, None] ** 0.3
+    filters = filters[np.random.default_rng(4).permutation(12)]
+    expected = sorted(filters, key=lambda f: -math.sqrt(float((f ** 2).sum())))
+    np.testing.assert_array_equal(strongest_first(filters), np.stack(expected))

@@ -212,3 +212,15 @@ def test_tcav_scores_equal_captums_for_directions_that_split_the_inputs(trained_
     assert [tcav_score(gradients, d / np.linalg.norm(d)) for d in directions] == pytest.approx(
         theirs, abs=1e-6)
     assert sum(0.1 < score < 0.9 for score in theirs) >= 3, theirs
+
+
+def test_concept_attribution_of_stacked_directions_is_layer_ig_of_each(setup):
+    from mechinterp.circuits.attribution import layer_integrated_gradients
+    from mechinterp.universality.tcav import concept_attribution
+    model, _, _, _, inputs = setup
+    images = inputs[:16] + 1.0
+    reference = layer_integrated_gradients(model, images, "hidden", target=0, steps=32)
+    unit_axes, total = concept_attribution(model, "hidden", images, 0, np.eye(10)[[3, 7, 0]])
+    assert unit_axes.shape == (16, 3)
+    assert unit_axes == pytest.approx(reference.attributions[:, [3, 7, 0]].double().numpy(), abs=1e-5)
+    assert total == pytest.approx(reference.attributions.sum(1).double().numpy(), abs=1e-5)

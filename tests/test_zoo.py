@@ -172,22 +172,12 @@ def test_default_zoo_shapes_models_differ_in_depth_width_kernel_and_pooling(trai
 
 # --- safe loading ---
 
-class _WritesMarker:
-    """Unpickling this calls open(marker, 'w'): the file appears iff the pickle ran code."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
-
-
-def test_malicious_pickles_are_refused_and_never_executed(tmp_path):
+def test_malicious_pickles_are_refused_and_never_executed(tmp_path, writes_marker):
     marker = tmp_path / "pwned"
     raw = tmp_path / "raw.pkl"
-    raw.write_bytes(pickle.dumps({"conv1.weight": _WritesMarker(marker)}))
+    raw.write_bytes(pickle.dumps({"conv1.weight": writes_marker(marker)}))
     wrapped = tmp_path / "wrapped.pt"
-    torch.save({"fc.weight": torch.zeros(2, 2), "payload": _WritesMarker(marker)}, wrapped)
+    torch.save({"fc.weight": torch.zeros(2, 2), "payload": writes_marker(marker)}, wrapped)
     for path in (raw, wrapped):
         with pytest.raises(CheckpointError, match="refused.*not executed") as refused:
             load_state_dict(path)
@@ -555,9 +545,9 @@ BROKEN = {"wrong-path": "cannot import 'my_netz.tiny'", "refused": "pickled.pt w
           "buggy": "RuntimeError: my layer sizes are wrong (at my_nets/buggy.py:6)"}
 
 
-def broken_project(tmp_path):
+def broken_project(tmp_path, writes_marker):
     user_project(tmp_path)
-    torch.save({"head.weight": torch.zeros(8, 4), "payload": _WritesMarker(tmp_path / "pwned")},
+    torch.save({"head.weight": torch.zeros(8, 4), "payload": writes_marker(tmp_path / "pwned")},
                tmp_path / "my_weights" / "pickled.pt")
     (tmp_path / "my_nets" / "buggy.py").write_text(
         "from torch import nn\n\nclass Buggy(nn.Module):\n    def __init__(self):\n"
@@ -578,8 +568,8 @@ def run_zoo(root, *extra, env=None):
     return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600, env=environment)
 
 
-def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_path):
-    config, lines = broken_project(tmp_path)
+def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_path, writes_marker):
+    config, lines = broken_project(tmp_path, writes_marker)
     result = run_zoo(tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -595,8 +585,8 @@ def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_pa
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
 
-def test_figures_of_a_broken_model_fail_with_its_block_and_the_others_run(tmp_path):
-    config, lines = broken_project(tmp_path)
+def test_figures_of_a_broken_model_fail_with_its_block_and_the_others_run(tmp_path, writes_marker):
+    config, lines = broken_project(tmp_path, writes_marker)
     (tmp_path / "scripts").mkdir()
     (tmp_path / "scripts" / "mine.py").write_text(textwrap.dedent('''
         FIGURES = {"good/mlp": {"make": "make_mlp", "models": ["mlp"], "outputs": []},

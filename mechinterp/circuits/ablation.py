@@ -189,3 +189,17 @@ def ablate_each_unit(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
     return [ablation_effect(model, images, labels, layer, [unit], method, reference, seed,
                             batch_size, clean, pool)
             for unit in tqdm(range(count), desc=f"ablating {layer}", disable=not progress)]
+
+
+def peak_drop_when_zeroed(model: nn.Module, images: torch.Tensor, source_layer: str,
+                          units: Sequence[int], layer: str, target_unit: int) -> float:
+    """Fraction of `target_unit`'s summed peak activation in `layer` (its maximum over positions,
+    summed over the images) that is lost when `units` of `source_layer` are zeroed: how much of
+    what the unit detects on these images those inputs carry."""
+    with torch.no_grad(), capture(model, [layer]) as clean:
+        model(images)
+    with torch.no_grad(), capture(model, [layer]) as ablated, intervene(model, {source_layer: zero_units(units)}):
+        model(images)
+    before = clean[layer][:, target_unit].flatten(1).max(1).values
+    after = ablated[layer][:, target_unit].flatten(1).max(1).values
+    return float(1 - after.sum() / before.sum().clamp(min=1e-8))

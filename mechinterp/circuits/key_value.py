@@ -168,3 +168,58 @@ def explain(pairs: KeyValuePairs, x: torch.Tensor) -> Calculation:
     active = [int(h) for h in torch.nonzero(activations > 0).flatten()]
     return Calculation(pre, activations, contributions, pairs.output_bias, logits,
                        int(logits.argmax()), active)
+
+
+# --- blaming a mistake on its pairs ------------------------------------------------------------
+
+def one_hidden_layer(model: nn.Module) -> tuple[str, str, str]:
+    """(first Linear, hidden activation layer, output Linear) of a one-hidden-layer network, from
+    its description (feature_layers, classifier_layer) where it has one, else from its modules."""
+    from mechinterp.hooks import layer_names
+    linears = layer_names(model, (nn.Linear,))
+    if len(linears) != 2:
+        raise ValueError(f"{type(model).__name__} has {len(linears)} Linear layers {linears}; "
+                         "the key-value reading needs a network with exactly one hidden layer")
+    hidden = (getattr(model, "feature_layers", None) or layer_names(model, (nn.ReLU,)) or [linears[0]])[0]
+    return linears[0], hidden, getattr(model, "classifier_layer", None) or linears[1]
+
+
+def silencing_answers(model: nn.Module, x: torch.Tensor, hidden_layer: str, units) -> list[int]:
+    """The model's prediction for one input after zeroing the first 1, 2, ... of `units` in
+    `hidden_layer` (the test of a story that blames those units)."""
+    from mechinterp.hooks import intervene, zero_units
+    answers = []
+    for count in range(1, len(units) + 1):
+        with torch.no_grad(), intervene(model, {hidden_layer: zero_units(list(units[:count]))}):
+            answers.append(int(model(x[None]).argmax(1)))
+    return answers
+
+
+@dataclass
+class Mistake:
+    index: int                       # the input's position in the batch
+    pushers: list[PairContribution]  # the pairs that pushed the wrong class above the true one
+    answers: list[int]               # predictions after silencing the first 1, 2, ... pushers
+    needed: int                      # pushers silenced before the answer is right (count + 1: never)
+    margin: float                    # wrong logit minus true logit
+
+
+def clearest_mistake(model: nn.Module, pairs: KeyValuePairs, images: torch.Tensor,
+                     labels: torch.Tensor, hidden_layer: str, count: int) -> Mistake:
+    """The misclassified input fixed by silencing the fewest of its top `count` pushers (ties:
+    the one with the largest margin)."""
+    logits = pairs.logits(images)
+    with torch.no_grad():
+        predicted = model(images).argmax(1)
+    best = None
+    for index in torch.nonzero(predicted != labels).flatten().tolist():
+        true, guess = int(labels[index]), int(predicted[index])
+        pushers = wrong_class_pushers(pairs, images[index], true, guess, count=count)
+        answers = silencing_answers(model, images[index], hidden_layer, [p.unit for p in pushers])
+        needed = next((k + 1 for k, answer in enumerate(answers) if answer == true), count + 1)
+        mistake = Mistake(index, pushers, answers, needed, float(logits[index, guess] - logits[index, true]))
+        if best is None or (mistake.needed, -mistake.margin) < (best.needed, -best.margin):
+            best = mistake
+    if best is None:
+        raise ValueError("the model classifies every input correctly: there is no mistake to explain")
+    return best

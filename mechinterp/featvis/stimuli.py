@@ -104,3 +104,33 @@ def orientation_sweep(kind: str, size, count: int = 36, curvature: float = 0.1, 
     else:
         raise ValueError(f"unknown stimulus kind {kind!r}: use 'edge', 'line' or 'curve'")
     return angles, to_channels(torch.stack(drawn), channels, foreground, background)
+
+
+# --- texture concepts: gratings and noise -------------------------------------------------------
+# Concept sets for TCAV need textures that no dataset class is: sinusoidal stripes of random
+# orientation, period, phase and colour, and uniform noise. Drawn with a numpy Generator, so the
+# caller's stream of random numbers decides them (and nothing global is reseeded).
+
+def grating(size, angle_radians: float, period: float, phase: float = 0.0) -> torch.Tensor:
+    """(H, W) stripes cos(2π (x cos θ + y sin θ) / period + phase) in [-1, 1], pixel coordinates."""
+    height, width = (size, size) if isinstance(size, int) else size
+    y, x = torch.meshgrid(torch.arange(height, dtype=torch.float64),
+                          torch.arange(width, dtype=torch.float64), indexing="ij")
+    along = x * math.cos(angle_radians) + y * math.sin(angle_radians)
+    return torch.cos(2 * math.pi * along / period + phase).float()
+
+
+def random_gratings(count: int, rng, shape=(3, 32, 32), periods=(4.0, 10.0)) -> torch.Tensor:
+    """(count, C, H, W) gratings 0.5 + 0.5 · colour · stripes: orientation uniform in [0, π),
+    period uniform in `periods` (pixels), phase uniform, one colour in [0.2, 1] per channel."""
+    channels, height, width = shape
+    angles, steps = rng.uniform(0, math.pi, count), rng.uniform(*periods, count)
+    phases, colours = rng.uniform(0, 2 * math.pi, count), rng.uniform(0.2, 1.0, (count, channels))
+    stripes = torch.stack([grating((height, width), a, p, f) for a, p, f in zip(angles, steps, phases)])
+    colours = torch.as_tensor(colours, dtype=torch.float32)[:, :, None, None]
+    return 0.5 + 0.5 * stripes[:, None] * colours
+
+
+def uniform_noise(count: int, rng, shape=(3, 32, 32)) -> torch.Tensor:
+    """(count, C, H, W) pixels drawn uniformly from [0, 1]."""
+    return torch.as_tensor(rng.uniform(0, 1, (count, *shape)), dtype=torch.float32)

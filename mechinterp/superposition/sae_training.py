@@ -120,3 +120,11 @@ def train_sae(sae: SparseAutoencoder, batches: Iterator[torch.Tensor], steps: in
     log.steps, log.seconds = steps, time.perf_counter() - start
     log.dead_fraction = float(dead_mask(sae, dead_after).float().mean())
     return log
+
+
+def row_batches(vectors: torch.Tensor, size: int, seed: int = 0) -> Iterator[torch.Tensor]:
+    """Endless batches of `size` rows of an in-memory (N, d) matrix, drawn with replacement from a
+    generator of its own (for activations that do fit in memory, such as pooled channel maxima)."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        yield vectors[torch.randint(len(vectors), (size,), generator=generator).to(vectors.device)]

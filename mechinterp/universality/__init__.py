@@ -4,6 +4,8 @@ One module per idea:
   activations   the old import path of mechinterp.activations (a re-export, to be removed)
   similarity    linear / RBF CKA (biased and debiased HSIC), SVCCA, mutual k-NN alignment,
                 streamed linear CKA, layer-by-layer similarity matrices between two models
+  comparison    many layers of many models at once: layer correspondence both ways, all pairs
+  baselines     the random-weights control (same architecture, fresh initialisation)
   matching      unit matching across models (correlation + optimal assignment vs a shuffled
                 baseline) and the layer-correspondence test of Kornblith et al. 2019
   filters       first-layer filters of models; ICA and sparse-coding filters of natural patches

@@ -185,3 +185,11 @@ def adversarial_path(model, image: torch.Tensor, target_class: int, epsilon: flo
     distances = (images - image.cpu()).flatten(1).norm(dim=1).double().numpy()
     return AdversarialPath(images, target_class, probabilities.argmax(1).numpy(),
                            probabilities.numpy(), distances)
+
+
+def most_raised_feature(sae, clean_activations: torch.Tensor,
+                        adversarial_activations: torch.Tensor) -> torch.Tensor:
+    """(inputs,) for each input, the SAE feature whose code the attack raised most (on the CPU)."""
+    with torch.no_grad():
+        change = sae.encode(adversarial_activations) - sae.encode(clean_activations)
+    return change.argmax(dim=1).cpu()

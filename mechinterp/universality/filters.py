@@ -11,6 +11,7 @@ simplest piece of evidence for universality.
     best = best_match_similarity(filters, ica)           # |cosine| of each filter's best ICA match
     oriented = filter_orientedness(filters)              # 0 for a blob, near 1 for a grating
     images = filters_as_images(filters)                  # (out, k, k, 3) in [0, 1], 0 = grey
+    ordered = strongest_first(filters)                   # largest L2 norm first
 """
 from __future__ import annotations
 
@@ -124,3 +125,9 @@ def filters_as_images(filters) -> np.ndarray:
         images = np.repeat(images, 3, axis=-1)
     scale = np.abs(images).reshape(len(images), -1).max(axis=1).reshape(-1, 1, 1, 1) + 1e-12
     return 0.5 + 0.5 * images / scale
+
+
+def strongest_first(filters: np.ndarray) -> np.ndarray:
+    """Filters sorted by their L2 norm, largest first: the ones the layer relies on most lead."""
+    norms = np.linalg.norm(filters.reshape(len(filters), -1), axis=1)
+    return filters[np.argsort(-norms, kind="stable")]

@@ -195,8 +195,10 @@ def path_gradients(model, images: torch.Tensor, layer: str, class_index: int,
 def concept_attribution(model, layer: str, images: torch.Tensor, class_index: int,
                         direction: np.ndarray, baseline: torch.Tensor | None = None,
                         steps: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Per input: (IG of the class logit along the unit concept direction, the layer IG total)."""
+    """Per input: (IG of the class logit along the unit concept direction, the layer IG total).
+    `direction` may also be (K, D), K unit directions: then the first result is (N, K), one
+    path integral shared by all of them."""
     change, mean_gradient = path_gradients(model, images, layer, class_index, baseline, steps)
     direction = np.asarray(direction, dtype=np.float64)
-    along = (change @ direction) * (mean_gradient @ direction)
+    along = (change @ direction.T) * (mean_gradient @ direction.T)
     return along, (change * mean_gradient).sum(axis=1)

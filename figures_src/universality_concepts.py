@@ -1,0 +1,240 @@
+"""Universality, part three: what a model's layers hold, read out by probes, concepts and geometry.
+
+universality/probes                 linear-probe accuracy per layer against chance, a shuffled-label
+                                    control and the same architecture with random weights
+universality/tcav                   concepts x layers: CAV accuracy and significant TCAV scores
+universality/embedding              a layer's activations in 2-D (PCA, ICA, kernel PCA, t-SNE) by class
+universality/geometry               intrinsic dimension and k-means purity of every layer
+
+Layers come from each model's description; cluster counts are the dataset's number of classes,
+texture concepts are drawn at the model's input shape.
+"""
+import matplotlib.pyplot as plt
+import numpy as np
+
+from figures_src.plotting import class_scatter, heat_map, model_label, text_colour
+
+PROBED = ["shapes-cnn-a", "shapes-cnn-deep"]          # the first is drawn, all are in the JSON
+GEOMETRY = ["shapes-cnn-a", "shapes-cnn-wide", "shapes-cnn-deep"]
+
+FIGURES = {
+    "universality/probes": {
+        "make": "make_probes",
+        "models": PROBED,
+        "params": {"quick": {"images": 400}, "full": {"images": 2000}},
+        "outputs": ["png"],
+    },
+    "universality/tcav": {
+        "make": "make_tcav",
+        "models": ["shapes-cnn-a"],
+        "params": {"quick": {"target": "circle", "examples": 40, "random_sets": 5,
+                             "concepts": ["arc", "line", "corner", "square"]},
+                   "full": {"target": "circle", "examples": 100, "random_sets": 20,
+                            "concepts": ["arc", "line", "corner", "square"]}},
+        "outputs": ["png"],
+    },
+    "universality/embedding": {
+        "make": "make_embedding",
+        "models": ["shapes-cnn-a"],
+        "params": {"quick": {"images": 300, "layer": "relu3"}, "full": {"images": 1500, "layer": "relu3"}},
+        "outputs": ["png"],
+    },
+    "universality/geometry": {
+        "make": "make_geometry",
+        "models": GEOMETRY,
+        "params": {"quick": {"images": 400}, "full": {"images": 2000}},
+        "outputs": ["png"],
+    },
+}
+
+
+def shapes(split, count):
+    from mechinterp.data import load_dataset
+    return load_dataset("shapes", split, count=count)
+
+
+# --- probes ------------------------------------------------------------------------------------
+
+def make_probes(ctx):
+    from mechinterp.activations import as_features, representation_layers
+    from mechinterp.universality.baselines import randomly_initialised
+    from mechinterp.universality.probes import probe, probe_layers
+    data = shapes("test", ctx.params["images"])
+    results, numbers = {}, {"images": len(data.images), "models": {}}
+    pixels = probe(as_features(data.images, pool=8), data.labels, seed=ctx.seed)  # 8x8 colour
+    for name in PROBED:
+        model = ctx.model(name)
+        layers = representation_layers(model)
+        trained = probe_layers(model, data.images, data.labels, layers, seed=ctx.seed)
+        untrained = probe_layers(randomly_initialised(model, ctx.seed), data.images, data.labels,
+                                 layers, seed=ctx.seed)
+        results[name] = (layers, trained, untrained)
+        numbers["models"][model_label(name)] = {
+            layer: {**trained[layer].as_dict(), "random_weights_accuracy": untrained[layer].accuracy}
+            for layer in layers}
+    numbers["pixels"] = pixels.as_dict()
+    numbers["chance"] = pixels.chance
+    # Drawn for the first model at half-slide size (it shares a slide with TCAV); the rest is in the JSON.
+    shown = next(iter(results))
+    ctx.save(draw_probes(pixels, *results[shown], f"Linear probes on {shown}"))
+    return numbers
+
+
+def draw_probes(pixels, layers, trained, untrained, title):
+    steps = ["pixels"] + layers
+    fig, axis = plt.subplots(figsize=(7.5, 5.6))
+    axis.plot(steps, [pixels.accuracy] + [trained[l].accuracy for l in layers], "o-", label="trained model")
+    axis.plot(steps, [pixels.accuracy] + [untrained[l].accuracy for l in layers], "s--",
+              label="random weights")
+    axis.plot(steps, [pixels.control_accuracy] + [trained[l].control_accuracy for l in layers],
+              "^:", label="shuffled labels")
+    axis.axhline(pixels.chance, color="black", linewidth=1.5, label="chance")
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel("probe accuracy (held out)")
+    axis.legend(loc="upper left")
+    axis.set_title(title, fontsize=17)
+    return fig
+
+
+# --- concepts ----------------------------------------------------------------------------------
+
+def concept_sets(data, names, count, rng, shape):
+    """Concept examples: the named dataset classes (ones the target is not), plus two textures."""
+    from mechinterp.featvis.stimuli import random_gratings, uniform_noise
+    concepts = {name: data.images[data.labels == data.class_names.index(name)][:count] for name in names}
+    concepts["stripes"] = random_gratings(count, rng, shape)
+    concepts["noise"] = uniform_noise(count, rng, shape)
+    return concepts
+
+
+def make_tcav(ctx):
+    from mechinterp.universality.tcav import concept_layer_map
+    rng = np.random.default_rng(ctx.seed)
+    examples, target = ctx.params["examples"], ctx.params["target"]
+    model = ctx.model("shapes-cnn-a")
+    data = shapes("train", 4000)
+    target_index = data.class_names.index(target)
+    others = data[data.labels != target_index]
+    concepts = concept_sets(others, ctx.params["concepts"], examples, rng, model.input_shape)
+    random_sets = [others.images[rng.choice(len(others), examples, replace=False)]
+                   for _ in range(ctx.params["random_sets"])]
+    test = shapes("test", 1000)
+    class_images = test.images[test.labels == target_index][:examples]
+    layers = list(model.feature_layers)
+    table = concept_layer_map(model, layers, concepts, random_sets, class_images, target_index, ctx.seed)
+    ig_share = ig_shares_along_cavs(model, table, class_images, target_index)
+    names = list(concepts)
+    cav_accuracy = np.array([[table[c][l].as_dict()["cav_accuracy"] for l in layers] for c in names])
+    scores = np.array([[table[c][l].mean for l in layers] for c in names])
+    significant = np.array([[table[c][l].significant() for l in layers] for c in names])
+    ctx.save(draw_tcav(scores, significant, cav_accuracy, names, layers, target))
+    return {"target": target, "layers": layers, "concepts": names, "random_sets": len(random_sets),
+            "ig_share_along_cav": ig_share,
+            "cav_accuracy": cav_accuracy, "tcav": scores, "significant": significant,
+            "results": {c: {l: table[c][l].as_dict() for l in layers} for c in names}}
+
+
+def ig_shares_along_cavs(model, table, images, class_index):
+    """{concept: {layer: mean share of the class logit's layer IG lying along the concept's CAV}}
+    (integrated gradients projected on a CAV: where in the network the concept is used)."""
+    from mechinterp.universality.tcav import concept_attribution
+    concepts, layers = list(table), list(next(iter(table.values())))
+    shares = {concept: {} for concept in concepts}
+    for layer in layers:
+        directions = np.stack([table[concept][layer].mean_direction for concept in concepts])
+        along, total = concept_attribution(model, layer, images, class_index, directions, steps=16)
+        for concept, share in zip(concepts, (along / total[:, None]).mean(axis=0)):
+            shares[concept][layer] = float(share)
+    return shares
+
+
+def draw_tcav(scores, significant, cav_accuracy, names, layers, target):
+    """Half-slide size (it shares a slide with the probes): colour and big number = TCAV score
+    where significant; small number = CAV accuracy, how linearly present the concept is."""
+    fig, axis = plt.subplots(figsize=(7.5, 5.6))
+    shown = np.where(significant, scores, np.nan)
+    image = heat_map(axis, shown, names, layers, cmap="RdBu_r")
+    for (i, j), accuracy in np.ndenumerate(cav_accuracy):
+        if not significant[i, j]:
+            axis.text(j, i - 0.12, "n.s.", ha="center", va="center", fontsize=13, color="#777777")
+        axis.text(j, i + 0.3, f"CAV {accuracy:.2f}", ha="center", va="center", fontsize=10,
+                  color=text_colour(image, shown[i, j]))
+    axis.set_xticks(range(len(layers)), layers, rotation=0, ha="center")
+    axis.set_title(f"TCAV for '{target}' (p < 0.05)", fontsize=17)
+    return fig
+
+
+# --- geometry ------------------------------------------------------------------------------------
+
+def make_embedding(ctx):
+    from mechinterp.activations import layer_features
+    from mechinterp.universality.geometry import clustering_purity, embed_2d
+    data = shapes("test", ctx.params["images"])
+    layer = ctx.params["layer"]
+    features = layer_features(ctx.model("shapes-cnn-a"), data.images, [layer], pool="max")[layer]
+    labels, classes = data.labels.numpy(), len(data.class_names)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4.8))
+    numbers = {"layer": layer, "images": len(labels), "clusters": classes, "embedding_purity": {}}
+    titles = {"pca": "PCA", "ica": "ICA", "kpca": "kernel PCA", "tsne": "t-SNE"}
+    for axis, (method, title) in zip(axes, titles.items()):
+        points = embed_2d(features, method, seed=ctx.seed)
+        class_scatter(axis, points, labels, data.class_names, title)
+        numbers["embedding_purity"][method] = clustering_purity(points, labels, classes, ctx.seed)[0]
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2.5, fontsize=12)
+    fig.suptitle(f"shapes-cnn-a · {layer} (channel maxima: what the classifier reads), by class")
+    fig.tight_layout()
+    ctx.save(fig)
+    return numbers
+
+
+def layer_geometry(features, labels, clusters, seed):
+    """Participation ratio, components for 90% variance, TwoNN dimension, k-means purity, width."""
+    from mechinterp.universality.geometry import (clustering_purity, components_for_variance,
+                                                   participation_ratio, pca_spectrum, twonn_dimension)
+    spectrum = pca_spectrum(features)
+    return {"participation_ratio": participation_ratio(spectrum),
+            "components_90": components_for_variance(spectrum, 0.9),
+            "twonn": twonn_dimension(features),
+            "purity": clustering_purity(features, labels, clusters, seed)[0],
+            "width": int(features.shape[1])}
+
+
+def make_geometry(ctx):
+    from mechinterp.activations import layer_features, representation_layers
+    from mechinterp.universality.geometry import clustering_purity, twonn_dimension
+    data = shapes("test", ctx.params["images"])
+    labels, classes = data.labels.numpy(), len(data.class_names)
+    numbers = {"images": len(labels), "clusters": classes, "models": {}}
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.4))
+    pixel_features = data.images.flatten(1)
+    pixel_purity = clustering_purity(pixel_features, labels, classes, ctx.seed)[0]
+    pixel_dimension = twonn_dimension(pixel_features)
+    for name in GEOMETRY:
+        model = ctx.model(name)
+        layers = representation_layers(model)
+        features = layer_features(model, data.images, layers, pool=4)
+        rows = {layer: layer_geometry(features[layer], labels, classes, ctx.seed) for layer in layers}
+        numbers["models"][model_label(name)] = rows
+        depth = np.linspace(0, 1, len(layers))
+        axes[0].plot(depth, [rows[l]["twonn"] for l in layers], "o-", label=model_label(name))
+        axes[1].plot(depth, [rows[l]["purity"] for l in layers], "o-", label=model_label(name))
+    label_geometry(axes, pixel_dimension, pixel_purity, classes)
+    fig.tight_layout()
+    ctx.save(fig)
+    numbers["pixel_purity"] = pixel_purity
+    numbers["pixel_twonn"] = pixel_dimension
+    return numbers
+
+
+def label_geometry(axes, pixel_dimension, pixel_purity, classes):
+    """The pixel and chance references and the labels of the two geometry panels."""
+    axes[0].axhline(pixel_dimension, color="black", linewidth=1.5, label="pixels")
+    axes[0].set_ylabel("estimated dimension")
+    axes[1].axhline(pixel_purity, color="black", linewidth=1.5, label="pixels")
+    axes[1].axhline(1 / classes, color="#999999", linestyle=":", label="chance")
+    axes[0].set_title("intrinsic dimension (TwoNN)")
+    axes[1].set_title(f"k-means purity ({classes} clusters)")
+    for axis in axes:
+        axis.set_xlabel("relative depth (first layer → logits)")
+    axes[1].set_ylim(0, 1.05)
+    axes[1].legend(loc="upper left", fontsize=12)

@@ -1,0 +1,33 @@
+"""The shared drawing helpers (figures_src.plotting): mosaics laid out as documented, pictures
+clipped to [0, 1], readable text on dark and light cells."""
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+import figures_src.style  # noqa: F401  (selects the file-only Agg backend, as the runner does)
+from figures_src.plotting import as_picture, filter_mosaic, heat_map, model_label, text_colour
+from mechinterp.universality.filters import filters_as_images
+
+
+def test_mosaic_tiles_filters_row_by_row_with_white_gaps():
+    weight = np.random.default_rng(0).normal(size=(5, 3, 3, 3))
+    mosaic = filter_mosaic(weight, columns=2, pad=1)
+    assert mosaic.shape == (3 * 4 - 1, 2 * 4 - 1, 3)
+    np.testing.assert_allclose(mosaic[4:7, 4:7], filters_as_images(weight)[3])     # row 1, column 1
+    assert (mosaic[3] == 1).all() and (mosaic[:, 3] == 1).all()                # the gaps
+    assert (mosaic[8:, 4:] == 1).all()                                          # no sixth filter
+
+
+def test_pictures_are_clipped_and_one_channel_images_are_two_dimensional():
+    picture = as_picture(torch.tensor([[[-0.5, 0.5], [1.5, 1.0]]]))
+    assert picture.shape == (2, 2) and picture.min() == 0.0 and picture.max() == 1.0
+    assert as_picture(torch.rand(3, 4, 5)).shape == (4, 5, 3)
+
+
+def test_heat_map_text_is_white_on_dark_cells_and_black_on_light_ones():
+    fig, axis = plt.subplots()
+    image = heat_map(axis, np.array([[0.0, 1.0]]), ["row"], ["dark", "light"])
+    assert text_colour(image, 0.0) == "white" and text_colour(image, 1.0) == "black"
+    assert [text.get_text() for text in axis.texts] == ["0.00", "1.00"]
+    plt.close(fig)
+    assert model_label("shapes-cnn-a") == "A" and model_label("my-own-cnn") == "my-own-cnn"
