@@ -1,7 +1,6 @@
 """Universality and representations: compare what different models compute, and read it out.
 
 One module per idea:
-  activations   the old import path of mechinterp.activations (a re-export, to be removed)
   similarity    linear / RBF CKA (biased and debiased HSIC), SVCCA, mutual k-NN alignment,
                 streamed linear CKA, layer-by-layer similarity matrices between two models
   comparison    many layers of many models at once: layer correspondence both ways, all pairs
