@@ -158,8 +158,9 @@ def penultimate_alignment(models, images, seed):
 
 def activation_maps(model, images, layers):
     """{layer: (N, C, H, W)} activations with conv maps kept spatial (one forward pass)."""
+    from mechinterp.device import model_device
     from mechinterp.hooks import run_with_cache
-    device = next(model.parameters()).device
+    device = model_device(model)
     return {layer: value.cpu() for layer, value in run_with_cache(model, images.to(device), layers)[1].items()}
 
 

@@ -15,9 +15,11 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from mechinterp.device import model_device
+
 
 def _logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-    device = next(model.parameters()).device
+    device = model_device(model)
     with torch.no_grad():
         return torch.cat([model(images[start:start + batch_size].to(device)).cpu()
                           for start in range(0, len(images), batch_size)])
