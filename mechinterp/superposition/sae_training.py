@@ -1,6 +1,7 @@
 """Train a sparse autoencoder on a stream of activation batches, keeping latents alive.
 
     stream = activation_stream(model, "relu2", images, images_per_batch=64)   # activations.py
+    stream = row_batches(vectors, size=256, seed=0)       # rows that already fit in memory
     log = train_sae(sae, stream, steps=2_000, lr=1e-3, resample_every=500)
     log.dead_fraction, log.vectors_per_second
 
