@@ -39,20 +39,20 @@ def median_seconds(command: list[str], repeats: int = 3) -> float:
 def runner_phases(profile: str) -> dict[str, float]:
     """Seconds of the runner's discovery and planning, measured in this process."""
     from figures_src import runner
-    from figures_src.discover import discover_figures
-    from figures_src.staleness import Manifest
+    from figures_src.runner import Manifest, discover_figures
+    from figures_src.runner.planning import plan
     options = runner.parse_args(["--profile", profile])
     started = time.perf_counter()
     specs = discover_figures(options.scripts_dir, REPO)
     discovered = time.perf_counter()
-    runner.plan(specs, options, Manifest.load(options.figures_dir / "manifest.json"), options.figures_dir)
+    plan(specs, options, Manifest.load(options.figures_dir / "manifest.json"), options.figures_dir)
     return {"discover": discovered - started, "plan": time.perf_counter() - discovered}
 
 
 def workshop_cold_selection() -> tuple[int, int, int]:
     """(figures the workshop deck selects, figures its build would make from an empty figures
     folder, figures the repository declares)."""
-    from figures_src.discover import declared_ids
+    from figures_src.runner import declared_ids
     with tempfile.TemporaryDirectory() as empty:
         listing = subprocess.run([PYTHON, "-m", "decktools.figures", "talk/workshop.md", "--list",
                                   "--figures-dir", empty], cwd=REPO, capture_output=True, text=True, check=True)

@@ -12,10 +12,11 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from mechinterp.atomic_file import write_atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -44,11 +45,8 @@ def write_results(name: str, figures: dict[str, dict]) -> Path:
         print(f"  {key:<{width}}  {shown:>12} {figure.get('unit', '')}")
     payload = {"name": name, "figures": figures, "machine": machine_info(),
                "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     target = RESULTS_DIR / f"{name}.json"
-    with tempfile.NamedTemporaryFile("w", dir=RESULTS_DIR, delete=False, suffix=".tmp") as handle:
-        json.dump(payload, handle, indent=2)
-    os.replace(handle.name, target)
+    write_atomic(target, json.dumps(payload, indent=2))
     return target
 
 

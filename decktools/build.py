@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from decktools.markdown import read_deck
-from decktools.prepare import prepare_deck, write_atomic
+from decktools.prepare import prepare_deck
+from figures_src.runner import write_atomic
 
 STAMP = ".build-inputs"
 NOT_INPUTS = {"node_modules", ".slidev", "dist"}

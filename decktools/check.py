@@ -29,8 +29,7 @@ from decktools.deckmeta import FIGURE_PATH
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
-from figures_src.discover import FigureSpecError, declared_ids
-from figures_src.runner import did_you_mean
+from figures_src.runner import FigureSpecError, declared_ids, did_you_mean
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB

@@ -15,8 +15,7 @@ from pathlib import Path
 from decktools import references
 from decktools.markdown import Deck
 from decktools.rehearse import plan_deck
-from figures_src.discover import FigureSpecError, discover_figures
-from figures_src.staleness import Manifest, figure_inputs, stale_reason
+from figures_src.runner import FigureSpecError, Manifest, discover_figures, figure_inputs, stale_reason
 
 FIGURE_PATH = re.compile(r"^/?figures/([\w.-]+)/([\w.-]+)\.\w+$")
 REPO_ROOT = Path(__file__).resolve().parent.parent

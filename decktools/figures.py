@@ -20,7 +20,7 @@ from decktools import references
 from decktools.check import figure_id_of, figure_id_problems
 from decktools.markdown import Deck, DeckError, read_deck
 from figures_src import runner
-from figures_src.discover import FigureSpecError, discover_figures
+from figures_src.runner import FigureSpecError, discover_figures
 
 
 def deck_figure_ids(deck: Deck) -> list[str]:

@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
@@ -36,6 +34,7 @@ from decktools.deckmeta import deck_meta
 from decktools.markdown import Slide, code_mask, read_deck
 from decktools.numbers import format_measured
 from decktools.problems import errors
+from figures_src.runner import write_atomic
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
 RETIRED_ADDONS = {"slidev-addon-citations"}
@@ -45,16 +44,6 @@ SRC_LINE = re.compile(r"^(\s*src:\s*)(\S+?\.md)(\s*(?:#.*)?)$")
 
 def prepared_name(path: Path) -> Path:
     return path.with_name(path.stem + ".prepared.md")
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Temp file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with tempfile.NamedTemporaryFile(mode, dir=path.parent, delete=False, suffix=".tmp",
-                                     **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
-        handle.write(data)
-    os.replace(handle.name, path)
 
 
 def citation_keys(ref: references.Reference, bib: Bibliography) -> tuple[str, ...]:

@@ -19,8 +19,13 @@ so deciding what is stale costs no torch import) and one function per figure:
         ctx.save(fig)                              # -> <id>.png (or ctx.save(fig, "svg"))
         return {"test_accuracy": 0.97}             # the numbers shown -> <id>.json
 
-The runner (figures_src/runner.py, `make figures`) hashes everything a figure depends on (this
-script, the engine files it imports, its models' checkpoints and configs, its params and the
+A module here is a figure script if and only if it declares FIGURES; helper modules shared by
+the scripts (plotting.py: the drawing helpers) simply don't. ctx.model refuses a model the
+figure's entry does not list under "models".
+
+The runner is the package figures_src/runner/ (`make figures`, `python -m figures_src.runner`):
+it hashes everything a figure depends on (the part of this script its function reaches, the
+engine files that part imports, its models' checkpoints and configs, its params and the
 profile), reruns only stale figures, writes outputs atomically and records them in
-talk/public/figures/manifest.json. figures_src.style holds the one matplotlib style of the deck.
+talk/public/figures/manifest.json. figures_src/runner/style.py holds the deck's one matplotlib style.
 """

@@ -1,5 +1,5 @@
 """Drawing helpers every figure script shares: bare axes, images, signed maps, filter mosaics and
-annotated heat maps. style.py sets the deck's matplotlib style; this module draws with it.
+annotated heat maps. runner/style.py sets the deck's matplotlib style; this module draws with it.
 
     from figures_src.plotting import heat_map, no_ticks, show_image, show_signed
     show_image(axis, image_chw, "title")          # (C, H, W) in [0, 1]; one channel is drawn grey

@@ -65,7 +65,7 @@ def trained_zoo() -> Path:
 @functools.cache
 def declared_figures() -> dict:
     """{figure id: FigureSpec} as the runner discovers them (so a FIGURES it cannot read fails here)."""
-    from figures_src.discover import discover_figures
+    from figures_src.runner import discover_figures
     return discover_figures(FIGURE_SCRIPTS, REPO_ROOT)
 
 
@@ -79,9 +79,9 @@ def figure_module(figure_id: str):
 def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None = None,
                 profile: str = "quick") -> dict:
     """Run one figure as the runner would and return its numbers as JSON values."""
-    from figures_src.context import FigureContext
     from figures_src.runner import to_jsonable
-    from figures_src.style import apply_style
+    from figures_src.runner.context import FigureContext
+    from figures_src.runner.style import apply_style
     from mechinterp.device import seed_everything
     module = figure_module(figure_id)
     spec = module.FIGURES[figure_id]
@@ -90,7 +90,8 @@ def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None =
         params = declared.get(profile, {}) if {"quick", "full"} & set(declared) else declared
     apply_style()
     seed_everything(0)
-    context = FigureContext(figure_id, params, profile, torch.device("cpu"), staging, Path(models_dir))
+    context = FigureContext(figure_id, params, profile, torch.device("cpu"), staging, Path(models_dir),
+                            declared_models=tuple(spec.get("models", [])), script=module.__file__)
     numbers = json.loads(json.dumps(to_jsonable(getattr(module, spec["make"])(context)), allow_nan=False))
     assert (staging / f"{context.name}.png").stat().st_size > 10_000
     return numbers

@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import figures_src.style  # noqa: F401  (selects the file-only Agg backend, as the runner does)
+import figures_src.runner.style  # noqa: F401  (selects the file-only Agg backend, as the runner does)
 from figures_src.plotting import as_picture, filter_mosaic, heat_map, model_label, text_colour
 from mechinterp.universality.filters import filters_as_images
 

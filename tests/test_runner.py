@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from figures_src.discover import FigureSpecError, discover_figures, engine_dependencies
+from figures_src.runner import FigureSpecError, discover_figures
+from figures_src.runner.discover import engine_dependencies
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -227,7 +228,8 @@ def test_each_figure_depends_on_the_engine_modules_its_own_code_imports(tmp_path
     assert "mechinterp/hooks.py" in engine["delta/a"] and "mechinterp/superposition/toy_models.py" not in engine["delta/a"]
     assert "mechinterp/superposition/toy_models.py" in engine["delta/b"]
     for files in engine.values():                      # what the runner itself runs every figure through
-        assert {"figures_src/style.py", "figures_src/context.py", "mechinterp/device.py"} <= files
+        assert {"figures_src/runner/style.py", "figures_src/runner/context.py", "mechinterp/device.py"} <= files
+        assert "figures_src/runner/__init__.py" not in files and "figures_src/runner/cli.py" not in files
     assert "def make_a" in specs["delta/a"].script_source and "def make_b" not in specs["delta/a"].script_source
 
 
@@ -246,8 +248,8 @@ def test_dynamic_name_lookups_make_the_whole_script_an_input(tmp_path):
 
 
 def test_engine_dependencies_follow_imports_transitively():
-    deps = {str(p.relative_to(REPO)) for p in engine_dependencies(REPO / "figures_src" / "runner.py", REPO)}
-    assert {"figures_src/discover.py", "figures_src/staleness.py", "figures_src/__init__.py"} <= deps
+    deps = {str(p.relative_to(REPO)) for p in engine_dependencies(REPO / "figures_src" / "runner" / "cli.py", REPO)}
+    assert {"figures_src/runner/discover.py", "figures_src/runner/staleness.py", "figures_src/__init__.py"} <= deps
 
 
 def test_declarations_may_use_module_constants(tmp_path):

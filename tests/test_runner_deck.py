@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from figures_src.discover import declared_ids
+from figures_src.runner import declared_ids
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -133,7 +133,7 @@ def test_a_failing_figure_shows_the_users_own_frames(workspace):
     assert "FAILED broken/plot: ZeroDivisionError: division by zero" in result.stderr
     assert f"{script}:{call} in make_plot" in result.stderr
     assert f"{script}:{division} in load_numbers" in result.stderr
-    assert "runner.py" not in result.stderr and "site-packages" not in result.stderr
+    assert "figures_src/runner/" not in result.stderr and "site-packages" not in result.stderr
 
 
 def test_an_error_raised_inside_a_library_names_the_user_line_and_where_it_was_raised(workspace):

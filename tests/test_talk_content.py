@@ -12,7 +12,7 @@ import pytest
 from decktools.markdown import read_deck
 from decktools.references import assets
 from decktools.rehearse import parse_seconds, plan_deck, slide_notes
-from figures_src.discover import discover_figures
+from figures_src.runner import discover_figures
 
 REPO = Path(__file__).resolve().parent.parent
 DECKS = [REPO / "talk" / "slides.md", REPO / "talk" / "workshop.md"]

@@ -9,7 +9,7 @@ Loading never runs code from the file: safetensors holds only tensors, and torch
 through torch.load(weights_only=True), which refuses any pickle that names a function or class
 outside plain tensors and containers. A refused, truncated or corrupt file raises
 CheckpointError naming the file and what to do; nothing on disk is changed by a failed load.
-sha256_file and atomic_write_bytes are sources.py's file_hash and atomic_write_bytes (torch-free).
+sha256_file is sources.py's file_hash; files are written by mechinterp/atomic_file.py (torch-free).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from mechinterp.models.sources import atomic_write_bytes, file_hash as sha256_file  # noqa: F401
+from mechinterp.atomic_file import write_atomic
+from mechinterp.models.sources import file_hash as sha256_file  # noqa: F401
 
 # Checkpoints that wrap the weights in a dict under one of these keys are unwrapped.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "weights")
@@ -45,7 +46,7 @@ def save_checkpoint(state_dict: dict[str, torch.Tensor], path: str | os.PathLike
         buffer = io.BytesIO()
         torch.save(tensors, buffer)
         data = buffer.getvalue()
-    atomic_write_bytes(path, data)
+    write_atomic(path, data)
     return path
 
 

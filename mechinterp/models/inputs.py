@@ -26,8 +26,8 @@ import os
 from pathlib import Path
 
 from mechinterp.models.config import Zoo, is_imported, source_path
-from mechinterp.models.sources import (atomic_write_bytes, file_hash, find_module, module_sources,
-                                       value_hash)
+from mechinterp.atomic_file import write_atomic
+from mechinterp.models.sources import file_hash, find_module, module_sources, value_hash
 
 TRAINING_VERSION = 1          # bump when training changes in a way the config does not show
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -94,7 +94,7 @@ def data_hash(entry: dict, models_dir: str | os.PathLike | None = None) -> str |
         _data_hashes[signature] = _hash_dataset(entry)
     if cache_path and cache_path.parent.is_dir():
         cache[signature] = _data_hashes[signature]
-        atomic_write_bytes(cache_path, json.dumps(cache, indent=1).encode())
+        write_atomic(cache_path, json.dumps(cache, indent=1).encode())
     return _data_hashes[signature]
 
 

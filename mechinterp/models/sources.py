@@ -4,7 +4,6 @@ Deciding what is stale must stay fast and must not import torch, so nothing here
 
     file_hash(Path("models/x/checkpoint.safetensors"))   # sha256, cached on path, size, mtime
     value_hash({"steps": 10})                             # sha256 of canonical JSON
-    atomic_write_bytes(path, data)                        # temp file, fsync, rename
     module_sources("my_nets.tiny")   # {Path("my_nets/tiny.py"): root, ...}: the file and what it
                                      # imports from the same project (never site-packages or stdlib)
 
@@ -18,10 +17,8 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
@@ -44,22 +41,6 @@ def file_hash(path: str | Path) -> str:
 def value_hash(value) -> str:
     """sha256 of a JSON-able value in canonical form (sorted keys)."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file next to `path`, fsync, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def import_modules(node: ast.Import | ast.ImportFrom, package: list[str]) -> set[str]:

@@ -48,6 +48,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mechinterp.atomic_file import write_atomic
 from mechinterp.data import load_dataset
 from mechinterp.device import pick_device, seed_everything
 from mechinterp.hooks import layer_names
@@ -57,7 +58,6 @@ from mechinterp.models.config import (Zoo, ZooError, is_imported, read_zoo, read
                                       source_path)
 from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
                                       model_stale_reason)
-from mechinterp.models.sources import atomic_write_bytes
 from mechinterp.models.training import TrainingSettings, evaluate, train_classifier
 
 CPU_TRAINING_THREADS = 1
@@ -252,7 +252,7 @@ def write_model(name: str, zoo: Zoo, model: nn.Module, facts: dict, models_dir,
             "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
             "checkpoint": CHECKPOINT_NAME, "checkpoint_sha256": sha256_file(checkpoint),
             "built_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_bytes(folder / META_NAME, (json.dumps(meta, indent=2, default=str) + "\n").encode())
+    write_atomic(folder / META_NAME, (json.dumps(meta, indent=2, default=str) + "\n").encode())
     return meta
 
 

@@ -2,6 +2,9 @@
 
 The runner builds one FigureContext per figure; figure functions use `ctx.model(name)`,
 `ctx.params`, `ctx.device`, `ctx.save(fig)` and return a dict of the numbers they show.
+`ctx.model` and `ctx.model_meta` give only the models the figure's FIGURES entry declares under
+"models": the declared models' checkpoints and configs are the figure's inputs, so a model read
+without being declared would leave the figure up to date when that model changes.
 Everything is written into a private staging folder that the runner renames into place only
 when the figure succeeds, so a failing or interrupted figure never leaves half-written files.
 """
@@ -21,6 +24,8 @@ class FigureContext:
     staging_dir: Path               # outputs go here first; the runner moves them into place
     models_dir: Path
     seed: int = 0
+    declared_models: tuple[str, ...] = ()   # the FIGURES entry's "models": all ctx.model may load
+    script: str = "the figure's script"     # where that entry is, for the message when it is not
     written: list[Path] = field(default_factory=list)
 
     @property
@@ -44,11 +49,25 @@ class FigureContext:
         return target
 
     def model(self, name: str):
-        """A zoo model in eval mode on this figure's device (trained by `make models`)."""
+        """A declared zoo model in eval mode on this figure's device (trained by `make models`)."""
         from mechinterp.models.zoo import load_model
+        self._require_declared(name)
         return load_model(name, self.models_dir, device=self.device)
 
     def model_meta(self, name: str) -> dict:
-        """The zoo model's meta.json (config, metrics, provenance)."""
+        """A declared zoo model's meta.json (config, metrics, provenance)."""
         from mechinterp.models.zoo import load_meta
+        self._require_declared(name)
         return load_meta(name, self.models_dir)
+
+    def _require_declared(self, name: str) -> None:
+        if name not in self.declared_models:
+            declared = ", ".join(map(repr, self.declared_models)) or "none"
+            raise UndeclaredModelError(
+                f"figure {self.figure_id!r} reads model {name!r}, which its FIGURES entry does not "
+                f"declare (declared: {declared}); add {name!r} to \"models\" in FIGURES[{self.figure_id!r}] "
+                f"in {self.script}, so the figure is remade when that model changes")
+
+
+class UndeclaredModelError(LookupError):
+    """A figure asked for a model its FIGURES entry does not list under "models"."""

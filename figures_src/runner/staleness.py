@@ -16,12 +16,11 @@ recorded (someone edited or deleted it). The reason is said in words ("checkpoin
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.discover import FigureSpec
+from figures_src.runner.discover import FigureSpec
+from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import ZooError, read_zoo
 from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs
 from mechinterp.models.sources import file_hash, value_hash
@@ -103,11 +102,8 @@ class Manifest:
 
     def save(self) -> None:
         """Write atomically: a crash mid-write leaves the previous manifest intact."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"version": 1, "figures": dict(sorted(self.figures.items()))}
-        with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as handle:
-            json.dump(payload, handle, indent=2)
-        os.replace(handle.name, self.path)
+        write_atomic(self.path, json.dumps(payload, indent=2))
 
 
 def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path) -> str | None:

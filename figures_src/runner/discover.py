@@ -1,7 +1,9 @@
 """Find the figures that the scripts in figures_src/ declare, without importing them.
 
+A module in the scripts folder is a figure script if and only if it declares FIGURES (helper
+modules such as plotting.py simply don't; the runner's own modules live in this package, apart).
 Each script's FIGURES dict is read with `ast.literal_eval`. Each figure's dependencies are the part
-of its script that its make function reaches (figures_src/reach.py) and the engine files found by
+of its script that its make function reaches (reach.py) and the engine files found by
 following that part's `import mechinterp...` statements through the engine's own imports.
 Nothing here imports torch, and what each file gave is cached (.figure-staging/discover-cache.json,
 keyed by the file's content digest), so deciding what is stale stays fast.
@@ -17,18 +19,21 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.reach import all_imports, figure_part
+from figures_src.runner.paths import STAGING_ROOT
+from figures_src.runner.reach import all_imports, figure_part
+from mechinterp.atomic_file import write_atomic
 
-NOT_FIGURE_SCRIPTS = {"__init__", "context", "discover", "staleness", "runner", "style", "provenance", "reach"}
 PROFILES = ("quick", "full")
 OWN_PACKAGES = ("mechinterp", "figures_src")
-# every figure runs through these (the runner seeds, styles and loads models with them)
-RUNNER_MODULES = {"figures_src.context", "figures_src.style", "mechinterp.device"}
-CACHE_FILE = Path(__file__).resolve().parent.parent / ".figure-staging" / "discover-cache.json"
+# every figure runs through these (the worker seeds, styles and loads models with them)
+RUNNER_MODULES = {"figures_src.runner.context", "figures_src.runner.style", "mechinterp.device"}
+# ...but not through the package's __init__ (its API for decktools): editing the command line or
+# the planning remakes no figure
+NOT_FIGURE_INPUTS = (Path("figures_src", "runner", "__init__.py"),)
+CACHE_FILE = STAGING_ROOT / "discover-cache.json"
 
 
 class DiscoveryCache:
@@ -71,15 +76,12 @@ class DiscoveryCache:
         """Write atomically, without entries whose file is gone; a failure only costs speed."""
         if not self.dirty:
             return
-        for kind in ("scripts", "imports"):
+        for kind in ("scripts", "imports", "declares"):
             entries = self.data.get(kind, {})
             for key in [k for k in entries if not os.path.exists(k)]:
                 del entries[key]
         with contextlib.suppress(OSError, TypeError, ValueError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, delete=False, suffix=".tmp") as handle:
-                json.dump(self.data, handle)
-            os.replace(handle.name, self.path)
+            write_atomic(self.path, json.dumps(self.data))
             self.dirty = False
 
 
@@ -192,20 +194,28 @@ def _declarations(script: Path) -> dict:
 
 def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
     """The FigureSpecs one script declares, each with the part of the script and the engine files
-    that its own make function reaches (figures_src/reach.py)."""
+    that its own make function reaches (reach.py)."""
     specs = []
     for figure_id, entry in CACHE.get("scripts", script, lambda: _declarations(script)).items():
         specs.append(FigureSpec(figure_id, script, entry["make"], list(entry.get("models", [])),
                                 dict(entry.get("params", {})), list(entry.get("outputs", ["png"])),
-                                reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root, exclude=script),
+                                reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root,
+                                                exclude={script, *(repo_root / p for p in NOT_FIGURE_INPUTS)}),
                                 entry["source"]))
     return specs
 
 
 def figure_scripts(scripts_dir: Path) -> list[Path]:
-    """The figure scripts in scripts_dir (the runner's own modules and _private files excluded)."""
+    """The modules of scripts_dir that declare FIGURES (read from the source, cached)."""
     return [script for script in sorted(scripts_dir.glob("*.py"))
-            if script.stem not in NOT_FIGURE_SCRIPTS and not script.stem.startswith("_")]
+            if CACHE.get("declares", script, lambda: _declares_figures(script))]
+
+
+def _declares_figures(script: Path) -> bool:
+    """True when the module assigns FIGURES at its top level."""
+    tree = ast.parse(script.read_text(), filename=str(script))
+    return any(isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FIGURES"
+                                                    for t in node.targets) for node in tree.body)
 
 
 def declared_ids(scripts_dir: Path) -> dict[str, Path]:
@@ -262,7 +272,7 @@ def _module_file(module: str, repo_root: Path) -> Path | None:
 
 
 def reachable_files(modules: set[str], repo_root: Path, packages=OWN_PACKAGES,
-                    exclude: Path | None = None) -> list[Path]:
+                    exclude: set[Path] = frozenset()) -> list[Path]:
     """Every file of our own packages that importing `modules` can load (package __init__s too)."""
     seen: set[Path] = set()
     pending = sorted(modules)
@@ -273,7 +283,7 @@ def reachable_files(modules: set[str], repo_root: Path, packages=OWN_PACKAGES,
             continue
         for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
             found = _module_file(".".join(parts[:depth]), repo_root)
-            if found and found not in seen and found != exclude:
+            if found and found not in seen and found not in exclude:
                 seen.add(found)
                 pending.extend(_imported_modules(found))
     return sorted(seen)
@@ -281,4 +291,4 @@ def reachable_files(modules: set[str], repo_root: Path, packages=OWN_PACKAGES,
 
 def engine_dependencies(script: Path, repo_root: Path, packages=OWN_PACKAGES) -> list[Path]:
     """Every file of our own packages that `script` can reach through imports (package __init__s too)."""
-    return reachable_files(_imported_modules(script), repo_root, packages, exclude=script)
+    return reachable_files(_imported_modules(script), repo_root, packages, exclude={script})

@@ -1,0 +1,114 @@
+"""The figure runner's command line, behind `make figures`: regenerate only the stale figures, safely.
+
+    python -m figures_src.runner                      # every stale figure, full profile
+    python -m figures_src.runner --only 'featvis/*'   # ids matching a pattern (glob or substring)
+    python -m figures_src.runner --ids zoo/accuracy,featvis/tuning   # exactly these ids
+    python -m figures_src.runner --force --profile quick --device cpu --jobs 2
+    python -m figures_src.runner --list               # what is stale and why; runs nothing
+
+    from figures_src import runner                    # what decktools.figures calls for one deck
+    runner.run(runner.parse_args(["--profile", "quick"]), figure_ids=["zoo/accuracy"])
+
+A run discovers the declared figures (discover.py), selects and plans the stale ones
+(planning.py), takes the figures folder's lock (lock.py) and makes them in workers (jobs.py,
+worker.py); the run exits non-zero naming every failed id. Stop signals end it with one
+`interrupted:` line (signals.py).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from figures_src.runner.discover import FigureSpecError, discover_figures
+from figures_src.runner.jobs import run_stale
+from figures_src.runner.lock import exclusive_run
+from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
+from figures_src.runner.planning import build_stale_models, plan, profile_change_line, select
+from figures_src.runner.signals import Interrupted, stop_signals_handled
+from figures_src.runner.staleness import Manifest
+from figures_src.runner.worker import worker_main
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="make figures", description=__doc__.split("\n")[0])
+    parser.add_argument("--only", action="append", default=[], metavar="PATTERN",
+                        help="only ids matching this glob or substring (repeatable)")
+    parser.add_argument("--ids", default="", help="exactly these ids, comma-separated")
+    parser.add_argument("--force", action="store_true", help="remake even if up to date")
+    parser.add_argument("--device", default=os.environ.get("MECHINTERP_DEVICE", "auto"),
+                        choices=["auto", "cpu", "cuda", "mps"])
+    parser.add_argument("--profile", default="full", choices=["quick", "full"])
+    parser.add_argument("--jobs", type=int, default=1, help="figures made in parallel")
+    parser.add_argument("--list", action="store_true", help="list stale figures and why; make none")
+    parser.add_argument("--scripts-dir", type=Path, default=SCRIPTS_DIR)
+    parser.add_argument("--figures-dir", type=Path, default=FIGURES_DIR)
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    options.only = [p for pattern in options.only for p in pattern.split(",") if p]
+    options.jobs = max(1, options.jobs)
+    return options
+
+
+def list_stale(stale, failures: dict, selected: list[str]) -> int:
+    for spec, _, reason in stale:
+        print(f"stale  {spec.figure_id}: {reason}")
+    for figure_id, message in failures.items():
+        print(f"cannot {figure_id}: {message}")
+    print(f"{len(stale)} stale, {len(selected) - len(stale) - len(failures)} up to date")
+    return 0
+
+
+def _run(options, figure_ids) -> int:
+    try:
+        specs = discover_figures(options.scripts_dir, REPO_ROOT)
+        manifest = Manifest.load(options.figures_dir / "manifest.json")
+    except (FigureSpecError, ValueError, SyntaxError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    selected = select(specs, options, figure_ids)
+    if isinstance(selected, str):
+        print(f"error: {selected}", file=sys.stderr)
+        return 2
+    model_failures = {} if options.list else build_stale_models(specs, selected, options)
+    stale, unavailable = plan({i: specs[i] for i in selected}, options, manifest, options.figures_dir)
+    stale = [item for item in stale if item[0].figure_id not in model_failures]
+    unavailable.update(model_failures)
+    if line := profile_change_line(stale, manifest, options.profile):
+        print(line)
+    failures = dict(unavailable)
+    if options.list:
+        return list_stale(stale, failures, selected)
+    if stale:
+        with exclusive_run(options.figures_dir):
+            manifest = Manifest.load(options.figures_dir / "manifest.json")  # as the lock found it
+            failures.update(run_stale(stale, options, manifest, options.figures_dir))
+    up_to_date = len(selected) - len(stale) - len(unavailable)
+    made = len(stale) - len(set(failures) - set(unavailable))
+    print(f"figures: {made} made, {up_to_date} up to date, {len(failures)} failed")
+    for figure_id, message in failures.items():
+        print(f"  failed {figure_id}: {message}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run(options, figure_ids=None) -> int:
+    """Make the stale figures among figure_ids (None: every declared figure), filtered by
+    options.only; the exit status. Stop signals end it cleanly with one `interrupted:` line."""
+    with stop_signals_handled():
+        try:
+            return _run(options, None if figure_ids is None else list(figure_ids))
+        except Interrupted as stop:
+            print(f"\n{stop.line()}", file=sys.stderr)
+        except KeyboardInterrupt:
+            print("\ninterrupted: before any figure was started; every figure and the manifest are as they were", file=sys.stderr)
+        return 130
+
+
+def main(argv=None) -> int:
+    options = parse_args(argv)
+    if options.worker:  # keeps Python's own signal handling: SIGTERM from the runner ends it
+        return worker_main(options.worker)
+    return run(options, [i for i in options.ids.split(",") if i] if options.ids else None)
+

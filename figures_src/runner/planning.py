@@ -1,0 +1,91 @@
+"""Planning a run: which declared figures are selected, which of them are stale and why, and
+which zoo models must be rebuilt first. Nothing here starts a figure.
+
+    selected = select(specs, options, figure_ids)          # ids, or an error message
+    stale, errors = plan({i: specs[i] for i in selected}, options, manifest, figures_dir)
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections import Counter
+from pathlib import Path
+
+from figures_src.runner.discover import FigureSpec
+from figures_src.runner.paths import REPO_ROOT
+from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+
+
+def matches(figure_id: str, patterns: list[str]) -> bool:
+    """True if no patterns, or the id matches a glob, equals one, or contains it."""
+    if not patterns:
+        return True
+    return any(fnmatch.fnmatch(figure_id, p) or p in figure_id for p in patterns)
+
+
+def did_you_mean(name: str, known) -> str:
+    """' (did you mean a, b?)' with the closest known names, or ''."""
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str:
+    """The ids to consider, or an error message: figure_ids (None: all) filtered by --only."""
+    if figure_ids is not None:
+        unknown = [i for i in figure_ids if i not in specs]
+        if unknown:
+            return "; ".join(f"no figure script declares {i!r}{did_you_mean(i, specs)}" for i in unknown)
+    selected = [i for i in (specs if figure_ids is None else dict.fromkeys(figure_ids)) if matches(i, options.only)]
+    if options.only and not selected:
+        return f"no figure id matches {options.only}; known ids: {', '.join(sorted(specs))}"
+    return selected
+
+
+def plan(specs: dict[str, FigureSpec], options, manifest: Manifest, figures_dir: Path):
+    """Split the selected figures into (stale: [(spec, inputs, reason)], errors: {id: message})."""
+    stale, errors = [], {}
+    for figure_id, spec in specs.items():
+        if not matches(figure_id, options.only):
+            continue
+        try:
+            inputs = figure_inputs(spec, options.profile, REPO_ROOT, options.models_dir)
+        except FileNotFoundError as error:
+            errors[figure_id] = str(error)
+            continue
+        reason = "forced" if options.force else stale_reason(spec, inputs, manifest, figures_dir)
+        if reason:
+            stale.append((spec, inputs, reason))
+    return stale, errors
+
+
+def profile_change_line(stale, manifest: Manifest, profile: str) -> str | None:
+    """One line for a profile switch, instead of the same reason on every figure."""
+    before = Counter(manifest.figures[spec.figure_id].get("inputs", {}).get("profile")
+                     for spec, _, _ in stale if spec.figure_id in manifest.figures)
+    before.pop(profile, None)
+    if not before:
+        return None
+    return (f"figures: profile changed from {' and '.join(sorted(map(str, before)))} to {profile}: "
+            f"{sum(before.values())} figures stale")
+
+
+def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], options) -> dict[str, str]:
+    """Before figures run, let the zoo rebuild the stale models the selected figures read (its
+    checkpoint, architecture source, entry or dataset changed); return {figure id: the zoo's
+    message} for figures whose model could not be built. Torch is imported only to build."""
+    from mechinterp.models.config import ZooError, read_zoo
+    from mechinterp.models.inputs import stale_models
+    config = options.models_dir / "zoo.yaml"
+    readers = {figure_id: specs[figure_id].models for figure_id in selected}
+    try:
+        stale = stale_models(sorted({m for names in readers.values() for m in names}),
+                             read_zoo(config), options.models_dir) if config.is_file() else {}
+        if not stale:
+            return {}
+        from mechinterp.models.zoo import train_zoo_models
+        failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device)
+    except ZooError as error:
+        failures = {name: f"zoo: {error}" for names in readers.values() for name in names}
+    return {figure_id: failures[name] for figure_id, names in readers.items()
+            for name in names if name in failures}
+

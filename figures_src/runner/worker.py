@@ -1,0 +1,130 @@
+"""The worker side: one figure made in its own process (`python -m figures_src.runner --worker JOB`).
+
+The runner writes a job file (script, make function, params, device, seed, threads, staging
+folder) and starts a worker for it. The worker sets the one thread policy (torch threads =
+the job's share of the cores), the device, the seed and the deck style, imports the script,
+calls its make function with a FigureContext that writes into the staging folder, and writes
+{"result": ...} or a failure report with only the user's own frames to the job's result file.
+A worker whose runner dies exits when its stdin pipe closes.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import sysconfig
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from figures_src.runner.paths import REPO_ROOT, RUNNER_DIR
+
+
+def to_jsonable(value):
+    """Numbers from numpy or torch become plain floats, ints and lists."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
+        return to_jsonable(value.tolist())
+    if isinstance(value, float) and value != value:
+        return None  # NaN has no JSON form
+    return value
+
+
+def load_script(script: Path):
+    """Import a figure script by path as figures_src.<stem>."""
+    spec = importlib.util.spec_from_file_location(f"figures_src.{script.stem}", script)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_figure(job: dict) -> dict:
+    """Worker: run one figure's make function into its staging folder; return what it wrote."""
+    os.environ["MECHINTERP_DEVICE"] = job["device"]
+    from figures_src.runner.context import FigureContext
+    from figures_src.runner.style import apply_style
+    from mechinterp.device import pick_device, seed_everything
+
+    apply_style()
+    import torch
+    torch.set_num_threads(job["threads"])  # the one thread policy: workers share the cores
+    device = pick_device(job["device"])
+    seed_everything(job["seed"])
+    make = getattr(load_script(Path(job["script"])), job["make"], None)
+    if make is None:
+        raise AttributeError(f"{job['script']} declares figure {job['figure_id']!r} with "
+                             f"make={job['make']!r}, but defines no such function")
+    staging = Path(job["staging_dir"])
+    ctx = FigureContext(job["figure_id"], job["params"], job["profile"], device, staging,
+                        Path(job["models_dir"]), job["seed"], tuple(job["models"]), job["script"])
+    started = time.perf_counter()
+    numbers = make(ctx)
+    seconds = time.perf_counter() - started
+    if not isinstance(numbers, dict):
+        raise TypeError(f"{job['script']}: {job['make']} must return a dict of the numbers it shows")
+    ctx.path("json").write_text(json.dumps(to_jsonable(numbers), indent=2, allow_nan=False))
+    missing = [s for s in job["outputs"] if not (staging / f"{ctx.name}.{s}").exists()]
+    if missing:
+        raise FileNotFoundError(f"{job['make']} did not write its declared outputs {missing} "
+                                f"(use ctx.save(fig, suffix))")
+    return {"seconds": seconds, "device": str(device), "files": [p.name for p in ctx.written]}
+
+
+def _not_user_dirs() -> list[Path]:
+    """Where code that is not the user's lives: the stdlib, site-packages, the engine."""
+    paths = sysconfig.get_paths()
+    found = {Path(paths[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    found |= {Path(p).resolve() for p in sys.path if "site-packages" in p or "dist-packages" in p}
+    return sorted(found | {REPO_ROOT / "mechinterp", RUNNER_DIR})
+
+
+def is_user_file(filename: str) -> bool:
+    """A frame worth showing: the figure script or another file of the user's own, not the
+    engine, the stdlib, site-packages or the runner's own machinery."""
+    if filename.startswith("<"):
+        return False
+    path = Path(filename).resolve()
+    return not any(path.is_relative_to(folder) for folder in _not_user_dirs())
+
+
+def failure_report(error: BaseException) -> dict:
+    """{"error": the exception in one line, "frames": ["file:line in function: code", ...]} with
+    only the user's own frames, and the place it was raised when that lies elsewhere."""
+    message = traceback.format_exception_only(error)[-1].strip()
+    frames = [f for f in traceback.extract_tb(error.__traceback__)]
+    shown = [f"{f.filename}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
+             for f in frames if is_user_file(f.filename)]
+    if isinstance(error, SyntaxError) and error.filename:
+        shown.append(f"{error.filename}:{error.lineno}: {(error.text or '').strip()}")
+    elif frames and not is_user_file(frames[-1].filename):
+        last = frames[-1]
+        shown.append(f"raised in {last.filename}:{last.lineno} in {last.name}")
+    return {"error": message, "frames": shown}
+
+
+def _exit_when_runner_dies() -> None:
+    """The runner holds our stdin open; EOF means it is gone, so no orphan works on. (os.read on
+    the raw descriptor: a thread blocked in sys.stdin would hold its lock at interpreter exit.)"""
+    while os.read(0, 1 << 16):
+        pass
+    os._exit(3)
+
+
+def worker_main(job_file: Path) -> int:
+    """`--worker JOB`: make one figure; write {"result": ...} or a failure report to the job's
+    result file (exit 0 or 1)."""
+    threading.Thread(target=_exit_when_runner_dies, daemon=True).start()
+    job = json.loads(job_file.read_text())
+    try:
+        outcome = {"result": make_figure(job)}
+    except Exception as error:  # the figure's own failure: the runner reports it
+        outcome = failure_report(error)
+    Path(job["result_file"]).write_text(json.dumps(outcome))
+    return 0 if "result" in outcome else 1
+

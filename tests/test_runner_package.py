@@ -1,0 +1,103 @@
+"""The runner as a package of its own (figures_src/runner/): the figure scripts are exactly the
+modules that declare FIGURES, decktools uses only the package's public API, a figure may read
+only the models it declares, and no module of the package is over 450 lines."""
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from figures_src import runner
+from figures_src.runner.context import FigureContext, UndeclaredModelError
+
+REPO = Path(__file__).resolve().parent.parent
+
+READS_AN_UNDECLARED_MODEL = '''
+FIGURES = {"sneaky/reader": {"make": "make_reader", "models": ["m1"]}}
+
+def make_reader(ctx):
+    ctx.model('m2')
+    return {}
+'''
+
+
+def test_the_figure_scripts_are_the_modules_that_declare_figures(tmp_path):
+    (tmp_path / "plotting.py").write_text("def no_ticks(ax):\n    ax.set_xticks([])\n")
+    (tmp_path / "context.py").write_text("# a helper that happens to share a runner module's name\n")
+    (tmp_path / "style.py").write_text('FIGURES = {"style/a": {"make": "f"}}\ndef f(ctx):\n    return {}\n')
+    (tmp_path / "_drafts.py").write_text('FIGURES = {"drafts/b": {"make": "f"}}\n')
+    assert set(runner.declared_ids(tmp_path)) == {"style/a", "drafts/b"}
+    assert set(runner.discover_figures(tmp_path, REPO)) == {"style/a", "drafts/b"}
+
+
+def test_the_repository_scripts_folder_holds_no_runner_module():
+    scripts = {path.stem for path in runner.declared_ids(runner.SCRIPTS_DIR).values()}
+    assert scripts and not scripts & {"runner", "discover", "staleness", "context", "style", "reach"}
+    assert "plotting" not in scripts                     # a helper module: it declares no FIGURES
+
+
+def _imports(path: Path) -> set[str]:
+    """'module' and 'module.name' for each import in a file."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def test_decktools_uses_only_the_runner_api_and_never_the_engine():
+    allowed = {"figures_src.runner"} | {f"figures_src.runner.{name}" for name in runner.__all__}
+    for path in sorted((REPO / "decktools").glob("*.py")):
+        imported = _imports(path)
+        assert not {m for m in imported if m.split(".")[0] == "mechinterp"}, path
+        assert {m for m in imported if m.startswith("figures_src")} <= allowed, path
+    for name in runner.__all__:
+        assert hasattr(runner, name)
+
+
+def test_no_module_of_the_runner_is_over_450_lines():
+    lengths = {path.name: len(path.read_text().splitlines()) for path in (REPO / "figures_src" / "runner").glob("*.py")}
+    assert {"cli.py", "discover.py", "staleness.py", "worker.py", "jobs.py"} <= set(lengths)
+    assert max(lengths.values()) <= 450, lengths
+
+
+def test_a_figure_may_read_only_the_models_it_declares(tmp_path):
+    (tmp_path / "m1").mkdir()
+    (tmp_path / "m1" / "meta.json").write_text(json.dumps({"config": {"name": "m1"}}))
+    ctx = FigureContext("sneaky/reader", {}, "quick", "cpu", tmp_path / "staging", tmp_path,
+                        declared_models=("m1",), script="figures_src/sneaky.py")
+    assert ctx.model_meta("m1") == {"config": {"name": "m1"}}
+    for read in (ctx.model, ctx.model_meta):
+        with pytest.raises(UndeclaredModelError) as refused:
+            read("m2")
+        message = str(refused.value)
+        assert "'sneaky/reader'" in message and "'m2'" in message and "'m1'" in message
+        assert "FIGURES['sneaky/reader']" in message and "figures_src/sneaky.py" in message
+    with pytest.raises(FileNotFoundError):              # declared but not trained: the zoo's message
+        FigureContext("a/b", {}, "quick", "cpu", tmp_path, tmp_path, declared_models=("m3",)).model_meta("m3")
+
+
+def test_the_runner_fails_a_figure_that_reads_an_undeclared_model_and_says_what_to_add(tmp_path):
+    scripts, figures, models = tmp_path / "scripts", tmp_path / "figures", tmp_path / "models"
+    scripts.mkdir()
+    (scripts / "sneaky.py").write_text(READS_AN_UNDECLARED_MODEL)
+    for name in ("m1", "m2"):
+        (models / name).mkdir(parents=True)
+        (models / name / "checkpoint.pt").write_bytes(os.urandom(64))
+    result = subprocess.run([sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts),
+                             "--figures-dir", str(figures), "--models-dir", str(models),
+                             "--profile", "quick", "--device", "cpu"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "FAILED sneaky/reader: " in result.stderr
+    assert "UndeclaredModelError: figure 'sneaky/reader' reads model 'm2'" in result.stderr
+    assert f"add 'm2' to \"models\" in FIGURES['sneaky/reader'] in {scripts / 'sneaky.py'}" in result.stderr
+    assert f"{scripts / 'sneaky.py'}:5 in make_reader: ctx.model('m2')" in result.stderr  # the user's line
+    assert not (figures / "sneaky").exists()             # nothing installed, nothing recorded
