@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from mechinterp.universality.similarity import (
+from mechinterp.representations.similarity import (
     StreamingLinearCKA, canonical_correlations, layer_similarity_matrix, linear_cka,
     mutual_knn_alignment, rbf_cka, similarity_matrix, streamed_cka_matrix, svcca, svcca_dims)
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mechinterp.universality.geometry import (
+from mechinterp.representations.geometry import (
     clustering_purity, components_for_variance, embed_2d, interpolation_path, participation_ratio,
     path_length, pca_spectrum, purity, twonn_dimension)
 

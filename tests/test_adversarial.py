@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mechinterp.universality.adversarial import (
+from mechinterp.adversarial import (
     adversarial_path, attack_success_rate, feature_preferred_class, fgsm, hijacked_features, pgd,
     success_vs_epsilon)
 
@@ -85,7 +85,7 @@ def test_adversarial_path_reaches_the_target_class(digits_model):
 
 def test_most_raised_feature_is_the_argmax_of_each_inputs_code_change():
     from mechinterp.superposition.sae import TopKSAE
-    from mechinterp.universality.adversarial import most_raised_feature
+    from mechinterp.adversarial import most_raised_feature
     sae = TopKSAE(6, 24, k=4, seed=0)
     sae.set_input_scale(torch.randn(64, 6, generator=torch.Generator().manual_seed(0)).abs())
     clean = torch.rand(10, 6, generator=torch.Generator().manual_seed(1))
