@@ -23,8 +23,8 @@ import torch
 from bench.common import alternate, median_seconds, write_results
 from mechinterp.device import pick_device, seed_everything
 from mechinterp.activations import layer_features, representation_layers
-from mechinterp.universality.similarity import (StreamingLinearCKA, as_layers, linear_cka,
-                                                 similarity_matrix, streamed_cka_matrix)
+from mechinterp.representations.similarity import (StreamingLinearCKA, as_layers, linear_cka,
+                                                   similarity_matrix, streamed_cka_matrix)
 
 REPEATS = 3
 ROWS, WIDTH = 10_000, 512

@@ -277,8 +277,8 @@ def draw_patching(heat, target_name, donor_name):
 # --- circuits/integrated-gradients and ig-convergence --------------------------------------
 
 def make_integrated_gradients(ctx):
-    from mechinterp.circuits.attribution import (integrated_gradients, layer_integrated_gradients,
-                                                 saliency)
+    from mechinterp.attribution.gradients import (integrated_gradients, layer_integrated_gradients,
+                                                  saliency)
     from mechinterp.examples import one_per_class
     model = ctx.model(MODEL)
     images, labels, class_names = shapes_test(ctx, ctx.params["images"])
@@ -324,7 +324,7 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps):
 
 
 def make_ig_convergence(ctx):
-    from mechinterp.circuits.attribution import RULES, integrated_gradients
+    from mechinterp.attribution.gradients import RULES, integrated_gradients
     model = ctx.model(MODEL)
     images, labels, _ = shapes_test(ctx, ctx.params["images"])
     inputs, targets = images[:ctx.params["inputs"]], labels[:ctx.params["inputs"]]

@@ -61,7 +61,7 @@ def path_strip(fig, grid, images, titles):
 # --- interpolation -------------------------------------------------------------------------------
 
 def make_interpolation(ctx):
-    from mechinterp.universality.geometry import interpolation_path, path_length
+    from mechinterp.representations.geometry import interpolation_path, path_length
     data = shapes("test", 500)
     model = ctx.model("shapes-cnn-a")
     start = first_of_class(data, model, ctx.params["start"])
@@ -114,7 +114,7 @@ def train_feature_sae(ctx, model, layer, count, steps):
 
 
 def attack_rates(model, data, params):
-    from mechinterp.universality.adversarial import success_vs_epsilon
+    from mechinterp.adversarial import success_vs_epsilon
     return {"fgsm": success_vs_epsilon(model, data.images, data.labels, params["linf"], "fgsm"),
             "pgd_linf": success_vs_epsilon(model, data.images, data.labels, params["linf"],
                                            "pgd_linf", params["steps"]),
@@ -151,8 +151,8 @@ def read_attack_through_sae(ctx, model, sae, layer, data):
     features, each feature's preferred class, the number flipped, and how often the feature the
     attack raised most belongs to the new class."""
     from mechinterp.activations import predictions
-    from mechinterp.universality.adversarial import (feature_preferred_class, hijacked_features,
-                                                     most_raised_feature, pgd)
+    from mechinterp.adversarial import (feature_preferred_class, hijacked_features,
+                                        most_raised_feature, pgd)
     adversarial = pgd(model, data.images, data.labels, ctx.params["hijack_epsilon"], "linf",
                       ctx.params["steps"]).cpu()
     clean_pred, adversarial_pred = predictions(model, data.images), predictions(model, adversarial)
@@ -194,7 +194,7 @@ def draw_adversarial(params, rates, hijack, preferred, class_names):
 
 
 def make_adversarial_path(ctx):
-    from mechinterp.universality.adversarial import adversarial_path
+    from mechinterp.adversarial import adversarial_path
     data = shapes("test", 500)
     model = ctx.model("shapes-cnn-a")
     start = first_of_class(data, model, ctx.params["start"])

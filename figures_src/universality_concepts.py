@@ -58,7 +58,7 @@ def shapes(split, count):
 def make_probes(ctx):
     from mechinterp.activations import as_features, representation_layers
     from mechinterp.universality.baselines import randomly_initialised
-    from mechinterp.universality.probes import probe, probe_layers
+    from mechinterp.representations.probes import probe, probe_layers
     data = shapes("test", ctx.params["images"])
     results, numbers = {}, {"images": len(data.images), "models": {}}
     pixels = probe(as_features(data.images, pool=8), data.labels, seed=ctx.seed)  # 8x8 colour
@@ -108,7 +108,7 @@ def concept_sets(data, names, count, rng, shape):
 
 
 def make_tcav(ctx):
-    from mechinterp.universality.tcav import concept_layer_map
+    from mechinterp.attribution.tcav import concept_layer_map
     rng = np.random.default_rng(ctx.seed)
     examples, target = ctx.params["examples"], ctx.params["target"]
     model = ctx.model("shapes-cnn-a")
@@ -137,7 +137,7 @@ def make_tcav(ctx):
 def ig_shares_along_cavs(model, table, images, class_index):
     """{concept: {layer: mean share of the class logit's layer IG lying along the concept's CAV}}
     (integrated gradients projected on a CAV: where in the network the concept is used)."""
-    from mechinterp.universality.tcav import concept_attribution
+    from mechinterp.attribution.tcav import concept_attribution
     concepts, layers = list(table), list(next(iter(table.values())))
     shares = {concept: {} for concept in concepts}
     for layer in layers:
@@ -168,7 +168,7 @@ def draw_tcav(scores, significant, cav_accuracy, names, layers, target):
 
 def make_embedding(ctx):
     from mechinterp.activations import layer_features
-    from mechinterp.universality.geometry import clustering_purity, embed_2d
+    from mechinterp.representations.geometry import clustering_purity, embed_2d
     data = shapes("test", ctx.params["images"])
     layer = ctx.params["layer"]
     features = layer_features(ctx.model("shapes-cnn-a"), data.images, [layer], pool="max")[layer]
@@ -189,8 +189,8 @@ def make_embedding(ctx):
 
 def layer_geometry(features, labels, clusters, seed):
     """Participation ratio, components for 90% variance, TwoNN dimension, k-means purity, width."""
-    from mechinterp.universality.geometry import (clustering_purity, components_for_variance,
-                                                   participation_ratio, pca_spectrum, twonn_dimension)
+    from mechinterp.representations.geometry import (clustering_purity, components_for_variance,
+                                                     participation_ratio, pca_spectrum, twonn_dimension)
     spectrum = pca_spectrum(features)
     return {"participation_ratio": participation_ratio(spectrum),
             "components_90": components_for_variance(spectrum, 0.9),
@@ -201,7 +201,7 @@ def layer_geometry(features, labels, clusters, seed):
 
 def make_geometry(ctx):
     from mechinterp.activations import layer_features, representation_layers
-    from mechinterp.universality.geometry import clustering_purity, twonn_dimension
+    from mechinterp.representations.geometry import clustering_purity, twonn_dimension
     data = shapes("test", ctx.params["images"])
     labels, classes = data.labels.numpy(), len(data.class_names)
     numbers = {"images": len(labels), "clusters": classes, "models": {}}

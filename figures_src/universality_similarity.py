@@ -60,14 +60,14 @@ def shapes_test_images(count):
 def representations(model, images, layers=None):
     """{layer: LayerFeatures} (Gram matrices computed once) of the model's representation layers."""
     from mechinterp.activations import layer_features, representation_layers
-    from mechinterp.universality.similarity import as_layers
+    from mechinterp.representations.similarity import as_layers
     return as_layers(layer_features(model, images, layers or representation_layers(model)))
 
 
 # --- similarity of representations -----------------------------------------------------------
 
 def make_cka_maps(ctx):
-    from mechinterp.universality.similarity import similarity_matrix
+    from mechinterp.representations.similarity import similarity_matrix
     images = shapes_test_images(ctx.params["images"])
     features = {name: representations(ctx.model(name), images) for name in CNNS}
     pairs = [(CNNS[0], other) for other in CNNS[1:]]
@@ -139,7 +139,7 @@ def penultimate_alignment(models, images, seed):
     from mechinterp.activations import layer_features
     from mechinterp.universality.baselines import randomly_initialised
     from mechinterp.universality.comparison import pairwise
-    from mechinterp.universality.similarity import mutual_knn_alignment
+    from mechinterp.representations.similarity import mutual_knn_alignment
 
     def penultimate(model):
         layer = model.feature_layers[-1]

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from mechinterp.circuits.ablation import ablation_effect
-from mechinterp.circuits.attribution import integrated_gradients, layer_integrated_gradients
+from mechinterp.attribution.gradients import integrated_gradients, layer_integrated_gradients
 from mechinterp.circuits.key_value import key_value_pairs, top_pairs
 from mechinterp.circuits.patching import patch_each_unit
 from mechinterp.circuits.weights import chain_expanded_weights, strongest_inputs, unit_kernel, weight_nmf

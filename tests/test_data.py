@@ -15,6 +15,7 @@ from matplotlib.path import Path as PolygonPath
 
 from mechinterp.data import LabelledImages, load_dataset, natural_patches
 from mechinterp.data.files import MissingDataError
+from mechinterp.data.patches import photo_bank
 from mechinterp.data.shapes import (CLASS_NAMES, convex_signed_distance, make_shapes,
                                     segment_distance)
 
@@ -200,3 +201,16 @@ def test_bad_names_are_clear_errors():
         load_dataset("imagenet", "train")
     with pytest.raises(ValueError, match="split must be"):
         load_dataset("digits", "validation")
+
+
+def test_natural_patches_are_crops_of_the_shipped_photographs():
+    bank = photo_bank(512)
+    patches = natural_patches(6, 4, seed=1)
+    for patch in (patches.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8):
+        # every place in every photograph whose first pixel is the patch's, then the whole crop
+        photo, rows, cols = np.nonzero((bank[:, :-5, :-5] == patch[0, 0]).all(axis=-1))
+        assert any(np.array_equal(bank[p, r:r + 6, c:c + 6], patch) for p, r, c in zip(photo, rows, cols))
+    grey = natural_patches(6, 4, seed=1, grey=True)
+    torch.testing.assert_close(grey, patches.mean(dim=1, keepdim=True))
+    with pytest.raises(ValueError, match="patch size 600 exceeds"):
+        natural_patches(600, 1)

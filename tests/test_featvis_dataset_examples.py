@@ -1,9 +1,12 @@
-"""Dataset examples: streamed top-k equals a full sort; receptive fields match gradient support."""
+"""Dataset examples: streamed top-k equals a full sort; receptive fields match gradient support;
+per-image statistics equal numpy's max, argmax and mean."""
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
-                                                 top_activating_examples)
+from mechinterp.featvis.dataset_examples import (per_image_statistic, receptive_field,
+                                                 receptive_field_crops, top_activating_examples)
 from mechinterp.hooks import run_with_cache
 
 
@@ -58,3 +61,25 @@ def test_crops_are_the_receptive_field_of_the_best_position():
     offset_y, offset_x = max(first, 0) - first, max(left, 0) - left
     height, width = inside.shape[1:]
     assert torch.equal(crops[0, :, offset_y:offset_y + height, offset_x:offset_x + width], inside)
+
+
+def test_per_image_statistic_is_numpys_max_argmax_and_mean():
+    activation = torch.randn(3, 4, 5, 7, generator=torch.Generator().manual_seed(2))
+    array = activation.numpy()
+    best, positions = per_image_statistic(activation, "max")
+    np.testing.assert_array_equal(best.numpy(), array.max(axis=(2, 3)))
+    flat_argmax = array.reshape(3, 4, -1).argmax(axis=2)
+    rows, columns = np.unravel_index(flat_argmax, (5, 7))         # (row, column) of each maximum
+    np.testing.assert_array_equal(positions.numpy(), np.stack([rows, columns], axis=-1))
+    assert all(array[b, u, rows[b, u], columns[b, u]] == array[b, u].max() for b in range(3) for u in range(4))
+    mean, mean_positions = per_image_statistic(activation, "mean")
+    np.testing.assert_allclose(mean.numpy(), array.astype(np.float64).mean(axis=(2, 3)), atol=1e-6)
+    assert torch.equal(mean_positions, positions)                 # crops still centre on the peak
+
+
+def test_per_image_statistic_passes_dense_layers_through_and_names_a_bad_statistic():
+    scores = torch.tensor([[1.0, -2.0], [0.5, 3.0]])
+    values, positions = per_image_statistic(scores, "max")
+    assert torch.equal(values, scores) and positions.shape == (2, 2, 2) and not positions.any()
+    with pytest.raises(ValueError, match="unknown statistic 'median'"):
+        per_image_statistic(torch.zeros(1, 1, 2, 2), "median")

@@ -1,5 +1,9 @@
 """DeepDream: tiles cover the photograph exactly, dreaming raises the layer's objective, and each
-octave dreams at its own scale and carries the detail of the smaller ones forward."""
+octave dreams at its own scale and carries the detail of the smaller ones forward; the photograph
+is the sample's centre square."""
+import numpy as np
+import pytest
+import skimage.data
 import torch
 from torch import nn
 
@@ -45,3 +49,20 @@ def test_octaves_run_small_to_full_size_and_carry_their_detail_forward():
     change_three = (three.image - photo).abs().mean()
     assert change_three > 1.6 * change_one
     assert three.objective_after > one.objective_after
+
+
+def test_photograph_is_the_centre_square_of_the_skimage_sample_in_unit_range():
+    pixels = skimage.data.coffee()                                       # (400, 600, 3) uint8
+    side = min(pixels.shape[:2])
+    left = (pixels.shape[1] - side) // 2
+    expected = torch.from_numpy(pixels[:, left:left + side].astype(np.float32) / 255).permute(2, 0, 1)
+    photo = photograph("coffee")
+    assert torch.equal(photo, expected)
+    grey = photograph("coffee", channels=1)
+    torch.testing.assert_close(grey, expected.mean(0, keepdim=True))
+    small = photograph("coffee", size=32)
+    assert small.shape == (3, 32, 32) and 0 <= small.min() and small.max() <= 1
+    # antialiased resizing keeps the mean colour of the photograph
+    torch.testing.assert_close(small.mean(dim=(1, 2)), expected.mean(dim=(1, 2)), atol=5e-3, rtol=0)
+    with pytest.raises(ValueError, match="no sample image 'lena'"):
+        photograph("lena")

@@ -8,7 +8,7 @@ from torch import nn
 
 from mechinterp.universality.comparison import (correspondence_accuracy, module_outputs, pairwise,
                                                 weighted_mean)
-from mechinterp.universality.similarity import linear_cka
+from mechinterp.representations.similarity import linear_cka
 
 
 def layered_features(seed=0, samples=120):

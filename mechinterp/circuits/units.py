@@ -1,7 +1,7 @@
 """Checking what the user asked for against what a layer has: unit indices, shapes, module types.
 
-The other circuits modules call these so that every bad layer name, unit index or shape gives one
-message that says what was asked, what exists, and what to do:
+The other circuits modules and attribution.gradients call these so that every bad layer name,
+unit index or shape gives one message that says what was asked, what exists, and what to do:
 
     shape = layer_output_shape(model, "relu2", images[:1])   # (C, H, W) of one example
     units = check_units([3, 40], shape[0], "relu2")          # ValueError: unit 40 out of range

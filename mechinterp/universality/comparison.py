@@ -25,7 +25,7 @@ def correspondence_accuracy(feature_pairs, measures: Sequence[str]) -> dict[str,
     """{measure: layer-correspondence accuracy} over pairs of {layer: features} dicts, each layer
     of either model asking whether its most similar layer in the other sits at the same depth."""
     from mechinterp.universality.matching import layer_correspondence_accuracy
-    from mechinterp.universality.similarity import similarity_matrices
+    from mechinterp.representations.similarity import similarity_matrices
     hits: dict[str, list[tuple[float, int]]] = {measure: [] for measure in measures}
     for features_a, features_b in feature_pairs:
         for measure, matrix in similarity_matrices(features_a, features_b, list(measures)).items():

@@ -21,7 +21,7 @@ from torch import nn
 
 from mechinterp.activations import numpy_rows
 from mechinterp.hooks import get_module
-from mechinterp.universality.small_fits import small_blas
+from mechinterp.small_fits import small_blas
 
 
 def first_layer_module(model: nn.Module) -> nn.Module:

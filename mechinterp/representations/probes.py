@@ -24,7 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mechinterp.activations import Pool, layer_features, numpy_rows
-from mechinterp.universality.small_fits import small_blas
+from mechinterp.small_fits import small_blas
 
 
 @dataclass

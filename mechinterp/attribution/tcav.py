@@ -34,10 +34,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from mechinterp.activations import layer_features, numpy_rows
-from mechinterp.circuits.attribution import layer_path_gradients
+from mechinterp.attribution.gradients import layer_path_gradients
 from mechinterp.device import model_device
 from mechinterp.hooks import intervene
-from mechinterp.universality.small_fits import small_blas
+from mechinterp.small_fits import small_blas
 
 
 @dataclass
@@ -185,7 +185,7 @@ def path_gradients(model, images: torch.Tensor, layer: str, class_index: int,
                    baseline: torch.Tensor | None = None, steps: int = 32):
     """(Δa, ḡ) flattened, (N, D) float64: the layer's change from the baseline input (zeros by
     default) and the class logit's gradient averaged over the straight path in the layer, from
-    circuits.attribution.layer_path_gradients (Gauss-Legendre, one path point per pass)."""
+    attribution.gradients.layer_path_gradients (Gauss-Legendre, one path point per pass)."""
     change, mean_gradient = layer_path_gradients(model, images, layer, class_index, baseline,
                                                  steps, internal_batch_size=len(images))
     return (change.double().flatten(1).cpu().numpy(),

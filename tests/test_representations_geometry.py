@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from mechinterp.universality.geometry import (
+from mechinterp.representations.geometry import (
     clustering_purity, components_for_variance, embed_2d, interpolation_path, participation_ratio,
     path_length, pca_spectrum, purity, twonn_dimension)
 
@@ -105,3 +105,11 @@ def test_interpolation_path_starts_and_ends_at_the_endpoint_classes():
     assert travelled >= straight - 1e-12
     with pytest.raises(ValueError, match="unknown embedding"):
         embed_2d(np.zeros((5, 3)), "umap")
+
+
+def test_path_length_of_a_hand_drawn_polyline():
+    corner = np.array([[0.0, 0.0], [3.0, 4.0], [3.0, 0.0]])          # 5 up, 4 back down
+    assert path_length(corner) == pytest.approx((9.0, 3.0))
+    straight = np.linspace([0.0, 0.0, 0.0], [1.0, 2.0, 2.0], 7)        # flat: length = distance
+    travelled, distance = path_length(straight)
+    assert travelled == pytest.approx(3.0) and distance == pytest.approx(3.0)

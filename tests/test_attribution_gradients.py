@@ -7,9 +7,9 @@ from captum.attr import (InputXGradient, IntegratedGradients, LayerIntegratedGra
 from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
-from mechinterp.circuits.attribution import (RULES, gradient_times_input, integrated_gradients,
-                                             layer_integrated_gradients, layer_path_gradients,
-                                             quadrature, saliency)
+from mechinterp.attribution.gradients import (RULES, gradient_times_input, integrated_gradients,
+                                              layer_integrated_gradients, layer_path_gradients,
+                                              quadrature, saliency)
 
 STEPS = 24
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from mechinterp.universality.similarity import (
-    StreamingLinearCKA, canonical_correlations, layer_similarity_matrix, linear_cka,
-    mutual_knn_alignment, rbf_cka, similarity_matrix, streamed_cka_matrix, svcca, svcca_dims)
+from mechinterp.representations.similarity import (
+    LayerFeatures, StreamingLinearCKA, as_layers, canonical_correlations, layer_similarity_matrix,
+    linear_cka, mutual_knn_alignment, rbf_cka, similarity_matrix, streamed_cka_matrix, svcca,
+    svcca_dims)
 
 
 def correlated_features(n=200, dx=30, dy=20, seed=0):
@@ -212,3 +213,20 @@ def test_svcca_is_capped_by_default_so_noise_does_not_look_similar():
 def test_unknown_measure_is_named():
     with pytest.raises(ValueError, match="unknown measure 'cca'"):
         similarity_matrix({"a": torch.zeros(5, 2)}, {"b": torch.zeros(5, 2)}, "cca")
+
+
+def test_as_layers_wraps_raw_features_once_and_gives_the_same_matrix():
+    generator = torch.Generator().manual_seed(4)
+    conv = torch.randn(30, 2, 5, 5, generator=generator)               # (N, C, H, W): 50 features
+    dense = torch.randn(30, 6, generator=generator)
+    kept = LayerFeatures(dense)
+    layers = as_layers({"conv": conv, "dense": kept})
+    assert layers["dense"] is kept and layers["conv"].features is conv
+    flat = conv.reshape(30, -1).double().numpy()
+    np.testing.assert_allclose(layers["conv"].gram.numpy(), flat @ flat.T, rtol=1e-12)
+    assert layers["conv"].wide and not layers["dense"].wide              # 50 > 30 inputs > 6
+    other = {"x": dense @ torch.randn(6, 4, generator=generator)}
+    for measure in ("linear_cka", "rbf_cka", "svcca"):
+        wrapped = similarity_matrix(as_layers({"conv": conv, "dense": dense}), as_layers(other), measure)
+        raw = similarity_matrix({"conv": conv, "dense": dense}, other, measure)
+        np.testing.assert_allclose(wrapped.numpy(), raw.numpy(), atol=1e-12, err_msg=measure)

@@ -24,7 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 from mechinterp.activations import numpy_rows
 from mechinterp.device import model_device
 from mechinterp.hooks import capture
-from mechinterp.universality.small_fits import small_blas
+from mechinterp.small_fits import small_blas
 
 
 def pca_spectrum(features) -> np.ndarray:

@@ -3,7 +3,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mechinterp.universality.probes import probe, probe_layers
+from mechinterp.representations.probes import probe, probe_layers
 
 
 def planted(n=600, dims=20, classes=3, seed=0):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from mechinterp.universality.tcav import class_gradients, concept_layer_map, tcav, train_cav
+from mechinterp.attribution.tcav import class_gradients, concept_layer_map, tcav, train_cav
 
 
 class Quadratic(nn.Module):
@@ -86,7 +86,7 @@ def test_tcav_needs_two_random_sets(setup):
 
 def test_concept_attribution_matches_captums_layer_ig_and_sums_over_a_basis(setup):
     from captum.attr import LayerIntegratedGradients
-    from mechinterp.universality.tcav import concept_attribution
+    from mechinterp.attribution.tcav import concept_attribution
     model, _, _, _, inputs = setup
     images = inputs[:16] + 1.0
     reference = LayerIntegratedGradients(model, model.hidden).attribute(
@@ -151,7 +151,7 @@ def captum_tcav(model, layer, concept_images, randoms, inputs, target, save_path
 
 @pytest.mark.parametrize("target", [0, 1])
 def test_tcav_agrees_with_captum_concept_on_a_trained_mlp(trained_mlp, tmp_path, target):
-    from mechinterp.universality.tcav import tcav_score
+    from mechinterp.attribution.tcav import tcav_score
     model, accuracy, concepts, randoms, inputs = trained_mlp
     assert accuracy > 0.97
     theirs, captum_cavs = captum_tcav(model, "1", concepts["x0"], randoms, inputs, target,
@@ -195,7 +195,7 @@ def test_tcav_scores_equal_captums_for_directions_that_split_the_inputs(trained_
     not only at 0 and 1."""
     from captum.concept import TCAV, Concept
     from torch.utils.data import DataLoader
-    from mechinterp.universality.tcav import tcav_score
+    from mechinterp.attribution.tcav import tcav_score
     model, _, concepts, randoms, inputs = trained_mlp
     gradients = class_gradients(model, inputs, "1", class_index=1)
     mean = gradients.mean(axis=0) / np.linalg.norm(gradients.mean(axis=0))
@@ -215,8 +215,8 @@ def test_tcav_scores_equal_captums_for_directions_that_split_the_inputs(trained_
 
 
 def test_concept_attribution_of_stacked_directions_is_layer_ig_of_each(setup):
-    from mechinterp.circuits.attribution import layer_integrated_gradients
-    from mechinterp.universality.tcav import concept_attribution
+    from mechinterp.attribution.gradients import layer_integrated_gradients
+    from mechinterp.attribution.tcav import concept_attribution
     model, _, _, _, inputs = setup
     images = inputs[:16] + 1.0
     reference = layer_integrated_gradients(model, images, "hidden", target=0, steps=32)

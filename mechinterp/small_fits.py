@@ -1,6 +1,6 @@
 """Run scikit-learn fits on small matrices with single-threaded BLAS.
 
-Probes, CAVs and ICA here fit hundreds of rows by at most a few thousand columns. Multi-threaded
+Probes, CAVs and ICA in the engine fit hundreds of rows by at most a few thousand columns. Multi-threaded
 BLAS only adds synchronisation at that size, and on a busy machine its spinning threads make a
 0.1 s logistic regression take seconds (measured 20x on a shared 2-core box), so every fit runs as
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mechinterp.universality.adversarial import (
+from mechinterp.adversarial import (
     adversarial_path, attack_success_rate, feature_preferred_class, fgsm, hijacked_features, pgd,
     success_vs_epsilon)
 
@@ -85,7 +85,7 @@ def test_adversarial_path_reaches_the_target_class(digits_model):
 
 def test_most_raised_feature_is_the_argmax_of_each_inputs_code_change():
     from mechinterp.superposition.sae import TopKSAE
-    from mechinterp.universality.adversarial import most_raised_feature
+    from mechinterp.adversarial import most_raised_feature
     sae = TopKSAE(6, 24, k=4, seed=0)
     sae.set_input_scale(torch.randn(64, 6, generator=torch.Generator().manual_seed(0)).abs())
     clean = torch.rand(10, 6, generator=torch.Generator().manual_seed(1))
@@ -95,3 +95,35 @@ def test_most_raised_feature_is_the_argmax_of_each_inputs_code_change():
         with torch.no_grad():
             change = (sae.encode(attacked[row:row + 1]) - sae.encode(clean[row:row + 1]))[0].tolist()
         assert change[int(found[row])] == max(change)
+
+
+def test_feature_preferred_class_is_the_argmax_of_numpys_class_means():
+    generator = torch.Generator().manual_seed(5)
+    activations = torch.randn(200, 6, generator=generator)
+    labels = torch.randint(0, 3, (200,), generator=generator)      # classes 0-2 of 4: 3 is empty
+    codes = UnitSAE().encode(activations).double().numpy()
+    means = np.stack([codes[labels.numpy() == c].mean(axis=0) for c in range(3)])
+    found = feature_preferred_class(UnitSAE(), activations, labels, n_classes=4)
+    np.testing.assert_array_equal(found, means.argmax(axis=0))     # the empty class never wins
+
+
+def test_success_rate_counts_only_inputs_the_model_had_right():
+    model = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(2))                           # predicted class: larger value
+    images = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    labels = torch.tensor([0, 0, 1, 1])                            # the last one is already wrong
+    adversarial = torch.tensor([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    # of the three correct inputs, the first and third are flipped; the last does not count
+    assert attack_success_rate(model, images, labels, adversarial) == pytest.approx(2 / 3)
+    assert attack_success_rate(model, images[3:], labels[3:], adversarial[3:]) == 0.0
+
+
+def test_success_vs_epsilon_is_the_named_attacks_rate_at_each_epsilon(digits_model):
+    model, images, labels = digits_model
+    rates = success_vs_epsilon(model, images, labels, [0.0, 0.05, 0.1], "fgsm")
+    expected = [0.0] + [attack_success_rate(model, images, labels, fgsm(model, images, labels, e))
+                        for e in (0.05, 0.1)]
+    assert rates == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown attack 'cw'"):
+        success_vs_epsilon(model, images, labels, [0.1], "cw")
