@@ -24,13 +24,13 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import normalizeReference
 from markdown_it.helpers import parseLinkDestination
-from markdown_it.rules_inline import StateInline
+from markdown_it.rules_inline import StateInline, backtick, html_inline, image, link
 
 COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 DEFINITION = re.compile(r"\[((?:\\.|[^\\\]])+)\]:[ \t]*\n?[ \t]*(<[^>\n]*>|\S+)")
-# inline rule -> (the token it makes, where its [text] starts: None when it has none)
-RECORDED = {"backticks": ("code_inline", None), "link": ("link_open", 0), "image": ("image", 1),
-            "html_inline": ("html_inline", None)}
+# inline rule name -> (its function, the token it makes, where its [text] starts: None if none)
+RECORDED = {"backticks": (backtick, "code_inline", None), "link": (link, "link_open", 0),
+            "image": (image, "image", 1), "html_inline": (html_inline, "html_inline", None)}
 
 
 def _recording(rule, token_type: str, label_from: int | None):
@@ -53,8 +53,7 @@ def _recording(rule, token_type: str, label_from: int | None):
 @lru_cache(maxsize=1)
 def parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"inline_definitions": True}).enable(["table", "strikethrough"])
-    for name, (token_type, label_from) in RECORDED.items():
-        rule = next(r.fn for r in md.inline.ruler.__rules__ if r.name == name)
+    for name, (rule, token_type, label_from) in RECORDED.items():
         md.inline.ruler.at(name, _recording(rule, token_type, label_from))
     return md
 
@@ -166,16 +165,21 @@ def _scan_comment(token, texts: list[str], scan: Scan) -> None:
         inside = inside[:closing + 1]
         inside[closing] = inside[closing][:inside[closing].find("-->")]
     inner = scan_lines(inside)
-    shift = lambda line, column: (first + line, column + (opening + 4 if line == 0 else 0))
+
+    def shift(line: int, column: int) -> tuple[int, int]:     # inside the comment -> in texts
+        return first + line, column + (opening + 4 if line == 0 else 0)
+
     for index, (text, original) in enumerate(zip(inner.masked, inside)):
         line, column = shift(index, 0)
-        text = text.ljust(len(original)) if text else ""     # a blanked line keeps what follows -->
-        scan.masked[line] = scan.masked[line][:column] + text + scan.masked[line][column + len(original):]
+        masked = scan.masked[line]
+        scan.masked[line] = masked[:column] + text.ljust(len(original)) + masked[column + len(original):]
     for link in inner.links:
         link.line, link.column = shift(link.line, link.column)
         scan.links.append(link)
     end = shift(len(inside) - 1, len(inside[-1]) + 3) if closing is not None else (last - 1, len(texts[last - 1]))
     scan.comments.append((first, opening, *end))
+    # the rest of the closing line is raw HTML: `<!-- a --> <!-- b -->` holds two comments
+    scan.comments += [(end[0], m.start(), end[0], m.end()) for m in COMMENT.finditer(texts[end[0]], end[1])]
 
 
 def scan_lines(texts: list[str]) -> Scan:
