@@ -9,11 +9,14 @@ again: a fence left open there ends with the comment.
 
     for number, text in code_mask(slide.body): ...    # code blanked, columns kept
     for link in links(slide.body): link.line, link.column, link.kind, link.target
-    notes = speaker_notes(slide)                        # Slidev's: the comment that ends the slide
-    heading = first_heading(slide)                      # the first # heading outside code
+    notes = speaker_notes(slide.body)                   # Slidev's: the comment that ends the slide
+    heading = first_heading(slide.body)                 # the first # heading outside code
 
 Reference-style links and images (`![alt][ref]` with `[ref]: /figures/x.png`) are reported where
-their definition names the target, once per definition.
+their definition names the target, once per definition. references (check), prepare, rehearse and
+deckmeta all read slides through this module, so they agree on what is code and what are notes.
+Frontmatter never reaches it: decktools.markdown cuts slides and their frontmatter as
+@slidev/parser does, which is not markdown (no front-matter plugin here).
 """
 from __future__ import annotations
 
@@ -24,13 +27,15 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import normalizeReference
 from markdown_it.helpers import parseLinkDestination
-from markdown_it.rules_inline import StateInline, backtick, html_inline, image, link
+from markdown_it import rules_inline
+from markdown_it.rules_inline import StateInline
 
 COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 DEFINITION = re.compile(r"\[((?:\\.|[^\\\]])+)\]:[ \t]*\n?[ \t]*(<[^>\n]*>|\S+)")
 # inline rule name -> (its function, the token it makes, where its [text] starts: None if none)
-RECORDED = {"backticks": (backtick, "code_inline", None), "link": (link, "link_open", 0),
-            "image": (image, "image", 1), "html_inline": (html_inline, "html_inline", None)}
+RECORDED = {"backticks": (rules_inline.backtick, "code_inline", None),
+            "link": (rules_inline.link, "link_open", 0), "image": (rules_inline.image, "image", 1),
+            "html_inline": (rules_inline.html_inline, "html_inline", None)}
 
 
 def _recording(rule, token_type: str, label_from: int | None):
