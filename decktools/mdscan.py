@@ -31,6 +31,7 @@ from markdown_it import rules_inline
 from markdown_it.rules_inline import StateInline
 
 COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
+REFERENCE_LABEL = re.compile(r"\[((?:\\.|[^\\\[\]])*)\]")
 DEFINITION = re.compile(r"\[((?:\\.|[^\\\]])+)\]:[ \t]*\n?[ \t]*(<[^>\n]*>|\S+)")
 # inline rule name -> (its function, the token it makes, where its [text] starts: None if none)
 RECORDED = {"backticks": (rules_inline.backtick, "code_inline", None),
@@ -117,8 +118,9 @@ def _note_link(content: str, token, offsets: list[int], first: int, scan: Scan, 
         scan.links.append(Link(line, column, kind, target, content[start:end]))
         return
     label = content[start + 1 + (kind == "image"):label_end]
-    if content.startswith("[", label_end + 1):                  # [text][label]; [text][] uses the text
-        label = content[label_end + 2:content.index("]", label_end + 2)] or label
+    second = REFERENCE_LABEL.match(content, label_end + 1)      # [text][label]; [text][] uses the text
+    if second and second.end() <= end:
+        label = second.group(1) or label
     key = normalizeReference(label)
     used[key] = "image" if kind == "image" else used.get(key, "link")
 
