@@ -6,12 +6,11 @@ or the next line is blank, that slide's frontmatter follows, up to the next `---
 ``` fence and an HTML comment hide separators; ~~~ fences and unclosed ``` do not. A slide whose
 frontmatter has `src: path` imports the slides of that file.
 
-Code within a slide follows CommonMark, as markdown-it renders it (code_mask): fences of ``` or
-~~~, inline code spans of any number of backticks.
+What is code, a link, a heading or speaker notes within a slide's body is markdown-it's to say:
+see decktools.mdscan. The splitting here is not markdown: it is @slidev/parser's own line scan.
 
     deck = read_deck(Path("talk/slides.md"))
     for slide in deck.slides: slide.path, slide.start_line, slide.frontmatter, slide.body
-    for line_number, text in code_mask(slide.body): ...     # code blanked, columns kept
 """
 from __future__ import annotations
 
@@ -20,9 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-
-FENCE = re.compile(r"^\s*(`{3,}(?=[^`]*$)|~{3,})")     # a ``` fence's info string has no backtick
-BACKTICKS = re.compile(r"`+")
 
 
 class DeckError(ValueError):
@@ -187,50 +183,3 @@ def _read_into(deck: Deck, path: Path, stack: list[Path]) -> None:
             _read_into(deck, _import_path(deck, path, slide), stack + [path.resolve()])
         else:
             deck.slides.append(slide)
-
-
-def mask_code_spans(text: str) -> str:
-    """The line with each inline code span replaced by spaces (CommonMark: a run of n backticks,
-    not backslash-escaped, opens a span that the next run of exactly n backticks closes)."""
-    runs, masked, index = list(BACKTICKS.finditer(text)), text, 0
-    while index < len(runs):
-        start, length = runs[index].start(), len(runs[index].group())
-        backslashes = len(text[:start]) - len(text[:start].rstrip("\\"))
-        if backslashes % 2:                         # \` is a literal backtick, the rest may open
-            start, length = start + 1, length - 1
-        close = next((i for i in range(index + 1, len(runs)) if len(runs[i].group()) == length), None)
-        if length and close is not None:
-            end = runs[close].end()
-            masked = masked[:start] + " " * (end - start) + masked[end:]
-            index = close
-        index += 1
-    return masked
-
-
-def _closes_fence(text: str, fence: str) -> bool:
-    """A closing fence: the opening character, at least as many times, nothing else on the line."""
-    return re.fullmatch(rf"\s*{re.escape(fence[0])}{{{len(fence)},}}\s*", text) is not None
-
-
-def code_mask(lines: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """The lines with fenced code blanked and inline code spans replaced by spaces (columns kept).
-
-    An unclosed fence runs to the end of the lines, or of the HTML comment it opened in (speaker
-    notes are markdown of their own; any other comment is raw HTML, where no fence continues).
-    """
-    masked, fence, fence_in_comment, in_comment = [], None, False, False
-    for number, text in lines:
-        if fence is not None:
-            if _closes_fence(text, fence):
-                fence = None
-            elif fence_in_comment and "-->" in text:
-                fence, in_comment = None, in_comment_after(text, True)
-            masked.append((number, ""))
-        elif opening := FENCE.match(text):
-            fence, fence_in_comment = opening.group(1), in_comment
-            masked.append((number, ""))
-        else:
-            text = mask_code_spans(text)
-            in_comment = in_comment_after(text, in_comment)
-            masked.append((number, text))
-    return masked

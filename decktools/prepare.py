@@ -31,7 +31,8 @@ from decktools.bib import Bibliography
 from decktools.check import REPO_ROOT, check_deck
 from decktools.citations import RenderedCitations, bibliography_pages, citation_html, plain_text, render_citations
 from decktools.deckmeta import deck_meta
-from decktools.markdown import Slide, code_mask, read_deck
+from decktools.markdown import Slide, read_deck
+from decktools.mdscan import code_mask, speaker_notes
 from decktools.numbers import format_measured
 from decktools.problems import errors
 from figures_src.runner import write_atomic
@@ -56,17 +57,9 @@ def replacement(ref: references.Reference, bib: Bibliography, rendered: Rendered
 
 
 def _note_lines(body: list[tuple[int, str]]) -> set[int]:
-    """Line numbers inside HTML comments (Slidev's speaker notes)."""
-    inside, lines = False, set()
-    for number, text in body:
-        opened = "<!--" in text
-        if inside or opened:
-            lines.add(number)
-        if opened and "-->" not in text.split("<!--", 1)[1]:
-            inside = True
-        elif inside and "-->" in text:
-            inside = False
-    return lines
+    """Line numbers of the slide's speaker notes (decktools.mdscan.speaker_notes)."""
+    notes = speaker_notes(body)
+    return {number for number, _ in body if notes and number in notes}
 
 
 def rewrite_line(path: Path, number: int, original: str, masked: str, bib: Bibliography,

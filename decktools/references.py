@@ -1,6 +1,9 @@
 """Find what a deck refers to: citations, assets and measured numbers, each with its position.
 
 Code (fenced blocks and inline code spans) is ignored: a `[@key]` shown in a code sample is text.
+What is code, and where markdown images and links (inline or reference-style) are, comes from
+markdown-it's tokens (decktools.mdscan); citations, HTML tags and CSS url() are then matched in
+the lines with code blanked.
 
     for ref in citations(deck): ref.keys, ref.kind ("bref" | "pandoc" | "doi"), ref.path, ref.line
     for ref in assets(deck): ref.target, ref.remote
@@ -12,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from decktools.markdown import Deck, Slide, code_mask
+from decktools import mdscan
+from decktools.markdown import Deck, Slide
 
 CITE_TAG = re.compile(r"<Cite\b([^>]*?)/?>", re.IGNORECASE)
 PANDOC = re.compile(r"\[(@[^\]\[]+)\]")
@@ -20,8 +24,6 @@ PANDOC = re.compile(r"\[(@[^\]\[]+)\]")
 # dict(ATTRIBUTE.findall(tag)) reads a tag: the value's lookbehind and lookahead see its quotes.
 QUOTED = r"[\"']((?<=\")[^\"]*(?=\")|(?<=')[^']*(?='))[\"']"
 ATTRIBUTE = re.compile(r"([\w:-]+)\s*=\s*" + QUOTED)
-MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)>?")
-MARKDOWN_LINK = re.compile(r"(?<!!)\[[^\]]*\]\(\s*<?([^)\s>]+)>?")
 HTML_SOURCE = re.compile(r"\b(src|poster|data|srcset)\s*=\s*" + QUOTED, re.IGNORECASE)
 CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
 MEASURED = re.compile(r"<Measured\b([^>]*?)/?>")
@@ -46,7 +48,7 @@ class Reference:
 
 
 def _text_lines(slide: Slide):
-    return code_mask(slide.body)
+    return mdscan.code_mask(slide.body)
 
 
 def _pandoc_keys(inner: str) -> list[str]:
@@ -80,16 +82,19 @@ def citations(deck: Deck) -> list[Reference]:
             for ref in citations_in_line(slide.path, number, text)]
 
 
-def assets_in_line(path: Path, number: int, text: str) -> list[Reference]:
-    found = [Reference(path, number, m.start(1) + 1, m.group(0), "image", target=m.group(1))
-             for m in MARKDOWN_IMAGE.finditer(text)]
-    found += [Reference(path, number, m.start(2) + 1, m.group(0), "image", target=m.group(2))
+def html_assets_in_line(path: Path, number: int, text: str) -> list[Reference]:
+    """Assets an HTML attribute or a CSS url() names in one line (code already blanked)."""
+    found = [Reference(path, number, m.start(2) + 1, m.group(0), "image", target=m.group(2))
               for m in HTML_SOURCE.finditer(text) if not m.group(2).startswith(("{", "data:"))]
     found += [Reference(path, number, m.start(1) + 1, m.group(0), "image", target=m.group(1))
               for m in CSS_URL.finditer(text) if not m.group(1).startswith("data:")]
-    found += [Reference(path, number, m.start(1) + 1, m.group(0), "link", target=m.group(1))
-              for m in MARKDOWN_LINK.finditer(text)]
     return found
+
+
+def markdown_assets(slide: Slide) -> list[Reference]:
+    """Markdown images and links, inline or by reference (placed at the definition's target)."""
+    return [Reference(slide.path, link.line, link.column, link.text, link.kind, target=link.target)
+            for link in mdscan.links(slide.body)]
 
 
 def assets(deck: Deck) -> list[Reference]:
@@ -100,8 +105,9 @@ def assets(deck: Deck) -> list[Reference]:
             if isinstance(value, str) and value.strip() and not value.strip().startswith(("#", "linear-gradient")):
                 found.append(Reference(slide.path, slide.frontmatter_line or slide.start_line, 1,
                                        f"{key}: {value}", "frontmatter", target=value.strip()))
-        for number, text in _text_lines(slide):
-            found += assets_in_line(slide.path, number, text)
+        in_body = markdown_assets(slide) + [ref for number, text in _text_lines(slide)
+                                            for ref in html_assets_in_line(slide.path, number, text)]
+        found += sorted(in_body, key=lambda ref: (ref.line, ref.column))
     return found
 
 

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from decktools.markdown import Deck, DeckError, Slide, read_deck
+from decktools.mdscan import first_heading, speaker_notes
 
 MIN_SECONDS = 15.0
 OVER_TOLERANCE = 0.10
-COMMENT = re.compile(r"<!--(.*?)-->", re.DOTALL)
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|hours?|min|minutes?|m|s|sec|seconds?)?\s*$", re.IGNORECASE)
 
 
@@ -50,17 +50,17 @@ class SlidePlan:
 
 
 def slide_notes(slide: Slide) -> str:
-    """Slidev's notes are the last HTML comment of a slide."""
-    comments = COMMENT.findall("\n".join(text for _, text in slide.body))
-    return comments[-1] if comments else ""
+    """The slide's speaker notes as presenter mode shows them (decktools.mdscan.speaker_notes)."""
+    notes = speaker_notes(slide.body)
+    return notes.text if notes else ""
 
 
 def slide_title(slide: Slide) -> str:
-    """The frontmatter title, else the first heading without citations or tags, else the layout."""
+    """The frontmatter title, else the first heading (outside code) without citations or tags,
+    else the layout."""
     if slide.frontmatter.get("title"):
         return str(slide.frontmatter["title"])
-    heading = next((t.lstrip("# ").strip() for _, t in slide.body if t.startswith("#")), "")
-    heading = re.sub(r"\[@[^\]]*\]|<[^>]+>", "", heading).strip()
+    heading = re.sub(r"\[@[^\]]*\]|<[^>]+>", "", first_heading(slide.body)).strip()
     return heading or f"({slide.frontmatter.get('layout', 'untitled')} slide, {slide.path.name}:{slide.start_line})"
 
 

@@ -56,7 +56,8 @@ def problems_of(deck: Path, level="error"):
     return [p for p in report.problems if p.level == level]
 
 
-GOOD = """
+# dedented here: GOOD + "..." is not indented alike, and 4 indented spaces are a code block
+GOOD = textwrap.dedent("""
     # Features [@alpha2020; @delta2019]
 
     ![a plot](/figures/demo/plot.png) Accuracy <Measured fig="demo/plot" value="accuracy" percent="true" digits="1"/>.
@@ -69,7 +70,7 @@ GOOD = """
     <!--
     Notes cite [@delta2019].
     -->
-    """
+    """)
 
 
 def test_good_deck_passes_without_warnings(tmp_path):
@@ -278,3 +279,23 @@ def test_a_declared_figure_not_made_yet_says_run_make_figures(tmp_path):
     (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
     [problem] = problems_of(deck)
     assert "run `make figures`" in problem.message and "did you mean" not in problem.message
+
+
+# --- markdown read from markdown-it's tokens (decktools.mdscan) ---
+
+def test_a_reference_style_image_is_checked_at_its_definition(tmp_path):
+    deck = write_deck(tmp_path, "\n# Refs [@alpha2020; @delta2019]\n\n![a plot][good] and ![missing][nope]\n\n"
+                      "[good]: /figures/demo/plot.png\n[nope]:   /figures/demo/nope.png \"a title\"\n")
+    found = problems_of(deck)
+    line = deck.read_text().split("\n").index('[nope]:   /figures/demo/nope.png "a title"') + 1
+    assert [(p.line, p.column) for p in found] == [(line, 11)]
+    assert found[0].message.startswith("asset /figures/demo/nope.png not found")
+
+
+def test_single_quoted_html_sources_and_images_in_lists_are_located(tmp_path):
+    deck = write_deck(tmp_path, "\n# Q [@alpha2020; @delta2019]\n\n<img src='/figures/demo/gone.png'>\n\n"
+                      "> - quoted item\n>   ![x](/figures/demo/lost.png)\n")
+    lines = deck.read_text().split("\n")
+    found = [(p.line, p.column, p.message.split(" not found")[0]) for p in problems_of(deck)]
+    assert found == [(lines.index("<img src='/figures/demo/gone.png'>") + 1, 11, "asset /figures/demo/gone.png"),
+                     (lines.index(">   ![x](/figures/demo/lost.png)") + 1, 10, "asset /figures/demo/lost.png")]

@@ -141,3 +141,28 @@ def test_a_long_bibliography_becomes_as_many_slides_as_it_needs(tmp_path):
     listed = [line.split('data-key="')[1].split('"')[0] for text in texts for line in text.split("\n") if "data-key=" in line]
     assert listed == ["w0", "w1", "w2", "w3", "w4"]
     assert [p.frontmatter.get("budget") for p in pages] == [None, 0, 0]
+
+
+def test_particles_corporate_names_and_suffixes_come_out_right(tmp_path):
+    """Names are citeproc's, never split by hand. "von" follows biblatex's rule, which pandoc
+    reads: a dropping particle ("Neumann, J. von") unless the entry says options = {useprefix=true};
+    a braced corporate name is one name, "and" inside it included; "Jr." is a suffix, not a name."""
+    (tmp_path / "names.bib").write_text(textwrap.dedent("""\
+        @book{neumann1944, author = {von Neumann, John and Morgenstern, Oskar}, title = {Games},
+              publisher = {PUP}, year = {1944}}
+        @book{neumann1953, author = {von Neumann, John and Morgenstern, Oskar}, title = {Games},
+              publisher = {PUP}, year = {1953}, options = {useprefix=true}}
+        @misc{who2021, author = {{World Health Organization} and {Smith and Sons}}, title = {Report},
+              year = {2021}}
+        @article{king1963, author = {King, Jr., Martin Luther}, title = {Letter}, journal = {J}, year = {1963}}
+        """))
+    cited = [("neumann1944",), ("neumann1953",), ("who2021",), ("king1963",)]
+    rendered = render_citations(cited, [tmp_path / "names.bib"])
+    assert rendered.in_text == {("neumann1944",): "(Neumann &amp; Morgenstern, 1944)",
+                                ("neumann1953",): "(von Neumann &amp; Morgenstern, 1953)",
+                                ("who2021",): "(World Health Organization &amp; Smith and Sons, 2021)",
+                                ("king1963",): "(King, 1963)"}
+    entries = dict(rendered.entries)
+    assert entries["neumann1944"].startswith("Neumann, J. von, &amp; Morgenstern, O. (1944).")
+    assert entries["neumann1953"].startswith("von Neumann, J., &amp; Morgenstern, O. (1953).")
+    assert entries["king1963"].startswith("King, M. L., Jr. (1963).")

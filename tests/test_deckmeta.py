@@ -33,3 +33,10 @@ def test_figures_on_slides_by_number(tmp_path):
     deck.write_text("---\ntitle: x\n---\n\n# One\n\n---\nhide: true\n---\n\n![](/figures/a/hidden.png)\n\n---\n\n"
                     "# Three\n\n![](/figures/zoo/accuracy.png) <img src=\"/figures/featvis/grid.png\"/>\n")
     assert figures_on_slides(read_deck(deck)) == {2: ["zoo/accuracy", "featvis/grid"]}
+
+
+def test_figures_by_reference_count_and_figures_in_code_do_not(tmp_path):
+    deck = tmp_path / "deck.md"
+    deck.write_text("---\ntitle: x\n---\n\n# One\n\n![grid][g] `![](/figures/a/code.png)`\n\n"
+                    "```md\n![](/figures/a/fenced.png)\n```\n\n[g]: /figures/featvis/grid.png\n")
+    assert figures_on_slides(read_deck(deck)) == {1: ["featvis/grid"]}

@@ -88,15 +88,18 @@ def code_span(draw) -> str:
 
 
 @st.composite
-def text_line(draw, code: bool = True) -> Line:
-    """A one-line paragraph: words, citations, inline code, escaped and unmatched backticks."""
+def text_line(draw, code: bool = True, unmatched_runs: bool = True) -> Line:
+    """A one-line paragraph: words, citations, inline code, escaped and unmatched backticks.
+
+    Lines that follow each other form one paragraph (as in a comment), where a run of backticks
+    may close an equal run of an earlier line (markdown-it agrees): those get no unmatched runs."""
     pieces = [draw(st.one_of(WORD.map(lambda w: ("text", w)), citation().map(lambda c: ("cite", c))))]
     kinds = [WORD.map(lambda w: ("text", w)), PLAIN.map(lambda w: ("text", w)),
              citation().map(lambda c: ("cite", c)), st.just(("text", "\\`"))]
     if code:
         kinds.append(code_span().map(lambda s: ("text", s)))
     pieces += draw(st.lists(st.one_of(kinds), max_size=5))
-    if code and draw(st.booleans()):   # one run no later run matches: literal backticks, not code
+    if code and unmatched_runs and draw(st.booleans()):   # no later run matches: literal, not code
         pieces.insert(draw(st.integers(1, len(pieces))), ("text", "`" * draw(st.integers(4, 5))))
     line = Line("")
     for kind, piece in pieces:
@@ -133,14 +136,23 @@ def fence(draw, closed: bool = True, in_comment: bool = False) -> list[Line]:
 
 
 @st.composite
+def note_line(draw) -> Line:
+    """A line of a comment: the lines of a comment make one paragraph, so no unmatched backtick
+    runs, and it starts with a word (a tag alone on a line would open an HTML block, raw to the
+    next blank line: markdown-it agrees)."""
+    line = draw(text_line(unmatched_runs=False))
+    return Line("so " + line.text, [(column + 3, cite) for column, cite in line.cites])
+
+
+@st.composite
 def comment(draw, closed: bool = True) -> list[Line]:
     """An HTML comment (speaker notes): markdown inside, so its citations count, its code does not."""
     if closed and draw(st.booleans()):
-        inner = draw(text_line())
+        inner = draw(note_line())
         return [Line("<!-- " + inner.text + " -->", [(c + 5, cite) for c, cite in inner.cites])]
-    first = draw(st.one_of(st.just(Line("<!--")), text_line().map(
+    first = draw(st.one_of(st.just(Line("<!--")), note_line().map(
         lambda l: Line("<!-- " + l.text, [(c + 5, cite) for c, cite in l.cites]))))
-    middle = draw(st.lists(st.one_of(text_line().map(lambda l: [l]), fence(True, in_comment=True),
+    middle = draw(st.lists(st.one_of(note_line().map(lambda l: [l]), fence(True, in_comment=True),
                                      st.just([Line("---")])), max_size=3))
     lines = [first] + [line for block in middle for line in block]
     open_fence = draw(st.booleans())    # a fence left open inside the comment ends with the comment
@@ -149,7 +161,7 @@ def comment(draw, closed: bool = True) -> list[Line]:
     if closed and open_fence:
         lines.append(Line("-->"))
     elif closed:
-        lines.append(draw(st.one_of(st.just(Line("-->")), text_line().map(lambda l: Line(l.text + " -->", l.cites)))))
+        lines.append(draw(st.one_of(st.just(Line("-->")), note_line().map(lambda l: Line(l.text + " -->", l.cites)))))
     return lines
 
 

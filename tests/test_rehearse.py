@@ -100,3 +100,12 @@ def test_command_reads_saved_runs_and_rejects_bad_files(deck, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "decktools.rehearse", str(deck), "--runs", str(run)],
                          cwd=REPO, capture_output=True, text=True)
     assert bad.returncode != 0 and "not a rehearsal file" in bad.stderr
+
+
+def test_code_is_neither_title_nor_notes(tmp_path):
+    """A heading-looking line in a fence is no title, a comment in code no notes (Slidev agrees)."""
+    path = tmp_path / "code.md"
+    path.write_text("---\nduration: 2min\n---\n\n# Opening\n\n<!--\none two three\n-->\n\n---\n\n"
+                    "```markdown\n# Not the title\n```\n\n## The title `x`\n\n```html\n<!-- not notes -->\n```\n")
+    plans = plan_deck(read_deck(path), words_per_minute=60)
+    assert [(p.title, p.words) for p in plans] == [("Opening", 3), ("The title `x`", 0)]
