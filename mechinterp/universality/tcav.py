@@ -76,8 +76,8 @@ def cav_from_grams(concept: np.ndarray, random: np.ndarray, concept_gram: np.nda
         classifier = LogisticRegression(max_iter=1000, random_state=seed)
         classifier.fit(train_coordinates / scale, y[train])
         accuracy = classifier.score(test_coordinates / scale, y[test])
-    weights = classifier.coef_[0] if to_rows is None else rows_combination(concept, random, train,
-                                                                           to_rows @ classifier.coef_[0])
+        weights = classifier.coef_[0] if to_rows is None else rows_combination(concept, random, train,
+                                                                               to_rows @ classifier.coef_[0])
     return CAV(direction=weights / np.linalg.norm(weights), accuracy=float(accuracy))
 
 
@@ -175,6 +175,7 @@ class RandomSetGrams:
         if len(randoms) < 2:
             raise ValueError("TCAV needs at least 2 random sets (one for the null distribution)")
         self.randoms = [numpy_rows(r) for r in randoms]
+        self.stacked = np.concatenate(self.randoms)
         with small_blas():
             self.grams = [r @ r.T for r in self.randoms]
 
@@ -184,7 +185,7 @@ def concept_cavs(concept: np.ndarray, grams: RandomSetGrams, seed: int = 0) -> l
     concept = numpy_rows(concept)
     with small_blas():
         concept_gram = concept @ concept.T
-        cross = concept @ np.concatenate(grams.randoms).T          # one product for all the sets
+        cross = concept @ grams.stacked.T          # one product for all the sets
     blocks = np.split(cross, np.cumsum([len(r) for r in grams.randoms])[:-1], axis=1)
     return [cav_from_grams(concept, random, concept_gram, block, gram, seed + i)
             for i, (random, block, gram) in enumerate(zip(grams.randoms, blocks, grams.grams))]
@@ -204,8 +205,9 @@ def null_cavs(grams: RandomSetGrams, seed: int = 0) -> list[CAV]:
 
 def tcav_from_cavs(cavs: Sequence[CAV], null: Sequence[CAV], gradients: np.ndarray) -> TCAVResult:
     """Scores of the concept's CAVs against the null CAVs' scores (two-sided t-test)."""
-    scores = [tcav_score(gradients, cav.direction) for cav in cavs]
-    null_scores = [tcav_score(gradients, cav.direction) for cav in null]
+    with small_blas():     # one product for all the CAVs; column k is tcav_score(gradients, direction k)
+        rises = gradients @ np.stack([cav.direction for cav in [*cavs, *null]]).T > 0
+    scores, null_scores = rises[:, :len(cavs)].mean(0).tolist(), rises[:, len(cavs):].mean(0).tolist()
     p_value = float(ttest_ind(scores, null_scores).pvalue)
     mean_direction = np.mean([cav.direction for cav in cavs], axis=0)
     return TCAVResult(scores, null_scores, [cav.accuracy for cav in cavs],
