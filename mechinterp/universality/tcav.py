@@ -49,7 +49,9 @@ class CAV:
 def train_cav(concept_features, random_features, seed: int = 0) -> CAV:
     """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector."""
     concept, random = numpy_rows(concept_features), numpy_rows(random_features)
-    return cav_from_grams(concept, random, concept @ concept.T, concept @ random.T, random @ random.T, seed)
+    with small_blas():
+        grams = concept @ concept.T, concept @ random.T, random @ random.T
+    return cav_from_grams(concept, random, *grams, seed)
 
 
 def cav_from_grams(concept: np.ndarray, random: np.ndarray, concept_gram: np.ndarray,
