@@ -9,7 +9,8 @@ PY := $(VENV)/bin/python
 DECK ?= talk/slides.md
 PROFILE ?= full
 DEVICE ?= auto
-JOBS ?= 1
+# one figure per core by default; the runner gives each worker cores // JOBS torch threads
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 ONLY ?=
 FORCE ?=
 BASE ?= /

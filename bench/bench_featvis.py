@@ -5,7 +5,8 @@
 1. Every channel of each layer of shapes-cnn-a with 32 or more channels (conv2: 32, conv3: 64),
    rendered as one batch (image i maximises channel i) and as separate renders with the same seeds
    (the results are the same images); both with the full recipe (Fourier parameterisation,
-   decorrelated colour, Lucid's transforms). Torch uses its default thread count (all cores).
+   decorrelated colour, Lucid's transforms). Torch uses its default thread count (all cores), or
+   `--threads N` (1 is what each figure worker gets from `make figures` when JOBS is the core count).
 2. Seconds per render step against one bare forward + backward pass of the same batch: the
    overhead of parameterisation, transforms, objective and optimiser.
 3. Steps per second at 128 px for a layer of 256 channels (SmallCNN of width 64), all 256 images
@@ -14,9 +15,13 @@
    Colab GPU (a larger model; not a like-for-like comparison).
 
 The model is the zoo's shapes-cnn-a when it has been trained (models/), else the same
-architecture untrained: the cost of a step does not depend on the weights.
+architecture untrained: the cost of a step does not depend on the weights. The load average
+before and after is recorded with the figures: on a shared machine the ratios move with it.
 """
 from __future__ import annotations
+
+import argparse
+import os
 
 import torch
 
@@ -79,7 +84,13 @@ def large_layer_steps_per_second(device) -> dict:
             f"{device.type}_seconds_per_channel_512_steps": {"value": seconds / steps * 512 / 256, "unit": "s"}}
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    threads = parser.parse_args(argv).threads
+    if threads:
+        torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
     device = pick_device()
     model, described = reference_cnn(device)
     print(f"model: {described} on {device}")
@@ -90,6 +101,9 @@ def main() -> None:
         if modules[layer].out_channels >= 32:
             figures.update(batched_against_sequential(model, layer, modules[layer].out_channels))
     figures.update(large_layer_steps_per_second(device))
+    figures["torch_threads"] = {"value": torch.get_num_threads(), "unit": "threads"}
+    figures["load_average_before"] = {"value": load_before, "unit": ""}
+    figures["load_average_after"] = {"value": os.getloadavg()[0], "unit": ""}
     write_results("featvis", figures)
 
 

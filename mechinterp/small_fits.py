@@ -9,9 +9,18 @@ BLAS only adds synchronisation at that size, and on a busy machine its spinning 
 """
 from __future__ import annotations
 
-from threadpoolctl import threadpool_limits
+from functools import cache
+
+from threadpoolctl import ThreadpoolController, threadpool_limits
+
+
+@cache
+def blas_controller() -> ThreadpoolController:
+    """The loaded thread pools, found once: threadpool_limits scans the process's libraries on
+    every call (about 15 ms, more than a small fit)."""
+    return ThreadpoolController()
 
 
 def small_blas() -> threadpool_limits:
     """Context manager: BLAS (OpenBLAS / MKL) limited to one thread inside the block."""
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_controller().limit(limits=1, user_api="blas")

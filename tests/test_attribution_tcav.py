@@ -50,6 +50,28 @@ def test_cav_points_at_the_concept():
     assert cav.direction[0] > 0.9 and np.linalg.norm(cav.direction) == pytest.approx(1.0)
 
 
+def test_cav_with_more_dimensions_than_rows_equals_the_full_space_fit():
+    """The Gram-matrix fit (rows < dimensions) against logistic regression on the raw 400-dim rows
+    with the same split and the same feature scale (taken from an SVD, not the Gram matrix)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    generator = torch.Generator().manual_seed(2)
+    shift = torch.zeros(400)
+    shift[:20] = 0.4
+    concept = (torch.randn(30, 400, generator=generator) + shift).double().numpy()
+    random = torch.randn(30, 400, generator=generator).double().numpy()
+    cav = train_cav(concept, random, seed=3)
+    x, y = np.concatenate([concept, random]), np.r_[np.ones(30), np.zeros(30)]
+    train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.33, random_state=3, stratify=y)
+    left, singular, _ = np.linalg.svd(train_x, full_matrices=False)
+    scale = np.abs(left * singular).mean() + 1e-12
+    reference = LogisticRegression(max_iter=1000, tol=1e-10, random_state=3).fit(train_x / scale, train_y)
+    direction = reference.coef_[0] / np.linalg.norm(reference.coef_[0])
+    assert np.dot(cav.direction, direction) > 0.9999
+    assert cav.accuracy == pytest.approx(reference.score(test_x / scale, test_y))
+    assert np.dot(cav.direction, shift.numpy()) > 0     # and it points towards the concept
+
+
 def test_class_gradients_equal_the_analytic_gradient(setup):
     model, _, _, _, inputs = setup
     gradients = class_gradients(model, inputs, "hidden", class_index=1)

@@ -68,3 +68,13 @@ def test_standard_set_in_one_resample_equals_the_four_steps_in_turn(size):
     seeds = range(6)
     expected = four_steps(images, PerImageRandom(seeds))
     assert torch.allclose(standard_transforms(size)(images, PerImageRandom(seeds)), expected, atol=1e-5)
+
+
+def test_integer_rows_draw_what_one_call_per_column_draws():
+    highs = [3, 3, 11, 26, 3, 3, 7]
+    one_by_one = PerImageRandom(range(5))
+    expected = torch.stack([one_by_one.integers(high) for high in highs], dim=1)
+    rows = PerImageRandom(range(5))
+    drawn = torch.cat([rows.integer_rows(highs) for _ in range(50)])
+    again = torch.cat([torch.stack([one_by_one.integers(high) for high in highs], dim=1) for _ in range(49)])
+    assert torch.equal(drawn, torch.cat([expected, again])) and drawn.max() > 10

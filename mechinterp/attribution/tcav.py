@@ -47,33 +47,56 @@ class CAV:
 
 
 def train_cav(concept_features, random_features, seed: int = 0) -> CAV:
-    """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector.
+    """Logistic regression concept (1) vs random (0); the CAV is its normalised weight vector."""
+    concept, random = numpy_rows(concept_features), numpy_rows(random_features)
+    with small_blas():
+        grams = concept @ concept.T, concept @ random.T, random @ random.T
+    return cav_from_grams(concept, random, *grams, seed)
+
+
+def cav_from_grams(concept: np.ndarray, random: np.ndarray, concept_gram: np.ndarray,
+                   cross_gram: np.ndarray, random_gram: np.ndarray, seed: int = 0) -> CAV:
+    """train_cav from the rows' inner products (concept @ concept.T, concept @ random.T, random @ random.T).
 
     With fewer examples than dimensions (a flattened conv layer), the L2-regularised solution lies
     in the span of the training rows (representer theorem), so the fit runs on the rows'
-    coordinates in an orthonormal basis of that span and maps back: the same CAV, far faster."""
-    x = np.concatenate([numpy_rows(concept_features), numpy_rows(random_features)])
-    y = np.r_[np.ones(len(concept_features)), np.zeros(len(random_features))]
-    train_x, test_x, train_y, test_y = train_test_split(x, y, test_size=0.33, random_state=seed,
-                                                        stratify=y)
+    coordinates in an orthonormal basis of that span, G V / sqrt(eigenvalues) from the Gram matrix
+    G = x x^T = V diag(eigenvalues) V^T, and maps back: the same CAV without a D-sized basis, and
+    concept_layer_map computes each Gram block once for all the CAVs that share it."""
+    gram = np.block([[concept_gram, cross_gram], [cross_gram.T, random_gram]])
+    y = np.r_[np.ones(len(concept)), np.zeros(len(random))]
+    train, test = train_test_split(np.arange(len(y)), test_size=0.33, random_state=seed, stratify=y)
     with small_blas():
-        basis = row_space_basis(train_x)
-        train_coordinates, test_coordinates = train_x @ basis, test_x @ basis
+        if len(train) >= concept.shape[1]:          # rows outnumber columns: fit in the full space
+            rows = np.concatenate([concept, random])
+            train_coordinates, test_coordinates, to_rows = rows[train], rows[test], None
+        else:
+            to_rows = row_space_coordinates(gram[np.ix_(train, train)])
+            train_coordinates = gram[np.ix_(train, train)] @ to_rows
+            test_coordinates = gram[np.ix_(test, train)] @ to_rows
         scale = np.abs(train_coordinates).mean() + 1e-12   # well-conditioned solver; rescales C
         classifier = LogisticRegression(max_iter=1000, random_state=seed)
-        classifier.fit(train_coordinates / scale, train_y)
-        accuracy = classifier.score(test_coordinates / scale, test_y)
-    weights = basis @ classifier.coef_[0]
+        classifier.fit(train_coordinates / scale, y[train])
+        accuracy = classifier.score(test_coordinates / scale, y[test])
+        weights = classifier.coef_[0] if to_rows is None else rows_combination(concept, random, train,
+                                                                               to_rows @ classifier.coef_[0])
     return CAV(direction=weights / np.linalg.norm(weights), accuracy=float(accuracy))
 
 
-def row_space_basis(x: np.ndarray) -> np.ndarray:
-    """(D, r) orthonormal basis of the span of x's rows (identity when rows outnumber columns)."""
-    if len(x) >= x.shape[1]:
-        return np.eye(x.shape[1])
-    eigenvalues, eigenvectors = np.linalg.eigh(x @ x.T)      # n x n: cheap for n << D
+def row_space_coordinates(gram: np.ndarray) -> np.ndarray:
+    """(n, r) matrix P with x^T P an orthonormal basis of the span of x's rows, from G = x x^T
+    (P = V / sqrt(eigenvalues), the right singular vectors written in the rows)."""
+    eigenvalues, eigenvectors = np.linalg.eigh(gram)      # n x n: cheap for n << D
     kept = eigenvalues > eigenvalues.max() * 1e-12
-    return x.T @ (eigenvectors[:, kept] / np.sqrt(eigenvalues[kept]))   # right singular vectors
+    return eigenvectors[:, kept] / np.sqrt(eigenvalues[kept])
+
+
+def rows_combination(concept: np.ndarray, random: np.ndarray, rows: np.ndarray,
+                     weights: np.ndarray) -> np.ndarray:
+    """sum_k weights[k] * row rows[k] of [concept; random], without stacking the two arrays."""
+    full = np.zeros(len(concept) + len(random))
+    full[rows] = weights
+    return concept.T @ full[:len(concept)] + random.T @ full[len(concept):]
 
 
 class ZeroShift:
@@ -142,13 +165,51 @@ class TCAVResult:
 def tcav_from_features(concept: np.ndarray, randoms: Sequence[np.ndarray], gradients: np.ndarray,
                        seed: int = 0) -> TCAVResult:
     """TCAV over CAVs against each random set, with a null from pairs of random sets."""
-    if len(randoms) < 2:
-        raise ValueError("TCAV needs at least 2 random sets (one for the null distribution)")
-    cavs = [train_cav(concept, random, seed + i) for i, random in enumerate(randoms)]
-    null_cavs = [train_cav(randoms[i], randoms[(i + 1) % len(randoms)], seed + i)
-                 for i in range(len(randoms))]
-    scores = [tcav_score(gradients, cav.direction) for cav in cavs]
-    null_scores = [tcav_score(gradients, cav.direction) for cav in null_cavs]
+    grams = RandomSetGrams(randoms)
+    return tcav_from_cavs(concept_cavs(concept, grams, seed), null_cavs(grams, seed), gradients)
+
+
+class RandomSetGrams:
+    """The random sets' rows and their Gram blocks r_i r_i^T, computed once and shared by every
+    concept's CAVs and by the null CAVs (which depend on the random sets only)."""
+
+    def __init__(self, randoms: Sequence[np.ndarray]):
+        if len(randoms) < 2:
+            raise ValueError("TCAV needs at least 2 random sets (one for the null distribution)")
+        self.randoms = [numpy_rows(r) for r in randoms]
+        self.stacked = np.concatenate(self.randoms)
+        with small_blas():
+            self.grams = [r @ r.T for r in self.randoms]
+
+
+def concept_cavs(concept: np.ndarray, grams: RandomSetGrams, seed: int = 0) -> list[CAV]:
+    """One CAV of the concept against each random set (random set i fitted with seed + i)."""
+    concept = numpy_rows(concept)
+    with small_blas():
+        concept_gram = concept @ concept.T
+        cross = concept @ grams.stacked.T          # one product for all the sets
+    blocks = np.split(cross, np.cumsum([len(r) for r in grams.randoms])[:-1], axis=1)
+    return [cav_from_grams(concept, random, concept_gram, block, gram, seed + i)
+            for i, (random, block, gram) in enumerate(zip(grams.randoms, blocks, grams.grams))]
+
+
+def null_cavs(grams: RandomSetGrams, seed: int = 0) -> list[CAV]:
+    """CAVs between random set i and random set i + 1 (cyclically): TCAV's null distribution."""
+    count, cavs = len(grams.randoms), []
+    for i in range(count):
+        j = (i + 1) % count
+        with small_blas():
+            cross = grams.randoms[i] @ grams.randoms[j].T
+        cavs.append(cav_from_grams(grams.randoms[i], grams.randoms[j], grams.grams[i], cross,
+                                   grams.grams[j], seed + i))
+    return cavs
+
+
+def tcav_from_cavs(cavs: Sequence[CAV], null: Sequence[CAV], gradients: np.ndarray) -> TCAVResult:
+    """Scores of the concept's CAVs against the null CAVs' scores (two-sided t-test)."""
+    with small_blas():     # one product for all the CAVs; column k is tcav_score(gradients, direction k)
+        rises = gradients @ np.stack([cav.direction for cav in [*cavs, *null]]).T > 0
+    scores, null_scores = rises[:, :len(cavs)].mean(0).tolist(), rises[:, len(cavs):].mean(0).tolist()
     p_value = float(ttest_ind(scores, null_scores).pvalue)
     mean_direction = np.mean([cav.direction for cav in cavs], axis=0)
     return TCAVResult(scores, null_scores, [cav.accuracy for cav in cavs],
@@ -168,16 +229,18 @@ def tcav(model, layer: str, concept_images: torch.Tensor, random_sets: Sequence[
 def concept_layer_map(model, layers: Sequence[str], concepts: dict[str, torch.Tensor],
                       random_sets: Sequence[torch.Tensor], class_images: torch.Tensor,
                       class_index: int, seed: int = 0) -> dict[str, dict[str, TCAVResult]]:
-    """{concept: {layer: TCAVResult}}: where each concept is linearly present and used."""
+    """{concept: {layer: TCAVResult}}: where each concept is linearly present and used. The random
+    sets' Gram blocks and null CAVs are computed once per layer, not once per concept."""
     gradients = class_gradients(model, class_images, layers, class_index)
     randoms = [layer_features(model, images, layers) for images in random_sets]
+    concept_features = {name: layer_features(model, images, layers) for name, images in concepts.items()}
     table: dict[str, dict[str, TCAVResult]] = {name: {} for name in concepts}
-    for name, images in concepts.items():
-        concept = layer_features(model, images, layers)
-        for layer in layers:
-            table[name][layer] = tcav_from_features(
-                concept[layer].double().numpy(), [r[layer].double().numpy() for r in randoms],
-                gradients[layer], seed)
+    for layer in layers:
+        grams = RandomSetGrams([r[layer].double().numpy() for r in randoms])
+        null = null_cavs(grams, seed)
+        for name, features in concept_features.items():
+            cavs = concept_cavs(features[layer].double().numpy(), grams, seed)
+            table[name][layer] = tcav_from_cavs(cavs, null, gradients[layer])
     return table
 
 

@@ -49,6 +49,17 @@ class PerImageRandom:
         table = torch.tensor(values, dtype=torch.float32)
         return table[self.integers(len(values))]
 
+    def integer_rows(self, highs: Sequence[int]) -> torch.Tensor:
+        """(images, len(highs)): column k as `integers(highs[k])` would give, called in that order.
+
+        One draw per generator instead of one per column: torch's CPU randint takes one 32-bit
+        number r per value and returns r mod its range, so drawing modulo a common multiple L of
+        the highs and reducing mod each high gives the same values ((r mod L) mod h = r mod h)
+        (tested against the column-by-column draws)."""
+        common = math.lcm(*highs)
+        rows = torch.stack([torch.randint(0, common, (len(highs),), generator=g) for g in self.generators])
+        return rows % torch.tensor(highs)
+
 
 def _check_batch(images: torch.Tensor, random: PerImageRandom) -> None:
     if images.shape[0] != len(random):
@@ -167,9 +178,11 @@ class PadJitterScaleRotateJitter:
 
     def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
         _check_batch(images, random)
-        first_y, first_x = random.integers(self.pad + 1), random.integers(self.pad + 1)
-        scales, degrees = random.choice(self.scales), random.choice(self.angles)
-        second_y, second_x = random.integers(self.pad + 1), random.integers(self.pad + 1)
+        jitter = self.pad + 1   # draws in the order of Compose([Pad, Jitter, RandomScaleRotate, Jitter])
+        draws = random.integer_rows([jitter, jitter, len(self.scales), len(self.angles), jitter, jitter])
+        first_y, first_x, second_y, second_x = draws[:, 0], draws[:, 1], draws[:, 4], draws[:, 5]
+        scales = torch.tensor(self.scales, dtype=torch.float32)[draws[:, 2]]
+        degrees = torch.tensor(self.angles, dtype=torch.float32)[draws[:, 3]]
         height, width = images.shape[-2:]
         rotated_height, rotated_width = height + self.pad, width + self.pad   # size after the first jitter
         to_rotated = pixels_to_normalised(rotated_height, rotated_width)
