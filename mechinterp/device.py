@@ -74,6 +74,13 @@ def cpu_threads(device, count: int = 1):
     if torch.device(device).type != "cpu":
         yield
         return
+    with torch_threads(count):
+        yield
+
+
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run the block with `count` torch intra-op threads, then restore the caller's setting."""
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

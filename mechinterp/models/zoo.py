@@ -35,7 +35,6 @@ VERBOSE=1 adds the traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import importlib
 import json
@@ -50,7 +49,7 @@ from torch import nn
 
 from mechinterp.atomic_file import write_atomic
 from mechinterp.data import load_dataset
-from mechinterp.device import pick_device, seed_everything
+from mechinterp.device import pick_device, seed_everything, torch_threads
 from mechinterp.hooks import layer_names
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
@@ -332,18 +331,6 @@ def _shown_path(path: str) -> str:
     """A path relative to here when it is below here, else as it is."""
     relative = os.path.relpath(path) if os.path.isabs(path) else path
     return path if relative.startswith("..") else relative
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int):
-    """Train with `threads` torch threads (1 by default: the same weights on every machine, and
-    these small models gain little from more), then restore the caller's setting."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def train_zoo(config_path: str | os.PathLike = "models/zoo.yaml",
