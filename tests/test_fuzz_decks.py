@@ -327,7 +327,7 @@ for await (const line of createInterface({ input: process.stdin })) {
 def slidev_split():
     """Send a file's text to @slidev/parser's parseSync; get [(start, content start, end, frontmatter)]."""
     if not shutil.which("node") or not SLIDEV_PARSER.exists():
-        pytest.skip("needs node and talk/node_modules (cd talk && npm ci)")
+        pytest.fail("needs node and talk/node_modules: run `make test` (it runs npm ci in talk/) or `make node`")
     process = subprocess.Popen(["node", "--input-type=module", "-e", NODE_SPLITTER, SLIDEV_PARSER.as_uri()],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 

@@ -35,7 +35,7 @@ SNIPPETS = [
 
 def markdown_it_render(snippets: list[str]) -> list[str]:
     if not shutil.which("node") or not MARKDOWN_IT.exists():
-        pytest.skip("needs node and talk/node_modules (cd talk && npm ci)")
+        pytest.fail("needs node and talk/node_modules: run `make test` (it runs npm ci in talk/) or `make node`")
     script = ("const md = require(process.argv[1])({html: true});"
               "process.stdout.write(JSON.stringify(JSON.parse(process.argv[2]).map(s => md.render(s))))")
     result = subprocess.run(["node", "-e", script, str(MARKDOWN_IT), json.dumps(snippets)],
@@ -91,7 +91,7 @@ def slidev_notes(bodies: list[str]) -> list:
     """The note @slidev/parser's parseSlide finds in each slide body (null for none)."""
     parser = REPO / "talk" / "node_modules" / "@slidev" / "parser" / "dist" / "core.mjs"
     if not shutil.which("node") or not parser.exists():
-        pytest.skip("needs node and talk/node_modules (cd talk && npm ci)")
+        pytest.fail("needs node and talk/node_modules: run `make test` (it runs npm ci in talk/) or `make node`")
     script = ("const {parseSlide} = await import(process.argv[1]);"
               "process.stdout.write(JSON.stringify(JSON.parse(process.argv[2]).map(b => parseSlide(b).note ?? null)))")
     result = subprocess.run(["node", "--input-type=module", "-e", script, parser.as_uri(), json.dumps(bodies)],
