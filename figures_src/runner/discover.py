@@ -25,6 +25,7 @@ from pathlib import Path
 from figures_src.runner.paths import STAGING_ROOT
 from figures_src.runner.reach import all_imports, figure_part
 from mechinterp.atomic_file import write_atomic
+from mechinterp.models.sources import module_file
 
 PROFILES = ("quick", "full")
 OWN_PACKAGES = ("mechinterp", "figures_src")
@@ -264,11 +265,7 @@ def _package_parts(path: Path) -> list[str]:
 
 @functools.lru_cache(maxsize=None)
 def _module_file(module: str, repo_root: Path) -> Path | None:
-    relative = Path(*module.split("."))
-    for candidate in (repo_root / relative.with_suffix(".py"), repo_root / relative / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
+    return module_file(module, repo_root)
 
 
 def reachable_files(modules: set[str], repo_root: Path, packages=OWN_PACKAGES,
