@@ -16,8 +16,9 @@ FORCE ?=
 BASE ?= /
 PORT ?= 3030
 WPM ?= 130
-# CPU machines take the local CPU wheel; with an NVIDIA driver present, the registry's CUDA build.
-TORCH ?= $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+# One pinned pair for CPU and GPU machines alike: a CUDA 13.0 build that also runs on the CPU.
+# macOS or another CUDA: make venv TORCH='torch torchvision' (see README).
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force)
@@ -68,7 +69,7 @@ bench: venv
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 

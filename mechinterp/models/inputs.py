@@ -48,10 +48,7 @@ def architecture_sources(entry: dict) -> dict[str, str | None]:
     """{file relative to its project: hash} of the architecture's source ({spec: None} when the
     module cannot be found; building the model then says why)."""
     if "torchvision" in entry:
-        try:
-            return {"torchvision": importlib.metadata.version("torchvision")}
-        except importlib.metadata.PackageNotFoundError:
-            return {"torchvision": None}
+        return {"torchvision": importlib.metadata.version("torchvision")}
     spec = str(entry.get("architecture"))
     module = spec.split(":", 1)[0] if ":" in spec else BUILT_IN_ARCHITECTURES
     found = find_module(module, None if ":" in spec else [REPO_ROOT])

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+import torchvision.models
 
 from mechinterp.atomic_file import write_atomic
 from mechinterp.data import load_dataset
@@ -112,11 +113,10 @@ def construct(cls: type, kwargs: dict) -> nn.Module:
 
 def _torchvision_model(name: str, kwargs: dict) -> nn.Module:
     try:
-        import torchvision.models
-    except ImportError as error:
-        raise ZooError(f"zoo entry asks for torchvision model {name!r} but torchvision does not "
-                       "import here; install torchvision or use an import-path architecture") from error
-    return torchvision.models.get_model(name, weights=None, **kwargs)
+        return torchvision.models.get_model(name, weights=None, **kwargs)
+    except ValueError as error:  # torchvision: "Unknown model name"
+        known = ", ".join(sorted(torchvision.models.list_models())[:8])
+        raise ZooError(f"torchvision has no model {name!r} ({error}); e.g. {known}, ...") from error
 
 
 def describe_layers(model: nn.Module, entry: dict) -> nn.Module:
