@@ -157,8 +157,10 @@ class LayerObjective(Objective):
 class Channel(LayerObjective):
     def values(self, activations):
         activation = read_layer(activations, self.layer, self.description)
-        picked = self.pick_channel(activation)
-        return only_image(picked.flatten(1).mean(1) if picked.dim() > 1 else picked, self.batch)
+        # average over space before picking: the gradient then keeps the activation's layout
+        # (channels_last on the CPU) instead of an index_put into a zero tensor of the other layout
+        spatial_means = activation.mean(tuple(range(2, activation.dim()))) if activation.dim() > 2 else activation
+        return only_image(self.pick_channel(spatial_means), self.batch)
 
 
 class Neuron(LayerObjective):
