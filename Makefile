@@ -11,6 +11,8 @@ PROFILE ?= full
 DEVICE ?= auto
 # one figure per core by default; the runner gives each worker cores // JOBS torch threads
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+# test files run side by side, one pytest-xdist worker per core (files that share talk/ stay whole)
+TEST_JOBS ?= $(JOBS)
 ONLY ?=
 FORCE ?=
 BASE ?= /
@@ -61,7 +63,7 @@ rehearse: venv
 	$(PY) -m decktools.rehearse $(DECK) --wpm $(WPM)
 
 test: venv node chromium
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 bench: venv
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done

@@ -2,7 +2,8 @@
 
 trained_zoo: the repository's default zoo (models/zoo.yaml), trained into models/ once per test
 session if missing or stale (a no-op when `make models` already ran), so tests and the deck build
-share the same checkpoints. Tests that need a zoo model take this fixture and load from the
+share the same checkpoints. Under pytest-xdist (`make test` runs one worker per core) the first
+worker to get models/.test-zoo.lock trains; the others wait on it and find the models fresh. Tests that need a zoo model take this fixture and load from the
 returned folder:
 
     def test_something(trained_zoo):
@@ -31,6 +32,7 @@ whether a loader ran the code inside a pickle (the file appears) or refused it.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import importlib
 import json
@@ -56,7 +58,10 @@ def single_torch_thread():
 def trained_zoo() -> Path:
     """The repo's models/ folder with every default zoo model trained and up to date."""
     from mechinterp.models.zoo import train_zoo
-    train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu")
+    MODELS_DIR.mkdir(exist_ok=True)
+    with open(MODELS_DIR / ".test-zoo.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)          # released when the file closes
+        train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu")
     return MODELS_DIR
 
 

@@ -31,6 +31,13 @@ MAX_BLOCK_MS = 1000   # generous bound for a test; bench/bench_deck.py holds the
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture(autouse=True, scope="module")
+def zoo_trained_first(trained_zoo):
+    """The decks' runner would train stale models itself; waiting for the session's zoo instead
+    keeps two xdist workers from training the same models at once."""
+    return trained_zoo
+
+
 def make_slides(deck: Path) -> Path:
     result = subprocess.run(["make", "slides", f"DECK={deck.relative_to(REPO)}", f"PROFILE={PROFILE}", "DEVICE=cpu"],
                             cwd=REPO, capture_output=True, text=True, timeout=1800)
