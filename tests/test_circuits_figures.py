@@ -6,12 +6,16 @@ again here through the model's own hooks), the curve circuit's inputs carry the 
 the ablation ranking is by loss, patching a whole layer recovers the donor's logit difference,
 and integrated gradients' completeness gap shrinks with more steps.
 """
+from pathlib import Path
+
 import pytest
 import torch
 
 from mechinterp.data import load_dataset
 from mechinterp.hooks import intervene, zero_units
 from mechinterp.models.zoo import load_meta, load_model
+
+TALK = Path(__file__).resolve().parent.parent / "talk"
 
 
 def test_keys_figure_rebuilds_the_logits(trained_zoo, tmp_path, run_figure):
@@ -23,6 +27,13 @@ def test_keys_figure_rebuilds_the_logits(trained_zoo, tmp_path, run_figure):
     assert numbers["accuracy"] == load_meta("mnist-mlp", trained_zoo)["metrics"]["test_accuracy"]
     assert numbers["test_images"] == len(load_dataset("mnist", "test"))
     assert numbers["max_logit_error"] < 1e-4
+    # the sizes the workshop deck writes out (in its formula and prose, where no <Measured> can go)
+    side = numbers["input_shape"][-1]
+    deck = (TALK / "workshop.md").read_text() + (TALK / "pages" / "workshop-keyvalue.md").read_text()
+    assert f"\\sum_{{h=1}}^{{{numbers['units']}}}" in deck
+    assert f"{numbers['inputs']} numbers, a {side}×{side} image" in deck
+    assert f"# The {numbers['units']} Keys of Our MNIST Network" in deck
+    assert "8×8" not in deck and "digits-mlp" not in deck
 
 
 def test_correct_and_calculation_figures_add_up(trained_zoo, tmp_path, run_figure):
