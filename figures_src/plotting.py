@@ -58,17 +58,19 @@ def show_signed(axis, image, limit: float | None = None) -> None:
 
 
 def filter_mosaic(weight, columns: int, pad: int = 1) -> np.ndarray:
-    """Tile filters into one image with white gaps, `columns` filters per row; each filter is
-    drawn by mechinterp.universality.filters.filters_as_images (scaled around grey)."""
+    """Tile filters into one image with white gaps, `columns` filters per row (the last row filled
+    with white); each filter is drawn by mechinterp.universality.filters.filters_as_images (scaled
+    around grey). torchvision's make_grid lays them out; its outer frame is cut off."""
+    from torchvision.utils import make_grid
     from mechinterp.universality.filters import filters_as_images
-    images = filters_as_images(torch.as_tensor(weight).detach().cpu().numpy())
-    count, height, width, _ = images.shape
-    rows = int(np.ceil(count / columns))
-    mosaic = np.ones((rows * (height + pad) - pad, columns * (width + pad) - pad, 3))
-    for index, image in enumerate(images):
-        top, left = (index // columns) * (height + pad), (index % columns) * (width + pad)
-        mosaic[top:top + height, left:left + width] = image
-    return mosaic
+    images = torch.from_numpy(filters_as_images(torch.as_tensor(weight).detach().cpu().numpy()))
+    rows = int(np.ceil(len(images) / columns))
+    filler = torch.ones((rows * columns - len(images), *images.shape[1:]), dtype=images.dtype)
+    tiles = torch.cat([images, filler]).permute(0, 3, 1, 2)
+    if len(tiles) == 1:                 # make_grid returns a single image as it is
+        return tiles[0].permute(1, 2, 0).numpy()
+    grid = make_grid(tiles, nrow=columns, padding=pad, pad_value=1.0).permute(1, 2, 0)
+    return grid[pad:len(grid) - pad, pad:grid.shape[1] - pad].numpy()
 
 
 def heat_map(axis, matrix, rows, columns, vmin=0.0, vmax=1.0, cmap="viridis", digits=2):

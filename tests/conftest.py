@@ -18,7 +18,7 @@ those numbers as JSON values:
         numbers = run_figure("universality/probes", trained_zoo, tmp_path)          # quick params
         numbers = run_figure("superposition/phase-diagram", tmp_path, tmp_path, params={...})
 
-train_digits_mlp: a factory for the workshop's network (flatten, fc1, relu1, fc2) trained
+train_digits_mlp: a factory for a one-hidden-layer digits MLP (flatten, fc1, relu1, fc2) trained
 full-batch with Adam on the first 1,400 scikit-learn digits (about a second); it returns
 (model, train_images, train_labels, test_images, test_labels).
 

