@@ -43,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--profile", default="full", choices=["quick", "full"])
     parser.add_argument("--jobs", type=int, default=1, help="figures made in parallel")
     parser.add_argument("--list", action="store_true", help="list stale figures and why; make none")
-    parser.add_argument("--cluster", default=os.environ.get("CLUSTER", ""), metavar="ADDRESS",
+    parser.add_argument("--cluster", default="", metavar="ADDRESS",
                         help="make the stale figures on a Dask cluster: tcp://host:8786, or slurm")
     parser.add_argument("--cluster-config", type=Path, default=REPO_ROOT / "cluster.yaml",
                         help="the Slurm settings for --cluster slurm (see README)")

@@ -138,3 +138,31 @@ def _tasks_root() -> Path:
     folder = cache_root() / "tasks"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def train_model_remotely(job: dict) -> dict:
+    """Train one zoo model on this worker from the runner's zoo.yaml text; its files as bytes."""
+    put_first_on_path(CODE_FOLDER)
+    ran_on = {"worker": worker_address(), "host": socket.gethostname(), "device": job["device"]}
+    if message := refusal(job["code_id"], ran_on["worker"]):
+        return {"refused": message, "ran_on": ran_on}
+    from mechinterp.device import torch_threads
+    from mechinterp.models.config import read_zoo
+    from mechinterp.models.zoo import as_device, build_one, failure_block
+    task_dir = Path(tempfile.mkdtemp(dir=_tasks_root(), prefix="model-"))
+    try:
+        models = task_dir / "models"
+        models.mkdir()
+        (models / "zoo.yaml").write_text(job["zoo_text"])
+        zoo = read_zoo(models / "zoo.yaml")
+        device = as_device(job["device"])
+        ran_on["device"] = str(device)
+        try:
+            with torch_threads(job["threads"]):   # the zoo's CPU thread count: the same weights everywhere
+                build_one(job["name"], zoo, models, device)
+        except Exception as error:  # noqa: BLE001 - the entry's own problem: the runner prints it
+            return {"error": failure_block(job["name"], zoo, error), "ran_on": ran_on}
+        files = {path.name: path.read_bytes() for path in sorted((models / job["name"]).iterdir())}
+        return {"files": files, "ran_on": ran_on}
+    finally:
+        shutil.rmtree(task_dir, ignore_errors=True)
