@@ -11,6 +11,7 @@ dask-jobqueue generates for the documented cluster.yaml is checked without submi
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -341,6 +342,7 @@ def test_make_models_on_the_cluster_trains_the_same_weights_as_here(cluster, tmp
         folder.mkdir()
         (folder / "zoo.yaml").write_text(TINY_ZOO)
     train_zoo(here / "zoo.yaml", here, device="cpu")
+    shutil.copy(here / ".data-hashes.json", there)        # the zoo's own cache of the dataset's hash
     result = subprocess.run([sys.executable, "-m", "figures_src.runner.zoo_cluster", "--cluster", cluster.address,
                              "--models-dir", str(there), "--device", "cpu"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
