@@ -191,8 +191,11 @@ def test_figures_made_on_the_cluster_equal_a_local_run_and_name_their_workers(cl
     for entry in entries(tmp_path / "remote").values():
         assert entry["ran_on"]["host"] == socket.gethostname() and entry["ran_on"]["device"] == "cpu"
     assert {e["ran_on"]["worker"] for e in entries(tmp_path / "local").values()} == {"local"}
-    for name in ("w1", "w2"):   # each worker holds the shipped code in its own folder
+    from figures_src.runner.staleness import file_hash
+    checkpoint = file_hash(models / "net" / "checkpoint.pt")
+    for name in ("w1", "w2"):   # each worker holds the shipped code and checkpoint in its own folder
         assert list((cluster.root / name / "cache" / "code").iterdir())
+        assert (cluster.root / name / "cache" / "blobs" / checkpoint).read_bytes() == (models / "net" / "checkpoint.pt").read_bytes()
 
 
 def test_a_gpu_figure_no_worker_can_take_fails_the_others_are_made_and_a_no_op_connects_nowhere(cluster, tmp_path):
