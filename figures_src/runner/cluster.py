@@ -120,11 +120,11 @@ def remote_job(spec, options, code_id: str, files: dict[str, str]) -> dict:
             "script_name": spec.script.name, "script_text": spec.script.read_text(), "model_files": files}
 
 
-def unplaceable(spec, client, workers: list[str]) -> str | None:
-    """Why no worker can take this figure's resources, or None."""
+def unplaceable(spec, offered: dict, workers: list[str]) -> str | None:
+    """Why none of `workers` can take this figure's resources (offered: the scheduler's
+    {worker: info}), or None."""
     if not spec.resources:
         return None
-    offered = client.scheduler_info(n_workers=-1)["workers"]
     if any(all(offered.get(w, {}).get("resources", {}).get(k, 0) >= v for k, v in spec.resources.items())
            for w in workers):
         return None
@@ -162,10 +162,10 @@ def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifes
 
 def submit_all(client, stale, options, code_id: str, workers: list[str], restrict: bool, failures: dict):
     """{future: (spec, inputs)} for every stale figure some worker can take."""
-    wanted = {}
-    jobs = {}
+    wanted, jobs = {}, {}
+    offered = client.scheduler_info(n_workers=-1)["workers"]
     for spec, inputs, _ in stale:
-        if reason := unplaceable(spec, client, workers):
+        if reason := unplaceable(spec, offered, workers):
             failures[spec.figure_id] = reason
             continue
         files = model_files(spec, options.models_dir)

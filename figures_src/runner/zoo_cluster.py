@@ -8,7 +8,8 @@ trained model whose dataset is generated from code (shapes, digits) is sent with
 and sends back its checkpoint and meta.json. The runner writes the checkpoint, then meta.json with
 the inputs recomputed here (so staleness reads this machine's files) and where it was trained,
 each atomically. Imported weights and datasets read from files are built here, as before: their
-files are not shipped. It lives in the runner package because the engine never imports it.
+files are not shipped. `make figures CLUSTER=...` trains the stale models its figures read the same
+way (build_on_cluster). It lives in the runner package because the engine never imports it.
 """
 from __future__ import annotations
 
@@ -84,6 +85,28 @@ def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, d
     return failures
 
 
+def train_remote(names: list[str], config: Path, options) -> dict[str, str]:
+    """Connect, train `names` on the cluster, close; {name: failure}."""
+    client, started = connect(options.cluster, options.cluster_config)
+    try:
+        return train_on_cluster(client, names, config, options.models_dir, options.device)
+    finally:
+        client.close()
+        if started is not None:
+            started.close()
+
+
+def build_on_cluster(config: Path, options, names: list[str]) -> dict[str, str]:
+    """The figure runner's call (planning.build_stale_models with --cluster): the stale models
+    among `names`, trained on the cluster where they can be, here otherwise; {name: failure}."""
+    from mechinterp.models.zoo import train_zoo_models
+    remote, here = split_stale(read_zoo(config), options.models_dir, names)
+    failures = train_remote(remote, config, options) if remote else {}
+    if here:
+        failures.update(train_zoo_models(config, options.models_dir, here, options.device))
+    return failures
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make models CLUSTER=...", description=__doc__.split("\n")[0])
     parser.add_argument("--cluster", required=True, help="tcp://host:8786, or slurm")
@@ -98,13 +121,7 @@ def main(argv=None) -> int:
     with stop_signals_handled():
         try:
             if remote:
-                client, started = connect(options.cluster, options.cluster_config)
-                try:
-                    failures = train_on_cluster(client, remote, config, options.models_dir, options.device)
-                finally:
-                    client.close()
-                    if started is not None:
-                        started.close()
+                failures = train_remote(remote, config, options)
         except Interrupted as stop:
             print(f"\n{stop.line().replace('figure', 'model')}", file=sys.stderr)
             return 130
