@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "scripts").mkdir()
-        (root / "scripts" / "bench_figures.py").write_text(NO_OP.replace("WORK", "4"))
+        (root / "scripts" / "bench_figures.py").write_text(NO_OP.replace("WORK", "10"))
         cluster = LocalCluster(root)
         try:
             cluster.start_worker("w1")

@@ -304,6 +304,7 @@ def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
     assert not figures.joinpath("small").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")   # the job's scheduler's dashboard
 def test_the_slurm_job_script_for_the_documented_config(tmp_path):
     from figures_src.runner.slurm import read_cluster_config, slurm_cluster
     documented = (REPO / "cluster.yaml").read_text()

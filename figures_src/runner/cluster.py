@@ -77,10 +77,20 @@ def ship_code(client, repo_root: Path = REPO_ROOT):
 
 
 def accepted_workers(client, code_id: str) -> tuple[list[str], list[str]]:
-    """(workers whose code is the runner's, one refusal line for each of the others)."""
-    answers = client.run(shipped("check_code"), code_id)
-    refused = [f"refused: {message}" for message in answers.values() if message]
-    return sorted(worker for worker, message in answers.items() if not message), refused
+    """(workers that hold the runner's code and run one task at a time, one refusal line for
+    each of the others)."""
+    answers = client.run(shipped("check_code"), code_id, on_error="return")
+    threads = {w: info["nthreads"] for w, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+    refused = {}
+    for worker, answer in answers.items():
+        if isinstance(answer, BaseException):
+            refused[worker] = f"worker {worker} cannot import the shipped code ({type(answer).__name__}: {answer})"
+        elif answer:
+            refused[worker] = answer
+        elif threads.get(worker, 1) > 1:   # figures set process-wide state: style, seeds, threads
+            refused[worker] = (f"worker {worker} runs {threads[worker]} threads, and figures set "
+                               "process-wide state (style, seeds, torch threads): start it with --nthreads 1")
+    return sorted(set(answers) - set(refused)), [f"refused: {line}" for line in refused.values()]
 
 
 def model_files(spec, models_dir: Path) -> dict[str, str]:
