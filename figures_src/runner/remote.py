@@ -102,7 +102,8 @@ def figure_threads() -> int:
         nthreads = get_worker().state.nthreads
     except ValueError:
         nthreads = 1
-    return int(os.environ.get("MECHINTERP_THREADS") or max(1, len(os.sched_getaffinity(0)) // nthreads))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return int(os.environ.get("MECHINTERP_THREADS") or max(1, cores // nthreads))
 
 
 def make_figure_remotely(job: dict) -> dict:
