@@ -15,6 +15,9 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 TEST_JOBS ?= $(JOBS)
 ONLY ?=
 FORCE ?=
+# CLUSTER=tcp://host:8786 (a Dask scheduler) or CLUSTER=slurm (workers as Slurm jobs, CLUSTER_CONFIG)
+CLUSTER ?=
+CLUSTER_CONFIG ?= cluster.yaml
 BASE ?= /
 PORT ?= 3030
 WPM ?= 130
@@ -23,7 +26,8 @@ WPM ?= 130
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force)
+FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force) \
+  $(if $(CLUSTER),--cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)')
 
 .PHONY: slides figures deck-figures models check pdf dev rehearse test bench venv node chromium clean help
 
@@ -32,6 +36,7 @@ help:
 	@echo "make test     the test suite (installs what is missing)"
 	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
 	@echo "make models   train missing or stale zoo models"
+	@echo "              both on a Dask cluster: CLUSTER=tcp://host:8786 or CLUSTER=slurm (cluster.yaml)"
 	@echo "make check    citations and assets of DECK;  make pdf;  make dev;  make rehearse;  make bench"
 
 slides: deck-figures node
@@ -48,7 +53,7 @@ deck-figures: venv
 	$(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS)
 
 models: venv
-	$(PY) -m mechinterp.models.zoo --device $(DEVICE)
+	$(if $(CLUSTER),$(PY) -m figures_src.runner.zoo_cluster --cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)' --device $(DEVICE),$(PY) -m mechinterp.models.zoo --device $(DEVICE))
 
 check: venv
 	$(PY) -m decktools.check $(DECK)

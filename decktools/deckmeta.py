@@ -3,7 +3,8 @@
 prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk/global-top.vue)
 reads it. For every slide: number, title, planned seconds. For every generated figure on a slide:
 the script and function that made it, the models it read with their checkpoint hashes, the input
-hash, device, seconds, engine commit, time, the command that regenerates it, and whether its
+hash, device, seconds, engine commit, time, where it ran (worker address, host, device: a Dask
+worker or this machine's local pool), the command that regenerates it, and whether its
 inputs have changed since (stale). Staleness is computed now, with the runner's own rules (a
 model's inputs as the zoo defines them: entry, dataset, checkpoint, architecture source).
 """
@@ -58,7 +59,8 @@ def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,
                 name: (hashes.get("checkpoint") or "")[:12] for name, hashes in entry["inputs"]["models"].items()},
             "input_hash": entry["inputs"]["input_hash"][:12], "profile": entry["inputs"]["profile"],
             "device": entry["device"], "seconds": entry["seconds"], "engine_commit": entry["engine_commit"],
-            "time": entry["time"], "command": entry["command"], "stale": why is not None, "why": why}
+            "time": entry["time"], "command": entry["command"], "stale": why is not None, "why": why,
+            "ran_on": entry.get("ran_on")}   # worker, host, device (made before it was recorded: None)
     return provenance
 
 

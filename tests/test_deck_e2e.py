@@ -245,6 +245,10 @@ def test_presenter_panel_shows_pacing_and_provenance_only_to_the_presenter():
         figure_id = with_figure["figures"][0]
         assert figure_id in provenance and meta["figures"][figure_id]["script"] in provenance
         assert f"make figures ONLY='{figure_id}' FORCE=1" in provenance
+        ran_on = meta["figures"][figure_id].get("ran_on")    # where it was made: local or a Dask worker
+        assert ("ran on " in provenance) == bool(ran_on)     # (None: made before the runner recorded it)
+        if ran_on:
+            assert f"ran on {ran_on['worker']} · {ran_on['host']} · {ran_on['device']}" in provenance
         with page.expect_download() as download:
             panel.get_by_role("button", name="save").click()
         saved = json.loads(Path(download.value.path()).read_text())

@@ -18,6 +18,8 @@ def test_provenance_matches_manifest_and_flags_stale(workspace):
     assert fresh["alpha/one"]["stale"] is False and fresh["alpha/one"]["why"] is None
     assert fresh["alpha/two"]["models"] == {"m1": manifest["alpha/two"]["inputs"]["models"]["m1"]["checkpoint"][:12]}
     assert fresh["alpha/one"]["command"] == "make figures ONLY='alpha/one' FORCE=1"
+    assert fresh["alpha/one"]["ran_on"] == manifest["alpha/one"]["ran_on"]
+    assert fresh["alpha/one"]["ran_on"]["worker"] == "local" and fresh["alpha/one"]["ran_on"]["device"] == "cpu"
     # the runner records quick-profile outputs; provenance re-hashes with that same profile
     (scripts / "alpha.py").write_text(ALPHA.replace('ax.plot(range(ctx.params["n"]))',
                                                     'ax.plot(list(range(ctx.params["n"])))'))

@@ -267,6 +267,7 @@ def test_declarations_may_use_module_constants(tmp_path):
     ('FIGURES = {"a/b": {"models": []}}', "needs a dict with at least 'make'"),
     ('FIGURES = {"a/b": {"make": make_it}}', "must be a literal dict"),
     ('FIGURES = {"a/b": {"make": "f", "params": dict(steps=1)}}', "Call is not a literal"),
+    ('FIGURES = {"a/b": {"make": "f", "resources": {"GPU": "one"}}}', "resources must map names to positive numbers"),
 ])
 def test_bad_declarations_name_file_and_line(tmp_path, source, message):
     (tmp_path / "broken.py").write_text("\n\n" + source + "\n")

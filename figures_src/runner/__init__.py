@@ -22,6 +22,13 @@ The modules, in the order a run uses them:
     worker      one figure made in its own process (context.py, style.py: what a figure sees)
     signals     Ctrl-C and SIGTERM as one clean interrupt
     cli         the command line
+
+With --cluster (CLUSTER= in make) only the execution changes, to a Dask cluster:
+    cluster     connect, ship code and checkpoints, submit each stale figure, install what returns
+    codeship    the project's code as one bundle per commit, unpacked once on each worker
+    remote      what a worker runs: the code check, checkpoint blobs, one figure, one zoo model
+    slurm       CLUSTER=slurm: dask-jobqueue's SLURMCluster from cluster.yaml
+    zoo_cluster make models CLUSTER=...: the zoo's stale trained models on the cluster
 """
 from figures_src.runner.cli import main, parse_args, run
 from figures_src.runner.discover import FigureSpec, FigureSpecError, declared_ids, discover_figures

@@ -5,6 +5,7 @@
     python -m figures_src.runner --ids zoo/accuracy,featvis/tuning   # exactly these ids
     python -m figures_src.runner --force --profile quick --device cpu --jobs 2
     python -m figures_src.runner --list               # what is stale and why; runs nothing
+    python -m figures_src.runner --cluster tcp://host:8786   # made on a Dask cluster (cluster.py)
 
     from figures_src import runner                    # what decktools.figures calls for one deck
     runner.run(runner.parse_args(["--profile", "quick"]), figure_ids=["zoo/accuracy"])
@@ -42,6 +43,10 @@ def parse_args(argv=None):
     parser.add_argument("--profile", default="full", choices=["quick", "full"])
     parser.add_argument("--jobs", type=int, default=1, help="figures made in parallel")
     parser.add_argument("--list", action="store_true", help="list stale figures and why; make none")
+    parser.add_argument("--cluster", default="", metavar="ADDRESS",
+                        help="make the stale figures on a Dask cluster: tcp://host:8786, or slurm")
+    parser.add_argument("--cluster-config", type=Path, default=REPO_ROOT / "cluster.yaml",
+                        help="the Slurm settings for --cluster slurm (see README)")
     parser.add_argument("--scripts-dir", type=Path, default=SCRIPTS_DIR)
     parser.add_argument("--figures-dir", type=Path, default=FIGURES_DIR)
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
@@ -59,6 +64,14 @@ def list_stale(stale, failures: dict, selected: list[str]) -> int:
         print(f"cannot {figure_id}: {message}")
     print(f"{len(stale)} stale, {len(selected) - len(stale) - len(failures)} up to date")
     return 0
+
+
+def execute(stale, options, manifest: Manifest) -> dict[str, str]:
+    """Only the execution differs with --cluster: a Dask cluster instead of local processes."""
+    if options.cluster:
+        from figures_src.runner.cluster import run_stale_on_cluster  # dask only when asked for
+        return run_stale_on_cluster(stale, options, manifest, options.figures_dir)
+    return run_stale(stale, options, manifest, options.figures_dir)
 
 
 def _run(options, figure_ids) -> int:
@@ -84,7 +97,7 @@ def _run(options, figure_ids) -> int:
     if stale:
         with exclusive_run(options.figures_dir):
             manifest = Manifest.load(options.figures_dir / "manifest.json")  # as the lock found it
-            failures.update(run_stale(stale, options, manifest, options.figures_dir))
+            failures.update(execute(stale, options, manifest))
     up_to_date = len(selected) - len(stale) - len(unavailable)
     made = len(stale) - len(set(failures) - set(unavailable))
     print(f"figures: {made} made, {up_to_date} up to date, {len(failures)} failed")

@@ -108,6 +108,7 @@ class FigureSpec:
     outputs: list[str]
     engine_files: list[Path] = field(default_factory=list)
     script_source: str = ""      # the part of the script this figure reaches (reach.py)
+    resources: dict = field(default_factory=dict)   # what a cluster worker must offer: {"GPU": 1}
 
     @property
     def family(self) -> str:
@@ -172,10 +173,14 @@ def _check_entry(script: Path, line: int, figure_id: str, entry) -> None:
         raise FigureSpecError(f"{where} needs a dict with at least 'make' (the function to call)")
     if figure_id.count("/") != 1 or not all(figure_id.split("/")):
         raise FigureSpecError(f"{where}: ids are 'family/name', e.g. 'featvis/from-noise'")
-    unknown = set(entry) - {"make", "models", "params", "outputs"}
+    unknown = set(entry) - {"make", "models", "params", "outputs", "resources"}
     if unknown:
         raise FigureSpecError(f"{where} has unknown keys {sorted(unknown)}; "
-                              "allowed: make, models, params, outputs")
+                              "allowed: make, models, params, outputs, resources")
+    resources = entry.get("resources", {})
+    if not (isinstance(resources, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) and v > 0
+                                                for k, v in resources.items())):
+        raise FigureSpecError(f"{where}: resources must map names to positive numbers, e.g. {{\"GPU\": 1}}")
 
 
 def _declarations(script: Path) -> dict:
@@ -202,7 +207,7 @@ def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
                                 dict(entry.get("params", {})), list(entry.get("outputs", ["png"])),
                                 reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root,
                                                 exclude={script, *(repo_root / p for p in NOT_FIGURE_INPUTS)}),
-                                entry["source"]))
+                                entry["source"], dict(entry.get("resources", {}))))
     return specs
 
 

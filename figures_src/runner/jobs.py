@@ -3,7 +3,7 @@ install each success at once.
 
 A worker's make function writes into a private staging folder; only when it succeeds are its
 files renamed into talk/public/figures/<family>/ and its manifest entry (input and output hashes,
-device, seconds, engine commit, time, the command that regenerates it) written, both inside one
+device, seconds, engine commit, time, where it ran, the command that regenerates it) written, both inside one
 deferred-interrupt block. A figure that fails leaves its previous outputs and entry untouched; the
 others still run. On a stop signal the workers' process groups are stopped (SIGTERM, then SIGKILL)
 and the staging folder removed.
@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,6 +83,9 @@ def record(manifest: Manifest, spec: FigureSpec, inputs: dict, outputs: dict, re
         "script": os.path.relpath(spec.script.resolve(), REPO_ROOT), "make": spec.make,
         "models": spec.models, "inputs": inputs, "outputs": outputs,
         "device": result["device"], "seconds": round(result["seconds"], 3), "engine_commit": commit,
+        # where it ran: a cluster worker (cluster.py), or this machine's own process pool
+        "ran_on": result.get("ran_on") or {"worker": "local", "host": socket.gethostname(),
+                                           "device": result["device"]},
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": regenerate_command(spec.figure_id)}
     manifest.save()

@@ -82,8 +82,12 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
                              read_zoo(config), options.models_dir) if config.is_file() else {}
         if not stale:
             return {}
-        from mechinterp.models.zoo import train_zoo_models
-        failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device)
+        if getattr(options, "cluster", ""):   # CLUSTER=: trained there, like the figures
+            from figures_src.runner.zoo_cluster import build_on_cluster
+            failures = build_on_cluster(config, options, sorted(stale))
+        else:
+            from mechinterp.models.zoo import train_zoo_models
+            failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device)
     except ZooError as error:
         failures = {name: f"zoo: {error}" for names in readers.values() for name in names}
     return {figure_id: failures[name] for figure_id, names in readers.items()

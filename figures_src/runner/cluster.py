@@ -1,0 +1,231 @@
+"""The runner's figures made on a Dask cluster (`make figures CLUSTER=tcp://host:8786` or
+`CLUSTER=slurm`): only the execution travels.
+
+Planning, staleness, the lock, the manifest and the atomic install stay in the runner, as for local
+figures (cli.py, planning.py, jobs.py); this replaces the local process pool only. A run with
+stale figures connects (an unreachable scheduler is one line naming it within CONNECT_SECONDS),
+ships the code once per worker (codeship.py), refuses workers that hold other code, ships the
+checkpoints each worker lacks by content hash, then submits each figure as one task (with the
+figure's declared "resources", e.g. {"GPU": 1}: its device follows them). Each result comes
+back as bytes and is installed and recorded like a local figure's, with where it ran (worker
+address, host, device). A worker that dies mid-figure is the scheduler's to retry on another
+(distributed.scheduler.allowed-failures, 3 by default); after that the figure is reported failed.
+Either way no file of it is written until its whole result is here. Ctrl-C cancels the remote
+tasks (a figure already running finishes on its worker and is thrown away) and keeps the manifest
+consistent. A run with nothing stale never connects.
+
+    failures = run_stale_on_cluster(stale, options, manifest, figures_dir)   # {figure id: error}
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from pathlib import Path
+
+from figures_src.runner.jobs import engine_commit, install_outputs, job_for, record
+from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
+from figures_src.runner.signals import INTERRUPTS, Interrupted
+from figures_src.runner.staleness import Manifest, file_hash
+
+CONNECT_SECONDS = 5
+
+
+def connect(target: str, config: Path):
+    """(client, the cluster it started or None) for `target`: an address, or "slurm" (a
+    SLURMCluster from the config file)."""
+    import distributed
+    if target == "slurm":
+        from figures_src.runner.slurm import start_slurm_cluster
+        return start_slurm_cluster(config)
+    try:
+        return distributed.Client(target, timeout=CONNECT_SECONDS, set_as_default=False), None
+    except (OSError, TimeoutError, ValueError) as error:
+        raise SystemExit(f"error: cannot reach the Dask scheduler at {target} within "
+                         f"{CONNECT_SECONDS} s ({type(error).__name__}); start one (`dask scheduler`) "
+                         "or fix CLUSTER=") from None
+
+
+def shipped(function_name: str):
+    """A callable that runs figures_src.runner.remote.<function_name> from the code shipped to
+    the worker. It is a closure so that it travels by value (cloudpickle): the scheduler, which
+    unpickles the task graph, and the worker have no copy of this project to import it from."""
+    def call(*args, dask_worker=None):   # client.run passes the worker it runs on
+        import importlib
+        function = getattr(importlib.import_module("figures_src.runner.remote"), function_name)
+        return function(*args) if dask_worker is None else function(*args, dask_worker=dask_worker)
+    return call
+
+
+def ship_code(client, repo_root: Path = REPO_ROOT):
+    """Register the code plugin (sent only to workers that lack it); the bundle shipped."""
+    import cloudpickle
+    from figures_src.runner import codeship
+    from figures_src.runner.discover import figure_scripts
+    cloudpickle.register_pickle_by_value(codeship)   # a worker has no copy of it to import
+    scripts = {str(path.resolve().relative_to(repo_root)) for path in figure_scripts(repo_root / "figures_src")}
+    bundle = codeship.code_bundle(repo_root, scripts)
+    plugin = codeship.CodePlugin(bundle.code_id, bundle.archive)
+    # a lambda travels by value: the scheduler has no copy of this module
+    for name in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins)):
+        if name.startswith("mechinterp-code-") and name != plugin.name:  # an earlier code's: a
+            client.unregister_worker_plugin(name)                       # new worker must not take it
+    client.register_plugin(plugin)
+    return bundle
+
+
+
+def accepted_workers(client, code_id: str) -> tuple[list[str], list[str]]:
+    """(workers that hold the runner's code and run one task at a time, one refusal line for
+    each of the others)."""
+    answers = client.run(shipped("check_code"), code_id, on_error="return")
+    threads = {w: info["nthreads"] for w, info in client.scheduler_info(n_workers=-1)["workers"].items()}
+    refused = {}
+    for worker, answer in answers.items():
+        if isinstance(answer, BaseException):
+            refused[worker] = f"worker {worker} cannot import the shipped code ({type(answer).__name__}: {answer})"
+        elif answer:
+            refused[worker] = answer
+        elif threads.get(worker, 1) > 1:   # figures set process-wide state: style, seeds, threads
+            refused[worker] = (f"worker {worker} runs {threads[worker]} threads, and figures set "
+                               "process-wide state (style, seeds, torch threads): start it with --nthreads 1")
+    return sorted(set(answers) - set(refused)), [f"refused: {line}" for line in refused.values()]
+
+
+def model_files(spec, models_dir: Path) -> dict[str, str]:
+    """{'name/file': sha256} of every file in the folders of the models the figure reads."""
+    files = {}
+    for name in spec.models:
+        for path in sorted((models_dir / name).glob("*")):
+            if path.is_file():
+                files[f"{name}/{path.name}"] = file_hash(path)
+    return files
+
+
+def ship_checkpoints(client, workers: list[str], wanted: dict[str, Path]) -> int:
+    """Send each worker the blobs ({sha256: path}) it lacks; the number of blobs sent."""
+    lacking = client.run(shipped("missing_blobs"), sorted(wanted), workers=workers)
+    sent = 0
+    for worker, digests in lacking.items():
+        if digests:
+            client.run(shipped("store_blobs"), {d: wanted[d].read_bytes() for d in digests}, workers=[worker])
+            sent += len(digests)
+    return sent
+
+
+def figure_device(spec, requested: str) -> str:
+    """A figure that asks for a GPU runs on cuda; one that does not keeps off the GPUs others
+    hold (auto means cpu on a cluster)."""
+    if "GPU" in spec.resources:
+        return "cuda"
+    return "cpu" if requested == "auto" else requested
+
+
+def remote_job(spec, options, code_id: str, files: dict[str, str]) -> dict:
+    job = job_for(spec, options, Path("staging"))
+    for local_only in ("staging_dir", "result_file", "models_dir", "threads"):
+        del job[local_only]
+    return {**job, "device": figure_device(spec, options.device), "code_id": code_id,
+            "script_name": spec.script.name, "script_text": spec.script.read_text(), "model_files": files}
+
+
+def unplaceable(spec, offered: dict, workers: list[str]) -> str | None:
+    """Why none of `workers` can take this figure's resources (offered: the scheduler's
+    {worker: info}), or None."""
+    if not spec.resources:
+        return None
+    if any(all(offered.get(w, {}).get("resources", {}).get(k, 0) >= v for k, v in spec.resources.items())
+           for w in workers):
+        return None
+    wanted = " ".join(f"{k}={v}" for k, v in spec.resources.items())
+    return (f"no worker of the cluster offers {wanted}; start one with "
+            f"`dask worker SCHEDULER --resources {wanted}` (CLUSTER=slurm: set gpus in cluster.yaml)")
+
+
+def outcome_of(future) -> dict:
+    """The task's answer, or a failure for a task the cluster could not finish."""
+    from distributed import KilledWorker
+    try:
+        return future.result()
+    except KilledWorker:
+        return {"error": "every worker that took it died mid-figure (killed, or out of memory?); "
+                         "its previous outputs are kept", "frames": []}
+    except Exception as error:  # noqa: BLE001 - the cluster's own failure, not the figure's
+        return {"error": f"the cluster could not run it: {type(error).__name__}: {error}", "frames": []}
+
+
+def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifest,
+                   figures_dir: Path, commit: str, failures: dict) -> str:
+    """Install and record a figure that came back, or add its failure; the line to print."""
+    if "result" not in outcome:
+        failures[spec.figure_id] = outcome.get("refused") or outcome["error"]
+        frames = "".join(f"\n    {line}" for line in outcome.get("frames", []))
+        return f"FAILED {spec.figure_id}: {failures[spec.figure_id]}{frames}"
+    staging.mkdir(parents=True, exist_ok=True)
+    for name, data in outcome["files"].items():
+        (staging / name).write_bytes(data)
+    result = {**outcome["result"], "ran_on": outcome["ran_on"]}
+    record(manifest, spec, inputs, install_outputs(spec, staging, figures_dir), result, commit)
+    return f"made   {spec.figure_id} ({result['seconds']:.1f} s on {result['device']} at {result['ran_on']['worker']})"
+
+
+def submit_all(client, stale, options, code_id: str, workers: list[str], restrict: bool, failures: dict):
+    """{future: (spec, inputs)} for every stale figure some worker can take."""
+    wanted, jobs = {}, {}
+    offered = client.scheduler_info(n_workers=-1)["workers"]
+    for spec, inputs, _ in stale:
+        if reason := unplaceable(spec, offered, workers):
+            failures[spec.figure_id] = reason
+            continue
+        files = model_files(spec, options.models_dir)
+        wanted.update({digest: options.models_dir / relative for relative, digest in files.items()})
+        jobs[spec.figure_id] = (spec, inputs, remote_job(spec, options, code_id, files))
+    ship_checkpoints(client, workers, wanted)
+    return {client.submit(shipped("make_figure_remotely"), job, key=f"figure-{spec.figure_id}-{uuid.uuid4().hex[:8]}",
+                          pure=False, resources=spec.resources or None,
+                          workers=workers if restrict else None): (spec, inputs)
+            for spec, inputs, job in jobs.values()}
+
+
+def run_stale_on_cluster(stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:
+    """Make every stale figure on the cluster; install and record each as it returns; {id: error}.
+    Raises Interrupted on a stop signal, after cancelling the remote tasks."""
+    with INTERRUPTS.deferred():
+        client, started = connect(options.cluster, options.cluster_config)
+    try:
+        return _run_on(client, stale, options, manifest, figures_dir)
+    finally:
+        client.close(timeout=CONNECT_SECONDS)
+        if started is not None:  # the Slurm jobs this run submitted
+            started.close()
+
+
+def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:
+    from distributed import as_completed
+    bundle = ship_code(client)
+    workers, refused = accepted_workers(client, bundle.code_id)
+    for line in refused:
+        print(line, file=sys.stderr)
+    if not workers:
+        raise SystemExit(f"error: no worker of {options.cluster} can take figures" +
+                         (" (every one was refused above)" if refused else " (it has no workers)"))
+    failures: dict[str, str] = {}
+    futures = submit_all(client, stale, options, bundle.code_id, workers, bool(refused), failures)
+    staging_root = STAGING_ROOT / f"run-{os.getpid()}"
+    commit, made = engine_commit(REPO_ROOT), 0
+    try:
+        for future in as_completed(list(futures), loop=client.loop):
+            spec, inputs = futures.pop(future)
+            staging = staging_root / spec.figure_id.replace("/", "__")
+            with INTERRUPTS.deferred():  # outputs and manifest entry go in together
+                line = install_remote(spec, inputs, outcome_of(future), staging, manifest,
+                                      figures_dir, commit, failures)
+            made += spec.figure_id not in failures
+            print(line, file=sys.stderr if line.startswith("FAILED") else sys.stdout, flush=True)
+    except KeyboardInterrupt:
+        client.cancel(list(futures), force=True)
+        raise Interrupted([spec.figure_id for spec, _ in futures.values()], 0, made) from None
+    finally:
+        shutil.rmtree(staging_root, ignore_errors=True)
+    return failures

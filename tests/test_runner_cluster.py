@@ -1,0 +1,358 @@
+"""Figures made on a real Dask cluster: a `dask scheduler` and two `dask worker` processes on
+127.0.0.1, each started here in its own temporary working directory (with its own worker cache and
+no PYTHONPATH), once for the module. Each test runs the real runner
+(`python -m figures_src.runner --cluster ADDRESS`) as a subprocess.
+
+The workers get the code by shipping (codeship.py), the checkpoints by content hash; the numbers
+must equal a local run's; the manifest names the workers; a worker killed mid-figure leaves no
+half-written file and the figure completes on the other; Ctrl-C cancels the remote task; code of
+another commit is refused; an unreachable scheduler is one line within 10 s. The Slurm job script
+dask-jobqueue generates for the documented cluster.yaml is checked without submitting it.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+REPO = Path(__file__).resolve().parent.parent
+DASK = Path(sys.executable).with_name("dask")
+
+SLOW = '''
+import os, time
+from pathlib import Path
+import matplotlib.pyplot as plt
+
+FIGURES = {"slow/one": {"make": "make_one", "params": {"marker": "MARKER", "sleep": SLEEP}}}
+
+def make_one(ctx):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    ctx.save(fig)
+    marker = Path(ctx.params["marker"])
+    if not marker.exists():            # the first attempt: say who we are, then take a while
+        marker.write_text(str(os.getpid()))
+        time.sleep(ctx.params["sleep"])
+    return {"value": 42}
+'''
+
+NUMBERS = '''
+import matplotlib.pyplot as plt
+import numpy as np
+
+FIGURES = {
+    "numbers/weights": {"make": "make_weights", "models": ["net"]},
+    "numbers/curve": {"make": "make_curve", "params": {"quick": {"n": 7}}, "outputs": ["svg"]},
+}
+
+def make_weights(ctx):
+    import torch
+    state = torch.load(ctx.models_dir / "net" / "checkpoint.pt", weights_only=True)
+    norms = {name: float(tensor.norm()) for name, tensor in state.items()}
+    fig, ax = plt.subplots()
+    ax.bar(list(norms), list(norms.values()))
+    ctx.save(fig)
+    return {"norms": norms, "mean": float(torch.cat([t.flatten() for t in state.values()]).mean())}
+
+def make_curve(ctx):
+    x = np.linspace(0, 1, ctx.params["n"])
+    fig, ax = plt.subplots()
+    ax.plot(x, np.sin(3 * x))
+    ctx.save(fig, "svg")
+    return {"sum": float(np.sin(3 * x).sum()), "points": int(x.size)}
+'''
+
+SMALL = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {
+    "small/line": {"make": "make_line", "models": ["m1"]},
+    "small/gpu": {"make": "make_line", "models": ["m1"], "resources": {"GPU": 1}},
+}
+
+def make_line(ctx):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    ctx.save(fig)
+    return {"checkpoint_bytes": (ctx.models_dir / "m1" / "checkpoint.pt").stat().st_size}
+'''
+
+
+class LocalCluster:
+    """A scheduler and workers as real `dask` processes, each in its own folder."""
+
+    def __init__(self, root: Path):
+        self.root, self.workers = root, {}
+        folder = root / "scheduler"
+        folder.mkdir()
+        self.scheduler = self._start(folder, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                     "--no-dashboard", "--scheduler-file", str(folder / "address.json"))
+        deadline = time.time() + 60
+        while not (folder / "address.json").exists() and time.time() < deadline:
+            time.sleep(0.1)
+        self.address = json.loads((folder / "address.json").read_text())["address"]
+        self.client = distributed.Client(self.address, timeout=30, set_as_default=False)
+
+    def _start(self, folder: Path, *args) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env["MECHINTERP_WORKER_CACHE"] = str(folder / "cache")
+        with open(folder / "log.txt", "wb") as log:
+            return subprocess.Popen([str(DASK), *args], cwd=folder, env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+
+    def start_worker(self, name: str) -> None:
+        folder = self.root / name
+        folder.mkdir()
+        self.workers[name] = self._start(folder, "worker", self.address, "--nthreads", "1",
+                                         "--no-nanny", "--no-dashboard", "--name", name)
+
+    def wait_for_workers(self, count: int) -> None:
+        self.client.wait_for_workers(count, timeout=60)
+
+    def worker_by_pid(self) -> dict[int, str]:
+        return {pid: address for address, pid in self.client.run(os.getpid).items()}
+
+    def stop(self) -> None:
+        """Kill outright: no nanny, so nothing outlives them, and a graceful close takes seconds."""
+        self.client.close()
+        for process in [*self.workers.values(), self.scheduler]:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    running = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        running.start_worker("w1")
+        running.start_worker("w2")
+        running.wait_for_workers(2)
+        yield running
+    finally:
+        running.stop()
+
+
+def runner(scripts, figures, models, *extra, cwd=REPO, wait=True):
+    command = [sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts),
+               "--figures-dir", str(figures), "--models-dir", str(models), "--profile", "quick",
+               "--device", "cpu", *extra]
+    if not wait:
+        return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def entries(figures: Path) -> dict:
+    return json.loads((figures / "manifest.json").read_text())["figures"]
+
+
+def files_of(folder: Path) -> dict:
+    """Every output and the manifest, byte for byte (not the runner's lock file)."""
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and p.name != ".runner.lock"}
+
+
+def small_workspace(tmp_path: Path):
+    scripts, models = tmp_path / "scripts", tmp_path / "models"
+    scripts.mkdir()
+    (scripts / "small.py").write_text(SMALL)
+    (models / "m1").mkdir(parents=True)
+    (models / "m1" / "checkpoint.pt").write_bytes(os.urandom(300))
+    (models / "m1" / "meta.json").write_text(json.dumps({"config": {"name": "m1"}}))
+    return scripts, tmp_path / "figures", models
+
+
+def test_figures_made_on_the_cluster_equal_a_local_run_and_name_their_workers(cluster, tmp_path):
+    import torch
+    scripts, models = tmp_path / "scripts", tmp_path / "models"
+    scripts.mkdir()
+    (scripts / "numbers.py").write_text(NUMBERS)
+    (models / "net").mkdir(parents=True)
+    torch.manual_seed(0)
+    torch.save({"fc.weight": torch.randn(5, 4), "fc.bias": torch.randn(5)}, models / "net" / "checkpoint.pt")
+    local = runner(scripts, tmp_path / "local", models, "--jobs", "2")
+    remote = runner(scripts, tmp_path / "remote", models, "--cluster", cluster.address)
+    assert local.returncode == 0, local.stderr
+    assert remote.returncode == 0, remote.stderr
+    for name in ("weights", "curve"):
+        numbers = [json.loads((tmp_path / run / "numbers" / f"{name}.json").read_text()) for run in ("local", "remote")]
+        assert numbers[0] == numbers[1] and numbers[0]
+    assert (tmp_path / "remote" / "numbers" / "curve.svg").read_text().startswith("<?xml")
+    workers = set(cluster.worker_by_pid().values())
+    made_on = {entry["ran_on"]["worker"] for entry in entries(tmp_path / "remote").values()}
+    assert made_on <= workers and made_on
+    for entry in entries(tmp_path / "remote").values():
+        assert entry["ran_on"]["host"] == socket.gethostname() and entry["ran_on"]["device"] == "cpu"
+    assert {e["ran_on"]["worker"] for e in entries(tmp_path / "local").values()} == {"local"}
+    from figures_src.runner.staleness import file_hash
+    checkpoint = file_hash(models / "net" / "checkpoint.pt")
+    for name in ("w1", "w2"):   # each worker holds the shipped code and checkpoint in its own folder
+        assert list((cluster.root / name / "cache" / "code").iterdir())
+        assert (cluster.root / name / "cache" / "blobs" / checkpoint).read_bytes() == (models / "net" / "checkpoint.pt").read_bytes()
+
+
+def test_a_gpu_figure_no_worker_can_take_fails_the_others_are_made_and_a_no_op_connects_nowhere(cluster, tmp_path):
+    scripts, figures, models = small_workspace(tmp_path)
+    result = runner(scripts, figures, models, "--cluster", cluster.address)
+    assert result.returncode == 1
+    assert "failed small/gpu: no worker of the cluster offers GPU=1" in result.stderr
+    assert "--resources GPU=1" in result.stderr
+    assert json.loads((figures / "small" / "line.json").read_text()) == {"checkpoint_bytes": 300}
+    assert set(entries(figures)) == {"small/line"}
+    with socket.socket() as probe:          # nothing stale: the run reaches for no scheduler at all
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    no_op = runner(scripts, figures, models, "--ids", "small/line", "--cluster", nobody)
+    assert no_op.returncode == 0 and "0 made, 1 up to date" in no_op.stdout
+
+
+def test_a_worker_holding_another_commit_is_refused_naming_both(cluster, tmp_path):
+    scripts, figures, models = small_workspace(tmp_path)
+    first = runner(scripts, figures, models, "--ids", "small/line", "--force", "--cluster", cluster.address)
+    assert first.returncode == 0, first.stderr           # both workers now hold this checkout's code
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "--shared", str(REPO), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "another commit"], check=True)
+    ours = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout[:12]
+    theirs = subprocess.run(["git", "-C", str(clone), "rev-parse", "HEAD"], capture_output=True, text=True).stdout[:12]
+    before = files_of(figures)
+    refused = runner(scripts, figures, models, "--ids", "small/line", "--force", "--cluster", cluster.address, cwd=clone)
+    assert refused.returncode != 0
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("refused:")]
+    assert len(lines) == 2, refused.stderr
+    assert all(f"code at {ours}" in line and f"the runner's is at {theirs}" in line for line in lines)
+    assert "restart it" in lines[0] and "Traceback" not in refused.stderr
+    assert files_of(figures) == before
+
+
+def test_ctrl_c_cancels_the_remote_task_and_keeps_the_manifest(cluster, tmp_path):
+    scripts, figures = tmp_path / "scripts", tmp_path / "figures"
+    scripts.mkdir()
+    marker = tmp_path / "marker"
+    (scripts / "slow.py").write_text(SLOW.replace("MARKER", str(marker)).replace("SLEEP", "3"))
+    marker.write_text("made before")
+    assert runner(scripts, figures, tmp_path, "--cluster", cluster.address).returncode == 0
+    before = files_of(figures)
+    marker.unlink()
+    process = runner(scripts, figures, tmp_path, "--force", "--cluster", cluster.address, wait=False)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the figure never started"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 130 and "interrupted: figure slow/one was not finished" in stderr
+    assert files_of(figures) == before
+    deadline = time.time() + 10             # the scheduler forgets the cancelled task
+    while cluster.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert cluster.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
+
+
+def test_a_worker_killed_mid_figure_leaves_no_half_written_file_and_the_other_finishes_it(cluster, tmp_path):
+    scripts, figures = tmp_path / "scripts", tmp_path / "figures"
+    scripts.mkdir()
+    marker = tmp_path / "marker"
+    (scripts / "slow.py").write_text(SLOW.replace("MARKER", str(marker)).replace("SLEEP", "60"))
+    marker.write_text("made before")
+    assert runner(scripts, figures, tmp_path, "--cluster", cluster.address).returncode == 0
+    before = files_of(figures)
+    marker.unlink()
+    process = runner(scripts, figures, tmp_path, "--force", "--cluster", cluster.address, wait=False)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), "the figure never started"
+    time.sleep(0.3)
+    victim = int(marker.read_text())
+    workers = cluster.worker_by_pid()
+    assert files_of(figures) == before                    # mid-figure: nothing written here yet
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    entry = entries(figures)["slow/one"]
+    survivor = next(address for pid, address in workers.items() if pid != victim)
+    assert entry["ran_on"]["worker"] == survivor
+    after = files_of(figures)
+    assert set(after) == set(before)
+    from figures_src.runner.staleness import file_hash
+    assert all(file_hash(figures / output) == digest for output, digest in entry["outputs"].items())
+    cluster.start_worker("w3")                             # two workers again for whatever follows
+    cluster.wait_for_workers(2)
+
+
+def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
+    scripts, figures, models = small_workspace(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nobody = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    started = time.monotonic()
+    result = runner(scripts, figures, models, "--ids", "small/line", "--cluster", nobody)
+    assert time.monotonic() - started < 10
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if nobody in line] == [
+        f"error: cannot reach the Dask scheduler at {nobody} within 5 s (OSError); "
+        "start one (`dask scheduler`) or fix CLUSTER="]
+    assert not figures.joinpath("small").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Port 8787 is already in use")   # the job's scheduler's dashboard
+def test_the_slurm_job_script_for_the_documented_config(tmp_path):
+    from figures_src.runner.slurm import read_cluster_config, slurm_cluster
+    documented = (REPO / "cluster.yaml").read_text()
+    assert documented.strip() in (REPO / "README.md").read_text()
+    config = read_cluster_config(REPO / "cluster.yaml")
+    cluster = slurm_cluster(config)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert f"#SBATCH -p {config['partition']}" in script
+    assert f"#SBATCH --cpus-per-task={config['cores']}" in script
+    assert f"#SBATCH -t {config['walltime']}" in script
+    assert f"#SBATCH --gres=gpu:{config['gpus']}" in script and f"--resources GPU={config['gpus']}" in script
+    assert "--nthreads 1" in script and sys.executable in script
+    (tmp_path / "bad.yaml").write_text("partition: gpu\ncores: 8\nmemroy: 32GB\nwalltime: '01:00:00'\n")
+    with pytest.raises(SystemExit, match=r"bad.yaml: unknown key 'memroy'; missing 'memory'"):
+        read_cluster_config(tmp_path / "bad.yaml")
+
+
+TINY_ZOO = """models:
+  tiny-mlp:
+    architecture: MLP
+    kwargs: {hidden: 8, classes: 10, input_shape: [1, 8, 8]}
+    dataset: digits
+    seed: 0
+    epochs: 2
+    batch_size: 64
+    learning_rate: 0.01
+"""
+
+
+def test_make_models_on_the_cluster_trains_the_same_weights_as_here(cluster, tmp_path):
+    from mechinterp.models.config import read_zoo
+    from mechinterp.models.inputs import model_stale_reason
+    from mechinterp.models.zoo import train_zoo
+    here, there = tmp_path / "here", tmp_path / "there"
+    for folder in (here, there):
+        folder.mkdir()
+        (folder / "zoo.yaml").write_text(TINY_ZOO)
+    train_zoo(here / "zoo.yaml", here, device="cpu")
+    shutil.copy(here / ".data-hashes.json", there)        # the zoo's own cache of the dataset's hash
+    result = subprocess.run([sys.executable, "-m", "figures_src.runner.zoo_cluster", "--cluster", cluster.address,
+                             "--models-dir", str(there), "--device", "cpu"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    checkpoint = "tiny-mlp/checkpoint.safetensors"
+    assert (there / checkpoint).read_bytes() == (here / checkpoint).read_bytes()
+    meta = json.loads((there / "tiny-mlp" / "meta.json").read_text())
+    assert meta["ran_on"]["worker"] in set(cluster.worker_by_pid().values())
+    assert model_stale_reason("tiny-mlp", read_zoo(there / "zoo.yaml"), there) is None
