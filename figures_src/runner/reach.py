@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from mechinterp.models.sources import all_imports, import_modules  # noqa: F401  (the one reader of imports)
+from mechinterp.models.sources import all_imports  # noqa: F401  (the one reader of imports; discover uses it)
 
 DYNAMIC_NAMES = {"globals", "locals", "vars", "eval", "exec", "__import__", "importlib"}
 DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
