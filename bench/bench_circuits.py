@@ -13,8 +13,6 @@ architecture untrained: the cost of a forward and backward pass does not depend 
 """
 from __future__ import annotations
 
-
-
 from bench.common import alternate, reference_cnn, write_results
 from mechinterp.attribution.gradients import integrated_gradients, layer_integrated_gradients
 from mechinterp.circuits.patching import patch_each_unit, patch_each_unit_sequential
