@@ -54,9 +54,10 @@ def single_torch_thread():
 
 @pytest.fixture(scope="session")
 def trained_zoo() -> Path:
-    """The repo's models/ folder with every default zoo model trained and up to date."""
+    """The repo's models/ folder with every default zoo model of the quick profile trained and up
+    to date (entries marked `profiles: [full]`, the extra transformer seeds, are left out)."""
     from mechinterp.models.zoo import train_zoo
-    train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu")
+    train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu", profile="quick")
     return MODELS_DIR
 
 
