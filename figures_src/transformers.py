@@ -321,6 +321,7 @@ def draw_ablation(model, single, groups, recovered, clean):
     names = [head_name(*h) for h in model.heads()] + [name.replace(" ", "\n") for name in groups]
     values = [single[h] for h in model.heads()] + list(groups.values())
     left.bar(names, values, color=["#B2182B"] * len(single) + ["#67001F"] * len(groups))
+    left.tick_params(axis="x", labelrotation=45, labelsize=11)
     left.axhline(clean, color="black", label="no ablation")
     left.axhline(math.log(model.d_vocab), color="grey", linestyle="--", label="chance (ln vocab)")
     left.set_xlabel("heads ablated")
