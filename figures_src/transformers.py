@@ -127,36 +127,20 @@ def draw_patterns(patterns, prev_head, ind_head, tokens, previous, induction):
 
 # --- phase change ---------------------------------------------------------------------------------
 
-def snapshot_curve(ctx, name):
+def model_curve(ctx, name):
     """[(step, repeated-token loss, best last-layer induction score)] over the model's snapshots."""
-    from mechinterp.transformers.detectors import induction_scores
-    from mechinterp.transformers.icl import repeated_token_loss
+    from mechinterp.transformers.phase_change import snapshot_curve
     from mechinterp.transformers.snapshots import snapshot_models
-    ctx.model_meta(name)        # declared, and built: a clear error otherwise
-    curve, half = [], ctx.params["half"]
-    for step, model in snapshot_models(name, ctx.models_dir, ctx.device):
-        tokens = eval_tokens(ctx, model)
-        curve.append((step, repeated_token_loss(model, tokens, half),
-                      float(induction_scores(model, tokens, half)[-1].max())))
-    return curve
-
-
-def phase_change_step(curve) -> int:
-    """The first snapshot step at which the induction score passes half way from its first to its
-    last value."""
-    first, last = curve[0][2], curve[-1][2]
-    return next(step for step, _, score in curve if score >= (first + last) / 2)
-
-
-def loss_at(curve, step) -> float:
-    """The repeated-token loss at the snapshot nearest to `step`."""
-    return min(curve, key=lambda row: abs(row[0] - step))[1]
+    model = ctx.model(name)      # declared, and built: a clear error otherwise
+    return snapshot_curve(snapshot_models(name, ctx.models_dir, ctx.device), eval_tokens(ctx, model),
+                          ctx.params["half"])
 
 
 def make_phase_change(ctx):
     from mechinterp.transformers.icl import icl_score
+    from mechinterp.transformers.phase_change import phase_change_step, value_near
     from mechinterp.transformers.sequences import repeated_segments
-    two, one = snapshot_curve(ctx, TWO_LAYER), snapshot_curve(ctx, ONE_LAYER)
+    two, one = model_curve(ctx, TWO_LAYER), model_curve(ctx, ONE_LAYER)
     step, window = phase_change_step(two), ctx.params["window"]
     icl = {}
     for name in (TWO_LAYER, ONE_LAYER):
@@ -168,7 +152,8 @@ def make_phase_change(ctx):
     ctx.save(fig)
     return {"phase_change_step": step, "window": window,
             "induction_score_2l": two[-1][2], "induction_score_1l": max(s for _, _, s in one),
-            "repeated_loss_before": loss_at(two, step - window), "repeated_loss_after": loss_at(two, step + window),
+            "repeated_loss_before": value_near(two, step - window),
+            "repeated_loss_after": value_near(two, step + window),
             "repeated_loss_final_2l": two[-1][1], "repeated_loss_final_1l": one[-1][1],
             "chance_loss": math.log(ctx.model(TWO_LAYER).d_vocab),
             "icl_score_2l": icl[TWO_LAYER], "icl_score_1l": icl[ONE_LAYER],
@@ -336,6 +321,7 @@ def draw_ablation(model, single, groups, recovered, clean):
     names = [head_name(*h) for h in model.heads()] + [name.replace(" ", "\n") for name in groups]
     values = [single[h] for h in model.heads()] + list(groups.values())
     left.bar(names, values, color=["#B2182B"] * len(single) + ["#67001F"] * len(groups))
+    left.tick_params(axis="x", labelrotation=45, labelsize=11)
     left.axhline(clean, color="black", label="no ablation")
     left.axhline(math.log(model.d_vocab), color="grey", linestyle="--", label="chance (ln vocab)")
     left.set_xlabel("heads ablated")

@@ -213,6 +213,9 @@ def test_mean_and_resample_ablation_take_the_reference_values():
     with pytest.raises(ValueError, match="reference"):
         with ablate_heads(model, [(1, 0)], "mean"):
             pass
+    with pytest.raises(ValueError, match="as many sequences"), torch.no_grad():
+        with ablate_heads(model, [(1, 0)], "resample", reference=tokens[:3]):
+            model(tokens)
 
 
 def test_patching_the_induction_head_restores_the_clean_answer_exactly():

@@ -10,6 +10,7 @@ One idea per file:
   circuits.py          full QK and OV circuits
   composition.py       Q-, K- and V-composition scores and their random-matrix baseline
   icl.py               the in-context-learning score and the loss on repeated tokens
+  phase_change.py      the phase change read off snapshots: loss and induction score per step
   logit_attribution.py direct logit attribution per head
   ablation.py          zero, mean and resample ablation of heads
   patching.py          activation patching of head outputs, clean into corrupted

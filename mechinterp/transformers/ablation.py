@@ -43,6 +43,11 @@ def _replacement(method: str, z: torch.Tensor | None) -> torch.Tensor | None:
 
 def _change(heads: list[int], replacement: torch.Tensor | None):
     def change(z: torch.Tensor) -> torch.Tensor:
+        if replacement is not None and (replacement.shape[0] not in (1, z.shape[0])
+                                        or replacement.shape[1:] != z.shape[1:]):
+            raise ValueError(f"the reference tokens give head outputs of shape {tuple(replacement.shape)}, "
+                             f"the run {tuple(z.shape)}: pass reference tokens of the same length "
+                             "(and, for resample, as many sequences)")
         out = z.clone()
         out[:, :, heads] = 0 if replacement is None else replacement[..., heads, :].expand_as(out[:, :, heads])
         return out
