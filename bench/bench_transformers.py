@@ -118,21 +118,26 @@ def main() -> int:
         "induction_score_2l": {"value": two["curve"][-1][2], "goal": ">= 0.5"},
         "induction_score_1l": {"value": max(s for _, _, s in one["curve"])},
     }
+    figures.update(reference_figures(two["model"], tokens))
+    write_results("transformers", figures)
+    return 0
+
+
+def reference_figures(model, tokens: torch.Tensor) -> dict:
+    """Agreement with TransformerLens and the training-speed ratio ({} without transformer_lens)."""
     python = reference_python()
     if python is None:
         print("bench transformers: transformer_lens is not installed: `make bench` installs the "
               "reference extra; skipping the comparison", file=sys.stderr)
-    else:
-        theirs, metadata = run_reference(two["model"], tokens, python)
-        differences = max_relative_difference(our_outputs(two["model"], tokens), theirs)
-        rates = json.loads(metadata["rates"])
-        figures["transformerlens_max_relative_difference"] = {
-            "value": max(differences.values()), "goal": "<= 1e-5", "per_output": differences,
-            "transformer_lens": metadata["transformer_lens"], "torch": metadata["torch"]}
-        figures["steps_per_second_ours_over_transformerlens"] = {
-            "value": rates["ours"] / rates["transformerlens"], "goal": ">= 1", **rates}
-    write_results("transformers", figures)
-    return 0
+        return {}
+    theirs, metadata = run_reference(model, tokens, python)
+    differences = max_relative_difference(our_outputs(model, tokens), theirs)
+    rates = json.loads(metadata["rates"])
+    return {"transformerlens_max_relative_difference": {
+                "value": max(differences.values()), "goal": "<= 1e-5", "per_output": differences,
+                "transformer_lens": metadata["transformer_lens"], "torch": metadata["torch"]},
+            "steps_per_second_ours_over_transformerlens": {
+                "value": rates["ours"] / rates["transformerlens"], "goal": ">= 1", **rates}}
 
 
 if __name__ == "__main__":
