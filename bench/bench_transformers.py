@@ -6,7 +6,8 @@ against it. Writes bench/results/transformers.json.
 
 Both models are trained from their models/zoo.yaml entries (attn-only-2l, attn-only-1l), seeds
 pinned, on one thread. The phase change's seconds are the training time up to the end of its
-window (phase_change_step + 250 steps, as the figure reads it) at the run's measured step rate.
+window (phase_change_step + 250 steps, as the figure reads it) at the run's measured step rate;
+on a shared machine the process's CPU time to the same step is reported beside it, with the load.
 TransformerLens 3.5.1 runs in the `reference` interpreter ($REFERENCE_PYTHON, else
 .venv-reference/bin/python, else this one if it imports transformer_lens; `make bench` installs
 it): our weights go into its HookedTransformer with no tokenizer, and the largest relative
@@ -21,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -51,11 +53,13 @@ def train_entry(name: str):
 
 
 def phase_change(name: str, tokens: torch.Tensor) -> dict:
+    cpu_start = time.process_time()
     model, report = train_entry(name)
+    cpu_seconds = time.process_time() - cpu_start
     final = {k: v.clone() for k, v in model.state_dict().items()}
     curve = snapshot_curve(states_as_models(model, report.snapshots), tokens, HALF)
     model.load_state_dict(final)
-    return {"model": model, "report": report, "curve": curve}
+    return {"model": model, "report": report, "curve": curve, "cpu_seconds": cpu_seconds}
 
 
 def reference_python() -> str | None:
@@ -104,27 +108,36 @@ def main() -> int:
     rate = two["report"].steps_per_second
     figures = {
         "phase_change_seconds_cpu": {"value": (step + WINDOW) / rate, "unit": "s", "goal": "<= 90",
-                                     "phase_change_step": step, "steps_per_second": rate},
+                                     "phase_change_step": step, "steps_per_second": rate,
+                                     "load_average_1min": os.getloadavg()[0]},
+        # the process's own CPU time to the same step: what a quiet machine's wall time would be
+        "phase_change_cpu_time_seconds": {
+            "value": two["cpu_seconds"] * (step + WINDOW) / two["report"].snapshots[-1][0], "unit": "s"},
         "train_seconds_2l": {"value": two["report"].train_seconds, "unit": "s",
-                             "steps": len(two["report"].snapshots)},
+                             "steps": two["report"].snapshots[-1][0]},
         "induction_score_2l": {"value": two["curve"][-1][2], "goal": ">= 0.5"},
         "induction_score_1l": {"value": max(s for _, _, s in one["curve"])},
     }
+    figures.update(reference_figures(two["model"], tokens))
+    write_results("transformers", figures)
+    return 0
+
+
+def reference_figures(model, tokens: torch.Tensor) -> dict:
+    """Agreement with TransformerLens and the training-speed ratio ({} without transformer_lens)."""
     python = reference_python()
     if python is None:
         print("bench transformers: transformer_lens is not installed: `make bench` installs the "
               "reference extra; skipping the comparison", file=sys.stderr)
-    else:
-        theirs, metadata = run_reference(two["model"], tokens, python)
-        differences = max_relative_difference(our_outputs(two["model"], tokens), theirs)
-        rates = json.loads(metadata["rates"])
-        figures["transformerlens_max_relative_difference"] = {
-            "value": max(differences.values()), "goal": "<= 1e-5", "per_output": differences,
-            "transformer_lens": metadata["transformer_lens"], "torch": metadata["torch"]}
-        figures["steps_per_second_ours_over_transformerlens"] = {
-            "value": rates["ours"] / rates["transformerlens"], "goal": ">= 1", **rates}
-    write_results("transformers", figures)
-    return 0
+        return {}
+    theirs, metadata = run_reference(model, tokens, python)
+    differences = max_relative_difference(our_outputs(model, tokens), theirs)
+    rates = json.loads(metadata["rates"])
+    return {"transformerlens_max_relative_difference": {
+                "value": max(differences.values()), "goal": "<= 1e-5", "per_output": differences,
+                "transformer_lens": metadata["transformer_lens"], "torch": metadata["torch"]},
+            "steps_per_second_ours_over_transformerlens": {
+                "value": rates["ours"] / rates["transformerlens"], "goal": ">= 1", **rates}}
 
 
 if __name__ == "__main__":

@@ -294,26 +294,31 @@ def make_head_ablation(ctx):
     patching = patch_each_head(model, tokens, corrupted, correct_logit_metric(tokens, repeated_loss_positions(half)))
     others = [h for h in model.heads() if h not in previous_heads + induction_heads]
     clean = repeated_token_loss(model, tokens, half)
-    fig = draw_ablation(model, single, groups, patching.recovered, clean)
-    ctx.save(fig)
+    ctx.save(draw_ablation(model, single, groups, patching.recovered, clean))
     return {"model": TWO_LAYER, "method": method, "loss_clean": clean,
-            "loss_induction_ablated": groups["induction heads"],
-            "loss_previous_token_ablated": groups["previous-token heads"],
-            "loss_single_induction_ablated_max": max(single[h] for h in induction_heads),
-            "loss_other_ablated_max": max((single[h] for h in others), default=clean),
-            "chance_loss": math.log(model.d_vocab),
-            "induction_heads": [head_name(*h) for h in induction_heads],
-            "previous_token_heads": [head_name(*h) for h in previous_heads],
-            "other_heads": [head_name(*h) for h in others],
-            "losses": {head_name(*h): value for h, value in single.items()},
-            "patching_recovered": {head_name(*h): float(patching.recovered[h]) for h in model.heads()},
-            "patching_recovered_induction_heads": sum(float(patching.recovered[h]) for h in induction_heads),
+            **ablation_numbers(model, single, groups, patching, previous_heads, induction_heads, others),
             "notes": {"loss_induction_ablated": f"every induction head (score > {ctx.params['threshold']}) "
                                                 f"{method}-ablated together",
                       "loss_other_ablated_max": "the worst single head in neither the induction nor the "
                                                 "previous-token group",
                       "patching_recovered": "(M_patched - M_corrupted) / (M_clean - M_corrupted), M the "
                                             "mean centred logit of the repeated tokens, one head at a time"}}
+
+
+def ablation_numbers(model, single, groups, patching, previous_heads, induction_heads, others) -> dict:
+    """The losses and patching effects the ablation figure shows, by head name."""
+    return {
+            "loss_induction_ablated": groups["induction heads"],
+            "loss_previous_token_ablated": groups["previous-token heads"],
+            "loss_single_induction_ablated_max": max(single[h] for h in induction_heads),
+            "loss_other_ablated_max": max((single[h] for h in others), default=None),
+            "chance_loss": math.log(model.d_vocab),
+            "induction_heads": [head_name(*h) for h in induction_heads],
+            "previous_token_heads": [head_name(*h) for h in previous_heads],
+            "other_heads": [head_name(*h) for h in others],
+            "losses": {head_name(*h): value for h, value in single.items()},
+            "patching_recovered": {head_name(*h): float(patching.recovered[h]) for h in model.heads()},
+            "patching_recovered_induction_heads": sum(float(patching.recovered[h]) for h in induction_heads)}
 
 
 def draw_ablation(model, single, groups, recovered, clean):
