@@ -29,7 +29,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force) \
   $(if $(CLUSTER),--cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)')
 
-.PHONY: slides figures deck-figures models check pdf dev rehearse test bench venv node chromium clean help
+.PHONY: slides figures deck-figures models check pdf dev rehearse test bench reference venv node chromium clean help
 
 help:
 	@echo "make slides   the stale figures DECK shows + check + static site (DECK=talk/workshop.md for the workshop)"
@@ -70,8 +70,22 @@ rehearse: venv
 test: venv node chromium
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
-bench: venv
-	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+# TransformerLens, bench_transformers' independent reference (pyproject's `reference` extra): into
+# the main venv when a dry run shows it leaves torch, torchvision and numpy as they are, else into a
+# venv of its own, REFERENCE_VENV (bench_transformers finds it there)
+REFERENCE_VENV ?= .venv-reference
+REFERENCE = $(shell $(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['reference']))")
+
+bench: venv reference
+	@export REFERENCE_PYTHON=$(abspath $(REFERENCE_VENV))/bin/python; for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
+
+reference: venv
+	@$(PY) -c "import transformer_lens" 2>/dev/null || test -x $(REFERENCE_VENV)/bin/python || \
+	if $(PY) -m pip install --dry-run --quiet --report - $(REFERENCE) | $(PY) -m bench.reference_pins; then \
+	  $(PY) -m pip install -q $(REFERENCE); \
+	else \
+	  $(PYTHON) -m venv $(REFERENCE_VENV) && $(REFERENCE_VENV)/bin/pip install -q $(TORCH) safetensors $(REFERENCE); \
+	fi
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml

@@ -56,12 +56,13 @@ def single_torch_thread():
 
 @pytest.fixture(scope="session")
 def trained_zoo() -> Path:
-    """The repo's models/ folder with every default zoo model trained and up to date."""
+    """The repo's models/ folder with every default zoo model of the quick profile trained and up
+    to date (entries marked `profiles: [full]`, the extra transformer seeds, are left out)."""
     from mechinterp.models.zoo import train_zoo
     MODELS_DIR.mkdir(exist_ok=True)
     with open(MODELS_DIR / ".test-zoo.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)          # released when the file closes
-        train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu")
+        train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu", profile="quick")
     return MODELS_DIR
 
 

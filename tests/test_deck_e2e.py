@@ -6,7 +6,8 @@ overflowing its 16:9 frame, every image loads, no slide blocks the page's main t
 than a second, the citations are the APA text pandoc's citeproc writes for them, every page of
 the bibliography lists its cited works when opened directly and in presenter mode, a deck with
 only a title in its headmatter builds, and no outside request was attempted. Slide counts are
-the prepared deck's: a long bibliography is several slides there.
+the prepared deck's: a long bibliography is several slides there. The course deck is seen in one
+visit of Slidev's overview, every slide at once, against each slide's own frame.
 """
 import json
 import os
@@ -161,6 +162,52 @@ def test_deck_builds_offline_and_every_slide_renders(deck_name):
     manifest = json.loads((TALK / "public" / "figures" / "manifest.json").read_text())["figures"]
     shown = {m for s in states.values() for i in s["images"] if (m := re.match(r"/figures/(.+)\.\w+$", i["src"] or ""))}
     assert all(m.group(1) in manifest for m in shown), "a figure on a slide has no manifest entry"
+
+
+# Every slide of a deck at once, as Slidev's overview draws them (clicks revealed): what lies
+# outside the slide's own 16:9 frame (KaTeX clips its wide SVG paths itself), the images and the
+# reference-list keys. The frame is the page, not the layout, so a layout that grows is caught.
+OVERVIEW_STATE = """() => [...document.querySelectorAll('.slidev-page')].map(page => {
+  const frame = page.getBoundingClientRect();
+  const outside = [...page.querySelectorAll('*')].filter(el => {
+      if (el.closest('svg')) return false;
+      const r = el.getBoundingClientRect();
+      return r.width > 0 && r.height > 0 && (r.bottom > frame.bottom + 2 || r.right > frame.right + 2);
+  }).map(el => el.tagName + ':' + (el.textContent || el.getAttribute('src') || '').slice(0, 40));
+  return {number: Number(page.className.match(/slidev-page-(\\d+)/)[1]), text: page.innerText, outside,
+          images: [...page.querySelectorAll('img')].map(i => ({src: i.getAttribute('src'), ok: i.complete && i.naturalWidth > 0})),
+          listed: [...page.querySelectorAll('.bibliography li[data-key]')].map(e => e.dataset.key)};
+})"""
+
+
+def overview_states(site: Path):
+    """([state of each slide], browser log) from one visit of the built deck's /overview/."""
+    with serve(site) as url, browser_page() as (page, log):
+        page.goto(f"{url}/overview/", wait_until="networkidle")
+        page.wait_for_timeout(500)
+        return page.evaluate(OVERVIEW_STATE), log
+
+
+def test_course_deck_builds_checks_clean_and_every_slide_fits():
+    """talk/course.md: built by `make slides`, clean under `make check`, every slide inside its
+    frame with its images loaded, and its reference pages listing exactly the works it cites.
+    One overview visit instead of one per slide keeps this cheap; the pages it imports are also
+    visited slide by slide in the main deck's test above."""
+    deck = TALK / "course.md"
+    site = make_slides(deck)
+    assert check_deck(deck).problems == [], "make check must pass with no warnings"
+    states, log = overview_states(site)
+    assert log.blocked == [] and log.failed == [], (log.blocked[:5], log.failed[:5])
+    assert [state["number"] for state in states] == list(range(1, len(prepared_slides(deck)) + 1))
+    for state in states:
+        number = state["number"]
+        assert "#RefErr" not in state["text"], f"slide {number}: a citation did not resolve"
+        assert [i["src"] for i in state["images"] if not i["ok"]] == [], f"slide {number}: images did not load"
+        assert state["outside"] == [], f"slide {number} overflows its frame: {state['outside'][:4]}"
+    assert sorted(k for state in states for k in state["listed"]) == sorted(cited_keys_and_titles(deck))
+    manifest = json.loads((TALK / "public" / "figures" / "manifest.json").read_text())["figures"]
+    shown = {m.group(1) for state in states for i in state["images"] if (m := re.match(r"/figures/(.+)\.\w+$", i["src"] or ""))}
+    assert shown and all(figure_id in manifest for figure_id in shown), "a figure on a slide has no manifest entry"
 
 
 def pandoc_reference(key: str, bib_files: list[Path]) -> tuple[str, str]:

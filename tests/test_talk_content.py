@@ -15,7 +15,7 @@ from decktools.rehearse import parse_seconds, plan_deck, slide_notes
 from figures_src.runner import discover_figures
 
 REPO = Path(__file__).resolve().parent.parent
-DECKS = [REPO / "talk" / "slides.md", REPO / "talk" / "workshop.md"]
+DECKS = [REPO / "talk" / "slides.md", REPO / "talk" / "workshop.md", REPO / "talk" / "course.md"]
 SHOUTING = re.compile(r"\b[A-Z]{3,}(?:\s+[A-Z]{2,}){2,}\b")        # three capitalised words in a row
 PLACEHOLDER = re.compile(r"^\s*\((?:diagram|image|figure|picture|placeholder)\b|\bTODO\b|\bTBD\b|\bFIXME\b", re.I)
 ALLOWED_CAPS = {"SAE", "SAES", "CKA", "TCAV", "CNN", "MLP", "PGD", "FGSM", "IOI", "ICA", "PCA", "RELU"}
@@ -57,8 +57,9 @@ def test_every_figure_on_a_slide_comes_from_a_figure_script(deck_path):
     assert shown <= set(declared), f"figures no script declares: {sorted(shown - set(declared))}"
 
 
-def test_main_deck_plan_fits_its_duration():
-    deck = read_deck(DECKS[0])
+@pytest.mark.parametrize("deck_path", DECKS, ids=lambda p: p.name)
+def test_deck_plan_fits_its_duration(deck_path):
+    deck = read_deck(deck_path)
     duration = parse_seconds(deck.headmatter["duration"], default_unit="min")
     planned = sum(plan.seconds for plan in plan_deck(deck, words_per_minute=130))
     assert abs(planned / duration - 1) <= 0.10, f"plan {planned / 60:.1f} min against {duration / 60:.0f} min"

@@ -97,6 +97,8 @@ def entry_problem(name: str, entry: dict) -> str | None:
     """What a zoo entry lacks, or None when it names enough to build."""
     if "torchvision" in entry:
         required = ("torchvision", "weights")
+    elif "trainer" in entry:
+        required = ("architecture", "trainer", "steps")
     elif "checkpoint" in entry:
         required = ("architecture", "checkpoint")
     else:

@@ -56,7 +56,19 @@ def architecture_sources(entry: dict) -> dict[str, str | None]:
     if found is None:
         return {spec: None}
     root = found[1]
-    return {path.relative_to(root).as_posix(): file_hash(path) for path in module_sources(module, root)}
+    sources = {path.relative_to(root).as_posix(): file_hash(path) for path in module_sources(module, root)}
+    return {**sources, **trainer_sources(entry)}
+
+
+def trainer_sources(entry: dict) -> dict[str, str]:
+    """{file: hash} of a `trainer:` entry's training code: a change to it retrains the model."""
+    if "trainer" not in entry:
+        return {}
+    module = str(entry["trainer"]).split(":", 1)[0]
+    found = find_module(module, [REPO_ROOT])
+    if found is None:
+        return {}
+    return {path.relative_to(found[1]).as_posix(): file_hash(path) for path in module_sources(module, found[1])}
 
 
 def _data_folder(entry: dict) -> Path:

@@ -242,10 +242,14 @@ def import_one(name: str, entry: dict, device: torch.device, config_dir: Path) -
 
 
 def write_model(name: str, zoo: Zoo, model: nn.Module, facts: dict, models_dir,
-                device: torch.device) -> dict:
-    """Write checkpoint then meta.json (with the model's inputs), each atomically; return the meta."""
+                device: torch.device, outputs: dict | None = None) -> dict:
+    """Write checkpoint, any other outputs ({file name: write(path)}), then meta.json (with the
+    model's inputs), each atomically; return the meta."""
     folder = model_dir(name, models_dir)
     checkpoint = save_checkpoint(model.state_dict(), folder / CHECKPOINT_NAME)
+    for file_name, write in (outputs or {}).items():
+        facts = {**facts, "outputs": {**facts.get("outputs", {}),
+                                      file_name: sha256_file(write(folder / file_name))}}
     meta = {"name": name, "config": zoo.entries[name], "inputs": model_inputs(name, zoo, models_dir),
             **facts, "device": str(device),
             "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
@@ -260,16 +264,33 @@ def build_one(name: str, zoo: Zoo, models_dir, device: torch.device) -> dict:
     if name in zoo.problems:
         raise ZooError(zoo.problems[name])
     entry = zoo.entries[name]
-    model, facts = (import_one(name, entry, device, zoo.folder) if is_imported(entry)
-                    else train_one(name, entry, device))
-    return write_model(name, zoo, model, facts, models_dir, device)
+    outputs = {}
+    if "trainer" in entry:      # a model with its own training (a sequence model and its snapshots)
+        model, facts, outputs = resolve_trainer(entry["trainer"])(name, entry, device)
+    else:
+        model, facts = (import_one(name, entry, device, zoo.folder) if is_imported(entry)
+                        else train_one(name, entry, device))
+    return write_model(name, zoo, model, facts, models_dir, device, outputs)
 
 
-def build_models(config_path, models_dir, names=None, device=None,
-                 force: bool = False) -> tuple[dict[str, dict], dict[str, str]]:
-    """Build the missing or stale models among `names` (default all); return ({name: meta},
+def resolve_trainer(spec: str):
+    """The function a `trainer: "package.module:function"` entry names."""
+    module_name, _, function_name = str(spec).partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise ZooError(f"trainer {spec!r} cannot be found ({error}): name it as "
+                       "'package.module:function' in zoo.yaml") from error
+
+
+def build_models(config_path, models_dir, names=None, device=None, force: bool = False,
+                 profile: str | None = None) -> tuple[dict[str, dict], dict[str, str]]:
+    """Build the missing or stale models among `names` (default all, or those of `profile`: an
+    entry with `profiles: [full]` is not built for "quick"); return ({name: meta},
     {name: failure block}). A model that fails is reported and the others still build."""
     zoo = read_zoo(config_path)
+    if names is None and profile is not None:
+        names = [n for n, e in zoo.entries.items() if profile in e.get("profiles", [profile])]
     known = set(zoo.entries) | set(zoo.problems)
     unknown = sorted(set(names or []) - known)
     if unknown:
@@ -335,11 +356,13 @@ def _shown_path(path: str) -> str:
 
 def train_zoo(config_path: str | os.PathLike = "models/zoo.yaml",
               models_dir: str | os.PathLike = "models", names=None, device=None,
-              force: bool = False, threads: int = CPU_TRAINING_THREADS) -> dict[str, dict]:
-    """Train (or import) the zoo's missing or stale models; return {name: meta} for `names`.
+              force: bool = False, threads: int = CPU_TRAINING_THREADS,
+              profile: str | None = None) -> dict[str, dict]:
+    """Train (or import) the zoo's missing or stale models; return {name: meta} for `names`
+    (default: all, or those of `profile`, see build_models).
     Models that cannot be built raise one ZooError listing them, after the others are built."""
     with torch_threads(threads):
-        metas, failures = build_models(config_path, models_dir, names, device, force)
+        metas, failures = build_models(config_path, models_dir, names, device, force, profile)
     if failures:
         raise ZooError("\n".join(failures.values()))
     return metas

@@ -1,0 +1,36 @@
+"""Losses on token positions: the in-context-learning score and the loss on repeated tokens.
+
+    position_losses(model, tokens)               # (batch, pos - 1) next-token losses
+    icl_score(model, tokens, early=4, late=40)   # mean loss at `late` minus at `early`
+    repeated_token_loss(model, tokens, half)     # mean loss on the second half of [r, r]
+
+Olsson et al. (2022) define the in-context-learning score as the loss at a late token minus the
+loss at an early one (the 500th and the 50th in their models): negative when the model predicts
+better the more context it has. Here contexts are short, so the positions are parameters.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mechinterp.transformers.sequences import repeated_loss_positions
+from mechinterp.transformers.training import next_token_loss
+
+
+@torch.no_grad()
+def position_losses(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """(batch, pos - 1): the loss of predicting tokens[:, t + 1] at each position t."""
+    return next_token_loss(model(tokens), tokens)
+
+
+def icl_score(model: nn.Module, tokens: torch.Tensor, early: int = 4, late: int = 40) -> float:
+    """Mean loss at position `late` minus mean loss at position `early` (negative: learns in context)."""
+    if not 0 <= early < late < tokens.shape[1] - 1:
+        raise ValueError(f"need 0 <= early < late < {tokens.shape[1] - 1}, got {early}, {late}")
+    losses = position_losses(model, tokens)
+    return float(losses[:, late].mean() - losses[:, early].mean())
+
+
+def repeated_token_loss(model: nn.Module, tokens: torch.Tensor, half: int) -> float:
+    """Mean loss on the tokens of [r, r] that repeat the first half (their predecessor too)."""
+    return float(position_losses(model, tokens)[:, repeated_loss_positions(half)].mean())

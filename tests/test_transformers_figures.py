@@ -1,0 +1,76 @@
+"""The transformer figures, run end to end (quick profile) on the trained zoo, and the zoo's
+sequence-model entries.
+
+Checks what the slides claim: induction heads form in the 2-layer model and not in the 1-layer
+control (seeds pinned in models/zoo.yaml), with a phase change in the repeated-token loss; the
+previous-token head K-composes with the induction heads far above random matrices; the induction
+head copies; cutting the induction heads brings the repeated-token loss back to chance while no
+head outside the circuit does; and a `profiles: [full]` entry is not trained for the quick profile.
+"""
+import math
+
+from mechinterp.models.zoo import load_meta, train_zoo
+from mechinterp.transformers.snapshots import SNAPSHOTS_NAME, snapshot_models
+
+TINY_ZOO = """models:
+  tiny-2l:
+    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+    kwargs: {d_vocab: 16, n_ctx: 12, d_model: 16, n_heads: 2, n_layers: 2}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 0
+    steps: 6
+    batch_size: 4
+    snapshot_every: 3
+  tiny-2l-seed1:
+    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+    kwargs: {d_vocab: 16, n_ctx: 12, d_model: 16, n_heads: 2, n_layers: 2}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 1
+    steps: 6
+    profiles: [full]
+"""
+
+
+def test_induction_forms_in_two_layers_and_not_in_one(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("transformers/phase_change", trained_zoo, tmp_path)
+    assert numbers["induction_score_2l"] > 0.5 > 0.2 > numbers["induction_score_1l"]
+    assert numbers["repeated_loss_before"] > 3.0 > 1.5 > numbers["repeated_loss_after"]
+    assert 0 < numbers["phase_change_step"] < numbers["curve_2l"][-1][0]
+    assert numbers["repeated_loss_final_1l"] > numbers["repeated_loss_final_2l"] + 1.5
+    assert numbers["icl_score_2l"] < numbers["icl_score_1l"] < 0
+
+
+def test_the_circuit_figures_agree_on_the_heads(trained_zoo, tmp_path, run_figure):
+    patterns = run_figure("transformers/attention_patterns", trained_zoo, tmp_path)
+    assert patterns["previous_token_head"].startswith("0.") and patterns["induction_head"].startswith("1.")
+    assert patterns["induction_score"] > 0.5 and patterns["previous_token_score"] > 0.3
+    composition = run_figure("transformers/composition", trained_zoo, tmp_path)
+    assert composition["k_composition_previous_to_induction"] == composition["k_composition_max"]
+    assert composition["k_composition_max"] > composition["baseline_mean"] + 5 * composition["baseline_std"]
+    circuits = run_figure("transformers/induction_circuits", trained_zoo, tmp_path)
+    assert circuits["induction_head"] == patterns["induction_head"] == composition["induction_head"]
+    assert circuits["copying_score"] > 0.8 and circuits["prefix_matching_score"] > 0.8
+    universality = run_figure("transformers/induction_universality", trained_zoo, tmp_path)
+    assert universality["seeds"] == [0] and universality["induction_scores_min"] == patterns["induction_score"]
+
+
+def test_cutting_the_induction_heads_brings_the_loss_back_to_chance(trained_zoo, tmp_path, run_figure):
+    numbers = run_figure("transformers/head_ablation", trained_zoo, tmp_path)
+    chance = math.log(64)
+    assert numbers["chance_loss"] == chance
+    assert abs(numbers["loss_induction_ablated"] - chance) < 0.5 < chance - numbers["loss_clean"]
+    assert numbers["loss_other_ablated_max"] < numbers["loss_clean"] + 0.6 < chance
+    assert numbers["loss_previous_token_ablated"] > numbers["loss_clean"] + 0.5
+    # patching the induction heads one by one from clean into corrupted adds up to the clean answer
+    assert 0.8 < numbers["patching_recovered_induction_heads"] < 1.2
+
+
+def test_sequence_models_build_with_snapshots_and_profiles(tmp_path):
+    (tmp_path / "zoo.yaml").write_text(TINY_ZOO)
+    metas = train_zoo(tmp_path / "zoo.yaml", tmp_path / "models", device="cpu", profile="quick")
+    assert list(metas) == ["tiny-2l"] and not (tmp_path / "models" / "tiny-2l-seed1").exists()
+    meta = load_meta("tiny-2l", tmp_path / "models")
+    assert meta["snapshot_steps"] == [0, 3, 6] and SNAPSHOTS_NAME in meta["outputs"]
+    assert any("transformers/training.py" in path for path in meta["inputs"]["architecture"])
+    steps = [step for step, model in snapshot_models("tiny-2l", tmp_path / "models")]
+    assert steps == [0, 3, 6]
