@@ -78,8 +78,12 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
     config = options.models_dir / "zoo.yaml"
     readers = {figure_id: specs[figure_id].models for figure_id in selected}
     try:
-        stale = stale_models(sorted({m for names in readers.values() for m in names}),
-                             read_zoo(config), options.models_dir) if config.is_file() else {}
+        zoo = read_zoo(config) if config.is_file() else None
+        # an entry marked `profiles: [full]` is not trained for a quick run (the figure's quick
+        # params do not read it)
+        wanted = sorted({m for names in readers.values() for m in names
+                         if zoo is None or options.profile in zoo.entries.get(m, {}).get("profiles", [options.profile])})
+        stale = stale_models(wanted, zoo, options.models_dir) if zoo is not None else {}
         if not stale:
             return {}
         if getattr(options, "cluster", ""):   # CLUSTER=: trained there, like the figures
