@@ -95,8 +95,10 @@ def _entry_lines(text: str) -> dict[str, int]:
 
 def entry_problem(name: str, entry: dict) -> str | None:
     """What a zoo entry lacks, or None when it names enough to build."""
-    if "torchvision" in entry:
-        required = ("torchvision", "weights")
+    if "torchvision" in entry and "weights" in entry:
+        required = ()
+    elif "torchvision" in entry:     # a torchvision architecture trained here
+        required = ("dataset", "epochs")
     elif "checkpoint" in entry:
         required = ("architecture", "checkpoint")
     else:
@@ -104,9 +106,9 @@ def entry_problem(name: str, entry: dict) -> str | None:
     missing = [key for key in required if key not in entry]
     if not missing:
         return None
-    return (f"model {name!r} lacks {', '.join(missing)} (a trained model needs architecture, "
-            "dataset, epochs; an imported one architecture and checkpoint, or torchvision and "
-            "weights)")
+    return (f"model {name!r} lacks {', '.join(missing)} (a trained model needs architecture "
+            "(or torchvision), dataset, epochs; an imported one architecture and checkpoint, or "
+            "torchvision and weights)")
 
 
 def read_zoo_config(config_path: str | os.PathLike = "models/zoo.yaml") -> dict[str, dict]:
@@ -118,8 +120,9 @@ def read_zoo_config(config_path: str | os.PathLike = "models/zoo.yaml") -> dict[
 
 
 def is_imported(entry: dict) -> bool:
-    """True for the speaker's own weights (nothing to train)."""
-    return "checkpoint" in entry or "torchvision" in entry
+    """True for the speaker's own weights (nothing to train); a `torchvision:` entry without
+    `weights:` is trained here like a built-in architecture."""
+    return "checkpoint" in entry or "weights" in entry
 
 
 def source_path(entry: dict, config_dir: Path) -> Path:
