@@ -30,12 +30,15 @@ def did_you_mean(name: str, known) -> str:
 
 
 def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str:
-    """The ids to consider, or an error message: figure_ids (None: all) filtered by --only."""
-    if figure_ids is not None:
+    """The ids to consider, or an error message: figure_ids (None: all figures the profile
+    makes, see FigureSpec.made_in) filtered by --only."""
+    if figure_ids is None:
+        figure_ids = [i for i, spec in specs.items() if spec.made_in(options.profile)]
+    else:
         unknown = [i for i in figure_ids if i not in specs]
         if unknown:
             return "; ".join(f"no figure script declares {i!r}{did_you_mean(i, specs)}" for i in unknown)
-    selected = [i for i in (specs if figure_ids is None else dict.fromkeys(figure_ids)) if matches(i, options.only)]
+    selected = [i for i in dict.fromkeys(figure_ids) if matches(i, options.only)]
     if options.only and not selected:
         return f"no figure id matches {options.only}; known ids: {', '.join(sorted(specs))}"
     return selected

@@ -260,6 +260,10 @@ def build_one(name: str, zoo: Zoo, models_dir, device: torch.device) -> dict:
     if name in zoo.problems:
         raise ZooError(zoo.problems[name])
     entry = zoo.entries[name]
+    if not is_imported(entry) and not trains_on(entry, device):
+        raise ZooError(f"model {name!r} trains only on {', '.join(entry['devices'])} (its devices: "
+                       f"field), not on {device.type}: build it on a GPU machine with `make figures "
+                       f"PROFILE=gpu DEVICE=cuda`, or copy its models/{name}/ folder here")
     model, facts = (import_one(name, entry, device, zoo.folder) if is_imported(entry)
                     else train_one(name, entry, device))
     return write_model(name, zoo, model, facts, models_dir, device)
@@ -277,13 +281,29 @@ def build_models(config_path, models_dir, names=None, device=None,
                        f"it names {', '.join(zoo.entries)}")
     device = as_device(device)
     metas, failures = {}, {}
-    for name in names or list(zoo.entries) + sorted(set(zoo.problems) - set(zoo.entries)):
+    for name in names or default_names(zoo, device):
         try:
             metas[name] = _build_if_stale(name, zoo, models_dir, device, force)
         except Exception as error:  # noqa: BLE001 - one model's problem must not stop the others
             failures[name] = failure_block(name, zoo, error)
             print(failures[name], file=sys.stderr, flush=True)
     return metas, failures
+
+
+def trains_on(entry: dict, device: torch.device) -> bool:
+    """False for an entry whose `devices:` (e.g. [cuda]: GoogLeNet, too slow for a CPU) leave out
+    this device type; the zoo never trains it here, though it loads one built elsewhere."""
+    return device.type in entry.get("devices", [device.type])
+
+
+def default_names(zoo: Zoo, device: torch.device) -> list[str]:
+    """What a build with no names builds: every entry this device trains (and every broken one,
+    to report it); entries for other devices are skipped with a line saying so."""
+    names = [name for name, entry in zoo.entries.items() if trains_on(entry, device)]
+    for name in sorted(set(zoo.entries) - set(names)):
+        print(f"zoo: skipping {name} (devices: {zoo.entries[name]['devices']} in {zoo.where(name)}; "
+              f"this is {device.type})", file=sys.stderr, flush=True)
+    return names + sorted(set(zoo.problems) - set(zoo.entries))
 
 
 def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force: bool) -> dict:
