@@ -15,7 +15,7 @@ from figures_src.plotting import filter_mosaic, model_label, no_ticks
 
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
 # torchvision's ResNet-18 (7x7 stem) is compared with ICA too; the curve search stays on CNNS
-CONVOLUTIONAL = CNNS + ["shapes-resnet18"]
+CONVOLUTIONAL = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18"]
 # every model's first layer is shown; the dense ones (not in CONVOLUTIONAL) are not compared with ICA
 ZOO = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18",
        "digits-mlp"]

@@ -23,7 +23,7 @@ from figures_src.plotting import heat_map, model_label, show_image
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
 SEEDS = ["shapes-cnn-a", "shapes-cnn-a-seed1"]
 TORCHVISION = ["shapes-resnet18"]          # torchvision architectures trained on the same shapes
-COMPARED = CNNS + TORCHVISION
+COMPARED = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18"]
 GPU_COMPARED = ["shapes-cnn-a", "shapes-resnet18", "shapes-googlenet"]   # GoogLeNet: a GPU-only zoo model
 
 FIGURES = {

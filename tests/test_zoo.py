@@ -325,6 +325,26 @@ def test_the_documented_torchvision_entry_builds_and_its_layers_are_listed(tmp_p
     assert set(model.feature_layers) <= set(names) and "fc" in names
 
 
+def test_a_gpu_only_entry_is_skipped_and_refused_on_the_cpu(tmp_path, capsys):
+    config = write_config(tmp_path, {"tiny": TINY_MLP, "big": {**TINY_CNN, "devices": ["cuda"]}})
+    metas = train_zoo(config, tmp_path / "models", device="cpu")
+    assert set(metas) == {"tiny"} and not (tmp_path / "models" / "big").exists()
+    assert "skipping big (devices: ['cuda']" in capsys.readouterr().err
+    with pytest.raises(ZooError, match=r"trains only on cuda.*PROFILE=gpu DEVICE=cuda"):
+        train_zoo(config, tmp_path / "models", names=["big"], device="cpu")
+    assert not (tmp_path / "models" / "big").exists()
+
+
+def test_figures_of_gpu_only_models_are_made_only_by_the_gpu_profile():
+    from figures_src.runner import discover_figures
+    gpu_only = {name for name, entry in read_zoo(REPO / "models" / "zoo.yaml").entries.items()
+                if "cpu" not in entry.get("devices", ["cpu"])}
+    assert "shapes-googlenet" in gpu_only
+    readers = {i: spec for i, spec in discover_figures(REPO / "figures_src", REPO).items() if gpu_only & set(spec.models)}
+    assert readers and all(spec.profiles == ["gpu"] for spec in readers.values())
+    assert all(spec.params_for("gpu") for spec in readers.values())
+
+
 def test_speakers_weights_that_do_not_fit_name_the_file(tmp_path):
     torch.save(nn.Linear(5, 5).state_dict(), tmp_path / "other.pt")
     config = write_config(tmp_path, {"mine": {"architecture": "MLP", "kwargs": {"hidden": 8},
