@@ -23,6 +23,9 @@ or imports the speaker's own weights (paths relative to the folder of zoo.yaml):
              dataset: shapes, input_shape: [3, 32, 32]}
     my-resnet: {torchvision: resnet18, weights: ../resnet18.pth, kwargs: {num_classes: 10},
                 input_shape: [3, 224, 224], feature_layers: [layer1, layer2, layer3, layer4]}
+A `torchvision:` entry without `weights:` is trained like the first kind (shapes-resnet18). An
+entry with `devices: [cuda]` (shapes-googlenet) is skipped by a build of every model on another
+device and refused there when named: only a GPU trains it.
 Optional layer descriptions (feature_layers, conv_layers, classifier_layer, input_shape,
 class_names) fill in what the architecture does not define itself. Weights are always read
 without running code from the file (see checkpoints.py).
