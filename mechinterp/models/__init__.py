@@ -8,5 +8,4 @@
                  definition meta.json, the zoo's staleness and the figures' staleness share
   sources        content hashes of files and values; the source files a module imports
   zoo            train or import the stale models, one error block per broken entry, load_model, load_meta
-  layers         the layer names of a model (torchvision's get_graph_node_names): python -m mechinterp.models.layers
 """
