@@ -252,3 +252,28 @@ def test_first_layer_filters_are_the_7x7_stem(resnet):
     from mechinterp.universality.filters import first_layer_filters
     filters = first_layer_filters(resnet)
     assert filters.shape[0] == 64 and 7 in filters.shape[1:3] and np.isfinite(filters).all()
+
+
+def test_the_gpu_profiles_googlenet_figure_runs_here_on_imported_weights(trained_zoo, tmp_path, run_figure):
+    """The zoo never trains shapes-googlenet on the CPU, but weights made elsewhere load here: the
+    gpu profile's figure runs on an untrained GoogLeNet with its zoo entry's layer names."""
+    import shutil
+    import yaml
+    from mechinterp.models.config import read_zoo
+    from mechinterp.models.zoo import train_zoo
+    models = tmp_path / "models"
+    for name in ("shapes-cnn-a", "shapes-resnet18"):
+        shutil.copytree(trained_zoo / name, models / name)
+    entry = read_zoo(trained_zoo / "zoo.yaml").entries["shapes-googlenet"]
+    torch.manual_seed(0)
+    torch.save(torchvision.models.googlenet(**entry["kwargs"]).state_dict(), tmp_path / "googlenet.pth")
+    (models / "zoo.yaml").write_text(yaml.safe_dump({"models": {"shapes-googlenet": {
+        **entry, "weights": str(tmp_path / "googlenet.pth")}}}))
+    train_zoo(models / "zoo.yaml", models, device="cpu")
+    (tmp_path / "out").mkdir()
+    numbers = run_figure("universality/googlenet-cka", models, tmp_path / "out", params={"images": 60})
+    pair = numbers["pairs"]["ResNet-18 vs GoogLeNet"]
+    assert pair["layers_b"] == entry["feature_layers"] + ["fc"]
+    # an untrained GoogLeNet's logits are the same for every image (CKA undefined): its layers only
+    inception = np.array(pair["linear_cka"], dtype=float)[:, :-1]
+    assert inception.shape == (5, 6) and np.isfinite(inception).all() and (inception > 0).all()

@@ -300,9 +300,9 @@ def trains_on(entry: dict, device: torch.device) -> bool:
 
 
 def default_names(zoo: Zoo, device: torch.device) -> list[str]:
-    """What a build with no names builds: every entry this device trains (and every broken one,
-    to report it); entries for other devices are skipped with a line saying so."""
-    names = [name for name, entry in zoo.entries.items() if trains_on(entry, device)]
+    """What a build with no names builds: every entry this device trains or imports (and every
+    broken one, to report it); entries trained only on other devices are skipped, saying so."""
+    names = [name for name, entry in zoo.entries.items() if is_imported(entry) or trains_on(entry, device)]
     for name in sorted(set(zoo.entries) - set(names)):
         print(f"zoo: skipping {name} (devices: {zoo.entries[name]['devices']} in {zoo.where(name)}; "
               f"this is {device.type})", file=sys.stderr, flush=True)
