@@ -17,7 +17,7 @@ from torch import nn
 
 from mechinterp.activations import activation_stream, layer_features, layer_vectors, predictions
 from mechinterp.data import load_dataset
-from mechinterp.hooks import capture, intervene, run_with_cache, zero_units
+from mechinterp.hooks import capture, get_module, intervene, run_with_cache, zero_units
 from mechinterp.models.zoo import load_model
 
 STAGES = ["layer1", "layer2", "layer3", "layer4"]
@@ -43,6 +43,8 @@ def test_the_zoo_resnet_is_torchvisions_with_its_own_layer_names(resnet, shapes)
     rows = {row.name: row for row in layer_table(resnet)}
     assert rows["layer2.0.conv1"].kind == "Conv2d" and rows["layer1"].kind == "Sequential"
     assert "runs 2 times" in rows["layer1.0.relu"].note and rows["layer1.0.add"].kind == "function"
+    with pytest.raises(KeyError, match=r"no layer 'layer2\.0\.conv3'.*'layer2\.0\.conv1'.*mechinterp\.models\.layers"):
+        get_module(resnet, "layer2.0.conv3")
 
 
 def test_intervening_on_a_reused_relu_is_refused_naming_its_block(resnet, shapes):
