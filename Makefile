@@ -34,7 +34,7 @@ FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONL
 help:
 	@echo "make slides   the stale figures DECK shows + check + static site (DECK=talk/workshop.md for the workshop)"
 	@echo "make test     the test suite (installs what is missing)"
-	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full JOBS=n)"
+	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full|gpu JOBS=n)"
 	@echo "make models   train missing or stale zoo models"
 	@echo "              both on a Dask cluster: CLUSTER=tcp://host:8786 or CLUSTER=slurm (cluster.yaml)"
 	@echo "make check    citations and assets of DECK;  make pdf;  make dev;  make rehearse;  make bench"

@@ -15,7 +15,8 @@ import torch
 
 SIGNED = "RdBu_r"
 MODEL_LABELS = {"shapes-cnn-a": "A", "shapes-cnn-a-seed1": "A seed 1", "shapes-cnn-wide": "Wide",
-                "shapes-cnn-deep": "Deep", "digits-mlp": "Digits MLP"}
+                "shapes-cnn-deep": "Deep", "digits-mlp": "Digits MLP", "shapes-resnet18": "ResNet-18",
+                "shapes-googlenet": "GoogLeNet"}
 EXCITE, INHIBIT = "#B2182B", "#2166AC"     # the red and blue ends of RdBu_r
 
 

@@ -14,8 +14,11 @@ import numpy as np
 from figures_src.plotting import filter_mosaic, model_label, no_ticks
 
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
-# every model's first layer is shown; the dense ones (not in CNNS) are not compared with ICA
-ZOO = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "digits-mlp"]
+# torchvision's ResNet-18 (7x7 stem) is compared with ICA too; the curve search stays on CNNS
+CONVOLUTIONAL = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18"]
+# every model's first layer is shown; the dense ones (not in CONVOLUTIONAL) are not compared with ICA
+ZOO = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18",
+       "digits-mlp"]
 
 FIGURES = {
     "universality/first-layer-filters": {
@@ -43,7 +46,7 @@ def make_first_layer_filters(ctx):
     count, components, shown = ctx.params["patches"], ctx.params["components"], ctx.params["shown"]
     learned = {name: first_layer_filters(ctx.model(name)) for name in ZOO}
     rng = np.random.default_rng(ctx.seed)
-    sizes = sorted({learned[name].shape[-1] for name in CNNS})
+    sizes = sorted({learned[name].shape[-1] for name in CONVOLUTIONAL})
     ica_by_size = {size: ica_filters(natural_patches(size, count, seed=ctx.seed), components, ctx.seed)
                    for size in sizes}
     display_size = max(sizes)
@@ -75,7 +78,7 @@ def filter_numbers(learned, task_free, ica_by_size, rng, display_size):
     numbers = {"orientation_selectivity": {name: float(filter_orientedness(weight).mean())
                                            for name, weight in {**learned, **task_free}.items()},
                "best_match_with_ica": {}, "random_best_match_with_ica": {}}
-    for name in CNNS:
+    for name in CONVOLUTIONAL:
         reference = ica_by_size[learned[name].shape[-1]]
         numbers["best_match_with_ica"][name] = float(best_match_similarity(learned[name], reference).mean())
         numbers["random_best_match_with_ica"][name] = float(

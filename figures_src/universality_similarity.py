@@ -1,15 +1,19 @@
 """Universality, part one: do two models represent the same things, layer by layer and unit by unit?
 
 universality/cka-maps               linear CKA between every pair of layers: two seeds of one
-                                    architecture, and across architectures (wide, deep)
+                                    architecture, and across architectures (wide, deep, and
+                                    torchvision's ResNet-18 trained on the same shapes)
+universality/googlenet-cka          the same against torchvision's GoogLeNet (InceptionV1), made only
+                                    by the gpu profile, whose zoo entry trains only on a GPU
 universality/layer-correspondence   Kornblith et al.'s test: is the most similar layer of the other
                                     model the one at the same depth? accuracy per measure
 universality/unit-matching          best one-to-one unit matches across seeds (correlation,
                                     Hungarian assignment) against a shuffled-image baseline
 universality/matched-units          matched unit pairs shown by their top dataset examples
 
-Layer names come from each model's description (feature_layers, classifier_layer); the models
-are the lists below, the first two of SEEDS being one architecture trained from two seeds.
+Layer names come from each model's description (feature_layers, classifier_layer; ResNet-18's
+are its stages layer1..layer4 and fc); the models are the lists below, the first two of SEEDS
+being one architecture trained from two seeds.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -18,17 +22,27 @@ from figures_src.plotting import heat_map, model_label, show_image
 
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
 SEEDS = ["shapes-cnn-a", "shapes-cnn-a-seed1"]
+TORCHVISION = ["shapes-resnet18"]          # torchvision architectures trained on the same shapes
+COMPARED = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18"]
+GPU_COMPARED = ["shapes-cnn-a", "shapes-resnet18", "shapes-googlenet"]   # GoogLeNet: a GPU-only zoo model
 
 FIGURES = {
     "universality/cka-maps": {
         "make": "make_cka_maps",
-        "models": CNNS,
+        "models": COMPARED,
         "params": {"quick": {"images": 300}, "full": {"images": 1000}},
+        "outputs": ["png"],
+    },
+    "universality/googlenet-cka": {          # only `make figures PROFILE=gpu DEVICE=cuda` trains GoogLeNet
+        "make": "make_googlenet_cka",
+        "models": GPU_COMPARED,
+        "profiles": ["gpu"],
+        "params": {"images": 1000},
         "outputs": ["png"],
     },
     "universality/layer-correspondence": {
         "make": "make_layer_correspondence",
-        "models": CNNS,
+        "models": COMPARED,
         "params": {"quick": {"images": 300}, "full": {"images": 1000}},
         "outputs": ["png"],
     },
@@ -67,67 +81,102 @@ def representations(model, images, layers=None):
 # --- similarity of representations -----------------------------------------------------------
 
 def make_cka_maps(ctx):
-    from mechinterp.representations.similarity import similarity_matrix
     images = shapes_test_images(ctx.params["images"])
-    features = {name: representations(ctx.model(name), images) for name in CNNS}
-    pairs = [(CNNS[0], other) for other in CNNS[1:]]
+    features = {name: representations(ctx.model(name), images) for name in COMPARED}
+    fig, pairs = cka_panels(features, [(CNNS[0], other) for other in COMPARED[1:]])
+    numbers = {"images": len(images), "pairs": pairs}
+    within = pairs[f"{model_label(SEEDS[0])} vs {model_label(SEEDS[1])}"]["linear_cka"]
+    numbers["seed_diagonal_mean"] = float(np.diag(within).mean())
+    numbers["seed_off_diagonal_mean"] = float(within[~np.eye(len(within), dtype=bool)].mean())
+    numbers["torchvision"] = {model_label(name): best_matches(pairs[f"{model_label(CNNS[0])} vs {model_label(name)}"])
+                              for name in TORCHVISION}
+    fig.suptitle("Linear CKA between layers: two seeds, then other architectures, then torchvision's ResNet-18")
+    fig.tight_layout()
+    ctx.save(fig)
+    return numbers
+
+
+def make_googlenet_cka(ctx):
+    images = shapes_test_images(ctx.params["images"])
+    features = {name: representations(ctx.model(name), images) for name in GPU_COMPARED}
+    googlenet = GPU_COMPARED[-1]
+    fig, pairs = cka_panels(features, [(name, googlenet) for name in GPU_COMPARED[:-1]])
+    fig.suptitle("Linear CKA between layers: A and ResNet-18 against GoogLeNet (InceptionV1)")
+    fig.tight_layout()
+    ctx.save(fig)
+    return {"images": len(images), "pairs": pairs,
+            "best": {label: best_matches(pair) for label, pair in pairs.items()}}
+
+
+def cka_panels(features, pairs):
+    """One linear-CKA heat map per (model a, model b) pair; the figure and {"a vs b": numbers}."""
+    from mechinterp.representations.similarity import similarity_matrix
     widths = [len(features[b]) for _, b in pairs]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(15, 5.4), gridspec_kw={"width_ratios": widths})
-    numbers = {"images": len(images), "pairs": {}}
-    for axis, (name_a, name_b) in zip(axes, pairs):
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.75 * len(pairs), 5.4), squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
+    numbers = {}
+    for axis, (name_a, name_b) in zip(axes[0], pairs):
         matrix = similarity_matrix(features[name_a], features[name_b], "linear_cka").numpy()
         heat_map(axis, matrix.T, list(features[name_b]), list(features[name_a]))
         axis.set_xlabel(model_label(name_a))
         axis.set_ylabel(model_label(name_b))
         axis.set_title(f"{model_label(name_a)} vs {model_label(name_b)}")
-        numbers["pairs"][f"{model_label(name_a)} vs {model_label(name_b)}"] = {
-            "layers_a": list(features[name_a]), "layers_b": list(features[name_b]),
-            "linear_cka": matrix}
-    within = numbers["pairs"][f"{model_label(SEEDS[0])} vs {model_label(SEEDS[1])}"]["linear_cka"]
-    numbers["seed_diagonal_mean"] = float(np.diag(within).mean())
-    numbers["seed_off_diagonal_mean"] = float(within[~np.eye(len(within), dtype=bool)].mean())
-    fig.suptitle("Linear CKA between layers: two seeds, then other architectures")
-    fig.tight_layout()
-    ctx.save(fig)
-    return numbers
+        numbers[f"{model_label(name_a)} vs {model_label(name_b)}"] = {
+            "layers_a": list(features[name_a]), "layers_b": list(features[name_b]), "linear_cka": matrix}
+    return fig, numbers
+
+
+def best_matches(pair):
+    """For each layer of model A, the most similar layer of the other model and their CKA."""
+    matrix = pair["linear_cka"]
+    best = {layer: {"layer": pair["layers_b"][int(row.argmax())], "linear_cka": float(row.max())}
+            for layer, row in zip(pair["layers_a"], matrix)}
+    return {"best": best, "mean_best": float(matrix.max(axis=1).mean())}
 
 
 def make_layer_correspondence(ctx):
     from mechinterp.activations import representation_layers
     from mechinterp.universality.comparison import correspondence_accuracy, module_outputs
     images = shapes_test_images(ctx.params["images"])
-    models = {name: ctx.model(name) for name in CNNS}
+    models = {name: ctx.model(name) for name in COMPARED}
     # Kornblith et al.'s test proper: two seeds of one architecture, every module's output
     # (conv, ReLU, pooling), so neighbouring layers compete with the right one.
     seed_features = [representations(models[name], images, module_outputs(models[name])) for name in SEEDS]
     # Across architectures there is no true partner layer; relative depth is the guess tested.
     features = {name: {layer: seeds[layer] for layer in representation_layers(models[name])}
                 for name, seeds in zip(SEEDS, seed_features)}
-    features.update({name: representations(models[name], images) for name in CNNS if name not in SEEDS})
+    features.update({name: representations(models[name], images) for name in COMPARED if name not in SEEDS})
     cross_pairs = [(a, b) for i, a in enumerate(CNNS) for b in CNNS[i + 1:] if {a, b} != set(SEEDS)]
+    torchvision_pairs = [(a, b) for a in CNNS for b in TORCHVISION]
     accuracy = {
         "seeds_every_module": correspondence_accuracy([seed_features], MEASURE_NAMES),
         "across_architectures": correspondence_accuracy(
-            [(features[a], features[b]) for a, b in cross_pairs], MEASURE_NAMES)}
+            [(features[a], features[b]) for a, b in cross_pairs], MEASURE_NAMES),
+        "with_torchvision": correspondence_accuracy(
+            [(features[a], features[b]) for a, b in torchvision_pairs], MEASURE_NAMES)}
     ctx.save(draw_correspondence(accuracy))
     return {"images": len(images), "accuracy": accuracy,
             "penultimate_mutual_knn": penultimate_alignment(models, images, ctx.seed),
             "seed_layers": list(seed_features[0]),
-            "cross_pairs": [f"{model_label(a)} vs {model_label(b)}" for a, b in cross_pairs]}
+            "cross_pairs": [f"{model_label(a)} vs {model_label(b)}" for a, b in cross_pairs],
+            "torchvision_pairs": [f"{model_label(a)} vs {model_label(b)}" for a, b in torchvision_pairs]}
 
 
 def draw_correspondence(accuracy):
     groups = {"seeds_every_module": "two seeds, every module",
-              "across_architectures": "across architectures, relative depth"}
-    fig, axis = plt.subplots(figsize=(10, 5.6))
+              "across_architectures": "our CNNs, relative depth",
+              "with_torchvision": "our CNNs vs ResNet-18, relative depth"}
+    fig, axis = plt.subplots(figsize=(11, 5.6))
     positions = np.arange(len(MEASURE_NAMES))
-    for offset, (group, values) in zip((-0.2, 0.2), accuracy.items()):
-        axis.bar(positions + offset, [values[m] for m in MEASURE_NAMES], width=0.4, label=groups[group])
+    width = 0.8 / len(groups)
+    for index, (group, values) in enumerate(accuracy.items()):
+        offset = (index - (len(groups) - 1) / 2) * width
+        axis.bar(positions + offset, [values[m] for m in MEASURE_NAMES], width=width, label=groups[group])
     axis.set_xticks(positions, list(MEASURE_NAMES.values()))
     axis.set_ylim(0, 1.3)
     axis.set_yticks(np.linspace(0, 1, 6))
     axis.set_ylabel("layers whose best match is right")
-    axis.legend(loc="upper center", ncol=2, fontsize=13)
+    axis.legend(loc="upper center", ncol=3, fontsize=11)
     axis.set_title("Is the most similar layer of the other model the corresponding one?")
     return fig
 
@@ -151,6 +200,9 @@ def penultimate_alignment(models, images, seed):
               for a, b in trained}
     result["mean_trained"] = float(np.mean(list(trained.values())))
     result["mean_random_weights"] = float(np.mean(list(untrained.values())))
+    with_torchvision = [(a, b) for a, b in trained if (a in TORCHVISION) != (b in TORCHVISION)]
+    result["mean_trained_with_torchvision"] = float(np.mean([trained[p] for p in with_torchvision]))
+    result["mean_random_weights_with_torchvision"] = float(np.mean([untrained[p] for p in with_torchvision]))
     return result
 
 

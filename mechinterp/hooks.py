@@ -46,7 +46,9 @@ def get_module(model: nn.Module, name: str) -> nn.Module:
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     names = ", ".join(repr(n) for n in list(modules)[1:25])
     raise LayerNotFoundError(f"{type(model).__name__} has no layer {name!r}.{hint} "
-                             f"Layers are named as model.named_modules() gives them: {names}")
+                             f"Layers are named as model.named_modules() gives them: {names}"
+                             f"{', ...' if len(modules) > 25 else ''} (python -m mechinterp.models.layers "
+                             "<zoo model> lists them all, in forward order)")
 
 
 def layer_names(model: nn.Module, types: tuple[type, ...] = (nn.Conv2d, nn.Linear)) -> list[str]:
@@ -88,7 +90,8 @@ def capture(model: nn.Module, layers: Iterable[str], detach: bool = True) -> Ite
 
     detach=False keeps the activation in the graph: gradients flow to it from the output and
     from it to the input (an in-place op later in the model would change it, so avoid those).
-    A module called twice in one forward pass (torchvision reuses its `relu`) keeps the last call."""
+    A module called twice in one forward pass (torchvision reuses its `relu`) keeps the last call;
+    intervene refuses such a module."""
     _warn_if_training(model)
     activations: dict[str, torch.Tensor] = {}
 
@@ -108,9 +111,11 @@ def capture(model: nn.Module, layers: Iterable[str], detach: bool = True) -> Ite
 def intervene(model: nn.Module, interventions: dict[str, Intervention]) -> Iterator[None]:
     """Replace each named layer's output by intervention(output) during forward passes."""
     _warn_if_training(model)
+    calls: dict[str, int] = {}
 
     def make_hook(name, change):
         def hook(module, inputs, output):
+            _count_call(calls, name, model)
             tensor = _first_tensor(output)
             new = change(tensor)
             if new.shape != tensor.shape:
@@ -121,8 +126,24 @@ def intervene(model: nn.Module, interventions: dict[str, Intervention]) -> Itera
             return (new, *output[1:])
         return hook
 
-    with hooked(model, {n: make_hook(n, f) for n, f in interventions.items()}):
-        yield
+    reset = model.register_forward_pre_hook(lambda module, inputs: calls.clear())
+    try:
+        with hooked(model, {n: make_hook(n, f) for n, f in interventions.items()}):
+            yield
+    finally:
+        reset.remove()
+
+
+def _count_call(calls: dict[str, int], name: str, model: nn.Module) -> None:
+    """An intervention must change one activation: a module the forward pass runs twice
+    (torchvision's blocks reuse one `relu`) would be changed at both places."""
+    calls[name] = calls.get(name, 0) + 1
+    if calls[name] > 1:
+        block = name.rpartition(".")[0]
+        hint = f" (its block {block!r}, or the module before it)" if block else ""
+        raise ValueError(f"layer {name!r} of {type(model).__name__} runs more than once per forward "
+                         f"pass, so an intervention on it would change every use; intervene on a "
+                         f"module that runs once{hint}. python -m mechinterp.models.layers lists them")
 
 
 def run_with_cache(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str]):

@@ -274,3 +274,29 @@ def test_bad_declarations_name_file_and_line(tmp_path, source, message):
     with pytest.raises(FigureSpecError, match=message) as error:
         discover_figures(tmp_path, REPO)
     assert f"{tmp_path / 'broken.py'}:3" in str(error.value)
+
+
+GAMMA = """
+FIGURES = {
+    "gamma/everywhere": {"make": "make", "params": {"quick": {"n": 1}, "full": {"n": 9}}},
+    "gamma/gpu": {"make": "make", "profiles": ["gpu"], "params": {"quick": {"n": 1}, "full": {"n": 9}}},
+}
+
+def make(ctx):
+    pass
+"""
+
+
+def test_a_gpu_figure_is_selected_only_in_the_gpu_profile_which_takes_full_params(tmp_path):
+    from figures_src.runner import parse_args
+    from figures_src.runner.planning import select
+    (tmp_path / "gamma.py").write_text(GAMMA)
+    specs = discover_figures(tmp_path, REPO)
+    for profile, expected in (("quick", ["gamma/everywhere"]), ("full", ["gamma/everywhere"]),
+                              ("gpu", ["gamma/everywhere", "gamma/gpu"])):
+        assert select(specs, parse_args(["--profile", profile]), None) == expected
+    assert specs["gamma/gpu"].params_for("gpu") == specs["gamma/everywhere"].params_for("gpu") == {"n": 9}
+    (tmp_path / "gamma.py").write_text(GAMMA.replace('["gpu"]', '["tpu"]'))
+    with pytest.raises(FigureSpecError, match="profiles must be among quick, full, gpu"):
+        discover_figures(tmp_path, REPO)
+

@@ -291,6 +291,61 @@ def test_speakers_own_checkpoint_with_an_import_path_architecture(tmp_path, monk
     assert json.loads((tmp_path / "models" / "mine" / "meta.json").read_text())["inputs"] == after
 
 
+def documented_example(name: str) -> str:
+    """The entry `name` exactly as the comments of models/zoo.yaml show it, uncommented."""
+    lines = (REPO / "models" / "zoo.yaml").read_text().splitlines()
+    start = lines.index(f"#   {name}:")
+    block = [lines[start]]
+    for line in lines[start + 1:]:
+        if not line.startswith("#     "):
+            break
+        block.append(line)
+    return "\n".join("  " + line[4:] for line in block)
+
+
+def test_the_documented_torchvision_entry_builds_and_its_layers_are_listed(tmp_path):
+    """zoo.yaml's own `my-resnet: {torchvision: resnet18, weights: ../my_weights/resnet18.pth}`."""
+    import torchvision
+    from mechinterp.activations import layer_features
+    torch.manual_seed(5)
+    own = torchvision.models.resnet18(num_classes=10)
+    (tmp_path / "my_weights").mkdir()
+    (tmp_path / "models").mkdir()
+    torch.save(own.state_dict(), tmp_path / "my_weights" / "resnet18.pth")
+    (tmp_path / "models" / "zoo.yaml").write_text("models:\n" + documented_example("my-resnet") + "\n")
+    train_zoo(tmp_path / "models" / "zoo.yaml", tmp_path / "models", device="cpu")
+    model = load_model("my-resnet", tmp_path / "models", device="cpu")
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in own.state_dict().items())
+    features = layer_features(model, torch.rand(2, 3, 224, 224), model.feature_layers, pool="mean")
+    assert [f.shape for f in features.values()] == [(2, 64), (2, 128), (2, 256), (2, 512)]
+    listing = subprocess.run([sys.executable, "-m", "mechinterp.models.layers", "my-resnet"], cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True)
+    assert listing.returncode == 0, listing.stderr
+    names = [line.split()[0] for line in listing.stdout.splitlines()[1:]]
+    assert names[:4] == ["conv1", "bn1", "relu", "maxpool"] and "layer2.0.downsample.0" in names
+    assert set(model.feature_layers) <= set(names) and "fc" in names
+
+
+def test_a_gpu_only_entry_is_skipped_and_refused_on_the_cpu(tmp_path, capsys):
+    config = write_config(tmp_path, {"tiny": TINY_MLP, "big": {**TINY_CNN, "devices": ["cuda"]}})
+    metas = train_zoo(config, tmp_path / "models", device="cpu")
+    assert set(metas) == {"tiny"} and not (tmp_path / "models" / "big").exists()
+    assert "skipping big (devices: ['cuda']" in capsys.readouterr().err
+    with pytest.raises(ZooError, match=r"trains only on cuda.*PROFILE=gpu DEVICE=cuda"):
+        train_zoo(config, tmp_path / "models", names=["big"], device="cpu")
+    assert not (tmp_path / "models" / "big").exists()
+
+
+def test_figures_of_gpu_only_models_are_made_only_by_the_gpu_profile():
+    from figures_src.runner import discover_figures
+    gpu_only = {name for name, entry in read_zoo(REPO / "models" / "zoo.yaml").entries.items()
+                if "cpu" not in entry.get("devices", ["cpu"])}
+    assert "shapes-googlenet" in gpu_only
+    readers = {i: spec for i, spec in discover_figures(REPO / "figures_src", REPO).items() if gpu_only & set(spec.models)}
+    assert readers and all(spec.profiles == ["gpu"] for spec in readers.values())
+    assert all(spec.params_for("gpu") for spec in readers.values())
+
+
 def test_speakers_weights_that_do_not_fit_name_the_file(tmp_path):
     torch.save(nn.Linear(5, 5).state_dict(), tmp_path / "other.pt")
     config = write_config(tmp_path, {"mine": {"architecture": "MLP", "kwargs": {"hidden": 8},

@@ -40,7 +40,8 @@ def parse_args(argv=None):
     parser.add_argument("--force", action="store_true", help="remake even if up to date")
     parser.add_argument("--device", default=os.environ.get("MECHINTERP_DEVICE", "auto"),
                         choices=["auto", "cpu", "cuda", "mps"])
-    parser.add_argument("--profile", default="full", choices=["quick", "full"])
+    parser.add_argument("--profile", default="full", choices=["quick", "full", "gpu"],
+                        help="gpu: full, plus the figures of models only a GPU trains (DEVICE=cuda)")
     parser.add_argument("--jobs", type=int, default=1, help="figures made in parallel")
     parser.add_argument("--list", action="store_true", help="list stale figures and why; make none")
     parser.add_argument("--cluster", default="", metavar="ADDRESS",

@@ -19,7 +19,7 @@ from typing import Any
 class FigureContext:
     figure_id: str
     params: dict[str, Any]
-    profile: str                    # "quick" (tests) or "full" (the final deck)
+    profile: str                    # "quick" (tests), "full" (the final deck) or "gpu" (full + GPU-only models)
     device: Any                     # torch.device, chosen by the runner's --device option
     staging_dir: Path               # outputs go here first; the runner moves them into place
     models_dir: Path

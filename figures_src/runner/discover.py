@@ -27,7 +27,9 @@ from figures_src.runner.reach import all_imports, figure_part
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.sources import module_file
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "full", "gpu")
+GPU_PROFILE = "gpu"      # the full deck plus the figures of models only a GPU trains (GoogLeNet);
+                         # its parameters are a figure's "gpu" ones, else its "full" ones
 OWN_PACKAGES = ("mechinterp", "figures_src")
 # every figure runs through these (the worker seeds, styles and loads models with them)
 RUNNER_MODULES = {"figures_src.runner.context", "figures_src.runner.style", "mechinterp.device"}
@@ -109,6 +111,7 @@ class FigureSpec:
     engine_files: list[Path] = field(default_factory=list)
     script_source: str = ""      # the part of the script this figure reaches (reach.py)
     resources: dict = field(default_factory=dict)   # what a cluster worker must offer: {"GPU": 1}
+    profiles: list[str] | None = None   # the profiles that make it (FIGURES "profiles"); None: all
 
     @property
     def family(self) -> str:
@@ -117,8 +120,13 @@ class FigureSpec:
     def params_for(self, profile: str) -> dict:
         """Per-profile parameters ({"quick": {...}, "full": {...}}) or the same for every profile."""
         if set(self.params) & set(PROFILES):
-            return dict(self.params.get(profile, {}))
+            fallback = self.params.get("full", {}) if profile == GPU_PROFILE else {}
+            return dict(self.params.get(profile, fallback))
         return dict(self.params)
+
+    def made_in(self, profile: str) -> bool:
+        """Whether a run of every figure in this profile makes this one."""
+        return self.profiles is None or profile in self.profiles
 
 
 def _literal(node: ast.AST, names: dict):
@@ -173,10 +181,12 @@ def _check_entry(script: Path, line: int, figure_id: str, entry) -> None:
         raise FigureSpecError(f"{where} needs a dict with at least 'make' (the function to call)")
     if figure_id.count("/") != 1 or not all(figure_id.split("/")):
         raise FigureSpecError(f"{where}: ids are 'family/name', e.g. 'featvis/from-noise'")
-    unknown = set(entry) - {"make", "models", "params", "outputs", "resources"}
+    unknown = set(entry) - {"make", "models", "params", "outputs", "resources", "profiles"}
     if unknown:
         raise FigureSpecError(f"{where} has unknown keys {sorted(unknown)}; "
-                              "allowed: make, models, params, outputs, resources")
+                              "allowed: make, models, params, outputs, resources, profiles")
+    if not set(entry.get("profiles", PROFILES)) <= set(PROFILES):
+        raise FigureSpecError(f"{where}: profiles must be among {', '.join(PROFILES)}")
     resources = entry.get("resources", {})
     if not (isinstance(resources, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) and v > 0
                                                 for k, v in resources.items())):
@@ -207,7 +217,8 @@ def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
                                 dict(entry.get("params", {})), list(entry.get("outputs", ["png"])),
                                 reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root,
                                                 exclude={script, *(repo_root / p for p in NOT_FIGURE_INPUTS)}),
-                                entry["source"], dict(entry.get("resources", {}))))
+                                entry["source"], dict(entry.get("resources", {})),
+                                entry.get("profiles")))
     return specs
 
 

@@ -30,12 +30,15 @@ def did_you_mean(name: str, known) -> str:
 
 
 def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str:
-    """The ids to consider, or an error message: figure_ids (None: all) filtered by --only."""
-    if figure_ids is not None:
+    """The ids to consider, or an error message: figure_ids (None: all figures the profile
+    makes, see FigureSpec.made_in) filtered by --only."""
+    if figure_ids is None:
+        figure_ids = [i for i, spec in specs.items() if spec.made_in(options.profile)]
+    else:
         unknown = [i for i in figure_ids if i not in specs]
         if unknown:
             return "; ".join(f"no figure script declares {i!r}{did_you_mean(i, specs)}" for i in unknown)
-    selected = [i for i in (specs if figure_ids is None else dict.fromkeys(figure_ids)) if matches(i, options.only)]
+    selected = [i for i in dict.fromkeys(figure_ids) if matches(i, options.only)]
     if options.only and not selected:
         return f"no figure id matches {options.only}; known ids: {', '.join(sorted(specs))}"
     return selected
@@ -73,7 +76,7 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
     """Before figures run, let the zoo rebuild the stale models the selected figures read (its
     checkpoint, architecture source, entry or dataset changed); return {figure id: the zoo's
     message} for figures whose model could not be built. Torch is imported only to build."""
-    from mechinterp.models.config import ZooError, read_zoo
+    from mechinterp.models.config import ZooError, in_profile, read_zoo
     from mechinterp.models.inputs import stale_models
     config = options.models_dir / "zoo.yaml"
     readers = {figure_id: specs[figure_id].models for figure_id in selected}
@@ -82,7 +85,7 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
         # an entry marked `profiles: [full]` is not trained for a quick run (the figure's quick
         # params do not read it)
         wanted = sorted({m for names in readers.values() for m in names
-                         if zoo is None or options.profile in zoo.entries.get(m, {}).get("profiles", [options.profile])})
+                         if zoo is None or in_profile(zoo.entries.get(m, {}), options.profile)})
         stale = stale_models(wanted, zoo, options.models_dir) if zoo is not None else {}
         if not stale:
             return {}

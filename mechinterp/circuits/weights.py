@@ -30,13 +30,44 @@ from torch import nn
 
 from mechinterp.circuits.units import check_units, module_of_type
 from mechinterp.device import model_device
+from mechinterp.hooks import hooked
+from mechinterp.models.batchnorm import fold_conv_and_norm
 
 SIGNS = ("positive", "negative", "absolute")
 
 
 def conv_weight(model: nn.Module, layer: str) -> torch.Tensor:
-    """The weight (out, in, kh, kw) of the Conv2d called `layer`, detached."""
-    return module_of_type(model, layer, nn.Conv2d).weight.detach()
+    """The weight (out, in, kh, kw) of the Conv2d called `layer`, detached; where a BatchNorm2d
+    reads the conv's output (torchvision's conv1 -> bn1), that norm is folded in with its running
+    statistics, so the kernel is the whole linear step the model takes in eval mode."""
+    conv = module_of_type(model, layer, nn.Conv2d)
+    norm = following_batchnorm(model, layer)
+    if norm is None:
+        return conv.weight.detach()
+    return fold_conv_and_norm(conv, norm).weight.detach()
+
+
+def following_batchnorm(model: nn.Module, layer: str) -> nn.BatchNorm2d | None:
+    """The BatchNorm2d whose input is the output of conv `layer`, found in one forward pass on
+    zeros of model.input_shape; None when the model has no batch norm (the zoo's CNNs fold theirs)."""
+    norms = {name: m for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    shape = getattr(model, "input_shape", None)
+    if not norms or shape is None:
+        return None
+    conv_output, found = [], []
+
+    def after_conv(module, inputs, output):
+        conv_output.append(output)          # kept alive, so no later tensor reuses its memory
+
+    def before_norm(name):
+        def check(module, inputs, output):
+            if conv_output and not found and inputs[0].data_ptr() == conv_output[0].data_ptr():
+                found.append(norms[name])
+        return check
+
+    with torch.no_grad(), hooked(model, {layer: after_conv, **{n: before_norm(n) for n in norms}}):
+        model(torch.zeros(1, *shape, device=model_device(model)))
+    return found[0] if found else None
 
 
 def unit_kernel(model: nn.Module, layer: str, source_unit: int, target_unit: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mechinterp.device import model_device
-from mechinterp.hooks import capture, get_module
+from mechinterp.hooks import capture, get_module, hooked
 
 # Modules that act on each position independently: they leave the receptive field unchanged.
 POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout,
@@ -121,34 +121,77 @@ def _pair(value) -> tuple[int, int]:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
 
 
-def execution_order(model: nn.Module, input_shape) -> list[tuple[str, nn.Module]]:
-    """Leaf modules in the order a forward pass runs them (read with capture on one dummy input)."""
-    modules = dict(model.named_modules())
-    leaves = [name for name, module in modules.items() if name and not list(module.children())]
-    device = model_device(model)
-    with torch.no_grad(), capture(model, leaves) as activations:
-        model(torch.zeros(1, *input_shape, device=device))
-    return [(name, modules[name]) for name in activations]
+def _grown(field: ReceptiveField, module: nn.Module) -> ReceptiveField:
+    """The field of a windowed module's output, given the field of its input."""
+    size, jump, start = list(field.size), list(field.jump), list(field.start)
+    kernel, stride = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
+    padding, dilation = _pair(module.padding), _pair(getattr(module, "dilation", 1))
+    for axis in range(2):
+        span = dilation[axis] * (kernel[axis] - 1)
+        start[axis] += (span / 2 - padding[axis]) * jump[axis]
+        size[axis] += span * jump[axis]
+        jump[axis] *= stride[axis]
+    return ReceptiveField(tuple(size), tuple(jump), tuple(start))
+
+
+class _FieldTracker:
+    """Forward hooks that give every tensor a module outputs the receptive field of its values.
+
+    Fields follow tensors, not module order, so branches are right: a residual block's shortcut
+    (torchvision's `downsample`) starts from the block's input, and an in-place add or ReLU keeps
+    its tensor's field. A tensor made by a function (torch.cat of Inception's branches, x + y)
+    gets the widest field among the tensors of its spatial size, which is what a concatenation
+    or sum of same-size branches has."""
+
+    def __init__(self, image: torch.Tensor):
+        self.fields = {image.data_ptr(): ReceptiveField((1, 1), (1, 1), (0.0, 0.0))}
+        self.shapes = {image.data_ptr(): tuple(image.shape[-2:])}
+        self.kept = [image]          # holding every tensor stops its memory being reused
+        self.by_layer: dict[str, ReceptiveField] = {}
+        self.problem: str | None = None
+
+    def field_of(self, tensor: torch.Tensor) -> ReceptiveField | None:
+        if tensor.data_ptr() in self.fields:
+            return self.fields[tensor.data_ptr()]
+        same_size = [self.fields[p] for p, shape in self.shapes.items() if shape == tuple(tensor.shape[-2:])]
+        return max(same_size, key=lambda f: f.size, default=None)
+
+    def hook(self, name: str, module: nn.Module):
+        def record(_, inputs, output):
+            if not isinstance(output, torch.Tensor) or output.dim() != 4:
+                return
+            if list(module.children()) or not inputs:
+                field = self.field_of(output)
+            else:
+                field = self.field_of(inputs[0])
+                if isinstance(module, WINDOWED) and field is not None:
+                    field = _grown(field, module)
+                elif not isinstance(module, POINTWISE) and self.problem is None:
+                    self.problem = (f"comes after {name!r} ({type(module).__name__}), whose effect on "
+                                    "the receptive field is not spatially local; use a conv layer")
+                    field = None
+            if field is not None:
+                self.fields[output.data_ptr()], self.shapes[output.data_ptr()] = field, tuple(output.shape[-2:])
+                self.kept.append(output)
+            if self.problem is None:
+                self.by_layer.setdefault(name, field)   # first call: a reused module's first use
+        return record
 
 
 def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField:
-    """The theoretical receptive field of one unit of `layer`, from the convs and pools before it."""
-    size, jump, start = [1, 1], [1, 1], [0.0, 0.0]
-    for name, module in execution_order(model, input_shape):
-        if isinstance(module, WINDOWED):
-            kernel, stride = _pair(module.kernel_size), _pair(module.stride or module.kernel_size)
-            padding, dilation = _pair(module.padding), _pair(getattr(module, "dilation", 1))
-            for axis in range(2):
-                span = dilation[axis] * (kernel[axis] - 1)
-                start[axis] += (span / 2 - padding[axis]) * jump[axis]
-                size[axis] += span * jump[axis]
-                jump[axis] *= stride[axis]
-        elif not isinstance(module, POINTWISE):
-            raise ValueError(f"layer {layer!r} comes after {name!r} ({type(module).__name__}), whose "
-                             "effect on the receptive field is not spatially local; use a conv layer")
-        if name == layer:
-            return ReceptiveField(tuple(size), tuple(jump), tuple(start))
-    raise ValueError(f"layer {layer!r} did not run in the forward pass (or is not a leaf module)")
+    """The theoretical receptive field of one unit of `layer`, from the convs and pools before it
+    (any module: a leaf, a residual block such as `layer2`, an Inception module)."""
+    get_module(model, layer)
+    image = torch.zeros(1, *input_shape, device=model_device(model))
+    tracker = _FieldTracker(image)
+    hooks = {name: tracker.hook(name, module) for name, module in model.named_modules() if name}
+    with torch.no_grad(), hooked(model, hooks):
+        model(image)
+    if layer in tracker.by_layer and tracker.by_layer[layer] is not None:
+        return tracker.by_layer[layer]
+    if tracker.problem and layer not in tracker.by_layer:
+        raise ValueError(f"layer {layer!r} {tracker.problem}")
+    raise ValueError(f"layer {layer!r} did not run in the forward pass with a spatial output")
 
 
 def receptive_field_crops(images, top: TopExamples, field: ReceptiveField, unit: int,

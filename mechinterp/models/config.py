@@ -93,10 +93,19 @@ def _entry_lines(text: str) -> dict[str, int]:
     return {}
 
 
+def in_profile(entry: dict, profile: str) -> bool:
+    """Whether a run of `profile` builds this entry: `profiles: [full]` leaves it out of quick runs;
+    a gpu run is the full one plus the GPU's own models."""
+    wanted = {"gpu": {"gpu", "full"}}.get(profile, {profile})
+    return bool(wanted & set(entry.get("profiles", wanted)))
+
+
 def entry_problem(name: str, entry: dict) -> str | None:
     """What a zoo entry lacks, or None when it names enough to build."""
-    if "torchvision" in entry:
-        required = ("torchvision", "weights")
+    if "torchvision" in entry and "weights" in entry:
+        required = ()
+    elif "torchvision" in entry:     # a torchvision architecture trained here
+        required = ("dataset", "epochs")
     elif "trainer" in entry:
         required = ("architecture", "trainer", "steps")
     elif "checkpoint" in entry:
@@ -106,9 +115,9 @@ def entry_problem(name: str, entry: dict) -> str | None:
     missing = [key for key in required if key not in entry]
     if not missing:
         return None
-    return (f"model {name!r} lacks {', '.join(missing)} (a trained model needs architecture, "
-            "dataset, epochs; an imported one architecture and checkpoint, or torchvision and "
-            "weights)")
+    return (f"model {name!r} lacks {', '.join(missing)} (a trained model needs architecture "
+            "(or torchvision), dataset, epochs; an imported one architecture and checkpoint, or "
+            "torchvision and weights)")
 
 
 def read_zoo_config(config_path: str | os.PathLike = "models/zoo.yaml") -> dict[str, dict]:
@@ -120,8 +129,9 @@ def read_zoo_config(config_path: str | os.PathLike = "models/zoo.yaml") -> dict[
 
 
 def is_imported(entry: dict) -> bool:
-    """True for the speaker's own weights (nothing to train)."""
-    return "checkpoint" in entry or "torchvision" in entry
+    """True for the speaker's own weights (nothing to train); a `torchvision:` entry without
+    `weights:` is trained here like a built-in architecture."""
+    return "checkpoint" in entry or "weights" in entry
 
 
 def source_path(entry: dict, config_dir: Path) -> Path:

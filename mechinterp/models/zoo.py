@@ -23,6 +23,9 @@ or imports the speaker's own weights (paths relative to the folder of zoo.yaml):
              dataset: shapes, input_shape: [3, 32, 32]}
     my-resnet: {torchvision: resnet18, weights: ../resnet18.pth, kwargs: {num_classes: 10},
                 input_shape: [3, 224, 224], feature_layers: [layer1, layer2, layer3, layer4]}
+A `torchvision:` entry without `weights:` is trained like the first kind (shapes-resnet18). An
+entry with `devices: [cuda]` (shapes-googlenet) is skipped by a build of every model on another
+device and refused there when named: only a GPU trains it.
 Optional layer descriptions (feature_layers, conv_layers, classifier_layer, input_shape,
 class_names) fill in what the architecture does not define itself. Weights are always read
 without running code from the file (see checkpoints.py).
@@ -54,7 +57,8 @@ from mechinterp.device import pick_device, seed_everything, torch_threads
 from mechinterp.hooks import layer_names
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
-from mechinterp.models.config import (Zoo, ZooError, is_imported, read_zoo, read_zoo_config,  # noqa: F401
+from mechinterp.models.config import (Zoo, ZooError, in_profile, is_imported,  # noqa: F401
+                                      read_zoo, read_zoo_config,
                                       source_path)
 from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
                                       model_stale_reason)
@@ -264,6 +268,10 @@ def build_one(name: str, zoo: Zoo, models_dir, device: torch.device) -> dict:
     if name in zoo.problems:
         raise ZooError(zoo.problems[name])
     entry = zoo.entries[name]
+    if not is_imported(entry) and not trains_on(entry, device):
+        raise ZooError(f"model {name!r} trains only on {', '.join(entry['devices'])} (its devices: "
+                       f"field), not on {device.type}: build it on a GPU machine with `make figures "
+                       f"PROFILE=gpu DEVICE=cuda`, or copy its models/{name}/ folder here")
     outputs = {}
     if "trainer" in entry:      # a model with its own training (a sequence model and its snapshots)
         model, facts, outputs = resolve_trainer(entry["trainer"])(name, entry, device)
@@ -290,7 +298,7 @@ def build_models(config_path, models_dir, names=None, device=None, force: bool =
     {name: failure block}). A model that fails is reported and the others still build."""
     zoo = read_zoo(config_path)
     if names is None and profile is not None:
-        names = [n for n, e in zoo.entries.items() if profile in e.get("profiles", [profile])]
+        names = [n for n, e in zoo.entries.items() if in_profile(e, profile)]
     known = set(zoo.entries) | set(zoo.problems)
     unknown = sorted(set(names or []) - known)
     if unknown:
@@ -298,13 +306,29 @@ def build_models(config_path, models_dir, names=None, device=None, force: bool =
                        f"it names {', '.join(zoo.entries)}")
     device = as_device(device)
     metas, failures = {}, {}
-    for name in names or list(zoo.entries) + sorted(set(zoo.problems) - set(zoo.entries)):
+    for name in names or default_names(zoo, device):
         try:
             metas[name] = _build_if_stale(name, zoo, models_dir, device, force)
         except Exception as error:  # noqa: BLE001 - one model's problem must not stop the others
             failures[name] = failure_block(name, zoo, error)
             print(failures[name], file=sys.stderr, flush=True)
     return metas, failures
+
+
+def trains_on(entry: dict, device: torch.device) -> bool:
+    """False for an entry whose `devices:` (e.g. [cuda]: GoogLeNet, too slow for a CPU) leave out
+    this device type; the zoo never trains it here, though it loads one built elsewhere."""
+    return device.type in entry.get("devices", [device.type])
+
+
+def default_names(zoo: Zoo, device: torch.device) -> list[str]:
+    """What a build with no names builds: every entry this device trains or imports (and every
+    broken one, to report it); entries trained only on other devices are skipped, saying so."""
+    names = [name for name, entry in zoo.entries.items() if is_imported(entry) or trains_on(entry, device)]
+    for name in sorted(set(zoo.entries) - set(names)):
+        print(f"zoo: skipping {name} (devices: {zoo.entries[name]['devices']} in {zoo.where(name)}; "
+              f"this is {device.type})", file=sys.stderr, flush=True)
+    return names + sorted(set(zoo.problems) - set(zoo.entries))
 
 
 def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force: bool) -> dict:
