@@ -74,3 +74,20 @@ def test_sequence_models_build_with_snapshots_and_profiles(tmp_path):
     assert any("transformers/training.py" in path for path in meta["inputs"]["architecture"])
     steps = [step for step, model in snapshot_models("tiny-2l", tmp_path / "models")]
     assert steps == [0, 3, 6]
+
+
+def test_a_quick_run_of_the_runner_leaves_full_only_models_untrained(tmp_path):
+    """The runner builds the models the selected figures declare, but not an entry of another
+    profile: a quick run of a figure declaring both seeds trains one, a gpu (full) run both."""
+    from argparse import Namespace
+    from figures_src.runner.discover import FigureSpec
+    from figures_src.runner.planning import build_stale_models
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "zoo.yaml").write_text(TINY_ZOO)
+    spec = FigureSpec("demo/seeds", tmp_path / "demo.py", "make", ["tiny-2l", "tiny-2l-seed1"], {}, ["png"])
+    options = lambda profile: Namespace(models_dir=models, profile=profile, device="cpu", cluster="")
+    assert build_stale_models({"demo/seeds": spec}, ["demo/seeds"], options("quick")) == {}
+    assert (models / "tiny-2l").is_dir() and not (models / "tiny-2l-seed1").exists()
+    assert build_stale_models({"demo/seeds": spec}, ["demo/seeds"], options("gpu")) == {}
+    assert (models / "tiny-2l-seed1").is_dir()
