@@ -1,0 +1,64 @@
+"""Benchmark: a cold `make slides` on a fresh clone, stage by stage.
+
+Goal (issue 13): at most 10 minutes on this 2-core machine, including the install (torch 2.14.1
+with torchvision 0.29.1) and every zoo model. The clone is made from this repository's HEAD into
+a temporary folder, and `make slides` is run there as its own prerequisites in order, each timed:
+venv (pip), node (npm ci), models (the zoo), deck-figures (the main deck's figures, PROFILE,
+JOBS), slides (check, prepare, Slidev build; nothing left to make). Their sum is a cold
+`make slides`. The
+slowest figures come from the manifest the run wrote.
+
+    PROFILE=full python -m bench.bench_cold          # writes bench/results/cold.json
+"""
+import json
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import write_results
+
+REPO = Path(__file__).resolve().parent.parent
+STAGES = ("venv", "node", "models", "deck-figures", "slides")
+GOAL_SECONDS = 600
+
+
+def timed_stage(clone: Path, stage: str, profile: str) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(["make", stage, f"PROFILE={profile}", "DEVICE=cpu"], cwd=clone,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"make {stage} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    seconds = time.perf_counter() - started
+    print(f"  make {stage:8s} {seconds:7.1f} s", flush=True)
+    return seconds
+
+
+def slowest_figures(clone: Path, count: int = 8) -> dict[str, float]:
+    manifest = json.loads((clone / "talk" / "public" / "figures" / "manifest.json").read_text())
+    seconds = {figure_id: entry.get("seconds") for figure_id, entry in manifest["figures"].items()}
+    ranked = sorted((s, f) for f, s in seconds.items() if isinstance(s, (int, float)))[::-1]
+    return {figure_id: s for s, figure_id in ranked[:count]}
+
+
+def main() -> None:
+    profile = os.environ.get("PROFILE", "full")
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        clone = Path(folder) / "repo"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        stages = {stage: timed_stage(clone, stage, profile) for stage in STAGES}
+        slowest = slowest_figures(clone)
+    total = sum(stages.values())
+    figures = {f"{stage}_seconds": {"value": s, "unit": "s"} for stage, s in stages.items()}
+    figures["cold_make_slides_seconds"] = {"value": total, "unit": "s", "target": f"<= {GOAL_SECONDS} s",
+                                           "profile": profile}
+    figures["slowest_figures_seconds"] = {"value": slowest, "unit": "s"}
+    figures["load_average_before"] = {"value": load_before, "unit": "", "cpu_count": os.cpu_count()}
+    print(f"cold make slides: {total:.0f} s (goal {GOAL_SECONDS} s)")
+    write_results("cold", figures)
+
+
+if __name__ == "__main__":
+    main()
