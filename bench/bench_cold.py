@@ -9,7 +9,9 @@ JOBS), slides (check, prepare, Slidev build; nothing left to make). Their sum is
 slowest figures come from the manifest the run wrote.
 
     PROFILE=full python -m bench.bench_cold          # writes bench/results/cold.json
+    python -m bench.bench_cold --keep /tmp/cold      # and leaves the built clone there
 """
+import argparse
 import json
 import os
 import subprocess
@@ -42,14 +44,24 @@ def slowest_figures(clone: Path, count: int = 8) -> dict[str, float]:
     return {figure_id: s for s, figure_id in ranked[:count]}
 
 
+def cold_build(clone: Path, profile: str) -> tuple[dict[str, float], dict[str, float]]:
+    """({stage: seconds}, slowest figures) of a fresh clone of HEAD built in `clone`."""
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    stages = {stage: timed_stage(clone, stage, profile) for stage in STAGES}
+    return stages, slowest_figures(clone)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--keep", type=Path, help="build the clone here and leave it (must not exist)")
+    keep = parser.parse_args().keep
     profile = os.environ.get("PROFILE", "full")
     load_before = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as folder:
-        clone = Path(folder) / "repo"
-        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
-        stages = {stage: timed_stage(clone, stage, profile) for stage in STAGES}
-        slowest = slowest_figures(clone)
+    if keep:
+        stages, slowest = cold_build(keep, profile)
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            stages, slowest = cold_build(Path(folder) / "repo", profile)
     total = sum(stages.values())
     figures = {f"{stage}_seconds": {"value": s, "unit": "s"} for stage, s in stages.items()}
     figures["cold_make_slides_seconds"] = {"value": total, "unit": "s", "target": f"<= {GOAL_SECONDS} s",
