@@ -297,8 +297,6 @@ def build_models(config_path, models_dir, names=None, device=None, force: bool =
     entry with `profiles: [full]` is not built for "quick"); return ({name: meta},
     {name: failure block}). A model that fails is reported and the others still build."""
     zoo = read_zoo(config_path)
-    if names is None and profile is not None:
-        names = [n for n, e in zoo.entries.items() if in_profile(e, profile)]
     known = set(zoo.entries) | set(zoo.problems)
     unknown = sorted(set(names or []) - known)
     if unknown:
@@ -306,7 +304,7 @@ def build_models(config_path, models_dir, names=None, device=None, force: bool =
                        f"it names {', '.join(zoo.entries)}")
     device = as_device(device)
     metas, failures = {}, {}
-    for name in names or default_names(zoo, device):
+    for name in names or default_names(zoo, device, profile):
         try:
             metas[name] = _build_if_stale(name, zoo, models_dir, device, force)
         except Exception as error:  # noqa: BLE001 - one model's problem must not stop the others
@@ -321,11 +319,13 @@ def trains_on(entry: dict, device: torch.device) -> bool:
     return device.type in entry.get("devices", [device.type])
 
 
-def default_names(zoo: Zoo, device: torch.device) -> list[str]:
-    """What a build with no names builds: every entry this device trains or imports (and every
-    broken one, to report it); entries trained only on other devices are skipped, saying so."""
-    names = [name for name, entry in zoo.entries.items() if is_imported(entry) or trains_on(entry, device)]
-    for name in sorted(set(zoo.entries) - set(names)):
+def default_names(zoo: Zoo, device: torch.device, profile: str | None = None) -> list[str]:
+    """What a build with no names builds: every entry of the profile (all when None) that this
+    device trains or imports (and every broken one, to report it); entries trained only on other
+    devices are skipped, saying so."""
+    entries = {n: e for n, e in zoo.entries.items() if profile is None or in_profile(e, profile)}
+    names = [name for name, entry in entries.items() if is_imported(entry) or trains_on(entry, device)]
+    for name in sorted(set(entries) - set(names)):
         print(f"zoo: skipping {name} (devices: {zoo.entries[name]['devices']} in {zoo.where(name)}; "
               f"this is {device.type})", file=sys.stderr, flush=True)
     return names + sorted(set(zoo.problems) - set(zoo.entries))
