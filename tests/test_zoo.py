@@ -328,9 +328,10 @@ def test_the_documented_torchvision_entry_builds_and_its_layers_are_listed(tmp_p
 
 def test_a_gpu_only_entry_is_skipped_and_refused_on_the_cpu(tmp_path, capsys):
     config = write_config(tmp_path, {"tiny": TINY_MLP, "big": {**TINY_CNN, "devices": ["cuda"]}})
-    metas = train_zoo(config, tmp_path / "models", device="cpu")
-    assert set(metas) == {"tiny"} and not (tmp_path / "models" / "big").exists()
-    assert "skipping big (devices: ['cuda']" in capsys.readouterr().err
+    for profile in (None, "quick"):          # the whole zoo, or a profile's (as the test suite builds it)
+        metas = train_zoo(config, tmp_path / "models", device="cpu", profile=profile)
+        assert set(metas) == {"tiny"} and not (tmp_path / "models" / "big").exists()
+        assert "skipping big (devices: ['cuda']" in capsys.readouterr().err
     with pytest.raises(ZooError, match=r"trains only on cuda.*PROFILE=gpu DEVICE=cuda"):
         train_zoo(config, tmp_path / "models", names=["big"], device="cpu")
     assert not (tmp_path / "models" / "big").exists()
