@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from figures_src.runner.codeship import CODE_ID_FILE, cache_root, put_first_on_path
+from mechinterp.atomic_file import write_atomic
 
 CODE_FOLDER = Path(__file__).resolve().parents[2]   # <cache>/code/<code id>/ when shipped
 
@@ -69,12 +70,7 @@ def store_blobs(blobs: dict[str, bytes], dask_worker=None) -> int:
     for digest, data in blobs.items():
         if hashlib.sha256(data).hexdigest() != digest:
             raise ValueError(f"blob {digest[:12]} arrived damaged")
-        target = blob_path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".blob.")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(partial, target)
+        write_atomic(blob_path(digest), data)
     return len(blobs)
 
 
