@@ -91,3 +91,12 @@ def test_a_quick_run_of_the_runner_leaves_full_only_models_untrained(tmp_path):
     assert (models / "tiny-2l").is_dir() and not (models / "tiny-2l-seed1").exists()
     assert build_stale_models({"demo/seeds": spec}, ["demo/seeds"], options("gpu")) == {}
     assert (models / "tiny-2l-seed1").is_dir()
+
+
+def test_make_models_builds_and_lists_sequence_models(tmp_path, capsys):
+    """`make models` (the zoo's command) on a zoo of sequence models, which have no accuracy."""
+    from mechinterp.models.zoo import main
+    (tmp_path / "zoo.yaml").write_text(TINY_ZOO)
+    assert main(["--config", str(tmp_path / "zoo.yaml"), "--models-dir", str(tmp_path / "models")]) == 0
+    listed = capsys.readouterr().out
+    assert "tiny-2l " in listed and "tiny-2l-seed1" in listed and "test accuracy      n/a" in listed

@@ -398,10 +398,14 @@ def train_zoo_models(config_path, models_dir, names, device=None) -> dict[str, s
         return build_models(config_path, models_dir, names, device)[1]
 
 
-def _print_summary(name: str, meta: dict) -> None:
+def accuracy_text(meta: dict) -> str:
+    """The held-out accuracy to 4 places, or n/a (a sequence model has none)."""
     accuracy = meta["metrics"].get("test_accuracy")
-    shown = f"{accuracy:.4f}" if accuracy is not None else "n/a"
-    print(f"zoo: {name}: test accuracy {shown}, {meta['train_seconds']:.1f} s",
+    return f"{accuracy:.4f}" if accuracy is not None else "n/a"
+
+
+def _print_summary(name: str, meta: dict) -> None:
+    print(f"zoo: {name}: test accuracy {accuracy_text(meta)}, {meta['train_seconds']:.1f} s",
           file=sys.stderr, flush=True)
 
 
@@ -424,8 +428,7 @@ def main(argv=None) -> int:
         print(f"zoo: {error}", file=sys.stderr)
         return 2
     for name, meta in metas.items():
-        accuracy = meta["metrics"].get("test_accuracy")
-        print(f"{name:24s} test accuracy {accuracy if accuracy is None else f'{accuracy:.4f}':>8}"
+        print(f"{name:24s} test accuracy {accuracy_text(meta):>8}"
               f"  trained in {meta['train_seconds']:6.1f} s on {meta['device']}")
     if failures:
         print(f"zoo: {len(failures)} model(s) could not be built: {', '.join(failures)} "
