@@ -15,7 +15,6 @@ repeated once (mechinterp.transformers.sequences), drawn from a generator seeded
 import math
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from figures_src.plotting import SIGNED, heat_map
