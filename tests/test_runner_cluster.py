@@ -233,11 +233,13 @@ def test_a_worker_holding_another_commit_is_refused_naming_both(cluster, tmp_pat
     assert files_of(figures) == before
 
 
-def test_ctrl_c_cancels_the_remote_task_and_keeps_the_manifest(cluster, tmp_path):
+def start_slow_figure(cluster, tmp_path, sleep: int):
+    """(runner process, figures folder, its files before, marker): slow/one made once through the
+    cluster, then forced again and running on a worker (the marker holds that worker's pid)."""
     scripts, figures = tmp_path / "scripts", tmp_path / "figures"
     scripts.mkdir()
     marker = tmp_path / "marker"
-    (scripts / "slow.py").write_text(SLOW.replace("MARKER", str(marker)).replace("SLEEP", "3"))
+    (scripts / "slow.py").write_text(SLOW.replace("MARKER", str(marker)).replace("SLEEP", str(sleep)))
     marker.write_text("made before")
     assert runner(scripts, figures, tmp_path, "--cluster", cluster.address).returncode == 0
     before = files_of(figures)
@@ -247,6 +249,11 @@ def test_ctrl_c_cancels_the_remote_task_and_keeps_the_manifest(cluster, tmp_path
     while not marker.exists() and time.time() < deadline:
         time.sleep(0.1)
     assert marker.exists(), "the figure never started"
+    return process, figures, before, marker
+
+
+def test_ctrl_c_cancels_the_remote_task_and_keeps_the_manifest(cluster, tmp_path):
+    process, figures, before, marker = start_slow_figure(cluster, tmp_path, 3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130 and "interrupted: figure slow/one was not finished" in stderr
@@ -258,19 +265,7 @@ def test_ctrl_c_cancels_the_remote_task_and_keeps_the_manifest(cluster, tmp_path
 
 
 def test_a_worker_killed_mid_figure_leaves_no_half_written_file_and_the_other_finishes_it(cluster, tmp_path):
-    scripts, figures = tmp_path / "scripts", tmp_path / "figures"
-    scripts.mkdir()
-    marker = tmp_path / "marker"
-    (scripts / "slow.py").write_text(SLOW.replace("MARKER", str(marker)).replace("SLEEP", "60"))
-    marker.write_text("made before")
-    assert runner(scripts, figures, tmp_path, "--cluster", cluster.address).returncode == 0
-    before = files_of(figures)
-    marker.unlink()
-    process = runner(scripts, figures, tmp_path, "--force", "--cluster", cluster.address, wait=False)
-    deadline = time.time() + 60
-    while not marker.exists() and time.time() < deadline:
-        time.sleep(0.1)
-    assert marker.exists(), "the figure never started"
+    process, figures, before, marker = start_slow_figure(cluster, tmp_path, 60)
     time.sleep(0.3)
     victim = int(marker.read_text())
     workers = cluster.worker_by_pid()
