@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mechinterp.hooks import capture
+from mechinterp.transformers.patterns import per_layer
 
 
 def z_hook(layer: int) -> str:
@@ -22,11 +22,9 @@ def z_hook(layer: int) -> str:
 @torch.no_grad()
 def head_outputs(model: nn.Module, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     """{layer: (batch, pos, head, d_model)} what each head writes into the residual stream."""
-    names = [z_hook(layer) for layer in range(model.n_layers)]
-    with capture(model, names) as captured:
-        model(tokens)
-    return {layer: torch.einsum("bphd,hdm->bphm", captured[z_hook(layer)],
-                                model.blocks[layer].attn.W_O) for layer in range(model.n_layers)}
+    z = per_layer(model, tokens, z_hook)
+    return {layer: torch.einsum("bphd,hdm->bphm", z[layer], model.blocks[layer].attn.W_O)
+            for layer in z}
 
 
 @torch.no_grad()

@@ -18,12 +18,17 @@ def pattern_hook(layer: int) -> str:
 
 
 @torch.no_grad()
+def per_layer(model: nn.Module, tokens: torch.Tensor, hook_name) -> dict[int, torch.Tensor]:
+    """{layer: the activation at hook_name(layer)} of one forward pass."""
+    names = {layer: hook_name(layer) for layer in range(model.n_layers)}
+    with capture(model, list(names.values())) as captured:
+        model(tokens)
+    return {layer: captured[name] for layer, name in names.items()}
+
+
 def attention_patterns(model: nn.Module, tokens: torch.Tensor) -> dict[int, torch.Tensor]:
     """{layer: (batch, head, query, key) attention pattern} of one forward pass."""
-    names = [pattern_hook(layer) for layer in range(model.n_layers)]
-    with capture(model, names) as captured:
-        model(tokens)
-    return {layer: captured[pattern_hook(layer)] for layer in range(model.n_layers)}
+    return per_layer(model, tokens, pattern_hook)
 
 
 def offset_score(pattern: torch.Tensor, offset: int, first_query: int = 0) -> torch.Tensor:
