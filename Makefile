@@ -53,7 +53,7 @@ deck-figures: venv
 	$(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS)
 
 models: venv
-	$(if $(CLUSTER),$(PY) -m figures_src.runner.zoo_cluster --cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)' --device $(DEVICE),$(PY) -m mechinterp.models.zoo --device $(DEVICE))
+	$(if $(CLUSTER),$(PY) -m figures_src.runner.zoo_cluster --cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)' --device $(DEVICE),$(PY) -m mechinterp.models.zoo --device $(DEVICE) --jobs $(JOBS))
 
 check: venv
 	$(PY) -m decktools.check $(DECK)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from bench.common import alternate, reference_cnn, write_results
 from mechinterp.attribution.gradients import integrated_gradients, layer_integrated_gradients
 from mechinterp.circuits.patching import patch_each_unit, patch_each_unit_sequential
-from mechinterp.device import pick_device
+from mechinterp.device import keep_freed_memory, pick_device
 
 REPEATS = 5
 STEPS = 64
@@ -79,6 +79,7 @@ def bench_patching(model, images, labels) -> dict:
 
 
 def main() -> None:
+    keep_freed_memory()                  # as the figure workers run
     device = pick_device()
     model, description = reference_cnn(device)
     from mechinterp.data import load_dataset

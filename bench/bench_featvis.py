@@ -26,7 +26,7 @@ import os
 import torch
 
 from bench.common import alternate, median_seconds, reference_cnn, write_results
-from mechinterp.device import model_device, pick_device, seed_everything
+from mechinterp.device import keep_freed_memory, model_device, pick_device, seed_everything
 from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.render import model_memory_format, render
 
@@ -85,6 +85,7 @@ def large_layer_steps_per_second(device) -> dict:
 
 
 def main(argv=None) -> None:
+    keep_freed_memory()                  # as the figure workers run
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     threads = parser.parse_args(argv).threads

@@ -15,7 +15,7 @@ import time
 import torch
 
 from bench.common import write_results
-from mechinterp.device import pick_device
+from mechinterp.device import keep_freed_memory, pick_device
 from mechinterp.superposition.experiments import TrainSettings, phase_diagram
 from mechinterp.superposition.sae import ReluSAE, TopKSAE
 from mechinterp.superposition.sae_training import train_sae
@@ -76,6 +76,7 @@ def sae_rate(sae, data: SparseDictionary, batch_size: int, steps: int) -> float:
 
 
 def main(argv=None) -> None:
+    keep_freed_memory()                  # as the figure workers run
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
     parser.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")

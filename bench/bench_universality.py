@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from bench.common import alternate, median_seconds, write_results
-from mechinterp.device import pick_device, seed_everything
+from mechinterp.device import keep_freed_memory, pick_device, seed_everything
 from mechinterp.activations import layer_features, representation_layers
 from mechinterp.representations.similarity import (StreamingLinearCKA, as_layers, linear_cka,
                                                    similarity_matrix, streamed_cka_matrix)
@@ -120,6 +120,7 @@ def bench_layer_matrix(device) -> tuple[dict, str]:
 
 
 def main() -> None:
+    keep_freed_memory()                  # as the figure workers run
     device = pick_device()
     seed_everything(0)
     figures = bench_linear_cka(device)

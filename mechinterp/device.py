@@ -7,6 +7,7 @@
     model_device(model)               # where a model's parameters live (cpu for none)
     with cpu_threads(device):         # one torch thread while small work runs on a CPU
         ...
+    keep_freed_memory()               # a process that trains or renders on the CPU: once, at start
 
 The environment variable MECHINTERP_DEVICE (cpu | cuda | mps | auto) overrides the automatic
 choice; the figure runner's --device option sets it for the scripts it runs.
@@ -14,6 +15,9 @@ choice; the figure runner's --device option sets it for the scripts it runs.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import os
 import random
 
@@ -87,3 +91,31 @@ def torch_threads(count: int):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
+KEPT_BLOCK_BYTES = 32 * 1024 * 1024      # glibc's largest heap block (its mmap threshold's maximum)
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Keep the memory of freed tensors in the process instead of giving it back to the system.
+
+    A training or rendering loop on the CPU frees and allocates the same activation-sized blocks
+    every step. glibc returns blocks over its thresholds to the kernel at once, so every step
+    page-faults its activations in again (50,000 faults a 16-step render of 64 images, a fifth
+    of its time); with the blocks kept the pages are reused. The process stays at its peak size,
+    which is what a figure worker or a training run reaches anyway. A no-op (False) where the C
+    library is not glibc (macOS, musl): their allocators keep such blocks themselves or lack the
+    knob. Called once per process by the figure worker, the zoo and the benchmarks."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return False
+    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
+        return False
+    return all(libc.mallopt(option, value) == 1 for option, value in
+               ((M_MMAP_THRESHOLD, KEPT_BLOCK_BYTES), (M_TRIM_THRESHOLD, 2 ** 30),
+                (M_TOP_PAD, 2 * KEPT_BLOCK_BYTES)))

@@ -50,8 +50,11 @@ FIGURE_SCRIPTS = REPO_ROOT / "figures_src"
 
 @pytest.fixture(autouse=True, scope="session")
 def single_torch_thread():
-    """Tests use tiny tensors, where a second thread costs more than it gives (and CI shares cores)."""
+    """Tests use tiny tensors, where a second thread costs more than it gives (and CI shares cores);
+    freed memory is kept, as the figure workers and the zoo keep it."""
+    from mechinterp.device import keep_freed_memory
     torch.set_num_threads(1)
+    keep_freed_memory()
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ middle of the figure, then checks that every process is gone within 2 s with a n
 and one `interrupted:` line, that the outputs and manifest are byte-identical, and that the lock
 and the staging folder are released.
 """
+import contextlib
 import fcntl
 import os
 import shutil
@@ -243,3 +244,72 @@ def test_a_live_holder_is_refused_by_pid(workspace):
         holder.wait()
     assert result.returncode != 0
     assert f"another `make figures` is writing to {workspace[1]} (process {holder.pid})" in result.stderr
+
+
+SLOW_ZOO = """
+models:
+  slow-a: {architecture: SmallCNN, kwargs: {width: 4}, dataset: shapes, dataset_options: {count: 320, seed: 0},
+           seed: 0, epochs: 200, batch_size: 32, learning_rate: 0.01}
+  slow-b: {architecture: SmallCNN, kwargs: {width: 4}, dataset: shapes, dataset_options: {count: 320, seed: 0},
+           seed: 1, epochs: 200, batch_size: 32, learning_rate: 0.01}
+"""
+
+
+def builders(process) -> list[int]:
+    """The runner's zoo builder processes (multiprocessing's spawned children)."""
+    found = []
+    for pid in descendants(process.pid):
+        with contextlib.suppress(OSError):
+            if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+def training_for_a_while(process, seen: dict) -> bool:
+    """True once two builders have run for 4 s: past torch's import, inside the training loop."""
+    if len(builders(process)) < 2:
+        return False
+    seen.setdefault("since", time.monotonic())
+    return time.monotonic() - seen["since"] > 4
+
+
+@pytest.mark.parametrize("target", ["runner", "group"])
+def test_ctrl_c_while_models_train_side_by_side_stops_every_builder(workspace, target):
+    """The runner builds the stale models its figures read, two at a time in builder processes;
+    Ctrl-C then ends them all within 2 s, with one line, and leaves no model half-written."""
+    scripts, figures, models = workspace
+    (models / "zoo.yaml").write_text(SLOW_ZOO)
+    (scripts / "slow.py").write_text(SLOW.replace('["big"]', '["slow-a", "slow-b"]')
+                                     .replace("SLOPE", "1").replace("SLEEP", "0"))
+    process = subprocess.Popen(runner_command(workspace, "--jobs", "2"), cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = {}
+    wait_for(lambda: training_for_a_while(process, seen) or process.poll() is not None)
+    assert process.poll() is None, process.communicate()
+    processes = [process.pid] + descendants(process.pid)
+    sent = time.monotonic()
+    send_sigint(process.pid, target)
+    _, stderr = process.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in processes), timeout=30, what="every process to exit")
+    assert time.monotonic() - sent < 2.0
+    assert process.returncode != 0
+    assert len([line for line in stderr.splitlines() if line.startswith("interrupted:")]) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    left = sorted(str(p.relative_to(models)) for p in models.rglob("*") if p.is_file())
+    assert not [name for name in left if name.endswith(".tmp") or name.endswith("meta.json")], left
+    assert not figures.exists() or not any(figures.rglob("*.png"))
+
+
+def test_builders_end_when_their_runner_is_killed(workspace):
+    scripts, _, models = workspace
+    (models / "zoo.yaml").write_text(SLOW_ZOO)
+    (scripts / "slow.py").write_text(SLOW.replace('["big"]', '["slow-a", "slow-b"]')
+                                     .replace("SLOPE", "1").replace("SLEEP", "0"))
+    process = subprocess.Popen(runner_command(workspace, "--jobs", "2"), cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    seen = {}
+    wait_for(lambda: training_for_a_while(process, seen) or process.poll() is not None)
+    training = builders(process)
+    os.kill(process.pid, signal.SIGKILL)                # no chance to clean up
+    process.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in training), timeout=5, what="the orphaned builders to exit")

@@ -24,7 +24,8 @@ from mechinterp.models.checkpoints import CheckpointError, load_state_dict, save
 from mechinterp.models.training import accuracy
 from mechinterp.models.config import read_zoo
 from mechinterp.models.inputs import model_inputs
-from mechinterp.models.zoo import ZooError, load_meta, load_model, main, read_zoo_config, train_zoo
+from mechinterp.models.zoo import (ZooError, build_models, load_meta, load_model, main,
+                                   read_zoo_config, train_zoo)
 
 REPO = Path(__file__).resolve().parent.parent
 # Quality bars of the default zoo (held-out test split). Measured on this 2-core CPU:
@@ -70,6 +71,45 @@ def test_same_config_gives_identical_weights(tmp_path):
     other_seed = state_of(tmp_path / "run1" / "cnn-seed1" / "checkpoint.safetensors")
     assert not torch.equal(other_seed["conv1.weight"], state_of(
         tmp_path / "run1" / "cnn" / "checkpoint.safetensors")["conv1.weight"])
+
+
+PID_RECORDING_NET = """
+import os
+from pathlib import Path
+from torch import nn
+
+class PidNet(nn.Module):
+    \"\"\"An MLP that notes which process built it.\"\"\"
+    def __init__(self, hidden=8):
+        super().__init__()
+        with open(Path(__file__).with_name("pids.txt"), "a") as log:
+            log.write(f"{os.getpid()}\\n")
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.net(x)
+"""
+
+
+def test_models_built_side_by_side_have_the_weights_of_a_build_one_after_another(tmp_path, monkeypatch):
+    """jobs=2 builds in two other processes (one torch thread each, as the zoo always trains), so
+    the checkpoints are byte for byte those of a build one model after another; an entry that
+    cannot be built is reported and the others still build."""
+    (tmp_path / "pid_nets").mkdir()
+    (tmp_path / "pid_nets" / "__init__.py").write_text(PID_RECORDING_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))         # the builders start with this sys.path
+    pid_mlp = {**TINY_MLP, "architecture": "pid_nets:PidNet"}
+    good = {"cnn": TINY_CNN, "cnn-seed1": {**TINY_CNN, "seed": 1}, "mlp": TINY_MLP, "pid-mlp": pid_mlp}
+    config = write_config(tmp_path, {**good, "broken": {**TINY_MLP, "architecture": "pid_nets:NoSuchNet"}})
+    alone, failures = build_models(config, tmp_path / "alone", device="cpu", jobs=1)
+    (tmp_path / "pid_nets" / "pids.txt").unlink()
+    together, failures_together = build_models(config, tmp_path / "together", device="cpu", jobs=2)
+    assert set(alone) == set(together) == set(good) and set(failures) == set(failures_together) == {"broken"}
+    assert "has no 'NoSuchNet'" in failures_together["broken"]
+    assert {n: m["checkpoint_sha256"] for n, m in together.items()} == \
+           {n: m["checkpoint_sha256"] for n, m in alone.items()}
+    builders = set((tmp_path / "pid_nets" / "pids.txt").read_text().split())
+    assert len(builders) == 1 and str(os.getpid()) not in builders     # built in a builder process
 
 
 def test_meta_records_provenance_and_the_model_reproduces_its_accuracy(tmp_path):

@@ -94,7 +94,8 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
             failures = build_on_cluster(config, options, sorted(stale))
         else:
             from mechinterp.models.zoo import train_zoo_models
-            failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device)
+            failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device,
+                                        options.jobs)
     except ZooError as error:
         failures = {name: f"zoo: {error}" for names in readers.values() for name in names}
     return {figure_id: failures[name] for figure_id, names in readers.items()

@@ -49,11 +49,12 @@ def make_figure(job: dict) -> dict:
     os.environ["MECHINTERP_DEVICE"] = job["device"]
     from figures_src.runner.context import FigureContext
     from figures_src.runner.style import apply_style
-    from mechinterp.device import pick_device, seed_everything
+    from mechinterp.device import keep_freed_memory, pick_device, seed_everything
 
     apply_style()
     import torch
     torch.set_num_threads(job["threads"])  # the one thread policy: workers share the cores
+    keep_freed_memory()
     device = pick_device(job["device"])
     seed_everything(job["seed"])
     make = getattr(load_script(Path(job["script"])), job["make"], None)

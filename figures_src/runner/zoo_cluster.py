@@ -103,7 +103,7 @@ def build_on_cluster(config: Path, options, names: list[str]) -> dict[str, str]:
     remote, here = split_stale(read_zoo(config), options.models_dir, names)
     failures = train_remote(remote, config, options) if remote else {}
     if here:
-        failures.update(train_zoo_models(config, options.models_dir, here, options.device))
+        failures.update(train_zoo_models(config, options.models_dir, here, options.device, options.jobs))
     return failures
 
 

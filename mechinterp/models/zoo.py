@@ -49,11 +49,10 @@ from pathlib import Path
 
 import torch
 from torch import nn
-import torchvision.models
 
 from mechinterp.atomic_file import write_atomic
 from mechinterp.data import load_dataset
-from mechinterp.device import pick_device, seed_everything, torch_threads
+from mechinterp.device import keep_freed_memory, pick_device, seed_everything, torch_threads
 from mechinterp.hooks import layer_names
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
@@ -116,6 +115,7 @@ def construct(cls: type, kwargs: dict) -> nn.Module:
 
 
 def _torchvision_model(name: str, kwargs: dict) -> nn.Module:
+    import torchvision.models   # here, not on import: it pulls in torch._dynamo (1 s a process)
     try:
         return torchvision.models.get_model(name, weights=None, **kwargs)
     except ValueError as error:  # torchvision: "Unknown model name"
@@ -267,6 +267,7 @@ def build_one(name: str, zoo: Zoo, models_dir, device: torch.device) -> dict:
     """Train or import one model and write its files; return its meta."""
     if name in zoo.problems:
         raise ZooError(zoo.problems[name])
+    keep_freed_memory()
     entry = zoo.entries[name]
     if not is_imported(entry) and not trains_on(entry, device):
         raise ZooError(f"model {name!r} trains only on {', '.join(entry['devices'])} (its devices: "
@@ -292,10 +293,11 @@ def resolve_trainer(spec: str):
 
 
 def build_models(config_path, models_dir, names=None, device=None, force: bool = False,
-                 profile: str | None = None) -> tuple[dict[str, dict], dict[str, str]]:
+                 profile: str | None = None, jobs: int = 1) -> tuple[dict[str, dict], dict[str, str]]:
     """Build the missing or stale models among `names` (default all, or those of `profile`: an
     entry with `profiles: [full]` is not built for "quick"); return ({name: meta},
-    {name: failure block}). A model that fails is reported and the others still build."""
+    {name: failure block}). A model that fails is reported and the others still build. On the
+    CPU, `jobs` > 1 builds that many at once in their own processes (models/parallel.py)."""
     zoo = read_zoo(config_path)
     known = set(zoo.entries) | set(zoo.problems)
     unknown = sorted(set(names or []) - known)
@@ -303,14 +305,26 @@ def build_models(config_path, models_dir, names=None, device=None, force: bool =
         raise ZooError(f"{config_path} has no model {', '.join(map(repr, unknown))}; "
                        f"it names {', '.join(zoo.entries)}")
     device = as_device(device)
-    metas, failures = {}, {}
-    for name in names or default_names(zoo, device, profile):
+    names = names or default_names(zoo, device, profile)
+    metas, failures = _build_side_by_side(names, zoo, config_path, models_dir, device, force, jobs)
+    for name in [n for n in names if n not in metas and n not in failures]:
         try:
             metas[name] = _build_if_stale(name, zoo, models_dir, device, force)
         except Exception as error:  # noqa: BLE001 - one model's problem must not stop the others
             failures[name] = failure_block(name, zoo, error)
             print(failures[name], file=sys.stderr, flush=True)
-    return metas, failures
+    return {n: metas[n] for n in names if n in metas}, failures
+
+
+def _build_side_by_side(names, zoo: Zoo, config_path, models_dir, device, force, jobs):
+    """The stale models among names built `jobs` at a time on the CPU, with the caller's torch
+    thread count; ({}, {}) when there are fewer than two to build, leaving them to build here."""
+    stale = [n for n in names if n in zoo.entries and (force or model_stale_reason(n, zoo, models_dir))]
+    if jobs < 2 or device.type != "cpu" or len(stale) < 2:
+        return {}, {}
+    from mechinterp.models.parallel import build_in_processes, longest_first
+    return build_in_processes(longest_first(stale, zoo, models_dir), config_path, models_dir,
+                              str(device), force, jobs, torch.get_num_threads())
 
 
 def trains_on(entry: dict, device: torch.device) -> bool:
@@ -381,21 +395,22 @@ def _shown_path(path: str) -> str:
 def train_zoo(config_path: str | os.PathLike = "models/zoo.yaml",
               models_dir: str | os.PathLike = "models", names=None, device=None,
               force: bool = False, threads: int = CPU_TRAINING_THREADS,
-              profile: str | None = None) -> dict[str, dict]:
+              profile: str | None = None, jobs: int = 1) -> dict[str, dict]:
     """Train (or import) the zoo's missing or stale models; return {name: meta} for `names`
     (default: all, or those of `profile`, see build_models).
     Models that cannot be built raise one ZooError listing them, after the others are built."""
     with torch_threads(threads):
-        metas, failures = build_models(config_path, models_dir, names, device, force, profile)
+        metas, failures = build_models(config_path, models_dir, names, device, force, profile, jobs)
     if failures:
         raise ZooError("\n".join(failures.values()))
     return metas
 
 
-def train_zoo_models(config_path, models_dir, names, device=None) -> dict[str, str]:
-    """The figure runner's call: build the stale models among `names`; {name: failure block}."""
+def train_zoo_models(config_path, models_dir, names, device=None, jobs: int = 1) -> dict[str, str]:
+    """The figure runner's call: build the stale models among `names`, `jobs` at a time on the
+    CPU; {name: failure block}."""
     with torch_threads(CPU_TRAINING_THREADS):
-        return build_models(config_path, models_dir, names, device)[1]
+        return build_models(config_path, models_dir, names, device, jobs=jobs)[1]
 
 
 def accuracy_text(meta: dict) -> str:
@@ -418,15 +433,22 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--threads", type=int, default=CPU_TRAINING_THREADS,
                         help="torch threads for CPU training (default 1: same weights everywhere)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="models built at once on the CPU, each in its own process "
+                             "(default: the number of cores)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         with torch_threads(args.threads):
             metas, failures = build_models(args.config, args.models_dir, args.names, args.device,
-                                           args.force)
+                                           args.force, jobs=args.jobs)
     except ZooError as error:
         print(f"zoo: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nzoo: interrupted; the models built before it are kept, the others are as they were",
+              file=sys.stderr)
+        return 130
     for name, meta in metas.items():
         print(f"{name:24s} test accuracy {accuracy_text(meta):>8}"
               f"  trained in {meta['train_seconds']:6.1f} s on {meta['device']}")
