@@ -65,12 +65,18 @@ def median_seconds(function, repeats: int = 5) -> float:
 
 def alternate(first, second, repeats: int = 5) -> tuple[float, float]:
     """Median times of two functions, run alternately so both see the same machine load."""
-    first(), second()   # warm-up
-    a, b = [], []
+    return tuple(alternate_all([first, second], repeats))
+
+
+def alternate_all(functions, repeats: int = 5) -> list[float]:
+    """Median times of each function, run in turn `repeats` times so all see the same load."""
+    for function in functions:   # warm-up
+        function()
+    times = [[] for _ in functions]
     for _ in range(repeats):
-        a.append(median_seconds(first, 1))
-        b.append(median_seconds(second, 1))
-    return statistics.median(a), statistics.median(b)
+        for function, measured in zip(functions, times):
+            measured.append(median_seconds(function, 1))
+    return [statistics.median(measured) for measured in times]
 
 
 def reference_cnn(device):

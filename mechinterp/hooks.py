@@ -14,6 +14,10 @@ and is removed on exit, also when the forward pass raises. Module names are the 
     logits, acts = run_with_cache(model, x, ["conv1"])
     patched = patch_from_donor(model, target_x, donor_x, "conv1", units=[4])
 
+    stop = last_call(model, ["conv1"], lambda: model(x))     # ("conv1", 1): nothing later is needed
+    with capture(model, ["conv1"]) as acts, stop_after(model, *stop):
+        forward_until_stopped(model, x)                       # the rest of the model never runs
+
 An intervention is a plain function from the module's output tensor to a replacement tensor of
 the same shape; the helpers below build the common ones (zero, mean, scale, replace, patch).
 """
@@ -151,6 +155,54 @@ def run_with_cache(model: nn.Module, inputs: torch.Tensor, layers: Sequence[str]
     with torch.no_grad(), capture(model, layers) as activations:
         output = model(inputs)
     return output, dict(activations)
+
+
+class StopForward(Exception):
+    """Raised by stop_after's hook to end a forward pass once the layers needed have run."""
+
+
+def last_call(model: nn.Module, layers: Iterable[str], run: Callable[[], object]) -> tuple[str, int] | None:
+    """(layer, n): the n-th call of `layer` is the last call of any of `layers` in the forward pass
+    `run()` makes; after it, the pass computes nothing the layers' activations depend on. None when
+    no layer ran (then nothing may be cut)."""
+    calls: list[str] = []
+    hooks = {name: (lambda module, inputs, output, name=name: calls.append(name)) for name in layers}
+    with hooked(model, hooks):
+        run()
+    if not calls:
+        return None
+    return calls[-1], calls.count(calls[-1])
+
+
+@contextlib.contextmanager
+def stop_after(model: nn.Module, layer: str | None = None, call: int = 1) -> Iterator[None]:
+    """End each forward pass with StopForward right after the `call`-th call of `layer` (see
+    last_call), so a pass that only feeds hooked activations skips the rest of the model (the
+    layers after an early layer of a large model are most of its cost). No layer: no stop."""
+    if layer is None:
+        yield
+        return
+    calls = {"count": 0}
+
+    def hook(module, inputs, output):
+        calls["count"] += 1
+        if calls["count"] == call:
+            raise StopForward(layer)
+
+    reset = model.register_forward_pre_hook(lambda module, inputs: calls.update(count=0))
+    try:
+        with hooked(model, {layer: hook}):
+            yield
+    finally:
+        reset.remove()
+
+
+def forward_until_stopped(model: nn.Module, inputs: torch.Tensor) -> None:
+    """model(inputs), ending quietly where a stop_after hook ends it."""
+    try:
+        model(inputs)
+    except StopForward:
+        pass
 
 
 def _unit_index(units) -> slice | list[int]:

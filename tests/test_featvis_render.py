@@ -109,6 +109,25 @@ class ViewNet(SmallNet):
         return self.fc(flat.reshape(x.shape[0], 16, -1).mean(2))
 
 
+def test_passes_ended_after_the_objectives_layer_give_the_images_of_whole_passes(monkeypatch):
+    """render stops each forward pass after conv1 (pool1, conv2 and fc feed nothing the objective
+    reads); the images are those of whole passes, and the layers after it never run."""
+    import mechinterp.featvis.render as render_module
+    torch.manual_seed(0)
+    net = SmallNet().eval()
+    net.input_shape = (3, 16, 16)
+    ran_fc = []
+    handle = net.fc.register_forward_hook(lambda *args: ran_fc.append(1))
+    stopped = render(net, obj.channel("conv1", range(3)) - 0.1 * obj.l2(), steps=12, progress=False)
+    assert len(ran_fc) == 3           # the memory-layout trial, the stop-point trial, the final scoring
+    monkeypatch.setattr(render_module, "stop_point", lambda *args: None)
+    whole = render(net, obj.channel("conv1", range(3)) - 0.1 * obj.l2(), steps=12, progress=False)
+    handle.remove()
+    assert len(ran_fc) == 3 + 2 + 12  # whole passes: the layout trial, 12 steps, the final scoring
+    assert torch.equal(stopped.images, whole.images)
+    assert stopped.history == whole.history
+
+
 def test_channels_last_layout_gives_the_same_images_and_falls_back_for_view_models():
     torch.manual_seed(0)
     net = SmallNet().eval()
@@ -183,4 +202,4 @@ def test_render_adam_matches_torch_optim_adam():
             optimiser.zero_grad()
             (parameter.sin() * torch.arange(5.0)).sum().backward()
             optimiser.step()
-    assert torch.allclose(ours, reference, atol=1e-6)
+    assert torch.equal(ours, reference)                 # the same operations in the same order

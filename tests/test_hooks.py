@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
-from mechinterp.hooks import (LayerNotFoundError, capture, get_module, intervene, layer_names,
-                              patch_from_donor, replace_units, run_with_cache, scale_units,
-                              zero_units)
+from mechinterp.hooks import (LayerNotFoundError, StopForward, capture, forward_until_stopped, get_module,
+                              intervene, last_call, layer_names, patch_from_donor, replace_units,
+                              run_with_cache, scale_units, stop_after, zero_units)
 
 
 class BasicBlock(nn.Module):
@@ -220,3 +220,30 @@ def test_training_mode_gives_a_warning(mlp):
     with pytest.warns(UserWarning, match="training mode"):
         with intervene(mlp, {"1": zero_units()}):
             mlp(torch.randn(2, 6))
+
+
+def test_a_pass_stopped_after_the_last_captured_call_captures_what_a_whole_pass_does(resnet):
+    """The block's `relu` runs twice per block; the stop comes after its second call, the
+    activations equal a whole pass's, and nothing after it (layer2, fc) runs."""
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    layers = ["conv1", "layer1.0.relu", "layer1.1.conv2"]
+    _, whole = run_with_cache(resnet, x, layers)
+    stop = last_call(resnet, layers, lambda: resnet(x))
+    assert stop == ("layer1.1.conv2", 1)
+    assert last_call(resnet, ["layer1.0.relu"], lambda: resnet(x)) == ("layer1.0.relu", 2)
+    with torch.no_grad(), capture(resnet, layers) as stopped, stop_after(resnet, *stop), \
+            capture(resnet, ["layer2", "fc"]) as after:
+        forward_until_stopped(resnet, x)
+        assert not after
+        forward_until_stopped(resnet, x)              # the call count starts again each pass
+    for name in layers:
+        assert torch.equal(stopped[name], whole[name]), name
+    with stop_after(resnet, "layer1.0.relu", 2), pytest.raises(StopForward):
+        resnet(x)
+    with stop_after(resnet):                          # no stop point: the whole pass runs
+        assert resnet(x).shape == (4, 5)
+    assert _no_hooks_left(resnet)
+
+
+def test_no_stop_point_when_no_layer_runs(mlp):
+    assert last_call(mlp, [], lambda: mlp(torch.zeros(1, 6))) is None

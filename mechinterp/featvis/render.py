@@ -6,8 +6,9 @@
     result.objective_values          # (32,) score of each final image, without transforms
 
 Each step: parameterisation -> images -> random transforms -> model (activations captured with
-mechinterp.hooks.capture, graph kept) -> objective scores -> loss = -sum -> Adam step on the image
-parameters only (the model's weights get no gradient). Because the loss is a sum over images, Adam
+mechinterp.hooks.capture, graph kept; the pass ends after the last layer the objective reads) ->
+objective scores -> loss = -sum -> Adam step on the image parameters only (the model's weights
+get no gradient). Because the loss is a sum over images, Adam
 is elementwise and every image has its own seeded start and transforms, a batch of N renders equals
 N single renders with the same seeds, and one batched run visualises a whole layer.
 
@@ -29,7 +30,8 @@ from mechinterp.device import model_device
 from mechinterp.featvis import transforms as transforms_module
 from mechinterp.featvis.objectives import INPUT, Objective
 from mechinterp.featvis.parameterisations import ImageParameterisation
-from mechinterp.hooks import LayerNotFoundError, capture, get_module
+from mechinterp.hooks import (LayerNotFoundError, capture, forward_until_stopped, get_module, last_call,
+                              stop_after)
 
 
 @dataclass
@@ -80,9 +82,10 @@ class Adam:
         for parameter, first, second in zip(self.parameters, self.first_moments, self.second_moments):
             if parameter.grad is None:
                 continue
-            first.mul_(beta1).add_(parameter.grad, alpha=1 - beta1)
+            # the operations of torch.optim.Adam's single-tensor update, in its order
+            first.lerp_(parameter.grad, 1 - beta1)
             second.mul_(beta2).addcmul_(parameter.grad, parameter.grad, value=1 - beta2)
-            denominator = (second / (1 - beta2 ** self.steps)).sqrt_().add_(self.eps)
+            denominator = (second.sqrt() / (1 - beta2 ** self.steps) ** 0.5).add_(self.eps)
             parameter.addcdiv_(first, denominator, value=-self.lr / (1 - beta1 ** self.steps))
 
 
@@ -165,6 +168,16 @@ def model_memory_format(model: nn.Module, images: torch.Tensor, preprocess: Call
     return torch.channels_last
 
 
+def stop_point(model: nn.Module, layers: list[str], images: torch.Tensor,
+               preprocess: Callable | None) -> tuple[str, int] | None:
+    """Where each forward pass may end: after the last call of the last layer the objective reads
+    (hooks.last_call, on a one-image trial pass); nothing later feeds the objective, and for an
+    early layer of a large model the rest is most of the pass."""
+    trial = images[:1].detach()
+    with torch.no_grad():
+        return last_call(model, layers, lambda: model(preprocess(trial) if preprocess else trial))
+
+
 def evaluate(model: nn.Module, objective: Objective, images: torch.Tensor,
              preprocess: Callable | None = None) -> torch.Tensor:
     """Scores of `images` under the objective, without transforms or gradients."""
@@ -187,7 +200,7 @@ def ascent_step(model, objective, image, transform, random, preprocess, activati
     """Forward the transformed batch and return each image's score (graph kept for backward)."""
     images = image()
     shown = transform(images, random).contiguous(memory_format=memory_format)
-    model(preprocess(shown) if preprocess else shown)
+    forward_until_stopped(model, preprocess(shown) if preprocess else shown)
     return objective({**activations, INPUT: images})
 
 
@@ -214,9 +227,11 @@ def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size:
     with torch.no_grad():
         start = image()
     memory_format = model_memory_format(model, start, preprocess, settings.channels_last)
+    stop = stop_point(model, layers, start.contiguous(memory_format=memory_format), preprocess)
     if 0 in snapshot_steps:
         result.snapshots[0] = start.cpu()
-    with capture(model, layers, detach=False) as activations:
+    # capture's hooks first: the stop hook on the same layer runs after the activation is kept
+    with capture(model, layers, detach=False) as activations, stop_after(model, *(stop or ())):
         for step in tqdm(range(1, steps + 1), desc="feature visualisation", disable=not progress, leave=False):
             optimiser.zero_grad()
             scores = ascent_step(model, objective, image, transform, random, preprocess, activations,

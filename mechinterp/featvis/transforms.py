@@ -28,6 +28,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -101,22 +102,26 @@ class Jitter:
         return images.gather(3, cols[:, None, None, :].expand(batch, channels, out_height, out_width))
 
 
-def affine_resample(images: torch.Tensor, matrices: torch.Tensor, fill: float) -> torch.Tensor:
+def affine_resample(images: torch.Tensor, matrices: np.ndarray | torch.Tensor, fill: float) -> torch.Tensor:
     """Resample each image with its own (2, 3) affine map (output -> input, normalised coords).
 
     Pixels that come from outside the image take the value `fill`."""
-    matrices = matrices.to(images.device, images.dtype)
+    matrices = torch.as_tensor(matrices).to(images.device, images.dtype)
     grid = F.affine_grid(matrices, list(images.shape), align_corners=False)
     moved = F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return moved + fill
 
 
-def scale_rotate_matrices(scales: torch.Tensor, degrees: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(B, 2, 3) output -> input maps for zooming by `scales` and rotating by `degrees` about the centre."""
-    radians = degrees * math.pi / 180
-    cos, sin = radians.cos() / scales, radians.sin() / scales
+def scale_rotate_matrices(scales: np.ndarray, degrees: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(B, 2, 3) output -> input maps for zooming by `scales` and rotating by `degrees` about the centre.
+
+    The per-image maps are a few numbers each: numpy (float64) builds them in microseconds, where
+    the same dozen small torch ops cost about a millisecond per render step."""
+    radians = np.asarray(degrees, dtype=np.float64) * math.pi / 180
+    scales = np.asarray(scales, dtype=np.float64)
+    cos, sin = np.cos(radians) / scales, np.sin(radians) / scales
     # a rotation in pixel units, written in normalised coordinates (aspect ratio corrected)
-    matrices = torch.zeros(len(scales), 2, 3)
+    matrices = np.zeros((len(scales), 2, 3))
     matrices[:, 0, 0], matrices[:, 0, 1] = cos, -sin * height / width
     matrices[:, 1, 0], matrices[:, 1, 1] = sin * width / height, cos
     return matrices
@@ -133,7 +138,7 @@ class RandomScaleRotate:
     def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
         _check_batch(images, random)
         scales, degrees = random.choice(self.scales), random.choice(self.angles)
-        matrices = scale_rotate_matrices(scales, degrees, *images.shape[-2:])
+        matrices = scale_rotate_matrices(scales.numpy(), degrees.numpy(), *images.shape[-2:])
         return affine_resample(images, matrices, self.fill)
 
 
@@ -158,15 +163,15 @@ class Compose:
         return images
 
 
-def pixels_to_normalised(height: int, width: int) -> torch.Tensor:
+def pixels_to_normalised(height: int, width: int) -> np.ndarray:
     """3x3 map from pixel indices (x, y, 1) to grid_sample's normalised coordinates (align_corners=False)."""
-    return torch.tensor([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]])
+    return np.array([[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]])
 
 
-def translations(shift_x: torch.Tensor, shift_y: torch.Tensor) -> torch.Tensor:
+def translations(shift_x: np.ndarray, shift_y: np.ndarray) -> np.ndarray:
     """(B, 3, 3) maps adding (shift_x, shift_y) to pixel coordinates."""
-    matrices = torch.eye(3).repeat(len(shift_x), 1, 1)
-    matrices[:, 0, 2], matrices[:, 1, 2] = shift_x.float(), shift_y.float()
+    matrices = np.tile(np.eye(3), (len(shift_x), 1, 1))
+    matrices[:, 0, 2], matrices[:, 1, 2] = shift_x, shift_y
     return matrices
 
 
@@ -186,21 +191,21 @@ class PadJitterScaleRotateJitter:
     def __call__(self, images: torch.Tensor, random: PerImageRandom) -> torch.Tensor:
         _check_batch(images, random)
         jitter = self.pad + 1   # draws in the order of Compose([Pad, Jitter, RandomScaleRotate, Jitter])
-        draws = random.integer_rows([jitter, jitter, len(self.scales), len(self.angles), jitter, jitter])
+        draws = random.integer_rows([jitter, jitter, len(self.scales), len(self.angles), jitter, jitter]).numpy()
         first_y, first_x, second_y, second_x = draws[:, 0], draws[:, 1], draws[:, 4], draws[:, 5]
-        scales = torch.tensor(self.scales, dtype=torch.float32)[draws[:, 2]]
-        degrees = torch.tensor(self.angles, dtype=torch.float32)[draws[:, 3]]
+        scales = np.array(self.scales, dtype=np.float32)[draws[:, 2]]      # the values Compose draws
+        degrees = np.array(self.angles, dtype=np.float32)[draws[:, 3]]
         height, width = images.shape[-2:]
         rotated_height, rotated_width = height + self.pad, width + self.pad   # size after the first jitter
         to_rotated = pixels_to_normalised(rotated_height, rotated_width)
-        rotation = torch.eye(3).repeat(len(scales), 1, 1)
+        rotation = np.tile(np.eye(3), (len(scales), 1, 1))
         rotation[:, :2] = scale_rotate_matrices(scales, degrees, rotated_height, rotated_width)
         # output pixel -> second crop -> rotation (normalised) -> first crop -> unpadded input pixel
         output_to_input = (pixels_to_normalised(height, width)
                            @ translations(first_x - self.pad, first_y - self.pad)
-                           @ torch.linalg.inv(to_rotated) @ rotation @ to_rotated
+                           @ np.linalg.inv(to_rotated) @ rotation @ to_rotated
                            @ translations(second_x, second_y)
-                           @ torch.linalg.inv(pixels_to_normalised(height, width)))
+                           @ np.linalg.inv(pixels_to_normalised(height, width)))
         return affine_resample(images, output_to_input[:, :2], self.fill)
 
 
