@@ -29,7 +29,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force) \
   $(if $(CLUSTER),--cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)')
 
-.PHONY: slides figures deck-figures models check pdf dev rehearse test bench reference venv node chromium clean help
+.PHONY: slides figures deck-figures models check pdf dev rehearse test bench reference venv test-venv cluster-venv node chromium clean help
 
 help:
 	@echo "make slides   the stale figures DECK shows + check + static site (DECK=talk/workshop.md for the workshop)"
@@ -45,14 +45,14 @@ slides: deck-figures node
 # The runner rebuilds, through the zoo, the stale models the stale figures read (a changed
 # checkpoint, architecture source, zoo entry or dataset), so `make figures` needs no `make models`
 # first and a no-op run never imports torch. `make models` builds every model of the zoo.
-figures: venv
+figures: venv $(if $(CLUSTER),cluster-venv)
 	$(PY) -m figures_src.runner $(FIGURE_ARGS)
 
 # A deck's build makes only the stale figures that DECK (with its imported pages) shows.
-deck-figures: venv
+deck-figures: venv $(if $(CLUSTER),cluster-venv)
 	$(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS)
 
-models: venv
+models: venv $(if $(CLUSTER),cluster-venv)
 	$(if $(CLUSTER),$(PY) -m figures_src.runner.zoo_cluster --cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)' --device $(DEVICE),$(PY) -m mechinterp.models.zoo --device $(DEVICE) --jobs $(JOBS))
 
 check: venv
@@ -67,7 +67,7 @@ dev: deck-figures node
 rehearse: venv
 	$(PY) -m decktools.rehearse $(DECK) --wpm $(WPM)
 
-test: venv node chromium
+test: test-venv node chromium
 	$(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # TransformerLens, bench_transformers' independent reference (pyproject's `reference` extra): into
@@ -76,7 +76,7 @@ test: venv node chromium
 REFERENCE_VENV ?= .venv-reference
 REFERENCE = $(shell $(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['reference']))")
 
-bench: venv reference
+bench: test-venv reference
 	@export REFERENCE_PYTHON=$(abspath $(REFERENCE_VENV))/bin/python; for script in bench/bench_*.py; do echo "== $$script"; $(PY) -m bench.$$(basename $$script .py) || exit 1; done
 
 reference: venv
@@ -87,11 +87,23 @@ reference: venv
 	  $(PYTHON) -m venv $(REFERENCE_VENV) && $(REFERENCE_VENV)/bin/pip install -q $(TORCH) safetensors $(REFERENCE); \
 	fi
 
+# What `make slides` needs (a torch already there, one the user chose, stays); the test and
+# cluster extras come with `make test` and CLUSTER=.
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+test-venv: $(VENV)/.installed-test
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+cluster-venv: $(VENV)/.installed-cluster
+$(VENV)/.installed-cluster: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[cluster]'
 	touch $@
 
 node: talk/node_modules/.installed

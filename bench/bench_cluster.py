@@ -9,7 +9,9 @@ LocalCluster, the one implementation).
    the figure's own seconds; the median of REPEATS after a warm-up (goal: at most 100 ms).
 2. Four independent CPU-bound figures on two workers against the same four on one (the tasks
    restricted to it), timed alternately; the ratio (goal: at most 0.6). Each figure gets one
-   thread (MECHINTERP_THREADS=1 and one BLAS thread), so two workers use two cores.
+   thread (MECHINTERP_THREADS=1 and one BLAS thread), so two workers use two cores. Each takes
+   about 1 s of work, the lightest figure of the main deck (zoo/accuracy, 1.3 s; most take 5 to
+   50 s): figures of a tenth of that would measure the round trips, not the scaling.
 3. A no-op `make figures CLUSTER=...` (the command make runs, python -m figures_src.runner with
    --cluster, over figures already up to date): it must contact no worker. Measured by the
    scheduler's and the workers' task-transition counters before and after, which any task moves.
@@ -30,6 +32,7 @@ from bench.common import write_results
 
 REPEATS = 20
 WORK_ROUNDS = 3
+SVDS_PER_FIGURE = 80          # about 1 s on one core of the 2-core machine
 NO_OP = '''
 FIGURES = {"noop/nothing": {"make": "make_nothing", "outputs": []},
            "work/a": {"make": "make_work", "params": {"seed": 0}, "outputs": []},
@@ -128,7 +131,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         (root / "scripts").mkdir()
-        (root / "scripts" / "bench_figures.py").write_text(NO_OP.replace("WORK", "10"))
+        (root / "scripts" / "bench_figures.py").write_text(NO_OP.replace("WORK", str(SVDS_PER_FIGURE)))
         cluster = LocalCluster(root)
         try:
             cluster.start_worker("w1")
