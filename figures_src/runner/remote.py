@@ -145,7 +145,8 @@ def train_model_remotely(job: dict) -> dict:
         return {"refused": message, "ran_on": ran_on}
     from mechinterp.device import torch_threads
     from mechinterp.models.config import read_zoo
-    from mechinterp.models.zoo import as_device, build_one, failure_block
+    from mechinterp.models.failures import failure_block
+    from mechinterp.models.zoo import as_device, build_one
     task_dir = Path(tempfile.mkdtemp(dir=_tasks_root(), prefix="model-"))
     try:
         models = task_dir / "models"

@@ -51,7 +51,8 @@ def _start_builder(threads: int, parent: int) -> None:
 def _build(name: str, config_path: str, models_dir: str, device: str, force: bool):
     """In a builder: (name, meta, None) or (name, None, the zoo's failure block)."""
     from mechinterp.models.config import read_zoo
-    from mechinterp.models.zoo import _build_if_stale, as_device, failure_block
+    from mechinterp.models.failures import failure_block
+    from mechinterp.models.zoo import _build_if_stale, as_device
     zoo = read_zoo(config_path)
     try:
         return name, _build_if_stale(name, zoo, models_dir, as_device(device), force), None

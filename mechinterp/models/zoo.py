@@ -44,7 +44,6 @@ import json
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 
 import torch
@@ -56,6 +55,7 @@ from mechinterp.device import keep_freed_memory, pick_device, seed_everything, t
 from mechinterp.hooks import layer_names
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
+from mechinterp.models.failures import failure_block, raised_at
 from mechinterp.models.config import (Zoo, ZooError, in_profile, is_imported,  # noqa: F401
                                       read_zoo, read_zoo_config,
                                       source_path)
@@ -93,7 +93,7 @@ def resolve_architecture(spec: str) -> type:
                        "in zoo.yaml") from error
     except Exception as error:  # the user's module itself fails on import: say where
         raise ZooError(f"importing {module_name!r} (architecture {spec!r}) failed: "
-                       f"{type(error).__name__}: {error}{_raised_at(error)}; fix that module") from error
+                       f"{type(error).__name__}: {error}{raised_at(error)}; fix that module") from error
     if not hasattr(module, class_name):
         classes = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module)
                          and v.__module__ == module.__name__)
@@ -353,43 +353,6 @@ def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force
     meta = build_one(name, zoo, models_dir, device)
     _print_summary(name, meta)
     return meta
-
-
-def failure_block(name: str, zoo: Zoo, error: BaseException) -> str:
-    """A few lines naming the entry, its zoo.yaml line and what to do (VERBOSE=1: the traceback)."""
-    if _is_ours(error):
-        message = str(error)
-    else:
-        message = (f"{type(error).__name__}: {error}{_raised_at(error)}; fix that code, or run "
-                   "with VERBOSE=1 for the whole traceback")
-    block = f"zoo: cannot build {name!r} ({zoo.where(name)})\n  {message}"
-    if os.environ.get("VERBOSE", "") not in ("", "0"):
-        block = "".join(traceback.format_exception(error)) + block
-    return block
-
-
-def _is_ours(error: BaseException) -> bool:
-    """True for errors whose message already says what to do (raised by the zoo or data code)."""
-    return type(error).__module__.startswith("mechinterp") or isinstance(error, FileNotFoundError)
-
-
-def _raised_at(error: BaseException) -> str:
-    """" (at my_nets/tiny.py:12)": the innermost frame outside torch and the standard library."""
-    if isinstance(error, SyntaxError) and error.filename:   # the frame is the import machinery's
-        return f" (at {_shown_path(error.filename)}:{error.lineno})"
-    installed = {os.path.dirname(os.__file__), os.path.dirname(torch.__file__)}
-    frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if not any(f.filename.startswith(folder) for folder in installed)
-              and "site-packages" not in f.filename]
-    if not frames:
-        return ""
-    return f" (at {_shown_path(frames[-1].filename)}:{frames[-1].lineno})"
-
-
-def _shown_path(path: str) -> str:
-    """A path relative to here when it is below here, else as it is."""
-    relative = os.path.relpath(path) if os.path.isabs(path) else path
-    return path if relative.startswith("..") else relative
 
 
 def train_zoo(config_path: str | os.PathLike = "models/zoo.yaml",

@@ -1,0 +1,55 @@
+"""How the zoo reports a model it cannot build: one short block naming the entry and its zoo.yaml
+line and what to do, with no traceback unless VERBOSE=1.
+
+    failure_block("my-tiny", zoo, error)
+    # zoo: cannot build 'my-tiny' (models/zoo.yaml:15)
+    #   RuntimeError: my layer sizes are wrong (at my_nets/buggy.py:6); fix that code, or run ...
+
+Errors raised by the engine (a ZooError, a missing file) already say what to do and are shown as
+they are; any other error is named with the innermost frame of the user's own code.
+"""
+from __future__ import annotations
+
+import os
+import traceback
+
+import torch
+
+from mechinterp.models.config import Zoo
+
+
+def failure_block(name: str, zoo: Zoo, error: BaseException) -> str:
+    """A few lines naming the entry, its zoo.yaml line and what to do (VERBOSE=1: the traceback)."""
+    if says_what_to_do(error):
+        message = str(error)
+    else:
+        message = (f"{type(error).__name__}: {error}{raised_at(error)}; fix that code, or run "
+                   "with VERBOSE=1 for the whole traceback")
+    block = f"zoo: cannot build {name!r} ({zoo.where(name)})\n  {message}"
+    if os.environ.get("VERBOSE", "") not in ("", "0"):
+        block = "".join(traceback.format_exception(error)) + block
+    return block
+
+
+def says_what_to_do(error: BaseException) -> bool:
+    """True for errors whose message already says what to do (raised by the zoo or data code)."""
+    return type(error).__module__.startswith("mechinterp") or isinstance(error, FileNotFoundError)
+
+
+def raised_at(error: BaseException) -> str:
+    """" (at my_nets/tiny.py:12)": the innermost frame outside torch and the standard library."""
+    if isinstance(error, SyntaxError) and error.filename:   # the frame is the import machinery's
+        return f" (at {shown_path(error.filename)}:{error.lineno})"
+    installed = {os.path.dirname(os.__file__), os.path.dirname(torch.__file__)}
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not any(f.filename.startswith(folder) for folder in installed)
+              and "site-packages" not in f.filename]
+    if not frames:
+        return ""
+    return f" (at {shown_path(frames[-1].filename)}:{frames[-1].lineno})"
+
+
+def shown_path(path: str) -> str:
+    """A path relative to here when it is below here, else as it is."""
+    relative = os.path.relpath(path) if os.path.isabs(path) else path
+    return path if relative.startswith("..") else relative
