@@ -145,6 +145,23 @@ def test_only_and_force_and_list(workspace):
     assert unknown.returncode == 2 and "no figure id matches" in unknown.stderr
 
 
+def test_stale_figures_start_longest_first_by_their_last_seconds(workspace):
+    """One worker: the figures start (and so finish) in the order of the seconds the manifest
+    recorded for them, longest first; a figure never made before goes first."""
+    assert run_runner(workspace).returncode == 0
+    recorded = json.loads((workspace[1] / "manifest.json").read_text())
+    for figure_id, seconds in {"alpha/one": 1.0, "alpha/two": 30.0, "beta/three": 5.0}.items():
+        recorded["figures"][figure_id]["seconds"] = seconds
+    (workspace[1] / "manifest.json").write_text(json.dumps(recorded))
+    forced = run_runner(workspace, "--force", "--jobs", "1")
+    order = [line.split()[1] for line in forced.stdout.splitlines() if line.startswith("made ")]
+    assert order == ["alpha/two", "beta/three", "alpha/one"]
+    del recorded["figures"]["alpha/one"]
+    (workspace[1] / "manifest.json").write_text(json.dumps(recorded))
+    forced = run_runner(workspace, "--force", "--jobs", "1")
+    assert [line.split()[1] for line in forced.stdout.splitlines() if line.startswith("made ")][0] == "alpha/one"
+
+
 def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     scripts, figures, _ = workspace
     assert run_runner(workspace).returncode == 0

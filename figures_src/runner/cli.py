@@ -26,7 +26,7 @@ from figures_src.runner.discover import FigureSpecError, discover_figures
 from figures_src.runner.jobs import run_stale
 from figures_src.runner.lock import exclusive_run
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
-from figures_src.runner.planning import build_stale_models, plan, profile_change_line, select
+from figures_src.runner.planning import build_stale_models, longest_first, plan, profile_change_line, select
 from figures_src.runner.signals import Interrupted, stop_signals_handled
 from figures_src.runner.staleness import Manifest
 from figures_src.runner.worker import worker_main
@@ -98,7 +98,7 @@ def _run(options, figure_ids) -> int:
     if stale:
         with exclusive_run(options.figures_dir):
             manifest = Manifest.load(options.figures_dir / "manifest.json")  # as the lock found it
-            failures.update(execute(stale, options, manifest))
+            failures.update(execute(longest_first(stale, manifest), options, manifest))
     up_to_date = len(selected) - len(stale) - len(unavailable)
     made = len(stale) - len(set(failures) - set(unavailable))
     print(f"figures: {made} made, {up_to_date} up to date, {len(failures)} failed")

@@ -61,6 +61,16 @@ def plan(specs: dict[str, FigureSpec], options, manifest: Manifest, figures_dir:
     return stale, errors
 
 
+def longest_first(stale, manifest: Manifest):
+    """The stale figures in the order that ends soonest on a few workers: the longest first, by the
+    seconds each took when it was last made (so a 40 s figure does not start last and leave the
+    other workers idle); figures never made, whose cost is unknown, first, in declared order."""
+    def last_seconds(item) -> float:
+        entry = manifest.figures.get(item[0].figure_id, {})
+        return float(entry.get("seconds", float("inf")))
+    return sorted(stale, key=lambda item: -last_seconds(item))
+
+
 def profile_change_line(stale, manifest: Manifest, profile: str) -> str | None:
     """One line for a profile switch, instead of the same reason on every figure."""
     before = Counter(manifest.figures[spec.figure_id].get("inputs", {}).get("profile")
