@@ -149,6 +149,18 @@ def send_sigint(pid: int, target: str) -> None:
         os.kill(pid, signal.SIGINT)
 
 
+def interrupt(process, target: str) -> tuple[float, str]:
+    """SIGINT the running runner (see send_sigint); (seconds until it and every process below it
+    had exited, its stderr)."""
+    assert process.poll() is None, process.communicate()
+    processes = [process.pid] + descendants(process.pid)
+    sent = time.monotonic()
+    send_sigint(process.pid, target)
+    _, stderr = process.communicate(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in processes), timeout=30, what="every process to exit")
+    return time.monotonic() - sent, stderr
+
+
 @pytest.mark.parametrize("target", ["runner", "group", "group+forwarded"])
 @pytest.mark.parametrize("moment", list(MOMENTS))
 def test_ctrl_c_stops_everything_cleanly(workspace, moment, target):
@@ -159,13 +171,7 @@ def test_ctrl_c_stops_everything_cleanly(workspace, moment, target):
     write_script(scripts, 2, 60)                       # stale now, and slow
     process = start_runner(workspace)
     wait_for(lambda: MOMENTS[moment](process, workspace) or process.poll() is not None)
-    assert process.poll() is None, process.communicate()
-    processes = [process.pid] + descendants(process.pid)
-    sent = time.monotonic()
-    send_sigint(process.pid, target)
-    _, stderr = process.communicate(timeout=30)
-    wait_for(lambda: not any(alive(pid) for pid in processes), timeout=30, what="every process to exit")
-    stopped = time.monotonic() - sent
+    stopped, stderr = interrupt(process, target)
 
     assert stopped < 2.0, f"{moment}: took {stopped:.2f} s to stop"
     assert process.returncode != 0
@@ -273,11 +279,9 @@ def training_for_a_while(process, seen: dict) -> bool:
     return time.monotonic() - seen["since"] > 4
 
 
-@pytest.mark.parametrize("target", ["runner", "group"])
-def test_ctrl_c_while_models_train_side_by_side_stops_every_builder(workspace, target):
-    """The runner builds the stale models its figures read, two at a time in builder processes;
-    Ctrl-C then ends them all within 2 s, with one line, and leaves no model half-written."""
-    scripts, figures, models = workspace
+def start_runner_training_models(workspace) -> subprocess.Popen:
+    """A runner whose figure reads two stale zoo models, caught while it trains them side by side."""
+    scripts, _, models = workspace
     (models / "zoo.yaml").write_text(SLOW_ZOO)
     (scripts / "slow.py").write_text(SLOW.replace('["big"]', '["slow-a", "slow-b"]')
                                      .replace("SLOPE", "1").replace("SLEEP", "0"))
@@ -285,13 +289,17 @@ def test_ctrl_c_while_models_train_side_by_side_stops_every_builder(workspace, t
                                stderr=subprocess.PIPE, text=True, start_new_session=True)
     seen = {}
     wait_for(lambda: training_for_a_while(process, seen) or process.poll() is not None)
-    assert process.poll() is None, process.communicate()
-    processes = [process.pid] + descendants(process.pid)
-    sent = time.monotonic()
-    send_sigint(process.pid, target)
-    _, stderr = process.communicate(timeout=30)
-    wait_for(lambda: not any(alive(pid) for pid in processes), timeout=30, what="every process to exit")
-    assert time.monotonic() - sent < 2.0
+    return process
+
+
+@pytest.mark.parametrize("target", ["runner", "group"])
+def test_ctrl_c_while_models_train_side_by_side_stops_every_builder(workspace, target):
+    """The runner builds the stale models its figures read, two at a time in builder processes;
+    Ctrl-C then ends them all within 2 s, with one line, and leaves no model half-written."""
+    _, figures, models = workspace
+    process = start_runner_training_models(workspace)
+    stopped, stderr = interrupt(process, target)
+    assert stopped < 2.0
     assert process.returncode != 0
     assert len([line for line in stderr.splitlines() if line.startswith("interrupted:")]) == 1, stderr
     assert "Traceback" not in stderr, stderr
@@ -301,14 +309,7 @@ def test_ctrl_c_while_models_train_side_by_side_stops_every_builder(workspace, t
 
 
 def test_builders_end_when_their_runner_is_killed(workspace):
-    scripts, _, models = workspace
-    (models / "zoo.yaml").write_text(SLOW_ZOO)
-    (scripts / "slow.py").write_text(SLOW.replace('["big"]', '["slow-a", "slow-b"]')
-                                     .replace("SLOPE", "1").replace("SLEEP", "0"))
-    process = subprocess.Popen(runner_command(workspace, "--jobs", "2"), cwd=REPO, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
-    seen = {}
-    wait_for(lambda: training_for_a_while(process, seen) or process.poll() is not None)
+    process = start_runner_training_models(workspace)
     training = builders(process)
     os.kill(process.pid, signal.SIGKILL)                # no chance to clean up
     process.communicate(timeout=30)

@@ -8,9 +8,9 @@
 Each step: parameterisation -> images -> random transforms -> model (activations captured with
 mechinterp.hooks.capture, graph kept; the pass ends after the last layer the objective reads) ->
 objective scores -> loss = -sum -> Adam step on the image parameters only (the model's weights
-get no gradient). Because the loss is a sum over images, Adam
-is elementwise and every image has its own seeded start and transforms, a batch of N renders equals
-N single renders with the same seeds, and one batched run visualises a whole layer.
+get no gradient). Because the loss is a sum over images, Adam is elementwise and every image has
+its own seeded start and transforms, a batch of N renders equals N single renders with the same
+seeds, and one batched run visualises a whole layer.
 
 Defaults are the "done properly" recipe: Fourier parameterisation, decorrelated colour, Lucid's
 transform set. `RenderSettings.naive()` is plain pixels with nothing else (it "cheats").

@@ -3,8 +3,9 @@
 Each optimisation step shows the model a randomly padded, jittered, scaled and rotated copy of the
 image; a pattern that only works at one exact pixel offset (high-frequency "cheating") stops
 working, a real feature keeps working (Olah et al. 2017, "Transformation robustness"; Lucid's
-transform.py). Everything here is plain torch (pad, indexing, affine_grid, grid_sample), so it is
-differentiable and runs on any device.
+transform.py). The images go through plain torch (pad, indexing, affine_grid, grid_sample), so it
+is differentiable and runs on any device; the few numbers of each image's affine map are
+composed in numpy.
 
 Every image of the batch draws its own random numbers from its own seeded generator, so image i is
 transformed the same way whether it is rendered alone or in a batch of 256:
