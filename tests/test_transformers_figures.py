@@ -86,7 +86,7 @@ def test_a_quick_run_of_the_runner_leaves_full_only_models_untrained(tmp_path):
     models.mkdir()
     (models / "zoo.yaml").write_text(TINY_ZOO)
     spec = FigureSpec("demo/seeds", tmp_path / "demo.py", "make", ["tiny-2l", "tiny-2l-seed1"], {}, ["png"])
-    options = lambda profile: Namespace(models_dir=models, profile=profile, device="cpu", cluster="")
+    options = lambda profile: Namespace(models_dir=models, profile=profile, device="cpu", cluster="", jobs=1)
     assert build_stale_models({"demo/seeds": spec}, ["demo/seeds"], options("quick")) == {}
     assert (models / "tiny-2l").is_dir() and not (models / "tiny-2l-seed1").exists()
     assert build_stale_models({"demo/seeds": spec}, ["demo/seeds"], options("gpu")) == {}
