@@ -11,7 +11,8 @@ Trains the default zoo (models/zoo.yaml) from scratch into a temporary folder (t
 models/ is not touched), as `make models` would on a fresh checkout, and reports per model the
 training images per second and seconds, then the wall time of the whole zoo (dataset
 generation, training, evaluation, writing) and the process CPU time: when the machine is
-shared, CPU time / wall time shows how much of it this run got. A short side measurement
+shared, CPU time / wall time shows how much of it this run got. Then the same zoo again as `make
+models` builds it, one model per core in its own process (the same weights), for its wall time. A short side measurement
 compares 1 and 2 torch threads on one CNN in the same run (the zoo trains with 1 on the CPU).
 The load average before and after says how busy the machine was.
 """
@@ -49,6 +50,15 @@ def thread_throughput(threads: int, device: torch.device, images: int = 1280) ->
         torch.set_num_threads(previous)
 
 
+def side_by_side_seconds(names: list[str], device: torch.device) -> dict:
+    """Wall seconds of the same zoo built `make models`' way: one process per core, one model each."""
+    jobs = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="bench-zoo-") as models_dir:
+        started = time.perf_counter()
+        train_zoo(CONFIG, models_dir, names=names, device=device, force=True, jobs=jobs)
+        return {"value": time.perf_counter() - started, "unit": "s", "jobs": jobs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None)
@@ -62,17 +72,22 @@ def main() -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         metas = train_zoo(CONFIG, models_dir, names=names, device=device, force=True)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    for name, meta in metas.items():
-        figures[f"{name} throughput"] = {"value": meta["images_per_second"], "unit": "images/s"}
+    for name, meta in metas.items():      # a sequence model (the transformers) has steps, no images
         figures[f"{name} train time"] = {"value": meta["train_seconds"], "unit": "s"}
-        figures[f"{name} test accuracy"] = {"value": meta["metrics"]["test_accuracy"], "unit": ""}
-        figures[f"{name} epochs"] = {"value": meta["config"]["epochs"], "unit": "epochs"}
+        if "images_per_second" in meta:
+            figures[f"{name} throughput"] = {"value": meta["images_per_second"], "unit": "images/s"}
+            figures[f"{name} test accuracy"] = {"value": meta["metrics"]["test_accuracy"], "unit": ""}
+            figures[f"{name} epochs"] = {"value": meta["config"]["epochs"], "unit": "epochs"}
+        else:
+            figures[f"{name} steps"] = {"value": meta["config"].get("steps"), "unit": "steps"}
     for name in sorted(set(zoo.entries) - set(names)):
         figures[f"{name} not trained on {device.type}"] = {"value": zoo.entries[name].get("devices"), "unit": "devices"}
     figures["load average after"] = {"value": os.getloadavg()[0], "unit": "processes"}
     figures["total zoo time (wall)"] = {"value": wall, "unit": "s"}
     figures["total zoo time (process CPU)"] = {"value": cpu, "unit": "s"}
     figures["share of the CPU this run got"] = {"value": cpu / wall, "unit": "cores"}
+    if device.type == "cpu":
+        figures["total zoo time, built side by side (wall)"] = side_by_side_seconds(names, device)
     if device.type == "cpu":
         for threads in (1, 2):
             figures[f"SmallCNN throughput, {threads} thread(s)"] = {
