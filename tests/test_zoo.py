@@ -113,8 +113,8 @@ def test_models_built_side_by_side_have_the_weights_of_a_build_one_after_another
 
 
 def test_builds_start_longest_first(tmp_path):
-    """By the last build's train_seconds where there was one, else torchvision's (the zoo's
-    largest) before ours, in zoo order."""
+    """By the last build's train_seconds; models never built first (their cost is unknown),
+    torchvision's (the zoo's largest) before ours, in zoo order."""
     from mechinterp.models.parallel import longest_first
     resnet = {"torchvision": "resnet18", "kwargs": {"num_classes": 8}, "dataset": "shapes", "epochs": 1}
     config = write_config(tmp_path, {"mlp": TINY_MLP, "cnn": TINY_CNN, "resnet": resnet, "slow": TINY_CNN})
@@ -123,7 +123,7 @@ def test_builds_start_longest_first(tmp_path):
     for name, seconds in {"mlp": 2.0, "slow": 40.0}.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "meta.json").write_text(json.dumps({"train_seconds": seconds}))
-    assert longest_first(["mlp", "cnn", "resnet", "slow"], zoo, tmp_path) == ["slow", "mlp", "resnet", "cnn"]
+    assert longest_first(["mlp", "cnn", "resnet", "slow"], zoo, tmp_path) == ["resnet", "cnn", "slow", "mlp"]
 
 
 def test_meta_records_provenance_and_the_model_reproduces_its_accuracy(tmp_path):

@@ -62,15 +62,15 @@ def _build(name: str, config_path: str, models_dir: str, device: str, force: boo
 
 def longest_first(names: list[str], zoo, models_dir) -> list[str]:
     """The builds in the order that ends soonest on a few processes: the longest first, by the
-    last build's train_seconds where there was one; with none, torchvision architectures (the
-    largest of the zoo) before the rest, otherwise in zoo order."""
+    last build's train_seconds; models never built, whose cost is unknown, first (torchvision
+    architectures, the largest of the zoo, before ours), as the figure runner orders figures."""
     from mechinterp.models.zoo import load_meta
 
     def expected_seconds(name: str) -> float:
         try:
             return float(load_meta(name, models_dir).get("train_seconds") or 0.0)
         except (FileNotFoundError, ValueError, OSError):
-            return 0.0
+            return float("inf")
     return sorted(names, key=lambda n: (-expected_seconds(n), "torchvision" not in zoo.entries.get(n, {})))
 
 
