@@ -99,6 +99,16 @@ KEPT_BLOCK_BYTES = 32 * 1024 * 1024      # glibc's largest heap block (its mmap 
 
 
 @functools.cache
+def c_library() -> ctypes.CDLL | None:
+    """The process's C library (for mallopt, prctl), or None where ctypes cannot find one."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+@functools.cache
 def keep_freed_memory() -> bool:
     """Keep the memory of freed tensors in the process instead of giving it back to the system.
 
@@ -109,11 +119,7 @@ def keep_freed_memory() -> bool:
     which is what a figure worker or a training run reaches anyway. A no-op (False) where the C
     library is not glibc (macOS, musl): their allocators keep such blocks themselves or lack the
     knob. Called once per process by the figure worker, the zoo and the benchmarks."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return False
+    libc = c_library()
     if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "gnu_get_libc_version"):
         return False
     return all(libc.mallopt(option, value) == 1 for option, value in

@@ -16,8 +16,6 @@ parent killed outright takes its builders with it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import multiprocessing
 import os
 import signal
@@ -33,8 +31,9 @@ def _exit_on_sigterm(signum, frame) -> None:
 def _end_with_parent(parent: int) -> None:
     """On Linux, SIGTERM this builder when its parent dies (a runner killed with -9 leaves no
     model training on); elsewhere builders end when they next ask the gone parent for work."""
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        ctypes.CDLL(ctypes.util.find_library("c")).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    from mechinterp.device import c_library
+    with contextlib.suppress(OSError, AttributeError):     # no C library, or no prctl (not Linux)
+        c_library().prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:                # it died before prctl took effect
         raise SystemExit(1)
 

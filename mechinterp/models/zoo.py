@@ -319,8 +319,10 @@ def build_models(config_path, models_dir, names=None, device=None, force: bool =
 def _build_side_by_side(names, zoo: Zoo, config_path, models_dir, device, force, jobs):
     """The stale models among names built `jobs` at a time on the CPU, with the caller's torch
     thread count; ({}, {}) when there are fewer than two to build, leaving them to build here."""
+    if jobs < 2 or device.type != "cpu":
+        return {}, {}
     stale = [n for n in names if n in zoo.entries and (force or model_stale_reason(n, zoo, models_dir))]
-    if jobs < 2 or device.type != "cpu" or len(stale) < 2:
+    if len(stale) < 2:
         return {}, {}
     from mechinterp.models.parallel import build_in_processes, longest_first
     return build_in_processes(longest_first(stale, zoo, models_dir), config_path, models_dir,
