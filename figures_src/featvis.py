@@ -24,55 +24,44 @@ from matplotlib.gridspec import GridSpec
 
 from figures_src.plotting import show_image
 
+# the render schedule most featvis figures share: short and bold for quick, long and gentle for full
+QUICK_RENDER = {"steps": 16, "learning_rate": 0.1, "images": 300}
+FULL_RENDER = {"steps": 256, "learning_rate": 0.05, "images": 2000}
+
 FIGURES = {
     "featvis/from-noise": {
-        "make": "make_from_noise",
-        "models": ["shapes-cnn-a"],
+        "make": "make_from_noise", "models": ["shapes-cnn-a"], "outputs": ["png"],
         "params": {"quick": {"snapshots": [0, 4, 12, 24], "learning_rate": 0.1, "images": 300},
                    "full": {"snapshots": [0, 8, 32, 128, 256], "learning_rate": 0.05, "images": 2000}},
-        "outputs": ["png"],
     },
     "featvis/regularisation": {
-        "make": "make_regularisation",
-        "models": ["shapes-cnn-a"],
-        "params": {"quick": {"steps": 24, "learning_rate": 0.1, "images": 300, "l2": 1.0, "tv": 2.0},
-                   "full": {"steps": 256, "learning_rate": 0.05, "images": 2000, "l2": 1.0, "tv": 2.0}},
-        "outputs": ["png"],
+        "make": "make_regularisation", "models": ["shapes-cnn-a"], "outputs": ["png"],
+        "params": {"quick": {**QUICK_RENDER, "steps": 24, "l2": 1.0, "tv": 2.0},
+                   "full": {**FULL_RENDER, "l2": 1.0, "tv": 2.0}},
     },
     "featvis/layer-grid": {
-        "make": "make_layer_grid",
-        "models": ["shapes-cnn-a"],
-        "params": {"quick": {"steps": 12, "learning_rate": 0.1, "images": 300},
-                   "full": {"steps": 256, "learning_rate": 0.05, "images": 2000}},
-        "outputs": ["png"],
+        "make": "make_layer_grid", "models": ["shapes-cnn-a"], "outputs": ["png"],
+        "params": {"quick": {**QUICK_RENDER, "steps": 12}, "full": FULL_RENDER},
     },
     "featvis/dataset-examples": {
-        "make": "make_dataset_examples",
-        "models": ["shapes-cnn-a"],
-        "params": {"quick": {"steps": 16, "learning_rate": 0.1, "images": 300, "units": 3, "examples": 5},
-                   "full": {"steps": 256, "learning_rate": 0.05, "images": 2000, "units": 4, "examples": 6}},
-        "outputs": ["png"],
+        "make": "make_dataset_examples", "models": ["shapes-cnn-a"], "outputs": ["png"],
+        "params": {"quick": {**QUICK_RENDER, "units": 3, "examples": 5},
+                   "full": {**FULL_RENDER, "units": 4, "examples": 6}},
     },
     "featvis/diversity": {
-        "make": "make_diversity",
-        "models": ["shapes-cnn-a"],
-        "params": {"quick": {"steps": 16, "learning_rate": 0.1, "images": 300, "batch": 4, "weight": 30.0},
-                   "full": {"steps": 256, "learning_rate": 0.05, "images": 2000, "batch": 4, "weight": 30.0}},
-        "outputs": ["png"],
+        "make": "make_diversity", "models": ["shapes-cnn-a"], "outputs": ["png"],
+        "params": {"quick": {**QUICK_RENDER, "batch": 4, "weight": 30.0},
+                   "full": {**FULL_RENDER, "batch": 4, "weight": 30.0}},
     },
     "featvis/deepdream": {
-        "make": "make_deepdream",
-        "models": ["shapes-cnn-a"],
+        "make": "make_deepdream", "models": ["shapes-cnn-a"], "outputs": ["png"],
         "params": {"quick": {"photo": "astronaut", "size": 64, "octaves": 2, "steps": 3, "step_size": 0.02},
                    "full": {"photo": "astronaut", "size": 160, "octaves": 3, "steps": 15, "step_size": 0.006}},
-        "outputs": ["png"],
     },
     "featvis/tuning": {
-        "make": "make_tuning",
-        "models": ["shapes-cnn-a"],
-        "params": {"quick": {"angles": 24, "steps": 12, "learning_rate": 0.1, "images": 300},
-                   "full": {"angles": 72, "steps": 256, "learning_rate": 0.05, "images": 2000}},
-        "outputs": ["png"],
+        "make": "make_tuning", "models": ["shapes-cnn-a"], "outputs": ["png"],
+        "params": {"quick": {**QUICK_RENDER, "angles": 24, "steps": 12},
+                   "full": {**FULL_RENDER, "angles": 72}},
     },
 }
 

@@ -19,31 +19,23 @@ GEOMETRY = ["shapes-cnn-a", "shapes-cnn-wide", "shapes-cnn-deep"]
 
 FIGURES = {
     "universality/probes": {
-        "make": "make_probes",
-        "models": PROBED,
+        "make": "make_probes", "models": PROBED, "outputs": ["png"],
         "params": {"quick": {"images": 400}, "full": {"images": 2000}},
-        "outputs": ["png"],
     },
     "universality/tcav": {
-        "make": "make_tcav",
-        "models": ["shapes-cnn-a"],
+        "make": "make_tcav", "models": ["shapes-cnn-a"], "outputs": ["png"],
         "params": {"quick": {"target": "circle", "examples": 40, "random_sets": 5,
                              "concepts": ["arc", "line", "corner", "square"]},
                    "full": {"target": "circle", "examples": 100, "random_sets": 20,
                             "concepts": ["arc", "line", "corner", "square"]}},
-        "outputs": ["png"],
     },
     "universality/embedding": {
-        "make": "make_embedding",
-        "models": ["shapes-cnn-a"],
+        "make": "make_embedding", "models": ["shapes-cnn-a"], "outputs": ["png"],
         "params": {"quick": {"images": 300, "layer": "relu3"}, "full": {"images": 1500, "layer": "relu3"}},
-        "outputs": ["png"],
     },
     "universality/geometry": {
-        "make": "make_geometry",
-        "models": GEOMETRY,
+        "make": "make_geometry", "models": GEOMETRY, "outputs": ["png"],
         "params": {"quick": {"images": 400}, "full": {"images": 2000}},
-        "outputs": ["png"],
     },
 }
 

@@ -28,36 +28,26 @@ GPU_COMPARED = ["shapes-cnn-a", "shapes-resnet18", "shapes-googlenet"]   # GoogL
 
 FIGURES = {
     "universality/cka-maps": {
-        "make": "make_cka_maps",
-        "models": COMPARED,
+        "make": "make_cka_maps", "models": COMPARED, "outputs": ["png"],
         "params": {"quick": {"images": 300}, "full": {"images": 1000}},
-        "outputs": ["png"],
     },
     "universality/googlenet-cka": {          # only `make figures PROFILE=gpu DEVICE=cuda` trains GoogLeNet
-        "make": "make_googlenet_cka",
-        "models": GPU_COMPARED,
+        "make": "make_googlenet_cka", "models": GPU_COMPARED, "outputs": ["png"],
         "profiles": ["gpu"],
         "params": {"images": 1000},
-        "outputs": ["png"],
     },
     "universality/layer-correspondence": {
-        "make": "make_layer_correspondence",
-        "models": COMPARED,
+        "make": "make_layer_correspondence", "models": COMPARED, "outputs": ["png"],
         "params": {"quick": {"images": 300}, "full": {"images": 1000}},
-        "outputs": ["png"],
     },
     "universality/unit-matching": {
-        "make": "make_unit_matching",
-        "models": SEEDS,
+        "make": "make_unit_matching", "models": SEEDS, "outputs": ["png"],
         "params": {"quick": {"images": 300}, "full": {"images": 2000}},
-        "outputs": ["png"],
     },
     "universality/matched-units": {
-        "make": "make_matched_units",
-        "models": SEEDS,
+        "make": "make_matched_units", "models": SEEDS, "outputs": ["png"],
         "params": {"quick": {"images": 400, "layer": "relu2", "pairs": 4, "examples": 5, "top": 20},
                    "full": {"images": 2000, "layer": "relu2", "pairs": 4, "examples": 5, "top": 20}},
-        "outputs": ["png"],
     },
 }
 

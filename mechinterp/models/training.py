@@ -25,13 +25,18 @@ from mechinterp.data import LabelledImages
 from mechinterp.models.batchnorm import add_batchnorm, fold_batchnorm
 
 
-@dataclass
-class TrainingSettings:
-    epochs: int
+@dataclass(kw_only=True)
+class OptimiserSettings:
+    """What every training run of the zoo sets, image classifier or sequence model."""
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 0.0
     seed: int = 0
+
+
+@dataclass(kw_only=True)
+class TrainingSettings(OptimiserSettings):
+    epochs: int
     batchnorm: bool = False    # train with batch norm after each conv, then fold it in
     optimizer: str = "adam"    # "adam", or "sgd" (Nesterov momentum 0.9: smoother conv filters)
 

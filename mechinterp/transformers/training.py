@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from mechinterp.models.training import OptimiserSettings
 from mechinterp.transformers.sequences import SEGMENT_LENGTHS, repeated_segments
 
 
-@dataclass
-class SequenceTraining:
+@dataclass(kw_only=True)
+class SequenceTraining(OptimiserSettings):
     steps: int
     batch_size: int = 32
     learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
     snapshot_every: int = 100
     segment_lengths: tuple[int, int] = SEGMENT_LENGTHS
 
