@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 
 import torch
 
-from bench.common import alternate, alternate_all, median_seconds, reference_cnn, write_results
+from bench.common import alternate, alternate_rounds, median_seconds, reference_cnn, write_results
 from mechinterp.device import keep_freed_memory, model_device, pick_device, seed_everything
 from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.render import model_memory_format, render
@@ -50,6 +51,11 @@ def batched_against_sequential(model, layer: str, channels: int) -> dict:
             f"{layer} batched_seconds_per_channel_step": {"value": batched / (channels * STEPS), "unit": "s"}}
 
 
+def median_round_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median of each round's own ratio: the machine's load changes between rounds."""
+    return statistics.median(n / d for n, d in zip(numerators, denominators))
+
+
 def step_overhead(model, layer: str, channels: int, image_size: int = 32) -> dict:
     """Seconds of one render step against a bare forward + backward of the same batch.
 
@@ -70,14 +76,15 @@ def step_overhead(model, layer: str, channels: int, image_size: int = 32) -> dic
 
     def rendering(steps):
         return lambda: render(model, goal, steps=steps, image_shape=shape, progress=False)
-    short, long, bare = alternate_all([rendering(STEPS), rendering(3 * STEPS), forward_backward],
-                                      repeats=2 * REPEATS)
-    per_step, bare = (long - short) / (2 * STEPS), bare / (2 * STEPS)
-    return {"seconds_per_step": {"value": per_step, "unit": "s"},
-            "forward_backward_seconds": {"value": bare, "unit": "s"},
-            "step_over_forward_backward": {"value": per_step / bare, "unit": "x"},
-            f"render_{STEPS}_steps_seconds_per_step": {"value": short / STEPS, "unit": "s"},
-            f"render_{STEPS}_steps_over_forward_backward": {"value": short / STEPS / bare, "unit": "x"}}
+    rounds = alternate_rounds([rendering(STEPS), rendering(3 * STEPS), forward_backward], repeats=4 * REPEATS)
+    per_step = [(long - short) / (2 * STEPS) for short, long in zip(rounds[0], rounds[1])]
+    bare = [seconds / (2 * STEPS) for seconds in rounds[2]]
+    short = [seconds / STEPS for seconds in rounds[0]]
+    return {"seconds_per_step": {"value": statistics.median(per_step), "unit": "s"},
+            "forward_backward_seconds": {"value": statistics.median(bare), "unit": "s"},
+            "step_over_forward_backward": {"value": median_round_ratio(per_step, bare), "unit": "x"},
+            f"render_{STEPS}_steps_seconds_per_step": {"value": statistics.median(short), "unit": "s"},
+            f"render_{STEPS}_steps_over_forward_backward": {"value": median_round_ratio(short, bare), "unit": "x"}}
 
 
 def large_layer_steps_per_second(device) -> dict:

@@ -70,13 +70,19 @@ def alternate(first, second, repeats: int = 5) -> tuple[float, float]:
 
 def alternate_all(functions, repeats: int = 5) -> list[float]:
     """Median times of each function, run in turn `repeats` times so all see the same load."""
+    return [statistics.median(measured) for measured in alternate_rounds(functions, repeats)]
+
+
+def alternate_rounds(functions, repeats: int = 5) -> list[list[float]]:
+    """Each function's time in each of `repeats` rounds (one call of each, in turn, per round):
+    a ratio taken within a round compares calls that saw the same load."""
     for function in functions:   # warm-up
         function()
     times = [[] for _ in functions]
     for _ in range(repeats):
         for function, measured in zip(functions, times):
             measured.append(median_seconds(function, 1))
-    return [statistics.median(measured) for measured in times]
+    return times
 
 
 def reference_cnn(device):

@@ -194,12 +194,15 @@ def test_activation_reached_far_exceeds_the_dataset_maximum():
 
 def test_render_adam_matches_torch_optim_adam():
     from mechinterp.featvis.render import Adam
-    start = torch.randn(3, 5, generator=torch.Generator().manual_seed(0))
-    ours, reference = start.clone().requires_grad_(True), start.clone().requires_grad_(True)
-    optimisers = [Adam([ours], lr=0.05), torch.optim.Adam([reference], lr=0.05)]
+    # 3 x 37: whole vector lanes and a remainder in each row
+    start = torch.randn(3, 37, generator=torch.Generator().manual_seed(0))
+    ours, fused, plain = (start.clone().requires_grad_(True) for _ in range(3))
+    optimisers = [Adam([ours], lr=0.05), torch.optim.Adam([fused], lr=0.05, fused=True),
+                  torch.optim.Adam([plain], lr=0.05)]
     for step in range(20):
-        for parameter, optimiser in zip((ours, reference), optimisers):
+        for parameter, optimiser in zip((ours, fused, plain), optimisers):
             optimiser.zero_grad()
-            (parameter.sin() * torch.arange(5.0)).sum().backward()
+            (parameter.sin() * torch.arange(37.0)).sum().backward()
             optimiser.step()
-    assert torch.equal(ours, reference)                 # the same operations in the same order
+    assert torch.equal(ours, fused)                       # the same kernel
+    assert torch.allclose(ours, plain, atol=1e-6) and not torch.equal(ours, start)

@@ -72,9 +72,14 @@ def test_standard_set_in_one_resample_equals_the_four_steps_in_turn(size):
 
 def test_integer_rows_draw_what_one_call_per_column_draws():
     highs = [3, 3, 11, 26, 3, 3, 7]
-    one_by_one = PerImageRandom(range(5))
-    expected = torch.stack([one_by_one.integers(high) for high in highs], dim=1)
-    rows = PerImageRandom(range(5))
-    drawn = torch.cat([rows.integer_rows(highs) for _ in range(50)])
-    again = torch.cat([torch.stack([one_by_one.integers(high) for high in highs], dim=1) for _ in range(49)])
-    assert torch.equal(drawn, torch.cat([expected, again])) and drawn.max() > 10
+
+    def one_row(random):
+        return torch.stack([random.integers(high) for high in highs], dim=1)
+
+    one_by_one, rows = PerImageRandom(range(5)), PerImageRandom(range(5))
+    # past two blocks of rows drawn ahead, then a draw of another kind in the middle of a block
+    expected = torch.stack([one_row(one_by_one) for _ in range(150)])
+    drawn = torch.stack([rows.integer_rows(highs) for _ in range(150)])
+    assert torch.equal(drawn, expected) and drawn.max() > 10
+    assert torch.equal(rows.integers(1000), one_by_one.integers(1000))
+    assert torch.equal(rows.integer_rows(highs), one_row(one_by_one))

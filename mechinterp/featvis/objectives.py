@@ -157,9 +157,13 @@ class LayerObjective(Objective):
 class Channel(LayerObjective):
     def values(self, activations):
         activation = read_layer(activations, self.layer, self.description)
-        # average over space before picking: the gradient then keeps the activation's layout
-        # (channels_last on the CPU) instead of an index_put into a zero tensor of the other layout
-        spatial_means = activation.mean(tuple(range(2, activation.dim()))) if activation.dim() > 2 else activation
+        # average over space before picking, as a sum divided afterwards: the gradient reaching the
+        # layer is then a broadcast view that the convolution's backward lays out once, not an
+        # index_put into a zero tensor (a mean's backward would also divide every element)
+        if activation.dim() > 2:
+            spatial_means = activation.sum(tuple(range(2, activation.dim()))) / activation[0, 0].numel()
+        else:
+            spatial_means = activation
         return only_image(self.pick_channel(spatial_means), self.batch)
 
 

@@ -64,10 +64,18 @@ class ColourDecorrelation(nn.Module):
         self.register_buffer("matrix", matrix.float())
 
     def to_rgb(self, decorrelated: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ij,bjhw->bihw", self.matrix, decorrelated)
+        return mix_channels(self.matrix, decorrelated)
 
     def from_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("ij,bjhw->bihw", torch.linalg.inv(self.matrix), rgb)
+        return mix_channels(torch.linalg.inv(self.matrix), rgb)
+
+
+def mix_channels(matrix: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C', H, W): every pixel's channel vector multiplied by `matrix` (C', C).
+
+    One broadcast matrix product on (B, C, H*W), whose result stays contiguous; einsum returns a
+    permuted view here, which the sigmoid and the resampling after it then copy."""
+    return (matrix @ images.flatten(2)).view(images.shape[0], matrix.shape[0], *images.shape[2:])
 
 
 def spectrum_scale(height: int, width: int, decay_power: float = 1.0) -> torch.Tensor:

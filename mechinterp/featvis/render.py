@@ -59,17 +59,19 @@ class RenderResult:
 
 
 class Adam:
-    """Adam (Kingma and Ba 2015) on the image parameters, the same update as torch.optim.Adam.
+    """Adam (Kingma and Ba 2015) on the image parameters: torch.optim.Adam(fused=True)'s update.
 
-    Written out because the first torch.optim optimiser of a process imports torch._dynamo (about
-    4 s), which would dominate a quick figure; it also shows that the update is elementwise, which
-    is why image i of a batch evolves exactly as it would alone."""
+    It calls the fused kernel that torch.optim.Adam(fused=True) calls (one pass over the
+    parameters on the CPU and on CUDA, three times faster than the step written out in torch ops)
+    without torch.optim, whose first import in a process loads torch._dynamo (about 4 s, most of a
+    quick figure). The update is elementwise, which is why image i of a batch evolves exactly as it
+    would alone."""
 
     def __init__(self, parameters, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
         self.parameters, self.lr, self.betas, self.eps = list(parameters), lr, betas, eps
         self.first_moments = [torch.zeros_like(p) for p in self.parameters]
         self.second_moments = [torch.zeros_like(p) for p in self.parameters]
-        self.steps = 0
+        self.steps = [torch.zeros((), device=p.device) for p in self.parameters]
 
     def zero_grad(self) -> None:
         for parameter in self.parameters:
@@ -77,16 +79,15 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
-        self.steps += 1
-        beta1, beta2 = self.betas
-        for parameter, first, second in zip(self.parameters, self.first_moments, self.second_moments):
-            if parameter.grad is None:
-                continue
-            # the operations of torch.optim.Adam's single-tensor update, in its order
-            first.lerp_(parameter.grad, 1 - beta1)
-            second.mul_(beta2).addcmul_(parameter.grad, parameter.grad, value=1 - beta2)
-            denominator = (second.sqrt() / (1 - beta2 ** self.steps) ** 0.5).add_(self.eps)
-            parameter.addcdiv_(first, denominator, value=-self.lr / (1 - beta1 ** self.steps))
+        live = [state for state in zip(self.parameters, self.first_moments, self.second_moments, self.steps)
+                if state[0].grad is not None]
+        if not live:
+            return
+        parameters, first_moments, second_moments, steps = (list(column) for column in zip(*live))
+        torch._foreach_add_(steps, 1)           # the kernel reads the count; torch.optim adds it first too
+        torch._fused_adam_(parameters, [p.grad for p in parameters], first_moments, second_moments, [], steps,
+                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0,
+                           eps=self.eps, amsgrad=False, maximize=False)
 
 
 def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tuple[int, int, int]:
