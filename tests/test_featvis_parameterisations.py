@@ -51,3 +51,13 @@ def test_colour_decorrelation_round_trip_and_estimated_correlation():
 def test_grey_images_skip_colour_decorrelation():
     image = ImageParameterisation((2, 1, 8, 8), decorrelate=True)
     assert image.colour is None and image().shape == (2, 1, 8, 8)
+
+
+def test_mix_channels_is_the_per_pixel_matrix_product():
+    from mechinterp.featvis.parameterisations import mix_channels
+    generator = torch.Generator().manual_seed(0)
+    matrix, images = torch.randn(3, 3, generator=generator), torch.randn(4, 3, 5, 7, generator=generator)
+    expected = torch.einsum("ij,bjhw->bihw", matrix.double(), images.double())
+    mixed = mix_channels(matrix, images)
+    assert mixed.is_contiguous() and torch.allclose(mixed.double(), expected, atol=1e-5)
+    assert mix_channels(torch.randn(1, 3, generator=generator), images).shape == (4, 1, 5, 7)

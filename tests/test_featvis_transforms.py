@@ -83,3 +83,13 @@ def test_integer_rows_draw_what_one_call_per_column_draws():
     assert torch.equal(drawn, expected) and drawn.max() > 10
     assert torch.equal(rows.integers(1000), one_by_one.integers(1000))
     assert torch.equal(rows.integer_rows(highs), one_row(one_by_one))
+
+
+def test_sampling_grid_is_torch_affine_grid():
+    import numpy as np
+    import torch.nn.functional as F
+    from mechinterp.featvis.transforms import sampling_grid
+    matrices = np.random.default_rng(0).normal(size=(5, 2, 3))
+    for height, width in [(32, 32), (17, 40)]:
+        expected = F.affine_grid(torch.as_tensor(matrices), [5, 3, height, width], align_corners=False)
+        assert np.allclose(sampling_grid(matrices, height, width), expected.numpy(), atol=1e-12)
