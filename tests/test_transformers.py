@@ -253,3 +253,18 @@ def test_training_keeps_snapshots_that_load_back(tmp_path):
     assert [step for step, _ in loaded] == [0, 10, 20]
     assert torch.equal(loaded[-1][1]["blocks.0.attn.W_Q"], model.blocks[0].attn.W_Q.detach())
     assert not torch.equal(loaded[0][1]["blocks.0.attn.W_Q"], loaded[-1][1]["blocks.0.attn.W_Q"])
+
+
+def test_snapshot_curve_finds_the_step_where_the_induction_head_appears():
+    from mechinterp.transformers.phase_change import phase_change_step, snapshot_curve, value_near
+    induction, tokens = hand_built_induction_model(), permutation_tokens(16)
+    untrained = AttentionOnlyTransformer(VOCAB, CTX, 2 * VOCAB + CTX, n_heads=1, n_layers=2, d_head=VOCAB).eval()
+    # the head appears between snapshots 200 and 300
+    curve = snapshot_curve([(0, untrained), (100, untrained), (200, untrained), (300, induction), (400, induction)],
+                           tokens, HALF)
+    steps, losses, scores = zip(*curve)
+    assert steps == (0, 100, 200, 300, 400)
+    assert scores[3] > 0.9 and max(scores[:3]) < 0.3                   # the hand-built head attends to the copy
+    assert losses[3] < 0.5 * losses[0]                                # and predicts the repeated tokens
+    assert phase_change_step(curve) == 300
+    assert value_near(curve, 260) == losses[3] and value_near(curve, 240) == losses[2]
