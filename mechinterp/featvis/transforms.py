@@ -146,9 +146,8 @@ def affine_resample(images: torch.Tensor, matrices: np.ndarray | torch.Tensor, f
 
     Pixels that come from outside the image take the value `fill`."""
     matrices = matrices.detach().cpu().double().numpy() if torch.is_tensor(matrices) else matrices
-    grid = torch.from_numpy(sampling_grid(matrices, *images.shape[-2:]).astype(np.float32))
-    moved = F.grid_sample(images - fill, grid.to(images.device, images.dtype), mode="bilinear",
-                          padding_mode="zeros", align_corners=False)
+    grid = torch.from_numpy(sampling_grid(matrices, *images.shape[-2:])).to(images.device, images.dtype)
+    moved = F.grid_sample(images - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return moved + fill
 
 
