@@ -1,6 +1,7 @@
 """Benchmark feature visualisation: a whole layer in one batched render against one unit at a time.
 
-    .venv/bin/python -m bench.bench_featvis            # writes bench/results/featvis.json
+    .venv/bin/python -m bench.bench_featvis              # writes bench/results/featvis.json
+    .venv/bin/python -m bench.bench_featvis --threads 1  # bench/results/featvis-1-thread.json
 
 1. Every channel of each layer of shapes-cnn-a with 32 or more channels (conv2: 32, conv3: 64),
    rendered as one batch (image i maximises channel i) and as separate renders with the same seeds
@@ -123,7 +124,8 @@ def main(argv=None) -> None:
     figures["torch_threads"] = {"value": torch.get_num_threads(), "unit": "threads"}
     figures["load_average_before"] = {"value": load_before, "unit": ""}
     figures["load_average_after"] = {"value": os.getloadavg()[0], "unit": ""}
-    write_results("featvis", figures)
+    # one thread is how `make figures` runs each figure when JOBS is the core count
+    write_results("featvis" if not threads else f"featvis-{threads}-thread", figures)
 
 
 if __name__ == "__main__":
