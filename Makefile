@@ -29,7 +29,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)') $(if $(FORCE),--force) \
   $(if $(CLUSTER),--cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)')
 
-.PHONY: slides figures deck-figures models check pdf dev rehearse test bench reference venv test-venv cluster-venv node chromium clean help
+.PHONY: slides figures deck-figures models check pdf dev rehearse test bench reference venv test-venv cluster-venv node chromium clean help gpu-wheels
 
 help:
 	@echo "make slides   the stale figures DECK shows + check + static site (DECK=talk/workshop.md for the workshop)"
@@ -54,6 +54,15 @@ deck-figures: venv $(if $(CLUSTER),cluster-venv)
 
 models: venv $(if $(CLUSTER),cluster-venv)
 	$(if $(CLUSTER),$(PY) -m figures_src.runner.zoo_cluster --cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)' --device $(DEVICE),$(PY) -m mechinterp.models.zoo --device $(DEVICE) --jobs $(JOBS))
+
+# The lent GPU machine's python3 (3.12, with torch) has no network and lacks these: carried there
+# as wheels in .whl/ (git-ignored) for bench/gpu_session.sh; the versions are this venv's.
+GPU_WHEELS := dask==2026.8.0 distributed==2026.8.0 tornado==6.6.1 zict==3.0.0 tblib==3.2.2 locket==1.0.0 \
+  partd==1.4.2 cloudpickle==3.1.3 toolz==1.2.0 mlxtend==0.25.0
+gpu-wheels:
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)
 
 check: venv
 	$(PY) -m decktools.check $(DECK)

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.bench_featvis              # writes bench/results/featvis.json
     .venv/bin/python -m bench.bench_featvis --threads 1  # bench/results/featvis-1-thread.json
+    python3 -m bench.bench_featvis                       # on a GPU: bench/results/featvis-cuda.json
 
 1. Every channel of each layer of shapes-cnn-a with 32 or more channels (conv2: 32, conv3: 64),
    rendered as one batch (image i maximises channel i) and as separate renders with the same seeds
@@ -125,7 +126,8 @@ def main(argv=None) -> None:
     figures["load_average_before"] = {"value": load_before, "unit": ""}
     figures["load_average_after"] = {"value": os.getloadavg()[0], "unit": ""}
     # one thread is how `make figures` runs each figure when JOBS is the core count
-    write_results("featvis" if not threads else f"featvis-{threads}-thread", figures)
+    name = "featvis" + (f"-{device.type}" if device.type != "cpu" else "") + (f"-{threads}-thread" if threads else "")
+    write_results(name, figures)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 REPO = Path(__file__).resolve().parent.parent
-DASK = Path(sys.executable).with_name("dask")
+# `python -m dask`, not the console script: it also runs where the packages are a --target install
+DASK = [sys.executable, "-m", "dask"]
 
 SLOW = '''
 import os, time
@@ -102,17 +103,23 @@ class LocalCluster:
         self.client = distributed.Client(self.address, timeout=30, set_as_default=False)
 
     def _start(self, folder: Path, *args) -> subprocess.Popen:
+        # the project's code reaches a worker only through the runner (codeship); other entries of
+        # PYTHONPATH stay (where packages are installed with --target, as on the lent GPU machine)
+        kept = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+                if entry and Path(entry).resolve() != REPO]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env |= {"PYTHONPATH": os.pathsep.join(kept)} if kept else {}
         env["MECHINTERP_WORKER_CACHE"] = str(folder / "cache")
         with open(folder / "log.txt", "wb") as log:
-            return subprocess.Popen([str(DASK), *args], cwd=folder, env=env, stdout=log,
+            return subprocess.Popen([*DASK, *args], cwd=folder, env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
 
-    def start_worker(self, name: str) -> None:
+    def start_worker(self, name: str, *options: str) -> None:
+        """A worker in its own folder; `options` are more `dask worker` flags (--resources GPU=1)."""
         folder = self.root / name
         folder.mkdir()
         self.workers[name] = self._start(folder, "worker", self.address, "--nthreads", "1",
-                                         "--no-nanny", "--no-dashboard", "--name", name)
+                                         "--no-nanny", "--no-dashboard", "--name", name, *options)
 
     def wait_for_workers(self, count: int) -> None:
         self.client.wait_for_workers(count, timeout=60)
