@@ -20,10 +20,11 @@ DEVICE=${DEVICE:-cuda} PROFILE=${PROFILE:-gpu}
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $PYTHON -c "import torch, dask, distributed; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'dask', dask.__version__)"
 
-# at most 6 minutes for the profile, so the featvis bench and the copies fit in one 10-minute call
-timeout 380 $PYTHON -m bench.bench_cluster_gpu --device "$DEVICE" --profile "$PROFILE" --timeout 360 ${ONLY:+--only "$ONLY"} \
+# at most 7.5 minutes for the profile (what it made by then is recorded), so the featvis bench and
+# the copies fit in one 10-minute call
+timeout 470 $PYTHON -m bench.bench_cluster_gpu --device "$DEVICE" --profile "$PROFILE" --timeout 450 ${ONLY:+--only "$ONLY"} \
   2>&1 | tee "$OUT/cluster-gpu.log" | tail -40
 cp bench/results/cluster.json "$OUT/"
-timeout 150 $PYTHON -m bench.bench_featvis 2>&1 | tee "$OUT/featvis.log" | tail -25
+timeout 100 $PYTHON -m bench.bench_featvis 2>&1 | tee "$OUT/featvis.log" | tail -25
 cp bench/results/featvis-*.json "$OUT/" 2>/dev/null
 ls -la "$OUT"
