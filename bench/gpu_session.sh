@@ -17,6 +17,11 @@ if [ -d .whl ]; then
   export PYTHONPATH=/tmp/site:$PWD
 fi
 DEVICE=${DEVICE:-cuda} PROFILE=${PROFILE:-gpu}
+# the device tool sends the working tree without .git; the runner names the code it ships by commit
+if ! git rev-parse HEAD >/dev/null 2>&1; then
+  git init -q && git add -A && git -c user.name=gpu-session -c user.email=gpu-session@localhost \
+    commit -qm "the working tree as the device tool sent it" || exit 1
+fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $PYTHON -c "import torch, dask, distributed; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'dask', dask.__version__)"
 
