@@ -99,8 +99,10 @@ def export_pdf(deck_path: Path, chromium: str = "/usr/bin/chromium") -> Path:
         raise SystemExit(f"{chromium} not found: install Debian's chromium (apt-get install chromium)")
     target = deck_path.parent / "exports" / f"{deck_path.stem}.pdf"  # outside dist: rebuilds replace dist
     target.parent.mkdir(parents=True, exist_ok=True)
+    # --wait: Slidev's exporter checks for slides still loading once, on the print page; a slide
+    # whose chunk had not started loading by then printed blank (seen on a loaded 2-core machine)
     slidev(deck_path.parent, "export", prepared.name, "--executable-path", chromium,
-           "--output", str(target.resolve()), "--timeout", "120000")
+           "--output", str(target.resolve()), "--timeout", "120000", "--wait", "3000")
     print(f"pdf: {target}")
     return target
 
