@@ -4,8 +4,8 @@ Each optimisation step shows the model a randomly padded, jittered, scaled and r
 image; a pattern that only works at one exact pixel offset (high-frequency "cheating") stops
 working, a real feature keeps working (Olah et al. 2017, "Transformation robustness"; Lucid's
 transform.py). The images go through plain torch (pad, indexing, grid_sample), so it
-is differentiable and runs on any device; the few numbers of each image's affine map are
-composed in numpy.
+is differentiable and runs on any device; the few numbers of each image's affine map, and the
+sampling grid they give, are computed in numpy.
 
 Every image of the batch draws its own random numbers from its own seeded generator, so image i is
 transformed the same way whether it is rendered alone or in a batch of 256:
@@ -25,6 +25,7 @@ one CPU thread, on the 2-core machine), and reproducible per image as above.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -134,11 +135,19 @@ def sampling_grid(matrices: np.ndarray, height: int, width: int) -> np.ndarray:
     """(B, H, W, 2) grid_sample grid of the (B, 2, 3) output -> input maps (normalised coordinates,
     align_corners=False): what F.affine_grid gives, computed in float64 as one matrix product,
     where affine_grid's batched product of (H*W, 3) by (3, 2) costs about 0.5 ms per step at 64 images."""
-    xs = (np.arange(width) * 2 + 1) / width - 1            # pixel centres
-    ys = (np.arange(height) * 2 + 1) / height - 1
-    base = np.stack([np.tile(xs, height), np.repeat(ys, width), np.ones(height * width)])   # (3, H*W)
-    grid = np.asarray(matrices, dtype=np.float64).reshape(-1, 3) @ base                     # (B*2, H*W)
+    grid = np.asarray(matrices, dtype=np.float64).reshape(-1, 3) @ pixel_centres(height, width)  # (B*2, H*W)
     return grid.reshape(-1, 2, height, width).transpose(0, 2, 3, 1)
+
+
+@functools.lru_cache(maxsize=16)
+def pixel_centres(height: int, width: int) -> np.ndarray:
+    """(3, H*W): each output pixel's centre (x, y, 1) in normalised coordinates; the same every
+    step of a render, so made once per image size (read-only: the cache hands out one array)."""
+    xs = (np.arange(width) * 2 + 1) / width - 1
+    ys = (np.arange(height) * 2 + 1) / height - 1
+    centres = np.stack([np.tile(xs, height), np.repeat(ys, width), np.ones(height * width)])
+    centres.flags.writeable = False
+    return centres
 
 
 def affine_resample(images: torch.Tensor, matrices: np.ndarray | torch.Tensor, fill: float) -> torch.Tensor:
