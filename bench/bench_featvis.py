@@ -9,6 +9,7 @@
    (the results are the same images); both with the full recipe (Fourier parameterisation,
    decorrelated colour, Lucid's transforms). Torch uses its default thread count (all cores), or
    `--threads N` (1 is what each figure worker gets from `make figures` when JOBS is the core count).
+   The speedup is the median of each round's own ratio (one batched and one sequential run a round).
 2. Seconds per render step against one bare forward + backward pass of the same batch: the
    overhead of parameterisation, transforms, objective and optimiser. A step is the time a
    longer render adds per step; the once-per-render set-up is reported apart, amortised over a
@@ -30,7 +31,7 @@ import statistics
 
 import torch
 
-from bench.common import alternate, alternate_rounds, median_seconds, reference_cnn, write_results
+from bench.common import alternate_rounds, median_seconds, reference_cnn, write_results
 from mechinterp.device import keep_freed_memory, model_device, pick_device, seed_everything
 from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.render import model_memory_format, render
@@ -42,15 +43,16 @@ REPEATS = 3
 def batched_against_sequential(model, layer: str, channels: int) -> dict:
     """Seconds for every channel of `layer` in one render and in `channels` renders, and the ratio."""
     goal = obj.channel(layer, range(channels))
-    batched, one_by_one = alternate(
-        lambda: render(model, goal, steps=STEPS, seed=0, progress=False),
-        lambda: [render(model, obj.channel(layer, [c]), steps=STEPS, seed=c, progress=False)
-                 for c in range(channels)], repeats=REPEATS)
+    batched, one_by_one = alternate_rounds(
+        [lambda: render(model, goal, steps=STEPS, seed=0, progress=False),
+         lambda: [render(model, obj.channel(layer, [c]), steps=STEPS, seed=c, progress=False)
+                  for c in range(channels)]], repeats=2 * REPEATS)
     return {f"{layer} channels": {"value": channels, "unit": "channels"},
-            f"{layer} batched_seconds": {"value": batched, "unit": "s"},
-            f"{layer} one_at_a_time_seconds": {"value": one_by_one, "unit": "s"},
-            f"{layer} batched_speedup": {"value": one_by_one / batched, "unit": "x"},
-            f"{layer} batched_seconds_per_channel_step": {"value": batched / (channels * STEPS), "unit": "s"}}
+            f"{layer} batched_seconds": {"value": statistics.median(batched), "unit": "s"},
+            f"{layer} one_at_a_time_seconds": {"value": statistics.median(one_by_one), "unit": "s"},
+            f"{layer} batched_speedup": {"value": median_round_ratio(one_by_one, batched), "unit": "x"},
+            f"{layer} batched_seconds_per_channel_step": {"value": statistics.median(batched) / (channels * STEPS),
+                                                          "unit": "s"}}
 
 
 def median_round_ratio(numerators: list[float], denominators: list[float]) -> float:
