@@ -281,6 +281,38 @@ def test_a_declared_figure_not_made_yet_says_run_make_figures(tmp_path):
     assert "run `make figures`" in problem.message and "did you mean" not in problem.message
 
 
+
+LAYERS = {"probe": {"features.0": {"accuracy": 0.5}, "features.2": {"accuracy": 0.96875}},
+          "a": {"b": {"c": 1, "e": 4}}, "a.b": {"c": 2, "d": 3}}
+
+
+def test_measured_keys_may_hold_dots_and_the_slide_shows_what_the_check_resolved(tmp_path):
+    """Layer names ('features.2') are keys with dots; the check and the prepared slide agree."""
+    tags = " ".join(f'<Measured fig="demo/layers" value="{value}" digits="{digits}"/>' for value, digits in
+                    [("probe.features.2.accuracy", 3), ("a.b.c", 0), ("a.b.d", 0), ("a.b.e", 0)])
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + tags + "\n")
+    (deck.parent / "public" / "figures" / "demo" / "layers.json").write_text(json.dumps(LAYERS))
+    assert problems_of(deck) == []
+    text = prepare_deck(deck, tmp_path / "citations.bib").read_text()
+    assert '<span class="measured" title="demo/layers: probe.features.2.accuracy">0.969</span>' in text
+    # keys "a.b" and "a" overlap: the longest key that reaches a value wins, else a shorter one
+    assert 'title="demo/layers: a.b.c">2</span>' in text and 'title="demo/layers: a.b.d">3</span>' in text
+    assert 'title="demo/layers: a.b.e">4</span>' in text
+
+
+@pytest.mark.parametrize("value, message", [
+    ("probe.features.3.accuracy", "no 'features', 'features.3' or 'features.3.accuracy' here "
+     "(did you mean probe.features.2.accuracy, probe.features.0.accuracy"),
+    ("probe.features.2.acc", "no 'acc' here (did you mean probe.features.2.accuracy"),
+])
+def test_a_dotted_key_that_misses_names_what_is_there_and_never_suggests_itself(tmp_path, value, message):
+    deck = write_deck(tmp_path, GOOD + f'\n---\n\n<Measured fig="demo/layers" value="{value}"/>\n')
+    (deck.parent / "public" / "figures" / "demo" / "layers.json").write_text(json.dumps(LAYERS))
+    [problem] = problems_of(deck)
+    assert message in problem.message and "available here: " in problem.message
+    assert f"mean {value}," not in problem.message and f"mean {value}?" not in problem.message
+
+
 # --- markdown read from markdown-it's tokens (decktools.mdscan) ---
 
 def test_a_reference_style_image_is_checked_at_its_definition(tmp_path):
