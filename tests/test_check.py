@@ -313,6 +313,15 @@ def test_a_dotted_key_that_misses_names_what_is_there_and_never_suggests_itself(
     assert f"mean {value}," not in problem.message and f"mean {value}?" not in problem.message
 
 
+def test_a_key_in_another_case_is_suggested_and_keys_are_said_to_be_case_sensitive(tmp_path):
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n# [@ALPHA2020] [@Delta2091]\n")
+    found = sorted(p.message for p in problems_of(deck))
+    assert found == ["unknown citation key 'ALPHA2020' (did you mean alpha2020?); citation keys are "
+                     "case-sensitive: write the key as its entry does",
+                     "unknown citation key 'Delta2091' (did you mean delta2019?): add an entry to "
+                     "citations.bib or fix the key"]
+
+
 # --- markdown read from markdown-it's tokens (decktools.mdscan) ---
 
 def test_a_reference_style_image_is_checked_at_its_definition(tmp_path):
