@@ -239,6 +239,18 @@ def test_malformed_bib_problems_name_the_line(tmp_path, appended, line, message)
     assert [(p.line, message in p.message) for p in found] == [(BIB.count("\n") + line, True)], found
 
 
+
+def test_a_malformed_bib_prints_only_our_message_not_bibtexparsers_log(tmp_path):
+    """bibtexparser logs the block it gave up on, numbering lines from 0; only our line shows."""
+    deck = write_deck(tmp_path, GOOD)
+    (tmp_path / "citations.bib").write_text(BIB + "@misc{zeta, author={Z}, title={T}, year={2018\n\n"
+                                            "@misc{eta, author={E}, title={T}, year={2019}}\n")
+    result = subprocess.run([sys.executable, "-m", "decktools.check", str(deck), "--bib", str(tmp_path / "citations.bib")],
+                            cwd=REPO, capture_output=True, text=True)
+    line = BIB.count("\n") + 1
+    assert result.returncode == 1 and f"citations.bib:{line}:1: error: BibTeX syntax error (" in result.stderr
+    assert "Parsing of" not in result.stderr + result.stdout and "aborted on line" not in result.stderr
+
 @pytest.mark.parametrize("tag, message", [
     ('<Measured fig="demo/plot" value="accuracy" digits="x"/>', 'digits="x": write a whole number'),
     ("<Measured fig='demo/plot' value='accuracy' digits='-1'/>", "digits=\"-1\": write a whole number"),
