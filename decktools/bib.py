@@ -16,12 +16,17 @@ citation style prints). Lines are 1-based.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import bibtexparser
 
 from decktools.problems import Problem
+
+# bibtexparser logs each block it gives up on, counting lines from 0; our Problem for that block
+# says it once, 1-based, with what to do. Errors it logs before raising (its own bugs) still show.
+logging.getLogger("bibtexparser").setLevel(logging.ERROR)
 
 REQUIRED_FIELDS = ("author", "title", "year")
 DEFAULT_NAME = "citations.bib"
@@ -73,7 +78,7 @@ def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
                                     f"own key (first defined at line {bibliography_line(library, block.key)})"))
         else:
             reason = getattr(block.error, "abort_reason", None) or block.error
-            problems.append(Problem(path, line, 1, f"BibTeX syntax error ({reason}); "
+            problems.append(Problem(path, line, 1, f"BibTeX syntax error ({str(reason).strip()}); "
                                     "check braces, quotes and commas in this entry"))
     problems += _stray_at_problems(path, library)
     for entry in library.entries:

@@ -5,7 +5,8 @@
 The bib files are those the deck's headmatter `biblio.filename` names (see decktools.bib);
 `--bib` replaces them.
 
-Errors (the check fails, printing file:line:column and what to do): an unknown citation key; a
+Errors (the check fails, printing file:line:column and what to do): an unknown citation key (keys
+are case-sensitive, as pandoc reads them; "did you mean" ignores case); a
 `<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the deck never looks a DOI
 up over the network); a bib file the headmatter names that does not exist; bib syntax errors,
 duplicate keys (within a file or across the deck's files), entries missing
@@ -18,7 +19,6 @@ Warnings: bib entries that no deck in the folder using that bib file cites; link
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,10 +45,11 @@ class DeckReport:
 def _key_problem(ref: references.Reference, key: str, bib: Bibliography) -> Problem | None:
     if key in bib.entries:
         return None
-    close = difflib.get_close_matches(key, list(bib.entries), n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    return Problem(ref.path, ref.line, ref.column, f"unknown citation key {key!r}{hint}: add an "
-                   f"entry to {bib.names} or fix the key")
+    fix = f": add an entry to {bib.names} or fix the key"
+    if any(known.casefold() == key.casefold() for known in bib.entries):
+        fix = "; citation keys are case-sensitive: write the key as its entry does"
+    hint = did_you_mean(key, bib.entries, cutoff=0.6)   # keys share their years: ask for more alike
+    return Problem(ref.path, ref.line, ref.column, f"unknown citation key {key!r}{hint}{fix}")
 
 
 def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:

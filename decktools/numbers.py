@@ -3,7 +3,11 @@
 Every figure writes the numbers it shows to talk/public/figures/<id>.json; a slide quotes them
 through this tag so no measured value is ever typed by hand. Attributes:
   fig     the figure id ("zoo/accuracy")
-  value   a dotted path into its JSON ("models.shapes-cnn-a.test_accuracy"; list items by index)
+  value   a dotted path into its JSON ("models.shapes-cnn-a.test_accuracy"; list items by index).
+          A key may hold dots itself, as layer names do: "probe.features.2.accuracy" reaches
+          {"probe": {"features.2": {"accuracy": ...}}}. At each level the longest run of segments
+          that is a key is tried first, then shorter ones, and the first reading that reaches a
+          value wins (keys "a" and "a.b" both present: "a.b.c" is ["a.b"]["c"] if that exists).
   digits  decimals to show (default 2); percent="true" multiplies by 100 and appends %;
   unit    text appended after the number
 
@@ -38,19 +42,58 @@ def key_paths(numbers, prefix: str = "") -> list[str]:
     return paths
 
 
+class _Miss(Exception):
+    """How far the deepest attempt to follow a path got: segments used, and the value it stood on."""
+
+    def __init__(self, used: int, where):
+        super().__init__(used)
+        self.used, self.where = used, where
+
+
+def _steps(current, parts: list[str]) -> list[tuple[object, int]]:
+    """Each way to take the next step, as (value, segments used): in a dict every run of leading
+    segments that, joined by dots, is a key ('features.2'), longest first; in a list an index."""
+    if isinstance(current, dict):
+        return [(current[key], n) for n in range(len(parts), 0, -1) if (key := ".".join(parts[:n])) in current]
+    part = parts[0]
+    if isinstance(current, list) and part.lstrip("-").isdigit() and -len(current) <= int(part) < len(current):
+        return [(current[int(part)], 1)]
+    return []
+
+
+def _follow(current, parts: list[str], used: int = 0):
+    """The value at parts; where several readings lead somewhere, the one that takes the longer
+    key first wins. Raises _Miss for the attempt that got deepest."""
+    if used == len(parts):
+        return current
+    deepest = _Miss(used, current)
+    for value, n in _steps(current, parts[used:]):
+        try:
+            return _follow(value, parts, used + n)
+        except _Miss as miss:
+            deepest = miss if miss.used > deepest.used else deepest
+    raise deepest
+
+
 def lookup(numbers, dotted: str):
-    """Follow 'a.b.0.c' through dicts and lists."""
-    current = numbers
-    for part in dotted.split("."):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and part.lstrip("-").isdigit() and -len(current) <= int(part) < len(current):
-            current = current[int(part)]
-        else:
-            hint = did_you_mean(dotted, key_paths(numbers))
-            available = ", ".join(sorted(map(str, current))[:12]) if isinstance(current, dict) else type(current).__name__
-            raise MeasuredError(f"value {dotted!r}: no {part!r} here{hint}; available here: {available}")
-    return current
+    """Follow 'a.b.0.c' through dicts and lists; a key may itself hold dots ('probe.features.2.accuracy'
+    reaches numbers["probe"]["features.2"]["accuracy"]). Where keys overlap ('a' and 'a.b'), the
+    longest key that leads to a value wins."""
+    parts = dotted.split(".")
+    try:
+        return _follow(numbers, parts)
+    except _Miss as miss:
+        raise MeasuredError(_miss_message(numbers, dotted, parts[miss.used:], miss.where)) from None
+
+
+def _miss_message(numbers, dotted: str, rest: list[str], where) -> str:
+    """'value 'a.x': no 'x' here (did you mean a.y?); available here: y, z'."""
+    tried = [".".join(rest[:n]) for n in range(1, len(rest) + 1)] if isinstance(where, dict) else rest[:1]
+    quoted = [repr(name) for name in tried]
+    names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+    hint = did_you_mean(dotted, key_paths(numbers))
+    available = ", ".join(sorted(map(str, where))[:12]) if isinstance(where, dict) else type(where).__name__
+    return f"value {dotted!r}: no {names} here{hint}; available here: {available}"
 
 
 def read_numbers(figure_id: str, figures_dir: Path):

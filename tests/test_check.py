@@ -239,6 +239,18 @@ def test_malformed_bib_problems_name_the_line(tmp_path, appended, line, message)
     assert [(p.line, message in p.message) for p in found] == [(BIB.count("\n") + line, True)], found
 
 
+
+def test_a_malformed_bib_prints_only_our_message_not_bibtexparsers_log(tmp_path):
+    """bibtexparser logs the block it gave up on, numbering lines from 0; only our line shows."""
+    deck = write_deck(tmp_path, GOOD)
+    (tmp_path / "citations.bib").write_text(BIB + "@misc{zeta, author={Z}, title={T}, year={2018\n\n"
+                                            "@misc{eta, author={E}, title={T}, year={2019}}\n")
+    result = subprocess.run([sys.executable, "-m", "decktools.check", str(deck), "--bib", str(tmp_path / "citations.bib")],
+                            cwd=REPO, capture_output=True, text=True)
+    line = BIB.count("\n") + 1
+    assert result.returncode == 1 and f"citations.bib:{line}:1: error: BibTeX syntax error (" in result.stderr
+    assert "Parsing of" not in result.stderr + result.stdout and "aborted on line" not in result.stderr
+
 @pytest.mark.parametrize("tag, message", [
     ('<Measured fig="demo/plot" value="accuracy" digits="x"/>', 'digits="x": write a whole number'),
     ("<Measured fig='demo/plot' value='accuracy' digits='-1'/>", "digits=\"-1\": write a whole number"),
@@ -279,6 +291,47 @@ def test_a_declared_figure_not_made_yet_says_run_make_figures(tmp_path):
     (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
     [problem] = problems_of(deck)
     assert "run `make figures`" in problem.message and "did you mean" not in problem.message
+
+
+
+LAYERS = {"probe": {"features.0": {"accuracy": 0.5}, "features.2": {"accuracy": 0.96875}},
+          "a": {"b": {"c": 1, "e": 4}}, "a.b": {"c": 2, "d": 3}}
+
+
+def test_measured_keys_may_hold_dots_and_the_slide_shows_what_the_check_resolved(tmp_path):
+    """Layer names ('features.2') are keys with dots; the check and the prepared slide agree."""
+    tags = " ".join(f'<Measured fig="demo/layers" value="{value}" digits="{digits}"/>' for value, digits in
+                    [("probe.features.2.accuracy", 3), ("a.b.c", 0), ("a.b.d", 0), ("a.b.e", 0)])
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + tags + "\n")
+    (deck.parent / "public" / "figures" / "demo" / "layers.json").write_text(json.dumps(LAYERS))
+    assert problems_of(deck) == []
+    text = prepare_deck(deck, tmp_path / "citations.bib").read_text()
+    assert '<span class="measured" title="demo/layers: probe.features.2.accuracy">0.969</span>' in text
+    # keys "a.b" and "a" overlap: the longest key that reaches a value wins, else a shorter one
+    assert 'title="demo/layers: a.b.c">2</span>' in text and 'title="demo/layers: a.b.d">3</span>' in text
+    assert 'title="demo/layers: a.b.e">4</span>' in text
+
+
+@pytest.mark.parametrize("value, message", [
+    ("probe.features.3.accuracy", "no 'features', 'features.3' or 'features.3.accuracy' here "
+     "(did you mean probe.features.2.accuracy, probe.features.0.accuracy"),
+    ("probe.features.2.acc", "no 'acc' here (did you mean probe.features.2.accuracy"),
+])
+def test_a_dotted_key_that_misses_names_what_is_there_and_never_suggests_itself(tmp_path, value, message):
+    deck = write_deck(tmp_path, GOOD + f'\n---\n\n<Measured fig="demo/layers" value="{value}"/>\n')
+    (deck.parent / "public" / "figures" / "demo" / "layers.json").write_text(json.dumps(LAYERS))
+    [problem] = problems_of(deck)
+    assert message in problem.message and "available here: " in problem.message
+    assert f"mean {value}," not in problem.message and f"mean {value}?" not in problem.message
+
+
+def test_a_key_in_another_case_is_suggested_and_keys_are_said_to_be_case_sensitive(tmp_path):
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n# [@ALPHA2020] [@Delta2091]\n")
+    found = sorted(p.message for p in problems_of(deck))
+    assert found == ["unknown citation key 'ALPHA2020' (did you mean alpha2020?); citation keys are "
+                     "case-sensitive: write the key as its entry does",
+                     "unknown citation key 'Delta2091' (did you mean delta2019?): add an entry to "
+                     "citations.bib or fix the key"]
 
 
 # --- markdown read from markdown-it's tokens (decktools.mdscan) ---

@@ -144,25 +144,34 @@ def test_a_long_bibliography_becomes_as_many_slides_as_it_needs(tmp_path):
 
 
 def test_particles_corporate_names_and_suffixes_come_out_right(tmp_path):
-    """Names are citeproc's, never split by hand. "von" follows biblatex's rule, which pandoc
-    reads: a dropping particle ("Neumann, J. von") unless the entry says options = {useprefix=true};
-    a braced corporate name is one name, "and" inside it included; "Jr." is a suffix, not a name."""
+    """Names are citeproc's, never split by hand. BibTeX's "von" part is kept in front of the
+    family name as APA 7 writes it ("von Luxburg, U.", sorted under V), with or without biblatex's
+    useprefix; a braced corporate name is one name, "and" inside it included; "Jr." is a suffix."""
     (tmp_path / "names.bib").write_text(textwrap.dedent("""\
+        @article{vonluxburg2007, author = {von Luxburg, Ulrike}, title = {Spectral}, journal = {SC}, year = {2007}}
+        @article{vandermaaten2008, author = {van der Maaten, Laurens and Hinton, Geoffrey}, title = {t-{SNE}},
+                 journal = {JMLR}, year = {2008}}
         @book{neumann1944, author = {von Neumann, John and Morgenstern, Oskar}, title = {Games},
-              publisher = {PUP}, year = {1944}}
-        @book{neumann1953, author = {von Neumann, John and Morgenstern, Oskar}, title = {Games},
-              publisher = {PUP}, year = {1953}, options = {useprefix=true}}
+              publisher = {PUP}, year = {1944}, options = {useprefix=true}}
         @misc{who2021, author = {{World Health Organization} and {Smith and Sons}}, title = {Report},
               year = {2021}}
         @article{king1963, author = {King, Jr., Martin Luther}, title = {Letter}, journal = {J}, year = {1963}}
+        @article{lang2000, author = {Lang, Anna and Mann, Max}, title = {Plain}, journal = {J}, year = {2000}}
         """))
-    cited = [("neumann1944",), ("neumann1953",), ("who2021",), ("king1963",)]
+    cited = [("vonluxburg2007",), ("vandermaaten2008",), ("neumann1944",), ("who2021",), ("king1963",), ("lang2000",)]
     rendered = render_citations(cited, [tmp_path / "names.bib"])
-    assert rendered.in_text == {("neumann1944",): "(Neumann &amp; Morgenstern, 1944)",
-                                ("neumann1953",): "(von Neumann &amp; Morgenstern, 1953)",
+    assert rendered.in_text == {("vonluxburg2007",): "(von Luxburg, 2007)",
+                                ("vandermaaten2008",): "(van der Maaten &amp; Hinton, 2008)",
+                                ("neumann1944",): "(von Neumann &amp; Morgenstern, 1944)",
                                 ("who2021",): "(World Health Organization &amp; Smith and Sons, 2021)",
-                                ("king1963",): "(King, 1963)"}
+                                ("king1963",): "(King, 1963)",
+                                ("lang2000",): "(Lang &amp; Mann, 2000)"}
     entries = dict(rendered.entries)
-    assert entries["neumann1944"].startswith("Neumann, J. von, &amp; Morgenstern, O. (1944).")
-    assert entries["neumann1953"].startswith("von Neumann, J., &amp; Morgenstern, O. (1953).")
+    assert [key for key, _ in rendered.entries] == ["king1963", "lang2000", "vandermaaten2008", "vonluxburg2007",
+                                                    "neumann1944", "who2021"]   # particles sort under V
+    assert entries["vonluxburg2007"].startswith("von Luxburg, U. (2007). Spectral.")
+    assert entries["vandermaaten2008"].startswith("van der Maaten, L., &amp; Hinton, G. (2008). T-SNE.")
+    assert entries["neumann1944"].startswith("von Neumann, J., &amp; Morgenstern, O. (1944).")
+    assert entries["who2021"].startswith("World Health Organization, &amp; Smith and Sons. (2021).")
     assert entries["king1963"].startswith("King, M. L., Jr. (1963).")
+    assert entries["lang2000"].startswith("Lang, A., &amp; Mann, M. (2000). Plain.")

@@ -23,10 +23,15 @@ def matches(figure_id: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(figure_id, p) or p in figure_id for p in patterns)
 
 
-def did_you_mean(name: str, known) -> str:
-    """' (did you mean a, b?)' with the closest known names, or ''."""
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
+def did_you_mean(name: str, known, cutoff: float = 0.5) -> str:
+    """' (did you mean a, b?)' with the closest known names (difflib's ratio at least cutoff), or
+    ''. Case is ignored in comparing ('NTSB2019' finds 'ntsb2019'); name itself is never offered."""
+    folded: dict[str, list[str]] = {}
+    for candidate in sorted(set(known) - {name}):
+        folded.setdefault(candidate.casefold(), []).append(candidate)
+    close = difflib.get_close_matches(name.casefold(), folded, n=3, cutoff=cutoff)
+    names = [candidate for match in close for candidate in folded[match]]
+    return f" (did you mean {', '.join(names)}?)" if names else ""
 
 
 def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str:
