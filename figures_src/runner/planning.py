@@ -6,7 +6,6 @@ which zoo models must be rebuilt first. Nothing here starts a figure.
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from figures_src.runner.discover import FigureSpec
 from figures_src.runner.paths import REPO_ROOT
 from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+from mechinterp.names import did_you_mean
 
 
 def matches(figure_id: str, patterns: list[str]) -> bool:
@@ -21,12 +21,6 @@ def matches(figure_id: str, patterns: list[str]) -> bool:
     if not patterns:
         return True
     return any(fnmatch.fnmatch(figure_id, p) or p in figure_id for p in patterns)
-
-
-def did_you_mean(name: str, known) -> str:
-    """' (did you mean a, b?)' with the closest known names, or ''."""
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str:
