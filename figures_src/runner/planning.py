@@ -105,3 +105,16 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
     return {figure_id: failures[name] for figure_id, names in readers.items()
             for name in names if name in failures}
 
+
+def unread_zoo_problems(specs: dict[str, FigureSpec], selected: list[str], options) -> list[str]:
+    """A note for each broken zoo entry that no selected figure reads (the figures that read one
+    fail with its block), so that a mistake in zoo.yaml is never silent."""
+    from mechinterp.models.config import ZooError, read_zoo
+    config = options.models_dir / "zoo.yaml"
+    read = {name for figure_id in selected for name in specs[figure_id].models}
+    try:
+        zoo = read_zoo(config) if config.is_file() else None
+    except ZooError as error:
+        return [] if read else [f"zoo: {error}"]
+    return [f"zoo: note, read by no figure of this run: {zoo.problem_block(name)}"
+            for name in (zoo.problems if zoo else {}) if name not in read]
