@@ -148,3 +148,13 @@ def test_figures_of_a_wrongly_named_dataset_fail_with_its_line_and_the_others_li
     assert result.returncode == 1 and made(result) == {"other/mlp"}
     assert "failed own/head: zoo: cannot build 'my-net'" in result.stderr and problem in result.stderr
     assert "Traceback" not in result.stderr and "did you mean mnist-5k" in result.stderr
+
+
+def test_every_field_the_code_reads_is_a_known_field():
+    """A field added to training or the layer descriptions must be added to fields.py too, or
+    every entry using it would be refused as unknown."""
+    from mechinterp.models.describe import LAYER_DESCRIPTIONS
+    from mechinterp.models.fields import FIELDS
+    from mechinterp.models.zoo import TRAINING_KEYS
+    from mechinterp.transformers.training import ZOO_TRAINING_KEYS
+    assert set(TRAINING_KEYS) | set(ZOO_TRAINING_KEYS) | set(LAYER_DESCRIPTIONS) <= set(FIELDS)

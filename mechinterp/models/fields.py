@@ -2,12 +2,13 @@
 read (without torch): a misspelt field, a wrong type or an unknown dataset is that entry's
 problem, named with its zoo.yaml line, before anything is built or hashed.
 
-    field_problems(entry, at)    # at("kwargs") -> "models/zoo.yaml:9"
-    # ["models/zoo.yaml:9: kwargs must be a mapping of argument: value, e.g. {width: 16, classes: 8};
-    #   it is [8, 10]", "models/zoo.yaml:11: 'chekpoint' is not a field of a zoo entry (did you mean checkpoint?) ..."]
+    field_problems(entry, at)    # at("kwargs") -> "models/zoo.yaml:9", the field's line
+    # ["models/zoo.yaml:9: kwargs must be a mapping of argument: value, e.g. {width: 16,
+    #   classes: 8}; it is [8, 10]",
+    #  "models/zoo.yaml:11: 'chekpoint' is not a field of a zoo entry (did you mean checkpoint?); ..."]
 
 FIELDS is every field the zoo reads: the entry of a trained model (zoo.py, training.py), of an
-imported one (config.py, zoo.py's layer descriptions), of a `trainer:` entry
+imported one (config.py, describe.py's layer descriptions), of a `trainer:` entry
 (transformers/training.py) and what config.py and inputs.py read to decide what to build.
 """
 from __future__ import annotations
