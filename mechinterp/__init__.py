@@ -9,6 +9,7 @@ The folder listing is the architecture; each module holds one idea:
   adversarial  FGSM and PGD attacks, success against epsilon, what an attack changes read through
                a sparse autoencoder, adversarial paths between classes
   small_fits   scikit-learn fits on small matrices with single-threaded BLAS
+  names        "did you mean": the nearest known names for a message
   data/        offline datasets (procedural shapes, sklearn digits, skimage patches, user files)
   models/      reference architectures, the zoo (train, checkpoint, provenance), safe loading
   featvis/     feature visualisation (parameterisations, transforms, objectives, render, ...)

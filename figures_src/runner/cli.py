@@ -26,7 +26,8 @@ from figures_src.runner.discover import FigureSpecError, discover_figures
 from figures_src.runner.jobs import run_stale
 from figures_src.runner.lock import exclusive_run
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
-from figures_src.runner.planning import build_stale_models, longest_first, plan, profile_change_line, select
+from figures_src.runner.planning import (build_stale_models, longest_first, plan, profile_change_line, select,
+                                       unread_zoo_problems)
 from figures_src.runner.signals import Interrupted, stop_signals_handled
 from figures_src.runner.staleness import Manifest
 from figures_src.runner.worker import worker_main
@@ -86,6 +87,8 @@ def _run(options, figure_ids) -> int:
     if isinstance(selected, str):
         print(f"error: {selected}", file=sys.stderr)
         return 2
+    for note in unread_zoo_problems(specs, selected, options):
+        print(note, file=sys.stderr)
     model_failures = {} if options.list else build_stale_models(specs, selected, options)
     stale, unavailable = plan({i: specs[i] for i in selected}, options, manifest, options.figures_dir)
     stale = [item for item in stale if item[0].figure_id not in model_failures]

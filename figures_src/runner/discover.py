@@ -25,9 +25,9 @@ from pathlib import Path
 from figures_src.runner.paths import STAGING_ROOT
 from figures_src.runner.reach import all_imports, figure_part
 from mechinterp.atomic_file import write_atomic
+from mechinterp.models.fields import PROFILES   # the zoo's `profiles:` take the same names
 from mechinterp.models.sources import module_file
 
-PROFILES = ("quick", "full", "gpu")
 GPU_PROFILE = "gpu"      # the full deck plus the figures of models only a GPU trains (GoogLeNet);
                          # its parameters are a figure's "gpu" ones, else its "full" ones
 OWN_PACKAGES = ("mechinterp", "figures_src")

@@ -6,7 +6,6 @@ which zoo models must be rebuilt first. Nothing here starts a figure.
 """
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections import Counter
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from figures_src.runner.discover import FigureSpec
 from figures_src.runner.paths import REPO_ROOT
 from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+from mechinterp.names import did_you_mean
 
 
 def matches(figure_id: str, patterns: list[str]) -> bool:
@@ -21,17 +21,6 @@ def matches(figure_id: str, patterns: list[str]) -> bool:
     if not patterns:
         return True
     return any(fnmatch.fnmatch(figure_id, p) or p in figure_id for p in patterns)
-
-
-def did_you_mean(name: str, known, cutoff: float = 0.5) -> str:
-    """' (did you mean a, b?)' with the closest known names (difflib's ratio at least cutoff), or
-    ''. Case is ignored in comparing ('NTSB2019' finds 'ntsb2019'); name itself is never offered."""
-    folded: dict[str, list[str]] = {}
-    for candidate in sorted(set(known) - {name}):
-        folded.setdefault(candidate.casefold(), []).append(candidate)
-    close = difflib.get_close_matches(name.casefold(), folded, n=3, cutoff=cutoff)
-    names = [candidate for match in close for candidate in folded[match]]
-    return f" (did you mean {', '.join(names)}?)" if names else ""
 
 
 def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str:
@@ -116,3 +105,16 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
     return {figure_id: failures[name] for figure_id, names in readers.items()
             for name in names if name in failures}
 
+
+def unread_zoo_problems(specs: dict[str, FigureSpec], selected: list[str], options) -> list[str]:
+    """A note for each broken zoo entry that no selected figure reads (the figures that read one
+    fail with its block), so that a mistake in zoo.yaml is never silent."""
+    from mechinterp.models.config import ZooError, read_zoo
+    config = options.models_dir / "zoo.yaml"
+    read = {name for figure_id in selected for name in specs[figure_id].models}
+    try:
+        zoo = read_zoo(config) if config.is_file() else None
+    except ZooError as error:
+        return [] if read else [f"zoo: {error}"]
+    return [f"zoo: note, read by no figure of this run: {zoo.problem_block(name)}"
+            for name in (zoo.problems if zoo else {}) if name not in read]

@@ -57,6 +57,8 @@ def model_inputs(name: str, models_dir: Path) -> dict:
             zoo = read_zoo(config)
         except ZooError as error:
             raise MissingModelError(str(error)) from None
+        if name in zoo.problems:   # its inputs may not be computable (an unknown dataset)
+            raise MissingModelError(f"zoo: {zoo.problem_block(name)}")
         if name in zoo.entries:
             return zoo_model_inputs(name, zoo, models_dir)
     checkpoint = model_checkpoint(name, models_dir)

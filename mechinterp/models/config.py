@@ -5,10 +5,16 @@ Read without torch, so the figure runner can decide what is stale cheaply:
     zoo = read_zoo("models/zoo.yaml")
     zoo.entries["shapes-cnn-a"]      # the entry, with `defaults:` merged in
     zoo.where("shapes-cnn-a")        # "models/zoo.yaml:37", for messages
-    zoo.problems                     # {name: what is missing}: that entry alone cannot be built
+    zoo.problems                     # {name: what is wrong}: that entry alone cannot be built
 
-A file that is not YAML or has no `models:` mapping is a ZooError for the whole zoo; a bad entry
-is a problem of that entry only, so the other models still build.
+A file that is not YAML, has no `models:` mapping, or a top-level key other than `models:` and
+`defaults:` (or one of them twice) is a ZooError for the whole zoo. A bad entry is a problem of
+that entry only, so the other models still build: fields missing, unknown (with the nearest
+known one), of the wrong type or naming an unknown dataset (fields.py), a key given twice, a name
+defined twice; each line of it names the zoo.yaml line of the field:
+
+    zoo.problems["my-net"]   # "models/zoo.yaml:41: dataset 'mnist5k' is not one of ... (did you mean mnist-5k?)"
+    zoo.problem_block("my-net")   # "cannot build 'my-net' (models/zoo.yaml:37)\n  models/zoo.yaml:41: ..."
 """
 from __future__ import annotations
 
@@ -18,11 +24,24 @@ from pathlib import Path
 
 import yaml
 
+from mechinterp.models.fields import FIELDS, field_problems
+from mechinterp.names import did_you_mean
+
+TOP_LEVEL_KEYS = ("defaults", "models")
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml where present: the runner reads
                                                          # zoo.yaml on every `make figures`
 
 class ZooError(ValueError):
     """A zoo config or model problem; the message names the file or entry and what to do."""
+
+
+class FieldError(ZooError):
+    """A problem of one field of an entry found when the model is built (a layer it does not
+    have, an input_shape its forward refuses): reported after that field's zoo.yaml line."""
+
+    def __init__(self, field_name: str | None, message: str):
+        super().__init__(message)
+        self.field_name = field_name
 
 
 @dataclass
@@ -31,20 +50,30 @@ class Zoo:
     entries: dict[str, dict]
     lines: dict[str, int] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    field_lines: dict[str, dict[str, int]] = field(default_factory=dict)   # `defaults:` included
 
     @property
     def folder(self) -> Path:
         """Where the entries' relative paths (checkpoint:, weights:) start from."""
         return self.path.resolve().parent
 
-    def where(self, name: str) -> str:
-        """"models/zoo.yaml:37": the entry's file (relative to here when below) and line."""
-        try:
-            shown = self.path.resolve().relative_to(Path.cwd().resolve())
-        except ValueError:
-            shown = self.path
-        line = self.lines.get(name)
-        return f"{shown}:{line}" if line else str(shown)
+    def where(self, name: str, field_name: str | None = None) -> str:
+        """"models/zoo.yaml:37": the file (relative to here when below) and the line of the entry,
+        or of its field `field_name` when given."""
+        line = self.field_lines.get(name, {}).get(field_name) or self.lines.get(name)
+        return f"{_shown(self.path)}:{line}" if line else str(_shown(self.path))
+
+    def problem_block(self, name: str, message: str | None = None) -> str:
+        """"cannot build 'x' (models/zoo.yaml:37)" and, indented below, the message (default:
+        the entry's problems)."""
+        return f"cannot build {name!r} ({self.where(name)})\n  {message or self.problems[name]}"
+
+
+def _shown(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
 
 
 _zoos: dict[tuple[str, int, int], Zoo] = {}
@@ -63,34 +92,112 @@ def read_zoo(config_path: str | os.PathLike = "models/zoo.yaml") -> Zoo:
 
 
 def _parse_zoo(config_path: Path) -> Zoo:
-    text = config_path.read_text()
-    try:
-        document = yaml.load(text, Loader=LOADER) or {}
-    except yaml.YAMLError as error:
-        raise ZooError(f"{config_path} is not valid YAML: {error}") from error
+    root, document = _load_yaml(config_path)
+    nodes = _top_level_nodes(root, config_path)
     models = document.get("models") if isinstance(document, dict) else None
     if not isinstance(models, dict) or not models:
         raise ZooError(f"{config_path} needs a top-level 'models:' mapping of name -> entry")
     defaults = document.get("defaults") or {}
-    zoo = Zoo(config_path, {}, _entry_lines(text))
+    if not isinstance(defaults, dict):
+        raise ZooError(f"{_shown(config_path)}:{nodes['defaults'][0].start_mark.line + 1}: defaults "
+                       "must be a mapping of field: value that every entry starts from")
+    zoo = Zoo(config_path, {})
+    definitions = _definitions(zoo, nodes["models"][1], _key_lines(nodes.get("defaults", (None, None))[1]))
     for name, entry in models.items():
-        if not isinstance(entry, dict) and entry is not None:
-            zoo.problems[str(name)] = f"model {name!r} must be a mapping of fields (see the comments)"
-            continue
-        zoo.entries[str(name)] = {**defaults, **(entry or {})}
-        problem = entry_problem(str(name), zoo.entries[str(name)])
-        if problem:
-            zoo.problems[str(name)] = problem
+        name = str(name)
+        if isinstance(entry, dict) or entry is None:
+            zoo.entries[name] = {**defaults, **(entry or {})}
+        problems = _entry_problems(zoo, name, entry, definitions.get(name, []))
+        if problems:
+            zoo.problems[name] = "\n  ".join(problems)
     return zoo
 
 
-def _entry_lines(text: str) -> dict[str, int]:
-    """{model name: 1-based line of its key under `models:`}, from yaml's node marks."""
-    root = yaml.compose(text, Loader=LOADER)
-    for key, value in getattr(root, "value", []):
-        if key.value == "models" and isinstance(value, yaml.MappingNode):
-            return {str(name.value): name.start_mark.line + 1 for name, _ in value.value}
-    return {}
+def _load_yaml(config_path: Path):
+    """(root node, document): parsed once by libyaml where present, with the nodes' lines."""
+    loader = LOADER(config_path.read_text())
+    try:
+        root = loader.get_single_node()
+        return root, (loader.construct_document(root) if root is not None else {})
+    except yaml.YAMLError as error:
+        raise ZooError(f"{config_path} is not valid YAML: {error}") from error
+    finally:
+        loader.dispose()
+
+
+def _top_level_nodes(root, config_path: Path) -> dict[str, tuple]:
+    """{"models": (key node, value node), "defaults": ...}; a key given twice or one the zoo does
+    not read is a ZooError naming its line, as is a key given twice inside `defaults:`."""
+    if not isinstance(root, yaml.MappingNode):
+        return {}
+    shown = _shown(config_path)
+    for key, first, line in _repeated_keys(root, deep=False):
+        raise ZooError(f"{shown}:{line}: {key!r} is given twice (first at line {first}): merge them")
+    nodes = {str(key.value): (key, value) for key, value in root.value}
+    for key, (key_node, _) in nodes.items():
+        if key not in TOP_LEVEL_KEYS:
+            raise ZooError(f"{shown}:{key_node.start_mark.line + 1}: {key!r} is not a section of a zoo "
+                           f"config{did_you_mean(key, TOP_LEVEL_KEYS)}: it has {' and '.join(TOP_LEVEL_KEYS)}")
+    for key, first, line in _repeated_keys(nodes.get("defaults", (None, None))[1]):
+        raise ZooError(f"{shown}:{line}: {key!r} is given twice in defaults (first at line {first}): "
+                       "delete one")
+    return nodes
+
+
+def _repeated_keys(node, deep: bool = True) -> list[tuple[str, int, int]]:
+    """(key, first line, line) of each key a mapping repeats, in `node` (and below it when deep):
+    YAML keeps the last silently."""
+    if isinstance(node, yaml.SequenceNode) and deep:
+        return [repeat for item in node.value for repeat in _repeated_keys(item)]
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    seen, repeats = {}, []
+    for key, value in node.value:
+        line = key.start_mark.line + 1
+        if isinstance(key, yaml.ScalarNode) and key.value in seen and key.value != "<<":
+            repeats.append((key.value, seen[key.value], line))
+        seen.setdefault(key.value, line)
+        repeats += _repeated_keys(value) if deep else []
+    return repeats
+
+
+def _key_lines(node) -> dict[str, int]:
+    """{key: 1-based line} of a mapping node's keys (the first of a repeated one)."""
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    lines = {}
+    for key, _ in node.value:
+        lines.setdefault(str(key.value), key.start_mark.line + 1)
+    return lines
+
+
+def _definitions(zoo: Zoo, models_node, default_lines: dict[str, int]) -> dict[str, list]:
+    """{name: [its entry node, ...]} (two for a name defined twice); fills the zoo's lines."""
+    definitions: dict[str, list] = {}
+    for key, value in getattr(models_node, "value", []):
+        name = str(key.value)
+        definitions.setdefault(name, []).append((key.start_mark.line + 1, value))
+        zoo.lines.setdefault(name, key.start_mark.line + 1)
+        zoo.field_lines.setdefault(name, {**default_lines, **_key_lines(value)})
+    return definitions
+
+
+def _entry_problems(zoo: Zoo, name: str, entry, definitions: list) -> list[str]:
+    """What is wrong with one entry, one line each (see fields.py), each naming its zoo.yaml line."""
+    shown = _shown(zoo.path)
+    if len(definitions) > 1:
+        lines = " and ".join(f"{shown}:{line}" for line, _ in definitions)
+        return [f"model {name!r} is defined twice, at {lines}: rename one of them or delete one"]
+    if name not in zoo.entries:
+        return [f"{zoo.where(name)}: model {name!r} must be a mapping of fields, e.g. {{architecture: "
+                f"SmallCNN, dataset: shapes, epochs: 4}}; it is {entry!r} (the comments at the top "
+                "of zoo.yaml list the fields)"]
+    problems = [f"{shown}:{line}: {key!r} is given twice in this entry (first at line {first}): "
+                "delete one" for _, node in definitions for key, first, line in _repeated_keys(node)]
+    problems += field_problems(zoo.entries[name], lambda key: zoo.where(name, key))
+    if all(key in FIELDS for key in zoo.entries[name]):   # else the misspelt field is the news
+        problems += filter(None, [entry_problem(name, zoo.entries[name])])
+    return problems
 
 
 def in_profile(entry: dict, profile: str) -> bool:
@@ -123,8 +230,8 @@ def entry_problem(name: str, entry: dict) -> str | None:
 def read_zoo_config(config_path: str | os.PathLike = "models/zoo.yaml") -> dict[str, dict]:
     """{model name: entry}; any entry's problem is a ZooError naming its file:line."""
     zoo = read_zoo(config_path)
-    for name, problem in zoo.problems.items():
-        raise ZooError(f"{zoo.where(name)}: {problem}")
+    for name in zoo.problems:
+        raise ZooError(zoo.problem_block(name))
     return zoo.entries
 
 

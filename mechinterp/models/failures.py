@@ -15,17 +15,19 @@ import traceback
 
 import torch
 
-from mechinterp.models.config import Zoo
+from mechinterp.models.config import FieldError, Zoo
 
 
 def failure_block(name: str, zoo: Zoo, error: BaseException) -> str:
     """A few lines naming the entry, its zoo.yaml line and what to do (VERBOSE=1: the traceback)."""
-    if says_what_to_do(error):
+    if isinstance(error, FieldError) and error.field_name:
+        message = f"{zoo.where(name, error.field_name)}: {error}"
+    elif says_what_to_do(error):
         message = str(error)
     else:
         message = (f"{type(error).__name__}: {error}{raised_at(error)}; fix that code, or run "
                    "with VERBOSE=1 for the whole traceback")
-    block = f"zoo: cannot build {name!r} ({zoo.where(name)})\n  {message}"
+    block = f"zoo: {zoo.problem_block(name, message)}"
     if os.environ.get("VERBOSE", "") not in ("", "0"):
         block = "".join(traceback.format_exception(error)) + block
     return block

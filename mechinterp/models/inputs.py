@@ -179,7 +179,7 @@ def model_stale_reason(name: str, zoo: Zoo, models_dir) -> str | None:
     """Why the zoo must (re)build the model, in words, or None when it is up to date."""
     folder = Path(models_dir) / name
     if name in zoo.problems:
-        return "its zoo entry is incomplete"
+        return "its zoo entry has a problem"
     if not (folder / CHECKPOINT_NAME).is_file() or not (folder / META_NAME).is_file():
         return "not built yet"
     meta = _read_json(folder / META_NAME)

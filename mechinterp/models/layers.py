@@ -76,9 +76,12 @@ def _model_for(name: str) -> nn.Module:
     from mechinterp.models.config import read_zoo
     from mechinterp.models.zoo import build_model
     import torchvision.models
+    from mechinterp.models.describe import LAYER_FIELDS
     zoo = read_zoo("models/zoo.yaml")
-    if name in zoo.entries:
-        return build_model(zoo.entries[name])
+    if name in zoo.problems:
+        raise SystemExit(f"layers: {zoo.problem_block(name)}")
+    if name in zoo.entries:   # its layer fields left out: they may name what this is to list
+        return build_model({k: v for k, v in zoo.entries[name].items() if k not in LAYER_FIELDS})
     if name in torchvision.models.list_models():
         return torchvision.models.get_model(name, weights=None)
     raise SystemExit(f"layers: {name!r} is neither a model of models/zoo.yaml "

@@ -27,7 +27,9 @@ A `torchvision:` entry without `weights:` is trained like the first kind (shapes
 entry with `devices: [cuda]` (shapes-googlenet) is skipped by a build of every model on another
 device and refused there when named: only a GPU trains it.
 Optional layer descriptions (feature_layers, conv_layers, classifier_layer, input_shape,
-class_names) fill in what the architecture does not define itself. Weights are always read
+class_names) fill in what the architecture does not define itself; a layer the model does not
+have, or an input_shape a zero image of which its forward refuses, is the entry's problem when the
+model is built (describe.py). Fields are checked when zoo.yaml is read (config.py, fields.py). Weights are always read
 without running code from the file (see checkpoints.py).
 
 A model that cannot be built (an architecture that does not import, a refused checkpoint, weights
@@ -52,9 +54,9 @@ from torch import nn
 from mechinterp.atomic_file import write_atomic
 from mechinterp.data import load_dataset
 from mechinterp.device import keep_freed_memory, pick_device, seed_everything, torch_threads
-from mechinterp.hooks import layer_names
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
+from mechinterp.models.describe import describe_layers, try_one_image
 from mechinterp.models.failures import failure_block, raised_at
 from mechinterp.models.config import (Zoo, ZooError, in_profile, is_imported,  # noqa: F401
                                       read_zoo, read_zoo_config,
@@ -64,7 +66,6 @@ from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
 from mechinterp.models.training import TrainingSettings, evaluate, train_classifier
 
 CPU_TRAINING_THREADS = 1
-LAYER_DESCRIPTIONS = ("feature_layers", "conv_layers", "classifier_layer", "input_shape")
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed", "batchnorm",
                  "optimizer")
 
@@ -121,25 +122,6 @@ def _torchvision_model(name: str, kwargs: dict) -> nn.Module:
     except ValueError as error:  # torchvision: "Unknown model name"
         known = ", ".join(sorted(torchvision.models.list_models())[:8])
         raise ZooError(f"torchvision has no model {name!r} ({error}); e.g. {known}, ...") from error
-
-
-def describe_layers(model: nn.Module, entry: dict) -> nn.Module:
-    """Set feature_layers, conv_layers, classifier_layer, input_shape: from the entry if given,
-    else from the model's own attributes, else guessed from its modules."""
-    for key in LAYER_DESCRIPTIONS:
-        if key in entry:
-            value = entry[key]
-            setattr(model, key, tuple(value) if key == "input_shape" else value)
-    if not hasattr(model, "conv_layers"):
-        model.conv_layers = layer_names(model, (nn.Conv2d,))
-    if not hasattr(model, "feature_layers"):
-        model.feature_layers = list(model.conv_layers)
-    if not hasattr(model, "classifier_layer"):
-        linears = layer_names(model, (nn.Linear,))
-        model.classifier_layer = linears[-1] if linears else None
-    if not hasattr(model, "input_shape"):
-        model.input_shape = (3, 224, 224) if "torchvision" in entry else None
-    return model
 
 
 def build_model(entry: dict) -> nn.Module:
@@ -210,6 +192,7 @@ def train_one(name: str, entry: dict, device: torch.device) -> tuple[nn.Module, 
     settings = TrainingSettings(**{k: entry[k] for k in TRAINING_KEYS if k in entry})
     seed_everything(settings.seed)
     model = build_model(entry)
+    try_one_image(model, entry)
     train_data = _load_split(entry, "train")
     report = train_classifier(model, train_data, settings, device, description=name)
     test_data = _load_split(entry, "test")
@@ -232,6 +215,7 @@ def import_one(name: str, entry: dict, device: torch.device, config_dir: Path) -
                        f"(relative paths start from {config_dir})")
     model = build_model(entry)
     _load_weights(model, load_state_dict(source), source)
+    try_one_image(model, entry)
     model.to(device).eval()
     facts = {"source": str(source), "source_sha256": sha256_file(source), "train_seconds": 0.0,
              "class_names": entry.get("class_names"), "metrics": {}}

@@ -1,0 +1,160 @@
+"""zoo.yaml mistakes a person can act on: a wrong dataset, a badly typed, unknown or repeated
+field, a model defined twice or not a mapping, a layer the model lacks, an input_shape it refuses.
+Each is the problem of its entry alone, named with the zoo.yaml line of the field and what to
+do, with a near name where there is one; the other models still build and their figures run."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from mechinterp.models.config import ZooError, read_zoo
+from mechinterp.models.zoo import build_models
+from tests.test_zoo import REPO, documented_example
+from tests.test_zoo_inputs import listed, made, run_figures, user_project
+
+GOOD = "  mlp: {architecture: MLP, kwargs: {hidden: 8}, dataset: digits, epochs: 1, learning_rate: 0.01}\n"
+OWN = textwrap.dedent('''\
+      my-net:                   # the speaker's own CNN
+        architecture: "my_nets.tiny:Tiny"
+        kwargs: {width: 4}
+        checkpoint: ../my_weights/tiny.pt
+        dataset: shapes
+        dataset_options: {count: 64, seed: 0}
+        input_shape: [3, 32, 32]
+        feature_layers: [features.0]
+        classifier_layer: head
+''')
+
+
+def zoo_file(folder, own: str, *, extra: str = "", top: str = "") -> tuple:
+    """models/zoo.yaml with a good MLP and the speaker's entry `own`; (path, its text)."""
+    text = f"{top}models:\n{GOOD}\n{textwrap.indent(own, '  ')}{extra}"
+    (folder / "models").mkdir(exist_ok=True)
+    path = folder / "models" / "zoo.yaml"
+    path.write_text(text)
+    return path, text
+
+
+def line_of(text: str, fragment: str, occurrence: int = 1) -> int:
+    """The 1-based line of the `occurrence`-th line of text containing fragment."""
+    lines = [n for n, line in enumerate(text.splitlines(), start=1) if fragment in line]
+    return lines[occurrence - 1]
+
+
+def problem_of(path, name: str = "my-net") -> str:
+    zoo = read_zoo(path)
+    assert "mlp" not in zoo.problems                     # the other entry is untouched
+    return zoo.problems[name]
+
+
+@pytest.mark.parametrize("old, new, field, words", [
+    ("dataset: shapes", "dataset: mnist5k", "dataset", "did you mean mnist-5k"),
+    ("kwargs: {width: 4}", "kwargs: [8, 10]", "kwargs", "kwargs must be a mapping"),
+    ("input_shape: [3, 32, 32]", "input_shape: 28", "input_shape", "input_shape must be a list [C, H, W]"),
+    ("feature_layers: [features.0]", "feature_layers: features.0", "feature_layers", "must be a list of module names"),
+    ("dataset: shapes", "dataset: shapes\n  learning_rate: 1e-3", "learning_rate", "write 3.0e-3"),
+    ("dataset: shapes", "dataset: shapes\n  profiles: [fulll]", "profiles", "did you mean full"),
+])
+def test_a_wrong_value_names_its_field_and_line_and_the_other_models_build(tmp_path, old, new, field, words):
+    path, text = zoo_file(tmp_path, OWN.replace(old, new))
+    problem = problem_of(path)
+    assert f"{path}:{line_of(text, f'  {field}:')}: {field}" in problem, problem
+    assert words in problem and "Traceback" not in problem
+
+
+@pytest.mark.parametrize("misspelt, meant", [("feature_layers", "feature_layer"), ("checkpoint", "chekpoint")])
+def test_an_unknown_field_is_named_with_the_nearest_known_one(tmp_path, misspelt, meant):
+    path, text = zoo_file(tmp_path, OWN.replace(f"{misspelt}:", f"{meant}:"))
+    problem = problem_of(path)
+    assert f":{line_of(text, meant)}: '{meant}' is not a field of a zoo entry (did you mean {misspelt}" in problem
+    assert "lacks" not in problem          # not "lacks epochs": the misspelt field is the news
+
+
+def test_a_model_or_a_field_given_twice_names_both_lines(tmp_path):
+    second = OWN.replace("kwargs: {width: 4}", "kwargs: {width: 6}")
+    path, text = zoo_file(tmp_path, OWN, extra=textwrap.indent(second, "  "))
+    problem = problem_of(path)
+    assert "defined twice" in problem and f"zoo.yaml:{line_of(text, 'my-net:')} and " in problem
+    assert f"zoo.yaml:{line_of(text, 'my-net:', 2)}: rename one" in problem
+    path, text = zoo_file(tmp_path, OWN + "  dataset: digits\n")
+    assert (f"zoo.yaml:{line_of(text, 'dataset: digits', 2)}: 'dataset' is given twice in this entry "
+            f"(first at line {line_of(text, 'dataset: shapes')})") in problem_of(path)
+
+
+def test_an_entry_that_is_not_a_mapping_is_its_own_problem(tmp_path):
+    path, text = zoo_file(tmp_path, OWN, extra="  my-other: oops\n")
+    zoo = read_zoo(path)
+    assert set(zoo.problems) == {"my-other"}
+    assert f"zoo.yaml:{line_of(text, 'my-other')}: model 'my-other' must be a mapping" in zoo.problems["my-other"]
+
+
+def test_mistakes_outside_the_entries_are_one_error_naming_the_line(tmp_path):
+    path, text = zoo_file(tmp_path, OWN, top="default: {seed: 0}\n")
+    with pytest.raises(ZooError, match=r"zoo.yaml:1: 'default' is not a section .*did you mean defaults"):
+        read_zoo(path)
+    path, text = zoo_file(tmp_path, OWN, extra="models:\n" + GOOD)
+    with pytest.raises(ZooError, match=rf"zoo.yaml:{line_of(text, 'models:', 2)}: 'models' is given twice"):
+        read_zoo(path)
+
+
+def test_the_repository_zoo_and_its_documented_examples_are_clean(tmp_path):
+    assert read_zoo(REPO / "models" / "zoo.yaml").problems == {}
+    for name in ("my-tiny", "my-resnet"):
+        (tmp_path / "zoo.yaml").write_text("models:\n" + documented_example(name) + "\n")
+        assert read_zoo(tmp_path / "zoo.yaml").problems == {}, name
+
+
+@pytest.mark.parametrize("old, new, field, words", [
+    ("feature_layers: [features.0]", "feature_layers: [features.5]", "feature_layers",
+     "Tiny has no layer 'features.5'. Did you mean 'features.1', 'features.0'"),
+    ("input_shape: [3, 32, 32]", "input_shape: [1, 32, 32]", "input_shape",
+     "input_shape [1, 32, 32] does not fit Tiny: a zero image of that shape fails"),
+])
+def test_layers_and_input_shape_are_checked_on_the_built_model(tmp_path, monkeypatch, old, new, field, words):
+    user_project(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    path, text = zoo_file(tmp_path, OWN.replace(old, new))
+    metas, failures = build_models(path, tmp_path / "models", ["mlp", "my-net"], device="cpu")
+    assert set(metas) == {"mlp"} and set(failures) == {"my-net"}
+    block = failures["my-net"]
+    assert block.startswith(f"zoo: cannot build 'my-net' (models/zoo.yaml:{line_of(text, 'my-net:')})\n"), block
+    assert f"\n  models/zoo.yaml:{line_of(text, f'{field}:')}: " in block and words in block, block
+    assert len(block.splitlines()) == 2 and "Traceback" not in block
+
+
+def test_figures_of_a_wrongly_named_dataset_fail_with_its_line_and_the_others_list_and_run(tmp_path):
+    user_project(tmp_path)
+    path, text = zoo_file(tmp_path, OWN.replace("dataset: shapes", "dataset: mnist5k"), extra="  my-other: oops\n")
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "mine.py").write_text(textwrap.dedent('''
+        FIGURES = {"own/head": {"make": "make_head", "models": ["my-net"], "outputs": []},
+                   "other/mlp": {"make": "make_mlp", "models": ["mlp"], "outputs": []}}
+
+        def make_head(ctx):
+            return {"norm": float(ctx.model("my-net").head.weight.norm())}
+
+        def make_mlp(ctx):
+            return {"accuracy": ctx.model_meta("mlp")["metrics"]["test_accuracy"]}
+    '''))
+    problem = f"zoo.yaml:{line_of(text, 'mnist5k')}: dataset 'mnist5k' is not one of"
+    listing = run_figures(tmp_path, "--list")
+    assert listing.returncode == 0 and "Traceback" not in listing.stderr, listing.stderr
+    assert set(listed(listing)) == {"other/mlp"}
+    assert "cannot own/head: zoo: cannot build 'my-net'" in listing.stdout and problem in listing.stdout
+    assert "read by no figure of this run: cannot build 'my-other'" in listing.stderr
+    result = run_figures(tmp_path)
+    assert result.returncode == 1 and made(result) == {"other/mlp"}
+    assert "failed own/head: zoo: cannot build 'my-net'" in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr and "did you mean mnist-5k" in result.stderr
+
+
+def test_every_field_the_code_reads_is_a_known_field():
+    """A field added to training or the layer descriptions must be added to fields.py too, or
+    every entry using it would be refused as unknown."""
+    from mechinterp.models.describe import LAYER_DESCRIPTIONS
+    from mechinterp.models.fields import FIELDS
+    from mechinterp.models.zoo import TRAINING_KEYS
+    from mechinterp.transformers.training import ZOO_TRAINING_KEYS
+    assert set(TRAINING_KEYS) | set(ZOO_TRAINING_KEYS) | set(LAYER_DESCRIPTIONS) <= set(FIELDS)
