@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from figures_src.runner import FigureSpecError, discover_figures
+from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_figures
 from figures_src.runner.discover import engine_dependencies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -291,6 +291,18 @@ def test_bad_declarations_name_file_and_line(tmp_path, source, message):
     with pytest.raises(FigureSpecError, match=message) as error:
         discover_figures(tmp_path, REPO)
     assert f"{tmp_path / 'broken.py'}:3" in str(error.value)
+
+
+def test_a_script_that_does_not_parse_is_named_and_the_others_are_still_read(tmp_path):
+    (tmp_path / "good.py").write_text('FIGURES = {"good/a": {"make": "f"}}\n')
+    (tmp_path / "mylab.py").write_text('FIGURES = {"mylab/b": {"make": "f"}}\n\n\ndef broken(:\n')
+    (tmp_path / "helper.py").write_text("def helper():\n    return 1\n")     # no FIGURES: not a script
+    with pytest.raises(UnreadableScriptError) as error:
+        discover_figures(tmp_path, REPO)
+    assert set(error.value.found) == {"good/a"}
+    assert error.value.problems == [f"{tmp_path / 'mylab.py'}:4: invalid syntax: `def broken(:`; fix that "
+                                    "line (until the script parses, the runner cannot read which figures it declares)"]
+    assert isinstance(error.value, FigureSpecError)          # callers that catch those stay clean
 
 
 GAMMA = """

@@ -14,6 +14,14 @@ A run discovers the declared figures (discover.py), selects and plans the stale 
 (planning.py), takes the figures folder's lock (lock.py) and makes them in workers (jobs.py,
 worker.py); the run exits non-zero naming every failed id. Stop signals end it with one
 `interrupted:` line (signals.py).
+
+A figure script that does not parse cannot say which figures it declares. A run of every figure
+(`make figures`, with or without --only) then stops before anything is made, with one `error:`
+line per such script naming its file:line; some of the figures it asked for are unknown. A run of
+named figures (--ids, and `make slides`, which names the figures its deck shows) goes on when the
+other scripts declare every one of them, saying so in a `warning:` line: a typo in one lab's
+script does not stop another deck's build. When some named id is declared by none of the others,
+the broken script may be the one that declares it, and the run stops with the `error:` line.
 """
 from __future__ import annotations
 
@@ -22,7 +30,7 @@ import os
 import sys
 from pathlib import Path
 
-from figures_src.runner.discover import FigureSpecError, discover_figures
+from figures_src.runner.discover import FigureSpecError, UnreadableScriptError, discover_figures
 from figures_src.runner.jobs import run_stale
 from figures_src.runner.lock import exclusive_run
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
@@ -76,11 +84,33 @@ def execute(stale, options, manifest: Manifest) -> dict[str, str]:
     return run_stale(stale, options, manifest, options.figures_dir)
 
 
-def _run(options, figure_ids) -> int:
+def readable_specs(options, figure_ids) -> dict | None:
+    """The declared figures, or None after saying why they cannot be used; a script that does
+    not parse stops only a run that may need its figures (module docstring)."""
     try:
-        specs = discover_figures(options.scripts_dir, REPO_ROOT)
-        manifest = Manifest.load(options.figures_dir / "manifest.json")
+        return discover_figures(options.scripts_dir, REPO_ROOT)
+    except UnreadableScriptError as error:
+        unknown = None if figure_ids is None else sorted(set(figure_ids) - set(error.found))
+        if unknown == []:
+            for problem in error.problems:
+                print(f"warning: {problem}; the {len(figure_ids)} figures asked for are declared by "
+                      "other scripts, so the run goes on without it", file=sys.stderr)
+            return error.found
+        needed = f"; it may declare {', '.join(unknown)}" if unknown else "; no figure was made"
+        for problem in error.problems:
+            print(f"error: {problem}{needed}", file=sys.stderr)
     except (FigureSpecError, ValueError, SyntaxError) as error:
+        print(f"error: {error}", file=sys.stderr)
+    return None
+
+
+def _run(options, figure_ids) -> int:
+    specs = readable_specs(options, figure_ids)
+    if specs is None:
+        return 2
+    try:
+        manifest = Manifest.load(options.figures_dir / "manifest.json")
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     selected = select(specs, options, figure_ids)

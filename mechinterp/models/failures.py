@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 import traceback
 
-import torch
-
 from mechinterp.models.config import FieldError, Zoo
 
 
@@ -47,10 +45,11 @@ def raised_at(error: BaseException) -> str:
     """" (at my_nets/tiny.py:12)": the innermost frame outside torch and the standard library."""
     if isinstance(error, SyntaxError) and error.filename:   # the frame is the import machinery's
         return f" (at {shown_path(error.filename)}:{error.lineno})"
+    import torch   # here, not at the top: the figure runner reads shown_path without torch
     installed = {os.path.dirname(os.__file__), os.path.dirname(torch.__file__)}
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if not any(f.filename.startswith(folder) for folder in installed)
-              and "site-packages" not in f.filename]
+              and "site-packages" not in f.filename and not f.filename.startswith("<")]
     if not frames:
         return ""
     return f" (at {shown_path(frames[-1].filename)}:{frames[-1].lineno})"
