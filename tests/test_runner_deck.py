@@ -179,6 +179,17 @@ def test_a_script_that_does_not_parse_stops_only_the_runs_that_may_need_its_figu
     assert named.returncode == 0 and made_ids(named) == {"alpha/one"} and f"warning: {where}" in named.stderr
 
 
+def test_a_failing_import_names_the_scripts_line_and_what_to_do(workspace):
+    scripts = workspace[0]
+    source = "import json\nimport seaborn_missing\n" + SCRIPT.replace("{FIGURES}", repr({"mylab/x": {"make": "make"}}))
+    (scripts / "mylab.py").write_text(source)
+    result = run_in(scripts.parent, "figures_src.runner", *dirs(workspace), "--ids", "mylab/x")
+    assert result.returncode == 1
+    assert ("FAILED mylab/x: ModuleNotFoundError: No module named 'seaborn_missing' (at scripts/mylab.py:2); "
+            "install the package that provides 'seaborn_missing' into the venv") in result.stderr
+    assert "or fix the import" in result.stderr and "Traceback" not in result.stderr
+
+
 def shown_by(deck: Path) -> set[str]:
     """An independent reading of a deck's figure ids: a regex over it and the pages it imports."""
     text = deck.read_text()
