@@ -170,7 +170,9 @@ def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "raise RuntimeError('the model diverged')"))
     result = run_runner(workspace, "--force")
     assert result.returncode == 1
-    assert "beta/three" in result.stderr and "the model diverged" in result.stderr
+    assert "FAILED beta/three: RuntimeError: the model diverged" in result.stderr
+    assert result.stderr.count("RuntimeError: the model diverged") == 1   # shown once, as it happened
+    assert "failed (see above): beta/three" in result.stderr          # and named again at the end
     assert made_ids(result) == {"alpha/one", "alpha/two"}
     assert {p: p.read_bytes() for p in (figures / "beta").iterdir()} == before
     assert manifest(workspace)["beta/three"] == entry_before
@@ -180,7 +182,8 @@ def test_missing_model_names_the_fix(workspace):
     (workspace[2] / "m1" / "checkpoint.pt").unlink()
     result = run_runner(workspace)
     assert result.returncode == 1
-    assert "alpha/two" in result.stderr and "make models" in result.stderr
+    assert "cannot alpha/two: model 'm1' has no checkpoint" in result.stderr and "make models" in result.stderr
+    assert result.stderr.count("has no checkpoint") == 1
     assert made_ids(result) == {"alpha/one", "beta/three"}
 
 

@@ -119,24 +119,39 @@ def _run(options, figure_ids) -> int:
         return 2
     for note in unread_zoo_problems(specs, selected, options):
         print(note, file=sys.stderr)
-    model_failures = {} if options.list else build_stale_models(specs, selected, options)
-    stale, unavailable = plan({i: specs[i] for i in selected}, options, manifest, options.figures_dir)
-    stale = [item for item in stale if item[0].figure_id not in model_failures]
-    unavailable.update(model_failures)
+    stale, unavailable = planned(specs, selected, options, manifest)
     if line := profile_change_line(stale, manifest, options.profile):
         print(line)
-    failures = dict(unavailable)
     if options.list:
-        return list_stale(stale, failures, selected)
+        return list_stale(stale, unavailable, selected)
+    for figure_id, message in unavailable.items():   # before any figure starts
+        print(f"cannot {figure_id}: {message}", file=sys.stderr)
+    failures = dict(unavailable)
     if stale:
         with exclusive_run(options.figures_dir):
             manifest = Manifest.load(options.figures_dir / "manifest.json")  # as the lock found it
             failures.update(execute(longest_first(stale, manifest), options, manifest))
+    return summary(selected, stale, unavailable, failures)
+
+
+def planned(specs, selected: list[str], options, manifest: Manifest):
+    """(stale [(spec, inputs, reason)], {figure id: why it cannot be made}) in selected's order:
+    the stale models the figures read are built (not for --list), then staleness is decided."""
+    unavailable = {} if options.list else build_stale_models(specs, selected, options)
+    stale, errors = plan({i: specs[i] for i in selected}, options, manifest, options.figures_dir)
+    unavailable = {**errors, **unavailable}   # a model that failed to build says more than its absence
+    return ([item for item in stale if item[0].figure_id not in unavailable],
+            {i: unavailable[i] for i in selected if i in unavailable})
+
+
+def summary(selected: list[str], stale, unavailable: dict, failures: dict) -> int:
+    """The closing count and the failed ids (each failure was shown whole as it happened, as a
+    `cannot`, `FAILED` or zoo block above); the exit status."""
     up_to_date = len(selected) - len(stale) - len(unavailable)
     made = len(stale) - len(set(failures) - set(unavailable))
     print(f"figures: {made} made, {up_to_date} up to date, {len(failures)} failed")
-    for figure_id, message in failures.items():
-        print(f"  failed {figure_id}: {message}", file=sys.stderr)
+    if failures:
+        print(f"  failed (see above): {', '.join(failures)}", file=sys.stderr)
     return 1 if failures else 0
 
 

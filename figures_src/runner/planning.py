@@ -7,12 +7,14 @@ which zoo models must be rebuilt first. Nothing here starts a figure.
 from __future__ import annotations
 
 import fnmatch
+import sys
 from collections import Counter
 from pathlib import Path
 
 from figures_src.runner.discover import FigureSpec
 from figures_src.runner.paths import REPO_ROOT
 from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+from mechinterp.models.config import ZooError, read_zoo
 from mechinterp.names import did_you_mean
 
 
@@ -78,9 +80,9 @@ def profile_change_line(stale, manifest: Manifest, profile: str) -> str | None:
 
 def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], options) -> dict[str, str]:
     """Before figures run, let the zoo rebuild the stale models the selected figures read (its
-    checkpoint, architecture source, entry or dataset changed); return {figure id: the zoo's
-    message} for figures whose model could not be built. Torch is imported only to build."""
-    from mechinterp.models.config import ZooError, in_profile, read_zoo
+    checkpoint, architecture source, entry or dataset changed); return {figure id: which model
+    could not be built} (the zoo printed why, once per model). Torch is imported only to build."""
+    from mechinterp.models.config import in_profile
     from mechinterp.models.inputs import stale_models
     config = options.models_dir / "zoo.yaml"
     readers = {figure_id: specs[figure_id].models for figure_id in selected}
@@ -101,15 +103,16 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
             failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device,
                                         options.jobs)
     except ZooError as error:
-        failures = {name: f"zoo: {error}" for names in readers.values() for name in names}
-    return {figure_id: failures[name] for figure_id, names in readers.items()
-            for name in names if name in failures}
+        print(f"zoo: {error}", file=sys.stderr)
+        failures = {name: str(error) for names in readers.values() for name in names}
+    first_failed = {figure_id: next((n for n in names if n in failures), None) for figure_id, names in readers.items()}
+    return {figure_id: f"its model {name!r} could not be built (the zoo's message above)"
+            for figure_id, name in first_failed.items() if name}
 
 
 def unread_zoo_problems(specs: dict[str, FigureSpec], selected: list[str], options) -> list[str]:
     """A note for each broken zoo entry that no selected figure reads (the figures that read one
     fail with its block), so that a mistake in zoo.yaml is never silent."""
-    from mechinterp.models.config import ZooError, read_zoo
     config = options.models_dir / "zoo.yaml"
     read = {name for figure_id in selected for name in specs[figure_id].models}
     try:
