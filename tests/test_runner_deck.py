@@ -179,6 +179,37 @@ def test_a_script_that_does_not_parse_stops_only_the_runs_that_may_need_its_figu
     assert named.returncode == 0 and made_ids(named) == {"alpha/one"} and f"warning: {where}" in named.stderr
 
 
+ZOO = """models:
+  my-digitnet:
+    {architecture: MLP, kwargs: {hidden: 8}, dataset: digits, seed: 0, epochs: 1, batch_size: 64, learning_rate: 0.01}
+"""
+
+
+def test_a_misspelt_model_is_refused_at_planning_with_the_script_line_and_the_nearest_zoo_name(workspace):
+    """Before any model or figure is built: `make models` cannot help, so it is not the advice."""
+    scripts, _, models = workspace
+    root = scripts.parent
+    (models / "zoo.yaml").write_text(ZOO)
+    (models / "mine").mkdir()                                  # placed by hand, not in the zoo: fine
+    (models / "mine" / "checkpoint.pt").write_bytes(b"weights")
+    declared = {"mylab/probe": {"make": "make", "models": ["my-digitnett"]},
+                "mylab/own": {"make": "make", "models": ["mine"]}}
+    source = SCRIPT.replace("{FIGURES}", "{\n    " + ",\n    ".join(
+        f"{k!r}: {v!r}" for k, v in declared.items()) + "\n}")
+    (scripts / "mylab.py").write_text(source)
+    message = (f"cannot mylab/probe: its FIGURES entry (scripts/mylab.py:{line_of(source, 'mylab/probe')}) "
+               "declares model 'my-digitnett', which models/zoo.yaml has no entry for (did you mean "
+               "my-digitnet?): fix the name in its \"models\", or add the model to models/zoo.yaml")
+    listing = run_in(root, "figures_src.runner", *dirs(workspace), "--only", "mylab/*", "--list")
+    assert message in listing.stdout and "stale  mylab/own: never made" in listing.stdout
+    result = run_in(root, "figures_src.runner", *dirs(workspace), "--only", "mylab/*")
+    assert result.returncode == 1 and made_ids(result) == {"mylab/own"}
+    assert result.stderr.count(message) == 1 and "make models" not in result.stderr
+    deck = write_deck(workspace, "\n# One\n![x](/figures/mylab/probe.png)\n", "# Part\n")
+    slides = run_in(root, "decktools.figures", str(deck), *dirs(workspace))
+    assert slides.returncode == 1 and message in slides.stderr and "Traceback" not in slides.stderr
+
+
 def test_a_failing_import_names_the_scripts_line_and_what_to_do(workspace):
     scripts = workspace[0]
     source = "import json\nimport seaborn_missing\n" + SCRIPT.replace("{FIGURES}", repr({"mylab/x": {"make": "make"}}))

@@ -35,7 +35,7 @@ from figures_src.runner.jobs import run_stale
 from figures_src.runner.lock import exclusive_run
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.planning import (build_stale_models, longest_first, plan, profile_change_line, select,
-                                       unread_zoo_problems)
+                                        unknown_models, unread_zoo_problems)
 from figures_src.runner.signals import Interrupted, stop_signals_handled
 from figures_src.runner.staleness import Manifest
 from figures_src.runner.worker import worker_main
@@ -135,10 +135,13 @@ def _run(options, figure_ids) -> int:
 
 
 def planned(specs, selected: list[str], options, manifest: Manifest):
-    """(stale [(spec, inputs, reason)], {figure id: why it cannot be made}) in selected's order:
-    the stale models the figures read are built (not for --list), then staleness is decided."""
-    unavailable = {} if options.list else build_stale_models(specs, selected, options)
-    stale, errors = plan({i: specs[i] for i in selected}, options, manifest, options.figures_dir)
+    """(stale [(spec, inputs, reason)], {figure id: why it cannot be made}) in selected's order. A
+    declared model the zoo lacks is found first, when the zoo is read; then the stale models
+    the other figures read are built (not for --list), then their staleness is decided."""
+    unavailable = unknown_models(specs, selected, options.models_dir)
+    wanted = [i for i in selected if i not in unavailable]
+    unavailable.update({} if options.list else build_stale_models(specs, wanted, options))
+    stale, errors = plan({i: specs[i] for i in wanted}, options, manifest, options.figures_dir)
     unavailable = {**errors, **unavailable}   # a model that failed to build says more than its absence
     return ([item for item in stale if item[0].figure_id not in unavailable],
             {i: unavailable[i] for i in selected if i in unavailable})

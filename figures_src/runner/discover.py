@@ -135,6 +135,7 @@ class FigureSpec:
     script_source: str = ""      # the part of the script this figure reaches (reach.py)
     resources: dict = field(default_factory=dict)   # what a cluster worker must offer: {"GPU": 1}
     profiles: list[str] | None = None   # the profiles that make it (FIGURES "profiles"); None: all
+    line: int = 0                # where its id is written in FIGURES, for messages (script:line)
 
     @property
     def family(self) -> str:
@@ -189,7 +190,7 @@ def _figures_literal(script: Path, tree: ast.Module | None = None) -> tuple[dict
             value = _literal(node.value, names)
         except ValueError as error:
             if target == "FIGURES":
-                raise FigureSpecError(f"{script}:{node.lineno}: FIGURES must be a literal dict "
+                raise FigureSpecError(f"{shown_path(str(script))}:{node.lineno}: FIGURES must be a literal dict "
                                       f"(strings, numbers, lists, dicts, constants named above): {error}") from None
             continue
         if target == "FIGURES":
@@ -198,8 +199,16 @@ def _figures_literal(script: Path, tree: ast.Module | None = None) -> tuple[dict
     return {}, 0
 
 
+def _entry_lines(tree: ast.Module, line: int) -> dict:
+    """{figure id: the line of its key} for the ids FIGURES (assigned at `line`) spells out."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.lineno == line and isinstance(node.value, ast.Dict):
+            return {key.value: key.lineno for key in node.value.keys if isinstance(key, ast.Constant)}
+    return {}
+
+
 def _check_entry(script: Path, line: int, figure_id: str, entry) -> None:
-    where = f"{script}:{line}: figure {figure_id!r}"
+    where = f"{shown_path(str(script))}:{line}: figure {figure_id!r}"
     if not isinstance(entry, dict) or "make" not in entry:
         raise FigureSpecError(f"{where} needs a dict with at least 'make' (the function to call)")
     if figure_id.count("/") != 1 or not all(figure_id.split("/")):
@@ -222,12 +231,13 @@ def _declarations(script: Path) -> dict:
     tree = ast.parse(text, filename=str(script))
     figures, line = _figures_literal(script, tree)
     if not isinstance(figures, dict):
-        raise FigureSpecError(f"{script}:{line}: FIGURES must be a dict of id -> declaration")
-    declared = {}
+        raise FigureSpecError(f"{shown_path(str(script))}:{line}: FIGURES must be a dict of id -> declaration")
+    declared, lines = {}, _entry_lines(tree, line)
     for figure_id, entry in figures.items():
-        _check_entry(script, line, figure_id, entry)
+        _check_entry(script, lines.get(figure_id, line), figure_id, entry)
         part = figure_part(text, entry["make"], _package_parts(script), tree)
-        declared[figure_id] = {**entry, "source": part.source, "modules": sorted(part.modules)}
+        declared[figure_id] = {**entry, "source": part.source, "modules": sorted(part.modules),
+                               "line": lines.get(figure_id, line)}
     return declared
 
 
@@ -241,7 +251,7 @@ def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
                                 reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root,
                                                 exclude={script, *(repo_root / p for p in NOT_FIGURE_INPUTS)}),
                                 entry["source"], dict(entry.get("resources", {})),
-                                entry.get("profiles")))
+                                entry.get("profiles"), entry["line"]))
     return specs
 
 
