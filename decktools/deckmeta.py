@@ -16,7 +16,8 @@ from pathlib import Path
 from decktools import references
 from decktools.markdown import Deck
 from decktools.rehearse import plan_deck
-from figures_src.runner import FigureSpecError, Manifest, discover_figures, figure_inputs, stale_reason
+from figures_src.runner import (FigureSpecError, Manifest, UnreadableScriptError, discover_figures,
+                                figure_inputs, stale_reason)
 
 FIGURE_PATH = re.compile(r"^/?figures/([\w.-]+)/([\w.-]+)\.\w+$")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +40,8 @@ def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,
     manifest = Manifest.load(figures_dir / "manifest.json")
     try:
         specs = discover_figures(scripts_dir, REPO_ROOT)
+    except UnreadableScriptError as error:   # the figures_src step warned; the others are known
+        specs = error.found
     except FigureSpecError:
         specs = {}
     provenance = {}

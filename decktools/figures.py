@@ -9,6 +9,9 @@ references.py). Hidden slides count: check and prepare read them too.
 
 The runner (figures_src.runner.run) makes the stale ones among them; a figure id that no script
 declares is reported with the deck's file:line and the nearest declared id, and nothing is made.
+A figure script that does not parse stops only the decks that may show its figures: when the other
+scripts declare every figure the deck shows, the runner warns and builds them (figures_src/runner/
+cli.py); otherwise the unknown ids and the script's file:line are reported, and nothing is made.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from decktools import references
 from decktools.check import figure_id_of, figure_id_problems
 from decktools.markdown import Deck, DeckError, read_deck
 from figures_src import runner
-from figures_src.runner import FigureSpecError, discover_figures
+from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_figures
 
 
 def deck_figure_ids(deck: Deck) -> list[str]:
@@ -33,15 +36,20 @@ def deck_figure_ids(deck: Deck) -> list[str]:
 def make_deck_figures(deck_path: Path, runner_argv: list[str]) -> int:
     """Check the deck's figure ids against the scripts, then run the runner on them."""
     options = runner.parse_args(runner_argv)
+    unreadable = []    # scripts that do not parse: the runner warns about them if the deck builds
     try:
         deck = read_deck(deck_path)
         declared = discover_figures(options.scripts_dir, runner.REPO_ROOT)
+    except UnreadableScriptError as error:
+        declared, unreadable = error.found, error.problems
     except (DeckError, FigureSpecError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     problems = figure_id_problems(deck, set(declared))
     for problem in problems:
         print(problem, file=sys.stderr)
+    for problem in unreadable if problems else []:
+        print(f"error: {problem}; it may declare the figures above", file=sys.stderr)
     if problems:
         return 1
     ids = deck_figure_ids(deck)

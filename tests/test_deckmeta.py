@@ -30,6 +30,14 @@ def test_provenance_matches_manifest_and_flags_stale(workspace):
     assert missing["gamma/none"]["stale"] is True
 
 
+def test_a_script_that_does_not_parse_leaves_the_other_scripts_provenance(workspace):
+    scripts, figures, models = workspace
+    assert run_runner(workspace).returncode == 0
+    (scripts / "mylab.py").write_text('FIGURES = {"mylab/x": {"make": "f"}}\ndef broken(:\n')
+    shown = figure_provenance({"alpha/one"}, figures, models, scripts)
+    assert shown["alpha/one"]["stale"] is False and shown["alpha/one"]["why"] is None
+
+
 def test_figures_on_slides_by_number(tmp_path):
     deck = tmp_path / "deck.md"
     deck.write_text("---\ntitle: x\n---\n\n# One\n\n---\nhide: true\n---\n\n![](/figures/a/hidden.png)\n\n---\n\n"

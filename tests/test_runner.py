@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from figures_src.runner import FigureSpecError, discover_figures
+from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_figures
 from figures_src.runner.discover import engine_dependencies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -170,7 +170,9 @@ def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "raise RuntimeError('the model diverged')"))
     result = run_runner(workspace, "--force")
     assert result.returncode == 1
-    assert "beta/three" in result.stderr and "the model diverged" in result.stderr
+    assert "FAILED beta/three: RuntimeError: the model diverged" in result.stderr
+    assert result.stderr.count("RuntimeError: the model diverged") == 1   # shown once, as it happened
+    assert "failed (see above): beta/three" in result.stderr          # and named again at the end
     assert made_ids(result) == {"alpha/one", "alpha/two"}
     assert {p: p.read_bytes() for p in (figures / "beta").iterdir()} == before
     assert manifest(workspace)["beta/three"] == entry_before
@@ -180,7 +182,8 @@ def test_missing_model_names_the_fix(workspace):
     (workspace[2] / "m1" / "checkpoint.pt").unlink()
     result = run_runner(workspace)
     assert result.returncode == 1
-    assert "alpha/two" in result.stderr and "make models" in result.stderr
+    assert "cannot alpha/two: model 'm1' has no checkpoint" in result.stderr and "make models" in result.stderr
+    assert result.stderr.count("has no checkpoint") == 1
     assert made_ids(result) == {"alpha/one", "beta/three"}
 
 
@@ -291,6 +294,18 @@ def test_bad_declarations_name_file_and_line(tmp_path, source, message):
     with pytest.raises(FigureSpecError, match=message) as error:
         discover_figures(tmp_path, REPO)
     assert f"{tmp_path / 'broken.py'}:3" in str(error.value)
+
+
+def test_a_script_that_does_not_parse_is_named_and_the_others_are_still_read(tmp_path):
+    (tmp_path / "good.py").write_text('FIGURES = {"good/a": {"make": "f"}}\n')
+    (tmp_path / "mylab.py").write_text('FIGURES = {"mylab/b": {"make": "f"}}\n\n\ndef broken(:\n')
+    (tmp_path / "helper.py").write_text("def helper():\n    return 1\n")     # no FIGURES: not a script
+    with pytest.raises(UnreadableScriptError) as error:
+        discover_figures(tmp_path, REPO)
+    assert set(error.value.found) == {"good/a"}
+    assert error.value.problems == [f"{tmp_path / 'mylab.py'}:4: invalid syntax: `def broken(:`; fix that "
+                                    "line (until the script parses, the runner cannot read which figures it declares)"]
+    assert isinstance(error.value, FigureSpecError)          # callers that catch those stay clean
 
 
 GAMMA = """

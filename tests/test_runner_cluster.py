@@ -209,7 +209,8 @@ def test_a_gpu_figure_no_worker_can_take_fails_the_others_are_made_and_a_no_op_c
     scripts, figures, models = small_workspace(tmp_path)
     result = runner(scripts, figures, models, "--cluster", cluster.address)
     assert result.returncode == 1
-    assert "failed small/gpu: no worker of the cluster offers GPU=1" in result.stderr
+    assert "cannot small/gpu: no worker of the cluster offers GPU=1" in result.stderr
+    assert result.stderr.count("no worker of the cluster offers GPU=1") == 1
     assert "--resources GPU=1" in result.stderr
     assert json.loads((figures / "small" / "line.json").read_text()) == {"checkpoint_bytes": 300}
     assert set(entries(figures)) == {"small/line"}

@@ -4,6 +4,7 @@ Real runner and decktools.figures subprocesses over figure scripts written into 
 folder (the runner's --scripts-dir/--figures-dir/--models-dir), and the repository's own decks
 for which figures they select.
 """
+import os
 import re
 import subprocess
 import sys
@@ -143,6 +144,81 @@ def test_an_error_raised_inside_a_library_names_the_user_line_and_where_it_was_r
     assert "JSONDecodeError" in result.stderr
     assert f"{scripts / 'broken.py'}:{line_of(FAILING, 'json.loads(')} in make_plot" in result.stderr
     assert re.search(r"raised in .*json/decoder\.py:\d+ in raw_decode", result.stderr)
+
+
+def run_in(folder: Path, module: str, *args) -> subprocess.CompletedProcess:
+    """A runner command run from a speaker's project folder, as `make` runs it from theirs."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=folder, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def test_a_script_that_does_not_parse_stops_only_the_runs_that_may_need_its_figures(workspace):
+    """One line naming the script's file:line, never a traceback; a deck (or --ids) whose figures
+    other scripts declare is made with a warning, a run of every figure makes nothing."""
+    scripts = workspace[0]
+    root = scripts.parent
+    source = SCRIPT.replace("{FIGURES}", repr({"mylab/probe": {"make": "make"}})) + "def broken(:\n"
+    (scripts / "mylab.py").write_text(source)
+    where = f"scripts/mylab.py:{line_of(source, 'def broken(:')}: invalid syntax: `def broken(:`"
+    options = dirs(workspace)
+    others = write_deck(workspace, "\n# One\n![x](/figures/alpha/two.png)\n", "# Part\n")
+    built = run_in(root, "decktools.figures", str(others), *options)
+    assert built.returncode == 0 and made_ids(built) == {"alpha/two"}, built.stderr
+    assert f"warning: {where}; fix that line" in built.stderr and "Traceback" not in built.stderr
+    everything = run_in(root, "figures_src.runner", *options)
+    assert everything.returncode == 2 and made_ids(everything) == set()
+    assert everything.stderr.strip().splitlines() == [
+        f"error: {where}; fix that line (until the script parses, the runner cannot read which "
+        "figures it declares); no figure was made"]
+    mine = write_deck(workspace, "\n# One\n![x](/figures/mylab/probe.png)\n", "# Part\n")
+    stopped = run_in(root, "decktools.figures", str(mine), *options)
+    assert stopped.returncode == 1 and made_ids(stopped) == set() and "Traceback" not in stopped.stderr
+    assert "no figure script declares figure 'mylab/probe'" in stopped.stderr
+    assert f"error: {where}; fix that line" in stopped.stderr and "it may declare" in stopped.stderr
+    named = run_in(root, "figures_src.runner", *options, "--ids", "alpha/one")
+    assert named.returncode == 0 and made_ids(named) == {"alpha/one"} and f"warning: {where}" in named.stderr
+
+
+ZOO = """models:
+  my-digitnet:
+    {architecture: MLP, kwargs: {hidden: 8}, dataset: digits, seed: 0, epochs: 1, batch_size: 64, learning_rate: 0.01}
+"""
+
+
+def test_a_misspelt_model_is_refused_at_planning_with_the_script_line_and_the_nearest_zoo_name(workspace):
+    """Before any model or figure is built: `make models` cannot help, so it is not the advice."""
+    scripts, _, models = workspace
+    root = scripts.parent
+    (models / "zoo.yaml").write_text(ZOO)
+    (models / "mine").mkdir()                                  # placed by hand, not in the zoo: fine
+    (models / "mine" / "checkpoint.pt").write_bytes(b"weights")
+    declared = {"mylab/probe": {"make": "make", "models": ["my-digitnett"]},
+                "mylab/own": {"make": "make", "models": ["mine"]}}
+    source = SCRIPT.replace("{FIGURES}", "{\n    " + ",\n    ".join(
+        f"{k!r}: {v!r}" for k, v in declared.items()) + "\n}")
+    (scripts / "mylab.py").write_text(source)
+    message = (f"cannot mylab/probe: its FIGURES entry (scripts/mylab.py:{line_of(source, 'mylab/probe')}) "
+               "declares model 'my-digitnett', which models/zoo.yaml has no entry for (did you mean "
+               "my-digitnet?): fix the name in its \"models\", or add the model to models/zoo.yaml")
+    listing = run_in(root, "figures_src.runner", *dirs(workspace), "--only", "mylab/*", "--list")
+    assert message in listing.stdout and "stale  mylab/own: never made" in listing.stdout
+    result = run_in(root, "figures_src.runner", *dirs(workspace), "--only", "mylab/*")
+    assert result.returncode == 1 and made_ids(result) == {"mylab/own"}
+    assert result.stderr.count(message) == 1 and "make models" not in result.stderr
+    deck = write_deck(workspace, "\n# One\n![x](/figures/mylab/probe.png)\n", "# Part\n")
+    slides = run_in(root, "decktools.figures", str(deck), *dirs(workspace))
+    assert slides.returncode == 1 and message in slides.stderr and "Traceback" not in slides.stderr
+
+
+def test_a_failing_import_names_the_scripts_line_and_what_to_do(workspace):
+    scripts = workspace[0]
+    source = "import json\nimport seaborn_missing\n" + SCRIPT.replace("{FIGURES}", repr({"mylab/x": {"make": "make"}}))
+    (scripts / "mylab.py").write_text(source)
+    result = run_in(scripts.parent, "figures_src.runner", *dirs(workspace), "--ids", "mylab/x")
+    assert result.returncode == 1
+    assert ("FAILED mylab/x: ModuleNotFoundError: No module named 'seaborn_missing' (at scripts/mylab.py:2); "
+            "install the package that provides 'seaborn_missing' into the venv") in result.stderr
+    assert "or fix the import" in result.stderr and "Traceback" not in result.stderr
 
 
 def shown_by(deck: Path) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -404,6 +405,33 @@ def test_speakers_weights_that_do_not_fit_name_the_file(tmp_path):
                                               "checkpoint": "other.pt"}})
     with pytest.raises(ZooError, match="other.pt do not fit MLP"):
         train_zoo(config, tmp_path / "models", device="cpu")
+
+
+def test_weights_of_another_width_list_whole_shapes_then_how_many_more(tmp_path):
+    """A width typo mismatches every layer: the first few are named with their shapes whole, the
+    rest counted; names only one side has are listed too."""
+    from mechinterp.models.architectures import DeepCNN
+    torch.save(DeepCNN(width=12).state_dict(), tmp_path / "wide.pt")
+    config = write_config(tmp_path, {"mine": {"architecture": "DeepCNN", "kwargs": {"width": 8},
+                                              "checkpoint": "wide.pt"}})
+    with pytest.raises(ZooError) as error:
+        train_zoo(config, tmp_path / "models", device="cpu")
+    message = str(error.value)
+    assert "conv1.weight is [12, 3, 3, 3] in the weights, [8, 3, 3, 3] in the model; " in message
+    mismatched = message.split("do not fit DeepCNN: ", 1)[1].split(". Check", 1)[0]
+    assert "..." not in mismatched and mismatched.count(" in the weights, ") == 3
+    assert re.search(r"; and \d+ more$", mismatched), mismatched
+
+
+def test_weights_with_names_the_model_lacks_say_so(tmp_path):
+    state = nn.Linear(5, 5).state_dict()
+    torch.save(state, tmp_path / "other.pt")
+    config = write_config(tmp_path, {"mine": {"architecture": "MLP", "kwargs": {"hidden": 8},
+                                              "checkpoint": "other.pt"}})
+    with pytest.raises(ZooError) as error:
+        train_zoo(config, tmp_path / "models", device="cpu")
+    assert "missing from the weights: fc1.weight, fc1.bias, fc2.weight, and 1 more" in str(error.value)
+    assert "in the weights but not in the model: weight, bias. Check" in str(error.value)
 
 
 def test_folding_batchnorm_keeps_the_function_and_the_layer_names():

@@ -31,7 +31,8 @@ With --cluster (CLUSTER= in make) only the execution changes, to a Dask cluster:
     zoo_cluster make models CLUSTER=...: the zoo's stale trained models on the cluster
 """
 from figures_src.runner.cli import main, parse_args, run
-from figures_src.runner.discover import FigureSpec, FigureSpecError, declared_ids, discover_figures
+from figures_src.runner.discover import (FigureSpec, FigureSpecError, UnreadableScriptError, declared_ids,
+                                        discover_figures)
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.planning import did_you_mean
 from figures_src.runner.signals import stop_signals_handled
@@ -40,5 +41,6 @@ from figures_src.runner.worker import to_jsonable
 from mechinterp.atomic_file import write_atomic
 
 __all__ = ["FIGURES_DIR", "MODELS_DIR", "REPO_ROOT", "SCRIPTS_DIR", "FigureSpec", "FigureSpecError",
-           "Manifest", "declared_ids", "did_you_mean", "discover_figures", "figure_inputs", "main",
-           "parse_args", "run", "stale_reason", "stop_signals_handled", "to_jsonable", "write_atomic"]
+           "Manifest", "UnreadableScriptError", "declared_ids", "did_you_mean", "discover_figures",
+           "figure_inputs", "main", "parse_args", "run", "stale_reason", "stop_signals_handled",
+           "to_jsonable", "write_atomic"]

@@ -14,6 +14,14 @@ A run discovers the declared figures (discover.py), selects and plans the stale 
 (planning.py), takes the figures folder's lock (lock.py) and makes them in workers (jobs.py,
 worker.py); the run exits non-zero naming every failed id. Stop signals end it with one
 `interrupted:` line (signals.py).
+
+A figure script that does not parse cannot say which figures it declares. A run of every figure
+(`make figures`, with or without --only) then stops before anything is made, with one `error:`
+line per such script naming its file:line; some of the figures it asked for are unknown. A run of
+named figures (--ids, and `make slides`, which names the figures its deck shows) goes on when the
+other scripts declare every one of them, saying so in a `warning:` line: a typo in one lab's
+script does not stop another deck's build. When some named id is declared by none of the others,
+the broken script may be the one that declares it, and the run stops with the `error:` line.
 """
 from __future__ import annotations
 
@@ -22,12 +30,12 @@ import os
 import sys
 from pathlib import Path
 
-from figures_src.runner.discover import FigureSpecError, discover_figures
+from figures_src.runner.discover import FigureSpecError, UnreadableScriptError, discover_figures
 from figures_src.runner.jobs import run_stale
 from figures_src.runner.lock import exclusive_run
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.planning import (build_stale_models, longest_first, plan, profile_change_line, select,
-                                       unread_zoo_problems)
+                                        unknown_models, unread_zoo_problems)
 from figures_src.runner.signals import Interrupted, stop_signals_handled
 from figures_src.runner.staleness import Manifest
 from figures_src.runner.worker import worker_main
@@ -76,11 +84,33 @@ def execute(stale, options, manifest: Manifest) -> dict[str, str]:
     return run_stale(stale, options, manifest, options.figures_dir)
 
 
-def _run(options, figure_ids) -> int:
+def readable_specs(options, figure_ids) -> dict | None:
+    """The declared figures, or None after saying why they cannot be used; a script that does
+    not parse stops only a run that may need its figures (module docstring)."""
     try:
-        specs = discover_figures(options.scripts_dir, REPO_ROOT)
-        manifest = Manifest.load(options.figures_dir / "manifest.json")
+        return discover_figures(options.scripts_dir, REPO_ROOT)
+    except UnreadableScriptError as error:
+        unknown = None if figure_ids is None else sorted(set(figure_ids) - set(error.found))
+        if unknown == []:
+            for problem in error.problems:
+                print(f"warning: {problem}; the {len(figure_ids)} figures asked for are declared by "
+                      "other scripts, so the run goes on without it", file=sys.stderr)
+            return error.found
+        needed = f"; it may declare {', '.join(unknown)}" if unknown else "; no figure was made"
+        for problem in error.problems:
+            print(f"error: {problem}{needed}", file=sys.stderr)
     except (FigureSpecError, ValueError, SyntaxError) as error:
+        print(f"error: {error}", file=sys.stderr)
+    return None
+
+
+def _run(options, figure_ids) -> int:
+    specs = readable_specs(options, figure_ids)
+    if specs is None:
+        return 2
+    try:
+        manifest = Manifest.load(options.figures_dir / "manifest.json")
+    except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     selected = select(specs, options, figure_ids)
@@ -89,24 +119,42 @@ def _run(options, figure_ids) -> int:
         return 2
     for note in unread_zoo_problems(specs, selected, options):
         print(note, file=sys.stderr)
-    model_failures = {} if options.list else build_stale_models(specs, selected, options)
-    stale, unavailable = plan({i: specs[i] for i in selected}, options, manifest, options.figures_dir)
-    stale = [item for item in stale if item[0].figure_id not in model_failures]
-    unavailable.update(model_failures)
+    stale, unavailable = planned(specs, selected, options, manifest)
     if line := profile_change_line(stale, manifest, options.profile):
         print(line)
-    failures = dict(unavailable)
     if options.list:
-        return list_stale(stale, failures, selected)
+        return list_stale(stale, unavailable, selected)
+    for figure_id, message in unavailable.items():   # before any figure starts
+        print(f"cannot {figure_id}: {message}", file=sys.stderr)
+    failures = dict(unavailable)
     if stale:
         with exclusive_run(options.figures_dir):
             manifest = Manifest.load(options.figures_dir / "manifest.json")  # as the lock found it
             failures.update(execute(longest_first(stale, manifest), options, manifest))
+    return summary(selected, stale, unavailable, failures)
+
+
+def planned(specs, selected: list[str], options, manifest: Manifest):
+    """(stale [(spec, inputs, reason)], {figure id: why it cannot be made}) in selected's order. A
+    declared model the zoo lacks is found first, when the zoo is read; then the stale models
+    the other figures read are built (not for --list), then their staleness is decided."""
+    unavailable = unknown_models(specs, selected, options.models_dir)
+    wanted = [i for i in selected if i not in unavailable]
+    unavailable.update({} if options.list else build_stale_models(specs, wanted, options))
+    stale, errors = plan({i: specs[i] for i in wanted}, options, manifest, options.figures_dir)
+    unavailable = {**errors, **unavailable}   # a model that failed to build says more than its absence
+    return ([item for item in stale if item[0].figure_id not in unavailable],
+            {i: unavailable[i] for i in selected if i in unavailable})
+
+
+def summary(selected: list[str], stale, unavailable: dict, failures: dict) -> int:
+    """The closing count and the failed ids (each failure was shown whole as it happened, as a
+    `cannot`, `FAILED` or zoo block above); the exit status."""
     up_to_date = len(selected) - len(stale) - len(unavailable)
     made = len(stale) - len(set(failures) - set(unavailable))
     print(f"figures: {made} made, {up_to_date} up to date, {len(failures)} failed")
-    for figure_id, message in failures.items():
-        print(f"  failed {figure_id}: {message}", file=sys.stderr)
+    if failures:
+        print(f"  failed (see above): {', '.join(failures)}", file=sys.stderr)
     return 1 if failures else 0
 
 

@@ -177,6 +177,7 @@ def submit_all(client, stale, options, code_id: str, workers: list[str], restric
     for spec, inputs, _ in stale:
         if reason := unplaceable(spec, offered, workers):
             failures[spec.figure_id] = reason
+            print(f"cannot {spec.figure_id}: {reason}", file=sys.stderr, flush=True)
             continue
         files = model_files(spec, options.models_dir)
         wanted.update({digest: options.models_dir / relative for relative, digest in files.items()})

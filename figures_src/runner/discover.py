@@ -8,6 +8,11 @@ following that part's `import mechinterp...` statements through the engine's own
 Nothing here imports torch, and what each file gave is cached (.figure-staging/discover-cache.json,
 keyed by the file's content digest), so deciding what is stale stays fast.
 
+A script that does not parse cannot declare anything: discover_figures then raises
+UnreadableScriptError, one line per such script (file:line, the code, what to do), carrying the
+figures of the scripts that do parse, so a caller that needs only those may go on (cli.py says
+which do).
+
     specs = discover_figures(Path("figures_src"))
     specs["featvis/from-noise"].engine_files   # every mechinterp/*.py it can reach
 """
@@ -25,6 +30,7 @@ from pathlib import Path
 from figures_src.runner.paths import STAGING_ROOT
 from figures_src.runner.reach import all_imports, figure_part
 from mechinterp.atomic_file import write_atomic
+from mechinterp.models.failures import shown_path
 from mechinterp.models.fields import PROFILES   # the zoo's `profiles:` take the same names
 from mechinterp.models.sources import module_file
 
@@ -100,6 +106,23 @@ class FigureSpecError(ValueError):
     """A figure script whose FIGURES declaration cannot be used; the message names file and line."""
 
 
+class UnreadableScriptError(FigureSpecError):
+    """Scripts that do not parse, so which figures they declare is unknown; `problems` has one line
+    for each, `found` the figures the other scripts declare."""
+
+    def __init__(self, problems: list[str], found: dict):
+        super().__init__("\n".join(problems))
+        self.problems, self.found = problems, found
+
+
+def syntax_problem(script: Path, error: SyntaxError) -> str:
+    """'figures_src/mylab.py:56: invalid syntax: `def broken(:`; fix ...' for a script that does
+    not parse."""
+    code = f": `{error.text.strip()}`" if error.text and error.text.strip() else ""
+    return (f"{shown_path(str(script))}:{error.lineno}: {error.msg}{code}; fix that line (until the "
+            "script parses, the runner cannot read which figures it declares)")
+
+
 @dataclass
 class FigureSpec:
     figure_id: str
@@ -112,6 +135,7 @@ class FigureSpec:
     script_source: str = ""      # the part of the script this figure reaches (reach.py)
     resources: dict = field(default_factory=dict)   # what a cluster worker must offer: {"GPU": 1}
     profiles: list[str] | None = None   # the profiles that make it (FIGURES "profiles"); None: all
+    line: int = 0                # where its id is written in FIGURES, for messages (script:line)
 
     @property
     def family(self) -> str:
@@ -166,7 +190,7 @@ def _figures_literal(script: Path, tree: ast.Module | None = None) -> tuple[dict
             value = _literal(node.value, names)
         except ValueError as error:
             if target == "FIGURES":
-                raise FigureSpecError(f"{script}:{node.lineno}: FIGURES must be a literal dict "
+                raise FigureSpecError(f"{shown_path(str(script))}:{node.lineno}: FIGURES must be a literal dict "
                                       f"(strings, numbers, lists, dicts, constants named above): {error}") from None
             continue
         if target == "FIGURES":
@@ -175,8 +199,16 @@ def _figures_literal(script: Path, tree: ast.Module | None = None) -> tuple[dict
     return {}, 0
 
 
+def _entry_lines(tree: ast.Module, line: int) -> dict:
+    """{figure id: the line of its key} for the ids FIGURES (assigned at `line`) spells out."""
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.lineno == line and isinstance(node.value, ast.Dict):
+            return {key.value: key.lineno for key in node.value.keys if isinstance(key, ast.Constant)}
+    return {}
+
+
 def _check_entry(script: Path, line: int, figure_id: str, entry) -> None:
-    where = f"{script}:{line}: figure {figure_id!r}"
+    where = f"{shown_path(str(script))}:{line}: figure {figure_id!r}"
     if not isinstance(entry, dict) or "make" not in entry:
         raise FigureSpecError(f"{where} needs a dict with at least 'make' (the function to call)")
     if figure_id.count("/") != 1 or not all(figure_id.split("/")):
@@ -199,12 +231,13 @@ def _declarations(script: Path) -> dict:
     tree = ast.parse(text, filename=str(script))
     figures, line = _figures_literal(script, tree)
     if not isinstance(figures, dict):
-        raise FigureSpecError(f"{script}:{line}: FIGURES must be a dict of id -> declaration")
-    declared = {}
+        raise FigureSpecError(f"{shown_path(str(script))}:{line}: FIGURES must be a dict of id -> declaration")
+    declared, lines = {}, _entry_lines(tree, line)
     for figure_id, entry in figures.items():
-        _check_entry(script, line, figure_id, entry)
+        _check_entry(script, lines.get(figure_id, line), figure_id, entry)
         part = figure_part(text, entry["make"], _package_parts(script), tree)
-        declared[figure_id] = {**entry, "source": part.source, "modules": sorted(part.modules)}
+        declared[figure_id] = {**entry, "source": part.source, "modules": sorted(part.modules),
+                               "line": lines.get(figure_id, line)}
     return declared
 
 
@@ -218,7 +251,7 @@ def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
                                 reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root,
                                                 exclude={script, *(repo_root / p for p in NOT_FIGURE_INPUTS)}),
                                 entry["source"], dict(entry.get("resources", {})),
-                                entry.get("profiles")))
+                                entry.get("profiles"), entry["line"]))
     return specs
 
 
@@ -229,8 +262,12 @@ def figure_scripts(scripts_dir: Path) -> list[Path]:
 
 
 def _declares_figures(script: Path) -> bool:
-    """True when the module assigns FIGURES at its top level."""
-    tree = ast.parse(script.read_text(), filename=str(script))
+    """True when the module assigns FIGURES at its top level, or might: one that does not parse
+    is taken for a script, so that discover_figures reports it."""
+    try:
+        tree = ast.parse(script.read_text(), filename=str(script))
+    except SyntaxError:
+        return True
     return any(isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FIGURES"
                                                     for t in node.targets) for node in tree.body)
 
@@ -247,18 +284,27 @@ def declared_ids(scripts_dir: Path) -> dict[str, Path]:
 
 
 def discover_figures(scripts_dir: Path, repo_root: Path | None = None) -> dict[str, FigureSpec]:
-    """All figures declared in scripts_dir/*.py, keyed by id; duplicate ids are an error."""
+    """All figures declared in scripts_dir/*.py, keyed by id; duplicate ids are an error, and so
+    is a script that does not parse (UnreadableScriptError, after reading all the others)."""
     repo_root = repo_root or scripts_dir.resolve().parent
     _module_file.cache_clear()  # files may have appeared or changed since the last discovery
     _imported_modules.cache_clear()
     found: dict[str, FigureSpec] = {}
+    unreadable = []
     for script in figure_scripts(scripts_dir):
-        for spec in read_script(script, repo_root):
+        try:
+            specs = read_script(script, repo_root)
+        except SyntaxError as error:   # the others are still read: a caller may need only theirs
+            unreadable.append(syntax_problem(script, error))
+            continue
+        for spec in specs:
             if spec.figure_id in found:
                 raise FigureSpecError(f"{script}: figure id {spec.figure_id!r} is also declared in "
                                       f"{found[spec.figure_id].script}; ids must be unique")
             found[spec.figure_id] = spec
     CACHE.save()
+    if unreadable:
+        raise UnreadableScriptError(unreadable, found)
     return found
 
 

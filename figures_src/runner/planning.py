@@ -2,17 +2,26 @@
 which zoo models must be rebuilt first. Nothing here starts a figure.
 
     selected = select(specs, options, figure_ids)          # ids, or an error message
+    errors = unknown_models(specs, selected, models_dir)   # {id: a model name zoo.yaml lacks}
     stale, errors = plan({i: specs[i] for i in selected}, options, manifest, figures_dir)
+
+A figure that names a model models/zoo.yaml has no entry for (and that nobody put in models/ by
+hand) is refused here, when the zoo is read, with the script's line and the nearest zoo names:
+no `make models` could build a misspelt model.
 """
 from __future__ import annotations
 
 import fnmatch
+import sys
 from collections import Counter
 from pathlib import Path
 
 from figures_src.runner.discover import FigureSpec
 from figures_src.runner.paths import REPO_ROOT
-from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+from figures_src.runner.staleness import (ZOO_CONFIG, Manifest, MissingModelError, figure_inputs,
+                                          model_checkpoint, stale_reason)
+from mechinterp.models.config import ZooError, read_zoo
+from mechinterp.models.failures import shown_path
 from mechinterp.names import did_you_mean
 
 
@@ -36,6 +45,37 @@ def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str
     if options.only and not selected:
         return f"no figure id matches {options.only}; known ids: {', '.join(sorted(specs))}"
     return selected
+
+
+def unknown_models(specs: dict[str, FigureSpec], selected: list[str], models_dir: Path) -> dict[str, str]:
+    """{figure id: what to fix} for the selected figures that declare a model the zoo has no entry
+    for and that has no checkpoint placed by hand in models_dir/<name>/ either."""
+    config = models_dir / ZOO_CONFIG
+    if not config.is_file():
+        return {}   # models placed by hand only: staleness names a missing one
+    try:
+        zoo = read_zoo(config)
+    except ZooError:
+        return {}   # build_stale_models reports a zoo.yaml that cannot be read
+    known, zoo_file = set(zoo.entries) | set(zoo.problems), shown_path(str(config))
+    problems = {}
+    for figure_id in selected:
+        spec = specs[figure_id]
+        unknown = [m for m in spec.models if m not in known and not placed_by_hand(m, models_dir)]
+        if unknown:
+            problems[figure_id] = (
+                f"its FIGURES entry ({shown_path(str(spec.script))}:{spec.line}) declares model "
+                f"{unknown[0]!r}, which {zoo_file} has no entry for{did_you_mean(unknown[0], known)}: "
+                f"fix the name in its \"models\", or add the model to {zoo_file}")
+    return problems
+
+
+def placed_by_hand(name: str, models_dir: Path) -> bool:
+    """True for a model someone put in models_dir/<name>/ themselves (the runner reads those too)."""
+    try:
+        return bool(model_checkpoint(name, models_dir))
+    except MissingModelError:
+        return False
 
 
 def plan(specs: dict[str, FigureSpec], options, manifest: Manifest, figures_dir: Path):
@@ -78,9 +118,9 @@ def profile_change_line(stale, manifest: Manifest, profile: str) -> str | None:
 
 def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], options) -> dict[str, str]:
     """Before figures run, let the zoo rebuild the stale models the selected figures read (its
-    checkpoint, architecture source, entry or dataset changed); return {figure id: the zoo's
-    message} for figures whose model could not be built. Torch is imported only to build."""
-    from mechinterp.models.config import ZooError, in_profile, read_zoo
+    checkpoint, architecture source, entry or dataset changed); return {figure id: which model
+    could not be built} (the zoo printed why, once per model). Torch is imported only to build."""
+    from mechinterp.models.config import in_profile
     from mechinterp.models.inputs import stale_models
     config = options.models_dir / "zoo.yaml"
     readers = {figure_id: specs[figure_id].models for figure_id in selected}
@@ -101,15 +141,16 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
             failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device,
                                         options.jobs)
     except ZooError as error:
-        failures = {name: f"zoo: {error}" for names in readers.values() for name in names}
-    return {figure_id: failures[name] for figure_id, names in readers.items()
-            for name in names if name in failures}
+        print(f"zoo: {error}", file=sys.stderr)
+        failures = {name: str(error) for names in readers.values() for name in names}
+    first_failed = {figure_id: next((n for n in names if n in failures), None) for figure_id, names in readers.items()}
+    return {figure_id: f"its model {name!r} could not be built (the zoo's message above)"
+            for figure_id, name in first_failed.items() if name}
 
 
 def unread_zoo_problems(specs: dict[str, FigureSpec], selected: list[str], options) -> list[str]:
     """A note for each broken zoo entry that no selected figure reads (the figures that read one
     fail with its block), so that a mistake in zoo.yaml is never silent."""
-    from mechinterp.models.config import ZooError, read_zoo
     config = options.models_dir / "zoo.yaml"
     read = {name for figure_id in selected for name in specs[figure_id].models}
     try:

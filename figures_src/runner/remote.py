@@ -122,6 +122,7 @@ def make_figure_remotely(job: dict) -> dict:
             result = make_figure(local)
         except Exception as error:  # the figure's own failure: the runner reports it
             report = failure_report(error)
+            report["error"] = report["error"].replace(str(script), job["script"])
             report["frames"] = [line.replace(str(script), job["script"]) for line in report["frames"]]
             return {**report, "ran_on": ran_on}
         ran_on["device"] = result["device"]

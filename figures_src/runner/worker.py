@@ -4,7 +4,8 @@ The runner writes a job file (script, make function, params, device, seed, threa
 folder) and starts a worker for it. The worker sets the one thread policy (torch threads =
 the job's share of the cores), the device, the seed and the deck style, imports the script,
 calls its make function with a FigureContext that writes into the staging folder, and writes
-{"result": ...} or a failure report with only the user's own frames to the job's result file.
+{"result": ...} or a failure report with only the user's own frames to the job's result file (an
+import that fails, in the script or in what it imports, is named with its file:line and what to do).
 A worker whose runner dies exits when its stdin pipe closes.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import traceback
 from pathlib import Path
 
 from figures_src.runner.paths import REPO_ROOT, RUNNER_DIR
+from mechinterp.models.failures import raised_at, shown_path
 
 
 def to_jsonable(value):
@@ -98,15 +100,28 @@ def failure_report(error: BaseException) -> dict:
     """{"error": the exception in one line, "frames": ["file:line in function: code", ...]} with
     only the user's own frames, and the place it was raised when that lies elsewhere."""
     message = traceback.format_exception_only(error)[-1].strip()
+    if isinstance(error, ImportError):
+        message += import_advice(error)
     frames = [f for f in traceback.extract_tb(error.__traceback__)]
-    shown = [f"{f.filename}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
+    shown = [f"{shown_path(f.filename)}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
              for f in frames if is_user_file(f.filename)]
     if isinstance(error, SyntaxError) and error.filename:
-        shown.append(f"{error.filename}:{error.lineno}: {(error.text or '').strip()}")
+        shown.append(f"{shown_path(error.filename)}:{error.lineno}: {(error.text or '').strip()}")
     elif frames and not is_user_file(frames[-1].filename):
         last = frames[-1]
-        shown.append(f"raised in {last.filename}:{last.lineno} in {last.name}")
+        shown.append(f"raised in {shown_path(last.filename)}:{last.lineno} in {last.name}")
     return {"error": message, "frames": shown}
+
+
+def import_advice(error: ImportError) -> str:
+    """" (at figures_src/mylab.py:3); install ...": the line of the import that failed (the
+    script's own, or a module of the user's it imports) and what to do about it."""
+    if isinstance(error, ModuleNotFoundError):
+        todo = (f"install the package that provides {error.name!r} into the venv "
+                f"(`{shown_path(sys.executable)} -m pip install <package>`), or fix the import")
+    else:
+        todo = f"fix the import, or install a version of {error.name or 'that package'!r} that has it"
+    return f"{raised_at(error)}; {todo}"
 
 
 def _exit_when_runner_dies() -> None:

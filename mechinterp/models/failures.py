@@ -6,14 +6,17 @@ line and what to do, with no traceback unless VERBOSE=1.
     #   RuntimeError: my layer sizes are wrong (at my_nets/buggy.py:6); fix that code, or run ...
 
 Errors raised by the engine (a ZooError, a missing file) already say what to do and are shown as
-they are; any other error is named with the innermost frame of the user's own code.
+they are; any other error is named with the innermost frame of the user's own code. Weights that
+do not fit their architecture are listed parameter by parameter, each shape whole:
+
+    weight_mismatches(model, state)
+    # "features.0.weight is [8, 1, 5, 5] in the weights, [12, 1, 5, 5] in the model; ...; and 2 more;
+    #  missing from the weights: head.weight, head.bias"
 """
 from __future__ import annotations
 
 import os
 import traceback
-
-import torch
 
 from mechinterp.models.config import FieldError, Zoo
 
@@ -42,10 +45,11 @@ def raised_at(error: BaseException) -> str:
     """" (at my_nets/tiny.py:12)": the innermost frame outside torch and the standard library."""
     if isinstance(error, SyntaxError) and error.filename:   # the frame is the import machinery's
         return f" (at {shown_path(error.filename)}:{error.lineno})"
+    import torch   # here, not at the top: the figure runner reads shown_path without torch
     installed = {os.path.dirname(os.__file__), os.path.dirname(torch.__file__)}
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if not any(f.filename.startswith(folder) for folder in installed)
-              and "site-packages" not in f.filename]
+              and "site-packages" not in f.filename and not f.filename.startswith("<")]
     if not frames:
         return ""
     return f" (at {shown_path(frames[-1].filename)}:{frames[-1].lineno})"
@@ -55,3 +59,27 @@ def shown_path(path: str) -> str:
     """A path relative to here when it is below here, else as it is."""
     relative = os.path.relpath(path) if os.path.isabs(path) else path
     return path if relative.startswith("..") else relative
+
+
+MISMATCHES_SHOWN = 3   # a width typo mismatches every layer after it: the first few say enough
+
+
+def weight_mismatches(model, state: dict) -> str:
+    """How `state` differs from the model's own parameters and buffers, each name and shape whole
+    (the first few of each kind, then "and N more"); '' when the names and shapes all agree."""
+    expected = model.state_dict()
+    shapes = [f"{name} is {list(value.shape)} in the weights, {list(expected[name].shape)} in the model"
+              for name, value in state.items()
+              if name in expected and getattr(value, "shape", None) != expected[name].shape]
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    parts = [first_few(shapes, "; "),
+             missing and f"missing from the weights: {first_few(missing, ', ')}",
+             unexpected and f"in the weights but not in the model: {first_few(unexpected, ', ')}"]
+    return "; ".join(part for part in parts if part)
+
+
+def first_few(items: list[str], separator: str) -> str:
+    """The first MISMATCHES_SHOWN items whole, then how many more."""
+    more = len(items) - MISMATCHES_SHOWN
+    return separator.join(items[:MISMATCHES_SHOWN]) + (f"{separator}and {more} more" if more > 0 else "")

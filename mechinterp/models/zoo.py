@@ -57,7 +57,7 @@ from mechinterp.device import keep_freed_memory, pick_device, seed_everything, t
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
 from mechinterp.models.describe import describe_layers, try_one_image
-from mechinterp.models.failures import failure_block, raised_at
+from mechinterp.models.failures import failure_block, raised_at, weight_mismatches
 from mechinterp.models.config import (Zoo, ZooError, in_profile, is_imported,  # noqa: F401
                                       read_zoo, read_zoo_config,
                                       source_path)
@@ -178,9 +178,8 @@ def _load_weights(model: nn.Module, state: dict, path: Path) -> None:
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
-        details = [line.strip() for line in str(error).splitlines()[1:3] if line.strip()]
-        shown = "; ".join(line if len(line) < 160 else line[:157] + "..." for line in details)
-        raise ZooError(f"the weights in {path} do not fit {type(model).__name__}: {shown.rstrip('.')}. "
+        shown = weight_mismatches(model, state) or str(error).splitlines()[0].rstrip(".:")
+        raise ZooError(f"the weights in {path} do not fit {type(model).__name__}: {shown}. "
                        "Check the architecture and its kwargs in zoo.yaml against the code that "
                        "saved the weights") from error
 
