@@ -65,16 +65,23 @@ def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
     return problems
 
 
-def declared_figure_ids(deck_path: Path) -> set[str] | None:
+def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]]:
     """The figure ids the repository's scripts declare (<repo>/figures_src beside <repo>/talk);
-    None where there is no such folder, so a deck outside a repository is not checked for ids."""
+    None where there is no such folder, so a deck outside a repository is not checked for ids.
+    A script that does not parse (or whose FIGURES is not a literal) is a warning at its line,
+    and the ids go unchecked: which figures it declares is unknown."""
     scripts_dir = deck_path.resolve().parent.parent / "figures_src"
     if not scripts_dir.is_dir():
-        return None
+        return None, []
     try:
-        return set(declared_ids(scripts_dir))
-    except (FigureSpecError, SyntaxError):
-        return None  # the runner reports a broken declaration with its file:line
+        return set(declared_ids(scripts_dir)), []
+    except SyntaxError as error:
+        where = (Path(error.filename), error.lineno or 1, error.offset or 1)
+        message = f"{error.msg}: this figure script does not parse"
+    except FigureSpecError as error:
+        where, message = (deck_path, 1, 1), str(error)
+    return None, [Problem(*where, f"{message}; the deck's figure ids are not checked until it is fixed",
+                          "warning")]
 
 
 def figure_id_of(target: str) -> str | None:
@@ -187,8 +194,8 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     if deck is None:
         return DeckReport(None, bibliography, problems + [unreadable])
     public_dir = deck_path.parent / "public"
-    declared = declared_figure_ids(deck_path)
-    problems += citation_problems(deck, bibliography)
+    declared, script_problems = declared_figure_ids(deck_path)
+    problems += script_problems + citation_problems(deck, bibliography)
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += unused_entry_problems(deck_path, bibliography)

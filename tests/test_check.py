@@ -294,6 +294,17 @@ def test_a_declared_figure_not_made_yet_says_run_make_figures(tmp_path):
 
 
 
+def test_a_figure_script_that_does_not_parse_is_a_warning_at_its_line_and_ids_go_unchecked(tmp_path):
+    """make check alone must not be silent about it (the runner and make slides name it too)."""
+    deck = write_deck(tmp_path, GOOD + '\n---\n\n<Measured fig="mytalk/typo" value="x"/>\n')
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT + "def broken(:\n")
+    [problem] = problems_of(deck, "warning")
+    assert (problem.path.name, problem.line) == ("demo.py", 2)
+    assert "does not parse" in problem.message and "not checked" in problem.message
+    assert not any("no figure script declares" in p.message for p in problems_of(deck))
+
+
 LAYERS = {"probe": {"features.0": {"accuracy": 0.5}, "features.2": {"accuracy": 0.96875}},
           "a": {"b": {"c": 1, "e": 4}}, "a.b": {"c": 2, "d": 3}}
 
