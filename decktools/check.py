@@ -29,7 +29,7 @@ from decktools.deckmeta import FIGURE_PATH
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
-from figures_src.runner import FigureSpecError, declared_ids, did_you_mean
+from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB
@@ -76,7 +76,7 @@ def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]
     try:
         return set(declared_ids(scripts_dir)), []
     except SyntaxError as error:
-        where = (Path(error.filename), error.lineno or 1, error.offset or 1)
+        where = (Path(shown_path(error.filename)), error.lineno or 1, error.offset or 1)
         message = f"{error.msg}: this figure script does not parse"
     except FigureSpecError as error:
         where, message = (deck_path, 1, 1), str(error)
