@@ -122,7 +122,7 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
     could not be built} (the zoo printed why, once per model). Torch is imported only to build."""
     from mechinterp.models.config import in_profile
     from mechinterp.models.inputs import stale_models
-    config = options.models_dir / "zoo.yaml"
+    config = options.models_dir / ZOO_CONFIG
     readers = {figure_id: specs[figure_id].models for figure_id in selected}
     try:
         zoo = read_zoo(config) if config.is_file() else None
@@ -151,7 +151,7 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
 def unread_zoo_problems(specs: dict[str, FigureSpec], selected: list[str], options) -> list[str]:
     """A note for each broken zoo entry that no selected figure reads (the figures that read one
     fail with its block), so that a mistake in zoo.yaml is never silent."""
-    config = options.models_dir / "zoo.yaml"
+    config = options.models_dir / ZOO_CONFIG
     read = {name for figure_id in selected for name in specs[figure_id].models}
     try:
         zoo = read_zoo(config) if config.is_file() else None

@@ -29,8 +29,8 @@ device and refused there when named: only a GPU trains it.
 Optional layer descriptions (feature_layers, conv_layers, classifier_layer, input_shape,
 class_names) fill in what the architecture does not define itself; a layer the model does not
 have, or an input_shape a zero image of which its forward refuses, is the entry's problem when the
-model is built (describe.py). Fields are checked when zoo.yaml is read (config.py, fields.py). Weights are always read
-without running code from the file (see checkpoints.py).
+model is built (describe.py). Fields are checked when zoo.yaml is read (config.py, fields.py).
+Weights are always read without running code from the file (see checkpoints.py).
 
 A model that cannot be built (an architecture that does not import, a refused checkpoint, weights
 that do not fit, a missing file) is reported in one block naming the entry, its zoo.yaml line and
