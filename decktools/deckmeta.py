@@ -54,7 +54,7 @@ def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,
         if figure_id in specs:
             try:
                 inputs = figure_inputs(specs[figure_id], entry["inputs"]["profile"], REPO_ROOT, models_dir)
-                why = stale_reason(specs[figure_id], inputs, manifest, figures_dir)
+                why = stale_reason(specs[figure_id], inputs, manifest, figures_dir, models_dir)
             except FileNotFoundError as error:
                 why = str(error)
         provenance[figure_id] = {
