@@ -25,7 +25,6 @@ from pathlib import Path
 
 from decktools import references
 from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
-from decktools.deckmeta import FIGURE_PATH
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
@@ -84,12 +83,6 @@ def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]
                           "warning")]
 
 
-def figure_id_of(target: str) -> str | None:
-    """'family/name' for an asset path /figures/family/name.ext, else None."""
-    match = FIGURE_PATH.match(target.split("#")[0].split("?")[0])
-    return f"{match.group(1)}/{match.group(2)}" if match else None
-
-
 def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | None:
     """Why a figure id on a slide is wrong, with the nearest declared ids; None when it is fine."""
     if declared is None or figure_id in declared:
@@ -100,10 +93,8 @@ def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | N
 
 def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
     """Images under /figures/ and <Measured fig=...> that name an id no script declares."""
-    found = [(ref, figure_id_of(ref.target)) for ref in references.assets(deck)]
-    found += [(ref, ref.attributes.get("fig")) for ref in references.measured(deck)]
-    return [Problem(ref.path, ref.line, ref.column, message) for ref, figure_id in found
-            if figure_id and (message := unknown_figure_message(figure_id, declared))]
+    return [Problem(ref.path, ref.line, ref.column, message) for ref, figure_id in references.figures(deck)
+            if (message := unknown_figure_message(figure_id, declared))]
 
 
 def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None) -> list[Problem]:
@@ -120,7 +111,7 @@ def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = Non
                                     "work offline; save the file under talk/public/ and refer to it as /name"))
         elif target and not target.startswith(("mailto:", "data:")):
             local = public_dir / target.lstrip("/") if target.startswith("/") else ref.path.parent / target
-            figure_id = figure_id_of(target)
+            figure_id = references.figure_id_of(target)
             if figure_id and (message := unknown_figure_message(figure_id, declared)):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target}: {message}"))
             elif not local.exists():

@@ -1,7 +1,8 @@
 """What presenter mode shows beside each slide: its time budget and where its figures came from.
 
 prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk/global-top.vue)
-reads it. For every slide: number, title, planned seconds. For every generated figure on a slide:
+reads it. For every slide: number, title, planned seconds. For every generated figure on a slide
+(an image under /figures/, or a <Measured fig=...> number):
 the script and function that made it, the models it read with their checkpoint hashes, the input
 hash, device, seconds, engine commit, time, where it ran (worker address, host, device: a Dask
 worker or this machine's local pool), the command that regenerates it, and whether its
@@ -10,7 +11,6 @@ model's inputs as the zoo defines them: entry, dataset, checkpoint, architecture
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from decktools import references
@@ -19,19 +19,17 @@ from decktools.rehearse import plan_deck
 from figures_src.runner import (FigureSpecError, Manifest, UnreadableScriptError, discover_figures,
                                 figure_inputs, stale_reason)
 
-FIGURE_PATH = re.compile(r"^/?figures/([\w.-]+)/([\w.-]+)\.\w+$")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def figures_on_slides(deck: Deck) -> dict[int, list[str]]:
-    """{slide number: [figure ids shown on it]} from the slides' image references."""
+    """{slide number: [figure ids shown on it]}: its images under /figures/ and the figures its
+    <Measured> numbers come from."""
     shown: dict[int, list[str]] = {}
     for number, slide in enumerate(deck.visible_slides, start=1):
-        single = Deck(deck.entry, deck.headmatter, [slide])
-        for ref in references.assets(single):
-            match = FIGURE_PATH.match(ref.target)
-            if match and f"{match.group(1)}/{match.group(2)}" not in shown.get(number, []):
-                shown.setdefault(number, []).append(f"{match.group(1)}/{match.group(2)}")
+        ids = [figure_id for _, figure_id in references.figures(Deck(deck.entry, deck.headmatter, [slide]))]
+        if ids:
+            shown[number] = list(dict.fromkeys(ids))
     return shown
 
 
