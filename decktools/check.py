@@ -14,7 +14,11 @@ author, title or year; images, backgrounds and other assets that point to a remo
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
 mean"); a <Measured> number whose figure has not been made yet.
-Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages.
+Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
+a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
+shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
+it was made) and the command that remakes it. Staleness is decided as the runner decides it, from
+content hashes (decktools.deckmeta.stale_reasons): nothing is built.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from pathlib import Path
 
 from decktools import references
 from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
+from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
@@ -135,6 +140,24 @@ def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None =
     return problems
 
 
+def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None) -> list[Problem]:
+    """A warning at each place the deck shows a stale figure: the slide shows what it was before
+    its inputs changed. Only where the ids are checked (declared is not None)."""
+    if declared is None:
+        return []
+    repo, figures_dir = deck_path.resolve().parent.parent, deck_path.parent / "public" / "figures"
+    shown = [(ref, figure_id) for ref, figure_id in references.figures(deck) if figure_id in declared]
+    try:
+        reasons = stale_reasons({figure_id for _, figure_id in shown}, figures_dir, repo / "models",
+                                repo / "figures_src")   # engine files: the runner's, as it hashes them
+    except ValueError as error:        # a manifest that is not JSON says what to do
+        return [Problem(figures_dir / "manifest.json", 1, 1, str(error), "warning")]
+    return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
+                    f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}: run "
+                    f"`make slides DECK={deck_path}` (or `make figures ONLY='{figure_id}'`) to remake it", "warning")
+            for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
+
+
 def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
     keys = set()
     for ref in references.citations(deck):
@@ -189,6 +212,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += script_problems + citation_problems(deck, bibliography)
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
+    problems += stale_figure_problems(deck, deck_path, declared)
     problems += unused_entry_problems(deck_path, bibliography)
     return DeckReport(deck, bibliography, problems)
 
