@@ -72,8 +72,8 @@ def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
 def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]]:
     """The figure ids the repository's scripts declare (<repo>/figures_src beside <repo>/talk);
     None where there is no such folder, so a deck outside a repository is not checked for ids.
-    A script that does not parse (or whose FIGURES is not a literal) is a warning at its line,
-    and the ids go unchecked: which figures it declares is unknown."""
+    A script that does not parse (or whose FIGURES is not a literal, or is changed after it) is a
+    warning at its line, and the ids go unchecked: which figures it declares is unknown."""
     scripts_dir = deck_path.resolve().parent.parent / "figures_src"
     if not scripts_dir.is_dir():
         return None, []
@@ -82,8 +82,11 @@ def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]
     except SyntaxError as error:
         where = (Path(shown_path(error.filename)), error.lineno or 1, error.offset or 1)
         message = f"{error.msg}: this figure script does not parse"
-    except FigureSpecError as error:
+    except FigureSpecError as error:   # at the script's line where the runner says which
         where, message = (deck_path, 1, 1), str(error)
+        if error.path is not None:
+            shown = shown_path(str(error.path))
+            where, message = (Path(shown), error.line, 1), message.removeprefix(f"{shown}:{error.line}: ")
     return None, [Problem(*where, f"{message}; the deck's figure ids are not checked until it is fixed",
                           "warning")]
 

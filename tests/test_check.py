@@ -305,6 +305,16 @@ def test_a_figure_script_that_does_not_parse_is_a_warning_at_its_line_and_ids_go
     assert not any("no figure script declares" in p.message for p in problems_of(deck))
 
 
+def test_a_figure_added_after_the_FIGURES_literal_is_a_warning_at_its_line_not_an_unknown_id(tmp_path):
+    deck = write_deck(tmp_path, GOOD + '\n---\n\n<Measured fig="mytalk/late" value="x"/>\n')
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT + 'FIGURES["mytalk/late"] = {"make": "h"}\n')
+    [problem] = problems_of(deck, "warning")
+    assert (problem.path, problem.line) == (tmp_path / "figures_src" / "demo.py", 2)
+    assert problem.message.startswith("`FIGURES['mytalk/late'] = {'make': 'h'}` changes FIGURES after its dict literal")
+    assert not any("no figure script declares" in p.message for p in problems_of(deck))
+
+
 LAB_SCRIPT = textwrap.dedent('''
     import matplotlib.pyplot as plt
 
