@@ -10,7 +10,8 @@ are case-sensitive, as pandoc reads them; "did you mean" ignores case); a
 `<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the deck never looks a DOI
 up over the network); a bib file the headmatter names that does not exist; bib syntax errors,
 duplicate keys (within a file or across the deck's files), entries missing
-author, title or year; images, backgrounds and other assets that point to a remote URL or to a
+author, title or year (as decktools.bib defines them: a biblatex date counts, a web page needs no
+author); images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
 mean"); a <Measured> number whose figure has not been made yet.

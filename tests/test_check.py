@@ -109,7 +109,11 @@ def test_frontmatter_background_remote_and_missing(tmp_path):
 
 @pytest.mark.parametrize("bib, message", [
     (BIB + "@article{alpha2020, author={X}, title={Dup}, year={2021}}\n", "duplicate key 'alpha2020'"),
-    (BIB + "@misc{zeta2018, title={No author}, year={2018}}\n", "'zeta2018' is missing author"),
+    (BIB + "@article{zeta2018, title={No author}, journal={J}, year={2018}}\n", "'zeta2018' is missing author"),
+    (BIB + "@online{page, author={P, P.}, title={A page}}\n",
+     "'page' is missing year: add `year = {...}` (or biblatex's `date = {YYYY-MM-DD}`)"),
+    (BIB + "@article{late, author={L, L.}, title={T}, journal={J},\n date={June 2016}}\n",
+     "'late': date {June 2016} is not a biblatex date and would print as n.d.: write it as YYYY"),
     (BIB + "@misc{eta2018, author={Eta, E.}, title={T}\n year={2018}}\n", "a comma is missing"),
     (BIB + "@article{broken, author = {Unclosed, title = {x}, year = {2020}\n", "BibTeX syntax error"),
 ])
