@@ -130,6 +130,47 @@ def test_the_checked_defaults_are_the_constructors():
     assert defaults == DEFAULT_SIZES
 
 
+def transformerlens_state_dict(n_layers=2, d_model=32, n_heads=2, d_head=16, n_ctx=32, d_vocab=24):
+    """The names, shapes and dtypes of HookedTransformer(attn_only=True, normalization_type=None,
+    positional_embedding_type="standard").state_dict() in TransformerLens 3.5.1: its attention
+    registers `mask` (tril bool, n_ctx x n_ctx) and `IGNORE` (-inf) as persistent buffers."""
+    g = torch.Generator().manual_seed(3)
+    state = {"embed.W_E": torch.randn(d_vocab, d_model, generator=g),
+             "pos_embed.W_pos": torch.randn(n_ctx, d_model, generator=g)}
+    for layer in range(n_layers):
+        prefix = f"blocks.{layer}.attn."
+        for name in ("W_Q", "W_K", "W_V"):
+            state[prefix + name] = torch.randn(n_heads, d_model, d_head, generator=g)
+        state[prefix + "W_O"] = torch.randn(n_heads, d_head, d_model, generator=g)
+        for name in ("b_Q", "b_K", "b_V"):
+            state[prefix + name] = torch.randn(n_heads, d_head, generator=g)
+        state[prefix + "b_O"] = torch.randn(d_model, generator=g)
+        state[prefix + "mask"] = torch.tril(torch.ones(n_ctx, n_ctx)).bool()
+        state[prefix + "IGNORE"] = torch.tensor(-torch.inf)
+    state["unembed.W_U"] = torch.randn(d_model, d_vocab, generator=g)
+    state["unembed.b_U"] = torch.randn(d_vocab, generator=g)
+    return state
+
+
+def test_a_transformerlens_state_dict_loads_its_buffers_dropped(tmp_path):
+    from mechinterp.models.checkpoints import load_state_dict
+    torch.save(transformerlens_state_dict(), tmp_path / "from_tl.pt")
+    state = load_state_dict(tmp_path / "from_tl.pt")
+    model = AttentionOnlyTransformer(**SIZES).eval()
+    model.load_state_dict(state, strict=True)
+    assert "blocks.1.attn.mask" in state                 # the caller's dict is left whole
+    weights = {k: v for k, v in state.items() if not k.endswith(("mask", "IGNORE"))}
+    assert all(torch.equal(model.state_dict()[name], value) for name, value in weights.items())
+    assert model(tokens()).shape == (8, 2 * HALF, 24)
+
+
+def test_a_transformerlens_local_attention_mask_is_refused_not_dropped():
+    state = transformerlens_state_dict()
+    state["blocks.0.attn.mask"] = torch.triu(state["blocks.0.attn.mask"], -4)   # window of 5
+    with pytest.raises(RuntimeError, match="blocks.0.attn.mask is not a causal mask"):
+        AttentionOnlyTransformer(**SIZES).load_state_dict(state)
+
+
 def test_a_model_lacking_the_hook_points_is_told_their_names():
     class NoHooks(nn.Module):
         n_layers, n_heads, d_vocab = 1, 2, 24

@@ -10,10 +10,11 @@ Parameters and hook points are named as in TransformerLens (embed.W_E, pos_embed
 blocks.{l}.attn.W_Q/W_K/W_V/W_O and b_*, unembed.W_U/b_U; hook_embed, hook_pos_embed,
 blocks.{l}.hook_resid_pre, blocks.{l}.attn.hook_q/k/v/attn_scores/pattern/z,
 blocks.{l}.hook_attn_out, blocks.{l}.hook_resid_post), so weights move between the two and a
-reader can follow either. Every hook point is an identity module: the engine's context-managed
-hooks (capture, intervene) read and change them. There is no layer norm and no MLP: the residual
-stream is a sum of the embeddings and the heads' outputs, which is what makes the circuit
-algebra of circuits.py and composition.py exact.
+reader can follow either: a TransformerLens attention-only state_dict (attn_only=True,
+normalization_type=None) loads here, its blocks.{l}.attn.mask and IGNORE buffers dropped. Every
+hook point is an identity module: the engine's context-managed hooks (capture, intervene) read and
+change them. There is no layer norm and no MLP: the residual stream is a sum of the embeddings and
+the heads' outputs, which is what makes the circuit algebra of circuits.py and composition.py exact.
 
 Bringing your own transformer: the engine (detectors, patterns, circuits, composition, ablation,
 patching, logit attribution, training) needs of a model only
@@ -80,6 +81,16 @@ class Attention(nn.Module):
         self.register_buffer("mask", torch.ones(n_ctx, n_ctx).tril().bool(), persistent=False)
         for name in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z"):
             setattr(self, name, HookPoint())
+
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """Drop TransformerLens's persistent mask and IGNORE buffers: ours are rebuilt, not stored.
+        A mask that is not causal (TransformerLens's local attention) is refused, not dropped."""
+        mask, _ = state_dict.pop(prefix + "mask", None), state_dict.pop(prefix + "IGNORE", None)
+        error_msgs = args[-1]
+        if mask is not None and not torch.equal(mask.bool(), torch.ones_like(mask, dtype=torch.bool).tril()):
+            error_msgs.append(f"{prefix}mask is not a causal mask (TransformerLens local attention?): "
+                              "AttentionOnlyTransformer attends to every earlier position")
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def forward(self, resid: torch.Tensor) -> torch.Tensor:
         q = self.hook_q(torch.einsum("bpm,hmd->bphd", resid, self.W_Q) + self.b_Q)
