@@ -160,3 +160,25 @@ def test_every_field_the_code_reads_is_a_known_field():
     from mechinterp.models.zoo import TRAINING_KEYS
     from mechinterp.transformers.training import ZOO_TRAINING_KEYS
     assert set(TRAINING_KEYS) | set(ZOO_TRAINING_KEYS) | set(LAYER_DESCRIPTIONS) <= set(FIELDS)
+
+
+TRANSFORMER = textwrap.dedent('''\
+      my-attn:                  # the built-in attention-only transformer, trained by the zoo
+        architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+        kwargs: {d_vocab: 32, n_ctx: 24, d_model: 48, n_heads: 3, n_layers: 2}
+        trainer: "mechinterp.transformers.training:train_zoo_entry"
+        steps: 10
+''')
+
+
+@pytest.mark.parametrize("sizes, words", [
+    ("n_heads: 0", "kwargs: n_heads must be a whole number >= 1; it is 0"),
+    ("n_heads: 5", "kwargs: n_heads must divide d_model (48 / 5 is not whole), or give d_head"),
+    ("n_heads: 3, n_layers: 0", "kwargs: n_layers must be a whole number >= 1; it is 0"),
+    ("n_heads: 3, n_layer: 2", "kwargs: 'n_layer' is not an argument of AttentionOnlyTransformer (did you mean n_layers?)"),
+])
+def test_transformer_sizes_it_cannot_be_built_with_are_refused_at_the_kwargs_line(tmp_path, sizes, words):
+    path, text = zoo_file(tmp_path, TRANSFORMER.replace("n_heads: 3, n_layers: 2", sizes))
+    problem = problem_of(path, "my-attn")
+    assert problem.startswith(f"{path}:{line_of(text, 'kwargs:', 2)}: {words}"), problem
+    assert "my-attn" not in read_zoo(zoo_file(tmp_path, TRANSFORMER)[0]).problems

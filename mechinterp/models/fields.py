@@ -1,5 +1,6 @@
 """The fields a models/zoo.yaml entry may have and what each must hold, checked when the zoo is
-read (without torch): a misspelt field, a wrong type or an unknown dataset is that entry's
+read (without torch): a misspelt field, a wrong type, an unknown dataset or an
+AttentionOnlyTransformer size it cannot be built with (n_heads: 0, n_layers: 0) is that entry's
 problem, named with its zoo.yaml line, before anything is built or hashed.
 
     field_problems(entry, at)    # at("kwargs") -> "models/zoo.yaml:9", the field's line
@@ -16,11 +17,13 @@ from __future__ import annotations
 from typing import Callable
 
 from mechinterp.names import did_you_mean
+from mechinterp.transformers.interface import size_problems
 
 DATASET_NAMES = ("shapes", "digits", "mnist", "mnist-5k", "cifar10", "torchvision:<Dataset>")
 PROFILES = ("quick", "full", "gpu")
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 OPTIMIZERS = ("adam", "sgd")
+TRANSFORMER = "mechinterp.transformers.model:AttentionOnlyTransformer"   # its kwargs are checked here
 
 
 def _text(value) -> bool:
@@ -91,7 +94,8 @@ CHOICES = {"dataset": DATASET_NAMES[:-1], "optimizer": OPTIMIZERS, "devices": DE
 
 def field_problems(entry: dict, at: Callable[[str], str]) -> list[str]:
     """What is wrong with the entry's fields, one line each naming at(field) (its zoo.yaml line):
-    unknown fields first, then values of the wrong type or not among the choices."""
+    unknown fields first, then values of the wrong type or not among the choices, then the sizes
+    in an AttentionOnlyTransformer's kwargs (transformers/interface.py)."""
     problems = [unknown_field(field, at(field)) for field in entry if field not in FIELDS]
     for field, value in entry.items():
         valid, description = FIELDS.get(field, (None, ""))
@@ -100,6 +104,8 @@ def field_problems(entry: dict, at: Callable[[str], str]) -> list[str]:
             problems.append(f"{at(field)}: {field} must be {description}; it is {shown}")
         elif field in CHOICES:
             problems += [f"{at(field)}: {problem}" for problem in _choice_problems(field, value)]
+    if entry.get("architecture") == TRANSFORMER and isinstance(entry.get("kwargs"), dict):
+        problems += [f"{at('kwargs')}: kwargs: {problem}" for problem in size_problems(entry["kwargs"])]
     return problems
 
 
