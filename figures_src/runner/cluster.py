@@ -18,6 +18,7 @@ consistent. A run with nothing stale never connects.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -58,14 +59,34 @@ def shipped(function_name: str):
     return call
 
 
-def ship_code(client, repo_root: Path = REPO_ROOT):
+def own_modules(scripts_dir: Path, models_dir: Path, repo_root: Path = REPO_ROOT) -> dict[str, Path]:
+    """{name on a worker's path: file} of the speaker's own modules (not the engine's) that the
+    figures import (discover.py) and that the zoo's architectures and trainers are made of
+    (inputs.code_files): all of them, whichever figures are stale, so the code's identity does
+    not depend on what one run makes."""
+    from figures_src.runner.discover import ENGINE_PACKAGES, UnreadableScriptError, discover_figures
+    from mechinterp.models.config import ZooError, read_zoo
+    from mechinterp.models.inputs import code_files
+    try:
+        specs = discover_figures(scripts_dir, repo_root)
+    except UnreadableScriptError as error:   # the run goes on with the scripts that parse
+        specs = error.found
+    files = {path.resolve().relative_to(repo_root.resolve()).as_posix(): path
+             for spec in specs.values() for path in spec.engine_files}
+    with contextlib.suppress(OSError, ZooError):   # no zoo, or one the planning already refused
+        for entry in read_zoo(models_dir / "zoo.yaml").entries.values():
+            files.update(code_files(entry))
+    return {name: path for name, path in files.items() if name.split("/")[0] not in ENGINE_PACKAGES}
+
+
+def ship_code(client, scripts_dir: Path, models_dir: Path, repo_root: Path = REPO_ROOT):
     """Register the code plugin (sent only to workers that lack it); the bundle shipped."""
     import cloudpickle
     from figures_src.runner import codeship
     from figures_src.runner.discover import figure_scripts
     cloudpickle.register_pickle_by_value(codeship)   # a worker has no copy of it to import
     scripts = {str(path.resolve().relative_to(repo_root)) for path in figure_scripts(repo_root / "figures_src")}
-    bundle = codeship.code_bundle(repo_root, scripts)
+    bundle = codeship.code_bundle(repo_root, scripts, own_modules(scripts_dir, models_dir, repo_root))
     plugin = codeship.CodePlugin(bundle.code_id, bundle.archive)
     # a lambda travels by value: the scheduler has no copy of this module
     for name in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins)):
@@ -73,7 +94,6 @@ def ship_code(client, repo_root: Path = REPO_ROOT):
             client.unregister_worker_plugin(name)                       # new worker must not take it
     client.register_plugin(plugin)
     return bundle
-
 
 
 def accepted_workers(client, code_id: str) -> tuple[list[str], list[str]]:
@@ -204,7 +224,7 @@ def run_stale_on_cluster(stale, options, manifest: Manifest, figures_dir: Path) 
 
 def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:
     from distributed import as_completed
-    bundle = ship_code(client)
+    bundle = ship_code(client, options.scripts_dir, options.models_dir)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
         print(line, file=sys.stderr)

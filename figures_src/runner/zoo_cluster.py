@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from figures_src.runner.cluster import accepted_workers, connect, ship_code, shipped
-from figures_src.runner.paths import MODELS_DIR, REPO_ROOT
+from figures_src.runner.paths import MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.signals import INTERRUPTS, Interrupted, stop_signals_handled
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import is_imported, read_zoo
@@ -59,7 +59,7 @@ def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, d
     """Train `names` on the cluster, installing each as it returns; {name: failure}."""
     from distributed import as_completed
     from figures_src.runner.cluster import outcome_of
-    bundle = ship_code(client)
+    bundle = ship_code(client, SCRIPTS_DIR, models_dir)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
         print(line, file=sys.stderr)
