@@ -238,6 +238,21 @@ def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
     assert not figures.joinpath("small").exists()
 
 
+@pytest.mark.parametrize("address, problem", [
+    ("tpc://127.0.0.1:8795", "unknown protocol 'tpc' (known: ['inproc', 'tcp', 'tls', 'ucx', 'ws', 'wss'])"),
+    ("tcp://127.0.0.1", "it has no port"),
+    ("tcp://localhost:8795x", "the port '8795x' is not a number"),
+])
+def test_a_malformed_address_is_one_line_at_once_saying_what_is_wrong(tmp_path, address, problem):
+    scripts, figures, models = small_workspace(tmp_path)
+    started = time.monotonic()
+    result = runner(scripts, figures, models, "--ids", "small/line", "--cluster", address)
+    assert time.monotonic() - started < 5          # no connection attempt, no 5 s timeout
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "ignored" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: CLUSTER={address}: {problem}; the form is tcp://host:8786 (a `dask scheduler`'s address), or slurm"]
+
+
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")   # the job's scheduler's dashboard
 def test_the_slurm_job_script_for_the_documented_config(tmp_path):
     from figures_src.runner.slurm import read_cluster_config, slurm_cluster

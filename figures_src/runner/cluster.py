@@ -40,12 +40,35 @@ def connect(target: str, config: Path):
     if target == "slurm":
         from figures_src.runner.slurm import start_slurm_cluster
         return start_slurm_cluster(config)
+    if problem := address_problem(target):
+        raise SystemExit(f"error: CLUSTER={target}: {problem}; the form is tcp://host:8786 "
+                         "(a `dask scheduler`'s address), or slurm")
     try:
         return distributed.Client(target, timeout=CONNECT_SECONDS, set_as_default=False), None
     except (OSError, TimeoutError, ValueError) as error:
         raise SystemExit(f"error: cannot reach the Dask scheduler at {target} within "
                          f"{CONNECT_SECONDS} s ({type(error).__name__}); start one (`dask scheduler`) "
                          "or fix CLUSTER=") from None
+
+
+def address_problem(target: str) -> str | None:
+    """What is wrong with a scheduler address, said before connecting (distributed would only
+    time out on it, then print a traceback as the half-made client is collected), or None."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+    try:
+        scheme, location = parse_address(target)
+        get_backend(scheme)
+    except ValueError as error:
+        return str(error).replace("address scheme", "protocol").replace("known schemes", "known")
+    if scheme == "inproc":
+        return None
+    try:
+        host, port = parse_host_port(location)
+    except ValueError:
+        port = location.rpartition(":")[2] if ":" in location else ""
+        return f"the port {port!r} is not a number" if port else "it has no port"
+    return None if host else "it has no host"
 
 
 def shipped(function_name: str):
