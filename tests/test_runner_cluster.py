@@ -283,6 +283,15 @@ TINY_ZOO = """models:
     epochs: 2
     batch_size: 64
     learning_rate: 0.01
+  tiny-attn:
+    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+    kwargs: {d_vocab: 12, n_ctx: 16, d_model: 16, n_heads: 2, n_layers: 2}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 3
+    steps: 30
+    batch_size: 8
+    learning_rate: 0.001
+    snapshot_every: 10
 """
 
 
@@ -300,8 +309,10 @@ def test_make_models_on_the_cluster_trains_the_same_weights_as_here(cluster, tmp
                              "--models-dir", str(there), "--device", "cpu"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    checkpoint = "tiny-mlp/checkpoint.safetensors"
-    assert (there / checkpoint).read_bytes() == (here / checkpoint).read_bytes()
-    meta = json.loads((there / "tiny-mlp" / "meta.json").read_text())
-    assert meta["ran_on"]["worker"] in set(cluster.worker_by_pid().values())
-    assert model_stale_reason("tiny-mlp", read_zoo(there / "zoo.yaml"), there) is None
+    assert "2 trained on the cluster, 0 built here" in result.stdout   # the transformer too
+    for name in ("tiny-mlp", "tiny-attn"):
+        for file in ("checkpoint.safetensors", *(["snapshots.safetensors"] if name == "tiny-attn" else [])):
+            assert (there / name / file).read_bytes() == (here / name / file).read_bytes()
+        meta = json.loads((there / name / "meta.json").read_text())
+        assert meta["ran_on"]["worker"] in set(cluster.worker_by_pid().values())
+        assert model_stale_reason(name, read_zoo(there / "zoo.yaml"), there) is None

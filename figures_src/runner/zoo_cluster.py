@@ -3,7 +3,8 @@
     python -m figures_src.runner.zoo_cluster --cluster tcp://host:8786 [--device cpu] [--names a b]
 
 The zoo decides what is stale (mechinterp/models/inputs.py), exactly as `make models` does. A
-trained model whose dataset is generated from code (shapes, digits) is sent with the code
+trained model whose data is generated from code (shapes, digits; a `trainer:` entry without a
+dataset, such as a transformer trained on generated sequences) is sent with the code
 (cluster.py's shipping) and the zoo.yaml text; the worker trains it with the zoo's own build_one
 and sends back its checkpoint and meta.json. The runner writes the checkpoint, then meta.json with
 the inputs recomputed here (so staleness reads this machine's files) and where it was trained,
@@ -36,7 +37,8 @@ def split_stale(zoo, models_dir: Path, names=None) -> tuple[list[str], list[str]
         if name in zoo.problems or model_stale_reason(name, zoo, models_dir) is None:
             continue
         entry = zoo.entries[name]
-        travels = not is_imported(entry) and entry.get("dataset") in PROCEDURAL_DATASETS
+        generated = entry.get("dataset") in PROCEDURAL_DATASETS or ("trainer" in entry and "dataset" not in entry)
+        travels = not is_imported(entry) and generated   # a trainer's sequences come from code too
         (remote if travels else here).append(name)
     return remote, here
 
