@@ -223,6 +223,26 @@ def test_a_worker_killed_mid_figure_leaves_no_half_written_file_and_the_other_fi
     cluster.wait_for_workers(2)
 
 
+def test_the_only_worker_killed_mid_figure_is_said_then_a_clear_failure_after_the_wait(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECHINTERP_CLUSTER_WAIT", "3")
+    (tmp_path / "alone").mkdir()
+    alone = LocalCluster(tmp_path / "alone")
+    try:
+        alone.start_worker("only")
+        alone.wait_for_workers(1)
+        process, figures, before, marker = start_slow_figure(alone, tmp_path, 60)
+        alone.workers["only"].kill()
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        alone.stop()
+    assert time.monotonic() - started < 30 and process.returncode == 1
+    assert f"the scheduler at {alone.address} has no workers left; waiting up to 3 s" in stderr
+    assert "slow/one pending" in stderr and "Traceback" not in stderr
+    assert f"FAILED slow/one: no worker of {alone.address} took it within 3 s" in stderr
+    assert files_of(figures) == before
+
+
 def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
     scripts, figures, models = small_workspace(tmp_path)
     with socket.socket() as probe:

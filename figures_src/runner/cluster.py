@@ -10,6 +10,8 @@ figure's declared "resources", e.g. {"GPU": 1}: its device follows them). Each r
 back as bytes and is installed and recorded like a local figure's, with where it ran (worker
 address, host, device). A worker that dies mid-figure is the scheduler's to retry on another
 (distributed.scheduler.allowed-failures, 3 by default); after that the figure is reported failed.
+When the scheduler has no worker left, a line says so and names the figures waiting; if none
+joins within $MECHINTERP_CLUSTER_WAIT seconds (120), they are reported failed.
 Either way no file of it is written until its whole result is here. Ctrl-C cancels the remote
 tasks (a figure already running finishes on its worker and is thrown away) and keeps the manifest
 consistent. A run with nothing stale never connects.
@@ -22,6 +24,7 @@ import contextlib
 import os
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -31,6 +34,12 @@ from figures_src.runner.signals import INTERRUPTS, Interrupted
 from figures_src.runner.staleness import Manifest, file_hash
 
 CONNECT_SECONDS = 5
+WAIT_ENV = "MECHINTERP_CLUSTER_WAIT"   # seconds to wait for a worker when none is left (default 120)
+POLL_SECONDS = 1
+
+
+class NoWorkersLeft(RuntimeError):
+    """The scheduler had no worker for the whole wait; the message says so, for each task left."""
 
 
 def connect(target: str, config: Path):
@@ -198,6 +207,39 @@ def outcome_of(future) -> dict:
         return {"error": f"the cluster could not run it: {type(error).__name__}: {error}", "frames": []}
 
 
+def worker_wait() -> float:
+    return float(os.environ.get(WAIT_ENV) or 120)
+
+
+def as_finished(client, names: dict, address: str):
+    """Each future of `names` ({future: what it makes}) as it finishes. While the scheduler has no
+    worker, one line says so, naming what waits; if none joins within worker_wait(), NoWorkersLeft."""
+    from distributed import wait
+    pending, alone_since = set(names), None
+    while pending:
+        try:
+            with client.as_current():   # wait() finds the client it waits through this way
+                done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            done = set()
+        pending -= done
+        yield from done
+        if done or not pending:
+            continue
+        if client.nthreads():
+            if alone_since is not None:
+                print("a worker joined; going on", file=sys.stderr, flush=True)
+            alone_since = None
+        elif alone_since is None:
+            alone_since = time.monotonic()
+            print(f"the scheduler at {address} has no workers left; waiting up to {worker_wait():.0f} s "
+                  f"({WAIT_ENV}) for one to join: {', '.join(sorted(names[f] for f in pending))} pending",
+                  file=sys.stderr, flush=True)
+        elif time.monotonic() - alone_since > worker_wait():
+            raise NoWorkersLeft(f"no worker of {address} took it within {worker_wait():.0f} s (the scheduler "
+                                "has none left: start one with `dask worker`); its previous outputs are kept")
+
+
 def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifest,
                    figures_dir: Path, commit: str, failures: dict) -> str:
     """Install and record a figure that came back, or add its failure; the line to print."""
@@ -246,7 +288,6 @@ def run_stale_on_cluster(stale, options, manifest: Manifest, figures_dir: Path) 
 
 
 def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:
-    from distributed import as_completed
     bundle = ship_code(client, options.scripts_dir, options.models_dir)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
@@ -259,7 +300,7 @@ def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> di
     staging_root = STAGING_ROOT / f"run-{os.getpid()}"
     commit, made = engine_commit(REPO_ROOT), 0
     try:
-        for future in as_completed(list(futures), loop=client.loop):
+        for future in as_finished(client, {f: spec.figure_id for f, (spec, _) in futures.items()}, options.cluster):
             spec, inputs = futures.pop(future)
             staging = staging_root / spec.figure_id.replace("/", "__")
             with INTERRUPTS.deferred():  # outputs and manifest entry go in together
@@ -267,6 +308,11 @@ def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> di
                                       figures_dir, commit, failures)
             made += spec.figure_id not in failures
             print(line, file=sys.stderr if line.startswith("FAILED") else sys.stdout, flush=True)
+    except NoWorkersLeft as stop:
+        client.cancel(list(futures), force=True)
+        for spec, _ in futures.values():
+            failures[spec.figure_id] = str(stop)
+            print(f"FAILED {spec.figure_id}: {stop}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         client.cancel(list(futures), force=True)
         raise Interrupted([spec.figure_id for spec, _ in futures.values()], 0, made) from None

@@ -59,8 +59,7 @@ def install_model(name: str, outcome: dict, zoo, models_dir: Path) -> str:
 
 def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, device: str) -> dict[str, str]:
     """Train `names` on the cluster, installing each as it returns; {name: failure}."""
-    from distributed import as_completed
-    from figures_src.runner.cluster import outcome_of
+    from figures_src.runner.cluster import NoWorkersLeft, as_finished, outcome_of
     bundle = ship_code(client, SCRIPTS_DIR, models_dir)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
@@ -74,13 +73,18 @@ def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, d
     futures = {client.submit(shipped("train_model_remotely"), job, key=f"model-{name}-{uuid.uuid4().hex[:8]}",
                              pure=False, workers=workers if refused else None): name for name, job in jobs.items()}
     try:
-        for future in as_completed(list(futures), loop=client.loop):
+        for future in as_finished(client, dict(futures), client.scheduler.address):
             name = futures.pop(future)
             with INTERRUPTS.deferred():   # checkpoint and meta.json go in together
                 line = install_model(name, outcome_of(future), zoo, models_dir)
             if line.startswith("zoo: cannot"):
                 failures[name] = line
             print(line, file=sys.stderr, flush=True)
+    except NoWorkersLeft as stop:
+        client.cancel(list(futures), force=True)
+        for name in futures.values():
+            failures[name] = f"zoo: cannot build {name!r} on the cluster: {stop}"
+            print(failures[name], file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         client.cancel(list(futures), force=True)
         raise Interrupted(list(futures.values()), 0, len(names) - len(futures)) from None
