@@ -18,6 +18,8 @@ from typing import Callable
 from mechinterp.names import did_you_mean
 
 DATASET_NAMES = ("shapes", "digits", "mnist", "mnist-5k", "cifar10", "torchvision:<Dataset>")
+IMAGE_SHAPES = {"shapes": (3, 32, 32), "digits": (1, 8, 8), "mnist": (1, 28, 28),  # [C, H, W]
+                "mnist-5k": (1, 28, 28), "cifar10": (3, 32, 32)}
 PROFILES = ("quick", "full", "gpu")
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 OPTIMIZERS = ("adam", "sgd")
@@ -37,6 +39,10 @@ def _count(value) -> bool:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flag(value) -> bool:
+    return isinstance(value, bool)
 
 
 def _mapping(value) -> bool:
@@ -76,15 +82,17 @@ FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "learning_rate": (_number, "a number, e.g. 0.003 (YAML reads 3e-3 as text: write 3.0e-3)"),
     "weight_decay": (_number, "a number, e.g. 0.01 (YAML reads 1e-2 as text: write 1.0e-2)"),
     "optimizer": (_text, f"one of {', '.join(OPTIMIZERS)}"),
-    "batchnorm": (lambda value: isinstance(value, bool), "true or false"),
+    "batchnorm": (_flag, "true or false"),
     "devices": (_names, f"a list of device types, e.g. [cuda] ({', '.join(DEVICE_TYPES)})"),
     "profiles": (_names, f"a list of profiles, e.g. [full] ({', '.join(PROFILES)})"),
     "input_shape": (_counts(3), "a list [C, H, W] of the images the model takes, e.g. [3, 32, 32]"),
+    "resize_dataset": (_flag, "true or false (true: the dataset's images are resized to input_shape)"),
     "feature_layers": (_names, LAYER_NAMES),
     "conv_layers": (_names, LAYER_NAMES),
     "classifier_layer": (_text, "one module name, e.g. classifier"),
     "class_names": (_labels, "a list of one name per output, e.g. [line, edge, arc]"),
 }
+RESIZE_NEEDS = {"dataset": "the images to resize", "input_shape": "the [C, H, W] to resize them to"}
 CHOICES = {"dataset": DATASET_NAMES[:-1], "optimizer": OPTIMIZERS, "devices": DEVICE_TYPES,
            "profiles": PROFILES}
 
@@ -100,6 +108,9 @@ def field_problems(entry: dict, at: Callable[[str], str]) -> list[str]:
             problems.append(f"{at(field)}: {field} must be {description}; it is {shown}")
         elif field in CHOICES:
             problems += [f"{at(field)}: {problem}" for problem in _choice_problems(field, value)]
+    if entry.get("resize_dataset") is True:
+        problems += [f"{at('resize_dataset')}: resize_dataset needs {field} in the entry: {why}"
+                     for field, why in RESIZE_NEEDS.items() if field not in entry]
     return problems
 
 
@@ -116,3 +127,8 @@ def _choice_problems(field: str, value) -> list[str]:
     listed = ", ".join(DATASET_NAMES if field == "dataset" else choices)
     return [f"{field} {item!r} is not one of {listed}{did_you_mean(item, choices)}"
             for item in (value if isinstance(value, list) else [value]) if item not in choices]
+
+
+def datasets_of_shape(shape) -> list[str]:
+    """The named datasets whose images are [C, H, W] `shape`."""
+    return [name for name, image in IMAGE_SHAPES.items() if list(image) == list(shape)]
