@@ -278,3 +278,24 @@ def test_natural_patches_are_crops_of_the_shipped_photographs():
     torch.testing.assert_close(grey, patches.mean(dim=1, keepdim=True))
     with pytest.raises(ValueError, match="patch size 600 exceeds"):
         natural_patches(600, 1)
+
+
+def test_a_dataset_fitted_to_a_models_input_is_resized_with_its_grey_channel_repeated():
+    from mechinterp.data import ImageShapeError, fit_images
+    digits = load_dataset("digits", "test")
+    fitted = load_dataset("digits", "test", image_shape=(3, 32, 32))
+    assert fitted.images.shape == (len(digits), 3, 32, 32) and torch.equal(fitted.labels, digits.labels)
+    assert torch.equal(fitted.images[:, 0], fitted.images[:, 2]) and 0 <= fitted.images.min() <= fitted.images.max() <= 1
+    larger = torch.nn.functional.interpolate(digits.images, size=(32, 32), mode="bilinear", align_corners=False)
+    assert torch.allclose(fitted.images[:, :1], larger, atol=1e-5)     # the same digits, bilinear
+    shapes = load_dataset("shapes", "test", count=8)
+    assert torch.equal(load_dataset("shapes", "test", count=8, image_shape=(3, 32, 32)).images, shapes.images)
+    assert torch.allclose(fit_images(shapes.images, (1, 32, 32)), shapes.images.mean(1, keepdim=True))
+    with pytest.raises(ImageShapeError, match="the shapes images have 3 channels, which cannot become 2"):
+        fit_images(shapes.images, (2, 32, 32), "shapes")
+
+
+@pytest.mark.parametrize("name", ["shapes", "digits", "mnist-5k"])
+def test_the_image_shapes_the_zoo_suggests_are_the_datasets_own(name):
+    from mechinterp.models.fields import IMAGE_SHAPES
+    assert tuple(load_dataset(name, "test").images.shape[1:]) == IMAGE_SHAPES[name]

@@ -360,3 +360,37 @@ def test_a_gpu_figure_is_selected_only_in_the_gpu_profile_which_takes_full_param
     with pytest.raises(FigureSpecError, match="profiles must be among quick, full, gpu"):
         discover_figures(tmp_path, REPO)
 
+
+
+def test_a_figure_is_stale_when_the_speakers_own_package_it_imports_changes(tmp_path):
+    """A script's helper imports the test split from the speaker's package (my_lab/, in the
+    project folder): that package is an input of the figure, named when it changes; installed
+    packages and the stdlib are not."""
+    from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "my_lab" / "sub").mkdir(parents=True)
+    (tmp_path / "my_lab" / "__init__.py").write_text("")
+    (tmp_path / "my_lab" / "sub" / "__init__.py").write_text("")
+    (tmp_path / "my_lab" / "sub" / "seeds.py").write_text("SEED = 0\n")
+    (tmp_path / "my_lab" / "data.py").write_text("import numpy\nimport json\nfrom .sub.seeds import SEED\n"
+                                                 "def load(split):\n    return SEED\n")
+    (tmp_path / "my_lab" / "unused.py").write_text("X = 1\n")
+    (tmp_path / "figures_src" / "lab.py").write_text(textwrap.dedent('''
+        import numpy as np
+        FIGURES = {"lab/ig": {"make": "make_ig"}}
+        def test_digits():
+            from my_lab.data import load
+            return load("test")
+        def make_ig(ctx):
+            return {"n": test_digits()}
+    '''))
+    spec = discover_figures(tmp_path / "figures_src", tmp_path)["lab/ig"]
+    own = {str(p.relative_to(tmp_path)) for p in spec.engine_files}
+    assert own == {"my_lab/__init__.py", "my_lab/data.py", "my_lab/sub/__init__.py", "my_lab/sub/seeds.py"}
+    manifest = Manifest(tmp_path / "manifest.json")
+    manifest.figures["lab/ig"] = {"inputs": figure_inputs(spec, "quick", tmp_path, tmp_path), "outputs": {}}
+    assert stale_reason(spec, figure_inputs(spec, "quick", tmp_path, tmp_path), manifest, tmp_path) is None
+    (tmp_path / "my_lab" / "sub" / "seeds.py").write_text("SEED = 1\n")   # a new split seed
+    spec = discover_figures(tmp_path / "figures_src", tmp_path)["lab/ig"]
+    inputs = figure_inputs(spec, "quick", tmp_path, tmp_path)
+    assert stale_reason(spec, inputs, manifest, tmp_path) == "imported module my_lab/sub/seeds.py changed"

@@ -22,10 +22,8 @@ from pathlib import Path
 import pytest
 
 distributed = pytest.importorskip("distributed")
+from tests.clusterkit import REPO, LocalCluster, entries, files_of, runner  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-# `python -m dask`, not the console script: it also runs where the packages are a --target install
-DASK = [sys.executable, "-m", "dask"]
 
 SLOW = '''
 import os, time
@@ -87,54 +85,6 @@ def make_line(ctx):
 '''
 
 
-class LocalCluster:
-    """A scheduler and workers as real `dask` processes, each in its own folder."""
-
-    def __init__(self, root: Path):
-        self.root, self.workers = root, {}
-        folder = root / "scheduler"
-        folder.mkdir()
-        self.scheduler = self._start(folder, "scheduler", "--host", "127.0.0.1", "--port", "0",
-                                     "--no-dashboard", "--scheduler-file", str(folder / "address.json"))
-        deadline = time.time() + 60
-        while not (folder / "address.json").exists() and time.time() < deadline:
-            time.sleep(0.1)
-        self.address = json.loads((folder / "address.json").read_text())["address"]
-        self.client = distributed.Client(self.address, timeout=30, set_as_default=False)
-
-    def _start(self, folder: Path, *args) -> subprocess.Popen:
-        # the project's code reaches a worker only through the runner (codeship); other entries of
-        # PYTHONPATH stay (where packages are installed with --target, as on the lent GPU machine)
-        kept = [entry for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-                if entry and Path(entry).resolve() != REPO]
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env |= {"PYTHONPATH": os.pathsep.join(kept)} if kept else {}
-        env["MECHINTERP_WORKER_CACHE"] = str(folder / "cache")
-        with open(folder / "log.txt", "wb") as log:
-            return subprocess.Popen([*DASK, *args], cwd=folder, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT)
-
-    def start_worker(self, name: str, *options: str) -> None:
-        """A worker in its own folder; `options` are more `dask worker` flags (--resources GPU=1)."""
-        folder = self.root / name
-        folder.mkdir()
-        self.workers[name] = self._start(folder, "worker", self.address, "--nthreads", "1",
-                                         "--no-nanny", "--no-dashboard", "--name", name, *options)
-
-    def wait_for_workers(self, count: int) -> None:
-        self.client.wait_for_workers(count, timeout=60)
-
-    def worker_by_pid(self) -> dict[int, str]:
-        return {pid: address for address, pid in self.client.run(os.getpid).items()}
-
-    def stop(self) -> None:
-        """Kill outright: no nanny, so nothing outlives them, and a graceful close takes seconds."""
-        self.client.close()
-        for process in [*self.workers.values(), self.scheduler]:
-            process.kill()
-            process.wait()
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     running = LocalCluster(tmp_path_factory.mktemp("cluster"))
@@ -145,25 +95,6 @@ def cluster(tmp_path_factory):
         yield running
     finally:
         running.stop()
-
-
-def runner(scripts, figures, models, *extra, cwd=REPO, wait=True):
-    command = [sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts),
-               "--figures-dir", str(figures), "--models-dir", str(models), "--profile", "quick",
-               "--device", "cpu", *extra]
-    if not wait:
-        return subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
-
-
-def entries(figures: Path) -> dict:
-    return json.loads((figures / "manifest.json").read_text())["figures"]
-
-
-def files_of(folder: Path) -> dict:
-    """Every output and the manifest, byte for byte (not the runner's lock file)."""
-    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file() and p.name != ".runner.lock"}
 
 
 def small_workspace(tmp_path: Path):
@@ -292,6 +223,26 @@ def test_a_worker_killed_mid_figure_leaves_no_half_written_file_and_the_other_fi
     cluster.wait_for_workers(2)
 
 
+def test_the_only_worker_killed_mid_figure_is_said_then_a_clear_failure_after_the_wait(tmp_path, monkeypatch):
+    monkeypatch.setenv("MECHINTERP_CLUSTER_WAIT", "3")
+    (tmp_path / "alone").mkdir()
+    alone = LocalCluster(tmp_path / "alone")
+    try:
+        alone.start_worker("only")
+        alone.wait_for_workers(1)
+        process, figures, before, marker = start_slow_figure(alone, tmp_path, 60)
+        alone.workers["only"].kill()
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        alone.stop()
+    assert time.monotonic() - started < 30 and process.returncode == 1
+    assert f"the scheduler at {alone.address} has no workers left; waiting up to 3 s" in stderr
+    assert "slow/one pending" in stderr and "Traceback" not in stderr
+    assert f"FAILED slow/one: no worker of {alone.address} took it within 3 s" in stderr
+    assert files_of(figures) == before
+
+
 def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
     scripts, figures, models = small_workspace(tmp_path)
     with socket.socket() as probe:
@@ -305,6 +256,21 @@ def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
         f"error: cannot reach the Dask scheduler at {nobody} within 5 s (OSError); "
         "start one (`dask scheduler`) or fix CLUSTER="]
     assert not figures.joinpath("small").exists()
+
+
+@pytest.mark.parametrize("address, problem", [
+    ("tpc://127.0.0.1:8795", "unknown protocol 'tpc' (known: ['inproc', 'tcp', 'tls', 'ucx', 'ws', 'wss'])"),
+    ("tcp://127.0.0.1", "it has no port"),
+    ("tcp://localhost:8795x", "the port '8795x' is not a number"),
+])
+def test_a_malformed_address_is_one_line_at_once_saying_what_is_wrong(tmp_path, address, problem):
+    scripts, figures, models = small_workspace(tmp_path)
+    started = time.monotonic()
+    result = runner(scripts, figures, models, "--ids", "small/line", "--cluster", address)
+    assert time.monotonic() - started < 5          # no connection attempt, no 5 s timeout
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "ignored" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"error: CLUSTER={address}: {problem}; the form is tcp://host:8786 (a `dask scheduler`'s address), or slurm"]
 
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")   # the job's scheduler's dashboard
@@ -337,6 +303,15 @@ TINY_ZOO = """models:
     epochs: 2
     batch_size: 64
     learning_rate: 0.01
+  tiny-attn:
+    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+    kwargs: {d_vocab: 12, n_ctx: 16, d_model: 16, n_heads: 2, n_layers: 2}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 3
+    steps: 30
+    batch_size: 8
+    learning_rate: 0.001
+    snapshot_every: 10
 """
 
 
@@ -354,8 +329,10 @@ def test_make_models_on_the_cluster_trains_the_same_weights_as_here(cluster, tmp
                              "--models-dir", str(there), "--device", "cpu"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    checkpoint = "tiny-mlp/checkpoint.safetensors"
-    assert (there / checkpoint).read_bytes() == (here / checkpoint).read_bytes()
-    meta = json.loads((there / "tiny-mlp" / "meta.json").read_text())
-    assert meta["ran_on"]["worker"] in set(cluster.worker_by_pid().values())
-    assert model_stale_reason("tiny-mlp", read_zoo(there / "zoo.yaml"), there) is None
+    assert "2 trained on the cluster, 0 built here" in result.stdout   # the transformer too
+    for name in ("tiny-mlp", "tiny-attn"):
+        for file in ("checkpoint.safetensors", *(["snapshots.safetensors"] if name == "tiny-attn" else [])):
+            assert (there / name / file).read_bytes() == (here / name / file).read_bytes()
+        meta = json.loads((there / name / "meta.json").read_text())
+        assert meta["ran_on"]["worker"] in set(cluster.worker_by_pid().values())
+        assert model_stale_reason(name, read_zoo(there / "zoo.yaml"), there) is None

@@ -47,6 +47,52 @@ def test_the_zoo_resnet_is_torchvisions_with_its_own_layer_names(resnet, shapes)
         get_module(resnet, "layer2.0.conv3")
 
 
+@pytest.fixture(scope="module")
+def mobilenet():
+    """An untrained MobileNetV3-small for 3x32x32 images, as a speaker's zoo entry builds it."""
+    from mechinterp.models.zoo import build_model
+    return build_model({"torchvision": "mobilenet_v3_small", "kwargs": {"num_classes": 10},
+                        "input_shape": [3, 32, 32]}).eval()
+
+
+def test_the_layer_listing_reaches_the_leaves_of_torchvisions_blocks_in_forward_order(mobilenet):
+    from mechinterp.models.layers import layer_table
+    rows = layer_table(mobilenet)
+    order = [row.name for row in rows]
+    named = {row.name: row for row in rows}
+    assert named["features.0.0"].kind == "Conv2d" and named["features.0.0"].shape == (16, 16, 16)
+    assert set(mobilenet.feature_layers) <= set(order)        # every default feature layer is listed
+    assert order.index("features.0.0") < order.index("features.0") < order.index("features.1.block.0.0")
+    assert (order.index("features.3.block") < order.index("features.3.add") < order.index("features.3")
+            < order.index("features.4.block.0.0"))
+    assert order[-1] == "classifier" and named["classifier.3"].shape == (10,)   # no containers heaped at the end
+    assert named["features"].note == "block output" and named["features.3.add"].kind == "function"
+
+
+def test_default_feature_layers_leave_out_squeeze_excitation_gates(mobilenet):
+    from mechinterp.models.layers import layer_table
+    gates = [name for name in mobilenet.conv_layers if name.endswith((".fc1", ".fc2"))]
+    assert len(mobilenet.conv_layers) == 52 and len(gates) == 18
+    assert mobilenet.feature_layers == [name for name in mobilenet.conv_layers if name not in gates]
+    notes = {row.name: row.note for row in layer_table(mobilenet)}
+    assert all("squeeze-excitation gate" in notes[name] for name in gates)
+
+
+def test_a_model_that_cannot_run_a_zero_image_is_listed_in_module_order_without_shapes():
+    from mechinterp.models.layers import layer_table
+    flat = nn.Sequential(nn.Flatten(), nn.Sequential(nn.Linear(64, 4), nn.ReLU()))   # no input_shape
+    rows = layer_table(flat)                                                          # 3x224x224 fails
+    assert [(row.name, row.shape) for row in rows] == [("0", None), ("1.0", None), ("1.1", None), ("1", None)]
+
+
+def test_the_layers_command_prints_shapes_for_the_models_input(capsys):
+    from mechinterp.models.layers import main
+    assert main(["mobilenet_v3_small"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "mobilenet_v3_small (MobileNetV3; output shapes for one 3x224x224 image):"
+    assert lines[1].split() == ["features.0.0", "Conv2d", "16x112x112"]
+
+
 def test_intervening_on_a_reused_relu_is_refused_naming_its_block(resnet, shapes):
     with pytest.raises(ValueError, match=r"'layer1\.0\.relu'.*more than once.*'layer1\.0'"):
         with intervene(resnet, {"layer1.0.relu": zero_units([0])}):

@@ -55,6 +55,9 @@ def problem_of(path, name: str = "my-net") -> str:
     ("feature_layers: [features.0]", "feature_layers: features.0", "feature_layers", "must be a list of module names"),
     ("dataset: shapes", "dataset: shapes\n  learning_rate: 1e-3", "learning_rate", "write 3.0e-3"),
     ("dataset: shapes", "dataset: shapes\n  profiles: [fulll]", "profiles", "did you mean full"),
+    ("dataset: shapes", "dataset: shapes\n  resize_dataset: 1", "resize_dataset", "must be true or false"),
+    ("input_shape: [3, 32, 32]", "resize_dataset: true", "resize_dataset",
+     "resize_dataset needs input_shape in the entry"),
 ])
 def test_a_wrong_value_names_its_field_and_line_and_the_other_models_build(tmp_path, old, new, field, words):
     path, text = zoo_file(tmp_path, OWN.replace(old, new))
@@ -124,6 +127,72 @@ def test_layers_and_input_shape_are_checked_on_the_built_model(tmp_path, monkeyp
     assert len(block.splitlines()) == 2 and "Traceback" not in block
 
 
+SHAPES_DATA = "dataset: shapes\n  dataset_options: {count: 64, seed: 0}\n"
+
+
+@pytest.mark.parametrize("new, words", [
+    ("dataset: digits\n  input_shape: [3, 32, 32]\n", "dataset 'digits' gives 1x8x8 images, but the model takes 3x32x32 (input_shape): "
+     "name a dataset of 3x32x32 images (shapes, cifar10), or add resize_dataset: true to resize the digits "
+     "images to it"),
+    ("dataset: digits\n  input_shape: [3, 16, 16]\n", "the model takes 3x16x16 (input_shape): name a "
+     "dataset of 3x16x16 images (torchvision:<Dataset>)"),
+])
+def test_a_dataset_the_model_does_not_take_is_the_entrys_problem_before_anything_runs(tmp_path, monkeypatch,
+                                                                                   new, words):
+    """Not a conv's "expected input[450, 1, 8, 8] to have 3 channels" blamed on the engine."""
+    user_project(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    own = OWN.replace(SHAPES_DATA + "  input_shape: [3, 32, 32]\n", new)
+    path, text = zoo_file(tmp_path, own)
+    metas, failures = build_models(path, tmp_path / "models", ["mlp", "my-net"], device="cpu")
+    assert set(metas) == {"mlp"} and set(failures) == {"my-net"}
+    block = failures["my-net"]
+    assert f"\n  models/zoo.yaml:{line_of(text, '  dataset: digits')}: dataset 'digits' " in block and words in block
+    assert "training.py" not in block and len(block.splitlines()) == 2
+
+
+def test_without_an_input_shape_a_dataset_the_forward_refuses_names_both(tmp_path, monkeypatch):
+    user_project(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    path, text = zoo_file(tmp_path, OWN.replace(SHAPES_DATA + "  input_shape: [3, 32, 32]\n", "dataset: digits\n"))
+    block = build_models(path, tmp_path / "models", ["my-net"], device="cpu")[1]["my-net"]
+    assert (f"models/zoo.yaml:{line_of(text, '  dataset: digits')}: dataset 'digits' gives 1x8x8 images, but "
+            "Tiny's forward refuses them (RuntimeError: ") in block
+    assert "set input_shape to the [C, H, W] the model takes and add resize_dataset: true" in block
+
+
+def test_a_built_in_architecture_trains_on_nothing_it_does_not_take(tmp_path):
+    from tests.test_zoo import TINY_CNN, write_config
+    config = write_config(tmp_path, {"cnn": {**TINY_CNN, "dataset": "digits", "dataset_options": None}})
+    block = build_models(config, tmp_path / "models", device="cpu")[1]["cnn"]
+    assert ("dataset 'digits' gives 1x8x8 images, but the model takes 3x32x32 (SmallCNN's own input_shape): "
+            "name a dataset of 3x32x32 images (shapes, cifar10), or add input_shape: [3, 32, 32] and "
+            "resize_dataset: true") in block
+    assert not (tmp_path / "models" / "cnn").exists()
+
+
+def test_resizing_to_channels_the_dataset_cannot_give_names_the_field(tmp_path):
+    from tests.test_zoo import TINY_MLP, write_config
+    two = {**TINY_MLP, "kwargs": {"hidden": 4, "input_shape": [2, 4, 4]}, "dataset": "shapes",
+           "dataset_options": {"count": 16}, "input_shape": [2, 4, 4], "resize_dataset": True}
+    block = build_models(write_config(tmp_path, {"two": two}), tmp_path / "models", device="cpu")[1]["two"]
+    assert ("resize_dataset: the shapes images have 3 channels, which cannot become 2 (one channel is "
+            "repeated to any number, any number averaged to one); name a dataset of 1 or 2 channels") in block
+
+
+def test_a_grey_dataset_resized_to_the_models_input_is_measured(tmp_path, monkeypatch):
+    """The speaker's 3x32x32 model on the 1x8x8 digits: resize_dataset: true."""
+    user_project(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    path, _ = zoo_file(tmp_path, OWN.replace(SHAPES_DATA, "dataset: digits\n  resize_dataset: true\n"))
+    meta = build_models(path, tmp_path / "models", ["my-net"], device="cpu")[0]["my-net"]
+    assert meta["metrics"]["test_images"] == 450 and 0 <= meta["metrics"]["test_accuracy"] <= 1
+    assert meta["class_names"] == [str(digit) for digit in range(10)]
+
+
 def test_figures_of_a_wrongly_named_dataset_fail_with_its_line_and_the_others_list_and_run(tmp_path):
     user_project(tmp_path)
     path, text = zoo_file(tmp_path, OWN.replace("dataset: shapes", "dataset: mnist5k"), extra="  my-other: oops\n")
@@ -160,3 +229,25 @@ def test_every_field_the_code_reads_is_a_known_field():
     from mechinterp.models.zoo import TRAINING_KEYS
     from mechinterp.transformers.training import ZOO_TRAINING_KEYS
     assert set(TRAINING_KEYS) | set(ZOO_TRAINING_KEYS) | set(LAYER_DESCRIPTIONS) <= set(FIELDS)
+
+
+TRANSFORMER = textwrap.dedent('''\
+      my-attn:                  # the built-in attention-only transformer, trained by the zoo
+        architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+        kwargs: {d_vocab: 32, n_ctx: 24, d_model: 48, n_heads: 3, n_layers: 2}
+        trainer: "mechinterp.transformers.training:train_zoo_entry"
+        steps: 10
+''')
+
+
+@pytest.mark.parametrize("sizes, words", [
+    ("n_heads: 0", "kwargs: n_heads must be a whole number >= 1; it is 0"),
+    ("n_heads: 5", "kwargs: n_heads must divide d_model (48 / 5 is not whole), or give d_head"),
+    ("n_heads: 3, n_layers: 0", "kwargs: n_layers must be a whole number >= 1; it is 0"),
+    ("n_heads: 3, n_layer: 2", "kwargs: 'n_layer' is not an argument of AttentionOnlyTransformer (did you mean n_layers?)"),
+])
+def test_transformer_sizes_it_cannot_be_built_with_are_refused_at_the_kwargs_line(tmp_path, sizes, words):
+    path, text = zoo_file(tmp_path, TRANSFORMER.replace("n_heads: 3, n_layers: 2", sizes))
+    problem = problem_of(path, "my-attn")
+    assert problem.startswith(f"{path}:{line_of(text, 'kwargs:', 2)}: {words}"), problem
+    assert "my-attn" not in read_zoo(zoo_file(tmp_path, TRANSFORMER)[0]).problems

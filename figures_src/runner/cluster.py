@@ -10,6 +10,8 @@ figure's declared "resources", e.g. {"GPU": 1}: its device follows them). Each r
 back as bytes and is installed and recorded like a local figure's, with where it ran (worker
 address, host, device). A worker that dies mid-figure is the scheduler's to retry on another
 (distributed.scheduler.allowed-failures, 3 by default); after that the figure is reported failed.
+When the scheduler has no worker left, a line says so and names the figures waiting; if none
+joins within $MECHINTERP_CLUSTER_WAIT seconds (120), they are reported failed.
 Either way no file of it is written until its whole result is here. Ctrl-C cancels the remote
 tasks (a figure already running finishes on its worker and is thrown away) and keeps the manifest
 consistent. A run with nothing stale never connects.
@@ -18,9 +20,11 @@ consistent. A run with nothing stale never connects.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -30,6 +34,12 @@ from figures_src.runner.signals import INTERRUPTS, Interrupted
 from figures_src.runner.staleness import Manifest, file_hash
 
 CONNECT_SECONDS = 5
+WAIT_ENV = "MECHINTERP_CLUSTER_WAIT"   # seconds to wait for a worker when none is left (default 120)
+POLL_SECONDS = 1
+
+
+class NoWorkersLeft(RuntimeError):
+    """The scheduler had no worker for the whole wait; the message says so, for each task left."""
 
 
 def connect(target: str, config: Path):
@@ -39,12 +49,35 @@ def connect(target: str, config: Path):
     if target == "slurm":
         from figures_src.runner.slurm import start_slurm_cluster
         return start_slurm_cluster(config)
+    if problem := address_problem(target):
+        raise SystemExit(f"error: CLUSTER={target}: {problem}; the form is tcp://host:8786 "
+                         "(a `dask scheduler`'s address), or slurm")
     try:
         return distributed.Client(target, timeout=CONNECT_SECONDS, set_as_default=False), None
     except (OSError, TimeoutError, ValueError) as error:
         raise SystemExit(f"error: cannot reach the Dask scheduler at {target} within "
                          f"{CONNECT_SECONDS} s ({type(error).__name__}); start one (`dask scheduler`) "
                          "or fix CLUSTER=") from None
+
+
+def address_problem(target: str) -> str | None:
+    """What is wrong with a scheduler address, said before connecting (distributed would only
+    time out on it, then print a traceback as the half-made client is collected), or None."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import get_backend
+    try:
+        scheme, location = parse_address(target)
+        get_backend(scheme)
+    except ValueError as error:
+        return str(error).replace("address scheme", "protocol").replace("known schemes", "known")
+    if scheme == "inproc":
+        return None
+    try:
+        host, port = parse_host_port(location)
+    except ValueError:
+        port = location.rpartition(":")[2] if ":" in location else ""
+        return f"the port {port!r} is not a number" if port else "it has no port"
+    return None if host else "it has no host"
 
 
 def shipped(function_name: str):
@@ -58,14 +91,34 @@ def shipped(function_name: str):
     return call
 
 
-def ship_code(client, repo_root: Path = REPO_ROOT):
+def own_modules(scripts_dir: Path, models_dir: Path, repo_root: Path = REPO_ROOT) -> dict[str, Path]:
+    """{name on a worker's path: file} of the speaker's own modules (not the engine's) that the
+    figures import (discover.py) and that the zoo's architectures and trainers are made of
+    (inputs.code_files): all of them, whichever figures are stale, so the code's identity does
+    not depend on what one run makes."""
+    from figures_src.runner.discover import ENGINE_PACKAGES, UnreadableScriptError, discover_figures
+    from mechinterp.models.config import ZooError, read_zoo
+    from mechinterp.models.inputs import code_files
+    try:
+        specs = discover_figures(scripts_dir, repo_root)
+    except UnreadableScriptError as error:   # the run goes on with the scripts that parse
+        specs = error.found
+    files = {path.resolve().relative_to(repo_root.resolve()).as_posix(): path
+             for spec in specs.values() for path in spec.engine_files}
+    with contextlib.suppress(OSError, ZooError):   # no zoo, or one the planning already refused
+        for entry in read_zoo(models_dir / "zoo.yaml").entries.values():
+            files.update(code_files(entry))
+    return {name: path for name, path in files.items() if name.split("/")[0] not in ENGINE_PACKAGES}
+
+
+def ship_code(client, scripts_dir: Path, models_dir: Path, repo_root: Path = REPO_ROOT):
     """Register the code plugin (sent only to workers that lack it); the bundle shipped."""
     import cloudpickle
     from figures_src.runner import codeship
     from figures_src.runner.discover import figure_scripts
     cloudpickle.register_pickle_by_value(codeship)   # a worker has no copy of it to import
     scripts = {str(path.resolve().relative_to(repo_root)) for path in figure_scripts(repo_root / "figures_src")}
-    bundle = codeship.code_bundle(repo_root, scripts)
+    bundle = codeship.code_bundle(repo_root, scripts, own_modules(scripts_dir, models_dir, repo_root))
     plugin = codeship.CodePlugin(bundle.code_id, bundle.archive)
     # a lambda travels by value: the scheduler has no copy of this module
     for name in client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.worker_plugins)):
@@ -73,7 +126,6 @@ def ship_code(client, repo_root: Path = REPO_ROOT):
             client.unregister_worker_plugin(name)                       # new worker must not take it
     client.register_plugin(plugin)
     return bundle
-
 
 
 def accepted_workers(client, code_id: str) -> tuple[list[str], list[str]]:
@@ -155,6 +207,39 @@ def outcome_of(future) -> dict:
         return {"error": f"the cluster could not run it: {type(error).__name__}: {error}", "frames": []}
 
 
+def worker_wait() -> float:
+    return float(os.environ.get(WAIT_ENV) or 120)
+
+
+def as_finished(client, names: dict, address: str):
+    """Each future of `names` ({future: what it makes}) as it finishes. While the scheduler has no
+    worker, one line says so, naming what waits; if none joins within worker_wait(), NoWorkersLeft."""
+    from distributed import wait
+    pending, alone_since = set(names), None
+    while pending:
+        try:
+            with client.as_current():   # wait() finds the client it waits through this way
+                done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            done = set()
+        pending -= done
+        yield from done
+        if done or not pending:
+            continue
+        if client.nthreads():
+            if alone_since is not None:
+                print("a worker joined; going on", file=sys.stderr, flush=True)
+            alone_since = None
+        elif alone_since is None:
+            alone_since = time.monotonic()
+            print(f"the scheduler at {address} has no workers left; waiting up to {worker_wait():.0f} s "
+                  f"({WAIT_ENV}) for one to join: {', '.join(sorted(names[f] for f in pending))} pending",
+                  file=sys.stderr, flush=True)
+        elif time.monotonic() - alone_since > worker_wait():
+            raise NoWorkersLeft(f"no worker of {address} took it within {worker_wait():.0f} s (the scheduler "
+                                "has none left: start one with `dask worker`); its previous outputs are kept")
+
+
 def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifest,
                    figures_dir: Path, commit: str, failures: dict) -> str:
     """Install and record a figure that came back, or add its failure; the line to print."""
@@ -203,8 +288,7 @@ def run_stale_on_cluster(stale, options, manifest: Manifest, figures_dir: Path) 
 
 
 def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:
-    from distributed import as_completed
-    bundle = ship_code(client)
+    bundle = ship_code(client, options.scripts_dir, options.models_dir)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
         print(line, file=sys.stderr)
@@ -216,7 +300,7 @@ def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> di
     staging_root = STAGING_ROOT / f"run-{os.getpid()}"
     commit, made = engine_commit(REPO_ROOT), 0
     try:
-        for future in as_completed(list(futures), loop=client.loop):
+        for future in as_finished(client, {f: spec.figure_id for f, (spec, _) in futures.items()}, options.cluster):
             spec, inputs = futures.pop(future)
             staging = staging_root / spec.figure_id.replace("/", "__")
             with INTERRUPTS.deferred():  # outputs and manifest entry go in together
@@ -224,6 +308,11 @@ def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> di
                                       figures_dir, commit, failures)
             made += spec.figure_id not in failures
             print(line, file=sys.stderr if line.startswith("FAILED") else sys.stdout, flush=True)
+    except NoWorkersLeft as stop:
+        client.cancel(list(futures), force=True)
+        for spec, _ in futures.values():
+            failures[spec.figure_id] = str(stop)
+            print(f"FAILED {spec.figure_id}: {stop}", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         client.cancel(list(futures), force=True)
         raise Interrupted([spec.figure_id for spec, _ in futures.values()], 0, made) from None

@@ -2,10 +2,13 @@
 
 The runner packs the files it itself imports (mechinterp/ and figures_src/: git's tracked files
 plus the untracked ones git does not ignore, as they are in the working tree; not the figure
-scripts, whose text each task carries) into one tar, named
-by its identity: the HEAD commit when those folders are clean, `<commit>+dirty.<digest>` when
-they have uncommitted changes (so what runs remotely is exactly what the runner hashed for
-staleness; the manifest's engine_commit still says +dirty). CodePlugin carries the tar to every
+scripts, whose text each task carries) and the speaker's own modules that figures and zoo
+architectures import (my_nets/tiny_attn.py: the caller lists them, cluster.own_modules) into
+one tar, named by its identity: the HEAD commit when all of it is committed, `<commit>+dirty.<digest>`
+when any file has uncommitted changes, is untracked or ignored, or lies outside the checkout (so
+what runs remotely is exactly what the runner hashed for staleness, and a worker that imported
+an older copy of a speaker's module is refused, never used; the manifest's engine_commit still
+says +dirty). CodePlugin carries the tar to every
 worker once (a Dask worker plugin, kept by the scheduler for workers that join later), unpacks it
 into a per-code cache folder ($MECHINTERP_WORKER_CACHE, default <tmp>/mechinterp-worker-cache)
 and puts that folder first on the worker's sys.path, so the worker imports figures_src.runner.remote
@@ -37,7 +40,8 @@ CACHE_ENV = "MECHINTERP_WORKER_CACHE"
 @dataclass(frozen=True)
 class CodeBundle:
     code_id: str      # "<commit>" or "<commit>+dirty.<digest>"
-    archive: bytes    # an uncompressed tar of SHIPPED_FOLDERS, deterministic for equal files
+    archive: bytes    # an uncompressed tar of SHIPPED_FOLDERS and the speaker's own modules,
+                      # deterministic for equal files
 
 
 def _git(repo_root: Path, *args: str) -> str:
@@ -52,30 +56,43 @@ def shipped_files(repo_root: Path) -> list[str]:
     return sorted({name for name in listed if name and (repo_root / name).is_file()})
 
 
-def pack(repo_root: Path, names: list[str]) -> bytes:
-    """A tar of `names` with fixed owners and times, so equal files give equal bytes."""
+def pack(files: dict[str, Path]) -> bytes:
+    """A tar of {name in the tar: file} with fixed owners and times, so equal files give equal bytes."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for name in names:
-            data = (repo_root / name).read_bytes()
+        for name, path in sorted(files.items()):
+            data = path.read_bytes()
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
-def code_bundle(repo_root: Path, figure_scripts: set[str] = frozenset()) -> CodeBundle:
-    """The runner's code as it is now, named by commit, and by digest when uncommitted. The
-    figure scripts are left out: each task carries its own script's text, so editing one
-    changes no worker's code."""
+def in_checkout(repo_root: Path, files: dict[str, Path]) -> list[str] | None:
+    """The files' paths relative to the checkout, or None when one lies outside it."""
+    root = repo_root.resolve()
+    paths = [path.resolve() for path in files.values()]
+    if not all(path.is_relative_to(root) for path in paths):
+        return None
+    return [path.relative_to(root).as_posix() for path in paths]
+
+
+def code_bundle(repo_root: Path, figure_scripts: set[str] = frozenset(),
+                own: dict[str, Path] | None = None) -> CodeBundle:
+    """The runner's code and the speaker's modules (`own`: {name on the worker's path: file}) as
+    they are now, named by commit, and by digest when anything is uncommitted. The figure scripts
+    are left out: each task carries its own script's text, so editing one changes no worker's code."""
     try:
         commit = _git(repo_root, "rev-parse", "HEAD").strip()[:12]
-        names = [name for name in shipped_files(repo_root) if name not in figure_scripts]
-        dirty = _git(repo_root, "status", "--porcelain", "--", *names).strip()
+        files = {name: repo_root / name for name in shipped_files(repo_root) if name not in figure_scripts}
+        files.update({name: path for name, path in (own or {}).items() if name not in files})
+        checked = in_checkout(repo_root, files)
+        # --ignored: an ignored file is no part of the commit, so it must name the code by digest
+        dirty = checked is None or _git(repo_root, "status", "--porcelain", "--ignored", "--", *checked).strip()
     except (OSError, subprocess.SubprocessError) as error:
         raise SystemExit(f"error: the cluster needs {repo_root} to be a git checkout, to name the "
                          f"code it ships to workers ({error})") from None
-    archive = pack(repo_root, names)
+    archive = pack(files)
     digest = hashlib.sha256(archive).hexdigest()[:12]
     return CodeBundle(f"{commit}+dirty.{digest}" if dirty else commit, archive)
 

@@ -3,8 +3,10 @@
 A module in the scripts folder is a figure script if and only if it declares FIGURES (helper
 modules such as plotting.py simply don't; the runner's own modules live in this package, apart).
 Each script's FIGURES dict is read with `ast.literal_eval`. Each figure's dependencies are the part
-of its script that its make function reaches (reach.py) and the engine files found by
-following that part's `import mechinterp...` statements through the engine's own imports.
+of its script that its make function reaches (reach.py) and the project files found by following
+that part's imports through their own (mechinterp.models.sources.module_sources): the engine's
+and the speaker's own packages in the project folder (`from my_lab.data import load`), never an
+installed package or the stdlib.
 Nothing here imports torch, and what each file gave is cached (.figure-staging/discover-cache.json,
 keyed by the file's content digest), so deciding what is stale stays fast.
 
@@ -14,7 +16,7 @@ figures of the scripts that do parse, so a caller that needs only those may go o
 which do).
 
     specs = discover_figures(Path("figures_src"))
-    specs["featvis/from-noise"].engine_files   # every mechinterp/*.py it can reach
+    specs["featvis/from-noise"].engine_files   # every project .py it can reach (my_lab/data.py too)
 """
 from __future__ import annotations
 
@@ -32,11 +34,11 @@ from figures_src.runner.reach import all_imports, figure_part
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.failures import shown_path
 from mechinterp.models.fields import PROFILES   # the zoo's `profiles:` take the same names
-from mechinterp.models.sources import module_file
+from mechinterp.models.sources import module_file, module_sources
 
 GPU_PROFILE = "gpu"      # the full deck plus the figures of models only a GPU trains (GoogLeNet);
                          # its parameters are a figure's "gpu" ones, else its "full" ones
-OWN_PACKAGES = ("mechinterp", "figures_src")
+ENGINE_PACKAGES = ("mechinterp", "figures_src")   # the rest of a figure's code is the speaker's
 # every figure runs through these (the worker seeds, styles and loads models with them)
 RUNNER_MODULES = {"figures_src.runner.context", "figures_src.runner.style", "mechinterp.device"}
 # ...but not through the package's __init__ (its API for decktools): editing the command line or
@@ -375,29 +377,17 @@ def _package_parts(path: Path) -> list[str]:
     return parts
 
 
+def reachable_files(modules: set[str], repo_root: Path, exclude: set[Path] = frozenset()) -> list[Path]:
+    """Every file of the project (engine, runner and the speaker's own packages under repo_root;
+    never an installed package or the stdlib) that importing `modules` can load."""
+    return module_sources(modules, repo_root, exclude, lambda path, _: _imported_modules(path), _module_file)
+
+
 @functools.lru_cache(maxsize=None)
 def _module_file(module: str, repo_root: Path) -> Path | None:
     return module_file(module, repo_root)
 
 
-def reachable_files(modules: set[str], repo_root: Path, packages=OWN_PACKAGES,
-                    exclude: set[Path] = frozenset()) -> list[Path]:
-    """Every file of our own packages that importing `modules` can load (package __init__s too)."""
-    seen: set[Path] = set()
-    pending = sorted(modules)
-    while pending:
-        module = pending.pop()
-        parts = module.split(".")
-        if parts[0] not in packages:
-            continue
-        for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__
-            found = _module_file(".".join(parts[:depth]), repo_root)
-            if found and found not in seen and found not in exclude:
-                seen.add(found)
-                pending.extend(_imported_modules(found))
-    return sorted(seen)
-
-
-def engine_dependencies(script: Path, repo_root: Path, packages=OWN_PACKAGES) -> list[Path]:
-    """Every file of our own packages that `script` can reach through imports (package __init__s too)."""
-    return reachable_files(_imported_modules(script), repo_root, packages, exclude={script})
+def engine_dependencies(script: Path, repo_root: Path) -> list[Path]:
+    """Every project file that `script` can reach through imports (package __init__s too)."""
+    return reachable_files(_imported_modules(script), repo_root, exclude={script})

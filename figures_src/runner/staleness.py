@@ -1,7 +1,7 @@
 """Decide which figures are stale, from content hashes of everything each one depends on.
 
-A figure's inputs are the part of its script that its make function reaches, the engine files
-that part reaches through imports, the inputs of every zoo model it reads (the engine's one
+A figure's inputs are the part of its script that its make function reaches, the project files
+that part reaches through imports (the engine's and the speaker's own packages, discover.py), the inputs of every zoo model it reads (the engine's one
 definition, mechinterp/models/inputs.py: zoo entry, dataset, checkpoint, architecture source),
 its parameters and the profile. Their hashes are combined into one `input_hash`; the manifest
 (talk/public/figures/manifest.json) records it with the hashes of the outputs. A figure is stale
@@ -25,7 +25,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.runner.discover import FigureSpec
+from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import Zoo, ZooError, is_imported, read_zoo
 from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs, model_stale_reason
@@ -133,13 +133,14 @@ def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir
 
 
 def changed_inputs(old: dict, new: dict, models_dir: Path | None = None) -> list[str]:
-    """What differs, in words: "script changed", "engine mechinterp/hooks.py changed",
+    """What differs, in words: "script changed", "engine mechinterp/hooks.py changed", "imported
+    module my_lab/data.py changed" (the speaker's own package),
     "checkpoint ../w.pt changed (model my-net)", ..."""
     changed = [f"{key} changed" for key in ("script", "params", "profile", "make")
                if old.get(key) != new.get(key)]
     before, after = old.get("engine", {}), new.get("engine", {})
-    changed += [f"engine {path} changed" for path in sorted(set(before) | set(after))
-                if before.get(path) != after.get(path)]
+    changed += [f"{'engine' if path.split('/')[0] in ENGINE_PACKAGES else 'imported module'} {path} changed"
+                for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
     before, after = old.get("models", {}), new.get("models", {})
     for name in sorted(set(before) | set(after)):
         if name not in before or name not in after:

@@ -3,7 +3,8 @@
     python -m figures_src.runner.zoo_cluster --cluster tcp://host:8786 [--device cpu] [--names a b]
 
 The zoo decides what is stale (mechinterp/models/inputs.py), exactly as `make models` does. A
-trained model whose dataset is generated from code (shapes, digits) is sent with the code
+trained model whose data is generated from code (shapes, digits; a `trainer:` entry without a
+dataset, such as a transformer trained on generated sequences) is sent with the code
 (cluster.py's shipping) and the zoo.yaml text; the worker trains it with the zoo's own build_one
 and sends back its checkpoint and meta.json. The runner writes the checkpoint, then meta.json with
 the inputs recomputed here (so staleness reads this machine's files) and where it was trained,
@@ -20,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from figures_src.runner.cluster import accepted_workers, connect, ship_code, shipped
-from figures_src.runner.paths import MODELS_DIR, REPO_ROOT
+from figures_src.runner.paths import MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.signals import INTERRUPTS, Interrupted, stop_signals_handled
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import is_imported, read_zoo
@@ -36,7 +37,8 @@ def split_stale(zoo, models_dir: Path, names=None) -> tuple[list[str], list[str]
         if name in zoo.problems or model_stale_reason(name, zoo, models_dir) is None:
             continue
         entry = zoo.entries[name]
-        travels = not is_imported(entry) and entry.get("dataset") in PROCEDURAL_DATASETS
+        generated = entry.get("dataset") in PROCEDURAL_DATASETS or ("trainer" in entry and "dataset" not in entry)
+        travels = not is_imported(entry) and generated   # a trainer's sequences come from code too
         (remote if travels else here).append(name)
     return remote, here
 
@@ -57,9 +59,8 @@ def install_model(name: str, outcome: dict, zoo, models_dir: Path) -> str:
 
 def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, device: str) -> dict[str, str]:
     """Train `names` on the cluster, installing each as it returns; {name: failure}."""
-    from distributed import as_completed
-    from figures_src.runner.cluster import outcome_of
-    bundle = ship_code(client)
+    from figures_src.runner.cluster import NoWorkersLeft, as_finished, outcome_of
+    bundle = ship_code(client, SCRIPTS_DIR, models_dir)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
         print(line, file=sys.stderr)
@@ -72,13 +73,18 @@ def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, d
     futures = {client.submit(shipped("train_model_remotely"), job, key=f"model-{name}-{uuid.uuid4().hex[:8]}",
                              pure=False, workers=workers if refused else None): name for name, job in jobs.items()}
     try:
-        for future in as_completed(list(futures), loop=client.loop):
+        for future in as_finished(client, dict(futures), client.scheduler.address):
             name = futures.pop(future)
             with INTERRUPTS.deferred():   # checkpoint and meta.json go in together
                 line = install_model(name, outcome_of(future), zoo, models_dir)
             if line.startswith("zoo: cannot"):
                 failures[name] = line
             print(line, file=sys.stderr, flush=True)
+    except NoWorkersLeft as stop:
+        client.cancel(list(futures), force=True)
+        for name in futures.values():
+            failures[name] = f"zoo: cannot build {name!r} on the cluster: {stop}"
+            print(failures[name], file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         client.cancel(list(futures), force=True)
         raise Interrupted(list(futures.values()), 0, len(names) - len(futures)) from None

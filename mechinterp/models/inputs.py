@@ -50,25 +50,34 @@ def architecture_sources(entry: dict) -> dict[str, str | None]:
     module cannot be found; building the model then says why)."""
     if "torchvision" in entry:
         return {"torchvision": importlib.metadata.version("torchvision")}
+    files = code_files(entry)
+    if not files:
+        return {str(entry.get("architecture")): None}
+    return {name: file_hash(path) for name, path in files.items()}
+
+
+def code_files(entry: dict) -> dict[str, Path]:
+    """{file relative to its project: path} of the code that builds the entry: the module of its
+    architecture class (the speaker's own package, or our built-in architectures) and what that
+    imports from the same project, then its `trainer:` module's ({} when the architecture is not
+    found, or is torchvision's). What a cluster worker needs besides the engine."""
+    if "torchvision" in entry:
+        return {}
     spec = str(entry.get("architecture"))
     module = spec.split(":", 1)[0] if ":" in spec else BUILT_IN_ARCHITECTURES
-    found = find_module(module, None if ":" in spec else [REPO_ROOT])
-    if found is None:
-        return {spec: None}
-    root = found[1]
-    sources = {path.relative_to(root).as_posix(): file_hash(path) for path in module_sources(module, root)}
-    return {**sources, **trainer_sources(entry)}
+    files = module_files(module, None if ":" in spec else [REPO_ROOT])
+    if files and "trainer" in entry:   # a change to the training code retrains the model
+        files.update(module_files(str(entry["trainer"]).split(":", 1)[0], [REPO_ROOT]))
+    return files
 
 
-def trainer_sources(entry: dict) -> dict[str, str]:
-    """{file: hash} of a `trainer:` entry's training code: a change to it retrains the model."""
-    if "trainer" not in entry:
-        return {}
-    module = str(entry["trainer"]).split(":", 1)[0]
-    found = find_module(module, [REPO_ROOT])
+def module_files(module: str, roots: list[Path] | None) -> dict[str, Path]:
+    """{file relative to its project: path} of `module` (found in `roots`, default the user's
+    sys.path folders) and of what it imports from that project; {} when it is not found."""
+    found = find_module(module, roots)
     if found is None:
         return {}
-    return {path.relative_to(found[1]).as_posix(): file_hash(path) for path in module_sources(module, found[1])}
+    return {path.relative_to(found[1]).as_posix(): path for path in module_sources(module, found[1])}
 
 
 def _data_folder(entry: dict) -> Path:

@@ -1,17 +1,25 @@
-"""The layer names a model's figures can read: every module a forward pass runs, in order.
+"""The layer names a model's figures can read, in forward order, with the shape of each output.
 
     python -m mechinterp.models.layers shapes-resnet18        # a zoo model (models/zoo.yaml)
     python -m mechinterp.models.layers resnet18 googlenet     # torchvision architectures by name
 
     from mechinterp.models.layers import layer_table
-    rows = layer_table(model)        # [LayerRow(name="layer1.0.conv1", kind="Conv2d", ...), ...]
+    rows = layer_table(model)   # [LayerRow(name="layer1.0.conv1", kind="Conv2d", shape=(64, 8, 8)), ...]
 
-Names are torchvision's own (`layer1`, `layer2.0.conv1`, `inception4a`). The graph comes from
-torchvision.models.feature_extraction.get_graph_node_names, which traces the model with torch.fx;
-its nodes include functional steps (`layer1.0.add`, `flatten`) that are not modules: hooks, and so
-feature_layers, ablation and patching, take module names only, so those are marked. A module the
-forward pass runs twice (torchvision's blocks reuse one `relu`) is marked too: read its block
-instead. A model fx cannot trace is listed from model.named_modules().
+Names are torchvision's own (`layer1`, `layer2.0.conv1`, `features.0.0`, `inception4a`). The
+order is that of one forward pass of a zero image of the model's input_shape (torchvision's
+3x224x224 when none is declared), with hooks on every module: each module is listed when its
+output is made, so a layer comes before the block (a container: `layer1.0`, `features.1`) that
+holds it, marked "block output". Every module is listed, down to the leaves inside torchvision's
+own blocks (`features.0.0` of MobileNetV3's Conv2dNormActivation). The functional steps
+(`layer1.0.add`, `flatten`) come from torchvision.models.feature_extraction.get_graph_node_names
+(a torch.fx trace) and are marked: hooks, and so feature_layers, ablation and patching, take
+module names only. A module the forward pass runs twice (torchvision's blocks reuse one `relu`) is
+marked too: read its block instead. The convs of a squeeze-excitation gate (MobileNetV3's
+`features.4.block.2.fc1`: a 1x1 conv of the pooled channels that scales them) are marked, being
+left out of the default feature_layers (describe.py). A model that cannot run a zero image is
+listed in module order (each block after its layers), without shapes; one fx cannot trace, without
+its functional steps.
 """
 from __future__ import annotations
 
@@ -20,26 +28,34 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
-HOOKABLE = "module"
+from mechinterp.device import model_device
+from mechinterp.hooks import hooked
+from mechinterp.models.describe import gate_convs, shape_text
+
 FUNCTION = "function (not hookable: read the module that contains it)"
+TORCHVISION_INPUT = (3, 224, 224)
 
 
 @dataclass
 class LayerRow:
     name: str
-    kind: str           # the module's class, or "function"
-    note: str = ""      # why a name cannot be read, or is read at its last call
+    kind: str                   # the module's class, or "function"
+    note: str = ""              # why a name cannot be read, or is read at its last call
+    shape: tuple | None = None  # its output for one image (the last call), when the model ran
 
 
 def graph_node_names(model: nn.Module) -> list[str]:
-    """Eval-mode node names of torchvision's fx trace, or the module names when tracing fails."""
+    """Eval-mode node names of torchvision's fx trace ([] when fx cannot trace the model)."""
+    import inspect
     from torchvision.models.feature_extraction import get_graph_node_names
+    inputs = set(inspect.signature(model.forward).parameters)   # fx's nodes for the arguments
     try:
-        return get_graph_node_names(model)[1]
-    except Exception:  # noqa: BLE001 - fx cannot trace every model: fall back to the modules
-        return [name for name, _ in model.named_modules() if name]
+        return [node for node in get_graph_node_names(model)[1] if node not in inputs]
+    except Exception:  # noqa: BLE001 - fx cannot trace every model: list the modules alone
+        return []
 
 
 def _called_module(node: str, modules: dict[str, nn.Module]) -> str | None:
@@ -50,25 +66,82 @@ def _called_module(node: str, modules: dict[str, nn.Module]) -> str | None:
     return base if suffix.isdigit() and base in modules else None
 
 
-def layer_table(model: nn.Module) -> list[LayerRow]:
-    """One row per graph node, then the containers (blocks, stages) whose outputs hooks read."""
-    modules = dict(model.named_modules())
-    nodes = [n for n in graph_node_names(model) if n != "x"]
-    calls = Counter(_called_module(n, modules) for n in nodes)
-    rows, seen = [], set()
+def _output_shape(output) -> tuple | None:
+    tensor = output[0] if isinstance(output, (tuple, list)) and output else output
+    return tuple(tensor.shape[1:]) if isinstance(tensor, torch.Tensor) else None
+
+
+def forward_order(model: nn.Module, input_shape) -> tuple[dict[str, tuple | None], Counter] | None:
+    """({module: output shape of its last call}, in the order their first outputs are made;
+    {module: calls}) for one zero image in eval mode, or None when the model cannot run one."""
+    shapes, calls, training = {}, Counter(), model.training
+
+    def recorder(name: str):
+        def record(module, inputs, output):
+            shapes[name] = _output_shape(output)
+            calls[name] += 1
+        return record
+    try:
+        with torch.no_grad(), hooked(model, {n: recorder(n) for n, _ in model.named_modules() if n}):
+            model.eval()(torch.zeros(1, *input_shape, device=model_device(model)))
+    except Exception:  # noqa: BLE001 - any model: the listing falls back to module order
+        return None
+    finally:
+        model.train(training)
+    return shapes, calls
+
+
+def _module_order(model: nn.Module, prefix: str = "") -> list[str]:
+    """Module names with each block after its layers (the order hooks see outputs)."""
+    names = []
+    for name, child in model.named_children():
+        full = f"{prefix}{name}"
+        names += _module_order(child, f"{full}.") + [full]
+    return names
+
+
+def _functions_after(nodes: list[str], modules: dict) -> dict[str | None, list[str]]:
+    """{module: the functional fx nodes that run after it, before the next module}: a node
+    (`features.3.add`) follows the whole child of its own block (`features.3.block`) that ran last."""
+    after, previous = {}, None
     for node in nodes:
         called = _called_module(node, modules)
-        if called is None:
-            rows.append(LayerRow(node, "function", FUNCTION))
-        elif called not in seen:
-            seen.add(called)
-            note = (f"runs {calls[called]} times per forward pass: hooks read its last call"
-                    if calls[called] > 1 else "")
-            rows.append(LayerRow(called, type(modules[called]).__name__, note))
-    containers = [LayerRow(name, type(module).__name__, "block output")
-                  for name, module in modules.items() if name and name not in seen
-                  and list(module.children())]
-    return rows + containers
+        if called is not None:
+            previous = called
+            continue
+        scope = node.rpartition(".")[0]
+        prefix = f"{scope}." if scope else ""
+        inside = previous is not None and previous.startswith(prefix)
+        anchor = prefix + previous[len(prefix):].split(".")[0] if inside else previous
+        after.setdefault(anchor, []).append(node)
+    return after
+
+
+def layer_table(model: nn.Module, input_shape=None) -> list[LayerRow]:
+    """One row per module in forward order (see the module docstring), the functional steps
+    between them, and last the modules an eval-mode forward pass never runs."""
+    modules = dict(model.named_modules())
+    nodes = graph_node_names(model)
+    ran = forward_order(model, input_shape or getattr(model, "input_shape", None) or TORCHVISION_INPUT)
+    shapes, calls = ran or ({name: None for name in _module_order(model)},
+                            Counter(_called_module(n, modules) for n in nodes))
+    functions, gates = _functions_after(nodes, modules), gate_convs(model)
+    rows = [LayerRow(node, "function", FUNCTION) for node in functions.get(None, [])]
+    for name, shape in shapes.items():
+        rows.append(LayerRow(name, type(modules[name]).__name__, _note(modules[name], calls[name],
+                                                                      name in gates), shape))
+        rows += [LayerRow(node, "function", FUNCTION) for node in functions.get(name, [])]
+    unrun = [name for name in _module_order(model) if name not in shapes]
+    return rows + [LayerRow(name, type(modules[name]).__name__, "not run by an eval-mode forward pass")
+                   for name in unrun]
+
+
+def _note(module: nn.Module, calls: int, gate: bool) -> str:
+    if calls > 1:
+        return f"runs {calls} times per forward pass: hooks read its last call"
+    if gate:
+        return "squeeze-excitation gate: not a default feature layer"
+    return "block output" if list(module.children()) else ""
 
 
 def _model_for(name: str) -> nn.Module:
@@ -88,15 +161,23 @@ def _model_for(name: str) -> nn.Module:
                      f"({', '.join(zoo.entries)}) nor a torchvision model")
 
 
+def print_rows(rows: list[LayerRow]) -> None:
+    """Name, kind, output shape and note in columns as wide as their longest entry."""
+    cells = [(row.name, row.kind, shape_text(row.shape) if row.shape else "", row.note) for row in rows]
+    widths = [max((len(cell[i]) for cell in cells), default=0) for i in range(3)]
+    for cell in cells:
+        print("  " + "  ".join(text.ljust(width) for text, width in zip(cell, widths + [0])).rstrip())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="zoo model names or torchvision model names")
     args = parser.parse_args(argv)
     for name in args.models:
         model = _model_for(name).eval()
-        print(f"{name} ({type(model).__name__}):")
-        for row in layer_table(model):
-            print(f"  {row.name:32s} {row.kind:20s} {row.note}".rstrip())
+        shape = getattr(model, "input_shape", None) or TORCHVISION_INPUT
+        print(f"{name} ({type(model).__name__}; output shapes for one {shape_text(shape)} image):")
+        print_rows(layer_table(model, shape))
     return 0
 
 

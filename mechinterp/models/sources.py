@@ -20,6 +20,7 @@ import json
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Callable, Iterable
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
 _imports: dict[tuple[str, int, int], set[str]] = {}
@@ -113,17 +114,28 @@ def _imported_by(path: Path, module: str) -> set[str]:
     return _imports[key]
 
 
-def module_sources(module: str, root: Path) -> list[Path]:
-    """The file of `module` under `root` and every file under `root` it imports, transitively
-    (package __init__ files too, since importing a.b.c runs a/__init__ and a/b/__init__)."""
-    seen: dict[Path, str] = {}
-    pending = [module]
+def top_level_names(root: Path) -> set[str]:
+    """The modules and packages a folder offers at its top level ({"my_lab", "helpers"})."""
+    return {path.stem for path in root.glob("*.py")} | {path.parent.name for path in root.glob("*/__init__.py")}
+
+
+def module_sources(modules: str | Iterable[str], root: Path, exclude=frozenset(),
+                   imports: Callable[[Path, str], Iterable[str]] = _imported_by,
+                   locate: Callable[[str, Path], Path | None] = module_file) -> list[Path]:
+    """The files under `root` of `modules` and every file under `root` they import, transitively
+    (package __init__ files too, since importing a.b.c runs a/__init__ and a/b/__init__); files
+    in `exclude` are neither listed nor followed. The figure runner passes its cached readers of
+    a file's imports (`imports(path, module)`) and of where a module is (`locate`)."""
+    seen: set[Path] = set()
+    pending = [modules] if isinstance(modules, str) else sorted(modules)
+    tops, looked = top_level_names(root), set()   # torch, numpy...: never looked for
     while pending:
         parts = pending.pop().split(".")
-        for depth in range(1, len(parts) + 1):
-            name = ".".join(parts[:depth])
-            found = module_file(name, root)
-            if found and found not in seen:
-                seen[found] = name
-                pending.extend(_imported_by(found, name))
+        names = {".".join(parts[:depth]) for depth in range(1, len(parts) + 1)} - looked
+        looked |= names
+        for name in sorted(names) if parts[0] in tops else ():
+            found = locate(name, root)
+            if found and found not in seen and found not in exclude:
+                seen.add(found)
+                pending.extend(imports(found, name))
     return sorted(seen)

@@ -29,7 +29,10 @@ device and refused there when named: only a GPU trains it.
 Optional layer descriptions (feature_layers, conv_layers, classifier_layer, input_shape,
 class_names) fill in what the architecture does not define itself; a layer the model does not
 have, or an input_shape a zero image of which its forward refuses, is the entry's problem when the
-model is built (describe.py). Fields are checked when zoo.yaml is read (config.py, fields.py).
+model is built (describe.py), as is a dataset whose images are not the model's input_shape
+(or, none declared, that its forward refuses), before anything is trained or evaluated;
+`resize_dataset: true` resizes the images to input_shape instead (mechinterp.data.fit_images).
+Fields are checked when zoo.yaml is read (config.py, fields.py).
 Weights are always read without running code from the file (see checkpoints.py).
 
 A model that cannot be built (an architecture that does not import, a refused checkpoint, weights
@@ -52,13 +55,13 @@ import torch
 from torch import nn
 
 from mechinterp.atomic_file import write_atomic
-from mechinterp.data import load_dataset
+from mechinterp.data import ImageShapeError, load_dataset
 from mechinterp.device import keep_freed_memory, pick_device, seed_everything, torch_threads
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
-from mechinterp.models.describe import describe_layers, try_one_image
+from mechinterp.models.describe import check_dataset_fits, describe_layers, try_one_image
 from mechinterp.models.failures import failure_block, raised_at, weight_mismatches
-from mechinterp.models.config import (Zoo, ZooError, in_profile, is_imported,  # noqa: F401
+from mechinterp.models.config import (FieldError, Zoo, ZooError, in_profile, is_imported,  # noqa: F401
                                       read_zoo, read_zoo_config,
                                       source_path)
 from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
@@ -70,9 +73,18 @@ TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed"
                  "optimizer")
 
 
-def _load_split(entry: dict, split: str):
-    return load_dataset(entry["dataset"], split, entry.get("data_root"),
-                        **(entry.get("dataset_options") or {}))
+def _load_split(entry: dict, split: str, model: nn.Module):
+    """The entry's dataset split (resized to input_shape with `resize_dataset: true`), checked to
+    fit the model before anything is trained or evaluated on it (describe.check_dataset_fits)."""
+    shape = entry["input_shape"] if entry.get("resize_dataset") else None
+    try:
+        data = load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape,
+                            **(entry.get("dataset_options") or {}))
+    except ImageShapeError as error:
+        raise FieldError("resize_dataset", f"resize_dataset: {error}; name a dataset of 1 or "
+                         f"{shape[0]} channels, or change input_shape") from None
+    check_dataset_fits(model, entry, data)
+    return data
 
 
 # --- building models ---
@@ -192,9 +204,8 @@ def train_one(name: str, entry: dict, device: torch.device) -> tuple[nn.Module, 
     seed_everything(settings.seed)
     model = build_model(entry)
     try_one_image(model, entry)
-    train_data = _load_split(entry, "train")
+    train_data, test_data = _load_split(entry, "train", model), _load_split(entry, "test", model)
     report = train_classifier(model, train_data, settings, device, description=name)
-    test_data = _load_split(entry, "test")
     test = evaluate(model, test_data, device)
     metrics = {"test_accuracy": test["accuracy"], "test_accuracy_per_class": test["per_class"],
                "train_accuracy": evaluate(model, train_data, device)["accuracy"],
@@ -215,11 +226,11 @@ def import_one(name: str, entry: dict, device: torch.device, config_dir: Path) -
     model = build_model(entry)
     _load_weights(model, load_state_dict(source), source)
     try_one_image(model, entry)
+    test = _load_split(entry, "test", model) if "dataset" in entry else None
     model.to(device).eval()
     facts = {"source": str(source), "source_sha256": sha256_file(source), "train_seconds": 0.0,
              "class_names": entry.get("class_names"), "metrics": {}}
-    if "dataset" in entry:
-        test = _load_split(entry, "test")
+    if test is not None:
         result = evaluate(model, test, device)
         facts["metrics"] = {"test_accuracy": result["accuracy"],
                             "test_accuracy_per_class": result["per_class"],

@@ -2,6 +2,7 @@
 
 One idea per file:
   model.py             AttentionOnlyTransformer, with TransformerLens's parameter and hook names
+  interface.py         what the engine needs of any transformer: sizes, heads, sequence checks
   sequences.py         repeated-random-token data
   training.py          training on it, with snapshots along the way (the phase change)
   snapshots.py         a zoo model's snapshots, saved next to its checkpoint and loaded back

@@ -22,12 +22,14 @@ import torch
 from torch import nn
 
 from mechinterp.hooks import capture, intervene
+from mechinterp.transformers.interface import check_tokens, checked_heads
 from mechinterp.transformers.logit_attribution import z_hook
 
 METHODS = ("zero", "mean", "resample")
 
 
 def _reference_z(model: nn.Module, reference: torch.Tensor, layers: set[int]) -> dict[int, torch.Tensor]:
+    check_tokens(model, reference)
     with torch.no_grad(), capture(model, [z_hook(layer) for layer in layers]) as captured:
         model(reference)
     return {layer: captured[z_hook(layer)] for layer in layers}
@@ -57,13 +59,13 @@ def _change(heads: list[int], replacement: torch.Tensor | None):
 @contextlib.contextmanager
 def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]], method: str = "zero",
                  reference: torch.Tensor | None = None) -> Iterator[None]:
-    """Within the block, the given (layer, head)s output the ablated value."""
+    """Within the block, the given heads ((layer, head) or "layer.head") output the ablated value."""
     if method not in METHODS:
         raise ValueError(f"ablation method must be one of {', '.join(METHODS)}, got {method!r}")
     if method != "zero" and reference is None:
         raise ValueError(f"{method} ablation needs reference tokens to take the head's values from")
     by_layer: dict[int, list[int]] = {}
-    for layer, head in heads:
+    for layer, head in checked_heads(model, heads):
         by_layer.setdefault(layer, []).append(head)
     zs = _reference_z(model, reference, set(by_layer)) if method != "zero" else {}
     changes = {z_hook(layer): _change(hs, _replacement(method, zs.get(layer)))

@@ -18,20 +18,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mechinterp.transformers.interface import checked_heads
 
-def _attn(model: nn.Module, layer: int):
+
+def _attn(model: nn.Module, layer: int, head: int):
+    """The attention module holding (layer, head), once the head is checked to be the model's."""
+    checked_heads(model, [(layer, head)])
     return model.blocks[layer].attn
 
 
 def head_qk(model: nn.Module, layer: int, head: int) -> torch.Tensor:
     """(d_model, d_model) W_Q W_K^T of one head."""
-    attn = _attn(model, layer)
+    attn = _attn(model, layer, head)
     return attn.W_Q[head].double() @ attn.W_K[head].double().T
 
 
 def head_ov(model: nn.Module, layer: int, head: int) -> torch.Tensor:
     """(d_model, d_model) W_V W_O of one head (row vector convention: x W_V W_O)."""
-    attn = _attn(model, layer)
+    attn = _attn(model, layer, head)
     return attn.W_V[head].double() @ attn.W_O[head].double()
 
 

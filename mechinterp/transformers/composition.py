@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from mechinterp.transformers.circuits import head_ov, head_qk
+from mechinterp.transformers.interface import all_heads, size
 
 MODES = ("Q", "K", "V")
 
@@ -43,11 +44,11 @@ def _right_matrix(model: nn.Module, layer: int, head: int, mode: str) -> torch.T
 @torch.no_grad()
 def all_composition_scores(model: nn.Module, mode: str) -> torch.Tensor:
     """(layer, head, layer, head) scores of left head (first two) into right head (last two)."""
-    layers, heads = model.n_layers, model.n_heads
+    layers, heads = size(model, "n_layers"), size(model, "n_heads")
     scores = torch.zeros(layers, heads, layers, heads, dtype=torch.float64)
-    for left_layer, left_head in model.heads():
+    for left_layer, left_head in all_heads(model):
         left = head_ov(model, left_layer, left_head)
-        for right_layer, right_head in model.heads():
+        for right_layer, right_head in all_heads(model):
             if right_layer > left_layer:
                 right = _right_matrix(model, right_layer, right_head, mode)
                 scores[left_layer, left_head, right_layer, right_head] = composition_score(left, right)

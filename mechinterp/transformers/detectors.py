@@ -18,13 +18,14 @@ import torch
 from torch import nn
 
 from mechinterp.transformers.circuits import ov_circuit
+from mechinterp.transformers.interface import size
 from mechinterp.transformers.patterns import attention_patterns, offset_score
 
 
 def _per_head(model: nn.Module, tokens: torch.Tensor, offset: int, first_query: int) -> torch.Tensor:
     patterns = attention_patterns(model, tokens)
     return torch.stack([offset_score(patterns[layer], offset, first_query)
-                        for layer in range(model.n_layers)])
+                        for layer in range(size(model, "n_layers"))])
 
 
 def previous_token_scores(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -52,4 +53,5 @@ def positive_eigenvalue_share(matrix: torch.Tensor) -> float:
 def copying_scores(model: nn.Module) -> torch.Tensor:
     """(layer, head) positive share of the eigenvalues of each head's full OV circuit."""
     return torch.tensor([[positive_eigenvalue_share(ov_circuit(model, layer, head))
-                          for head in range(model.n_heads)] for layer in range(model.n_layers)])
+                          for head in range(size(model, "n_heads"))]
+                         for layer in range(size(model, "n_layers"))])

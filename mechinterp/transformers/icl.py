@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mechinterp.transformers.interface import check_tokens
 from mechinterp.transformers.sequences import repeated_loss_positions
 from mechinterp.transformers.training import next_token_loss
 
@@ -20,6 +21,7 @@ from mechinterp.transformers.training import next_token_loss
 @torch.no_grad()
 def position_losses(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     """(batch, pos - 1): the loss of predicting tokens[:, t + 1] at each position t."""
+    check_tokens(model, tokens)
     return next_token_loss(model(tokens), tokens)
 
 

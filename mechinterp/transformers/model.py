@@ -10,10 +10,24 @@ Parameters and hook points are named as in TransformerLens (embed.W_E, pos_embed
 blocks.{l}.attn.W_Q/W_K/W_V/W_O and b_*, unembed.W_U/b_U; hook_embed, hook_pos_embed,
 blocks.{l}.hook_resid_pre, blocks.{l}.attn.hook_q/k/v/attn_scores/pattern/z,
 blocks.{l}.hook_attn_out, blocks.{l}.hook_resid_post), so weights move between the two and a
-reader can follow either. Every hook point is an identity module: the engine's context-managed
-hooks (capture, intervene) read and change them. There is no layer norm and no MLP: the residual
-stream is a sum of the embeddings and the heads' outputs, which is what makes the circuit
-algebra of circuits.py and composition.py exact.
+reader can follow either: a TransformerLens attention-only state_dict (attn_only=True,
+normalization_type=None) loads here, its blocks.{l}.attn.mask and IGNORE buffers dropped. Every
+hook point is an identity module: the engine's context-managed hooks (capture, intervene) read and
+change them. There is no layer norm and no MLP: the residual stream is a sum of the embeddings and
+the heads' outputs, which is what makes the circuit algebra of circuits.py and composition.py exact.
+
+Bringing your own transformer: the engine (detectors, patterns, circuits, composition, ablation,
+patching, logit attribution, training) needs of a model only
+  - sizes n_layers, n_heads, d_vocab (and n_ctx to train or to check sequence lengths), as whole
+    numbers on the model or on model.cfg, as TransformerLens keeps them;
+  - forward(tokens) -> logits, tokens (batch, pos) long, logits (batch, pos, d_vocab);
+  - modules blocks.{l}.attn.hook_pattern (batch, head, query, key) and blocks.{l}.attn.hook_z
+    (batch, pos, head, d_head), whose outputs are read and replaced (any identity module will do);
+  - for circuits, composition and logit attribution, parameters embed.W_E (d_vocab, d_model),
+    blocks.{l}.attn.W_Q/W_K/W_V (head, d_model, d_head) and W_O (head, d_head, d_model),
+    unembed.W_U (d_model, d_vocab).
+interface.py reads the sizes and says which are missing; heads are given as (layer, head) or
+"layer.head" and checked there too. A heads() method is not needed (interface.all_heads).
 """
 from __future__ import annotations
 
@@ -21,6 +35,9 @@ import math
 
 import torch
 from torch import nn
+
+from mechinterp.transformers.interface import (ModelInterfaceError, all_heads, check_length,
+                                               size_problems)
 
 
 class HookPoint(nn.Identity):
@@ -65,6 +82,16 @@ class Attention(nn.Module):
         for name in ("hook_q", "hook_k", "hook_v", "hook_attn_scores", "hook_pattern", "hook_z"):
             setattr(self, name, HookPoint())
 
+    def _load_from_state_dict(self, state_dict, prefix, *args) -> None:
+        """Drop TransformerLens's persistent mask and IGNORE buffers: ours are rebuilt, not stored.
+        A mask that is not causal (TransformerLens's local attention) is refused, not dropped."""
+        mask, _ = state_dict.pop(prefix + "mask", None), state_dict.pop(prefix + "IGNORE", None)
+        error_msgs = args[-1]
+        if mask is not None and not torch.equal(mask.bool(), torch.ones_like(mask, dtype=torch.bool).tril()):
+            error_msgs.append(f"{prefix}mask is not a causal mask (TransformerLens local attention?): "
+                              "AttentionOnlyTransformer attends to every earlier position")
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
     def forward(self, resid: torch.Tensor) -> torch.Tensor:
         q = self.hook_q(torch.einsum("bpm,hmd->bphd", resid, self.W_Q) + self.b_Q)
         k = self.hook_k(torch.einsum("bpm,hmd->bphd", resid, self.W_K) + self.b_K)
@@ -106,6 +133,10 @@ class AttentionOnlyTransformer(nn.Module):
     def __init__(self, d_vocab: int = 64, n_ctx: int = 48, d_model: int = 64, n_heads: int = 4,
                  n_layers: int = 2, d_head: int | None = None):
         super().__init__()
+        problems = size_problems(dict(d_vocab=d_vocab, n_ctx=n_ctx, d_model=d_model, n_heads=n_heads,
+                                      n_layers=n_layers, d_head=d_head))
+        if problems:
+            raise ModelInterfaceError(f"AttentionOnlyTransformer: {'; '.join(problems)}")
         self.d_vocab, self.n_ctx, self.d_model = d_vocab, n_ctx, d_model
         self.n_heads, self.n_layers = n_heads, n_layers
         self.d_head = d_head or d_model // n_heads
@@ -116,6 +147,7 @@ class AttentionOnlyTransformer(nn.Module):
         self.unembed = Unembed(d_model, d_vocab)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        check_length(self, tokens.shape[1])
         resid = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
         for block in self.blocks:
             resid = block(resid)
@@ -123,4 +155,4 @@ class AttentionOnlyTransformer(nn.Module):
 
     def heads(self) -> list[tuple[int, int]]:
         """Every (layer, head), layer by layer."""
-        return [(layer, head) for layer in range(self.n_layers) for head in range(self.n_heads)]
+        return all_heads(self)

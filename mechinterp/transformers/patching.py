@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from mechinterp.hooks import capture, intervene
+from mechinterp.transformers.interface import all_heads, check_tokens, size
 from mechinterp.transformers.logit_attribution import z_hook
 
 Metric = Callable[[torch.Tensor], float]
@@ -61,13 +62,14 @@ def patch_each_head(model: nn.Module, clean: torch.Tensor, corrupted: torch.Tens
     if clean.shape != corrupted.shape:
         raise ValueError(f"clean {tuple(clean.shape)} and corrupted {tuple(corrupted.shape)} "
                          "token batches must have the same shape")
-    names = [z_hook(layer) for layer in range(model.n_layers)]
+    check_tokens(model, clean), check_tokens(model, corrupted)
+    names = [z_hook(layer) for layer in range(size(model, "n_layers"))]
     with capture(model, names) as captured:
         clean_value = metric(model(clean))
     clean_z = dict(captured)
     corrupted_value = metric(model(corrupted))
-    patched = torch.zeros(model.n_layers, model.n_heads, dtype=torch.float64)
-    for layer, head in model.heads():
+    patched = torch.zeros(size(model, "n_layers"), size(model, "n_heads"), dtype=torch.float64)
+    for layer, head in all_heads(model):
         with intervene(model, {z_hook(layer): _patch_head(head, clean_z[z_hook(layer)])}):
             patched[layer, head] = metric(model(corrupted))
     recovered = (patched - corrupted_value) / (clean_value - corrupted_value)

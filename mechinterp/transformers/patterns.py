@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from mechinterp.hooks import capture
+from mechinterp.transformers.interface import check_tokens, size
 
 
 def pattern_hook(layer: int) -> str:
@@ -20,7 +21,8 @@ def pattern_hook(layer: int) -> str:
 @torch.no_grad()
 def per_layer(model: nn.Module, tokens: torch.Tensor, hook_name) -> dict[int, torch.Tensor]:
     """{layer: the activation at hook_name(layer)} of one forward pass."""
-    names = {layer: hook_name(layer) for layer in range(model.n_layers)}
+    check_tokens(model, tokens)
+    names = {layer: hook_name(layer) for layer in range(size(model, "n_layers"))}
     with capture(model, list(names.values())) as captured:
         model(tokens)
     return {layer: captured[name] for layer, name in names.items()}

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from mechinterp.models.training import OptimiserSettings
+from mechinterp.transformers.interface import require_sizes, size
 from mechinterp.transformers.sequences import SEGMENT_LENGTHS, repeated_segments
 
 
@@ -58,9 +59,10 @@ def train_on_sequences(model: nn.Module, settings: SequenceTraining,
                                  weight_decay=settings.weight_decay)
     data = torch.Generator().manual_seed(settings.seed)
     snapshots, recent = [(0, _state_copy(model))], []
+    n_ctx, d_vocab = size(model, "n_ctx"), size(model, "d_vocab")
     start = time.perf_counter()
     for step in range(1, settings.steps + 1):
-        tokens = repeated_segments(settings.batch_size, model.n_ctx, model.d_vocab, data,
+        tokens = repeated_segments(settings.batch_size, n_ctx, d_vocab, data,
                                    tuple(settings.segment_lengths)).to(device)
         loss = next_token_loss(model(tokens), tokens).mean()
         optimiser.zero_grad(set_to_none=True)
@@ -89,6 +91,7 @@ def train_zoo_entry(name: str, entry: dict, device: torch.device):
     settings = SequenceTraining(**{k: entry[k] for k in ZOO_TRAINING_KEYS if k in entry})
     seed_everything(settings.seed)
     model = build_model(entry)
+    require_sizes(model)
     report = train_on_sequences(model, settings, device)
     facts = {"metrics": {"final_train_loss": report.final_loss, "steps": settings.steps},
              "class_names": None, "train_seconds": report.train_seconds,
