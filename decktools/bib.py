@@ -11,12 +11,16 @@ deck, then in <deck folder>/public/biblio/, and `citations.bib` finally in the r
 deck folder's parent, then this repository), which is also the default when none is named.
 Several files merge; a key defined in two of them is an error naming both places.
 
-Problems: syntax errors, duplicate keys, entries missing author, title or year (the fields every
-citation style prints). Lines are 1-based.
+Problems: syntax errors, duplicate keys, entries missing what an APA reference prints: a title, a
+year (biblatex's `date = {2017-07-17}`, as Zotero's Better BibLaTeX exports it, counts; a date
+pandoc cannot read would print "n.d.", so it is refused) and an author (an editor counts; a web
+page, @misc, @manual, software or data set may have none: APA then puts its title first, as
+pandoc does). Lines are 1-based.
 """
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +32,11 @@ from decktools.problems import Problem
 # says it once, 1-based, with what to do. Errors it logs before raising (its own bugs) still show.
 logging.getLogger("bibtexparser").setLevel(logging.ERROR)
 
-REQUIRED_FIELDS = ("author", "title", "year")
+# each required field, with the fields that stand for it (biblatex's date for BibTeX's year)
+REQUIRED_FIELDS = {"author": ("author", "editor"), "title": ("title",), "year": ("year", "date")}
+AUTHORLESS_TYPES = {"online", "www", "electronic", "misc", "manual", "software", "dataset"}
+# biblatex's (EDTF) dates that pandoc prints as a year: 2017, 2016-06, 2017-07-17, 2016?, 2016/2017
+DATE = re.compile(r"^-?\d{4}(-\d{2}){0,2}[?~]?(/\d{4}(-\d{2}){0,2}[?~]?)?$")
 DEFAULT_NAME = "citations.bib"
 REPOSITORY_BIB = Path(__file__).resolve().parent.parent / DEFAULT_NAME
 
@@ -116,13 +124,28 @@ def _entry_problems(path: Path, entry) -> list[Problem]:
     line, found = entry.start_line + 1, {f.key.lower(): f for f in entry.fields}
     if not entry.key.strip():
         return [Problem(path, line, 1, "entry without a key: write @type{key, ...} with a key to cite it by")]
-    problems = [Problem(path, line, 1, f"entry {entry.key!r} is missing {name}: add `{name} = {{...}}`")
-                for name in REQUIRED_FIELDS if not str(found.get(name).value if name in found else "").strip()]
+    problems = [Problem(path, line, 1, f"entry {entry.key!r} is missing {name}: add `{name} = {{...}}`"
+                        + (" (or biblatex's `date = {YYYY-MM-DD}`)" if name == "year" else ""))
+                for name in _missing_fields(entry.entry_type.lower(), found)]
+    date = str(found["date"].value).strip() if "date" in found else ""
+    if date and not DATE.match(date):
+        problems.append(Problem(path, found["date"].start_line + 1, 1, f"entry {entry.key!r}: date {{{date}}} is "
+                                "not a biblatex date and would print as n.d.: write it as YYYY, YYYY-MM or "
+                                "YYYY-MM-DD (a range as 2016/2017)"))
     for field_ in entry.fields:  # bibtexparser swallows a missing comma into the previous value
         if getattr(field_, "enclosing", None) == "no-enclosing" and "=" in str(field_.value):
             problems.append(Problem(path, field_.start_line + 1, 1, f"entry {entry.key!r}: field "
                                     f"{field_.key!r} runs into the next field; a comma is missing"))
     return problems
+
+
+def _missing_fields(entry_type: str, found: dict) -> list[str]:
+    """The required fields (REQUIRED_FIELDS) that no field of the entry stands for; an entry of
+    an AUTHORLESS_TYPES type needs no author."""
+    def given(name: str) -> bool:
+        return name in found and bool(str(found[name].value).strip())
+    return [name for name, fields in REQUIRED_FIELDS.items()
+            if not any(map(given, fields)) and not (name == "author" and entry_type in AUTHORLESS_TYPES)]
 
 
 def load_bibliographies(paths: list[Path]) -> tuple[Bibliography, list[Problem]]:

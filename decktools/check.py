@@ -10,11 +10,16 @@ are case-sensitive, as pandoc reads them; "did you mean" ignores case); a
 `<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the deck never looks a DOI
 up over the network); a bib file the headmatter names that does not exist; bib syntax errors,
 duplicate keys (within a file or across the deck's files), entries missing
-author, title or year; images, backgrounds and other assets that point to a remote URL or to a
+author, title or year (as decktools.bib defines them: a biblatex date counts, a web page needs no
+author); images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
 mean"); a <Measured> number whose figure has not been made yet.
-Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages.
+Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
+a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
+shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
+it was made) and the command that remakes it. Staleness is decided as the runner decides it, from
+content hashes (decktools.deckmeta.stale_reasons): nothing is built.
 """
 from __future__ import annotations
 
@@ -25,7 +30,7 @@ from pathlib import Path
 
 from decktools import references
 from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
-from decktools.deckmeta import FIGURE_PATH
+from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
@@ -68,8 +73,8 @@ def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
 def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]]:
     """The figure ids the repository's scripts declare (<repo>/figures_src beside <repo>/talk);
     None where there is no such folder, so a deck outside a repository is not checked for ids.
-    A script that does not parse (or whose FIGURES is not a literal) is a warning at its line,
-    and the ids go unchecked: which figures it declares is unknown."""
+    A script that does not parse (or whose FIGURES is not a literal, or is changed after it) is a
+    warning at its line, and the ids go unchecked: which figures it declares is unknown."""
     scripts_dir = deck_path.resolve().parent.parent / "figures_src"
     if not scripts_dir.is_dir():
         return None, []
@@ -78,16 +83,13 @@ def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]
     except SyntaxError as error:
         where = (Path(shown_path(error.filename)), error.lineno or 1, error.offset or 1)
         message = f"{error.msg}: this figure script does not parse"
-    except FigureSpecError as error:
+    except FigureSpecError as error:   # at the script's line where the runner says which
         where, message = (deck_path, 1, 1), str(error)
+        if error.path is not None:
+            shown = shown_path(str(error.path))
+            where, message = (Path(shown), error.line, 1), message.removeprefix(f"{shown}:{error.line}: ")
     return None, [Problem(*where, f"{message}; the deck's figure ids are not checked until it is fixed",
                           "warning")]
-
-
-def figure_id_of(target: str) -> str | None:
-    """'family/name' for an asset path /figures/family/name.ext, else None."""
-    match = FIGURE_PATH.match(target.split("#")[0].split("?")[0])
-    return f"{match.group(1)}/{match.group(2)}" if match else None
 
 
 def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | None:
@@ -100,10 +102,8 @@ def unknown_figure_message(figure_id: str, declared: set[str] | None) -> str | N
 
 def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
     """Images under /figures/ and <Measured fig=...> that name an id no script declares."""
-    found = [(ref, figure_id_of(ref.target)) for ref in references.assets(deck)]
-    found += [(ref, ref.attributes.get("fig")) for ref in references.measured(deck)]
-    return [Problem(ref.path, ref.line, ref.column, message) for ref, figure_id in found
-            if figure_id and (message := unknown_figure_message(figure_id, declared))]
+    return [Problem(ref.path, ref.line, ref.column, message) for ref, figure_id in references.figures(deck)
+            if (message := unknown_figure_message(figure_id, declared))]
 
 
 def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None) -> list[Problem]:
@@ -120,7 +120,7 @@ def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = Non
                                     "work offline; save the file under talk/public/ and refer to it as /name"))
         elif target and not target.startswith(("mailto:", "data:")):
             local = public_dir / target.lstrip("/") if target.startswith("/") else ref.path.parent / target
-            figure_id = figure_id_of(target)
+            figure_id = references.figure_id_of(target)
             if figure_id and (message := unknown_figure_message(figure_id, declared)):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target}: {message}"))
             elif not local.exists():
@@ -142,6 +142,24 @@ def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None =
         if message:
             problems.append(Problem(ref.path, ref.line, ref.column, message))
     return problems
+
+
+def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None) -> list[Problem]:
+    """A warning at each place the deck shows a stale figure: the slide shows what it was before
+    its inputs changed. Only where the ids are checked (declared is not None)."""
+    if declared is None:
+        return []
+    repo, figures_dir = deck_path.resolve().parent.parent, deck_path.parent / "public" / "figures"
+    shown = [(ref, figure_id) for ref, figure_id in references.figures(deck) if figure_id in declared]
+    try:
+        reasons = stale_reasons({figure_id for _, figure_id in shown}, figures_dir, repo / "models",
+                                repo / "figures_src")   # engine files: the runner's, as it hashes them
+    except ValueError as error:        # a manifest that is not JSON says what to do
+        return [Problem(figures_dir / "manifest.json", 1, 1, str(error), "warning")]
+    return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
+                    f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}: run "
+                    f"`make slides DECK={deck_path}` (or `make figures ONLY='{figure_id}'`) to remake it", "warning")
+            for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
 def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
@@ -198,6 +216,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += script_problems + citation_problems(deck, bibliography)
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
+    problems += stale_figure_problems(deck, deck_path, declared)
     problems += unused_entry_problems(deck_path, bibliography)
     return DeckReport(deck, bibliography, problems)
 

@@ -1,7 +1,8 @@
 """What presenter mode shows beside each slide: its time budget and where its figures came from.
 
 prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk/global-top.vue)
-reads it. For every slide: number, title, planned seconds. For every generated figure on a slide:
+reads it. For every slide: number, title, planned seconds. For every generated figure on a slide
+(an image under /figures/, or a <Measured fig=...> number):
 the script and function that made it, the models it read with their checkpoint hashes, the input
 hash, device, seconds, engine commit, time, where it ran (worker address, host, device: a Dask
 worker or this machine's local pool), the command that regenerates it, and whether its
@@ -10,7 +11,6 @@ model's inputs as the zoo defines them: entry, dataset, checkpoint, architecture
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from decktools import references
@@ -19,44 +19,63 @@ from decktools.rehearse import plan_deck
 from figures_src.runner import (FigureSpecError, Manifest, UnreadableScriptError, discover_figures,
                                 figure_inputs, stale_reason)
 
-FIGURE_PATH = re.compile(r"^/?figures/([\w.-]+)/([\w.-]+)\.\w+$")
 REPO_ROOT = Path(__file__).resolve().parent.parent
+NOT_DECLARED = "no script declares it any more"
 
 
 def figures_on_slides(deck: Deck) -> dict[int, list[str]]:
-    """{slide number: [figure ids shown on it]} from the slides' image references."""
+    """{slide number: [figure ids shown on it]}: its images under /figures/ and the figures its
+    <Measured> numbers come from."""
     shown: dict[int, list[str]] = {}
     for number, slide in enumerate(deck.visible_slides, start=1):
-        single = Deck(deck.entry, deck.headmatter, [slide])
-        for ref in references.assets(single):
-            match = FIGURE_PATH.match(ref.target)
-            if match and f"{match.group(1)}/{match.group(2)}" not in shown.get(number, []):
-                shown.setdefault(number, []).append(f"{match.group(1)}/{match.group(2)}")
+        ids = [figure_id for _, figure_id in references.figures(Deck(deck.entry, deck.headmatter, [slide]))]
+        if ids:
+            shown[number] = list(dict.fromkeys(ids))
     return shown
+
+
+def declared_specs(scripts_dir: Path, repo_root: Path = REPO_ROOT) -> dict:
+    """The figures the scripts declare; those of the readable scripts when one does not parse
+    (the figures step and make check say so), none when a declaration is refused."""
+    try:
+        return discover_figures(scripts_dir, repo_root)
+    except UnreadableScriptError as error:
+        return error.found
+    except FigureSpecError:
+        return {}
+
+
+def stale_reasons(figure_ids, figures_dir: Path, models_dir: Path, scripts_dir: Path,
+                  repo_root: Path = REPO_ROOT) -> dict[str, str | None]:
+    """{figure id: why it is stale, None when current} for the ids the manifest records, by the
+    runner's own rules, with the profile each was made in. Nothing is built or imported."""
+    manifest = Manifest.load(figures_dir / "manifest.json")
+    specs = declared_specs(scripts_dir, repo_root) if set(figure_ids) & set(manifest.figures) else {}
+    reasons = {}
+    for figure_id in sorted(set(figure_ids) & set(manifest.figures)):
+        if figure_id not in specs:
+            reasons[figure_id] = NOT_DECLARED
+            continue
+        try:
+            profile = manifest.figures[figure_id]["inputs"]["profile"]
+            inputs = figure_inputs(specs[figure_id], profile, repo_root, models_dir)
+            reasons[figure_id] = stale_reason(specs[figure_id], inputs, manifest, figures_dir, models_dir)
+        except FileNotFoundError as error:
+            reasons[figure_id] = str(error)
+    return reasons
 
 
 def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,
                       scripts_dir: Path = REPO_ROOT / "figures_src") -> dict[str, dict]:
     manifest = Manifest.load(figures_dir / "manifest.json")
-    try:
-        specs = discover_figures(scripts_dir, REPO_ROOT)
-    except UnreadableScriptError as error:   # the figures_src step warned; the others are known
-        specs = error.found
-    except FigureSpecError:
-        specs = {}
+    reasons = stale_reasons(figure_ids, figures_dir, models_dir, scripts_dir)
     provenance = {}
     for figure_id in sorted(figure_ids):
         entry = manifest.figures.get(figure_id)
         if entry is None:
             provenance[figure_id] = {"stale": True, "why": "not in the manifest: run make figures"}
             continue
-        why = "no script declares it any more"
-        if figure_id in specs:
-            try:
-                inputs = figure_inputs(specs[figure_id], entry["inputs"]["profile"], REPO_ROOT, models_dir)
-                why = stale_reason(specs[figure_id], inputs, manifest, figures_dir)
-            except FileNotFoundError as error:
-                why = str(error)
+        why = reasons[figure_id]
         provenance[figure_id] = {
             "script": entry["script"], "make": entry["make"], "models": {
                 name: (hashes.get("checkpoint") or "")[:12] for name, hashes in entry["inputs"]["models"].items()},

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from decktools import references
-from decktools.check import figure_id_of, figure_id_problems
+from decktools.check import figure_id_problems
 from decktools.markdown import Deck, DeckError, read_deck
 from figures_src import runner
 from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_figures
@@ -28,9 +28,7 @@ from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_
 
 def deck_figure_ids(deck: Deck) -> list[str]:
     """Every figure id the deck's slides (imports included) show, in order of first use."""
-    ids = [figure_id_of(ref.target) for ref in references.assets(deck)]
-    ids += [ref.attributes.get("fig") for ref in references.measured(deck)]
-    return list(dict.fromkeys(i for i in ids if i))
+    return list(dict.fromkeys(figure_id for _, figure_id in references.figures(deck)))
 
 
 def make_deck_figures(deck_path: Path, runner_argv: list[str]) -> int:

@@ -8,6 +8,7 @@ the lines with code blanked.
     for ref in citations(deck): ref.keys, ref.kind ("bref" | "pandoc" | "doi"), ref.path, ref.line
     for ref in assets(deck): ref.target, ref.remote
     for ref in measured(deck): ref.attributes["fig"], ref.attributes["value"]
+    for ref, figure_id in figures(deck): ...   # images under /figures/ and <Measured fig=...>
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ CSS_URL = re.compile(r"url\(\s*['\"]?([^'\")]+)['\"]?\s*\)")
 MEASURED = re.compile(r"<Measured\b([^>]*?)/?>")
 ASSET_FRONTMATTER_KEYS = ("background", "image", "favicon")
 REMOTE = re.compile(r"^(https?:)?//", re.IGNORECASE)
+FIGURE_PATH = re.compile(r"^/?figures/([\w.-]+)/([\w.-]+)\.\w+$")
 
 
 @dataclass
@@ -116,3 +118,17 @@ def measured(deck: Deck) -> list[Reference]:
                       attributes=dict(ATTRIBUTE.findall(m.group(1))))
             for slide in deck.slides for number, text in _text_lines(slide)
             for m in MEASURED.finditer(text)]
+
+
+def figure_id_of(target: str) -> str | None:
+    """'family/name' for an asset path /figures/family/name.ext, else None."""
+    match = FIGURE_PATH.match(target.split("#")[0].split("?")[0])
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def figures(deck: Deck) -> list[tuple[Reference, str]]:
+    """Every place the deck shows a generated figure, with its id: an image (or any asset) under
+    /figures/, and a <Measured fig=...>, whose number comes from that figure."""
+    found = [(ref, figure_id_of(ref.target)) for ref in assets(deck)]
+    found += [(ref, ref.attributes.get("fig")) for ref in measured(deck)]
+    return [(ref, figure_id) for ref, figure_id in found if figure_id]

@@ -10,8 +10,10 @@ a section is flagged when the plan passes the deck's duration inside it, or when
 rehearsal spent more than 10% over the section's plan.
 
 Rehearsal runs are saved from presenter mode (the pacing panel's "save" button) as JSON:
-{"deck": "slides", "slides": {"3": 41.5, ...}} seconds per slide number. Files in
-talk/rehearsals/ are compared with the plan automatically.
+{"deck": "slides", "slides": {"3": 41.5, ...}} seconds per slide number, in a file it names
+<deck>-<time>.json. The files <deck>-*.json in the deck's rehearsals/ folder (talk/rehearsals/)
+are compared with the plan automatically; every other file there is named as ignored, with why
+(a run of another deck, or a name to change).
 """
 from __future__ import annotations
 
@@ -89,6 +91,30 @@ def load_runs(paths: list[Path]) -> list[dict[int, float]]:
     return runs
 
 
+def saved_runs(deck_path: Path) -> tuple[list[Path], list[str]]:
+    """The deck's saved runs, <deck folder>/rehearsals/<deck>-*.json, and a line for each other
+    file there saying why it is not read."""
+    folder, stem = deck_path.parent / "rehearsals", deck_path.stem
+    if not folder.is_dir():
+        return [], []
+    runs = sorted(folder.glob(f"{stem}-*.json"))
+    others = sorted(p for p in folder.iterdir() if p not in runs and not p.name.startswith("."))
+    return runs, [f"rehearse: ignored {path}: {why_ignored(path, stem)}" for path in others]
+
+
+def why_ignored(path: Path, stem: str) -> str:
+    if path.suffix != ".json" or not path.is_file():
+        return "not a saved run (a .json file from presenter mode)"
+    try:
+        deck = json.loads(path.read_text()).get("deck")
+    except (ValueError, AttributeError, OSError):
+        deck = None
+    if isinstance(deck, str) and deck != stem:
+        return f"a run of deck {deck!r} (its \"deck\"), not of {stem}"
+    return (f"only {stem}-*.json files are read for this deck (presenter mode saves them so): rename it "
+            f"{stem}-{path.name} to compare it")
+
+
 def section_totals(plans: list[SlidePlan], seconds_of) -> dict[str, float]:
     totals: dict[str, float] = {}
     for plan in plans:
@@ -140,8 +166,9 @@ def main(argv=None) -> int:
     except DeckError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    run_files = options.runs if options.runs is not None else sorted(
-        (options.deck.parent / "rehearsals").glob(f"{options.deck.stem}-*.json"))
+    run_files, ignored = (options.runs, []) if options.runs is not None else saved_runs(options.deck)
+    for line in ignored:
+        print(line, file=sys.stderr)
     text, _ = report(deck, plan_deck(deck, options.wpm), load_runs(run_files))
     print(text)
     return 0

@@ -109,7 +109,11 @@ def test_frontmatter_background_remote_and_missing(tmp_path):
 
 @pytest.mark.parametrize("bib, message", [
     (BIB + "@article{alpha2020, author={X}, title={Dup}, year={2021}}\n", "duplicate key 'alpha2020'"),
-    (BIB + "@misc{zeta2018, title={No author}, year={2018}}\n", "'zeta2018' is missing author"),
+    (BIB + "@article{zeta2018, title={No author}, journal={J}, year={2018}}\n", "'zeta2018' is missing author"),
+    (BIB + "@online{page, author={P, P.}, title={A page}}\n",
+     "'page' is missing year: add `year = {...}` (or biblatex's `date = {YYYY-MM-DD}`)"),
+    (BIB + "@article{late, author={L, L.}, title={T}, journal={J},\n date={June 2016}}\n",
+     "'late': date {June 2016} is not a biblatex date and would print as n.d.: write it as YYYY"),
     (BIB + "@misc{eta2018, author={Eta, E.}, title={T}\n year={2018}}\n", "a comma is missing"),
     (BIB + "@article{broken, author = {Unclosed, title = {x}, year = {2020}\n", "BibTeX syntax error"),
 ])
@@ -303,6 +307,54 @@ def test_a_figure_script_that_does_not_parse_is_a_warning_at_its_line_and_ids_go
     assert (problem.path.name, problem.line) == ("demo.py", 2)
     assert "does not parse" in problem.message and "not checked" in problem.message
     assert not any("no figure script declares" in p.message for p in problems_of(deck))
+
+
+def test_a_figure_added_after_the_FIGURES_literal_is_a_warning_at_its_line_not_an_unknown_id(tmp_path):
+    deck = write_deck(tmp_path, GOOD + '\n---\n\n<Measured fig="mytalk/late" value="x"/>\n')
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT + 'FIGURES["mytalk/late"] = {"make": "h"}\n')
+    [problem] = problems_of(deck, "warning")
+    assert (problem.path, problem.line) == (tmp_path / "figures_src" / "demo.py", 2)
+    assert problem.message.startswith("`FIGURES['mytalk/late'] = {'make': 'h'}` changes FIGURES after its dict literal")
+    assert not any("no figure script declares" in p.message for p in problems_of(deck))
+
+
+LAB_SCRIPT = textwrap.dedent('''
+    import matplotlib.pyplot as plt
+
+    FIGURES = {"demo/plot": {"make": "make_acc"}, "lab/acc": {"make": "make_acc", "models": ["m1"]}}
+
+    def make_acc(ctx):
+        fig, ax = plt.subplots()
+        ax.bar([0], [0.5])
+        ctx.save(fig)
+        return {"accuracy": 0.5}
+    ''')
+
+
+def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_to_run(tmp_path):
+    """The speaker retrains their model: the slides still show the old number until remade."""
+    shown = '![acc](/figures/lab/acc.png) Accuracy <Measured fig="lab/acc" value="accuracy"/>'
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + shown + "\n")
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "lab.py").write_text(LAB_SCRIPT)
+    (tmp_path / "models" / "m1").mkdir(parents=True)
+    (tmp_path / "models" / "m1" / "checkpoint.pt").write_bytes(b"weights, first training")
+    made = subprocess.run([sys.executable, "-m", "figures_src.runner", "--ids", "lab/acc", "--scripts-dir",
+                           str(tmp_path / "figures_src"), "--figures-dir", str(deck.parent / "public" / "figures"),
+                           "--models-dir", str(tmp_path / "models"), "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    assert problems_of(deck, "warning") == []
+    (tmp_path / "models" / "m1" / "checkpoint.pt").write_bytes(b"weights, trained again")
+    warnings = problems_of(deck, "warning")
+    line = deck.read_text().split("\n").index(shown) + 1
+    assert [(w.path, w.line, w.column) for w in warnings] == [(deck, line, 8), (deck, line, 39)]
+    why = "figure 'lab/acc' is stale: checkpoint m1/checkpoint.pt changed (model m1); the slide "
+    assert warnings[0].message.startswith(why + "shows its old image: run `make slides DECK=")
+    assert warnings[1].message.startswith(why + "quotes its old number: run `make slides DECK=")
+    assert f"DECK={deck}` (or `make figures ONLY='lab/acc'`) to remake it" in warnings[1].message
+    assert problems_of(deck) == []                 # a warning: the deck still builds
 
 
 LAYERS = {"probe": {"features.0": {"accuracy": 0.5}, "features.2": {"accuracy": 0.96875}},

@@ -175,3 +175,55 @@ def test_particles_corporate_names_and_suffixes_come_out_right(tmp_path):
     assert entries["who2021"].startswith("World Health Organization, &amp; Smith and Sons. (2021).")
     assert entries["king1963"].startswith("King, M. L., Jr. (1963).")
     assert entries["lang2000"].startswith("Lang, A., &amp; Mann, M. (2000). Plain.")
+
+
+# as Zotero's Better BibLaTeX exports them: biblatex's date, no year; a web page with no author
+EXPORTED_BIB = textwrap.dedent("""\
+    @inproceedings{sundararajan2017axiomatic,
+      title = {Axiomatic {{Attribution}} for {{Deep Networks}}},
+      booktitle = {Proceedings of the 34th {{International Conference}} on {{Machine Learning}}},
+      author = {Sundararajan, Mukund and Taly, Ankur and Yan, Qiqi},
+      date = {2017-07-17},
+      series = {Proceedings of {{Machine Learning Research}}},
+      volume = {70},
+      pages = {3319--3328},
+      publisher = {{PMLR}},
+      url = {https://proceedings.mlr.press/v70/sundararajan17a.html},
+      urldate = {2024-03-02},
+      langid = {english}
+    }
+
+    @online{distill2018guide,
+      title = {Distill {{Guide}} for {{Authors}}},
+      date = {2018-03-01},
+      url = {https://distill.pub/guide/},
+      urldate = {2024-05-10}
+    }
+
+    @book{smith2020handbook,
+      editor = {Smith, Jane and Doe, John},
+      title = {Handbook of Interpretability},
+      date = {2020},
+      publisher = {Pub}
+    }
+    """)
+
+
+def test_a_better_biblatex_export_is_accepted_and_reads_as_apa(tmp_path):
+    """date stands for year, an editor for an author, and a web page needs none: APA (and pandoc)
+    put its title in the author's place."""
+    cited = [("sundararajan2017axiomatic",), ("distill2018guide",), ("smith2020handbook",)]
+    deck = talk_folder(tmp_path, "biblio:\n  filename: mine.bib\n", " ".join(f"[@{k}]" for (k,) in cited),
+                       {"talk/mine.bib": EXPORTED_BIB})
+    assert check_deck(deck).problems == []
+    rendered = render_citations(cited, [deck.parent / "mine.bib"])
+    assert rendered.in_text == {("sundararajan2017axiomatic",): "(Sundararajan et al., 2017)",
+                                ("distill2018guide",): "(<em>Distill Guide for Authors</em>, 2018)",
+                                ("smith2020handbook",): "(Smith &amp; Doe, 2020)"}
+    entries = dict(rendered.entries)
+    assert entries["sundararajan2017axiomatic"].startswith(   # a paper in proceedings: the year alone
+        "Sundararajan, M., Taly, A., &amp; Yan, Q. (2017). Axiomatic Attribution for Deep Networks. "
+        "<em>Proceedings of the 34th International Conference on Machine Learning, Proceedings of Machine "
+        "Learning Research</em>, <em>70</em>, 3319–3328. <a href=")
+    assert entries["distill2018guide"].startswith("<em>Distill Guide for Authors</em>. (2018, March 1). <a href=")
+    assert entries["smith2020handbook"] == "Smith, J., &amp; Doe, J. (Eds.). (2020). <em>Handbook of interpretability</em>. Pub."

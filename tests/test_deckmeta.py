@@ -50,3 +50,12 @@ def test_figures_by_reference_count_and_figures_in_code_do_not(tmp_path):
     deck.write_text("---\ntitle: x\n---\n\n# One\n\n![grid][g] `![](/figures/a/code.png)`\n\n"
                     "```md\n![](/figures/a/fenced.png)\n```\n\n[g]: /figures/featvis/grid.png\n")
     assert figures_on_slides(read_deck(deck)) == {1: ["featvis/grid"]}
+
+
+def test_a_slide_that_only_quotes_a_measured_number_lists_its_figure(tmp_path):
+    """The number has provenance and a stale flag in the panel, like an image."""
+    deck = tmp_path / "deck.md"
+    deck.write_text("---\ntitle: x\n---\n\n# Accuracy\n\n<Measured fig=\"lab/ig\" value=\"test_accuracy\"/> and "
+                    "<Measured fig='lab/ig' value='gap'/>\n\n---\n\n# Both\n\n![](/figures/lab/ig.png) "
+                    "<Measured fig=\"lab/layers\" value=\"cka\"/>\n\n---\n\n`<Measured fig=\"a/code\" value=\"x\"/>`\n")
+    assert figures_on_slides(read_deck(deck)) == {1: ["lab/ig"], 2: ["lab/ig", "lab/layers"]}

@@ -102,6 +102,24 @@ def test_command_reads_saved_runs_and_rejects_bad_files(deck, tmp_path):
     assert bad.returncode != 0 and "not a rehearsal file" in bad.stderr
 
 
+def test_the_rehearsals_folder_runs_are_read_and_every_other_file_is_named_with_why(deck, tmp_path):
+    folder = tmp_path / "rehearsals"
+    folder.mkdir()
+    run = {"deck": "talk", "slides": {"1": 25.0, "4": 99.0}}
+    (folder / "talk-2026-12-07T10-00.json").write_text(json.dumps(run))     # as presenter mode names it
+    (folder / "run1.json").write_text(json.dumps(run))
+    (folder / "slides-2026.json").write_text(json.dumps({**run, "deck": "slides"}))
+    (folder / "notes.txt").write_text("went long on part two")
+    result = subprocess.run([sys.executable, "-m", "decktools.rehearse", str(deck), "--wpm", "60"],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and " run1" in result.stdout and " run2" not in result.stdout
+    assert result.stderr.splitlines() == [
+        f"rehearse: ignored {folder / 'notes.txt'}: not a saved run (a .json file from presenter mode)",
+        f"rehearse: ignored {folder / 'run1.json'}: only talk-*.json files are read for this deck "
+        "(presenter mode saves them so): rename it talk-run1.json to compare it",
+        f"rehearse: ignored {folder / 'slides-2026.json'}: a run of deck 'slides' (its \"deck\"), not of talk"]
+
+
 def test_code_is_neither_title_nor_notes(tmp_path):
     """A heading-looking line in a fence is no title, a comment in code no notes (Slidev agrees)."""
     path = tmp_path / "code.md"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_figures
+from figures_src.runner import FigureSpecError, UnreadableScriptError, declared_ids, discover_figures
 from figures_src.runner.discover import engine_dependencies
 
 REPO = Path(__file__).resolve().parent.parent
@@ -294,6 +294,34 @@ def test_bad_declarations_name_file_and_line(tmp_path, source, message):
     with pytest.raises(FigureSpecError, match=message) as error:
         discover_figures(tmp_path, REPO)
     assert f"{tmp_path / 'broken.py'}:3" in str(error.value)
+
+
+@pytest.mark.parametrize("change, line", [
+    ('FIGURES["lab/x"] = {"make": "f"}', 5),
+    ('FIGURES.update({"lab/x": {"make": "f"}})', 5),
+    ('FIGURES |= {"lab/x": {"make": "f"}}', 5),
+    ('FIGURES["lab/a"]["models"].append("m2")', 5),
+    ('for name in ("x", "y"):\n    FIGURES[f"lab/{name}"] = {"make": "f"}', 6),
+    ('FIGURES = {**FIGURES, "lab/x": {"make": "f"}}', 5),
+])
+def test_a_figure_added_after_the_literal_is_refused_at_its_line(tmp_path, change, line):
+    """The runner never runs a script, so such a figure would be silently missing."""
+    script = tmp_path / "lab.py"
+    script.write_text('FIGURES = {\n    "lab/a": {"make": "f", "models": ["m1"]},\n}\n\n' + change +
+                      "\n\n\ndef f(ctx):\n    return {}\n")
+    for read in (lambda: discover_figures(tmp_path, REPO), lambda: declared_ids(tmp_path)):
+        with pytest.raises(FigureSpecError) as error:
+            read()
+        assert (error.value.path, error.value.line) == (script, line)
+        assert str(error.value).startswith(f"{script}:{line}: `")
+        assert ("changes FIGURES after its dict literal (line 1)" in str(error.value)
+                and "declare every figure inside the one FIGURES dict literal" in str(error.value))
+
+
+def test_a_script_may_read_its_FIGURES_and_annotate_it(tmp_path):
+    (tmp_path / "lab.py").write_text('FIGURES: dict[str, dict] = {"lab/a": {"make": "f"}}\nIDS = sorted(FIGURES)\n\n'
+                                     'def f(ctx):\n    return {"keys": len(FIGURES["lab/a"]), "ids": IDS}\n')
+    assert set(discover_figures(tmp_path, REPO)) == set(declared_ids(tmp_path)) == {"lab/a"}
 
 
 def test_a_script_that_does_not_parse_is_named_and_the_others_are_still_read(tmp_path):

@@ -192,7 +192,7 @@ def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
          "architecture my_nets/tiny.py changed (model own)"),
         (lambda: write_config(tmp_path / "models", {"own": {**OWN_ENTRY, "class_names": list("abcdefgh")},
                                                     "mlp": mlp}), own, "zoo entry changed (model own)"),
-        (lambda: write_mnist(tmp_path / "data", seed=1), {"other/mlp"}, "dataset changed (model mlp)"),
+        (lambda: write_mnist(tmp_path / "data", seed=1), {"other/mlp"}, "dataset changed (model mlp: rebuilt first)"),
     ]
     for change, expected, words in changes:
         before = json.loads((tmp_path / "figures" / "manifest.json").read_text())["figures"]
@@ -212,6 +212,30 @@ def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
     norm = json.loads((tmp_path / "figures" / "own" / "head.json").read_text())["norm"]
     state = torch.load(tmp_path / "my_weights" / "tiny.pt", weights_only=True)
     assert norm == pytest.approx(float(state["head.weight"].norm()))  # the re-saved weights
+
+
+
+def test_a_trained_models_figures_are_stale_for_its_zoo_entry_not_for_its_checkpoint(tmp_path):
+    """The zoo rebuilds a model it trains before its figures: --list names the entry change (and
+    its fields), never the checkpoint that change replaces, whether or not it is rebuilt yet."""
+    (tmp_path / "models").mkdir()
+    write_config(tmp_path / "models", {"mlp": TINY_MLP})
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "mine.py").write_text(FIGURE_SCRIPT.replace(
+        '"own/accuracy": {"make": "make_accuracy", "models": ["own"], "outputs": []},\n', "").replace(
+        '"own/head": {"make": "make_head", "models": ["own"], "outputs": []},\n', ""))
+    assert run_figures(tmp_path).returncode == 0
+    three_epochs = {"mlp": {**TINY_MLP, "epochs": 3}}
+    steps = [   # (what the speaker does, what --list must say)
+        (lambda: write_config(tmp_path / "models", three_epochs), "zoo entry changed (model mlp: epochs 2 -> 3; rebuilt first)"),
+        (lambda: train_zoo(str(tmp_path / "models" / "zoo.yaml"), tmp_path / "models", names=["mlp"], device="cpu"),
+         "zoo entry changed (model mlp)"),
+        (lambda: write_config(tmp_path / "models", {"mlp": TINY_MLP}),   # back: the 3-epoch model goes
+         "zoo entry changed (model mlp: epochs 3 -> 2; rebuilt first)"),
+    ]
+    for change, words in steps:
+        change()
+        assert listed(run_figures(tmp_path, "--list")) == {"other/mlp": words}
 
 
 # --- zoo problems a person can act on ---

@@ -105,7 +105,12 @@ CACHE = DiscoveryCache(CACHE_FILE)
 
 
 class FigureSpecError(ValueError):
-    """A figure script whose FIGURES declaration cannot be used; the message names file and line."""
+    """A figure script whose FIGURES declaration cannot be used; the message names file and line
+    (and path, line say them apart, where set)."""
+
+    def __init__(self, message: str, path: Path | None = None, line: int = 0):
+        super().__init__(message)
+        self.path, self.line = path, line
 
 
 class UnreadableScriptError(FigureSpecError):
@@ -185,9 +190,9 @@ def _figures_literal(script: Path, tree: ast.Module | None = None) -> tuple[dict
     tree = tree or ast.parse(script.read_text(), filename=str(script))
     names: dict = {}
     for node in tree.body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+        target = _assigned_name(node)
+        if target is None:
             continue
-        target = node.targets[0].id
         try:
             value = _literal(node.value, names)
         except ValueError as error:
@@ -196,15 +201,60 @@ def _figures_literal(script: Path, tree: ast.Module | None = None) -> tuple[dict
                                       f"(strings, numbers, lists, dicts, constants named above): {error}") from None
             continue
         if target == "FIGURES":
+            _refuse_later_changes(script, tree, node.lineno)
             return value, node.lineno
         names[target] = value
     return {}, 0
 
 
+def _assigned_name(node: ast.AST) -> str | None:
+    """NAME for a module-level `NAME = value` or `NAME: type = value`, else None."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    if isinstance(node, ast.AnnAssign) and node.value is not None and isinstance(node.target, ast.Name):
+        return node.target.id
+    return None
+
+
+MUTATORS = {"update", "setdefault", "pop", "popitem", "clear", "append", "extend", "insert", "remove"}
+
+
+def _root_name(node: ast.AST) -> str | None:
+    """'FIGURES' for FIGURES, FIGURES["a/b"] and FIGURES["a/b"]["models"]."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _changes_figures(node: ast.AST) -> bool:
+    """An assignment to (or into) FIGURES, a del, or a call such as FIGURES.update(...)."""
+    targets = {ast.Assign: lambda n: n.targets, ast.Delete: lambda n: n.targets,
+               ast.AugAssign: lambda n: [n.target], ast.AnnAssign: lambda n: [n.target]}
+    if type(node) in targets:
+        return any(_root_name(target) == "FIGURES" for target in targets[type(node)](node))
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in MUTATORS and _root_name(node.func.value) == "FIGURES")
+
+
+def _refuse_later_changes(script: Path, tree: ast.Module, line: int) -> None:
+    """The runner reads FIGURES from the source, never running the script: a figure added (or a
+    declaration changed) after the literal would be silently missing, so it is refused here."""
+    later = sorted((node for node in ast.walk(tree) if getattr(node, "lineno", 0) > line and _changes_figures(node)),
+                   key=lambda node: node.lineno)
+    if later:
+        code = ast.unparse(later[0]).split("\n")[0]
+        raise FigureSpecError(
+            f"{shown_path(str(script))}:{later[0].lineno}: `{code[:60]}{'...' if len(code) > 60 else ''}` changes "
+            f"FIGURES after its dict literal (line {line}): the runner reads that literal from the source, "
+            "never running the script, so this would be lost; declare every figure inside the one FIGURES "
+            "dict literal (constants defined above it may be used)",
+            script, later[0].lineno)
+
+
 def _entry_lines(tree: ast.Module, line: int) -> dict:
     """{figure id: the line of its key} for the ids FIGURES (assigned at `line`) spells out."""
     for node in tree.body:
-        if isinstance(node, ast.Assign) and node.lineno == line and isinstance(node.value, ast.Dict):
+        if _assigned_name(node) == "FIGURES" and node.lineno == line and isinstance(node.value, ast.Dict):
             return {key.value: key.lineno for key in node.value.keys if isinstance(key, ast.Constant)}
     return {}
 
@@ -270,8 +320,8 @@ def _declares_figures(script: Path) -> bool:
         tree = ast.parse(script.read_text(), filename=str(script))
     except SyntaxError:
         return True
-    return any(isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "FIGURES"
-                                                    for t in node.targets) for node in tree.body)
+    return any(_assigned_name(node) == "FIGURES" or (isinstance(node, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id == "FIGURES" for t in node.targets)) for node in tree.body)
 
 
 def declared_ids(scripts_dir: Path) -> dict[str, Path]:

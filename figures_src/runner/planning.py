@@ -89,7 +89,8 @@ def plan(specs: dict[str, FigureSpec], options, manifest: Manifest, figures_dir:
         except FileNotFoundError as error:
             errors[figure_id] = str(error)
             continue
-        reason = "forced" if options.force else stale_reason(spec, inputs, manifest, figures_dir)
+        reason = "forced" if options.force else stale_reason(spec, inputs, manifest, figures_dir,
+                                                              options.models_dir)
         if reason:
             stale.append((spec, inputs, reason))
     return stale, errors

@@ -9,9 +9,15 @@ when it has no entry, its input hash changed, or an output is missing or differs
 recorded (someone edited or deleted it). The reason is said in words ("checkpoint
 ../my_weights/net.pt changed (model my-net)").
 
+A model the zoo trains is rebuilt before its figures run, so its checkpoint is a result, not a
+cause: given models_dir, a figure of such a model that is out of date with zoo.yaml is said to be
+stale for what the zoo rebuilds it for ("zoo entry changed (model m: steps 1000 -> 1200; rebuilt
+first)"), not for a checkpoint on disk that is about to be replaced; once it is rebuilt, its new
+checkpoint is not named beside the entry, dataset or architecture change that caused it.
+
     inputs = figure_inputs(spec, profile="full", repo_root=root, models_dir=root / "models")
     manifest = Manifest.load(figures_dir / "manifest.json")
-    why = stale_reason(spec, inputs, manifest, figures_dir)    # None when up to date
+    why = stale_reason(spec, inputs, manifest, figures_dir, root / "models")   # None when up to date
 """
 from __future__ import annotations
 
@@ -21,8 +27,8 @@ from pathlib import Path
 
 from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec
 from mechinterp.atomic_file import write_atomic
-from mechinterp.models.config import ZooError, read_zoo
-from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs
+from mechinterp.models.config import Zoo, ZooError, is_imported, read_zoo
+from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs, model_stale_reason
 from mechinterp.models.sources import file_hash, value_hash
 
 CHECKPOINT_NAMES = ("checkpoint.safetensors", "checkpoint.pt")
@@ -108,13 +114,15 @@ class Manifest:
         write_atomic(self.path, json.dumps(payload, indent=2))
 
 
-def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path) -> str | None:
-    """Why this figure must be remade, in words, or None when its recorded outputs are current."""
+def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path,
+                 models_dir: Path | None = None) -> str | None:
+    """Why this figure must be remade, in words, or None when its recorded outputs are current;
+    with models_dir, a zoo-trained model's changes are said as the module docstring says."""
     entry = manifest.figures.get(spec.figure_id)
     if entry is None:
         return "never made"
     if entry.get("inputs", {}).get("input_hash") != inputs["input_hash"]:
-        return ", ".join(changed_inputs(entry.get("inputs", {}), inputs))
+        return ", ".join(changed_inputs(entry.get("inputs", {}), inputs, models_dir))
     for output, recorded_hash in entry.get("outputs", {}).items():
         target = figures_dir / output
         if not target.exists():
@@ -124,7 +132,7 @@ def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir
     return None
 
 
-def changed_inputs(old: dict, new: dict) -> list[str]:
+def changed_inputs(old: dict, new: dict, models_dir: Path | None = None) -> list[str]:
     """What differs, in words: "script changed", "engine mechinterp/hooks.py changed", "imported
     module my_lab/data.py changed" (the speaker's own package),
     "checkpoint ../w.pt changed (model my-net)", ..."""
@@ -138,6 +146,44 @@ def changed_inputs(old: dict, new: dict) -> list[str]:
         if name not in before or name not in after:
             changed.append(f"model {name} {'added' if name in after else 'no longer read'}")
         elif before[name] != after[name]:
-            words = describe_changes(before[name], after[name]) or ["inputs changed"]
-            changed += [f"{phrase} (model {name})" for phrase in words]
+            changed += model_changes(name, before[name], after[name], models_dir)
     return changed or ["format changed"]
+
+
+def model_changes(name: str, old: dict, new: dict, models_dir: Path | None) -> list[str]:
+    """What changed of one model a figure reads, in words (see the module docstring)."""
+    words = describe_changes(old, new) or ["inputs changed"]
+    zoo = _zoo_in(models_dir)
+    if zoo is None or name not in zoo.entries or is_imported(zoo.entries[name]):
+        return [f"{phrase} (model {name})" for phrase in words]
+    rebuild = model_stale_reason(name, zoo, models_dir)
+    if rebuild:     # the checkpoint on disk is not the one the figure will read
+        detail = entry_difference(name, zoo, models_dir)
+        return [f"{phrase} (model {name}: {detail + '; ' if phrase == 'zoo entry changed' and detail else ''}"
+                "rebuilt first)" for phrase in rebuild.split(", ")]
+    causes = [phrase for phrase in words if not phrase.startswith("checkpoint ")]
+    return [f"{phrase} (model {name})" for phrase in causes or words]
+
+
+def _zoo_in(models_dir: Path | None) -> Zoo | None:
+    """models_dir/zoo.yaml, or None when there is none or it cannot be read (said elsewhere)."""
+    config = models_dir / ZOO_CONFIG if models_dir is not None else None
+    try:
+        return read_zoo(config) if config is not None and config.is_file() else None
+    except ZooError:
+        return None
+
+
+def entry_difference(name: str, zoo: Zoo, models_dir: Path) -> str:
+    """'steps 1000 -> 1200': the fields of the zoo entry that differ from the entry the model was
+    built from (its meta.json config); '' when that is unknown."""
+    try:
+        built = json.loads((models_dir / name / "meta.json").read_text()).get("config")
+    except (OSError, ValueError):
+        return ""
+    now = zoo.entries[name]
+    if not isinstance(built, dict):
+        return ""
+    fields = [f"{key} {built.get(key, '(none)')} -> {now.get(key, '(none)')}"
+              for key in sorted(set(built) | set(now)) if built.get(key) != now.get(key)]
+    return ", ".join(fields[:3]) + (", ..." if len(fields) > 3 else "")
