@@ -12,8 +12,11 @@ rehearsal spent more than 10% over the section's plan.
 Rehearsal runs are saved from presenter mode (the pacing panel's "save" button) as JSON:
 {"deck": "slides", "slides": {"3": 41.5, ...}} seconds per slide number, in a file it names
 <deck>-<time>.json. The files <deck>-*.json in the deck's rehearsals/ folder (talk/rehearsals/)
-are compared with the plan automatically; every other file there is named as ignored, with why
-(a run of another deck, or a name to change).
+are compared with the plan automatically, each run's file named under the table; every other file
+there is named as ignored, with why: a run whose "deck" is another deck (whatever its name), a
+file that is not JSON (line and column) or has no slide times, a name to change (to the one
+presenter mode gives). A bad run file never stops the plan: only a deck that cannot be read
+makes the command fail.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from decktools.markdown import Deck, DeckError, Slide, read_deck
@@ -80,39 +84,96 @@ def plan_deck(deck: Deck, words_per_minute: float) -> list[SlidePlan]:
     return plans
 
 
-def load_runs(paths: list[Path]) -> list[dict[int, float]]:
-    runs = []
+@dataclass
+class Run:
+    """One saved rehearsal: its file and the seconds spent per slide number."""
+    path: Path
+    seconds: dict[int, float]
+    saved: object = None               # the ISO time presenter mode wrote, if any
+
+
+class NotARun(Exception):
+    """Why a file is left out of the comparison (printed as `rehearse: ignored <file>: <why>`)."""
+
+
+def run_times(data) -> dict[int, float]:
+    """The {slide number: seconds} of a parsed run file; NotARun saying what is wrong in it."""
+    slides = data.get("slides") if isinstance(data, dict) else None
+    if not isinstance(slides, dict):
+        raise NotARun('no "slides": {"<slide number>": <seconds>, ...} in it; '
+                      "save the run again from presenter mode")
+    for key, value in slides.items():
+        if not key.isdecimal() or isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise NotARun(f'"slides" has {key!r}: {json.dumps(value)}, not "<slide number>": <seconds>; '
+                          "fix that entry or save the run again from presenter mode")
+    return {int(key): float(value) for key, value in slides.items()}
+
+
+def read_run(path: Path, stem: str) -> Run:
+    """The run saved in `path`; NotARun when it is no run, cannot be read, or is of another deck
+    than `stem` by its "deck" (presenter mode records it), whatever the file's name."""
+    if path.is_dir():
+        raise NotARun("a folder (only the files directly in rehearsals/ are read)")
+    if path.suffix != ".json":
+        raise NotARun("not a saved run (a .json file from presenter mode)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise NotARun(f"not JSON: line {error.lineno} column {error.colno}: {error.msg}; fix it there "
+                      "or save the run again from presenter mode") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise NotARun(f"cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    deck = data.get("deck") if isinstance(data, dict) else None
+    if isinstance(deck, str) and deck != stem:
+        raise NotARun(f"a run of deck {deck!r} (its \"deck\"), not of {stem}")
+    return Run(path, run_times(data), data.get("saved"))
+
+
+def panel_name(path: Path, stem: str, saved) -> str:
+    """The name presenter mode's save button would have given this run, `<deck>-<time>.json`:
+    the part after a leading deck name (any case, with or without a dash) kept, else its time."""
+    rest = path.stem
+    if rest.lower().startswith(stem.lower()):
+        rest = rest[len(stem):].lstrip("-_ ")
+    if not rest:
+        written = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+        moment = (saved if isinstance(saved, str) and re.fullmatch(r"[0-9T:.+Z-]+", saved)
+                  else written.isoformat(timespec="milliseconds"))
+        rest = re.sub(r"[:.]", "-", moment.replace("+00:00", "Z"))   # as the panel's toISOString()
+    return f"{stem}-{rest}.json"
+
+
+def rename_advice(run: Run, stem: str) -> str:
+    new = panel_name(run.path, stem, run.saved)
+    taken = (" (a file of that name is there already: keep one of the two)"
+             if (run.path.parent / new).exists() else "")
+    return (f"only {stem}-*.json files are read for this deck (presenter mode saves them so): rename it "
+            f"{new} to compare it{taken}")
+
+
+def collect_runs(paths: list[Path], stem: str, by_name: bool) -> tuple[list[Run], list[str]]:
+    """The runs of deck `stem` among `paths`, and a line for each other path saying why it is
+    left out; `by_name`: only <stem>-*.json names are runs (the rehearsals/ folder)."""
+    runs, ignored = [], []
     for path in paths:
         try:
-            data = json.loads(path.read_text())
-            runs.append({int(k): float(v) for k, v in data["slides"].items()})
-        except (ValueError, KeyError, TypeError) as error:
-            raise SystemExit(f"{path}: not a rehearsal file ({error}); save one from presenter mode")
-    return runs
+            run = read_run(path, stem)
+            if by_name and not path.name.startswith(f"{stem}-"):
+                raise NotARun(rename_advice(run, stem))
+            runs.append(run)
+        except NotARun as why:
+            ignored.append(f"rehearse: ignored {path}: {why}")
+    return runs, ignored
 
 
-def saved_runs(deck_path: Path) -> tuple[list[Path], list[str]]:
+def saved_runs(deck_path: Path) -> tuple[list[Run], list[str]]:
     """The deck's saved runs, <deck folder>/rehearsals/<deck>-*.json, and a line for each other
     file there saying why it is not read."""
-    folder, stem = deck_path.parent / "rehearsals", deck_path.stem
+    folder = deck_path.parent / "rehearsals"
     if not folder.is_dir():
         return [], []
-    runs = sorted(folder.glob(f"{stem}-*.json"))
-    others = sorted(p for p in folder.iterdir() if p not in runs and not p.name.startswith("."))
-    return runs, [f"rehearse: ignored {path}: {why_ignored(path, stem)}" for path in others]
-
-
-def why_ignored(path: Path, stem: str) -> str:
-    if path.suffix != ".json" or not path.is_file():
-        return "not a saved run (a .json file from presenter mode)"
-    try:
-        deck = json.loads(path.read_text()).get("deck")
-    except (ValueError, AttributeError, OSError):
-        deck = None
-    if isinstance(deck, str) and deck != stem:
-        return f"a run of deck {deck!r} (its \"deck\"), not of {stem}"
-    return (f"only {stem}-*.json files are read for this deck (presenter mode saves them so): rename it "
-            f"{stem}-{path.name} to compare it")
+    files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    return collect_runs(files, deck_path.stem, by_name=True)
 
 
 def section_totals(plans: list[SlidePlan], seconds_of) -> dict[str, float]:
@@ -127,8 +188,9 @@ def clock(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
-def report(deck: Deck, plans: list[SlidePlan], runs: list[dict[int, float]]) -> tuple[str, list[str]]:
-    """The printed plan and the list of flags (sections that run over)."""
+def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, list[str]]:
+    """The printed plan, each run column's file named under it, and the list of flags (sections
+    that run over)."""
     duration = parse_seconds(deck.headmatter.get("duration", "30min"), default_unit="min")
     header = f"{'#':>3}  {'section':<22} {'title':<34} {'words':>5} {'plan':>6} {'total':>6}"
     lines = [header + "".join(f" {'run' + str(i + 1):>6}" for i in range(len(runs)))]
@@ -140,12 +202,14 @@ def report(deck: Deck, plans: list[SlidePlan], runs: list[dict[int, float]]) -> 
         mark = "*" if plan.budget_given else " "
         row = (f"{plan.number:>3}  {plan.section[:22]:<22} {plan.title[:34]:<34} {plan.words:>5} "
                f"{clock(plan.seconds):>5}{mark} {clock(cumulative):>6}")
-        lines.append(row + "".join(f" {clock(run[plan.number]) if plan.number in run else '-':>6}" for run in runs))
+        lines.append(row + "".join(f" {clock(run.seconds[plan.number]) if plan.number in run.seconds else '-':>6}"
+                                    for run in runs))
+    lines += [f"run{index} = {run.path}" for index, run in enumerate(runs, start=1)]
     if passed_at:
         flags.append(f"section '{passed_at}' runs past the deck's duration {clock(duration)}")
     planned = section_totals(plans, lambda p: p.seconds)
     for index, run in enumerate(runs, start=1):
-        spent = section_totals(plans, lambda p: run.get(p.number, 0.0))
+        spent = section_totals(plans, lambda p: run.seconds.get(p.number, 0.0))
         flags += [f"run{index}: section '{name}' took {clock(spent[name])} against {clock(planned[name])} planned"
                   for name in planned if spent[name] > planned[name] * (1 + OVER_TOLERANCE)]
     ratio = cumulative / duration - 1
@@ -166,10 +230,12 @@ def main(argv=None) -> int:
     except DeckError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    run_files, ignored = (options.runs, []) if options.runs is not None else saved_runs(options.deck)
+    # A bad run file is named and left out; only a deck that cannot be read fails the command.
+    runs, ignored = (saved_runs(options.deck) if options.runs is None
+                     else collect_runs(options.runs, options.deck.stem, by_name=False))
     for line in ignored:
         print(line, file=sys.stderr)
-    text, _ = report(deck, plan_deck(deck, options.wpm), load_runs(run_files))
+    text, _ = report(deck, plan_deck(deck, options.wpm), runs)
     print(text)
     return 0
 

@@ -1,5 +1,7 @@
 """`make rehearse`: speaking-time plan per slide, budgets from frontmatter, and saved runs."""
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -7,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from decktools.markdown import read_deck
-from decktools.rehearse import clock, parse_seconds, plan_deck, report
+from decktools.rehearse import Run, clock, panel_name, parse_seconds, plan_deck, report
 
 REPO = Path(__file__).resolve().parent.parent
 DECK = """---
@@ -73,13 +75,14 @@ def test_plan_counts_note_words_and_honours_budgets(deck):
 def test_report_flags_the_section_past_the_duration_and_slow_runs(deck):
     parsed = read_deck(deck)
     plans = plan_deck(parsed, words_per_minute=60)
-    text, flags = report(parsed, plans, [{1: 20, 2: 60, 3: 100, 4: 40}])
+    text, flags = report(parsed, plans, [Run(Path("rehearsals/talk-1.json"), {1: 20, 2: 60, 3: 100, 4: 40})])
     assert "section 'Part two' runs past the deck's duration 2:00" in flags
     # Opening ran 1:20 against 1:05 planned and is flagged; Part two's 2:20 against 2:25 is on time
     assert [f for f in flags if f.startswith("run1:")] == [
         "run1: section 'Opening' took 1:20 against 1:05 planned"]
     assert "over: run1: section 'Opening' took 1:20 against 1:05 planned" in text.splitlines()
     assert "plan: 3:30 for 4 slides against duration 2:00" in text
+    assert "run1 = rehearsals/talk-1.json" in text.splitlines()            # the column's file, under the table
 
 
 def test_durations_and_clock():
@@ -90,16 +93,22 @@ def test_durations_and_clock():
         parse_seconds("soon")
 
 
-def test_command_reads_saved_runs_and_rejects_bad_files(deck, tmp_path):
+def rehearse(*args):
+    return subprocess.run([sys.executable, "-m", "decktools.rehearse", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True)
+
+
+def test_command_reads_saved_runs_and_leaves_out_bad_files_with_the_plan_printed(deck, tmp_path):
     run = tmp_path / "talk-1.json"
     run.write_text(json.dumps({"deck": "talk", "slides": {"1": 25.0, "4": 99.0}}))
-    result = subprocess.run([sys.executable, "-m", "decktools.rehearse", str(deck), "--wpm", "60", "--runs", str(run)],
-                            cwd=REPO, capture_output=True, text=True)
+    result = rehearse(deck, "--wpm", "60", "--runs", run)
     assert result.returncode == 0 and "run1" in result.stdout and "1:39" in result.stdout
     run.write_text("{}")
-    bad = subprocess.run([sys.executable, "-m", "decktools.rehearse", str(deck), "--runs", str(run)],
-                         cwd=REPO, capture_output=True, text=True)
-    assert bad.returncode != 0 and "not a rehearsal file" in bad.stderr
+    bad = rehearse(deck, "--runs", run)
+    assert bad.returncode == 0 and "plan: " in bad.stdout and " run1" not in bad.stdout
+    assert bad.stderr.startswith(f'rehearse: ignored {run}: no "slides"')
+    broken = rehearse(tmp_path / "missing.md", "--runs", run)             # only a broken deck fails
+    assert broken.returncode == 1 and broken.stderr.startswith("error: ")
 
 
 def test_the_rehearsals_folder_runs_are_read_and_every_other_file_is_named_with_why(deck, tmp_path):
@@ -107,17 +116,50 @@ def test_the_rehearsals_folder_runs_are_read_and_every_other_file_is_named_with_
     folder.mkdir()
     run = {"deck": "talk", "slides": {"1": 25.0, "4": 99.0}}
     (folder / "talk-2026-12-07T10-00.json").write_text(json.dumps(run))     # as presenter mode names it
+    (folder / "talk-2026-12-09.json").write_text(json.dumps({**run, "slides": {"1": 31.0}}))
     (folder / "run1.json").write_text(json.dumps(run))
     (folder / "slides-2026.json").write_text(json.dumps({**run, "deck": "slides"}))
+    (folder / "talk-misnamed.json").write_text(json.dumps({**run, "deck": "slides"}))
+    (folder / "talk-broken.json").write_text('{"deck": "talk", "slides": {"1": 30,\n  "2" 40}}\n')
+    (folder / "talk-bad-slide.json").write_text(json.dumps({"deck": "talk", "slides": {"two": 4}}))
     (folder / "notes.txt").write_text("went long on part two")
-    result = subprocess.run([sys.executable, "-m", "decktools.rehearse", str(deck), "--wpm", "60"],
-                            cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0 and " run1" in result.stdout and " run2" not in result.stdout
+    (folder / "old").mkdir()
+    result = rehearse(deck, "--wpm", "60")
+    assert result.returncode == 0 and " run1   run2" in result.stdout and " run3" not in result.stdout
+    assert [line for line in result.stdout.splitlines() if line.startswith("run")] == [
+        f"run1 = {folder / 'talk-2026-12-07T10-00.json'}", f"run2 = {folder / 'talk-2026-12-09.json'}"]
+    assert "0:31" in result.stdout
     assert result.stderr.splitlines() == [
         f"rehearse: ignored {folder / 'notes.txt'}: not a saved run (a .json file from presenter mode)",
+        f"rehearse: ignored {folder / 'old'}: a folder (only the files directly in rehearsals/ are read)",
         f"rehearse: ignored {folder / 'run1.json'}: only talk-*.json files are read for this deck "
         "(presenter mode saves them so): rename it talk-run1.json to compare it",
-        f"rehearse: ignored {folder / 'slides-2026.json'}: a run of deck 'slides' (its \"deck\"), not of talk"]
+        f"rehearse: ignored {folder / 'slides-2026.json'}: a run of deck 'slides' (its \"deck\"), not of talk",
+        f"rehearse: ignored {folder / 'talk-bad-slide.json'}: \"slides\" has 'two': 4, not \"<slide number>\": "
+        "<seconds>; fix that entry or save the run again from presenter mode",
+        f"rehearse: ignored {folder / 'talk-broken.json'}: not JSON: line 2 column 7: Expecting ':' delimiter; "
+        "fix it there or save the run again from presenter mode",
+        f"rehearse: ignored {folder / 'talk-misnamed.json'}: a run of deck 'slides' (its \"deck\"), not of talk"]
+
+
+def test_a_misnamed_run_is_offered_the_name_presenter_mode_gives(tmp_path):
+    """`<deck>-<toISOString() with : and . as ->.json`, as talk/global-top.vue's save() names it."""
+    run = {"deck": "talk", "saved": "2026-12-07T10:00:00.000Z", "slides": {"1": 25.0}}
+    (tmp_path / "talk.md").write_text(DECK)
+    folder = tmp_path / "rehearsals"
+    folder.mkdir()
+    for name in ("talk.json", "Talk-2026-12-08.json", "talkrun3.json", "Talk.json", "talk-2026-12-08.json"):
+        (folder / name).write_text(json.dumps(run if name != "Talk.json" else {**run, "saved": None}))
+    os.utime(folder / "Talk.json", (1796637600, 1796637600))               # 2026-12-07T10:00:00Z
+    result = rehearse(tmp_path / "talk.md")
+    advice = dict(re.fullmatch(r"rehearse: ignored \S+/(\S+): .* rename it (.*)", line).groups()
+                  for line in result.stderr.splitlines())
+    assert advice == {"talk.json": "talk-2026-12-07T10-00-00-000Z.json to compare it",
+                      "Talk-2026-12-08.json": "talk-2026-12-08.json to compare it (a file of that name is there "
+                                              "already: keep one of the two)",
+                      "talkrun3.json": "talk-run3.json to compare it",
+                      "Talk.json": "talk-2026-12-07T10-00-00-000Z.json to compare it"}
+    assert panel_name(folder / "run1.json", "talk", None) == "talk-run1.json"
 
 
 def test_code_is_neither_title_nor_notes(tmp_path):
