@@ -359,6 +359,11 @@ BAD_LAYERS = """  bad-layers:
     epochs: 1
     feature_layers: [fc9]
 """
+BROKEN = """  broken:
+    architecture: MLP
+    dataset: digitz
+    epochs: 1
+"""
 
 
 def make_models(address: str, models: Path, *extra) -> subprocess.CompletedProcess:
@@ -393,7 +398,9 @@ def test_make_models_on_the_cluster_skips_what_the_zoo_skips_with_its_line(clust
 
 
 def test_a_model_that_fails_on_a_worker_is_the_zoos_one_block_at_the_users_zoo_yaml(cluster, tmp_path):
-    there = device_zoo(tmp_path / "there", DEVICE_ZOO + BAD_LAYERS)
+    """Each failure is the local zoo's block, naming the runner's zoo.yaml lines (never the worker's
+    copy) and the worker; a broken entry is reported too; a misspelt --names is one line."""
+    there = device_zoo(tmp_path / "there", DEVICE_ZOO + BAD_LAYERS + BROKEN)
     failed = make_models(cluster.address, there.parent, "--device", "auto", "--names", "bad-layers", "gpu-mlp")
     assert failed.returncode == 1 and "zoo: 0 trained on the cluster, 0 built here, 2 failed" in failed.stdout
     assert (f"zoo: cannot build 'bad-layers' ({there}:13)\n  {there}:18: feature_layers: MLP has no "
@@ -401,6 +408,13 @@ def test_a_model_that_fails_on_a_worker_is_the_zoos_one_block_at_the_users_zoo_y
     assert f"zoo: cannot build 'gpu-mlp' ({there}:7)\n  model 'gpu-mlp' trains only on cuda" in failed.stderr
     assert failed.stderr.count("cannot build") == 2 and "tasks/model-" not in failed.stderr
     assert failed.stderr.count("(on the cluster, at tcp://127.0.0.1:") == 2
+    every = make_models(cluster.address, there.parent, "--device", "auto")
+    assert every.returncode == 1 and "zoo: 1 trained on the cluster, 0 built here, 2 failed" in every.stdout
+    assert f"zoo: cannot build 'broken' ({there}:19)\n  {there}:21: dataset 'digitz'" in every.stderr
+    misspelt = make_models(cluster.address, there.parent, "--names", "bad-layrs")
+    assert misspelt.returncode == 2 and misspelt.stderr.startswith(
+        f"zoo: {there} has no model 'bad-layrs' (did you mean bad-layers?)")
+    assert "Traceback" not in misspelt.stderr
 
 
 def test_make_models_with_device_cuda_trains_on_the_worker_that_offers_a_gpu(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
@@ -27,8 +28,9 @@ from figures_src.runner.cluster import accepted_workers, cluster_device, connect
 from figures_src.runner.paths import MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.signals import INTERRUPTS, Interrupted, stop_signals_handled
 from mechinterp.atomic_file import write_atomic
-from mechinterp.models.config import buildable, is_imported, read_zoo
+from mechinterp.models.config import ZooError, buildable, is_imported, read_zoo
 from mechinterp.models.inputs import PROCEDURAL_DATASETS, model_inputs, model_stale_reason
+from mechinterp.names import did_you_mean
 
 CPU_TRAINING_THREADS = 1   # the zoo's: one thread gives the same weights on every machine
 
@@ -145,39 +147,60 @@ def train_remote(names: list[str], config: Path, options) -> dict[str, str]:
 def build_on_cluster(config: Path, options, names: list[str]) -> dict[str, str]:
     """The figure runner's call (planning.build_stale_models with --cluster): the stale models
     among `names`, trained on the cluster where they can be, here otherwise; {name: failure}."""
-    from mechinterp.models.zoo import train_zoo_models
     remote, here = split_stale(read_zoo(config), options.models_dir, names)
+    return build(config, options, remote, here, options.jobs)
+
+
+def build(config: Path, options, remote: list[str], here: list[str], jobs: int) -> dict[str, str]:
+    """Train `remote` on the cluster, then build `here` (imported weights, file datasets, broken
+    entries) with the zoo itself, `jobs` at a time; {name: failure}."""
+    from mechinterp.models.zoo import train_zoo_models
     failures = train_remote(remote, config, options) if remote else {}
     if here:
-        failures.update(train_zoo_models(config, options.models_dir, here, options.device, options.jobs))
+        failures.update(train_zoo_models(config, options.models_dir, here, options.device, jobs))
     return failures
 
 
-def main(argv=None) -> int:
+def chosen_names(zoo, options) -> list[str]:
+    """--names, each checked against zoo.yaml, or without them default_names."""
+    for name in options.names or []:
+        if name not in zoo.entries and name not in zoo.problems:
+            raise ZooError(f"{zoo.shown} has no model {name!r}{did_you_mean(name, [*zoo.entries, *zoo.problems])}: "
+                           "give --names the models of zoo.yaml to build (without it, every one)")
+    return options.names or default_names(zoo, options.device)
+
+
+def parse_options(argv=None):
     parser = argparse.ArgumentParser(prog="make models CLUSTER=...", description=__doc__.split("\n")[0])
     parser.add_argument("--cluster", required=True, help="tcp://host:8786, or slurm")
     parser.add_argument("--cluster-config", type=Path, default=REPO_ROOT / "cluster.yaml")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--names", nargs="+")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    options = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    options = parse_options(argv)
     config = options.models_dir / "zoo.yaml"
-    zoo = read_zoo(config)
-    remote, here = split_stale(zoo, options.models_dir, options.names or default_names(zoo, options.device))
-    failures = {}
+    try:
+        zoo = read_zoo(config)
+        remote, here = split_stale(zoo, options.models_dir, chosen_names(zoo, options))
+    except ZooError as error:
+        print(f"zoo: {error}", file=sys.stderr)
+        return 2
     with stop_signals_handled():
         try:
-            if remote:
-                failures = train_remote(remote, config, options)
+            failures = build(config, options, remote, here, os.cpu_count() or 1)
         except Interrupted as stop:
             print(f"\n{stop.line().replace('figure', 'model')}", file=sys.stderr)
             return 130
-    if here:   # imported weights and file datasets: built here by the zoo itself
-        from mechinterp.models.zoo import main as zoo_main
-        failures.update({"here": "see above"} if zoo_main(["--config", str(config), "--models-dir", str(options.models_dir),
-                                                           "--names", *here, "--device", options.device]) else {})
-    print(f"zoo: {len(remote) - len(set(failures) & set(remote))} trained on the cluster, "
-          f"{len(here)} built here, {len(failures)} failed")
+        except KeyboardInterrupt:   # while the zoo builds here
+            print("\nzoo: interrupted; the models built before it are kept, the others are as they were",
+                  file=sys.stderr)
+            return 130
+    print(f"zoo: {len(set(remote) - set(failures))} trained on the cluster, "
+          f"{len(set(here) - set(failures))} built here, {len(failures)} failed")
     return 1 if failures else 0
 
 
