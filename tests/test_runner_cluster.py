@@ -339,26 +339,13 @@ def test_make_models_on_the_cluster_trains_the_same_weights_as_here(cluster, tmp
 
 
 
-DEVICE_ZOO = """models:
-  tiny-mlp:
-    architecture: MLP
+MLP_FIELDS = """    architecture: MLP
     kwargs: {hidden: 8, classes: 10, input_shape: [1, 8, 8]}
     dataset: digits
     epochs: 1
-  gpu-mlp:
-    architecture: MLP
-    kwargs: {hidden: 8, classes: 10, input_shape: [1, 8, 8]}
-    dataset: digits
-    epochs: 1
-    devices: [cuda]
 """
-BAD_LAYERS = """  bad-layers:
-    architecture: MLP
-    kwargs: {hidden: 8, classes: 10, input_shape: [1, 8, 8]}
-    dataset: digits
-    epochs: 1
-    feature_layers: [fc9]
-"""
+DEVICE_ZOO = f"models:\n  tiny-mlp:\n{MLP_FIELDS}  gpu-mlp:\n{MLP_FIELDS}    devices: [cuda]\n"   # lines 2 and 7
+BAD_LAYERS = f"  bad-layers:\n{MLP_FIELDS}    feature_layers: [fc9]\n"                              # 13 and 18
 BROKEN = """  broken:
     architecture: MLP
     dataset: digitz
