@@ -336,3 +336,88 @@ def test_make_models_on_the_cluster_trains_the_same_weights_as_here(cluster, tmp
         meta = json.loads((there / name / "meta.json").read_text())
         assert meta["ran_on"]["worker"] in set(cluster.worker_by_pid().values())
         assert model_stale_reason(name, read_zoo(there / "zoo.yaml"), there) is None
+
+
+
+MLP_FIELDS = """    architecture: MLP
+    kwargs: {hidden: 8, classes: 10, input_shape: [1, 8, 8]}
+    dataset: digits
+    epochs: 1
+"""
+DEVICE_ZOO = f"models:\n  tiny-mlp:\n{MLP_FIELDS}  gpu-mlp:\n{MLP_FIELDS}    devices: [cuda]\n"   # lines 2 and 7
+BAD_LAYERS = f"  bad-layers:\n{MLP_FIELDS}    feature_layers: [fc9]\n"                              # 13 and 18
+BROKEN = """  broken:
+    architecture: MLP
+    dataset: digitz
+    epochs: 1
+"""
+
+
+def make_models(address: str, models: Path, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "figures_src.runner.zoo_cluster", "--cluster", address,
+                           "--models-dir", str(models), *extra], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def device_zoo(folder: Path, text: str = DEVICE_ZOO) -> Path:
+    folder.mkdir()
+    (folder / "zoo.yaml").write_text(text)
+    return folder / "zoo.yaml"
+
+
+def test_make_models_on_the_cluster_skips_what_the_zoo_skips_with_its_line(cluster, tmp_path):
+    """DEVICE=auto is cpu on a cluster: a build of every model skips a `devices: [cuda]` entry,
+    saying so in the local zoo's own words, and trains the others; DEVICE=cuda sends it to a GPU
+    worker, and with none the line says which worker to start."""
+    here, there = device_zoo(tmp_path / "here"), device_zoo(tmp_path / "there")
+    local = subprocess.run([sys.executable, "-m", "mechinterp.models.zoo", "--config", str(here), "--models-dir",
+                            str(here.parent), "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert local.returncode == 0, local.stderr
+    skipped = "zoo: skipping gpu-mlp (devices: ['cuda'] in {}:7; this is cpu)"
+    assert skipped.format(here) in local.stderr
+    result = make_models(cluster.address, there.parent, "--device", "auto")
+    assert result.returncode == 0, result.stderr
+    assert skipped.format(there) in result.stderr and "cannot build" not in result.stderr
+    assert "zoo: 1 trained on the cluster, 0 built here, 0 failed" in result.stdout
+    cuda = make_models(cluster.address, there.parent, "--device", "cuda", "--names", "gpu-mlp")
+    assert cuda.returncode == 1
+    assert ("zoo: cannot build 'gpu-mlp' on the cluster on cuda: no worker of the cluster offers GPU=1; "
+            "start one with `dask worker SCHEDULER --resources GPU=1`") in cuda.stderr
+
+
+def test_a_model_that_fails_on_a_worker_is_the_zoos_one_block_at_the_users_zoo_yaml(cluster, tmp_path):
+    """Each failure is the local zoo's block, naming the runner's zoo.yaml lines (never the worker's
+    copy) and the worker; a broken entry is reported too; a misspelt --names is one line."""
+    there = device_zoo(tmp_path / "there", DEVICE_ZOO + BAD_LAYERS + BROKEN)
+    failed = make_models(cluster.address, there.parent, "--device", "auto", "--names", "bad-layers", "gpu-mlp")
+    assert failed.returncode == 1 and "zoo: 0 trained on the cluster, 0 built here, 2 failed" in failed.stdout
+    assert (f"zoo: cannot build 'bad-layers' ({there}:13)\n  {there}:18: feature_layers: MLP has no "
+            "layer 'fc9'") in failed.stderr
+    assert f"zoo: cannot build 'gpu-mlp' ({there}:7)\n  model 'gpu-mlp' trains only on cuda" in failed.stderr
+    assert failed.stderr.count("cannot build") == 2 and "tasks/model-" not in failed.stderr
+    assert failed.stderr.count("(on the cluster, at tcp://127.0.0.1:") == 2
+    every = make_models(cluster.address, there.parent, "--device", "auto")
+    assert every.returncode == 1 and "zoo: 1 trained on the cluster, 0 built here, 2 failed" in every.stdout
+    assert f"zoo: cannot build 'broken' ({there}:19)\n  {there}:21: dataset 'digitz'" in every.stderr
+    misspelt = make_models(cluster.address, there.parent, "--names", "bad-layrs")
+    assert misspelt.returncode == 2 and misspelt.stderr.startswith(
+        f"zoo: {there} has no model 'bad-layrs' (did you mean bad-layers?)")
+    assert "Traceback" not in misspelt.stderr
+
+
+def test_make_models_with_device_cuda_trains_on_the_worker_that_offers_a_gpu(tmp_path):
+    """Two workers, one offering GPU=1: every model goes to that one, on cuda (on a machine
+    without a GPU its torch refuses cuda, said as the zoo's block naming that worker)."""
+    (tmp_path / "cluster").mkdir()
+    running = LocalCluster(tmp_path / "cluster")
+    try:
+        running.start_worker("cpu")
+        running.start_worker("gpu", "--resources", "GPU=1")
+        running.wait_for_workers(2)
+        workers = running.client.scheduler_info(n_workers=-1)["workers"]
+        gpu, cpu = sorted(workers, key=lambda address: not workers[address]["resources"])
+        result = make_models(running.address, device_zoo(tmp_path / "there").parent, "--device", "cuda")
+    finally:
+        running.stop()
+    assert "zoo: skipping" not in result.stderr and cpu not in result.stderr, result.stderr
+    assert result.stderr.count(f"at {gpu}") == 2, result.stderr   # tiny-mlp and gpu-mlp, each at the GPU worker
+    assert result.returncode == 0 or "sees no CUDA GPU" in result.stderr

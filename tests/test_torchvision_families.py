@@ -93,6 +93,22 @@ def test_the_layers_command_prints_shapes_for_the_models_input(capsys):
     assert lines[1].split() == ["features.0.0", "Conv2d", "16x112x112"]
 
 
+def test_the_layers_command_offers_the_near_name_of_a_misspelt_zoo_model(tmp_path, monkeypatch):
+    from mechinterp.models.layers import main
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "zoo.yaml").write_text(
+        "models:\n  lab-mnv3: {torchvision: mobilenet_v3_small, weights: ../mnv3.pth}\n"
+        "  lab-resnet: {torchvision: resnet18, weights: ../resnet.pth}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["lab-mnv4"])
+    assert str(stop.value) == ("layers: 'lab-mnv4' is neither a model of models/zoo.yaml nor a torchvision "
+                               "model (did you mean lab-mnv3, lab-resnet?): give a zoo model's name, or a "
+                               "torchvision architecture's (torchvision.models.list_models())")
+    with pytest.raises(SystemExit, match=r"\(models/zoo.yaml names lab-mnv3, lab-resnet\): give"):
+        main(["qqqqzz"])
+
+
 def test_intervening_on_a_reused_relu_is_refused_naming_its_block(resnet, shapes):
     with pytest.raises(ValueError, match=r"'layer1\.0\.relu'.*more than once.*'layer1\.0'"):
         with intervene(resnet, {"layer1.0.relu": zero_units([0])}):

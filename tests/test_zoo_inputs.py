@@ -185,13 +185,15 @@ def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
     assert made(run_figures(tmp_path)) == set()
     own = {"own/accuracy", "own/head"}
     changes = [
-        (lambda: save_own_weights(tmp_path, seed=1), own, "checkpoint ../my_weights/tiny.pt changed (model own)"),
+        (lambda: save_own_weights(tmp_path, seed=1), own,
+         "checkpoint ../my_weights/tiny.pt changed (model own: rebuilt first)"),
         (lambda: edit(tmp_path / "my_nets" / "blocks.py", "nn.ReLU()", "nn.LeakyReLU(0.1)"), own,
-         "architecture my_nets/blocks.py changed (model own)"),
+         "architecture my_nets/blocks.py changed (model own: rebuilt first)"),
         (lambda: edit(tmp_path / "my_nets" / "tiny.py", "flatten(", "flatten(0.5 * "), own,
-         "architecture my_nets/tiny.py changed (model own)"),
+         "architecture my_nets/tiny.py changed (model own: rebuilt first)"),
         (lambda: write_config(tmp_path / "models", {"own": {**OWN_ENTRY, "class_names": list("abcdefgh")},
-                                                    "mlp": mlp}), own, "zoo entry changed (model own)"),
+                                                    "mlp": mlp}), own,
+         "zoo entry changed (model own: class_names (none) -> ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']; rebuilt first)"),
         (lambda: write_mnist(tmp_path / "data", seed=1), {"other/mlp"}, "dataset changed (model mlp: rebuilt first)"),
     ]
     for change, expected, words in changes:
@@ -236,6 +238,24 @@ def test_a_trained_models_figures_are_stale_for_its_zoo_entry_not_for_its_checkp
     for change, words in steps:
         change()
         assert listed(run_figures(tmp_path, "--list")) == {"other/mlp": words}
+
+
+def test_an_imported_models_figures_name_the_changed_fields_as_a_trained_models_do(tmp_path, monkeypatch):
+    """An entry with weights of the speaker's own is re-imported before its figures: --list names
+    its changed fields exactly as for a trained entry, then only the entry once it is rebuilt."""
+    user_project(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))   # the speaker's package, for the zoo built here
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "mine.py").write_text(FIGURE_SCRIPT.replace(
+        '"other/mlp": {"make": "make_mlp", "models": ["mlp"], "outputs": []},\n', ""))
+    assert run_figures(tmp_path).returncode == 0
+    write_config(tmp_path / "models", {"own": {**OWN_ENTRY, "kwargs": {"width": 4, "classes": 8},
+                                               "class_names": list("abcdefgh")}, "mlp": TINY_MLP})
+    words = ("zoo entry changed (model own: class_names (none) -> ['a', 'b', 'c', 'd', 'e', 'f', 'g', "
+             "'h'], kwargs {'width': 4} -> {'classes': 8, 'width': 4}; rebuilt first)")
+    assert listed(run_figures(tmp_path, "--list")) == {"own/accuracy": words, "own/head": words}
+    train_zoo(str(tmp_path / "models" / "zoo.yaml"), tmp_path / "models", names=["own"], device="cpu")
+    assert set(listed(run_figures(tmp_path, "--list")).values()) == {"zoo entry changed (model own)"}
 
 
 # --- zoo problems a person can act on ---

@@ -166,12 +166,17 @@ def ship_checkpoints(client, workers: list[str], wanted: dict[str, Path]) -> int
     return sent
 
 
+def cluster_device(requested: str) -> str:
+    """The device a task runs on there: auto means cpu on a cluster (it keeps off the GPUs others
+    hold); a task on cuda asks for a worker that offers a GPU."""
+    return "cpu" if requested == "auto" else requested
+
+
 def figure_device(spec, requested: str) -> str:
-    """A figure that asks for a GPU runs on cuda; one that does not keeps off the GPUs others
-    hold (auto means cpu on a cluster)."""
+    """A figure that asks for a GPU runs on cuda; one that does not runs on cluster_device."""
     if "GPU" in spec.resources:
         return "cuda"
-    return "cpu" if requested == "auto" else requested
+    return cluster_device(requested)
 
 
 def remote_job(spec, options, code_id: str, files: dict[str, str]) -> dict:
@@ -182,15 +187,15 @@ def remote_job(spec, options, code_id: str, files: dict[str, str]) -> dict:
             "script_name": spec.script.name, "script_text": spec.script.read_text(), "model_files": files}
 
 
-def unplaceable(spec, offered: dict, workers: list[str]) -> str | None:
-    """Why none of `workers` can take this figure's resources (offered: the scheduler's
-    {worker: info}), or None."""
-    if not spec.resources:
+def unplaceable(resources: dict, offered: dict, workers: list[str]) -> str | None:
+    """Why none of `workers` can take a task asking for `resources` ({"GPU": 1}; offered: the
+    scheduler's {worker: info}), or None."""
+    if not resources:
         return None
-    if any(all(offered.get(w, {}).get("resources", {}).get(k, 0) >= v for k, v in spec.resources.items())
+    if any(all(offered.get(w, {}).get("resources", {}).get(k, 0) >= v for k, v in resources.items())
            for w in workers):
         return None
-    wanted = " ".join(f"{k}={v}" for k, v in spec.resources.items())
+    wanted = " ".join(f"{k}={v}" for k, v in resources.items())
     return (f"no worker of the cluster offers {wanted}; start one with "
             f"`dask worker SCHEDULER --resources {wanted}` (CLUSTER=slurm: set gpus in cluster.yaml)")
 
@@ -260,7 +265,7 @@ def submit_all(client, stale, options, code_id: str, workers: list[str], restric
     wanted, jobs = {}, {}
     offered = client.scheduler_info(n_workers=-1)["workers"]
     for spec, inputs, _ in stale:
-        if reason := unplaceable(spec, offered, workers):
+        if reason := unplaceable(spec.resources, offered, workers):
             failures[spec.figure_id] = reason
             print(f"cannot {spec.figure_id}: {reason}", file=sys.stderr, flush=True)
             continue

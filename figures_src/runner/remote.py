@@ -139,29 +139,36 @@ def _tasks_root() -> Path:
 
 
 def train_model_remotely(job: dict) -> dict:
-    """Train one zoo model on this worker from the runner's zoo.yaml text; its files as bytes."""
+    """Train one zoo model on this worker from the runner's zoo.yaml text; its files as bytes, or
+    the zoo's failure block naming the runner's zoo.yaml line."""
     put_first_on_path(CODE_FOLDER)
     ran_on = {"worker": worker_address(), "host": socket.gethostname(), "device": job["device"]}
     if message := refusal(job["code_id"], ran_on["worker"]):
         return {"refused": message, "ran_on": ran_on}
+    task_dir = Path(tempfile.mkdtemp(dir=_tasks_root(), prefix="model-"))
+    try:
+        return {**_train_into(task_dir / "models", job, ran_on), "ran_on": ran_on}
+    finally:
+        shutil.rmtree(task_dir, ignore_errors=True)
+
+
+def _train_into(models: Path, job: dict, ran_on: dict) -> dict:
+    """Build the job's model into `models` with the zoo's build_one; {"files"} or {"failure"}."""
     from mechinterp.device import torch_threads
     from mechinterp.models.config import read_zoo
     from mechinterp.models.failures import failure_block
     from mechinterp.models.zoo import as_device, build_one
-    task_dir = Path(tempfile.mkdtemp(dir=_tasks_root(), prefix="model-"))
+    models.mkdir()
+    (models / "zoo.yaml").write_text(job["zoo_text"])
+    zoo = read_zoo(models / "zoo.yaml", shown_as=job["zoo_shown"])   # messages name the runner's file
     try:
-        models = task_dir / "models"
-        models.mkdir()
-        (models / "zoo.yaml").write_text(job["zoo_text"])
-        zoo = read_zoo(models / "zoo.yaml")
         device = as_device(job["device"])
-        ran_on["device"] = str(device)
-        try:
-            with torch_threads(job["threads"]):   # the zoo's CPU thread count: the same weights everywhere
-                build_one(job["name"], zoo, models, device)
-        except Exception as error:  # noqa: BLE001 - the entry's own problem: the runner prints it
-            return {"error": failure_block(job["name"], zoo, error), "ran_on": ran_on}
-        files = {path.name: path.read_bytes() for path in sorted((models / job["name"]).iterdir())}
-        return {"files": files, "ran_on": ran_on}
-    finally:
-        shutil.rmtree(task_dir, ignore_errors=True)
+    except (RuntimeError, ValueError) as error:   # a worker offering GPU=1 whose torch sees no GPU
+        return {"failure": f"zoo: {zoo.problem_block(job['name'], str(error))}"}
+    ran_on["device"] = str(device)
+    try:
+        with torch_threads(job["threads"]):   # the zoo's CPU thread count: the same weights everywhere
+            build_one(job["name"], zoo, models, device)
+    except Exception as error:  # noqa: BLE001 - the entry's own problem: the runner prints it
+        return {"failure": failure_block(job["name"], zoo, error)}
+    return {"files": {path.name: path.read_bytes() for path in sorted((models / job["name"]).iterdir())}}

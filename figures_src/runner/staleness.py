@@ -9,11 +9,12 @@ when it has no entry, its input hash changed, or an output is missing or differs
 recorded (someone edited or deleted it). The reason is said in words ("checkpoint
 ../my_weights/net.pt changed (model my-net)").
 
-A model the zoo trains is rebuilt before its figures run, so its checkpoint is a result, not a
-cause: given models_dir, a figure of such a model that is out of date with zoo.yaml is said to be
-stale for what the zoo rebuilds it for ("zoo entry changed (model m: steps 1000 -> 1200; rebuilt
-first)"), not for a checkpoint on disk that is about to be replaced; once it is rebuilt, its new
-checkpoint is not named beside the entry, dataset or architecture change that caused it.
+A zoo model is rebuilt (trained, or its weights imported again) before its figures run: given
+models_dir, a figure of a model that is out of date with zoo.yaml is said to be stale for what the
+zoo rebuilds it for, with the entry's changed fields ("zoo entry changed (model m: steps 1000 ->
+1200; rebuilt first)"), for a trained and an imported model alike, not for a checkpoint on disk
+that is about to be replaced; once a trained model is rebuilt, its new checkpoint is not named
+beside the entry, dataset or architecture change that caused it.
 
     inputs = figure_inputs(spec, profile="full", repo_root=root, models_dir=root / "models")
     manifest = Manifest.load(figures_dir / "manifest.json")
@@ -151,17 +152,20 @@ def changed_inputs(old: dict, new: dict, models_dir: Path | None = None) -> list
 
 
 def model_changes(name: str, old: dict, new: dict, models_dir: Path | None) -> list[str]:
-    """What changed of one model a figure reads, in words (see the module docstring)."""
+    """What changed of one model a figure reads, in words (see the module docstring): the same
+    for a trained and an imported zoo model, which the zoo rebuilds (re-imports) alike."""
     words = describe_changes(old, new) or ["inputs changed"]
     zoo = _zoo_in(models_dir)
-    if zoo is None or name not in zoo.entries or is_imported(zoo.entries[name]):
+    if zoo is None or name not in zoo.entries:
         return [f"{phrase} (model {name})" for phrase in words]
     rebuild = model_stale_reason(name, zoo, models_dir)
     if rebuild:     # the checkpoint on disk is not the one the figure will read
         detail = entry_difference(name, zoo, models_dir)
         return [f"{phrase} (model {name}: {detail + '; ' if phrase == 'zoo entry changed' and detail else ''}"
                 "rebuilt first)" for phrase in rebuild.split(", ")]
-    causes = [phrase for phrase in words if not phrase.startswith("checkpoint ")]
+    # rebuilt already: a trained model's new checkpoint is what the change made, not a cause
+    causes = [phrase for phrase in words
+              if is_imported(zoo.entries[name]) or not phrase.startswith("checkpoint ")]
     return [f"{phrase} (model {name})" for phrase in causes or words]
 
 

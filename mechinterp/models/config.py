@@ -19,6 +19,7 @@ defined twice; each line of it names the zoo.yaml line of the field:
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,12 @@ class Zoo:
     lines: dict[str, int] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     field_lines: dict[str, dict[str, int]] = field(default_factory=dict)   # `defaults:` included
+    shown_as: str | None = None   # how messages name the file: a worker's copy names the runner's
+
+    @property
+    def shown(self) -> str:
+        """The file as messages name it: relative to here when below, else as given."""
+        return self.shown_as or str(_shown(self.path))
 
     @property
     def folder(self) -> Path:
@@ -61,7 +68,7 @@ class Zoo:
         """"models/zoo.yaml:37": the file (relative to here when below) and the line of the entry,
         or of its field `field_name` when given."""
         line = self.field_lines.get(name, {}).get(field_name) or self.lines.get(name)
-        return f"{_shown(self.path)}:{line}" if line else str(_shown(self.path))
+        return f"{self.shown}:{line}" if line else self.shown
 
     def problem_block(self, name: str, message: str | None = None) -> str:
         """"cannot build 'x' (models/zoo.yaml:37)" and, indented below, the message (default:
@@ -76,22 +83,23 @@ def _shown(path: Path) -> Path:
         return path
 
 
-_zoos: dict[tuple[str, int, int], Zoo] = {}
+_zoos: dict[tuple, Zoo] = {}
 
 
-def read_zoo(config_path: str | os.PathLike = "models/zoo.yaml") -> Zoo:
-    """The zoo config (cached on path, size and mtime: the runner asks once per figure)."""
+def read_zoo(config_path: str | os.PathLike = "models/zoo.yaml", shown_as: str | None = None) -> Zoo:
+    """The zoo config (cached on path, size and mtime: the runner asks once per figure); messages
+    name the file as `shown_as` when given (a Dask worker's copy of the runner's zoo.yaml)."""
     config_path = Path(config_path)
     if not config_path.is_file():
         raise ZooError(f"zoo config {config_path} does not exist")
     stat = config_path.stat()
-    key = (str(config_path), stat.st_size, stat.st_mtime_ns)
+    key = (str(config_path), stat.st_size, stat.st_mtime_ns, shown_as)
     if key not in _zoos:
-        _zoos[key] = _parse_zoo(config_path)
+        _zoos[key] = _parse_zoo(config_path, shown_as)
     return _zoos[key]
 
 
-def _parse_zoo(config_path: Path) -> Zoo:
+def _parse_zoo(config_path: Path, shown_as: str | None = None) -> Zoo:
     root, document = _load_yaml(config_path)
     nodes = _top_level_nodes(root, config_path)
     models = document.get("models") if isinstance(document, dict) else None
@@ -101,7 +109,7 @@ def _parse_zoo(config_path: Path) -> Zoo:
     if not isinstance(defaults, dict):
         raise ZooError(f"{_shown(config_path)}:{nodes['defaults'][0].start_mark.line + 1}: defaults "
                        "must be a mapping of field: value that every entry starts from")
-    zoo = Zoo(config_path, {})
+    zoo = Zoo(config_path, {}, shown_as=shown_as)
     definitions = _definitions(zoo, nodes["models"][1], _key_lines(nodes.get("defaults", (None, None))[1]))
     for name, entry in models.items():
         name = str(name)
@@ -184,7 +192,7 @@ def _definitions(zoo: Zoo, models_node, default_lines: dict[str, int]) -> dict[s
 
 def _entry_problems(zoo: Zoo, name: str, entry, definitions: list) -> list[str]:
     """What is wrong with one entry, one line each (see fields.py), each naming its zoo.yaml line."""
-    shown = _shown(zoo.path)
+    shown = zoo.shown
     if len(definitions) > 1:
         lines = " and ".join(f"{shown}:{line}" for line, _ in definitions)
         return [f"model {name!r} is defined twice, at {lines}: rename one of them or delete one"]
@@ -205,6 +213,27 @@ def in_profile(entry: dict, profile: str) -> bool:
     a gpu run is the full one plus the GPU's own models."""
     wanted = {"gpu": {"gpu", "full"}}.get(profile, {profile})
     return bool(wanted & set(entry.get("profiles", wanted)))
+
+
+def trains_on(entry: dict, device) -> bool:
+    """False for an entry whose `devices:` (e.g. [cuda]: GoogLeNet, too slow for a CPU) leave out
+    this device (a torch.device or its type, "cpu"); the zoo never trains it there, though it
+    loads one built elsewhere."""
+    device_type = getattr(device, "type", str(device))
+    return device_type in entry.get("devices", [device_type])
+
+
+def buildable(zoo: Zoo, names: list[str], device) -> list[str]:
+    """The names among `names` that a build of every model on `device` takes: imports, and the
+    entries this device trains; each other one is skipped, saying so (the zoo's one skip rule,
+    here and on a cluster). A name with no entry (a broken one) is kept, to be reported."""
+    device_type = getattr(device, "type", str(device))
+    kept = [name for name in names if name not in zoo.entries or is_imported(zoo.entries[name])
+            or trains_on(zoo.entries[name], device_type)]
+    for name in sorted(set(names) - set(kept)):
+        print(f"zoo: skipping {name} (devices: {zoo.entries[name]['devices']} in {zoo.where(name)}; "
+              f"this is {device_type})", file=sys.stderr, flush=True)
+    return kept
 
 
 def entry_problem(name: str, entry: dict) -> str | None:

@@ -34,6 +34,7 @@ from torch import nn
 from mechinterp.device import model_device
 from mechinterp.hooks import hooked
 from mechinterp.models.describe import gate_convs, shape_text
+from mechinterp.names import did_you_mean
 
 FUNCTION = "function (not hookable: read the module that contains it)"
 TORCHVISION_INPUT = (3, 224, 224)
@@ -157,8 +158,16 @@ def _model_for(name: str) -> nn.Module:
         return build_model({k: v for k, v in zoo.entries[name].items() if k not in LAYER_FIELDS})
     if name in torchvision.models.list_models():
         return torchvision.models.get_model(name, weights=None)
-    raise SystemExit(f"layers: {name!r} is neither a model of models/zoo.yaml "
-                     f"({', '.join(zoo.entries)}) nor a torchvision model")
+    raise SystemExit(unknown_model(name, zoo, torchvision.models.list_models()))
+
+
+def unknown_model(name: str, zoo, torchvision_names: list[str]) -> str:
+    """The one line for a name that is neither a zoo model nor a torchvision one: the near names
+    of both when there are some, else the zoo's names."""
+    near = did_you_mean(name, [*zoo.entries, *torchvision_names])
+    names = near or f" ({zoo.shown} names {', '.join(zoo.entries)})"
+    return (f"layers: {name!r} is neither a model of {zoo.shown} nor a torchvision model{names}: "
+            "give a zoo model's name, or a torchvision architecture's (torchvision.models.list_models())")
 
 
 def print_rows(rows: list[LayerRow]) -> None:

@@ -61,9 +61,9 @@ from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
 from mechinterp.models.describe import check_dataset_fits, describe_layers, try_one_image
 from mechinterp.models.failures import failure_block, raised_at, weight_mismatches
-from mechinterp.models.config import (FieldError, Zoo, ZooError, in_profile, is_imported,  # noqa: F401
-                                      read_zoo, read_zoo_config,
-                                      source_path)
+from mechinterp.models.config import (FieldError, Zoo, ZooError, buildable, in_profile,  # noqa: F401
+                                      is_imported, read_zoo, read_zoo_config, source_path,
+                                      trains_on)
 from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
                                       model_stale_reason)
 from mechinterp.models.training import TrainingSettings, evaluate, train_classifier
@@ -323,22 +323,12 @@ def _build_side_by_side(names, zoo: Zoo, config_path, models_dir, device, force,
                               str(device), force, jobs, torch.get_num_threads())
 
 
-def trains_on(entry: dict, device: torch.device) -> bool:
-    """False for an entry whose `devices:` (e.g. [cuda]: GoogLeNet, too slow for a CPU) leave out
-    this device type; the zoo never trains it here, though it loads one built elsewhere."""
-    return device.type in entry.get("devices", [device.type])
-
-
 def default_names(zoo: Zoo, device: torch.device, profile: str | None = None) -> list[str]:
     """What a build with no names builds: every entry of the profile (all when None) that this
     device trains or imports (and every broken one, to report it); entries trained only on other
-    devices are skipped, saying so."""
-    entries = {n: e for n, e in zoo.entries.items() if profile is None or in_profile(e, profile)}
-    names = [name for name, entry in entries.items() if is_imported(entry) or trains_on(entry, device)]
-    for name in sorted(set(entries) - set(names)):
-        print(f"zoo: skipping {name} (devices: {zoo.entries[name]['devices']} in {zoo.where(name)}; "
-              f"this is {device.type})", file=sys.stderr, flush=True)
-    return names + sorted(set(zoo.problems) - set(zoo.entries))
+    devices are skipped, saying so (config.buildable)."""
+    entries = [n for n, e in zoo.entries.items() if profile is None or in_profile(e, profile)]
+    return buildable(zoo, entries, device) + sorted(set(zoo.problems) - set(zoo.entries))
 
 
 def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force: bool) -> dict:
