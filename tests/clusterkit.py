@@ -56,6 +56,15 @@ class LocalCluster:
     def wait_for_workers(self, count: int) -> None:
         self.client.wait_for_workers(count, timeout=60)
 
+    def wait_for_names(self, *names: str, timeout: float = 60) -> None:
+        """Until the scheduler's workers are exactly `names`: after a kill, a count alone can
+        still see the dead worker, which the scheduler drops only when it notices."""
+        deadline = time.time() + timeout
+        while sorted(w.get("name") for w in self.client.scheduler_info()["workers"].values()) != sorted(names):
+            if time.time() > deadline:
+                raise TimeoutError(f"the scheduler's workers did not become {sorted(names)}")
+            time.sleep(0.1)
+
     def worker_by_pid(self) -> dict[int, str]:
         return {pid: address for address, pid in self.client.run(os.getpid).items()}
 

@@ -115,7 +115,7 @@ def test_the_speakers_package_ships_and_an_edit_never_runs_the_old_copy(tmp_path
         assert value(project) == pytest.approx(0.875)          # the old figure is kept, not redone wrong
         cluster.workers.pop("w1").kill()
         cluster.start_worker("w2")
-        cluster.wait_for_workers(1)
+        cluster.wait_for_names("w2")
         again = run(project, cluster)
         assert again.returncode == 0, again.stderr
         assert value(project) == pytest.approx(3 * 0.875)
