@@ -138,3 +138,14 @@ def test_single_model_figures_read_layers_and_shapes_from_the_model(renamed_cnn_
     assert embedding["clusters"] == 8 and embedding["embedding_purity"]["pca"] > 1 / 8
     path = run_figure("universality/adversarial-path", renamed_cnn_zoo, tmp_path)
     assert path["classes_along_path"][0] == path["start"]
+
+
+def test_filter_figures_run_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_figure):
+    """A one-channel model's 3x3 first layer is compared with grey photo patches' ICA filters and
+    a one-channel random baseline; the curve search runs on the declared model."""
+    numbers = run_figure("universality/first-layer-filters", grey_cnn_zoo, tmp_path,
+                         params={"patches": 600, "components": 8, "shown": 8}, models=["grey-cnn"])
+    assert set(numbers["best_match_with_ica"]) == {"grey-cnn"}
+    assert set(numbers["orientation_selectivity"]) == {"grey-cnn", "ica", "sparse_coding"}
+    curves = run_figure("universality/curve-detectors", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+    assert set(curves["models"]["grey-cnn"]) == {"features.4", "features.7"}
