@@ -7,7 +7,7 @@ The runner builds one FigureContext per figure; figure functions use `ctx.model(
 without being declared would leave the figure up to date when that model changes.
 `ctx.dataset(name, split, count=...)` gives a declared model's own data (its zoo entry's dataset),
 `ctx.layer(model)` the layer params["layer"] names (a module name or an index into the model's
-feature_layers) and `ctx.class_index(data, param)` the class a param names, each with a message
+feature_layers) and `ctx.class_index(class_names, param)` the class a param names, each with a message
 naming the figure and what to change when it does not fit that model.
 Everything is written into a private staging folder that the runner renames into place only
 when the figure succeeds, so a failing or interrupted figure never leaves half-written files.
@@ -93,17 +93,17 @@ class FigureContext:
             f"its feature_layers are {', '.join(model.feature_layers)}: set {param!r} in "
             f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to one of them or an index into them")
 
-    def class_index(self, data, param: str, name: str | None = None) -> int:
-        """The index in data.class_names of the class params[param] names (or `name`, one of a
-        list param), with a message naming the dataset's classes when it has no such class."""
+    def class_index(self, class_names, param: str, name: str | None = None) -> int:
+        """The index in the model's data's class_names of the class params[param] names (or
+        `name`, one of a list param), with a message naming those classes when there is none."""
         wanted = self.params[param] if name is None else name
-        if wanted in data.class_names:
-            return data.class_names.index(wanted)
+        if wanted in class_names:
+            return list(class_names).index(wanted)
         from mechinterp.names import did_you_mean
         raise FigureInputError(
             f"figure {self.figure_id!r}: params {param!r} names class {wanted!r}, which the model's "
-            f"dataset does not have{did_you_mean(wanted, data.class_names)} (its classes: "
-            f"{', '.join(map(str, data.class_names))}): set {param!r} in "
+            f"dataset does not have{did_you_mean(wanted, class_names)} (its classes: "
+            f"{', '.join(map(str, class_names))}): set {param!r} in "
             f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script}")
 
     def _require_declared(self, name: str) -> None:
