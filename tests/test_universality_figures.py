@@ -149,3 +149,14 @@ def test_filter_figures_run_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_f
     assert set(numbers["orientation_selectivity"]) == {"grey-cnn", "ica", "sparse_coding"}
     curves = run_figure("universality/curve-detectors", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
     assert set(curves["models"]["grey-cnn"]) == {"features.4", "features.7"}
+
+
+def test_concept_figures_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_figure):
+    """The embedding reads the model's mnist data and a layer index; TCAV names the class param
+    the model's data lacks."""
+    from figures_src.runner.context import FigureInputError
+    embedding = run_figure("universality/embedding", grey_cnn_zoo, tmp_path,
+                           params={"images": 200, "layer": -1}, models=["grey-cnn"])
+    assert embedding["clusters"] == 10
+    with pytest.raises(FigureInputError, match=r"'target' names class 'circle'"):
+        run_figure("universality/tcav", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
