@@ -242,10 +242,10 @@ def make_patching(ctx):
     layers = list(model.feature_layers)
     heat = patching_heatmap(model, target, donor, layers, target_index, donor_index)
     ctx.save(draw_patching(heat, ctx.params["target_class"], ctx.params["donor_class"]))
-    return patching_numbers(heat, layers, ctx.params, pairs)
+    return patching_numbers(name, heat, layers, ctx.params, pairs)
 
 
-def patching_numbers(heat, layers, params, pairs):
+def patching_numbers(name, heat, layers, params, pairs):
     """Per layer: the whole-layer patch, the best single unit and the units' sum."""
     rows = {}
     for row, layer in enumerate(layers):
