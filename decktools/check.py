@@ -163,10 +163,12 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
 
 
 def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
+    """The keys the deck cites, with the crossref parents they take fields from (removing a
+    parent would lose its booktitle, editors, ...)."""
     keys = set()
     for ref in references.citations(deck):
         keys.update(ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)])
-    return keys
+    return keys | {bib.entries[key]["crossref"].strip() for key in keys if "crossref" in bib.entries.get(key, {})}
 
 
 def sibling_decks(deck_path: Path) -> list[Path]:
@@ -207,17 +209,19 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     except DeckError as error:
         deck, unreadable = None, Problem(error.path, error.line, 1, error.message)
     files, problems = bibliography_files(deck_path, deck.headmatter if deck else {}, bib_path)
+    bib_found = not problems and all(path.is_file() for path in files)
     bibliography, bib_problems = load_bibliographies(files)
     problems += bib_problems
     if deck is None:
         return DeckReport(None, bibliography, problems + [unreadable])
     public_dir = deck_path.parent / "public"
     declared, script_problems = declared_figure_ids(deck_path)
-    problems += script_problems + citation_problems(deck, bibliography)
+    problems += script_problems
+    if bib_found:   # else every key would be unknown: the bib's own "not found" says what to do
+        problems += citation_problems(deck, bibliography) + unused_entry_problems(deck_path, bibliography)
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
-    problems += unused_entry_problems(deck_path, bibliography)
     return DeckReport(deck, bibliography, problems)
 
 
