@@ -24,16 +24,17 @@ content hashes (decktools.deckmeta.stale_reasons): nothing is built.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from decktools import references
-from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
+from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies, normalise_doi
 from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
-from decktools.problems import Problem, errors
+from decktools.problems import Problem, counted, errors
 from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,9 @@ def _key_problem(ref: references.Reference, key: str, bib: Bibliography) -> Prob
     if key in bib.entries:
         return None
     fix = f": add an entry to {bib.names} or fix the key"
+    if ref.kind == "bref" and re.search(r"[,;\s]", key):
+        return Problem(ref.path, ref.line, ref.column, f"<Cite bref=\"{key}\"/> names several keys, but bref takes "
+                       "one: write one <Cite bref=\"key\"/> per work, or [@a; @b] for one citation of several")
     if any(known.casefold() == key.casefold() for known in bib.entries):
         fix = "; citation keys are case-sensitive: write the key as its entry does"
     hint = did_you_mean(key, bib.entries, cutoff=0.6)   # keys share their years: ask for more alike
@@ -64,7 +68,7 @@ def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
             if not bib.key_for_doi(ref.target):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"DOI {ref.target} is not the doi "
                                         f"of any entry in {bib.names}: add the entry (with doi = "
-                                        f"{{{ref.target}}}) so the deck never fetches it over the network"))
+                                        f"{{{normalise_doi(ref.target)}}}) so the deck never fetches it over the network"))
         else:
             problems += [p for key in ref.keys if (p := _key_problem(ref, key, bib))]
     return problems
@@ -237,7 +241,8 @@ def main(argv=None) -> int:
     failed = errors(report.problems)
     warnings = len(report.problems) - len(failed)
     files = len(report.deck.files) if report.deck else 0
-    print(f"check: {len(failed)} errors, {warnings} warnings in {options.deck} ({files} files)")
+    print(f"check: {counted(len(failed), 'error')}, {counted(warnings, 'warning')} in {options.deck} "
+          f"({counted(files, 'file')})")
     return 1 if failed else 0
 
 

@@ -34,7 +34,7 @@ from decktools.deckmeta import deck_meta
 from decktools.markdown import Slide, read_deck
 from decktools.mdscan import code_mask, speaker_notes
 from decktools.numbers import format_measured
-from decktools.problems import errors
+from decktools.problems import counted, errors
 from figures_src.runner import write_atomic
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
@@ -153,7 +153,7 @@ def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
     failed = errors(report.problems)
     if failed:
         raise SystemExit("\n".join(map(str, failed)) + f"\nprepare: {deck_path} fails the check "
-                         f"({len(failed)} errors); fix them first")
+                         f"({counted(len(failed), 'error')}); fix them first")
     deck, bib, figures_dir = report.deck, report.bibliography, deck_path.parent / "public" / "figures"
     rendered = render_citations([citation_keys(ref, bib) for ref in references.citations(deck)], bib.files)
     for path in deck.files:

@@ -82,6 +82,8 @@ def test_good_deck_passes_without_warnings(tmp_path):
     ("\n# Hi [@alpha2021]\n", 6, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
     ('\n<Cite bref="ghost"/>\n', 1, "unknown citation key 'ghost'"),
     ('\nSee <Cite input="10.1000/elsewhere"/>\n', 5, "DOI 10.1000/elsewhere is not the doi"),
+    ('\nSee <Cite input="https://doi.org/10.1000/ELSEWHERE"/>\n', 5, "(with doi = {10.1000/elsewhere})"),
+    ('\n<Cite bref="alpha2020,delta2019"/>\n', 1, "names several keys, but bref takes one: write one <Cite"),
     ("\n![x](https://example.com/cat.png)\n", 6, "remote asset https://example.com/cat.png"),
     ('\n<img src="//cdn.example.com/a.png"/>\n', 11, "remote asset //cdn.example.com/a.png"),
     ("\n![x](/figures/demo/missing.png)\n", 6, "not found"),
@@ -163,7 +165,10 @@ def test_check_command_exit_codes(tmp_path):
                                        str(deck.parent.parent / "citations.bib")],
                                       cwd=REPO, capture_output=True, text=True)
     ok, failed = run(good), run(bad)
-    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout
+    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout and "(1 file)" in ok.stdout
+    assert "check: 1 error, 2 warnings in" in failed.stdout     # alpha2020 and delta2019 are cited by no deck
+    (bad.parent / "b.md").write_text(HEAD + "\n# [@delta2019]\n")
+    assert "check: 1 error, 1 warning in" in run(bad).stdout
     assert failed.returncode == 1 and f"{bad}:6:3: error: unknown citation key 'missing'" in failed.stderr
 
 
