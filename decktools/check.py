@@ -9,7 +9,8 @@ Errors (the check fails, printing file:line:column and what to do): an unknown c
 are case-sensitive, as pandoc reads them; "did you mean" ignores case); a
 `<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the deck never looks a DOI
 up over the network); a bib file the headmatter names that does not exist; bib syntax errors,
-duplicate keys (within a file or across the deck's files), entries missing
+duplicate keys (within a file or across the deck's files), a crossref or @string macro that the
+file does not define, entries missing
 author, title or year (as decktools.bib defines them: a biblatex date counts, a web page needs no
 author); images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
@@ -63,7 +64,7 @@ def _key_problem(ref: references.Reference, key: str, bib: Bibliography) -> Prob
 
 def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
     problems = []
-    for ref in references.citations(deck):
+    for ref in references.citations(deck, bib.entries):
         if ref.kind == "doi":
             if not bib.key_for_doi(ref.target):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"DOI {ref.target} is not the doi "
@@ -170,7 +171,7 @@ def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
     """The keys the deck cites, with the crossref parents they take fields from (removing a
     parent would lose its booktitle, editors, ...)."""
     keys = set()
-    for ref in references.citations(deck):
+    for ref in references.citations(deck, bib.entries):
         keys.update(ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)])
     return keys | {bib.entries[key]["crossref"].strip() for key in keys if "crossref" in bib.entries.get(key, {})}
 

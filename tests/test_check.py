@@ -81,6 +81,8 @@ def test_good_deck_passes_without_warnings(tmp_path):
 @pytest.mark.parametrize("body, column, message", [
     ("\n# Hi [@alpha2021]\n", 6, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
     ('\n<Cite bref="ghost"/>\n', 1, "unknown citation key 'ghost'"),
+    ("\nAs @alpha2021 showed\n", 4, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
+    ("\nSee [see @alpha2021, p. 3]\n", 5, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
     ('\nSee <Cite input="10.1000/elsewhere"/>\n', 5, "DOI 10.1000/elsewhere is not the doi"),
     ('\nSee <Cite input="https://doi.org/10.1000/ELSEWHERE"/>\n', 5, "(with doi = {10.1000/elsewhere})"),
     ('\n<Cite bref="alpha2020,delta2019"/>\n', 1, "names several keys, but bref takes one: write one <Cite"),
@@ -99,6 +101,14 @@ def test_each_error_names_file_line_column_and_fix(tmp_path, body, column, messa
     expected_line = deck.read_text().split("\n").index(body.strip()) + 1
     assert (problem.path, problem.line, problem.column) == (deck, expected_line, column)
     assert message in problem.message
+
+
+def test_an_at_sign_that_is_no_citation_stays_text(tmp_path):
+    """Only a bib key or a name with a year is a narrative citation: not an e-mail address, an npm
+    scope, a Vue directive, a handle, nor an escaped \\@."""
+    deck = write_deck(tmp_path, GOOD + '\nMail me@uni.edu, run @slidev/cli, <b @click="go" :x="@y">x</b>, '
+                                       "ask @vue or @someone, \\@alpha2021.\n")
+    assert problems_of(deck) == []
 
 
 def test_frontmatter_background_remote_and_missing(tmp_path):

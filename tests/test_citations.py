@@ -285,3 +285,14 @@ def test_an_undefined_string_macro_is_an_error_at_its_field_with_did_you_mean(tm
                                       "citations.bib does not define (did you mean distill?)")
     (tmp_path / "citations.bib").write_text(bib.replace("distil #", "DISTILL #"))   # macros ignore case
     assert check_deck(deck).problems == []
+
+
+def test_locators_prefixes_and_narrative_citations_read_as_pandoc_writes_them(tmp_path):
+    body = ("# [@alpha2020, p. 3] and @alpha2020 wrote [see -@alpha2020, p. 2], then @alpha2020 [p. 4];\n\n"
+            "mail me@uni.edu, `@alpha2020`, \\@alpha2020.\n\n<!--\nSay @alpha2020 [p. 5].\n-->")
+    deck = talk_folder(tmp_path, "", body, {})
+    prepared = prepare_deck(deck).read_text()
+    span = '<span class="citation" data-keys="alpha2020" v-pre>{}</span>'
+    assert (f"# {span.format('(Alpha et al., 2020, p. 3)')} and {span.format('Alpha et al. (2020)')} wrote "
+            f"{span.format('(see 2020, p. 2)')}, then {span.format('Alpha et al. (2020, p. 4)')};") in prepared
+    assert "mail me@uni.edu, `@alpha2020`, \\@alpha2020." in prepared and "Say Alpha et al. (2020, p. 5)." in prepared
