@@ -1,7 +1,7 @@
 """Write the deck that Slidev builds: talk/<deck>.prepared.md (and one per `src:` import).
 
 The speaker edits talk/slides.md; Slidev is given the prepared copy, in which
-  - every citation, `[@a; @b]`, `<Cite bref="a"/>` or `<Cite input="DOI"/>` (of a DOI in the
+  - every citation, `[@a; @b]`, `[see @a, p. 3]`, narrative `@a`, `<Cite bref="a"/>` or `<Cite input="DOI"/>` (of a DOI in the
     deck's bib files), becomes static APA text formatted by decktools.citations,
     `<span class="citation" data-keys="a b" v-pre>(Alpha et al., 2020; Beta, 2019)</span>`, and
     plain text "(Alpha et al., 2020)" in speaker notes; nothing formats citations in the browser;
@@ -34,7 +34,7 @@ from decktools.deckmeta import deck_meta
 from decktools.markdown import Slide, read_deck
 from decktools.mdscan import code_mask, speaker_notes
 from decktools.numbers import format_measured
-from decktools.problems import errors
+from decktools.problems import counted, errors
 from figures_src.runner import write_atomic
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
@@ -47,12 +47,16 @@ def prepared_name(path: Path) -> Path:
     return path.with_name(path.stem + ".prepared.md")
 
 
-def citation_keys(ref: references.Reference, bib: Bibliography) -> tuple[str, ...]:
+def citation_of(ref: references.Reference, bib: Bibliography) -> tuple[str, ...]:
+    """The citation as decktools.citations takes it: the deck's pandoc text itself (its prefixes
+    and locators kept, a narrative one told apart), or the key of a <Cite>."""
+    if ref.kind in ("pandoc", "narrative"):
+        return (ref.text,)
     return tuple(ref.keys) if ref.kind != "doi" else (bib.key_for_doi(ref.target),)
 
 
 def replacement(ref: references.Reference, bib: Bibliography, rendered: RenderedCitations, in_notes: bool) -> str:
-    keys = citation_keys(ref, bib)
+    keys = citation_of(ref, bib)
     return plain_text(rendered.in_text[keys]) if in_notes else citation_html(keys, rendered)
 
 
@@ -66,7 +70,7 @@ def rewrite_line(path: Path, number: int, original: str, masked: str, bib: Bibli
                  rendered: RenderedCitations, figures_dir: Path, in_notes: bool) -> str:
     """Apply the rewrites to one line, right to left so earlier columns stay valid."""
     edits = []
-    for ref in references.citations_in_line(path, number, masked):
+    for ref in references.citations_in_line(path, number, masked, bib.entries):
         edits.append((ref.column - 1, len(ref.text), replacement(ref, bib, rendered, in_notes)))
     for match in references.MEASURED.finditer(masked):
         attributes = dict(references.ATTRIBUTE.findall(match.group(1)))
@@ -153,9 +157,10 @@ def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
     failed = errors(report.problems)
     if failed:
         raise SystemExit("\n".join(map(str, failed)) + f"\nprepare: {deck_path} fails the check "
-                         f"({len(failed)} errors); fix them first")
+                         f"({counted(len(failed), 'error')}); fix them first")
     deck, bib, figures_dir = report.deck, report.bibliography, deck_path.parent / "public" / "figures"
-    rendered = render_citations([citation_keys(ref, bib) for ref in references.citations(deck)], bib.files)
+    rendered = render_citations([citation_of(ref, bib) for ref in references.citations(deck, bib.entries)],
+                                bib.files)
     for path in deck.files:
         text = prepare_file(path, deck, bib, rendered, figures_dir)
         if path == deck.entry and deck.headmatter:

@@ -81,7 +81,11 @@ def test_good_deck_passes_without_warnings(tmp_path):
 @pytest.mark.parametrize("body, column, message", [
     ("\n# Hi [@alpha2021]\n", 6, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
     ('\n<Cite bref="ghost"/>\n', 1, "unknown citation key 'ghost'"),
+    ("\nAs @alpha2021 showed\n", 4, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
+    ("\nSee [see @alpha2021, p. 3]\n", 5, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
     ('\nSee <Cite input="10.1000/elsewhere"/>\n', 5, "DOI 10.1000/elsewhere is not the doi"),
+    ('\nSee <Cite input="https://doi.org/10.1000/ELSEWHERE"/>\n', 5, "(with doi = {10.1000/elsewhere})"),
+    ('\n<Cite bref="alpha2020,delta2019"/>\n', 1, "names several keys, but bref takes one: write one <Cite"),
     ("\n![x](https://example.com/cat.png)\n", 6, "remote asset https://example.com/cat.png"),
     ('\n<img src="//cdn.example.com/a.png"/>\n', 11, "remote asset //cdn.example.com/a.png"),
     ("\n![x](/figures/demo/missing.png)\n", 6, "not found"),
@@ -97,6 +101,14 @@ def test_each_error_names_file_line_column_and_fix(tmp_path, body, column, messa
     expected_line = deck.read_text().split("\n").index(body.strip()) + 1
     assert (problem.path, problem.line, problem.column) == (deck, expected_line, column)
     assert message in problem.message
+
+
+def test_an_at_sign_that_is_no_citation_stays_text(tmp_path):
+    """Only a bib key or a name with a year is a narrative citation: not an e-mail address, an npm
+    scope, a Vue directive, a handle, nor an escaped \\@."""
+    deck = write_deck(tmp_path, GOOD + '\nMail me@uni.edu, run @slidev/cli, <b @click="go" :x="@y">x</b>, '
+                                       "ask @vue or @someone, \\@alpha2021.\n")
+    assert problems_of(deck) == []
 
 
 def test_frontmatter_background_remote_and_missing(tmp_path):
@@ -126,7 +138,8 @@ def test_bibliography_errors(tmp_path, bib, message):
 def test_missing_bib_and_missing_deck(tmp_path):
     deck = write_deck(tmp_path, GOOD)
     (tmp_path / "citations.bib").unlink()
-    assert any("bibliography not found" in p.message for p in problems_of(deck))
+    [missing] = problems_of(deck)        # the keys and DOI it cites are not each called unknown
+    assert missing.message.startswith("bibliography not found: create it") and "--bib" in missing.message
     report = check_deck(tmp_path / "talk" / "nope.md", REPO / "citations.bib")
     assert "deck not found" in errors(report.problems)[0].message
 
@@ -162,7 +175,10 @@ def test_check_command_exit_codes(tmp_path):
                                        str(deck.parent.parent / "citations.bib")],
                                       cwd=REPO, capture_output=True, text=True)
     ok, failed = run(good), run(bad)
-    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout
+    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout and "(1 file)" in ok.stdout
+    assert "check: 1 error, 2 warnings in" in failed.stdout     # alpha2020 and delta2019 are cited by no deck
+    (bad.parent / "b.md").write_text(HEAD + "\n# [@delta2019]\n")
+    assert "check: 1 error, 1 warning in" in run(bad).stdout
     assert failed.returncode == 1 and f"{bad}:6:3: error: unknown citation key 'missing'" in failed.stderr
 
 
