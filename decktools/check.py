@@ -14,7 +14,9 @@ author, title or year (as decktools.bib defines them: a biblatex date counts, a 
 author); images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
-mean"); a <Measured> number whose figure has not been made yet.
+mean"); a <Measured> number whose figure has not been made yet; a slide's `budget:` or the
+headmatter's `duration:` that is no duration (decktools.rehearse.timing_problems); a `src:` range
+that names no slide of its file.
 Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
@@ -32,8 +34,10 @@ from decktools import references
 from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
 from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
+from decktools.numbering import cited_keys
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
+from decktools.rehearse import timing_problems
 from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -162,13 +166,6 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
-def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
-    keys = set()
-    for ref in references.citations(deck):
-        keys.update(ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)])
-    return keys
-
-
 def sibling_decks(deck_path: Path) -> list[Path]:
     """The other decks beside this one (markdown files whose first line opens a headmatter)."""
     return [p for p in sorted(deck_path.parent.glob("*.md"))
@@ -217,6 +214,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
+    problems += timing_problems(deck)
     problems += unused_entry_problems(deck_path, bibliography)
     return DeckReport(deck, bibliography, problems)
 
