@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from decktools.markdown import read_deck
+from decktools.deckmeta import meta_path
 from decktools.prepare import prepare_deck
 from figures_src.runner import write_atomic
 
@@ -80,7 +81,8 @@ def build(deck_path: Path, base: str = "/", force: bool = False) -> Path:
     staging = out.with_name(out.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     slidev(talk_dir, "build", prepared.name, "--out", staging.name, "--base", base)
-    add_deep_links(staging, len(read_deck(prepared).slides))  # the prepared deck: bibliography pages count
+    # numbered as prepare numbered them for the presenter panel: bibliography pages count
+    add_deep_links(staging, len(json.loads(meta_path(deck_path).read_text(encoding="utf-8"))["slides"]))
     (staging / STAMP).write_text(stamp)
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)

@@ -15,7 +15,9 @@ author, title or year (as decktools.bib defines them: a biblatex date counts, a 
 author); images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
-mean"); a <Measured> number whose figure has not been made yet.
+mean"); a <Measured> number whose figure has not been made yet; a slide's `budget:` or the
+headmatter's `duration:` that is no duration (decktools.rehearse.timing_problems); a `src:` range
+that names no slide of its file.
 Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
@@ -34,8 +36,10 @@ from decktools import references
 from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies, normalise_doi
 from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
+from decktools.numbering import cited_keys
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
+from decktools.rehearse import timing_problems
 from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -167,12 +171,10 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
-def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
+def used_keys(deck: Deck, bib: Bibliography) -> set[str]:
     """The keys the deck cites, with the crossref parents they take fields from (removing a
     parent would lose its booktitle, editors, ...)."""
-    keys = set()
-    for ref in references.citations(deck, bib.entries):
-        keys.update(ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)])
+    keys = cited_keys(deck, bib)
     return keys | {bib.entries[key]["crossref"].strip() for key in keys if "crossref" in bib.entries.get(key, {})}
 
 
@@ -193,7 +195,7 @@ def unused_entry_problems(deck_path: Path, bib: Bibliography) -> list[Problem]:
         same = path.resolve() == deck_path.resolve()
         files = bib.files if same else deck_bib_files(path, deck.headmatter)[0]
         for file in files:
-            cited.setdefault(file.resolve(), set()).update(cited_keys(deck, bib))
+            cited.setdefault(file.resolve(), set()).update(used_keys(deck, bib))
     return [Problem(bib.sources[key], bib.lines[key], 1, f"entry {key!r} is cited by no deck in "
                     f"{deck_path.parent} that uses {bib.sources[key].name}: cite it or remove it", "warning")
             for key in sorted(bib.entries) if key not in cited.get(bib.sources[key].resolve(), set())]
@@ -227,6 +229,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
+    problems += timing_problems(deck)
     return DeckReport(deck, bibliography, problems)
 
 
