@@ -137,6 +137,18 @@ def test_a_failing_figure_shows_the_users_own_frames(workspace):
     assert "figures_src/runner/" not in result.stderr and "site-packages" not in result.stderr
 
 
+def test_in_a_log_file_the_failed_line_is_a_line_of_its_own(workspace, tmp_path):
+    """Output to a file (make slides > log 2>&1): no progress bar redrawn with \\r before FAILED."""
+    (workspace[0] / "broken.py").write_text(FAILING)
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "-m", "figures_src.runner", *dirs(workspace), "--ids", "broken/plot"],
+                       cwd=REPO, stdout=out, stderr=subprocess.STDOUT, timeout=600)
+    text = log.read_bytes().decode()      # read_text() would turn each \r into a line end
+    assert "\r" not in text
+    assert any(line.startswith("FAILED broken/plot: ZeroDivisionError") for line in text.splitlines())
+
+
 def test_an_error_raised_inside_a_library_names_the_user_line_and_where_it_was_raised(workspace):
     scripts = workspace[0]
     (scripts / "broken.py").write_text(FAILING.replace("1 / 0", "1"))
