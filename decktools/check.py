@@ -14,7 +14,8 @@ author, title or year (as decktools.bib defines them: a biblatex date counts, a 
 author); images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
-mean"); a <Measured> number whose figure has not been made yet.
+mean"); a <Measured> number whose figure has not been made yet; a theme or addon that is not
+installed in talk/node_modules (decktools.themes, resolved as Slidev resolves it).
 Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
@@ -34,6 +35,7 @@ from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, errors
+from decktools.themes import theme_problems
 from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -217,7 +219,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
-    problems += unused_entry_problems(deck_path, bibliography)
+    problems += unused_entry_problems(deck_path, bibliography) + theme_problems(deck)
     return DeckReport(deck, bibliography, problems)
 
 

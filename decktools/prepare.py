@@ -35,10 +35,10 @@ from decktools.markdown import Slide, read_deck
 from decktools.mdscan import code_mask, speaker_notes
 from decktools.numbers import format_measured
 from decktools.problems import errors
+from decktools.themes import RETIRED_ADDONS
 from figures_src.runner import write_atomic
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
-RETIRED_ADDONS = {"slidev-addon-citations"}
 ENTRIES_PER_PAGE = 10
 SRC_LINE = re.compile(r"^(\s*src:\s*)(\S+?\.md)(\s*(?:#.*)?)$")
 

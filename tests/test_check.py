@@ -415,3 +415,36 @@ def test_single_quoted_html_sources_and_images_in_lists_are_located(tmp_path):
     found = [(p.line, p.column, p.message.split(" not found")[0]) for p in problems_of(deck)]
     assert found == [(lines.index("<img src='/figures/demo/gone.png'>") + 1, 11, "asset /figures/demo/gone.png"),
                      (lines.index(">   ![x](/figures/demo/lost.png)") + 1, 10, "asset /figures/demo/lost.png")]
+
+
+def with_installed_packages(deck: Path) -> Path:
+    """The deck's folder gets the project's real talk/node_modules, as a speaker's talk/ has."""
+    (deck.parent / "node_modules").symlink_to(REPO / "talk" / "node_modules")
+    return deck
+
+
+@pytest.mark.parametrize("head, line, message", [
+    ("theme: apple-basic", 3, "theme 'apple-basic' is not installed (talk/node_modules has no "
+     "@slidev/theme-apple-basic or slidev-theme-apple-basic): use one of default, seriph, or add it to "
+     "talk/package.json and run make node"),
+    ("theme: ./my-theme", 3, "theme folder './my-theme' not found"),
+    ("theme: Apple Basic", 3, "theme 'Apple Basic' is not a valid npm package name"),
+    ("addons:\n  - slidev-addon-citations\n  - qrcode", 5, "addon 'qrcode' is not installed (talk/node_modules "
+     "has no @slidev/addon-qrcode or slidev-addon-qrcode): add it to talk/package.json and run make node"),
+])
+def test_a_theme_or_addon_that_is_not_installed_is_an_error_at_its_line(tmp_path, monkeypatch, head, line, message):
+    deck = with_installed_packages(write_deck(tmp_path, GOOD))
+    deck.write_text(deck.read_text().replace("theme: seriph", head))
+    monkeypatch.chdir(tmp_path)                       # the paths as `make check DECK=talk/x.md` shows them
+    found = [str(p) for p in problems_of(Path("talk/slides.md"))]
+    assert len(found) == 1 and found[0].startswith(f"talk/slides.md:{line}:1: error: {message}"), found
+    with pytest.raises(SystemExit, match="fails the check"):   # the build's preflight: prepare refuses it
+        prepare_deck(Path("talk/slides.md"), Path("citations.bib"))
+
+
+@pytest.mark.parametrize("head", ["theme: seriph", "theme: default", "theme: none", "theme: '@slidev/theme-seriph'",
+                                  "theme: ./my-theme", "theme: '@/my-theme'", "title: no theme line"])
+def test_installed_themes_none_and_theme_folders_pass(tmp_path, head):
+    deck = with_installed_packages(write_deck(tmp_path, GOOD, extra_files={"my-theme/package.json": "{}"}))
+    deck.write_text(deck.read_text().replace("theme: seriph", head))
+    assert problems_of(deck) == []
