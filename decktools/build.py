@@ -11,6 +11,11 @@ succeeded, and write index.html copies under every route of Slidev's router (/5/
 /overview/, /notes/, ...) so they work on any static file server, not just one that falls back to
 index.html.
 
+In `make slides`, a figure that fails keeps its previous outputs (the runner never removes them),
+so the deck is still built with them, if it passes the check (a figure never made has no previous
+image: the check stops the build at the slide that shows it); then each place that shows a failed
+figure's previous image or number is printed with why it is stale, and make slides exits 1.
+
 The inputs are every file of talk/ but those no build of this deck reads: other decks and the pages
 only they import (markdown outside public/ and snippets/ that is not this deck's), other decks'
 deck-meta, make rehearse's runs (rehearsals/), make pdf's exports/, the outputs (dist*, .slidev),
@@ -30,6 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from decktools.check import declared_figure_ids, stale_figure_problems
 from decktools.markdown import read_deck
 from decktools.prepare import prepare_deck, prepared_name
 from figures_src.runner import write_atomic
@@ -158,18 +164,33 @@ def export_pdf(deck_path: Path, chromium: str = CHROMIUM) -> Path:
     return target
 
 
+def previous_outputs_summary(deck_path: Path, out: Path) -> int:
+    """After figures failed: where the built deck shows their previous outputs (check's stale
+    warnings), a closing line, and the exit status, 1 (make slides fails though the deck is built)."""
+    declared, _ = declared_figure_ids(deck_path)
+    stale = stale_figure_problems(read_deck(deck_path), deck_path, declared)
+    for problem in stale:
+        print(problem, file=sys.stderr)
+    places = f", shown at the {len(stale)} place{'s' if len(stale) > 1 else ''} above" if stale else ""
+    print(f"slides: figures failed (see above); {out} was built with their previous outputs{places}: fix the "
+          "figures and run make slides again", file=sys.stderr)
+    return 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make slides", description=__doc__.split("\n")[0])
     parser.add_argument("deck", type=Path)
     parser.add_argument("--base", default="/", help="URL path the site is served under")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--pdf", action="store_true", help="export a PDF instead of the site")
+    parser.add_argument("--figures-failed", action="store_true",
+                        help="make slides: some of the deck's figures failed; build, then say so and exit 1")
     options = parser.parse_args(argv)
     if options.pdf:
         export_pdf(options.deck)
-    else:
-        build(options.deck, options.base, options.force)
-    return 0
+        return 0
+    out = build(options.deck, options.base, options.force)
+    return previous_outputs_summary(options.deck, out) if options.figures_failed else 0
 
 
 if __name__ == "__main__":

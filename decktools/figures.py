@@ -49,7 +49,7 @@ def make_deck_figures(deck_path: Path, runner_argv: list[str]) -> int:
     for problem in unreadable if problems else []:
         print(f"error: {problem}; it may declare the figures above", file=sys.stderr)
     if problems:
-        return 1
+        return 2     # 1 is the runner's: figures failed, their previous outputs kept (make slides builds)
     ids = deck_figure_ids(deck)
     print(f"figures: {deck_path} shows {len(ids)} figures")
     return runner.run(options, ids)

@@ -133,3 +133,47 @@ def test_with_download_on_the_print_views_open_and_the_pdf_is_made_with_debian_c
             page.wait_for_selector(f"text={shown[1]}", timeout=15000)
             text = page.evaluate("() => document.body.innerText")
             assert all(words in text for words in shown), (route, text[:300])
+
+
+PLOT = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {"lab/plot": {"make": "make"}}
+
+def make(ctx):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    ctx.save(fig)
+    return {"top1": 0.5}
+'''
+
+
+def run_module(module: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_build_says_where(tmp_path):
+    """make slides' two steps: the runner exits 1 (a figure failed, its previous outputs kept), then
+    the build with --figures-failed builds the deck, names each place showing the old image, exits 1."""
+    deck = write_talk(tmp_path)
+    shown = "![plot](/figures/lab/plot.png)"
+    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{shown}"))
+    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
+    touch(scripts / "lab.py", PLOT)
+    runner = ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir", str(tmp_path / "models"),
+              "--profile", "quick", "--device", "cpu"]
+    assert run_module("decktools.figures", str(deck), *runner).returncode == 0
+    touch(scripts / "lab.py", PLOT.replace("ax.plot([0, 1])", "ax.plot([0, 1])\n    raise ValueError('oops')"))
+    failed = run_module("decktools.figures", str(deck), *runner)
+    assert failed.returncode == 1 and "FAILED lab/plot: ValueError: oops" in failed.stderr
+    built = run_module("decktools.build", str(deck), "--figures-failed")
+    assert built.returncode == 1, built.stderr[-3000:]
+    assert (deck.parent / "dist-lecture" / "figures" / "lab" / "plot.png").is_file()
+    line = deck.read_text().split("\n").index(shown) + 1
+    column = shown.index("/figures") + 1
+    assert (f"{deck}:{line}:{column}: warning: figure 'lab/plot' is stale: script changed; the slide shows its "
+            "old image") in built.stderr, built.stderr[-1500:]
+    assert built.stderr.strip().endswith(f"{deck.parent / 'dist-lecture'} was built with their previous outputs, "
+                                         "shown at the 1 place above: fix the figures and run make slides again")

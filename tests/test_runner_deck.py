@@ -100,7 +100,7 @@ def test_a_deck_naming_an_undeclared_figure_gets_did_you_mean_and_makes_nothing(
     deck = write_deck(workspace, "\n# One\n![x](/figures/alpha/too.png)\n",
                       '# Part\n<Measured fig="beta/thre" value="id"/>\n')
     result = run_module("decktools.figures", str(deck), *dirs(workspace))
-    assert result.returncode == 1 and made_ids(result) == set()
+    assert result.returncode == 2 and made_ids(result) == set()
     assert f"{deck}:6:" in result.stderr and "'alpha/too' (did you mean alpha/two" in result.stderr
     assert "part.md:2:" in result.stderr and "'beta/thre' (did you mean beta/three" in result.stderr
 
@@ -184,7 +184,7 @@ def test_a_script_that_does_not_parse_stops_only_the_runs_that_may_need_its_figu
         "figures it declares); no figure was made"]
     mine = write_deck(workspace, "\n# One\n![x](/figures/mylab/probe.png)\n", "# Part\n")
     stopped = run_in(root, "decktools.figures", str(mine), *options)
-    assert stopped.returncode == 1 and made_ids(stopped) == set() and "Traceback" not in stopped.stderr
+    assert stopped.returncode == 2 and made_ids(stopped) == set() and "Traceback" not in stopped.stderr
     assert "no figure script declares figure 'mylab/probe'" in stopped.stderr
     assert f"error: {where}; fix that line" in stopped.stderr and "it may declare" in stopped.stderr
     named = run_in(root, "figures_src.runner", *options, "--ids", "alpha/one")
