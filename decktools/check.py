@@ -17,7 +17,8 @@ file that does not exist; a figure id (image under /figures/, <Measured fig>) th
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
 mean"); a <Measured> number whose figure has not been made yet; a slide's `budget:` or the
 headmatter's `duration:` that is no duration (decktools.rehearse.timing_problems); a `src:` range
-that names no slide of its file.
+that names no slide of its file; a theme or addon that is not installed in talk/node_modules
+(decktools.themes, resolved as Slidev resolves it).
 Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
@@ -40,6 +41,7 @@ from decktools.numbering import cited_keys
 from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
 from decktools.rehearse import timing_problems
+from decktools.themes import theme_problems
 from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -229,7 +231,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
-    problems += timing_problems(deck)
+    problems += timing_problems(deck) + theme_problems(deck)
     return DeckReport(deck, bibliography, problems)
 
 

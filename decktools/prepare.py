@@ -36,10 +36,10 @@ from decktools.mdscan import code_mask, speaker_notes
 from decktools.numbering import entries_per_page, is_bibliography
 from decktools.numbers import format_measured
 from decktools.problems import counted, errors
+from decktools.themes import RETIRED_ADDONS
 from figures_src.runner import write_atomic
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
-RETIRED_ADDONS = {"slidev-addon-citations"}
 SRC_LINE = re.compile(r"^(\s*src:\s*)(\S+?\.md)(\s*(?:#.*)?)$")
 
 

@@ -524,3 +524,36 @@ def test_rehearse_deck_meta_and_the_build_number_slides_as_the_prepared_deck(tmp
         (4, "References", 15.0), (5, "References", 0.0), (6, "Questions?", 15.0)]
     plans = plan_deck(read_deck(deck), 130, works_cited(deck, read_deck(deck)))
     assert [(p.number, p.title) for p in plans] == [(s["number"], s["title"]) for s in meta["slides"]]
+
+
+def with_installed_packages(deck: Path) -> Path:
+    """The deck's folder gets the project's real talk/node_modules, as a speaker's talk/ has."""
+    (deck.parent / "node_modules").symlink_to(REPO / "talk" / "node_modules")
+    return deck
+
+
+@pytest.mark.parametrize("head, line, message", [
+    ("theme: apple-basic", 3, "theme 'apple-basic' is not installed (talk/node_modules has no "
+     "@slidev/theme-apple-basic or slidev-theme-apple-basic): use one of default, seriph, or add it to "
+     "talk/package.json and run make node"),
+    ("theme: ./my-theme", 3, "theme folder './my-theme' not found"),
+    ("theme: Apple Basic", 3, "theme 'Apple Basic' is not a valid npm package name"),
+    ("addons:\n  - slidev-addon-citations\n  - qrcode", 5, "addon 'qrcode' is not installed (talk/node_modules "
+     "has no @slidev/addon-qrcode or slidev-addon-qrcode): add it to talk/package.json and run make node"),
+])
+def test_a_theme_or_addon_that_is_not_installed_is_an_error_at_its_line(tmp_path, monkeypatch, head, line, message):
+    deck = with_installed_packages(write_deck(tmp_path, GOOD))
+    deck.write_text(deck.read_text().replace("theme: seriph", head))
+    monkeypatch.chdir(tmp_path)                       # the paths as `make check DECK=talk/x.md` shows them
+    found = [str(p) for p in problems_of(Path("talk/slides.md"))]
+    assert len(found) == 1 and found[0].startswith(f"talk/slides.md:{line}:1: error: {message}"), found
+    with pytest.raises(SystemExit, match="fails the check"):   # the build's preflight: prepare refuses it
+        prepare_deck(Path("talk/slides.md"), Path("citations.bib"))
+
+
+@pytest.mark.parametrize("head", ["theme: seriph", "theme: default", "theme: none", "theme: '@slidev/theme-seriph'",
+                                  "theme: ./my-theme", "theme: '@/my-theme'", "title: no theme line"])
+def test_installed_themes_none_and_theme_folders_pass(tmp_path, head):
+    deck = with_installed_packages(write_deck(tmp_path, GOOD, extra_files={"my-theme/package.json": "{}"}))
+    deck.write_text(deck.read_text().replace("theme: seriph", head))
+    assert problems_of(deck) == []
