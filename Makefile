@@ -39,8 +39,12 @@ help:
 	@echo "              both on a Dask cluster: CLUSTER=tcp://host:8786 or CLUSTER=slurm (cluster.yaml)"
 	@echo "make check    citations and assets of DECK;  make pdf;  make dev;  make rehearse;  make bench"
 
-slides: deck-figures node
-	$(PY) -m decktools.build $(DECK) --base $(BASE)
+# A figure that fails (exit 1) keeps its previous outputs: the deck is built with them, its stale
+# places are listed and make slides fails; any other failure of the figures stops it before the build.
+slides: venv $(if $(CLUSTER),cluster-venv) node
+	@status=0; $(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS) || status=$$?; \
+	if [ $$status -gt 1 ]; then exit $$status; fi; \
+	$(PY) -m decktools.build $(DECK) --base $(BASE) $$(if [ $$status = 1 ]; then echo --figures-failed; fi)
 
 # The runner rebuilds, through the zoo, the stale models the stale figures read (a changed
 # checkpoint, architecture source, zoo entry or dataset), so `make figures` needs no `make models`

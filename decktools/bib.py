@@ -15,7 +15,13 @@ Problems: syntax errors, duplicate keys, entries missing what an APA reference p
 year (biblatex's `date = {2017-07-17}`, as Zotero's Better BibLaTeX exports it, counts; a date
 pandoc cannot read would print "n.d.", so it is refused) and an author (an editor counts; a web
 page, @misc, @manual, software or data set may have none: APA then puts its title first, as
-pandoc does). Lines are 1-based.
+pandoc does). An entry with `crossref = {parent}` takes what it lacks from its parent entry in the
+same file, as biblatex, and so pandoc, has it (each file is read alone): year, date, author and
+editor always, the title only where biblatex does not make the parent's title the child's
+booktitle (an @inproceedings from its @proceedings, @inbook from @book, ...); a crossref to no
+entry of the file is an error. A field's bare word (`journal = distill`) is an @string macro of
+the file, or a month (jan..dec): any other is an error, as pandoc would print the word as text.
+Lines are 1-based.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from pathlib import Path
 import bibtexparser
 
 from decktools.problems import Problem
+from mechinterp.names import did_you_mean
 
 # bibtexparser logs each block it gives up on, counting lines from 0; our Problem for that block
 # says it once, 1-based, with what to do. Errors it logs before raising (its own bugs) still show.
@@ -39,6 +46,22 @@ AUTHORLESS_TYPES = {"online", "www", "electronic", "misc", "manual", "software",
 DATE = re.compile(r"^-?\d{4}(-\d{2}){0,2}[?~]?(/\d{4}(-\d{2}){0,2}[?~]?)?$")
 DEFAULT_NAME = "citations.bib"
 REPOSITORY_BIB = Path(__file__).resolve().parent.parent / DEFAULT_NAME
+# biblatex's data inheritance (biblatex.def): a parent of these types gives the child types named
+# its title as booktitle, maintitle or journaltitle, not as title; other pairs copy the title too
+TITLE_ELSEWHERE = {
+    "mvbook": {"book", "inbook", "bookinbook", "suppbook"},
+    "mvcollection": {"collection", "reference", "incollection", "inreference", "suppcollection"},
+    "mvreference": {"collection", "reference", "incollection", "inreference", "suppcollection"},
+    "mvproceedings": {"proceedings", "inproceedings"},
+    "book": {"inbook", "bookinbook", "suppbook"},
+    "collection": {"incollection", "inreference", "suppcollection"},
+    "reference": {"incollection", "inreference", "suppcollection"},
+    "proceedings": {"inproceedings"},
+    "periodical": {"article", "suppperiodical"},
+}
+MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
+# one part of a field value joined by #: "quoted", {braced} (three levels deep) or a bare word
+VALUE_PART = re.compile(r'\s*(?:"[^"]*"|\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}|([^\s#"{}]+))\s*(?:#|$)')
 
 
 @dataclass
@@ -74,8 +97,9 @@ def normalise_doi(doi: str) -> str:
 def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
     """Parse the bib file; return what parsed and every problem found."""
     if not path.exists():
-        return Bibliography(path), [Problem(path, 1, 1, "bibliography not found: create it "
-                                           "(BibTeX) or pass BIB=path/to/citations.bib")]
+        return Bibliography(path), [Problem(path, 1, 1, "bibliography not found: create it (BibTeX), "
+                                           "or fix the name (the deck's headmatter `biblio: filename:`, "
+                                           "or the --bib path)")]
     text, problems = _read_utf8(path)
     library = bibtexparser.parse_string(text)
     bibliography = Bibliography(path, files=[path])
@@ -89,11 +113,15 @@ def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
             problems.append(Problem(path, line, 1, f"BibTeX syntax error ({str(reason).strip()}); "
                                     "check braces, quotes and commas in this entry"))
     problems += _stray_at_problems(path, library)
+    by_key = {entry.key: entry for entry in library.entries}
+    macros = {block.key for block in library.strings}
     for entry in library.entries:
         bibliography.entries[entry.key] = {f.key.lower(): str(f.value) for f in entry.fields}
         bibliography.lines[entry.key] = entry.start_line + 1
         bibliography.sources[entry.key] = path
-        problems += _entry_problems(path, entry)
+        parent, crossref_problems = _crossref_parent(path, entry, by_key)
+        problems += crossref_problems or _entry_problems(path, entry, _inherited(entry, parent))
+        problems += _macro_problems(path, entry, macros)
     return bibliography, problems
 
 
@@ -120,13 +148,55 @@ def bibliography_line(library, key: str) -> int:
     return next((e.start_line + 1 for e in library.entries if e.key == key), 0)
 
 
-def _entry_problems(path: Path, entry) -> list[Problem]:
+def _crossref_parent(path: Path, entry, by_key: dict) -> tuple[object | None, list[Problem]]:
+    """The entry's crossref parent in this file (None without a crossref), or the problem that
+    the key names no entry of the file."""
+    fields = {f.key.lower(): str(f.value).strip() for f in entry.fields}
+    parent = fields.get("crossref")
+    if not parent or parent in by_key:
+        return by_key.get(parent), []
+    return None, [Problem(path, entry.start_line + 1, 1, f"entry {entry.key!r}: crossref {{{parent}}} is no entry "
+                          f"of {path.name}{did_you_mean(parent, by_key)}: fix the key, or add the parent entry "
+                          "to this file (pandoc reads each bib file alone)")]
+
+
+def _inherited(entry, parent) -> dict:
+    """The fields the entry takes from its crossref parent (see TITLE_ELSEWHERE), by name."""
+    if parent is None:
+        return {}
+    fields = {f.key.lower(): f for f in parent.fields}
+    if entry.entry_type.lower() in TITLE_ELSEWHERE.get(parent.entry_type.lower(), ()):
+        fields.pop("title", None)
+    return fields
+
+
+def _macro_problems(path: Path, entry, macros: set[str]) -> list[Problem]:
+    """A bare word in a field that is neither an @string of this file nor a month: pandoc would
+    print it as text (bibtexparser has already replaced the macros it knows)."""
+    known = {name.lower() for name in macros} | MONTHS
+    problems = []
+    for field_ in entry.fields:
+        value = str(field_.value)
+        if getattr(field_, "enclosing", None) != "no-enclosing" or "=" in value:
+            continue   # a braced or quoted value, or one that ran into the next field (reported)
+        for word in [m.group(1) for m in VALUE_PART.finditer(value) if m.group(1)]:
+            if not word.isdigit() and word.lower() not in known:
+                problems.append(Problem(path, field_.start_line + 1, 1, f"entry {entry.key!r}: field {field_.key!r} "
+                                        f"uses the @string {word!r}, which {path.name} does not define"
+                                        f"{did_you_mean(word, macros)}: fix the name, define it with "
+                                        f"@string{{{word} = {{...}}}}, or brace the text: {{{word}}}"))
+    return problems
+
+
+def _entry_problems(path: Path, entry, inherited: dict | None = None) -> list[Problem]:
+    """Missing required fields (counting those inherited by crossref), a date pandoc cannot read,
+    a missing comma."""
     line, found = entry.start_line + 1, {f.key.lower(): f for f in entry.fields}
     if not entry.key.strip():
         return [Problem(path, line, 1, "entry without a key: write @type{key, ...} with a key to cite it by")]
     problems = [Problem(path, line, 1, f"entry {entry.key!r} is missing {name}: add `{name} = {{...}}`"
                         + (" (or biblatex's `date = {YYYY-MM-DD}`)" if name == "year" else ""))
-                for name in _missing_fields(entry.entry_type.lower(), found)]
+                for name in _missing_fields(entry.entry_type.lower(), {**(inherited or {}), **found})]
     date = str(found["date"].value).strip() if "date" in found else ""
     if date and not DATE.match(date):
         problems.append(Problem(path, found["date"].start_line + 1, 1, f"entry {entry.key!r}: date {{{date}}} is "
@@ -188,7 +258,8 @@ def deck_bib_files(deck_path: Path, headmatter: dict) -> tuple[list[Path], list[
         if found is None:
             problems.append(Problem(deck_path, _line_naming(deck_path, str(name)), 1, f"bibliography {name} "
                                     f"not found (looked for {', '.join(map(str, candidates))}): create it "
-                                    "or fix biblio.filename in the headmatter"))
+                                    "or fix biblio.filename in the headmatter (the deck's citations are "
+                                    "checked once it is found)"))
         elif found not in files:
             files.append(found)
     return files, problems

@@ -5,28 +5,50 @@
     python -m decktools.build talk/slides.md --pdf      # -> talk/dist/slides.pdf (Debian chromium)
 
 Steps: prepare the deck (check, render citations and the bibliography, fill numbers), skip the build
-if nothing it reads changed since the last one (a hash of talk/'s sources is stamped into the
-output), else `slidev build` into a temporary folder that replaces the old output only when the
-build succeeded, and write index.html copies under every slide's path (/5/, /presenter/5/, ...)
-so deep links work on any static file server, not just one that falls back to index.html.
+if nothing it reads changed since the last one (a hash of its inputs is stamped into the output),
+else `slidev build` into a temporary folder that replaces the old output only when the build
+succeeded, and write index.html copies under every route of Slidev's router (/5/, /presenter/5/,
+/overview/, /notes/, ...) so they work on any static file server, not just one that falls back to
+index.html.
+
+In `make slides`, a figure that fails keeps its previous outputs (the runner never removes them),
+so the deck is still built with them, if it passes the check (a figure never made has no previous
+image: the check stops the build at the slide that shows it); then each place that shows a failed
+figure's previous image or number is printed with why it is stale, and make slides exits 1.
+
+The inputs are every file of talk/ but those no build of this deck reads: other decks and the pages
+only they import (markdown outside public/ and snippets/ that is not this deck's), other decks'
+deck-meta, make rehearse's runs (rehearsals/), make pdf's exports/, the outputs (dist*, .slidev),
+and node_modules, which counts through package.json, package-lock.json and npm's record of what is
+installed (node_modules/.package-lock.json). Slidev reads, besides the deck and its `src:`
+imports: public/, components/, layouts/, styles/ or style(s).css, setup/, snippets/,
+global-top/bottom.vue, slide-top/bottom.vue, custom-nav-controls.vue, index.html, uno.config.ts,
+vite.config.ts, .env files, package.json and whatever these import: so everything else is kept.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+from decktools.check import declared_figure_ids, stale_figure_problems
+from decktools.deckmeta import meta_path
 from decktools.markdown import read_deck
-from decktools.prepare import prepare_deck
+from decktools.prepare import prepare_deck, prepared_name
 from figures_src.runner import write_atomic
 
+CHROMIUM = "/usr/bin/chromium"
 STAMP = ".build-inputs"
-NOT_INPUTS = {"node_modules", ".slidev", "dist"}
-SLIDE_ROUTES = ("", "presenter/", "notes/", "print/")  # "" is the audience view, /5
+NOT_INPUTS = {"node_modules", ".slidev", "rehearsals", "exports"}   # folders of talk/ no build reads
+INSTALLED = Path("node_modules/.package-lock.json")  # npm's record of what is installed
+SLIDE_ROUTES = ("", "presenter/")  # "" is the audience view, /5; Slidev's router has no /notes/5
+PAGES = ("overview", "presenter", "entry", "notes")   # routes of their own (presenter: /presenter/1)
+PRINT_PAGES = ("print", "presenter/print")            # Slidev's router has them only with `download:`
 
 
 def output_dir(deck_path: Path) -> Path:
@@ -34,14 +56,44 @@ def output_dir(deck_path: Path) -> Path:
     return deck_path.parent / ("dist" if name == "slides" else f"dist-{name}")
 
 
-def inputs_hash(talk_dir: Path, prepared: Path) -> str:
-    """sha256 over every source file of talk/ (paths and bytes), the prepared deck included."""
-    digest = hashlib.sha256(str(prepared.name).encode())
-    for path in sorted(talk_dir.rglob("*")):
-        relative = path.relative_to(talk_dir)
-        if path.is_file() and not (set(relative.parts) & NOT_INPUTS) and not relative.parts[0].startswith("dist"):
-            digest.update(str(relative).encode())
-            digest.update(path.read_bytes())
+def is_output(name: str) -> bool:
+    return name in NOT_INPUTS or name.startswith(("dist", ".slidev"))
+
+
+def is_input(relative: Path, deck_stem: str, own_markdown: set[Path]) -> bool:
+    """Whether a file of talk/ (its path relative to talk/) is read by this deck's build."""
+    top = relative.parts[0]
+    if relative.suffix == ".md" and top not in ("public", "snippets"):
+        return relative in own_markdown           # another deck, or a page only others import
+    if relative.parts[:2] == ("public", "deck-meta"):
+        return relative.name == f"{deck_stem}.json"
+    return len(relative.parts) > 1 or not is_output(top)
+
+
+def talk_files(talk_dir: Path):
+    """Every file under talk/ (relative paths), skipping node_modules and talk/'s output folders."""
+    for folder, subfolders, files in os.walk(talk_dir):
+        top = Path(folder) == talk_dir
+        subfolders[:] = sorted(d for d in subfolders if d != "node_modules" and not (top and is_output(d)))
+        yield from ((Path(folder) / name).relative_to(talk_dir) for name in sorted(files))
+
+
+def build_inputs(deck_path: Path) -> list[Path]:
+    """What this deck's build reads, relative to talk/: its markdown (and the prepared copies),
+    the rest of talk/ but other decks' files and what no build reads, and the package records."""
+    talk_dir = deck_path.parent
+    markdown = [f for path in read_deck(deck_path).files for f in (path, prepared_name(path))]
+    own = {Path(os.path.relpath(p.resolve(), talk_dir.resolve())) for p in markdown}
+    inputs = [r for r in talk_files(talk_dir) if is_input(r, deck_path.stem, own)]
+    outside = sorted(r for r in own if r.parts[0] == ".." and (talk_dir / r).is_file())
+    return inputs + outside + ([INSTALLED] if (talk_dir / INSTALLED).is_file() else [])
+
+
+def inputs_hash(deck_path: Path) -> str:
+    """sha256 over the paths and bytes of every input of the deck's build (build_inputs)."""
+    digest = hashlib.sha256(deck_path.name.encode())
+    for relative in build_inputs(deck_path):
+        digest.update(str(relative).encode() + b"\0" + (deck_path.parent / relative).read_bytes())
     return digest.hexdigest()
 
 
@@ -59,28 +111,37 @@ def slidev(talk_dir: Path, *args: str) -> None:
         raise SystemExit(f"slidev {args[0]} failed (exit {result.returncode}); see its output above")
 
 
-def add_deep_links(out: Path, slide_count: int) -> None:
-    """index.html under each route, so /5 and /presenter/5 load on a plain static server."""
+def add_deep_links(out: Path, slide_count: int, printable: bool) -> None:
+    """index.html under each route, so /5, /presenter/5 and /notes load on a plain static server."""
     index = (out / "index.html").read_text(encoding="utf-8")
     for route in SLIDE_ROUTES:
         for number in range(1, slide_count + 1):
             write_atomic(out / f"{route}{number}" / "index.html", index)
-    for page in ("overview", "presenter", "entry"):
+    for page in PAGES + (PRINT_PAGES if printable else ()):
         write_atomic(out / page / "index.html", index)
+
+
+def printable(headmatter: dict) -> bool:
+    """Whether Slidev builds the print views: only with `download:` on (it then exports a PDF too)."""
+    return headmatter.get("download") in (True, "true", "auto")
 
 
 def build(deck_path: Path, base: str = "/", force: bool = False) -> Path:
     """Build the deck; return its output folder. Does nothing when nothing changed."""
     prepared = prepare_deck(deck_path)
     talk_dir, out = deck_path.parent, output_dir(deck_path)
-    stamp = inputs_hash(talk_dir, prepared) + base
+    stamp = inputs_hash(deck_path) + base
     if not force and (out / STAMP).exists() and (out / STAMP).read_text() == stamp:
         print(f"slides: {out} is up to date")
         return out
     staging = out.with_name(out.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
-    slidev(talk_dir, "build", prepared.name, "--out", staging.name, "--base", base)
-    add_deep_links(staging, len(read_deck(prepared).slides))  # the prepared deck: bibliography pages count
+    headmatter = read_deck(prepared).headmatter
+    pdf = ("--executable-path", CHROMIUM) if printable(headmatter) else ()   # its PDF: Debian's chromium
+    slidev(talk_dir, "build", prepared.name, "--out", staging.name, "--base", base, *pdf)
+    # numbered as prepare numbered them for the presenter panel: bibliography pages count
+    slides = json.loads(meta_path(deck_path).read_text(encoding="utf-8"))["slides"]
+    add_deep_links(staging, len(slides), printable(headmatter))
     (staging / STAMP).write_text(stamp)
     old = out.with_name(out.name + ".old")
     shutil.rmtree(old, ignore_errors=True)
@@ -92,7 +153,7 @@ def build(deck_path: Path, base: str = "/", force: bool = False) -> Path:
     return out
 
 
-def export_pdf(deck_path: Path, chromium: str = "/usr/bin/chromium") -> Path:
+def export_pdf(deck_path: Path, chromium: str = CHROMIUM) -> Path:
     """PDF of the deck through Debian's chromium (Slidev never downloads a browser here)."""
     prepared = prepare_deck(deck_path)
     if not Path(chromium).exists():
@@ -107,18 +168,33 @@ def export_pdf(deck_path: Path, chromium: str = "/usr/bin/chromium") -> Path:
     return target
 
 
+def previous_outputs_summary(deck_path: Path, out: Path) -> int:
+    """After figures failed: where the built deck shows their previous outputs (check's stale
+    warnings), a closing line, and the exit status, 1 (make slides fails though the deck is built)."""
+    declared, _ = declared_figure_ids(deck_path)
+    stale = stale_figure_problems(read_deck(deck_path), deck_path, declared)
+    for problem in stale:
+        print(problem, file=sys.stderr)
+    places = f", shown at the {len(stale)} place{'s' if len(stale) > 1 else ''} above" if stale else ""
+    print(f"slides: figures failed (see above); {out} was built with their previous outputs{places}: fix the "
+          "figures and run make slides again", file=sys.stderr)
+    return 1
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make slides", description=__doc__.split("\n")[0])
     parser.add_argument("deck", type=Path)
     parser.add_argument("--base", default="/", help="URL path the site is served under")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--pdf", action="store_true", help="export a PDF instead of the site")
+    parser.add_argument("--figures-failed", action="store_true",
+                        help="make slides: some of the deck's figures failed; build, then say so and exit 1")
     options = parser.parse_args(argv)
     if options.pdf:
         export_pdf(options.deck)
-    else:
-        build(options.deck, options.base, options.force)
-    return 0
+        return 0
+    out = build(options.deck, options.base, options.force)
+    return previous_outputs_summary(options.deck, out) if options.figures_failed else 0
 
 
 if __name__ == "__main__":

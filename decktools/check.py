@@ -9,12 +9,16 @@ Errors (the check fails, printing file:line:column and what to do): an unknown c
 are case-sensitive, as pandoc reads them; "did you mean" ignores case); a
 `<Cite input="DOI"/>` whose DOI is not the doi field of a bib entry (the deck never looks a DOI
 up over the network); a bib file the headmatter names that does not exist; bib syntax errors,
-duplicate keys (within a file or across the deck's files), entries missing
+duplicate keys (within a file or across the deck's files), a crossref or @string macro that the
+file does not define, entries missing
 author, title or year (as decktools.bib defines them: a biblatex date counts, a web page needs no
 author); images, backgrounds and other assets that point to a remote URL or to a
 file that does not exist; a figure id (image under /figures/, <Measured fig>) that no script in
 figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both with "did you
-mean"); a <Measured> number whose figure has not been made yet.
+mean"); a <Measured> number whose figure has not been made yet; a slide's `budget:` or the
+headmatter's `duration:` that is no duration (decktools.rehearse.timing_problems); a `src:` range
+that names no slide of its file; a theme or addon that is not installed in talk/node_modules
+(decktools.themes, resolved as Slidev resolves it).
 Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
@@ -24,16 +28,20 @@ content hashes (decktools.deckmeta.stale_reasons): nothing is built.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from decktools import references
-from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies
+from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies, normalise_doi
 from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
+from decktools.numbering import cited_keys
 from decktools.numbers import MeasuredError, format_measured
-from decktools.problems import Problem, errors
+from decktools.problems import Problem, counted, errors
+from decktools.rehearse import timing_problems
+from decktools.themes import theme_problems
 from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +59,9 @@ def _key_problem(ref: references.Reference, key: str, bib: Bibliography) -> Prob
     if key in bib.entries:
         return None
     fix = f": add an entry to {bib.names} or fix the key"
+    if ref.kind == "bref" and re.search(r"[,;\s]", key):
+        return Problem(ref.path, ref.line, ref.column, f"<Cite bref=\"{key}\"/> names several keys, but bref takes "
+                       "one: write one <Cite bref=\"key\"/> per work, or [@a; @b] for one citation of several")
     if any(known.casefold() == key.casefold() for known in bib.entries):
         fix = "; citation keys are case-sensitive: write the key as its entry does"
     hint = did_you_mean(key, bib.entries, cutoff=0.6)   # keys share their years: ask for more alike
@@ -59,12 +70,12 @@ def _key_problem(ref: references.Reference, key: str, bib: Bibliography) -> Prob
 
 def citation_problems(deck: Deck, bib: Bibliography) -> list[Problem]:
     problems = []
-    for ref in references.citations(deck):
+    for ref in references.citations(deck, bib.entries):
         if ref.kind == "doi":
             if not bib.key_for_doi(ref.target):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"DOI {ref.target} is not the doi "
                                         f"of any entry in {bib.names}: add the entry (with doi = "
-                                        f"{{{ref.target}}}) so the deck never fetches it over the network"))
+                                        f"{{{normalise_doi(ref.target)}}}) so the deck never fetches it over the network"))
         else:
             problems += [p for key in ref.keys if (p := _key_problem(ref, key, bib))]
     return problems
@@ -162,11 +173,11 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
-def cited_keys(deck: Deck, bib: Bibliography) -> set[str]:
-    keys = set()
-    for ref in references.citations(deck):
-        keys.update(ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)])
-    return keys
+def used_keys(deck: Deck, bib: Bibliography) -> set[str]:
+    """The keys the deck cites, with the crossref parents they take fields from (removing a
+    parent would lose its booktitle, editors, ...)."""
+    keys = cited_keys(deck, bib)
+    return keys | {bib.entries[key]["crossref"].strip() for key in keys if "crossref" in bib.entries.get(key, {})}
 
 
 def sibling_decks(deck_path: Path) -> list[Path]:
@@ -186,7 +197,7 @@ def unused_entry_problems(deck_path: Path, bib: Bibliography) -> list[Problem]:
         same = path.resolve() == deck_path.resolve()
         files = bib.files if same else deck_bib_files(path, deck.headmatter)[0]
         for file in files:
-            cited.setdefault(file.resolve(), set()).update(cited_keys(deck, bib))
+            cited.setdefault(file.resolve(), set()).update(used_keys(deck, bib))
     return [Problem(bib.sources[key], bib.lines[key], 1, f"entry {key!r} is cited by no deck in "
                     f"{deck_path.parent} that uses {bib.sources[key].name}: cite it or remove it", "warning")
             for key in sorted(bib.entries) if key not in cited.get(bib.sources[key].resolve(), set())]
@@ -207,17 +218,20 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     except DeckError as error:
         deck, unreadable = None, Problem(error.path, error.line, 1, error.message)
     files, problems = bibliography_files(deck_path, deck.headmatter if deck else {}, bib_path)
+    bib_found = not problems and all(path.is_file() for path in files)
     bibliography, bib_problems = load_bibliographies(files)
     problems += bib_problems
     if deck is None:
         return DeckReport(None, bibliography, problems + [unreadable])
     public_dir = deck_path.parent / "public"
     declared, script_problems = declared_figure_ids(deck_path)
-    problems += script_problems + citation_problems(deck, bibliography)
+    problems += script_problems
+    if bib_found:   # else every key would be unknown: the bib's own "not found" says what to do
+        problems += citation_problems(deck, bibliography) + unused_entry_problems(deck_path, bibliography)
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
-    problems += unused_entry_problems(deck_path, bibliography)
+    problems += timing_problems(deck) + theme_problems(deck)
     return DeckReport(deck, bibliography, problems)
 
 
@@ -233,7 +247,8 @@ def main(argv=None) -> int:
     failed = errors(report.problems)
     warnings = len(report.problems) - len(failed)
     files = len(report.deck.files) if report.deck else 0
-    print(f"check: {len(failed)} errors, {warnings} warnings in {options.deck} ({files} files)")
+    print(f"check: {counted(len(failed), 'error')}, {counted(warnings, 'warning')} in {options.deck} "
+          f"({counted(files, 'file')})")
     return 1 if failed else 0
 
 

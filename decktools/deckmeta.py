@@ -1,7 +1,8 @@
 """What presenter mode shows beside each slide: its time budget and where its figures came from.
 
 prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk/global-top.vue)
-reads it. For every slide: number, title, planned seconds. For every generated figure on a slide
+reads it. For every slide: number (as the built deck numbers it, decktools.numbering), title,
+planned seconds. For every generated figure on a slide
 (an image under /figures/, or a <Measured fig=...> number):
 the script and function that made it, the models it read with their checkpoint hashes, the input
 hash, device, seconds, engine commit, time, where it ran (worker address, host, device: a Dask
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from decktools import references
 from decktools.markdown import Deck
+from decktools.numbering import numbered_slides
 from decktools.rehearse import plan_deck
 from figures_src.runner import (FigureSpecError, Manifest, UnreadableScriptError, discover_figures,
                                 figure_inputs, stale_reason)
@@ -23,14 +25,19 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 NOT_DECLARED = "no script declares it any more"
 
 
-def figures_on_slides(deck: Deck) -> dict[int, list[str]]:
+def meta_path(deck_path: Path) -> Path:
+    """Where prepare writes the deck's presenter metadata (the build counts its slides there)."""
+    return deck_path.parent / "public" / "deck-meta" / f"{deck_path.stem}.json"
+
+
+def figures_on_slides(deck: Deck, works: int = 0) -> dict[int, list[str]]:
     """{slide number: [figure ids shown on it]}: its images under /figures/ and the figures its
-    <Measured> numbers come from."""
+    <Measured> numbers come from; numbered as the built deck is (decktools.numbering)."""
     shown: dict[int, list[str]] = {}
-    for number, slide in enumerate(deck.visible_slides, start=1):
-        ids = [figure_id for _, figure_id in references.figures(Deck(deck.entry, deck.headmatter, [slide]))]
-        if ids:
-            shown[number] = list(dict.fromkeys(ids))
+    for numbered in numbered_slides(deck, works):
+        ids = [figure_id for _, figure_id in references.figures(Deck(deck.entry, deck.headmatter, [numbered.slide]))]
+        if ids and numbered.page == 1:
+            shown[numbered.number] = list(dict.fromkeys(ids))
     return shown
 
 
@@ -86,11 +93,14 @@ def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,
     return provenance
 
 
-def deck_meta(deck: Deck, figures_dir: Path, models_dir: Path, words_per_minute: float = 130.0) -> dict:
-    shown = figures_on_slides(deck)
+def deck_meta(deck: Deck, figures_dir: Path, models_dir: Path, words_per_minute: float = 130.0,
+              works: int = 0) -> dict:
+    """The presenter metadata of the (source) deck, its slides numbered as the built deck's with a
+    reference list of `works` entries."""
+    shown = figures_on_slides(deck, works)
     slides = [{"number": plan.number, "title": plan.title, "budget": round(plan.seconds, 1),
                "section": plan.section, "figures": shown.get(plan.number, [])}
-              for plan in plan_deck(deck, words_per_minute)]
+              for plan in plan_deck(deck, words_per_minute, works)]
     figure_ids = {f for ids in shown.values() for f in ids}
     return {"deck": deck.entry.stem, "duration": deck.headmatter.get("duration"), "slides": slides,
             "figures": figure_provenance(figure_ids, figures_dir, models_dir)}

@@ -8,7 +8,9 @@ references.py). Hidden slides count: check and prepare read them too.
     python -m decktools.figures talk/workshop.md --list                         # what is stale
 
 The runner (figures_src.runner.run) makes the stale ones among them; a figure id that no script
-declares is reported with the deck's file:line and the nearest declared id, and nothing is made.
+declares is reported with the deck's file:line and the nearest declared id, and nothing is made
+(exit 2; exit 1 is the runner's "figures failed": make slides still builds the deck with their
+previous outputs, decktools/build.py).
 A figure script that does not parse stops only the decks that may show its figures: when the other
 scripts declare every figure the deck shows, the runner warns and builds them (figures_src/runner/
 cli.py); otherwise the unknown ids and the script's file:line are reported, and nothing is made.
@@ -49,7 +51,7 @@ def make_deck_figures(deck_path: Path, runner_argv: list[str]) -> int:
     for problem in unreadable if problems else []:
         print(f"error: {problem}; it may declare the figures above", file=sys.stderr)
     if problems:
-        return 1
+        return 2     # 1 is the runner's: figures failed, their previous outputs kept (make slides builds)
     ids = deck_figure_ids(deck)
     print(f"figures: {deck_path} shows {len(ids)} figures")
     return runner.run(options, ids)

@@ -4,7 +4,9 @@ Slides are cut where Slidev's own parser (@slidev/parser) cuts them: the file ma
 headmatter block between `---` lines; a line starting with `---` ends a slide; unless it is `----`
 or the next line is blank, that slide's frontmatter follows, up to the next `---` line. A closed
 ``` fence and an HTML comment hide separators; ~~~ fences and unclosed ``` do not. A slide whose
-frontmatter has `src: path` imports the slides of that file.
+frontmatter has `src: path` imports the slides of that file, `src: path#2-3` only those its range
+names, read as Slidev reads it (slide_range). Imported files are named relative to the entry's own
+path (talk/pages/part1.md beside talk/slides.md), so every message names files alike.
 
 What is code, a link, a heading or speaker notes within a slide's body is markdown-it's to say:
 see decktools.mdscan. The splitting here is not markdown: it is @slidev/parser's own line scan.
@@ -14,12 +16,14 @@ see decktools.mdscan. The splitting here is not markdown: it is @slidev/parser's
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+TOP_LEVEL_KEY = re.compile(r"^([^\s#:'\"][^:]*?)\s*:(?:\s|$)")
 
 class DeckError(ValueError):
     """A deck that cannot be read, with the file and line to fix."""
@@ -36,6 +40,8 @@ class Slide:
     frontmatter: dict
     frontmatter_line: int               # line of the first frontmatter key, 0 when none
     body: list[tuple[int, str]]         # (1-based line number, text) of the content and notes
+    key_lines: dict[str, int] = field(default_factory=dict)   # top-level frontmatter key -> its line
+    end_line: int = 0                   # the slide's last line (1-based; the next slide starts after it)
 
 
 @dataclass
@@ -44,6 +50,7 @@ class Deck:
     headmatter: dict
     slides: list[Slide] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)   # entry plus every imported file
+    headmatter_lines: dict[str, int] = field(default_factory=dict)   # headmatter key -> its line
 
     @property
     def visible_slides(self) -> list[Slide]:
@@ -124,16 +131,18 @@ def split_slides(path: Path, text: str) -> tuple[dict, list[Slide]]:
 
 def _read_block(path: Path, lines: list[str], start: int, content: int, end: int) -> Slide:
     """One slide: its frontmatter (when content > start) and its body lines[content:end]."""
-    frontmatter, fm_line, first_line = {}, 0, start + 1
+    frontmatter, fm_line, first_line, key_lines = {}, 0, start + 1, {}
     if content > start:
         if content > len(lines):
             raise DeckError(path, start + 1, "frontmatter opened here is never closed with ---")
         frontmatter = _parse_yaml(lines[start + 1:content - 1], path, start + 2)
         fm_line = start + 2
+        key_lines = {match.group(1): start + 2 + offset for offset, text in enumerate(lines[start + 1:content - 1])
+                     if (match := TOP_LEVEL_KEY.match(text))}
     elif start > 0 and lines[start - 1].startswith("---"):
         first_line = start            # the separator that opened this slide
     body = [(i + 1, lines[i]) for i in range(content, end)]
-    return Slide(path, first_line, frontmatter, fm_line, body)
+    return Slide(path, first_line, frontmatter, fm_line, body, key_lines, end)
 
 
 def read_deck(entry: Path) -> Deck:
@@ -156,30 +165,70 @@ def _read_text(path: Path) -> str:
 
 
 def _import_path(deck: Deck, path: Path, slide: Slide) -> Path:
-    """The file a slide's `src:` names: relative to its own file, or to the entry's folder with /."""
+    """The file a slide's `src:` names: relative to its own file, or to the entry's folder with /.
+    Written as the deck's own path is (relative when it is), so messages name files alike."""
     source = str(slide.frontmatter["src"])
     relative = source.split("#")[0]
+    named = deck.entry.parent / relative.lstrip("/") if relative.startswith("/") else path.parent / relative
     try:
-        imported = (deck.entry.parent / relative.lstrip("/") if relative.startswith("/")
-                    else path.parent / relative).resolve()
-        found = imported.is_file()
+        imported = Path(os.path.normpath(named))
+        found = imported.resolve().is_file()
     except (OSError, ValueError):     # a name the file system refuses (a NUL byte, too long)
         imported, found = relative, False
     if not found:
-        raise DeckError(path, slide.frontmatter_line, f"src: {source} is not a file (looked for "
-                        f"{imported}); fix the path")
+        raise DeckError(path, slide.key_lines.get("src", slide.frontmatter_line), f"src: {source} is not "
+                        f"a file (looked for {imported}); fix the path")
     return imported
 
 
-def _read_into(deck: Deck, path: Path, stack: list[Path]) -> None:
+def slide_range(spec: str | None, total: int, name: str = "the file") -> list[int]:
+    """The slides (1-based) that `src: file.md#spec` imports of a file of `total` slides, as
+    @slidev/parser's parseRangeString reads spec: 2, 2-3, 1,3 (or 1;3), 2- (to the end), all, *,
+    none; indexes sorted, each once. ValueError for a part that names no slide of the file (Slidev
+    would leave it out without a word)."""
+    spec = (spec or "").strip()
+    if spec in ("", "all", "*"):
+        return list(range(1, total + 1))
+    if spec == "none":
+        return []
+    indexes = set()
+    for part in re.split(r"[,;]", spec):
+        start, dash, end = (item.strip() for item in part.partition("-"))
+        if not start.isdecimal() or not (end.isdecimal() or not end):
+            raise ValueError(f"cannot read {part.strip()!r} as slides: write e.g. #2, #2-3, #1,3 or #2-")
+        last = int(end) if end else total if dash else int(start)
+        indexes.update(range(int(start), last + 1))
+    outside = sorted(i for i in indexes if not 1 <= i <= total)
+    if outside:
+        raise ValueError(f"there is no slide {outside[0]} in {name}, which has {total} slides (counted "
+                         "from 1, its first slide included)")
+    return sorted(indexes)
+
+
+def _imported_slides(deck: Deck, path: Path, slide: Slide, stack: list[Path]) -> None:
+    """The slides a `src:` slide imports, only those its #range names."""
+    imported = _import_path(deck, path, slide)
+    line = slide.key_lines.get("src", slide.frontmatter_line)
+    _read_into(deck, imported, stack + [path.resolve()], (str(slide.frontmatter["src"]), path, line))
+
+
+def _read_into(deck: Deck, path: Path, stack: list[Path], selection=None) -> None:
+    """Append the file's slides to the deck; `selection`: (the src: naming it, its file, line)."""
     if path.resolve() in stack:
         raise DeckError(path, 1, f"imports itself through src: ({' -> '.join(map(str, stack))})")
-    deck.files.append(path)
+    if path not in deck.files:
+        deck.files.append(path)
     headmatter, slides = split_slides(path, _read_text(path))
     if not stack:
-        deck.headmatter = headmatter
+        deck.headmatter, deck.headmatter_lines = headmatter, (slides[0].key_lines if slides else {})
+    if selection is not None:
+        source, importer, line = selection
+        try:
+            slides = [slides[i - 1] for i in slide_range(source.partition("#")[2], len(slides), str(path))]
+        except ValueError as error:
+            raise DeckError(importer, line, f"src: {source}: {error}") from None
     for slide in slides:
         if slide.frontmatter.get("src"):
-            _read_into(deck, _import_path(deck, path, slide), stack + [path.resolve()])
+            _imported_slides(deck, path, slide, stack)
         else:
             deck.slides.append(slide)

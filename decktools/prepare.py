@@ -1,7 +1,7 @@
 """Write the deck that Slidev builds: talk/<deck>.prepared.md (and one per `src:` import).
 
 The speaker edits talk/slides.md; Slidev is given the prepared copy, in which
-  - every citation, `[@a; @b]`, `<Cite bref="a"/>` or `<Cite input="DOI"/>` (of a DOI in the
+  - every citation, `[@a; @b]`, `[see @a, p. 3]`, narrative `@a`, `<Cite bref="a"/>` or `<Cite input="DOI"/>` (of a DOI in the
     deck's bib files), becomes static APA text formatted by decktools.citations,
     `<span class="citation" data-keys="a b" v-pre>(Alpha et al., 2020; Beta, 2019)</span>`, and
     plain text "(Alpha et al., 2020)" in speaker notes; nothing formats citations in the browser;
@@ -30,16 +30,16 @@ from decktools import references
 from decktools.bib import Bibliography
 from decktools.check import REPO_ROOT, check_deck
 from decktools.citations import RenderedCitations, bibliography_pages, citation_html, plain_text, render_citations
-from decktools.deckmeta import deck_meta
-from decktools.markdown import Slide, read_deck
+from decktools.deckmeta import deck_meta, meta_path
+from decktools.markdown import Slide
 from decktools.mdscan import code_mask, speaker_notes
+from decktools.numbering import entries_per_page, is_bibliography
 from decktools.numbers import format_measured
-from decktools.problems import errors
+from decktools.problems import counted, errors
+from decktools.themes import RETIRED_ADDONS
 from figures_src.runner import write_atomic
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
-RETIRED_ADDONS = {"slidev-addon-citations"}
-ENTRIES_PER_PAGE = 10
 SRC_LINE = re.compile(r"^(\s*src:\s*)(\S+?\.md)(\s*(?:#.*)?)$")
 
 
@@ -47,12 +47,16 @@ def prepared_name(path: Path) -> Path:
     return path.with_name(path.stem + ".prepared.md")
 
 
-def citation_keys(ref: references.Reference, bib: Bibliography) -> tuple[str, ...]:
+def citation_of(ref: references.Reference, bib: Bibliography) -> tuple[str, ...]:
+    """The citation as decktools.citations takes it: the deck's pandoc text itself (its prefixes
+    and locators kept, a narrative one told apart), or the key of a <Cite>."""
+    if ref.kind in ("pandoc", "narrative"):
+        return (ref.text,)
     return tuple(ref.keys) if ref.kind != "doi" else (bib.key_for_doi(ref.target),)
 
 
 def replacement(ref: references.Reference, bib: Bibliography, rendered: RenderedCitations, in_notes: bool) -> str:
-    keys = citation_keys(ref, bib)
+    keys = citation_of(ref, bib)
     return plain_text(rendered.in_text[keys]) if in_notes else citation_html(keys, rendered)
 
 
@@ -66,7 +70,7 @@ def rewrite_line(path: Path, number: int, original: str, masked: str, bib: Bibli
                  rendered: RenderedCitations, figures_dir: Path, in_notes: bool) -> str:
     """Apply the rewrites to one line, right to left so earlier columns stay valid."""
     edits = []
-    for ref in references.citations_in_line(path, number, masked):
+    for ref in references.citations_in_line(path, number, masked, bib.entries):
         edits.append((ref.column - 1, len(ref.text), replacement(ref, bib, rendered, in_notes)))
     for match in references.MEASURED.finditer(masked):
         attributes = dict(references.ATTRIBUTE.findall(match.group(1)))
@@ -76,17 +80,6 @@ def rewrite_line(path: Path, number: int, original: str, masked: str, bib: Bibli
     for start, length, new in sorted(edits, reverse=True):
         original = original[:start] + new + original[start + length:]
     return original
-
-
-def is_bibliography(slide: Slide) -> bool:
-    return slide.frontmatter.get("layout") == "biblio" and not slide.frontmatter.get("src")
-
-
-def entries_per_page(slide: Slide, headmatter: dict) -> int:
-    for biblio in (slide.frontmatter.get("biblio"), headmatter.get("biblio")):
-        if isinstance(biblio, dict) and biblio.get("item_per_page"):
-            return max(1, int(biblio["item_per_page"]))
-    return ENTRIES_PER_PAGE
 
 
 def bibliography_slides(lines: list[str], slide: Slide, end: int, pages: list[str]) -> list[str]:
@@ -104,20 +97,25 @@ def bibliography_slides(lines: list[str], slide: Slide, end: int, pages: list[st
     return first + [line for page in pages[1:] for line in header + content + ["", page, ""]]
 
 
+def slides_of(deck, path: Path) -> list[Slide]:
+    """The deck's slides of one file, in the file's order, each once (a file imported twice, or
+    by two ranges, is prepared once)."""
+    found = {slide.start_line: slide for slide in deck.slides if slide.path == path}
+    return [found[line] for line in sorted(found)]
+
+
 def expand_bibliographies(path: Path, lines: list[str], deck, rendered: RenderedCitations) -> list[str]:
     """Replace each bibliography slide of this file, last first so earlier line numbers hold."""
-    slides = [s for s in deck.slides if s.path == path]
-    ends = [s.start_line - 1 for s in slides[1:]] + [len(lines)]
-    for slide, end in reversed(list(zip(slides, ends))):
+    for slide in reversed(slides_of(deck, path)):
         if is_bibliography(slide) and not slide.frontmatter.get("hide"):
             pages = bibliography_pages(rendered.entries, entries_per_page(slide, deck.headmatter))
-            lines[slide.start_line - 1:end] = bibliography_slides(lines, slide, end, pages)
+            lines[slide.start_line - 1:slide.end_line] = bibliography_slides(lines, slide, slide.end_line, pages)
     return lines
 
 
 def prepare_file(path: Path, deck, bib: Bibliography, rendered: RenderedCitations, figures_dir: Path) -> str:
     lines = path.read_text(encoding="utf-8").split("\n")
-    for slide in (s for s in deck.slides if s.path == path):
+    for slide in slides_of(deck, path):
         notes = _note_lines(slide.body)
         for (number, masked) in code_mask(slide.body):
             lines[number - 1] = rewrite_line(path, number, lines[number - 1], masked, bib, rendered,
@@ -153,18 +151,18 @@ def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
     failed = errors(report.problems)
     if failed:
         raise SystemExit("\n".join(map(str, failed)) + f"\nprepare: {deck_path} fails the check "
-                         f"({len(failed)} errors); fix them first")
+                         f"({counted(len(failed), 'error')}); fix them first")
     deck, bib, figures_dir = report.deck, report.bibliography, deck_path.parent / "public" / "figures"
-    rendered = render_citations([citation_keys(ref, bib) for ref in references.citations(deck)], bib.files)
+    rendered = render_citations([citation_of(ref, bib) for ref in references.citations(deck, bib.entries)],
+                                bib.files)
     for path in deck.files:
         text = prepare_file(path, deck, bib, rendered, figures_dir)
         if path == deck.entry and deck.headmatter:
             text = with_offline_headmatter(text, {**deck.headmatter, "deckMeta": f"deck-meta/{deck_path.stem}.json"})
         write_atomic(prepared_name(path), text)
-    # slide numbers are the prepared deck's: a long bibliography is several slides there
-    meta = {**deck_meta(read_deck(prepared_name(deck_path)), figures_dir, models_dir or REPO_ROOT / "models"),
-            "deck": deck_path.stem}
-    write_atomic(deck_path.parent / "public" / "deck-meta" / f"{deck_path.stem}.json", json.dumps(meta, indent=1))
+    # numbered as the built deck is (decktools.numbering): a long bibliography is several slides
+    meta = deck_meta(deck, figures_dir, models_dir or REPO_ROOT / "models", works=len(rendered.entries))
+    write_atomic(meta_path(deck_path), json.dumps(meta, indent=1))
     return prepared_name(deck_path)
 
 

@@ -19,3 +19,8 @@ class Problem:
 
 def errors(problems: list[Problem]) -> list[Problem]:
     return [p for p in problems if p.level == "error"]
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 error', '2 errors', '0 warnings': a count for a summary line."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

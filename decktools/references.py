@@ -1,11 +1,18 @@
-"""Find what a deck refers to: citations, assets and measured numbers, each with its position.
+r"""Find what a deck refers to: citations, assets and measured numbers, each with its position.
 
 Code (fenced blocks and inline code spans) is ignored: a `[@key]` shown in a code sample is text.
 What is code, and where markdown images and links (inline or reference-style) are, comes from
 markdown-it's tokens (decktools.mdscan); citations, HTML tags and CSS url() are then matched in
 the lines with code blanked.
 
-    for ref in citations(deck): ref.keys, ref.kind ("bref" | "pandoc" | "doi"), ref.path, ref.line
+    for ref in citations(deck, known=bib.entries): ref.keys, ref.kind, ref.path, ref.line
+
+Citations, as pandoc writes them: `[@a; @b]`, with a prefix and a locator `[see @a, p. 3]`, the
+author suppressed `[-@a]` (kind "pandoc", text the whole bracket, which pandoc formats itself);
+`<Cite bref="a"/>` ("bref"); `<Cite input="DOI"/>` ("doi"); and narrative `@a` in running text,
+`@a [p. 3]` with a locator ("narrative"). A bare `@word` is a narrative citation only where the
+word is a key of `known` (the bib's) or looks like one (a name with a year: `@smith2019`), so
+e-mail addresses, `@slidev/cli`, `@click="..."` and handles stay text; `\@a` is always text.
     for ref in assets(deck): ref.target, ref.remote
     for ref in measured(deck): ref.attributes["fig"], ref.attributes["value"]
     for ref, figure_id in figures(deck): ...   # images under /figures/ and <Measured fig=...>
@@ -20,7 +27,13 @@ from decktools import mdscan
 from decktools.markdown import Deck, Slide
 
 CITE_TAG = re.compile(r"<Cite\b([^>]*?)/?>", re.IGNORECASE)
-PANDOC = re.compile(r"\[(@[^\]\[]+)\]")
+# pandoc's citation key: @{anything} or a word with internal punctuation (a trailing "." is text)
+KEY = r"@(?:\{([^{}]+)\}|(\w(?:[\w:.#$%&+?<>~/-]*\w)?))"
+ITEM_KEY = re.compile(r"(?<![\w@\\])" + KEY)          # "me@x.org" is no key; "-@a" and "see @a" are
+PANDOC = re.compile(r"\[([^\]\[]*@[^\]\[]*)\]")
+# @key in running text, not an attribute (@click="...", :x="@y") nor a call, with an optional [locator]
+NARRATIVE = re.compile(r"(?<![\w@.:/\\\[-])@(?![\w:.#$%&+?<>~/-]*[=(])" + KEY[1:] + r"(?: \[[^\]\[@]*\])?")
+LOOKS_CITED = re.compile(r"^[^\W\d][\w:.#$%&+?<>~/-]*?(?<!\d)(1[5-9]|20)\d\d(?!\d)")
 # An HTML attribute's value in "double" or 'single' quotes. Two groups, name and value, so
 # dict(ATTRIBUTE.findall(tag)) reads a tag: the value's lookbehind and lookahead see its quotes.
 QUOTED = r"[\"']((?<=\")[^\"]*(?=\")|(?<=')[^']*(?='))[\"']"
@@ -53,17 +66,23 @@ def _text_lines(slide: Slide):
     return mdscan.code_mask(slide.body)
 
 
-def _pandoc_keys(inner: str) -> list[str]:
-    """'@a; @b, p. 3' -> ['a', 'b'] (a locator after a comma is not part of the key)."""
-    keys = []
-    for item in inner.split(";"):
-        item = item.strip()
-        if item.startswith("@"):
-            keys.append(item[1:].split(",")[0].strip())
-    return keys
+def pandoc_keys(inner: str) -> list[str]:
+    """'see @a, p. 3; @b' -> ['a', 'b']: each item's key (prefixes and locators are not part of it)."""
+    return [next(filter(None, match.groups())) for item in inner.split(";")
+            if (match := ITEM_KEY.search(item))]
 
 
-def citations_in_line(path: Path, number: int, text: str) -> list[Reference]:
+def narrative_citations(path: Path, number: int, text: str, known) -> list[Reference]:
+    """`@key` (and `@key [p. 3]`) outside brackets, where the key is known or looks like one."""
+    found = []
+    for match in NARRATIVE.finditer(PANDOC.sub(lambda m: " " * len(m.group(0)), text)):
+        key = next(filter(None, match.groups()))
+        if key in known or LOOKS_CITED.match(key):
+            found.append(Reference(path, number, match.start() + 1, match.group(0), "narrative", [key]))
+    return found
+
+
+def citations_in_line(path: Path, number: int, text: str, known=()) -> list[Reference]:
     found = []
     for match in CITE_TAG.finditer(text):
         attributes = dict(ATTRIBUTE.findall(match.group(1)))
@@ -73,15 +92,16 @@ def citations_in_line(path: Path, number: int, text: str) -> list[Reference]:
         elif "input" in attributes:
             found.append(Reference(path, number, column, match.group(0), "doi", target=attributes["input"].strip()))
     for match in PANDOC.finditer(text):
-        keys = _pandoc_keys(match.group(1))
+        keys = pandoc_keys(match.group(1))
         if keys:
             found.append(Reference(path, number, match.start() + 1, match.group(0), "pandoc", keys))
-    return found
+    return sorted(found + narrative_citations(path, number, text, known), key=lambda ref: ref.column)
 
 
-def citations(deck: Deck) -> list[Reference]:
+def citations(deck: Deck, known=()) -> list[Reference]:
+    """Every citation of the deck; known: the bib's keys, for narrative `@key` (see the docstring)."""
     return [ref for slide in deck.slides for number, text in _text_lines(slide)
-            for ref in citations_in_line(slide.path, number, text)]
+            for ref in citations_in_line(slide.path, number, text, known)]
 
 
 def html_assets_in_line(path: Path, number: int, text: str) -> list[Reference]:

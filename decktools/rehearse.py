@@ -2,9 +2,12 @@
 
     python -m decktools.rehearse talk/slides.md --wpm 130 [--runs talk/rehearsals/*.json]
 
-Per slide: the words in its speaker notes, an estimated speaking time (words / wpm, at least
-MIN_SECONDS for a slide shown at all; a `budget: 90` (seconds) or `budget: 1.5min` in the slide's
-frontmatter overrides), and the cumulative time against the headmatter's `duration` (e.g. 40min).
+Per slide of the built deck (numbered as decktools.numbering numbers it: a reference list of
+several pages is several slides): the words in its speaker notes, an estimated speaking time
+(words / wpm, at least MIN_SECONDS for a slide shown at all; a `budget: 90` (seconds), `1.5min`,
+`2 minutes` or `1h30m` in the slide's frontmatter overrides), and the cumulative time against the
+headmatter's `duration` (e.g. 40min, as Slidev's presenter timer reads it). A budget or duration
+that cannot be read is one `file:line: error:` (timing_problems; make check reports it too).
 Sections start at `layout: section` / `cover` slides and at the first slide of each imported file;
 a section is flagged when the plan passes the deck's duration inside it, or when a saved
 rehearsal spent more than 10% over the section's plan.
@@ -15,8 +18,8 @@ Rehearsal runs are saved from presenter mode (the pacing panel's "save" button) 
 are compared with the plan automatically, each run's file named under the table; every other file
 there is named as ignored, with why: a run whose "deck" is another deck (whatever its name), a
 file that is not JSON (line and column) or has no slide times, a name to change (to the one
-presenter mode gives). A bad run file never stops the plan: only a deck that cannot be read
-makes the command fail.
+presenter mode gives). A run's times for slide numbers the deck does not have are named under the
+table. A bad run file never stops the plan: only a deck that cannot be read makes the command fail.
 """
 from __future__ import annotations
 
@@ -28,21 +31,60 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from decktools.bib import deck_bib_files, load_bibliographies
 from decktools.markdown import Deck, DeckError, Slide, read_deck
 from decktools.mdscan import first_heading, speaker_notes
+from decktools.numbering import cited_keys, numbered_slides
+from decktools.problems import Problem
 
 MIN_SECONDS = 15.0
 OVER_TOLERANCE = 0.10
-DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(h|hours?|min|minutes?|m|s|sec|seconds?)?\s*$", re.IGNORECASE)
+UNITS = {"h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "m": 60, "min": 60, "mins": 60,
+         "minute": 60, "minutes": 60, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1}
+PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
+# what Slidev's presenter timer reads as `duration` (@slidev/parser parseTimeString)
+SLIDEV_TIME = re.compile(r"(?:\d+(?:\.\d+)?(?:s|secs?|m|mins?|h|hrs?|hours?))+|\d+(?::\d+){0,2}(?:\.\d+)?",
+                         re.IGNORECASE)
 
 
 def parse_seconds(value, default_unit: str = "s") -> float:
-    """'40min', '1.5h', '90s', 90 -> seconds."""
-    match = DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"cannot read {value!r} as a duration: write e.g. 40min, 90s or 1.5h")
-    number, unit = float(match.group(1)), (match.group(2) or default_unit).lower()
-    return number * (3600 if unit.startswith("h") else 60 if unit.startswith("m") else 1)
+    """'40min', '1.5h', '90s', '1h30m', '40 minutes', '1:30' (m:s), 90 -> seconds; a bare number is
+    in default_unit. ValueError for anything else."""
+    text = str(value).strip()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) or NUMBER.fullmatch(text):
+        return float(text) * UNITS[default_unit]
+    if re.fullmatch(r"\d+(?::\d+){1,2}", text):
+        return float(sum(int(part) * 60 ** power for power, part in enumerate(reversed(text.split(":")))))
+    parts = list(PART.finditer(text))
+    if parts and "".join(m.group(0) for m in parts) == text and all(m.group(2).lower() in UNITS for m in parts):
+        return sum(float(m.group(1)) * UNITS[m.group(2).lower()] for m in parts)
+    raise ValueError(f"cannot read {value!r} as a duration: write e.g. 40min, 90s, 1.5h or 1h30m")
+
+
+def _timing_problem(path: Path, line: int, key: str, value, default_unit: str, for_slidev: bool) -> Problem | None:
+    """The problem with a duration-like frontmatter value, at its line; None when it reads."""
+    try:
+        parse_seconds(value, default_unit)
+    except ValueError as error:
+        return Problem(path, line, 1, f"{key}: {error}")
+    if for_slidev and not SLIDEV_TIME.fullmatch(str(value).strip()):
+        return Problem(path, line, 1, f"{key}: Slidev's presenter timer cannot read {value!r} (it wants "
+                       "no space and short units): write e.g. 40min or 1h30m")
+    return None
+
+
+def timing_problems(deck: Deck) -> list[Problem]:
+    """The headmatter's `duration` and each slide's `budget` that cannot be read, at their lines."""
+    found = []
+    if deck.headmatter.get("duration") is not None:
+        line = deck.headmatter_lines.get("duration", 1)
+        found.append(_timing_problem(deck.entry, line, "duration", deck.headmatter["duration"], "min", True))
+    for slide in deck.slides:
+        if slide.frontmatter.get("budget") is not None:
+            line = slide.key_lines.get("budget", slide.frontmatter_line)
+            found.append(_timing_problem(slide.path, line, "budget", slide.frontmatter["budget"], "s", False))
+    return [problem for problem in found if problem]
 
 
 @dataclass
@@ -70,18 +112,27 @@ def slide_title(slide: Slide) -> str:
     return heading or f"({slide.frontmatter.get('layout', 'untitled')} slide, {slide.path.name}:{slide.start_line})"
 
 
-def plan_deck(deck: Deck, words_per_minute: float) -> list[SlidePlan]:
+def plan_deck(deck: Deck, words_per_minute: float, works: int = 0) -> list[SlidePlan]:
+    """One plan per slide of the built deck, numbered as it is (decktools.numbering) with a
+    reference list of `works` entries; its later pages take no time."""
     plans, section, last_file = [], "Opening", None
-    for number, slide in enumerate(deck.visible_slides, start=1):
+    for numbered in numbered_slides(deck, works):
+        slide, number = numbered.slide, numbered.number
         layout = slide.frontmatter.get("layout")
-        if layout in ("section", "cover") or slide.path != last_file:
+        if numbered.page == 1 and (layout in ("section", "cover") or slide.path != last_file):
             section = slide_title(slide) if number > 1 else "Opening"
         last_file = slide.path
-        words = len(slide_notes(slide).split())
-        budget = slide.frontmatter.get("budget")
+        words = len(slide_notes(slide).split()) if numbered.page == 1 else 0
+        budget = slide.frontmatter.get("budget") if numbered.page == 1 else 0
         seconds = parse_seconds(budget) if budget is not None else max(MIN_SECONDS, 60 * words / words_per_minute)
         plans.append(SlidePlan(number, slide_title(slide), words, seconds, budget is not None, section))
     return plans
+
+
+def works_cited(deck_path: Path, deck: Deck) -> int:
+    """How many works the deck's reference list shows: the cited keys its bib files hold."""
+    bibliography, _ = load_bibliographies(deck_bib_files(deck_path, deck.headmatter)[0])
+    return len(cited_keys(deck, bibliography) & set(bibliography.entries))
 
 
 @dataclass
@@ -188,6 +239,18 @@ def clock(seconds: float) -> str:
     return f"{minutes}:{rest:02d}"
 
 
+def unknown_slides(index: int, run: Run, slide_count: int) -> list[str]:
+    """A line naming the run's times for slide numbers the deck does not have, which the table
+    cannot show: the deck changed since the run, or the entry is wrong."""
+    extra = sorted(number for number in run.seconds if not 1 <= number <= slide_count)
+    if not extra:
+        return []
+    numbers = ", ".join(map(str, extra))
+    return [f"run{index}: slide{'s' * (len(extra) > 1)} {numbers} not in the deck ({slide_count} slides, "
+            f"numbered as the built deck): {clock(sum(run.seconds[n] for n in extra))} left out of the "
+            f"table; the deck changed since this run, or fix {run.path}"]
+
+
 def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, list[str]]:
     """The printed plan, each run column's file named under it, and the list of flags (sections
     that run over)."""
@@ -204,7 +267,8 @@ def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, li
                f"{clock(plan.seconds):>5}{mark} {clock(cumulative):>6}")
         lines.append(row + "".join(f" {clock(run.seconds[plan.number]) if plan.number in run.seconds else '-':>6}"
                                     for run in runs))
-    lines += [f"run{index} = {run.path}" for index, run in enumerate(runs, start=1)]
+    for index, run in enumerate(runs, start=1):
+        lines += [f"run{index} = {run.path}"] + unknown_slides(index, run, len(plans))
     if passed_at:
         flags.append(f"section '{passed_at}' runs past the deck's duration {clock(duration)}")
     planned = section_totals(plans, lambda p: p.seconds)
@@ -228,14 +292,18 @@ def main(argv=None) -> int:
     try:
         deck = read_deck(options.deck)
     except DeckError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(Problem(error.path, error.line, 1, error.message), file=sys.stderr)
+        return 1
+    unreadable = timing_problems(deck)
+    if unreadable:
+        print("\n".join(map(str, unreadable)), file=sys.stderr)
         return 1
     # A bad run file is named and left out; only a deck that cannot be read fails the command.
     runs, ignored = (saved_runs(options.deck) if options.runs is None
                      else collect_runs(options.runs, options.deck.stem, by_name=False))
     for line in ignored:
         print(line, file=sys.stderr)
-    text, _ = report(deck, plan_deck(deck, options.wpm), runs)
+    text, _ = report(deck, plan_deck(deck, options.wpm, works_cited(options.deck, deck)), runs)
     print(text)
     return 0
 

@@ -4,6 +4,9 @@ Decks and bibliographies are real files written into a temporary talk-like folde
 runs as `make check` would (python -m decktools.check) where the exit code matters.
 """
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,8 +15,11 @@ from pathlib import Path
 import pytest
 
 from decktools.check import check_deck
+from decktools.markdown import read_deck
+from decktools.mdscan import first_heading
 from decktools.prepare import prepare_deck
 from decktools.problems import errors
+from decktools.rehearse import plan_deck, slide_title, works_cited
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -81,7 +87,11 @@ def test_good_deck_passes_without_warnings(tmp_path):
 @pytest.mark.parametrize("body, column, message", [
     ("\n# Hi [@alpha2021]\n", 6, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
     ('\n<Cite bref="ghost"/>\n', 1, "unknown citation key 'ghost'"),
+    ("\nAs @alpha2021 showed\n", 4, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
+    ("\nSee [see @alpha2021, p. 3]\n", 5, "unknown citation key 'alpha2021' (did you mean alpha2020?)"),
     ('\nSee <Cite input="10.1000/elsewhere"/>\n', 5, "DOI 10.1000/elsewhere is not the doi"),
+    ('\nSee <Cite input="https://doi.org/10.1000/ELSEWHERE"/>\n', 5, "(with doi = {10.1000/elsewhere})"),
+    ('\n<Cite bref="alpha2020,delta2019"/>\n', 1, "names several keys, but bref takes one: write one <Cite"),
     ("\n![x](https://example.com/cat.png)\n", 6, "remote asset https://example.com/cat.png"),
     ('\n<img src="//cdn.example.com/a.png"/>\n', 11, "remote asset //cdn.example.com/a.png"),
     ("\n![x](/figures/demo/missing.png)\n", 6, "not found"),
@@ -97,6 +107,14 @@ def test_each_error_names_file_line_column_and_fix(tmp_path, body, column, messa
     expected_line = deck.read_text().split("\n").index(body.strip()) + 1
     assert (problem.path, problem.line, problem.column) == (deck, expected_line, column)
     assert message in problem.message
+
+
+def test_an_at_sign_that_is_no_citation_stays_text(tmp_path):
+    """Only a bib key or a name with a year is a narrative citation: not an e-mail address, an npm
+    scope, a Vue directive, a handle, nor an escaped \\@."""
+    deck = write_deck(tmp_path, GOOD + '\nMail me@uni.edu, run @slidev/cli, <b @click="go" :x="@y">x</b>, '
+                                       "ask @vue or @someone, \\@alpha2021.\n")
+    assert problems_of(deck) == []
 
 
 def test_frontmatter_background_remote_and_missing(tmp_path):
@@ -126,7 +144,8 @@ def test_bibliography_errors(tmp_path, bib, message):
 def test_missing_bib_and_missing_deck(tmp_path):
     deck = write_deck(tmp_path, GOOD)
     (tmp_path / "citations.bib").unlink()
-    assert any("bibliography not found" in p.message for p in problems_of(deck))
+    [missing] = problems_of(deck)        # the keys and DOI it cites are not each called unknown
+    assert missing.message.startswith("bibliography not found: create it") and "--bib" in missing.message
     report = check_deck(tmp_path / "talk" / "nope.md", REPO / "citations.bib")
     assert "deck not found" in errors(report.problems)[0].message
 
@@ -162,7 +181,10 @@ def test_check_command_exit_codes(tmp_path):
                                        str(deck.parent.parent / "citations.bib")],
                                       cwd=REPO, capture_output=True, text=True)
     ok, failed = run(good), run(bad)
-    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout
+    assert ok.returncode == 0 and "0 errors, 0 warnings" in ok.stdout and "(1 file)" in ok.stdout
+    assert "check: 1 error, 2 warnings in" in failed.stdout     # alpha2020 and delta2019 are cited by no deck
+    (bad.parent / "b.md").write_text(HEAD + "\n# [@delta2019]\n")
+    assert "check: 1 error, 1 warning in" in run(bad).stdout
     assert failed.returncode == 1 and f"{bad}:6:3: error: unknown citation key 'missing'" in failed.stderr
 
 
@@ -415,3 +437,123 @@ def test_single_quoted_html_sources_and_images_in_lists_are_located(tmp_path):
     found = [(p.line, p.column, p.message.split(" not found")[0]) for p in problems_of(deck)]
     assert found == [(lines.index("<img src='/figures/demo/gone.png'>") + 1, 11, "asset /figures/demo/gone.png"),
                      (lines.index(">   ![x](/figures/demo/lost.png)") + 1, 10, "asset /figures/demo/lost.png")]
+
+
+# --- src: ranges, slide numbering, timing keys (decks split into sub-files) ---
+
+PART = "# P1 [@nobody2000]\n\n---\n\n# P2\n\n---\nhide: true\n---\n\n# P3\n\n---\n\n# P4\n\n---\n\n# P5\n"
+
+
+def slidev_loaded(deck: Path) -> list[tuple[str, str]]:
+    """(file name, title) of each slide @slidev/parser's load() gives the deck, as Slidev builds it."""
+    loader = REPO / "talk" / "node_modules" / "@slidev" / "parser" / "dist" / "fs.mjs"
+    if not shutil.which("node") or not loader.exists():
+        pytest.fail("needs node and talk/node_modules: run `make test` (it runs npm ci in talk/) or `make node`")
+    script = ("const {load} = await import(process.argv[1]); const root = process.argv[2];"
+              "const deck = await load({userRoot: root, roots: [root]}, process.argv[3]);"
+              "process.stdout.write(JSON.stringify(deck.slides.map(s => [s.source.filepath, s.title])))")
+    result = subprocess.run(["node", "--input-type=module", "-e", script, loader.as_uri(), str(deck.parent), str(deck)],
+                            capture_output=True, text=True, check=True)
+    return [(Path(path).name, title) for path, title in json.loads(result.stdout)]
+
+
+@pytest.mark.parametrize("spec", ["#2", "#2-3", "#1,3", "#2,4-", "#4;1", "#all", "#none", ""])
+def test_a_src_range_imports_the_slides_slidev_imports_and_only_theirs_are_checked(tmp_path, spec):
+    deck = write_deck(tmp_path, "\n# Start [@alpha2020; @delta2019]\n\n---\nsrc: ./pages/part.md" + spec +
+                      "\n---\n\n---\n\n# End\n", extra_files={"pages/part.md": PART})
+    ours = [(s.path.name, slide_title(s)) for s in read_deck(deck).visible_slides]
+    assert ours == [(name, title.split(" [")[0]) for name, title in slidev_loaded(deck)]
+    imports_p1 = spec in ("", "#1,3", "#4;1", "#all")       # P1 alone cites an unknown key
+    assert [p.line for p in problems_of(deck)] == ([1] if imports_p1 else [])
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("#7", "src: ./pages/part.md#7: there is no slide 7 in "),
+    ("#3-9", "there is no slide 6 in "),
+    ("#0", "there is no slide 0 in "),
+    ("#two", "cannot read 'two' as slides: write e.g. #2, #2-3, #1,3 or #2-")])
+def test_a_range_naming_no_slide_is_one_error_at_the_src_line(tmp_path, spec, message):
+    deck = write_deck(tmp_path, "\n# Start\n\n---\nlayout: center\nsrc: ./pages/part.md" + spec + "\n---\n",
+                      extra_files={"pages/part.md": PART})
+    found = problems_of(deck)
+    assert len(found) == 1 and (found[0].path, found[0].line) == (deck, 10) and message in found[0].message
+
+
+def test_imported_files_are_named_as_the_deck_is_relative_to_where_the_command_runs(tmp_path):
+    write_deck(tmp_path, "\n# Start\n\n---\nsrc: ./pages/part.md\n---\n",
+               extra_files={"pages/part.md": "---\nsrc: ./sub/deeper.md\n---\n", "pages/sub/deeper.md": "# [@nobody2000]\n"})
+    result = subprocess.run([sys.executable, "-m", "decktools.check", "talk/slides.md"], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.stderr.startswith("talk/pages/sub/deeper.md:1:3: error: unknown citation key 'nobody2000'")
+
+
+@pytest.mark.parametrize("frontmatter, line, message", [
+    ("budget: ninety", 9, "budget: cannot read 'ninety' as a duration: write e.g. 40min, 90s, 1.5h or 1h30m"),
+    ("layout: center\nbudget: 90 secs", 9, None), ("budget: 1h30m", 8, None), ("budget: 2 minutes", 8, None)])
+def test_a_budget_that_is_no_duration_is_an_error_at_its_line(tmp_path, frontmatter, line, message):
+    deck = write_deck(tmp_path, f"\n# Start\n\n---\n{frontmatter}\n---\n\n# Timed\n")
+    found = [(p.line, p.message) for p in problems_of(deck)]
+    assert found == ([(line, message)] if message else [])
+
+
+@pytest.mark.parametrize("duration, message", [
+    ("40 mins", "duration: Slidev's presenter timer cannot read '40 mins' (it wants no space and short units): "
+                "write e.g. 40min or 1h30m"),
+    ("forty", "duration: cannot read 'forty' as a duration"), ("1h30m", None), ("40mins", None), ("45", None)])
+def test_a_duration_slidevs_timer_cannot_read_is_an_error_at_its_line(tmp_path, duration, message):
+    deck = write_deck(tmp_path, "\n# Start\n")
+    deck.write_text(deck.read_text().replace("theme: seriph", f"theme: seriph\nduration: {duration}"))
+    found = [(p.line, p.message[:len(message)]) for p in problems_of(deck)] if message else problems_of(deck)
+    assert found == ([(4, message)] if message else [])
+    if message:
+        with pytest.raises(SystemExit, match=f"slides.md:4:1: error: {re.escape(message)}"):
+            prepare_deck(deck, tmp_path / "citations.bib")             # make slides stops there too
+
+
+def test_rehearse_deck_meta_and_the_build_number_slides_as_the_prepared_deck(tmp_path):
+    """A two-page reference list and a ranged import: the prepared deck Slidev builds, the
+    presenter panel's deck-meta and the rehearsal plan count the same slides."""
+    deck = write_deck(tmp_path, "\n# Start [@alpha2020; @delta2019]\n\n---\nsrc: ./pages/part.md#2,4\n---\n\n"
+                      "---\nlayout: biblio\nbiblio:\n  item_per_page: 1\n---\n\n# References\n\n---\n\n# Questions?\n",
+                      extra_files={"pages/part.md": PART})
+    prepared = prepare_deck(deck, tmp_path / "citations.bib")
+    built = [first_heading(s.body) for s in read_deck(prepared).visible_slides]
+    assert built == ["Start " + built[0].split(" ", 1)[1], "P2", "P4", "References", "References", "Questions?"]
+    meta = json.loads((deck.parent / "public" / "deck-meta" / "slides.json").read_text())
+    assert [(s["number"], s["title"], s["budget"]) for s in meta["slides"]][3:] == [
+        (4, "References", 15.0), (5, "References", 0.0), (6, "Questions?", 15.0)]
+    plans = plan_deck(read_deck(deck), 130, works_cited(deck, read_deck(deck)))
+    assert [(p.number, p.title) for p in plans] == [(s["number"], s["title"]) for s in meta["slides"]]
+
+
+def with_installed_packages(deck: Path) -> Path:
+    """The deck's folder gets the project's real talk/node_modules, as a speaker's talk/ has."""
+    (deck.parent / "node_modules").symlink_to(REPO / "talk" / "node_modules")
+    return deck
+
+
+@pytest.mark.parametrize("head, line, message", [
+    ("theme: apple-basic", 3, "theme 'apple-basic' is not installed (talk/node_modules has no "
+     "@slidev/theme-apple-basic or slidev-theme-apple-basic): use one of default, seriph, or add it to "
+     "talk/package.json and run make node"),
+    ("theme: ./my-theme", 3, "theme folder './my-theme' not found"),
+    ("theme: Apple Basic", 3, "theme 'Apple Basic' is not a valid npm package name"),
+    ("addons:\n  - slidev-addon-citations\n  - qrcode", 5, "addon 'qrcode' is not installed (talk/node_modules "
+     "has no @slidev/addon-qrcode or slidev-addon-qrcode): add it to talk/package.json and run make node"),
+])
+def test_a_theme_or_addon_that_is_not_installed_is_an_error_at_its_line(tmp_path, monkeypatch, head, line, message):
+    deck = with_installed_packages(write_deck(tmp_path, GOOD))
+    deck.write_text(deck.read_text().replace("theme: seriph", head))
+    monkeypatch.chdir(tmp_path)                       # the paths as `make check DECK=talk/x.md` shows them
+    found = [str(p) for p in problems_of(Path("talk/slides.md"))]
+    assert len(found) == 1 and found[0].startswith(f"talk/slides.md:{line}:1: error: {message}"), found
+    with pytest.raises(SystemExit, match="fails the check"):   # the build's preflight: prepare refuses it
+        prepare_deck(Path("talk/slides.md"), Path("citations.bib"))
+
+
+@pytest.mark.parametrize("head", ["theme: seriph", "theme: default", "theme: none", "theme: '@slidev/theme-seriph'",
+                                  "theme: ./my-theme", "theme: '@/my-theme'", "title: no theme line"])
+def test_installed_themes_none_and_theme_folders_pass(tmp_path, head):
+    deck = with_installed_packages(write_deck(tmp_path, GOOD, extra_files={"my-theme/package.json": "{}"}))
+    deck.write_text(deck.read_text().replace("theme: seriph", head))
+    assert problems_of(deck) == []

@@ -78,6 +78,7 @@ def test_a_single_name_and_a_missing_file(tmp_path):
     assert files == [] and len(problems) == 1
     assert problems[0].path == deck and problems[0].line == 4 and "nowhere.bib not found" in problems[0].message
     assert "talk/public/biblio/nowhere.bib" in problems[0].message
+    assert check_deck(deck).problems == problems     # no "unknown key: add an entry to citations.bib"
 
 
 def test_files_merge_and_a_key_in_two_files_names_both_places(tmp_path):
@@ -227,3 +228,71 @@ def test_a_better_biblatex_export_is_accepted_and_reads_as_apa(tmp_path):
         "Learning Research</em>, <em>70</em>, 3319–3328. <a href=")
     assert entries["distill2018guide"].startswith("<em>Distill Guide for Authors</em>. (2018, March 1). <a href=")
     assert entries["smith2020handbook"] == "Smith, J., &amp; Doe, J. (Eds.). (2020). <em>Handbook of interpretability</em>. Pub."
+
+
+# --- crossref and @string, as JabRef writes them: the parent's fields count, as pandoc reads them ---
+
+CROSSREF_BIB = textwrap.dedent("""\
+    @String{neurips = {Advances in Neural Information Processing Systems}}
+
+    @Proceedings{neurips2017,
+      title        = neurips # { 30},
+      year         = {2017},
+      editor       = {Guyon, Isabelle and von Luxburg, Ulrike},
+      publisher    = {Curran Associates},
+    }
+
+    @InProceedings{lundberg2017unified,
+      author       = {Lundberg, Scott M. and Lee, Su-In},
+      title        = {A Unified Approach to Interpreting Model Predictions},
+      pages        = {4765--4774},
+      month        = dec,
+      crossref     = {neurips2017},
+    }
+    """)
+
+
+def test_a_crossref_entry_takes_year_and_editors_from_its_parent_which_counts_as_cited(tmp_path):
+    deck = talk_folder(tmp_path, "biblio:\n  filename: lecture.bib\n", "# [@lundberg2017unified]",
+                       {"talk/lecture.bib": CROSSREF_BIB})
+    assert check_deck(deck).problems == []       # no "missing year", no "neurips2017 is cited by no deck"
+    [(key, entry)] = render_citations([("lundberg2017unified",)], [deck.parent / "lecture.bib"]).entries
+    assert entry.startswith("Lundberg, S. M., &amp; Lee, S.-I. (2017). A unified approach to interpreting model "
+                            "predictions. In I. Guyon &amp; U. von Luxburg (Eds.), <em>Advances in neural "
+                            "information processing systems 30</em> (pp. 4765–4774). Curran Associates.")
+
+
+def test_an_inproceedings_does_not_take_its_proceedings_title_and_a_missing_parent_is_one_error(tmp_path):
+    untitled = CROSSREF_BIB.replace("  title        = {A Unified Approach to Interpreting Model Predictions},\n", "")
+    deck = talk_folder(tmp_path, "biblio:\n  filename: lecture.bib\n", "# [@lundberg2017unified]",
+                       {"talk/lecture.bib": untitled})
+    [missing] = check_deck(deck).problems       # biblatex makes the parent's title the booktitle
+    assert (missing.line, missing.message) == (10, "entry 'lundberg2017unified' is missing title: add `title = {...}`")
+    (deck.parent / "lecture.bib").write_text(CROSSREF_BIB.replace("crossref     = {neurips2017}", "crossref = {nips2017}"))
+    [broken] = errors(check_deck(deck).problems)
+    assert (broken.path.name, broken.line, broken.level) == ("lecture.bib", 10, "error")
+    assert broken.message == ("entry 'lundberg2017unified': crossref {nips2017} is no entry of lecture.bib (did you "
+                              "mean neurips2017?): fix the key, or add the parent entry to this file (pandoc reads "
+                              "each bib file alone)")
+
+
+def test_an_undefined_string_macro_is_an_error_at_its_field_with_did_you_mean(tmp_path):
+    bib = "@String{distill = {Distill}}\n\n" + MAIN_BIB.replace("journal = {Distill}", "journal = distil # { Pub}")
+    deck = talk_folder(tmp_path, "", "# [@alpha2020]", {"citations.bib": bib})
+    [problem] = check_deck(deck).problems
+    assert (problem.path, problem.line, problem.level) == (tmp_path / "citations.bib", 6, "error")
+    assert problem.message.startswith("entry 'alpha2020': field 'journal' uses the @string 'distil', which "
+                                      "citations.bib does not define (did you mean distill?)")
+    (tmp_path / "citations.bib").write_text(bib.replace("distil #", "DISTILL #"))   # macros ignore case
+    assert check_deck(deck).problems == []
+
+
+def test_locators_prefixes_and_narrative_citations_read_as_pandoc_writes_them(tmp_path):
+    body = ("# [@alpha2020, p. 3] and @alpha2020 wrote [see -@alpha2020, p. 2], then @alpha2020 [p. 4];\n\n"
+            "mail me@uni.edu, `@alpha2020`, \\@alpha2020.\n\n<!--\nSay @alpha2020 [p. 5].\n-->")
+    deck = talk_folder(tmp_path, "", body, {})
+    prepared = prepare_deck(deck).read_text()
+    span = '<span class="citation" data-keys="alpha2020" v-pre>{}</span>'
+    assert (f"# {span.format('(Alpha et al., 2020, p. 3)')} and {span.format('Alpha et al. (2020)')} wrote "
+            f"{span.format('(see 2020, p. 2)')}, then {span.format('Alpha et al. (2020, p. 4)')};") in prepared
+    assert "mail me@uni.edu, `@alpha2020`, \\@alpha2020." in prepared and "Say Alpha et al. (2020, p. 5)." in prepared

@@ -93,6 +93,46 @@ def test_durations_and_clock():
         parse_seconds("soon")
 
 
+@pytest.mark.parametrize("text, seconds", [("40 mins", 2400), ("40 minutes", 2400), ("1h30m", 5400),
+                                           ("1h 30min", 5400), ("90 sec", 90), ("1:30", 90), ("1:00:05", 3605)])
+def test_common_spellings_of_a_duration_are_read(text, seconds):
+    assert parse_seconds(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["ninety", "40 minuets", "1h30", "40min later", "", "1.5.2h"])
+def test_a_typo_is_no_duration(text):
+    with pytest.raises(ValueError, match="cannot read"):
+        parse_seconds(text)
+
+
+@pytest.mark.parametrize("edit, where", [
+    (("budget: 45", "budget: ninety"), ":14:1: error: budget: cannot read 'ninety' as a duration"),
+    (("duration: 2min", "duration: 40 mins"), ":3:1: error: duration: Slidev's presenter timer cannot read")])
+def test_an_unreadable_budget_or_duration_is_one_line_at_its_place_not_a_traceback(deck, edit, where):
+    deck.write_text(DECK.replace(*edit))
+    result = rehearse(deck)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [result.stderr.splitlines()[0]] and result.stderr.startswith(f"{deck}{where}")
+
+
+def test_a_bibliography_of_several_pages_moves_the_later_slides_on(deck):
+    """prepare makes a `layout: biblio` slide one slide per page of entries: plan as the built deck."""
+    deck.write_text(DECK.replace("---\nlayout: section", "---\nlayout: biblio\nbiblio:\n  item_per_page: 2\n---\n\n"
+                                 "# References\n\n---\nlayout: section"))
+    plans = plan_deck(read_deck(deck), words_per_minute=60, works=5)
+    assert [(p.number, p.title, round(p.seconds)) for p in plans][2:] == [
+        (3, "References", 15), (4, "References", 0), (5, "References", 0), (6, "Part two", 15), (7, "Long", 130)]
+    assert [p.number for p in plan_deck(read_deck(deck), words_per_minute=60, works=0)] == [1, 2, 3, 4, 5]
+
+
+def test_times_for_slides_the_deck_does_not_have_are_reported_not_dropped(deck):
+    parsed = read_deck(deck)
+    run = Run(Path("rehearsals/talk-1.json"), {1: 20, 4: 40, 5: 300, 9: 10})
+    text, _ = report(parsed, plan_deck(parsed, words_per_minute=60), [run])
+    assert ("run1: slides 5, 9 not in the deck (4 slides, numbered as the built deck): 5:10 left out of the "
+            "table; the deck changed since this run, or fix rehearsals/talk-1.json") in text.splitlines()
+
+
 def rehearse(*args):
     return subprocess.run([sys.executable, "-m", "decktools.rehearse", *map(str, args)],
                           cwd=REPO, capture_output=True, text=True)
@@ -108,7 +148,7 @@ def test_command_reads_saved_runs_and_leaves_out_bad_files_with_the_plan_printed
     assert bad.returncode == 0 and "plan: " in bad.stdout and " run1" not in bad.stdout
     assert bad.stderr.startswith(f'rehearse: ignored {run}: no "slides"')
     broken = rehearse(tmp_path / "missing.md", "--runs", run)             # only a broken deck fails
-    assert broken.returncode == 1 and broken.stderr.startswith("error: ")
+    assert broken.returncode == 1 and broken.stderr.startswith(f"{tmp_path / 'missing.md'}:1:1: error: ")
 
 
 def test_the_rehearsals_folder_runs_are_read_and_every_other_file_is_named_with_why(deck, tmp_path):

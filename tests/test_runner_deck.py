@@ -100,7 +100,7 @@ def test_a_deck_naming_an_undeclared_figure_gets_did_you_mean_and_makes_nothing(
     deck = write_deck(workspace, "\n# One\n![x](/figures/alpha/too.png)\n",
                       '# Part\n<Measured fig="beta/thre" value="id"/>\n')
     result = run_module("decktools.figures", str(deck), *dirs(workspace))
-    assert result.returncode == 1 and made_ids(result) == set()
+    assert result.returncode == 2 and made_ids(result) == set()
     assert f"{deck}:6:" in result.stderr and "'alpha/too' (did you mean alpha/two" in result.stderr
     assert "part.md:2:" in result.stderr and "'beta/thre' (did you mean beta/three" in result.stderr
 
@@ -135,6 +135,18 @@ def test_a_failing_figure_shows_the_users_own_frames(workspace):
     assert f"{script}:{call} in make_plot" in result.stderr
     assert f"{script}:{division} in load_numbers" in result.stderr
     assert "figures_src/runner/" not in result.stderr and "site-packages" not in result.stderr
+
+
+def test_in_a_log_file_the_failed_line_is_a_line_of_its_own(workspace, tmp_path):
+    """Output to a file (make slides > log 2>&1): no progress bar redrawn with \\r before FAILED."""
+    (workspace[0] / "broken.py").write_text(FAILING)
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        subprocess.run([sys.executable, "-m", "figures_src.runner", *dirs(workspace), "--ids", "broken/plot"],
+                       cwd=REPO, stdout=out, stderr=subprocess.STDOUT, timeout=600)
+    text = log.read_bytes().decode()      # read_text() would turn each \r into a line end
+    assert "\r" not in text
+    assert any(line.startswith("FAILED broken/plot: ZeroDivisionError") for line in text.splitlines())
 
 
 def test_an_error_raised_inside_a_library_names_the_user_line_and_where_it_was_raised(workspace):
@@ -172,7 +184,7 @@ def test_a_script_that_does_not_parse_stops_only_the_runs_that_may_need_its_figu
         "figures it declares); no figure was made"]
     mine = write_deck(workspace, "\n# One\n![x](/figures/mylab/probe.png)\n", "# Part\n")
     stopped = run_in(root, "decktools.figures", str(mine), *options)
-    assert stopped.returncode == 1 and made_ids(stopped) == set() and "Traceback" not in stopped.stderr
+    assert stopped.returncode == 2 and made_ids(stopped) == set() and "Traceback" not in stopped.stderr
     assert "no figure script declares figure 'mylab/probe'" in stopped.stderr
     assert f"error: {where}; fix that line" in stopped.stderr and "it may declare" in stopped.stderr
     named = run_in(root, "figures_src.runner", *options, "--ids", "alpha/one")

@@ -162,7 +162,9 @@ def run_stale(stale, options, manifest: Manifest, figures_dir: Path) -> dict[str
         worker.job = job_for(worker.spec, options, worker.staging)
     running: list[Worker] = []
     made = 0
-    progress = tqdm(total=len(stale), desc="figures", unit="fig", file=sys.stderr, dynamic_ncols=True)
+    # a bar only on a terminal: in a log file its \r-redrawn line would run into the next line
+    progress = tqdm(total=len(stale), desc="figures", unit="fig", file=sys.stderr, dynamic_ncols=True,
+                    disable=not sys.stderr.isatty())
     try:
         while waiting or running:
             while waiting and len(running) < options.jobs:

@@ -1,0 +1,179 @@
+"""The deck build (decktools/build.py): what it counts as its inputs, and the routes of a real build.
+
+Decks are real files in a temporary talk/ folder that has the project's real node_modules; the
+routes are checked by a real `slidev build` served by a plain static file server (no fallback to
+index.html) and visited in Debian's headless chromium (tests/deckbrowser.py).
+"""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from decktools.build import inputs_hash
+from tests.deckbrowser import browser_page, serve
+
+REPO = Path(__file__).resolve().parent.parent
+
+LECTURE = """---
+title: Lecture
+---
+
+# One
+
+Hello
+
+<!--
+NOTE-ONE
+-->
+
+---
+src: ./pages/part.md
+---
+"""
+PART = "---\n\n# Two\n\nFrom a page\n\n<!--\nNOTE-TWO\n-->\n"
+
+
+def write_talk(tmp_path: Path, head_extra: str = "") -> Path:
+    talk = tmp_path / "talk"
+    (talk / "pages").mkdir(parents=True)
+    (talk / "node_modules").symlink_to(REPO / "talk" / "node_modules")
+    for name in ("package.json", "package-lock.json"):
+        (talk / name).write_bytes((REPO / "talk" / name).read_bytes())
+    (talk / "lecture.md").write_text(LECTURE.replace("title: Lecture", "title: Lecture" + head_extra))
+    (talk / "pages" / "part.md").write_text(PART)
+    return talk / "lecture.md"
+
+
+def touch(path: Path, text: str = "x") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("change", [
+    "rehearsals/lecture-2026-12-07T10-00-00.json", "course.md", "pages/course-only.md",
+    "course.prepared.md", "public/deck-meta/course.json", "exports/lecture.pdf", "dist-course/index.html",
+    ".slidev/cache.json",
+])
+def test_other_decks_and_rehearsal_runs_are_not_inputs(tmp_path, change):
+    deck = write_talk(tmp_path)
+    before = inputs_hash(deck)
+    touch(deck.parent / change)
+    assert inputs_hash(deck) == before
+
+
+@pytest.mark.parametrize("change", [
+    "lecture.md", "pages/part.md", "lecture.prepared.md", "pages/part.prepared.md", "public/deck-meta/lecture.json",
+    "components/KeyIdea.vue", "layouts/cover.vue", "styles/index.css", "style.css", "setup/main.ts",
+    "global-top.vue", "public/figures/x/y.png", "public/notes.md", "snippets/code.md", "uno.config.ts",
+    "vite.config.ts", ".env", "package.json", "utils/helper.ts", "public/figures/distribution/z.png",
+])
+def test_what_slidev_reads_for_this_deck_is_an_input(tmp_path, change):
+    deck = write_talk(tmp_path)
+    before = inputs_hash(deck)
+    touch(deck.parent / change, "changed")
+    assert inputs_hash(deck) != before, f"{change} is read by the build but not hashed"
+
+
+def test_the_hash_does_not_depend_on_how_the_deck_path_is_written(tmp_path, monkeypatch):
+    deck = write_talk(tmp_path)
+    absolute = inputs_hash(deck)
+    monkeypatch.chdir(tmp_path)
+    assert inputs_hash(Path("talk/lecture.md")) == absolute
+
+
+# What each route shows once the app has started: the view Slidev's router gives that path.
+ROUTES = {
+    "/2": "#slide-content",
+    "/presenter/2": ".slidev-presenter",
+    "/presenter": ".slidev-presenter",
+    "/overview": ".slidev-layout",
+    "/notes": "text=NOTE-ONE",
+    "/entry": "a[href*='presenter']",
+}
+
+
+def build(deck: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "decktools.build", str(deck)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_every_route_of_a_built_deck_opens_its_view_on_a_plain_static_server(tmp_path):
+    deck = write_talk(tmp_path)
+    result = build(deck)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    site = deck.parent / "dist-lecture"
+    with serve(site) as url, browser_page() as (page, log):
+        for route, selector in ROUTES.items():
+            response = page.goto(f"{url}{route}", wait_until="load")
+            assert response.status == 200, route
+            assert "Directory listing" not in page.content(), route
+            page.wait_for_selector(selector, timeout=15000)
+        page.goto(f"{url}/presenter/2", wait_until="load")
+        page.wait_for_selector("text=NOTE-TWO", timeout=15000)     # the presenter shows slide 2's notes
+        assert log.blocked == []
+    touch(deck.parent / "rehearsals" / "lecture-2026-12-07T10-00-00.json", "{}")
+    touch(deck.parent / "course.md", "---\ntitle: Course\n---\n\n# Other deck\n")
+    again = build(deck)
+    assert again.returncode == 0 and "is up to date" in again.stdout, again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_with_download_on_the_print_views_open_and_the_pdf_is_made_with_debian_chromium(tmp_path):
+    """Slidev's router has /print and /presenter/print only when the headmatter has `download:`."""
+    deck = write_talk(tmp_path, "\ndownload: true")
+    result = build(deck)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    site = deck.parent / "dist-lecture"
+    assert (site / "slidev-exported.pdf").stat().st_size > 1000
+    with serve(site) as url, browser_page() as (page, log):
+        for route, shown in (("/print", ["Hello", "From a page"]), ("/presenter/print", ["NOTE-ONE", "NOTE-TWO"])):
+            assert page.goto(f"{url}{route}", wait_until="load").status == 200
+            page.wait_for_selector(f"text={shown[1]}", timeout=15000)
+            text = page.evaluate("() => document.body.innerText")
+            assert all(words in text for words in shown), (route, text[:300])
+
+
+PLOT = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {"lab/plot": {"make": "make"}}
+
+def make(ctx):
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    ctx.save(fig)
+    return {"top1": 0.5}
+'''
+
+
+def run_module(module: str, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.mark.slow
+def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_build_says_where(tmp_path):
+    """make slides' two steps: the runner exits 1 (a figure failed, its previous outputs kept), then
+    the build with --figures-failed builds the deck, names each place showing the old image, exits 1."""
+    deck = write_talk(tmp_path)
+    shown = "![plot](/figures/lab/plot.png)"
+    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{shown}"))
+    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
+    touch(scripts / "lab.py", PLOT)
+    runner = ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir", str(tmp_path / "models"),
+              "--profile", "quick", "--device", "cpu"]
+    assert run_module("decktools.figures", str(deck), *runner).returncode == 0
+    touch(scripts / "lab.py", PLOT.replace("ax.plot([0, 1])", "ax.plot([0, 1])\n    raise ValueError('oops')"))
+    failed = run_module("decktools.figures", str(deck), *runner)
+    assert failed.returncode == 1 and "FAILED lab/plot: ValueError: oops" in failed.stderr
+    built = run_module("decktools.build", str(deck), "--figures-failed")
+    assert built.returncode == 1, built.stderr[-3000:]
+    assert (deck.parent / "dist-lecture" / "figures" / "lab" / "plot.png").is_file()
+    line = deck.read_text().split("\n").index(shown) + 1
+    column = shown.index("/figures") + 1
+    assert (f"{deck}:{line}:{column}: warning: figure 'lab/plot' is stale: script changed; the slide shows its "
+            "old image") in built.stderr, built.stderr[-1500:]
+    assert built.stderr.strip().endswith(f"{deck.parent / 'dist-lecture'} was built with their previous outputs, "
+                                         "shown at the 1 place above: fix the figures and run make slides again")
