@@ -31,6 +31,33 @@ def test_module_outputs_are_every_child_but_flatten():
     assert module_outputs(model) == ["conv", "relu", "fc"]
 
 
+def grey_nested_cnn() -> nn.Module:
+    """A user's grey-scale CNN whose layers are nested (features.0 ...), described as the zoo does."""
+    from collections import OrderedDict
+    from mechinterp.models.describe import describe_layers
+    features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.GELU(), nn.AvgPool2d(2),
+                             nn.Conv2d(4, 6, 3, padding=1), nn.Dropout(0.1), nn.SiLU())
+    model = nn.Sequential(OrderedDict(features=features, pool=nn.AdaptiveAvgPool2d(1),
+                                      flat=nn.Flatten(), head=nn.Linear(6, 3)))
+    return describe_layers(model, {"input_shape": [1, 8, 8]}).eval()
+
+
+def test_module_outputs_of_a_nested_model_are_its_leaves_and_hold_its_representation_layers():
+    from mechinterp.activations import layer_features, representation_layers
+    model = grey_nested_cnn()
+    layers = module_outputs(model)
+    assert layers == ["features.0", "features.1", "features.2", "features.3", "features.4",
+                      "features.6", "pool", "head"]
+    features = layer_features(model, torch.rand(5, 1, 8, 8), layers)   # what the figure then reads
+    assert all(features[layer].shape[0] == 5 for layer in representation_layers(model))
+
+
+def test_module_outputs_include_a_described_block_after_its_layers():
+    model = grey_nested_cnn()
+    model.feature_layers = ["features"]
+    assert module_outputs(model).index("features") == module_outputs(model).index("features.6") + 1
+
+
 def test_rotated_copy_is_found_at_every_layer_and_a_reversed_one_only_in_the_middle():
     features = layered_features()
     copy = rotated(features)
