@@ -9,6 +9,7 @@ from torch import nn
 from mechinterp.universality.comparison import (correspondence_accuracy, module_outputs, pairwise,
                                                 weighted_mean)
 from mechinterp.representations.similarity import linear_cka
+from tests.grey_cnn import grey_nested_cnn
 
 
 def layered_features(seed=0, samples=120):
@@ -29,17 +30,6 @@ def test_module_outputs_are_every_child_but_flatten():
                          ("fc", nn.Linear(2, 2))]:
         model.add_module(name, module)
     assert module_outputs(model) == ["conv", "relu", "fc"]
-
-
-def grey_nested_cnn() -> nn.Module:
-    """A user's grey-scale CNN whose layers are nested (features.0 ...), described as the zoo does."""
-    from collections import OrderedDict
-    from mechinterp.models.describe import describe_layers
-    features = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.GELU(), nn.AvgPool2d(2),
-                             nn.Conv2d(4, 6, 3, padding=1), nn.Dropout(0.1), nn.SiLU())
-    model = nn.Sequential(OrderedDict(features=features, pool=nn.AdaptiveAvgPool2d(1),
-                                      flat=nn.Flatten(), head=nn.Linear(6, 3)))
-    return describe_layers(model, {"input_shape": [1, 8, 8]}).eval()
 
 
 def test_module_outputs_of_a_nested_model_are_its_leaves_and_hold_its_representation_layers():

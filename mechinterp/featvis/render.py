@@ -102,6 +102,24 @@ def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tu
     return tuple(int(s) for s in shape)
 
 
+def model_channels(model: nn.Module) -> int | None:
+    """The channels the model takes: its input_shape's, else its first conv's, else None (unknown)."""
+    shape = getattr(model, "input_shape", None)
+    if shape is not None:
+        return int(shape[0])
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return first_conv.in_channels if first_conv is not None else None
+
+
+def check_start_channels(model: nn.Module, shape: Sequence[int], fix: str) -> None:
+    """A start image of other channels than the model takes is one clear error, not torch's."""
+    channels = model_channels(model)
+    if channels is not None and shape[-3] != channels:
+        taken = tuple(getattr(model, "input_shape", None) or (channels, "H", "W"))
+        raise ValueError(f"the start image has shape {tuple(shape)}, {shape[-3]} channels, but the model "
+                         f"takes {channels}-channel images {taken}: {fix}")
+
+
 def check_layers(model: nn.Module, objective: Objective) -> list[str]:
     """The model layers the objective reads; a missing one is an error naming the objective."""
     layers = sorted(objective.layers - {INPUT})
@@ -218,6 +236,9 @@ def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size:
     layers = check_layers(model, objective)
     batch_size = batch_size or (image.shape[0] if image is not None else objective.batch_size or 1)
     seeds = per_image_seeds(seed, batch_size)
+    if image is not None:
+        check_start_channels(model, image.shape, "build it from images of that many channels "
+                             "(mechinterp.data.fit_images(images, model.input_shape))")
     image = image if image is not None else default_image(model, settings, seeds, image_shape)
     image = image.to(model_device(model))
     transform = build_transform(settings.transforms, max(image.shape[-2:]))
