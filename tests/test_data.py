@@ -318,3 +318,11 @@ def test_a_dataset_fitted_to_a_models_input_is_resized_with_its_grey_channel_rep
 def test_the_image_shapes_the_zoo_suggests_are_the_datasets_own(name):
     from mechinterp.models.fields import IMAGE_SHAPES
     assert tuple(load_dataset(name, "test").images.shape[1:]) == IMAGE_SHAPES[name]
+
+
+def test_natural_patches_in_a_models_channel_count():
+    grey = natural_patches(6, 10, seed=4, grey=True)
+    assert torch.equal(natural_patches(6, 10, seed=4, channels=1), grey)
+    assert natural_patches(6, 10, seed=4, channels=3).shape == (10, 3, 6, 6)
+    with pytest.raises(ValueError, match="grey=True gives 1 channel, not channels=3"):
+        natural_patches(6, 10, grey=True, channels=3)
