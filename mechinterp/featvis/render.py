@@ -170,6 +170,23 @@ def warn_about_images_without_gradient(parameters: list[torch.Tensor], objective
                       stacklevel=3)
 
 
+FLAT_SPREAD = 0.01   # pixel standard deviation in [0, 1] below which an image shows nothing
+
+
+def warn_if_flat(images: torch.Tensor, objective: Objective, steps: int) -> None:
+    """Final images that stayed flat (near one grey: the start, or the l2 penalty's constant) would
+    be blank panels on a slide: say which, and the usual causes."""
+    spread = images.flatten(1).std(dim=1)
+    flat = (spread < FLAT_SPREAD).nonzero().flatten().tolist()
+    if flat:
+        warnings.warn(f"objective {objective.description}: images {flat[:10]} ({len(flat)} of "
+                      f"{len(images)}) are flat (pixel spread {spread[flat[0]].item():.2g} < {FLAT_SPREAD}) "
+                      f"after {steps} steps, a blank panel. The penalties (an l2 or total-variation weight) "
+                      "outweigh the objective at this layer's activation scale, or the steps or learning "
+                      "rate are too few: lower the penalty weight, or render with the default "
+                      "RenderSettings (Fourier, decorrelated, transformed)", stacklevel=3)
+
+
 def model_memory_format(model: nn.Module, images: torch.Tensor, preprocess: Callable | None,
                         channels_last: bool | None) -> torch.memory_format:
     """The layout to feed the model: channels_last on the CPU, where oneDNN's convolutions and max
@@ -272,4 +289,5 @@ def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size:
         final = image()
     result.objective_values = evaluate(model, objective, final, preprocess).cpu()
     result.images = final.cpu()
+    warn_if_flat(result.images, objective, steps)
     return result
