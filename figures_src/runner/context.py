@@ -75,8 +75,7 @@ class FigureContext:
                                    "models/zoo.yaml (the data it was trained or evaluated on)")
         options = {**(entry.get("dataset_options") or {}), **({"count": count} if count else {})}
         shape = entry.get("input_shape") if entry.get("resize_dataset") else None
-        data = load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
-        return data[:count] if count else data
+        return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
 
     def layer(self, model, param: str = "layer") -> str:
         """The layer params[param] names: a module name of `model`, or an index into its
