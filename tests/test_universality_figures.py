@@ -160,3 +160,16 @@ def test_concept_figures_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_figu
     assert embedding["clusters"] == 10
     with pytest.raises(FigureInputError, match=r"'target' names class 'circle'"):
         run_figure("universality/tcav", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+
+
+def test_unit_matching_reads_the_declared_models_and_the_layer_index(grey_cnn_zoo, tmp_path, run_figure):
+    """Pointed at a grey nested CNN twice (a model against itself), the matching figures read the
+    declared models and a feature_layers index: every unit matches itself, correlation 1."""
+    matched = run_figure("universality/matched-units", grey_cnn_zoo, tmp_path, models=["grey-cnn", "grey-cnn"],
+                         params={"images": 120, "layer": -1, "pairs": 2, "examples": 3, "top": 5})
+    assert matched["layer"] == "features.7" and matched["images"] == 120
+    assert all(pair["unit_a"] == pair["unit_b"] and pair["correlation"] > 0.999 for pair in matched["pairs"])
+    histogram = run_figure("universality/unit-matching", grey_cnn_zoo, tmp_path, models=["grey-cnn", "grey-cnn"],
+                           params={"images": 120})
+    assert set(histogram["layers"]) == {"features.4", "features.7"}
+    assert all(layer["matched_mean"] > 0.999 for layer in histogram["layers"].values())
