@@ -8,6 +8,10 @@ circuits/patching          recovered logit difference, per unit and per layer (d
 circuits/integrated-gradients   IG maps for a few inputs, with each completeness gap
 circuits/ig-convergence    completeness gap against number of steps, for each quadrature rule
 
+Each figure reads the first model its FIGURES entry declares and that model's own data (its zoo
+entry's dataset, ctx.dataset). The curve circuit, patching and IG figures are about the shapes
+data's classes (arcs, circles, ...): their class params name shapes classes, and pointed at a
+model of other data they say which params to set to that data's classes.
 Layers come from the model's description (feature_layers, conv_layers); dataset-example crops are
 featvis's (mechinterp.featvis.dataset_examples), cut at each unit's receptive field, so they agree
 with the featvis slides.
@@ -17,6 +21,8 @@ import numpy as np
 import torch
 from matplotlib.gridspec import GridSpec
 
+from figures_src.runner.context import FigureInputError
+from figures_src.featvis import feeding_conv
 from figures_src.plotting import EXCITE, INHIBIT, SIGNED, no_ticks, show_image, show_signed
 
 MODEL = "shapes-cnn-a"
@@ -62,15 +68,19 @@ FIGURES = {
 DETECTOR_NAMES = {"arc": "curve", "corner": "corner"}   # classes a detector is sought for, in order
 
 
-def shapes_test(ctx, count):
-    from mechinterp.data import load_dataset
-    data = load_dataset("shapes", "test", count=count)
+def featured_model(ctx):
+    """(name, model): the first model the figure's FIGURES entry declares."""
+    name = ctx.declared_models[0]
+    return name, ctx.model(name)
+
+
+def model_test(ctx, name, count):
+    data = ctx.dataset(name, "test", count=count)
     return data.images.to(ctx.device), data.labels.to(ctx.device), data.class_names
 
 
-def shapes_train(ctx, count):
-    from mechinterp.data import load_dataset
-    return load_dataset("shapes", "train", count=count).images.to(ctx.device)
+def model_train(ctx, name, count):
+    return ctx.dataset(name, "train", count=count).images.to(ctx.device)
 
 
 def unit_crops(model, layer, images, unit, count):
@@ -92,9 +102,14 @@ def make_curve_circuit(ctx):
     from mechinterp.featvis.dataset_examples import per_image_statistic
     from mechinterp.hooks import run_with_cache
     from mechinterp.universality.filters import filters_as_images, first_layer_filters
-    model = ctx.model(MODEL)
-    images, labels, class_names = shapes_test(ctx, ctx.params["images"])
-    source_layer, conv_layer, layer = model.feature_layers[0], model.conv_layers[1], model.feature_layers[1]
+    name, model = featured_model(ctx)
+    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
+    source_layer, layer = model.feature_layers[0], model.feature_layers[1]
+    conv_layer = feeding_conv(model, layer)
+    if not set(DETECTOR_NAMES) & set(class_names):
+        raise FigureInputError(f"figure {ctx.figure_id!r} seeks a unit selective for the shapes classes "
+                               f"{', '.join(DETECTOR_NAMES)}; model {name!r}'s data has classes "
+                               f"{', '.join(map(str, class_names))}: this figure is about the shapes data")
     peaks, _ = per_image_statistic(run_with_cache(model, images, [layer])[1][layer], "max")
     kind, unit, selectivity = most_selective_unit(peaks, labels, class_names, list(DETECTOR_NAMES))
     circuit = unit_circuit(model, conv_layer, unit, ctx.params["inputs"], ctx.params["inhibitors"])
@@ -109,7 +124,7 @@ def make_curve_circuit(ctx):
     fig = draw_circuit(circuit, inputs, first_filters, source_crops, [target_picture, *target_crops[:2]],
                        kind, unit, layer)
     ctx.save(fig)
-    return {"model": MODEL, "layer": layer, "target_unit": unit, "detects": kind,
+    return {"model": name, "layer": layer, "target_unit": unit, "detects": kind,
             "selectivity": selectivity, "circuit": circuit.to_dict(),
             "excitatory_units": [s.unit for s in circuit.excitatory],
             "inhibitory_units": [s.unit for s in circuit.inhibitory],
@@ -163,9 +178,9 @@ def draw_circuit(circuit, inputs, first_filters, source_crops, target_images, ki
 
 def make_ablation(ctx):
     from mechinterp.circuits.ablation import METHODS, ablate_each_unit, ablation_effect
-    model = ctx.model(MODEL)
-    images, labels, class_names = shapes_test(ctx, ctx.params["images"])
-    reference = shapes_train(ctx, ctx.params["reference"])
+    name, model = featured_model(ctx)
+    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
+    reference = model_train(ctx, name, ctx.params["reference"])
     layer = model.feature_layers[1]
     effects = {method: ablate_each_unit(model, images, labels, layer, method, reference)
                for method in METHODS}
@@ -174,7 +189,7 @@ def make_ablation(ctx):
     top_three = ablation_effect(model, images, labels, layer, shown[:3], "mean", reference)
     fig = draw_ablation(effects, shown, top_three, class_names, layer)
     ctx.save(fig)
-    return {"model": MODEL, "layer": layer, "images": len(images),
+    return {"model": name, "layer": layer, "images": len(images),
             "clean_accuracy": effects["zero"][0].clean_accuracy, "ranked_units": shown,
             "top_unit": shown[0], "top_unit_mean": effects["mean"][shown[0]].to_dict(),
             "top_unit_zero": effects["zero"][shown[0]].to_dict(),
@@ -216,10 +231,10 @@ def draw_ablation(effects, shown, top_three, class_names, layer):
 def make_patching(ctx):
     from mechinterp.circuits.patching import patching_heatmap
     from mechinterp.examples import correctly_classified
-    model = ctx.model(MODEL)
-    images, labels, class_names = shapes_test(ctx, ctx.params["images"])
-    target_index = class_names.index(ctx.params["target_class"])
-    donor_index = class_names.index(ctx.params["donor_class"])
+    name, model = featured_model(ctx)
+    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
+    target_index = ctx.class_index(class_names, "target_class")
+    donor_index = ctx.class_index(class_names, "donor_class")
     target = correctly_classified(model, images, labels, target_index, ctx.params["pairs"])
     donor = correctly_classified(model, images, labels, donor_index, ctx.params["pairs"])
     pairs = min(len(target), len(donor))
@@ -227,10 +242,10 @@ def make_patching(ctx):
     layers = list(model.feature_layers)
     heat = patching_heatmap(model, target, donor, layers, target_index, donor_index)
     ctx.save(draw_patching(heat, ctx.params["target_class"], ctx.params["donor_class"]))
-    return patching_numbers(heat, layers, ctx.params, pairs)
+    return patching_numbers(name, heat, layers, ctx.params, pairs)
 
 
-def patching_numbers(heat, layers, params, pairs):
+def patching_numbers(name, heat, layers, params, pairs):
     """Per layer: the whole-layer patch, the best single unit and the units' sum."""
     rows = {}
     for row, layer in enumerate(layers):
@@ -241,7 +256,7 @@ def patching_numbers(heat, layers, params, pairs):
                        "best_unit_recovered": float(mean[best]),
                        "best_unit_effect_size": float(mean[best] / spread[best].clamp(min=1e-8)),
                        "sum_of_units": float(mean.sum()), "per_unit_mean": mean.tolist()}
-    return {"model": MODEL, "target_class": params["target_class"],
+    return {"model": name, "target_class": params["target_class"],
             "donor_class": params["donor_class"], "pairs": pairs, "layers": rows}
 
 
@@ -280,8 +295,10 @@ def make_integrated_gradients(ctx):
     from mechinterp.attribution.gradients import (integrated_gradients, layer_integrated_gradients,
                                                   saliency)
     from mechinterp.examples import one_per_class
-    model = ctx.model(MODEL)
-    images, labels, class_names = shapes_test(ctx, ctx.params["images"])
+    name, model = featured_model(ctx)
+    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
+    for wanted in ctx.params["classes"]:
+        ctx.class_index(class_names, "classes", wanted)
     picks = one_per_class(model, images, labels, class_names, ctx.params["classes"])
     inputs, targets = images[picks], labels[picks]
     steps = ctx.params["steps"]
@@ -294,7 +311,7 @@ def make_integrated_gradients(ctx):
     unit_totals = layer_ig.attributions.flatten(2).sum(2)
     with torch.no_grad():
         correct = (model(inputs).argmax(1) == targets).tolist()
-    return {"model": MODEL, "steps": steps, "rule": "gausslegendre", "baseline": "black image",
+    return {"model": name, "steps": steps, "rule": "gausslegendre", "baseline": "black image",
             "classes": ctx.params["classes"],
             "correctly_classified": correct,
             "completeness_gap": ig.completeness_gap.tolist(),
@@ -325,8 +342,8 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps):
 
 def make_ig_convergence(ctx):
     from mechinterp.attribution.gradients import RULES, integrated_gradients
-    model = ctx.model(MODEL)
-    images, labels, _ = shapes_test(ctx, ctx.params["images"])
+    name, model = featured_model(ctx)
+    images, labels, _ = model_test(ctx, name, ctx.params["images"])
     inputs, targets = images[:ctx.params["inputs"]], labels[:ctx.params["inputs"]]
     gaps = {}
     for rule in RULES:
@@ -348,7 +365,7 @@ def make_ig_convergence(ctx):
     axis.set_ylabel("completeness gap\n(% of |F(x) − F(x′)|, pooled)")
     axis.legend()
     ctx.save(fig)
-    return {"model": MODEL, "inputs": len(inputs), "steps": ctx.params["steps"],
+    return {"model": name, "inputs": len(inputs), "steps": ctx.params["steps"],
             "pooled_relative_gap": gaps,
             "final_gap_percent": {rule: gaps[rule][-1] * 100 for rule in RULES},
             "worst_final_gap_percent": max(gaps[rule][-1] * 100 for rule in RULES)}

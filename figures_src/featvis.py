@@ -1,4 +1,4 @@
-"""Feature-visualisation figures: what makes a unit of shapes-cnn-a fire, found by optimisation.
+"""Feature-visualisation figures: what makes a unit of a model fire, found by optimisation.
 
 featvis/from-noise          one unit's image at several optimisation steps, starting from noise
 featvis/regularisation      the same unit: no prior / L2 + TV + jitter / Fourier + decorrelation +
@@ -9,11 +9,14 @@ featvis/diversity           four images of one unit with and without a diversity
 featvis/deepdream           a scikit-image photograph before and after dreaming with a layer
 featvis/tuning              radial tuning curves of the curve-detector family the finder labels
 
-The "featured" unit is the strongest curve detector of the layer with the largest curve family
-(the finder in mechinterp.featvis.tuning), so several figures follow the same unit. Units are the
-centre neurons of conv layers, visualised before their ReLU (so no unit starts switched off) with
-a light L2 pull towards grey outside what they see. Colours are decorrelated with the square root
-of the shapes data's own colour covariance. "Sigmas beyond the dataset maximum" compares the
+Each figure reads the first model its FIGURES entry declares (shapes-cnn-a here; put your own
+zoo model there) and that model's own test data (its zoo entry's dataset, ctx.dataset).
+The "featured" unit is the strongest curve detector of the feature layer with the largest curve
+family (the finder in mechinterp.featvis.tuning), so several figures follow the same unit. Units
+are the centre neurons of the conv layer feeding that feature layer, visualised before their ReLU
+(so no unit starts switched off) with a light L2 pull towards grey outside what they see. A
+3-channel model's colours are decorrelated with the square root of its data's own colour
+covariance; other channel counts (grey) are rendered without colour decorrelation. "Sigmas beyond the dataset maximum" compares the
 optimised activation with the unit's strongest response anywhere in the test images, in units of
 the spread of those strongest responses.
 """
@@ -65,21 +68,29 @@ FIGURES = {
     },
 }
 
-MODEL = "shapes-cnn-a"
 L2_WEIGHT = 0.5          # pull towards grey for neuron visualisations (calm outside the receptive field)
 
 
 # --- data, units and measures ---
 
-def shapes_images(count):
-    from mechinterp.data import load_dataset
-    return load_dataset("shapes", "test", count=count).images
+def featured_model(ctx):
+    """(name, model): the first model the figure's FIGURES entry declares."""
+    name = ctx.declared_models[0]
+    return name, ctx.model(name)
+
+
+def test_images(ctx, name):
+    """params["images"] images of the model's own test data."""
+    return ctx.dataset(name, "test", count=ctx.params["images"]).images
 
 
 def data_colour_image(ctx, model, batch):
-    """Fourier image whose colours are decorrelated with the shapes data's own colour covariance."""
+    """Fourier image; an RGB model's colours are decorrelated with its data's own colour
+    covariance (a grey model has no colours to decorrelate)."""
     from mechinterp.featvis.parameterisations import ImageParameterisation, estimate_colour_correlation_sqrt
-    root = estimate_colour_correlation_sqrt(shapes_images(ctx.params["images"]))
+    if model.input_shape[0] != 3:
+        return ImageParameterisation((batch, *model.input_shape), fourier=True, decorrelate=False, seeds=range(batch))
+    root = estimate_colour_correlation_sqrt(test_images(ctx, model.zoo_name))
     return ImageParameterisation((batch, *model.input_shape), fourier=True, decorrelate=True, seeds=range(batch),
                                  colour_correlation_sqrt=root)
 
@@ -94,12 +105,20 @@ def curve_family(model, count=36):
 
 def featured_unit(model):
     """(conv layer, unit): the strongest curve detector of the richest curve family (else the
-    strongest responder there)."""
-    index, family = curve_family(model)
+    strongest responder there), in the conv feeding that family's feature layer."""
+    _, family = curve_family(model)
     peaks = family.curves["curve"].responses.max(1).values
     curve_units = [u for u, kind in zip(family.units, family.kinds) if kind == "curve"]
     unit = max(curve_units, key=lambda u: float(peaks[u])) if curve_units else int(peaks.argmax())
-    return model.conv_layers[index], unit
+    return feeding_conv(model, family.layer), unit
+
+
+def feeding_conv(model, layer):
+    """The conv whose output `layer` reads: the last of model.conv_layers at or before the end of
+    `layer` in module order (feature_layers and conv_layers may differ in count and names)."""
+    order = [name for name, _ in model.named_modules()]
+    end = max(i for i, name in enumerate(order) if name == layer or name.startswith(layer + "."))
+    return [conv for conv in model.conv_layers if order.index(conv) <= end][-1]
 
 
 def neuron_values(model, layer, units, images):
@@ -191,7 +210,7 @@ def draw_radial_tuning(ax, curves, units, family):
 # --- the figures ---
 
 def make_from_noise(ctx):
-    model = ctx.model(MODEL)
+    name, model = featured_model(ctx)
     layer, unit = featured_unit(model)
     snapshots = ctx.params["snapshots"]
     image = data_colour_image(ctx, model, 1)
@@ -199,13 +218,13 @@ def make_from_noise(ctx):
         image.spatial.spectrum.normal_(0, 0.5, generator=torch.Generator().manual_seed(ctx.seed))
     result = visualise(ctx, model, layer, [unit], max(snapshots), image=image, snapshots=snapshots)
     values = [float(neuron_values(model, layer, [unit], result.snapshots[s])[0]) for s in snapshots]
-    maximum, spread = dataset_strongest(model, layer, shapes_images(ctx.params["images"]))
+    maximum, spread = dataset_strongest(model, layer, test_images(ctx, name))
     fig, axes = plt.subplots(1, len(snapshots), figsize=(10, 2.9))
     for ax, step, value in zip(axes, snapshots, values):
         show_image(ax, result.snapshots[step][0], f"step {step}\nactivation {value:.1f}")
     fig.suptitle(f"Gradient ascent from noise: {layer} unit {unit}", fontsize=17, fontweight="bold")
     ctx.save(fig)
-    return {"model": MODEL, "layer": layer, "unit": unit, "steps": snapshots,
+    return {"model": name, "layer": layer, "unit": unit, "steps": snapshots,
             "activation_by_step": dict(zip(map(str, snapshots), values)),
             "activation_start": values[0], "activation_final": values[-1],
             "dataset_max": float(maximum[unit]),
@@ -215,7 +234,7 @@ def make_from_noise(ctx):
 def make_regularisation(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.featvis.render import RenderSettings, render
-    model = ctx.model(MODEL)
+    name, model = featured_model(ctx)
     layer, unit = featured_unit(model)
     steps, lr = ctx.params["steps"], ctx.params["learning_rate"]
     penalised = obj.neuron(layer, unit) - ctx.params["l2"] * obj.l2() - ctx.params["tv"] * obj.total_variation()
@@ -228,23 +247,23 @@ def make_regularisation(ctx):
     }
     labels = {"none": "no prior\n(pixels)", "l2_tv_jitter": "L2 + TV + jitter\n(pixels)",
               "fourier_decorrelated_transforms": "Fourier + decorrelated\ncolour + transforms"}
-    maximum, spread = dataset_strongest(model, layer, shapes_images(ctx.params["images"]))
+    maximum, spread = dataset_strongest(model, layer, test_images(ctx, name))
     numbers = {}
     fig, axes = plt.subplots(1, 3, figsize=(10, 4.4))
-    for ax, (name, run) in zip(axes, runs.items()):
+    for ax, (kind, run) in zip(axes, runs.items()):
         reached = neuron_values(model, layer, [unit], run.images)
         high = float(high_frequency_fraction(run.images)[0])
-        numbers[name] = {"activation": float(reached[0]), "high_frequency_fraction": high,
+        numbers[kind] = {"activation": float(reached[0]), "high_frequency_fraction": high,
                          "sigmas_beyond_dataset_max": float(sigmas_beyond(reached, [unit], maximum, spread)[0])}
-        show_image(ax, run.images[0], f"{labels[name]}\nact. {float(reached[0]):.0f}, high freq. {100 * high:.0f}%")
+        show_image(ax, run.images[0], f"{labels[kind]}\nact. {float(reached[0]):.0f}, high freq. {100 * high:.0f}%")
     ctx.save(fig)
-    return {"model": MODEL, "layer": layer, "unit": unit, "steps": steps, "dataset_max": float(maximum[unit]),
+    return {"model": name, "layer": layer, "unit": unit, "steps": steps, "dataset_max": float(maximum[unit]),
             **numbers}
 
 
 def make_layer_grid(ctx):
-    model = ctx.model(MODEL)
-    dataset = shapes_images(ctx.params["images"])
+    name, model = featured_model(ctx)
+    dataset = test_images(ctx, name)
     numbers, pictures = {}, {}
     for layer in model.conv_layers:
         channels = range(dict(model.named_modules())[layer].out_channels)
@@ -259,16 +278,16 @@ def make_layer_grid(ctx):
     for column, (layer, images) in enumerate(pictures.items()):
         draw_square_grid(fig, grid[column], images, f"{layer}: {len(images)} units")
     ctx.save(fig)
-    return {"model": MODEL, "steps": ctx.params["steps"], "units_total": sum(len(p) for p in pictures.values()),
+    return {"model": name, "steps": ctx.params["steps"], "units_total": sum(len(p) for p in pictures.values()),
             "layers": numbers}
 
 
 def make_dataset_examples(ctx):
     from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
                                                      top_activating_examples)
-    model = ctx.model(MODEL)
+    name, model = featured_model(ctx)
     layer = model.conv_layers[-1]
-    images = shapes_images(ctx.params["images"])
+    images = test_images(ctx, name)
     top = top_activating_examples(model, layer, images, k=ctx.params["examples"], progress=False)
     units = top.values[:, 0].argsort(descending=True)[:ctx.params["units"]].tolist()
     result = visualise(ctx, model, layer, units, ctx.params["steps"])
@@ -288,25 +307,25 @@ def make_dataset_examples(ctx):
                  "above each, the unit's activation", fontsize=15)
     ctx.save(fig)
     ratios = [n["ratio"] for n in numbers.values()]
-    return {"model": MODEL, "layer": layer, "units": numbers, "receptive_field": list(field.size),
+    return {"model": name, "layer": layer, "units": numbers, "receptive_field": list(field.size),
             "median_ratio": float(np.median(ratios)), "min_ratio": float(min(ratios))}
 
 
 def make_diversity(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.hooks import run_with_cache
-    model = ctx.model(MODEL)
+    name, model = featured_model(ctx)
     layer, unit = featured_unit(model)
     batch, style_layer = ctx.params["batch"], model.feature_layers[0]
     runs = {"plain": visualise(ctx, model, layer, [unit] * batch, ctx.params["steps"]),
             "diverse": visualise(ctx, model, layer, [unit] * batch, ctx.params["steps"],
                                  extra=ctx.params["weight"] * obj.diversity(style_layer))}
     numbers = {}
-    for name, run in runs.items():
+    for kind, run in runs.items():
         activations = run_with_cache(model, run.images.to(ctx.device), [style_layer])[1]
         # diversity scores -(1/B) sum_{j != i} cos(G_i, G_j); this is the mean pairwise cosine
         similarity = -obj.diversity(style_layer)(activations).mean() * batch / (batch - 1)
-        numbers[name] = {"mean_gram_similarity": float(similarity),
+        numbers[kind] = {"mean_gram_similarity": float(similarity),
                          "mean_activation": float(neuron_values(model, layer, [unit] * batch, run.images).mean())}
     fig, axes = plt.subplots(2, batch, figsize=(10, 5.4))
     for row, (label, run) in enumerate(zip(("independent seeds", "with a diversity term"), runs.values())):
@@ -314,15 +333,15 @@ def make_diversity(ctx):
             show_image(axes[row, column], run.images[column])
         axes[row, 0].set_ylabel(label, fontsize=14)
     ctx.save(fig)
-    return {"model": MODEL, "layer": layer, "unit": unit, "style_layer": style_layer, **numbers}
+    return {"model": name, "layer": layer, "unit": unit, "style_layer": style_layer, **numbers}
 
 
 def make_deepdream(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.featvis.deepdream import deepdream, photograph
-    model = ctx.model(MODEL)
+    name, model = featured_model(ctx)
     layer = model.feature_layers[-1]
-    photo = photograph(ctx.params["photo"], ctx.params["size"])
+    photo = photograph(ctx.params["photo"], ctx.params["size"], channels=model.input_shape[0])
     dream = deepdream(model, photo, obj.deepdream(layer), octaves=ctx.params["octaves"],
                       steps_per_octave=ctx.params["steps"], step_size=ctx.params["step_size"],
                       seed=ctx.seed, progress=False)
@@ -330,25 +349,25 @@ def make_deepdream(ctx):
     show_image(axes[0], photo, f"scikit-image '{ctx.params['photo']}'")
     show_image(axes[1], dream.image, f"dreamed with {layer}")
     ctx.save(fig)
-    return {"model": MODEL, "layer": layer, "photo": ctx.params["photo"], "size": ctx.params["size"],
+    return {"model": name, "layer": layer, "photo": ctx.params["photo"], "size": ctx.params["size"],
             "octaves": ctx.params["octaves"], "objective_before": dream.objective_before,
             "objective_after": dream.objective_after,
             "amplification": dream.objective_after / max(dream.objective_before, 1e-12)}
 
 
 def make_tuning(ctx):
-    model = ctx.model(MODEL)
-    index, family = curve_family(model, ctx.params["angles"])
+    name, model = featured_model(ctx)
+    _, family = curve_family(model, ctx.params["angles"])
     curve = [(u, p) for u, k, p in zip(family.units, family.kinds, family.preferred.tolist()) if k == "curve"]
     units = [u for u, _ in curve] or family.units
-    layer = model.conv_layers[index]
+    layer = feeding_conv(model, family.layer)
     pictures = centre_crop(visualise(ctx, model, layer, units, ctx.params["steps"]).images, crop_size(model, layer))
     fig = plt.figure(figsize=(10, 5.4))
     grid = GridSpec(1, 2, figure=fig, width_ratios=[1.1, 1], wspace=0.15)
     draw_radial_tuning(fig.add_subplot(grid[0], projection="polar"), family.curves["curve"], units, family)
     draw_square_grid(fig, grid[1], pictures, "their optimised images")
     ctx.save(fig)
-    return {"model": MODEL, "layer": family.layer, "angles": ctx.params["angles"], "curve_units": units,
+    return {"model": name, "layer": family.layer, "angles": ctx.params["angles"], "curve_units": units,
             "curve_detectors": len(curve), "edge_detectors": family.kinds.count("edge"),
             "units_in_layer": len(family.curves["curve"].responses),
             "curve_coverage": family.coverage["curve"], "edge_coverage": family.coverage["edge"],

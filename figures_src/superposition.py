@@ -28,7 +28,6 @@ from matplotlib.patches import Patch
 
 from figures_src.plotting import no_ticks, show_image
 from mechinterp.activations import activation_stream, layer_vectors, unit_scores
-from mechinterp.data import load_dataset
 from mechinterp.featvis import objectives as featvis_objectives
 from mechinterp.featvis.render import RenderSettings, render
 from mechinterp.superposition.experiments import (PHASE_NAMES, REPRESENTED_NORM, STICKY_FRACTIONS,
@@ -45,6 +44,7 @@ from mechinterp.superposition.sae_training import train_sae
 QUICK_TRAIN = {"steps": 1000, "batch_size": 1024, "lr": 2e-2, "lr_schedule": "cosine", "replicas": 4}
 NOTEBOOK_TRAIN = {"steps": 10_000, "batch_size": 1024, "lr": 1e-3, "lr_schedule": "constant", "replicas": 4}
 SAE_MODEL = "digits-mlp"      # the workshop's 64 -> 32 -> 10 network: 32 neurons, 10 digit classes
+VECTORS_PER_BATCH = 128       # an SAE step's batch: 128 digits of the MLP, fewer images of a conv layer
 
 FIGURES = {
     "superposition/intro-geometry": {
@@ -200,14 +200,21 @@ def make_dims_per_feature(ctx):
 
 # --- polysemantic neurons and sparse autoencoders on the digits MLP ------------------------------
 
-def load_images():
-    """The digits the SAE learns from (train split) and is judged on (test split)."""
-    return load_dataset("digits", "train"), load_dataset("digits", "test")
+def sae_model(ctx):
+    """(name, model, layer, train, test): the figure's declared model (the digits MLP here; put your
+    own zoo model in its FIGURES entry), the layer its params name (ctx.layer), and the data the SAE
+    learns from (its zoo dataset's train split) and is judged on (test split)."""
+    name = ctx.declared_models[0]
+    model = ctx.model(name)
+    return name, model, ctx.layer(model), ctx.dataset(name, "train"), ctx.dataset(name, "test")
 
 
 def fit_sae(sae, model, layer: str, images, steps: int, seed: int):
-    """Train on activations streamed 128 images at a time; ReLU SAEs resample dead latents."""
-    stream = activation_stream(model, layer, images, images_per_batch=128, seed=seed)
+    """Train on activations streamed VECTORS_PER_BATCH vectors at a time (a conv layer gives one
+    vector per position, so fewer images a batch); ReLU SAEs resample dead latents."""
+    positions = len(layer_vectors(model, layer, images[:1]))
+    stream = activation_stream(model, layer, images, images_per_batch=max(1, VECTORS_PER_BATCH // positions),
+                               seed=seed)
     return train_sae(sae, stream, steps=steps, lr=3e-3, resample_every=max(steps // 6, 1))
 
 
@@ -256,36 +263,35 @@ def draw_units_with_top_images(rows, optimised, test, shown, title):
 
 def make_polysemantic_vs_sae(ctx):
     p = ctx.params
-    model = ctx.model(SAE_MODEL)
-    train, test = load_images()
-    width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
+    name, model, layer, train, test = sae_model(ctx)
+    width = layer_vectors(model, layer, test.images[:2]).shape[1]
     sae = ReluSAE(width, p["latents"], l1_coefficient=p["l1"], seed=ctx.seed).to(ctx.device)
-    log = fit_sae(sae, model, p["layer"], train.images, p["steps"], ctx.seed)
-    neurons = class_purity(unit_scores(model, p["layer"], test.images), test.labels, p["top_k"],
+    log = fit_sae(sae, model, layer, train.images, p["steps"], ctx.seed)
+    neurons = class_purity(unit_scores(model, layer, test.images), test.labels, p["top_k"],
                            len(test.class_names))
-    latents = class_purity(unit_scores(model, p["layer"], test.images, vector_map=sae.encode),
+    latents = class_purity(unit_scores(model, layer, test.images, vector_map=sae.encode),
                            test.labels, p["top_k"], len(test.class_names))
-    measured = sae_measurements(sae, model, p["layer"], test)
+    measured = sae_measurements(sae, model, layer, test)
     candidates = find_polysemantic(neurons, max_purity=0.5)
     alive = torch.nonzero(neurons.alive).flatten().tolist()
     neuron = candidates[0] if candidates else min(alive, key=lambda u: float(neurons.purity[u]))
     top_inputs = test.images[neurons.top_indices[neuron]]
     with torch.no_grad():
-        top_latents = sae.encode(layer_vectors(model, p["layer"], top_inputs)).cpu()
+        top_latents = sae.encode(layer_vectors(model, layer, top_inputs)).cpu()
     contributions = contributions_to_unit(top_latents, sae.W_dec.detach().cpu(), neuron,
                                           float(sae.input_scale))
     features = features_behind_unit(contributions, latents, count=p["features"])
     rows = [("neuron", neuron, neurons)] + [("SAE feature", f, latents) for f in features]
     directions = torch.cat([torch.eye(sae.W_dec.shape[1])[[neuron]], sae.W_dec.detach().cpu()[features]])
-    optimised = visualise_directions(model, p["layer"], directions.to(ctx.device), p["featvis_steps"], ctx.seed)
+    optimised = visualise_directions(model, layer, directions.to(ctx.device), p["featvis_steps"], ctx.seed)
     ctx.save(draw_units_with_top_images(rows, optimised, test, p["shown"],
-                                        f"{SAE_MODEL}, layer {p['layer']}: the test digits that excite each unit most"))
+                                        f"{name}, layer {layer}: the test images that excite each unit most"))
 
     def describe(report, unit):
         counts = report.class_counts[unit]
         return {"unit": unit, "purity": float(report.purity[unit]), "entropy": float(report.entropy[unit]),
                 "top_classes": {test.class_names[c]: int(counts[c]) for c in torch.nonzero(counts).flatten()}}
-    return {"layer": p["layer"], "model": SAE_MODEL, "top_k": p["top_k"],
+    return {"layer": layer, "model": name, "top_k": p["top_k"],
             "neuron": describe(neurons, neuron), "features": [describe(latents, f) for f in features],
             "polysemantic_neurons": len(candidates), "neurons": summary(neurons),
             "sae_latents": summary(latents), "sae": {"kind": "relu-l1", "l1": p["l1"], "latents": p["latents"],
@@ -295,17 +301,16 @@ def make_polysemantic_vs_sae(ctx):
 
 def make_sae_metrics(ctx):
     p = ctx.params
-    model = ctx.model(SAE_MODEL)
-    train, test = load_images()
+    model_name, model, layer, train, test = sae_model(ctx)
     runs = []
-    width = layer_vectors(model, p["layer"], test.images[:2]).shape[1]
+    width = layer_vectors(model, layer, test.images[:2]).shape[1]
     settings = [("topk", k, TopKSAE(width, p["latents"], k=k, dead_after=20_000, seed=ctx.seed))
                 for k in p["ks"]]
     settings += [("relu-l1", l1, ReluSAE(width, p["latents"], l1_coefficient=l1, seed=ctx.seed))
                  for l1 in p["l1"]]
     for kind, setting, sae in settings:
-        log = fit_sae(sae.to(ctx.device), model, p["layer"], train.images, p["steps"], ctx.seed)
-        runs.append({"kind": kind, "setting": setting, **sae_measurements(sae, model, p["layer"], test),
+        log = fit_sae(sae.to(ctx.device), model, layer, train.images, p["steps"], ctx.seed)
+        runs.append({"kind": kind, "setting": setting, **sae_measurements(sae, model, layer, test),
                      "vectors_per_second": log.vectors_per_second, "resampled": log.resampled})
     clean = runs[0]["clean_accuracy"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
@@ -327,6 +332,6 @@ def make_sae_metrics(ctx):
     right.legend(loc="lower right")
     ctx.save(fig)
     quoted = next(r for r in runs if r["kind"] == "topk" and r["setting"] == p["quoted_k"])
-    return {"model": SAE_MODEL, "layer": p["layer"], "latents": p["latents"], "steps": p["steps"],
+    return {"model": model_name, "layer": layer, "latents": p["latents"], "steps": p["steps"],
             "clean_accuracy": clean, "runs": runs, "quoted_topk": quoted,
             "best_spliced_accuracy": max(r["spliced_accuracy"] for r in runs)}

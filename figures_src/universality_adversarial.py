@@ -41,9 +41,9 @@ FIGURES = {
 }
 
 
-def shapes(split, count):
-    from mechinterp.data import load_dataset
-    return load_dataset("shapes", split, count=count)
+def shapes(ctx, split, count):
+    """The data of the figure's first declared model (its zoo entry's dataset)."""
+    return ctx.dataset(ctx.declared_models[0], split, count=count)
 
 
 def first_of_class(data, model, name):
@@ -62,11 +62,11 @@ def path_strip(fig, grid, images, titles):
 
 def make_interpolation(ctx):
     from mechinterp.representations.geometry import interpolation_path, path_length
-    data = shapes("test", 500)
-    model = ctx.model("shapes-cnn-a")
+    data = shapes(ctx, "test", 500)
+    model = ctx.model(ctx.declared_models[0])
     start = first_of_class(data, model, ctx.params["start"])
     end = first_of_class(data, model, ctx.params["end"])
-    dense = interpolation_path(model, start, end, ctx.params["dense_steps"], ctx.params["layer"])
+    dense = interpolation_path(model, start, end, ctx.params["dense_steps"], ctx.layer(model))
     coarse = interpolation_path(model, start, end, ctx.params["steps"])
     fig = plt.figure(figsize=(13, 6))
     grid = fig.add_gridspec(2, len(coarse.alphas), height_ratios=[1, 2.2])
@@ -105,7 +105,7 @@ def train_feature_sae(ctx, model, layer, count, steps):
     from mechinterp.superposition.sae import TopKSAE
     from mechinterp.superposition.sae_metrics import explained_variance
     from mechinterp.superposition.sae_training import row_batches, train_sae
-    vectors = pooled_features(model, shapes("train", count).images, layer, ctx.device)
+    vectors = pooled_features(model, shapes(ctx, "train", count).images, layer, ctx.device)
     sae = TopKSAE(vectors.shape[1], 4 * vectors.shape[1], k=8, seed=ctx.seed).to(ctx.device)
     log = train_sae(sae, row_batches(vectors, 256, ctx.seed), steps=steps, lr=1e-3)
     with torch.no_grad():
@@ -124,8 +124,8 @@ def attack_rates(model, data, params):
 
 def make_adversarial(ctx):
     params = ctx.params
-    data = shapes("test", params["images"])
-    model = ctx.model("shapes-cnn-a")
+    data = shapes(ctx, "test", params["images"])
+    model = ctx.model(ctx.declared_models[0])
     layer = model.feature_layers[-1]
     rates = attack_rates(model, data, params)
     sae, explained, dead = train_feature_sae(ctx, model, layer, params["sae_images"], params["sae_steps"])
@@ -159,7 +159,7 @@ def read_attack_through_sae(ctx, model, sae, layer, data):
     flipped = (clean_pred == data.labels) & (adversarial_pred != data.labels)
     clean = pooled_features(model, data.images[flipped], layer, ctx.device)
     attacked = pooled_features(model, adversarial[flipped], layer, ctx.device)
-    reference = shapes("train", 2000)
+    reference = shapes(ctx, "train", 2000)
     preferred = feature_preferred_class(sae, pooled_features(model, reference.images, layer, ctx.device),
                                         reference.labels, len(data.class_names))
     raised = most_raised_feature(sae, clean, attacked).numpy()
@@ -195,8 +195,8 @@ def draw_adversarial(params, rates, hijack, preferred, class_names):
 
 def make_adversarial_path(ctx):
     from mechinterp.adversarial import adversarial_path
-    data = shapes("test", 500)
-    model = ctx.model("shapes-cnn-a")
+    data = shapes(ctx, "test", 500)
+    model = ctx.model(ctx.declared_models[0])
     start = first_of_class(data, model, ctx.params["start"])
     target = data.class_names.index(ctx.params["target"])
     path = adversarial_path(model, start, target, ctx.params["epsilon"], "l2", ctx.params["steps"])

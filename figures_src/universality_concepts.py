@@ -40,9 +40,9 @@ FIGURES = {
 }
 
 
-def shapes(split, count):
-    from mechinterp.data import load_dataset
-    return load_dataset("shapes", split, count=count)
+def shapes(ctx, split, count):
+    """The data of the figure's first declared model (its zoo entry's dataset)."""
+    return ctx.dataset(ctx.declared_models[0], split, count=count)
 
 
 # --- probes ------------------------------------------------------------------------------------
@@ -51,7 +51,7 @@ def make_probes(ctx):
     from mechinterp.activations import as_features, representation_layers
     from mechinterp.universality.baselines import randomly_initialised
     from mechinterp.representations.probes import probe, probe_layers
-    data = shapes("test", ctx.params["images"])
+    data = shapes(ctx, "test", ctx.params["images"])
     results, numbers = {}, {"images": len(data.images), "models": {}}
     pixels = probe(as_features(data.images, pool=8), data.labels, seed=ctx.seed)  # 8x8 colour
     for name in PROBED:
@@ -103,14 +103,16 @@ def make_tcav(ctx):
     from mechinterp.attribution.tcav import concept_layer_map
     rng = np.random.default_rng(ctx.seed)
     examples, target = ctx.params["examples"], ctx.params["target"]
-    model = ctx.model("shapes-cnn-a")
-    data = shapes("train", 4000)
-    target_index = data.class_names.index(target)
+    model = ctx.model(ctx.declared_models[0])
+    data = shapes(ctx, "train", 4000)
+    target_index = ctx.class_index(data.class_names, "target")
+    for concept in ctx.params["concepts"]:
+        ctx.class_index(data.class_names, "concepts", concept)
     others = data[data.labels != target_index]
     concepts = concept_sets(others, ctx.params["concepts"], examples, rng, model.input_shape)
     random_sets = [others.images[rng.choice(len(others), examples, replace=False)]
                    for _ in range(ctx.params["random_sets"])]
-    test = shapes("test", 1000)
+    test = shapes(ctx, "test", 1000)
     class_images = test.images[test.labels == target_index][:examples]
     layers = list(model.feature_layers)
     table = concept_layer_map(model, layers, concepts, random_sets, class_images, target_index, ctx.seed)
@@ -161,9 +163,10 @@ def draw_tcav(scores, significant, cav_accuracy, names, layers, target):
 def make_embedding(ctx):
     from mechinterp.activations import layer_features
     from mechinterp.representations.geometry import clustering_purity, embed_2d
-    data = shapes("test", ctx.params["images"])
-    layer = ctx.params["layer"]
-    features = layer_features(ctx.model("shapes-cnn-a"), data.images, [layer], pool="max")[layer]
+    data = shapes(ctx, "test", ctx.params["images"])
+    model = ctx.model(ctx.declared_models[0])
+    layer = ctx.layer(model)
+    features = layer_features(model, data.images, [layer], pool="max")[layer]
     labels, classes = data.labels.numpy(), len(data.class_names)
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.8))
     numbers = {"layer": layer, "images": len(labels), "clusters": classes, "embedding_purity": {}}
@@ -194,7 +197,7 @@ def layer_geometry(features, labels, clusters, seed):
 def make_geometry(ctx):
     from mechinterp.activations import layer_features, representation_layers
     from mechinterp.representations.geometry import clustering_purity, twonn_dimension
-    data = shapes("test", ctx.params["images"])
+    data = shapes(ctx, "test", ctx.params["images"])
     labels, classes = data.labels.numpy(), len(data.class_names)
     numbers = {"images": len(labels), "clusters": classes, "models": {}}
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.4))

@@ -5,8 +5,10 @@ universality/first-layer-filters    the first layer of every zoo model, next to 
 universality/curve-detectors        the curve-detector family the featvis tuning-curve finder finds in
                                     every zoo CNN, as radial tuning curves
 
-Filter sizes come from each model's first layer; the curve family is searched in every layer of
-the model's feature_layers.
+Each figure reads the models its FIGURES entry declares (put your own zoo models there). Filter
+sizes and channel counts come from each model's first layer (photo patches are grey for a
+one-channel model); a model whose first layer is a conv is compared with ICA filters of its
+shape. The curve family is searched in every layer of the model's feature_layers.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,9 +16,8 @@ import numpy as np
 from figures_src.plotting import filter_mosaic, model_label, no_ticks
 
 CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
-# torchvision's ResNet-18 (7x7 stem) is compared with ICA too; the curve search stays on CNNS
-CONVOLUTIONAL = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18"]
-# every model's first layer is shown; the dense ones (not in CONVOLUTIONAL) are not compared with ICA
+# every model's first layer is shown; the dense ones (digits-mlp) are not compared with ICA, and
+# torchvision's ResNet-18 (7x7 stem) is; the curve search stays on CNNS
 ZOO = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18",
        "digits-mlp"]
 
@@ -40,23 +41,22 @@ FIGURES = {
 # --- first-layer filters ----------------------------------------------------------------------
 
 def make_first_layer_filters(ctx):
-    from mechinterp.data import natural_patches
     from mechinterp.universality.filters import (first_layer_filters, ica_filters,
                                                   sparse_coding_filters, strongest_first)
     count, components, shown = ctx.params["patches"], ctx.params["components"], ctx.params["shown"]
-    learned = {name: first_layer_filters(ctx.model(name)) for name in ZOO}
+    learned = {name: first_layer_filters(ctx.model(name)) for name in ctx.declared_models}
+    convolutional = [name for name in ctx.declared_models if is_convolutional(ctx.model(name))]
     rng = np.random.default_rng(ctx.seed)
-    sizes = sorted({learned[name].shape[-1] for name in CONVOLUTIONAL})
-    ica_by_size = {size: ica_filters(natural_patches(size, count, seed=ctx.seed), components, ctx.seed)
-                   for size in sizes}
-    display_size = max(sizes)
-    sparse = sparse_coding_filters(natural_patches(display_size, count, seed=ctx.seed), components,
-                                   seed=ctx.seed)
-    task_free = {"ica": ica_by_size[display_size], "sparse_coding": sparse}
+    shapes = sorted({filter_shape(learned[name]) for name in convolutional}, key=lambda shape: shape[::-1])
+    ica_by_shape = {shape: ica_filters(photo_patches(shape, count, ctx.seed), components, ctx.seed)
+                    for shape in shapes}
+    display = shapes[-1]      # the largest filters (the most channels among equal sizes)
+    sparse = sparse_coding_filters(photo_patches(display, count, ctx.seed), components, seed=ctx.seed)
+    task_free = {"ica": ica_by_shape[display], "sparse_coding": sparse}
     panels = {**{model_label(name): strongest_first(weight) for name, weight in learned.items()},
               "ICA of photo patches": task_free["ica"], "sparse coding of patches": sparse,
-              "random (baseline)": rng.standard_normal((shown, 3, display_size, display_size))}
-    numbers = filter_numbers(learned, task_free, ica_by_size, rng, display_size)
+              "random (baseline)": rng.standard_normal((shown, *display))}
+    numbers = filter_numbers(learned, convolutional, task_free, ica_by_shape, rng, display)
     columns = int(np.ceil(len(panels) / 2))
     fig, axes = plt.subplots(2, columns, figsize=(3.5 * columns, 7.2))
     for axis, (title, weight) in zip(axes.ravel(), panels.items()):
@@ -71,20 +71,39 @@ def make_first_layer_filters(ctx):
     return numbers
 
 
-def filter_numbers(learned, task_free, ica_by_size, rng, display_size):
+def is_convolutional(model):
+    from torch import nn
+    from mechinterp.universality.filters import first_layer_module
+    return isinstance(first_layer_module(model), nn.Conv2d)
+
+
+def filter_shape(weight):
+    """(channels, height, width) of one filter of a bank (out, C, kh, kw)."""
+    return tuple(int(n) for n in weight.shape[1:])
+
+
+def photo_patches(shape, count, seed):
+    """Photograph patches of one filter's (channels, size, size): grey for a one-channel model."""
+    from mechinterp.data import natural_patches
+    channels, size = shape[0], shape[-1]
+    patches = natural_patches(size, count, seed=seed, grey=channels == 1)
+    return patches if patches.shape[1] == channels else patches.mean(1, keepdim=True).expand(-1, channels, -1, -1)
+
+
+def filter_numbers(learned, convolutional, task_free, ica_by_shape, rng, display):
     """Orientation selectivity of every filter bank, and how close each CNN's filters come to ICA
-    filters of their size, against random filters of the same shape."""
+    filters of their shape, against random filters of the same shape."""
     from mechinterp.universality.filters import best_match_similarity, filter_orientedness
     numbers = {"orientation_selectivity": {name: float(filter_orientedness(weight).mean())
                                            for name, weight in {**learned, **task_free}.items()},
                "best_match_with_ica": {}, "random_best_match_with_ica": {}}
-    for name in CONVOLUTIONAL:
-        reference = ica_by_size[learned[name].shape[-1]]
+    for name in convolutional:
+        reference = ica_by_shape[filter_shape(learned[name])]
         numbers["best_match_with_ica"][name] = float(best_match_similarity(learned[name], reference).mean())
         numbers["random_best_match_with_ica"][name] = float(
             best_match_similarity(rng.standard_normal(learned[name].shape), reference).mean())
     numbers["random_orientation_selectivity"] = float(
-        filter_orientedness(rng.standard_normal((256, 3, display_size, display_size))).mean())
+        filter_orientedness(rng.standard_normal((256, *display))).mean())
     return numbers
 
 
@@ -93,9 +112,9 @@ def filter_numbers(learned, task_free, ica_by_size, rng, display_size):
 def make_curve_detectors(ctx):
     from mechinterp.featvis.tuning import find_detector_family
     numbers = {"models": {}, "chosen": {}}
-    fig, axes = plt.subplots(1, len(CNNS), figsize=(4 * len(CNNS), 4.9), squeeze=False,
+    fig, axes = plt.subplots(1, len(ctx.declared_models), figsize=(4 * len(ctx.declared_models), 4.9), squeeze=False,
                              subplot_kw={"projection": "polar"})
-    for axis, name in zip(axes[0], CNNS):
+    for axis, name in zip(axes[0], ctx.declared_models):
         model = ctx.model(name)
         families = {layer: find_detector_family(model, layer, ctx.params["orientations"])
                     for layer in model.feature_layers}

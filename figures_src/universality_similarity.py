@@ -56,9 +56,9 @@ MEASURE_NAMES = {"linear_cka": "linear CKA", "debiased_cka": "debiased CKA", "rb
                  "svcca": "SVCCA", "mutual_knn": "mutual k-NN"}
 
 
-def shapes_test_images(count):
-    from mechinterp.data import load_dataset
-    return load_dataset("shapes", "test", count=count).images
+def test_images(ctx, count):
+    """Test images of the figure's first declared model's data (its zoo entry's dataset)."""
+    return ctx.dataset(ctx.declared_models[0], "test", count=count).images
 
 
 def representations(model, images, layers=None):
@@ -71,7 +71,7 @@ def representations(model, images, layers=None):
 # --- similarity of representations -----------------------------------------------------------
 
 def make_cka_maps(ctx):
-    images = shapes_test_images(ctx.params["images"])
+    images = test_images(ctx, ctx.params["images"])
     features = {name: representations(ctx.model(name), images) for name in COMPARED}
     fig, pairs = cka_panels(features, [(CNNS[0], other) for other in COMPARED[1:]])
     numbers = {"images": len(images), "pairs": pairs}
@@ -87,7 +87,7 @@ def make_cka_maps(ctx):
 
 
 def make_googlenet_cka(ctx):
-    images = shapes_test_images(ctx.params["images"])
+    images = test_images(ctx, ctx.params["images"])
     features = {name: representations(ctx.model(name), images) for name in GPU_COMPARED}
     googlenet = GPU_COMPARED[-1]
     fig, pairs = cka_panels(features, [(name, googlenet) for name in GPU_COMPARED[:-1]])
@@ -127,7 +127,7 @@ def best_matches(pair):
 def make_layer_correspondence(ctx):
     from mechinterp.activations import representation_layers
     from mechinterp.universality.comparison import correspondence_accuracy, module_outputs
-    images = shapes_test_images(ctx.params["images"])
+    images = test_images(ctx, ctx.params["images"])
     models = {name: ctx.model(name) for name in COMPARED}
     # Kornblith et al.'s test proper: two seeds of one architecture, every module's output
     # (conv, ReLU, pooling), so neighbouring layers compete with the right one.
@@ -208,8 +208,8 @@ def activation_maps(model, images, layers):
 
 def make_unit_matching(ctx):
     from mechinterp.universality.matching import match_units, shuffled_matching, unit_correlations
-    images = shapes_test_images(ctx.params["images"])
-    model_a, model_b = (ctx.model(name) for name in SEEDS)
+    images = test_images(ctx, ctx.params["images"])
+    model_a, model_b = (ctx.model(name) for name in ctx.declared_models[:2])   # two seeds of one architecture
     layers = list(model_a.feature_layers)
     maps_a, maps_b = activation_maps(model_a, images, layers), activation_maps(model_b, images, layers)
     fig, axes = plt.subplots(1, len(layers), figsize=(15, 5), sharey=True, squeeze=False)
@@ -239,9 +239,10 @@ def make_matched_units(ctx):
     from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
                                                      top_activating_examples)
     from mechinterp.universality.matching import match_units, unit_correlations
-    images = shapes_test_images(ctx.params["images"])
-    layer, pairs, examples, top_k = (ctx.params[key] for key in ("layer", "pairs", "examples", "top"))
-    models = [ctx.model(name) for name in SEEDS]
+    images = test_images(ctx, ctx.params["images"])
+    pairs, examples, top_k = (ctx.params[key] for key in ("pairs", "examples", "top"))
+    models = [ctx.model(name) for name in ctx.declared_models[:2]]   # two seeds of one architecture
+    layer = ctx.layer(models[0])
     matching = match_units(unit_correlations(*(activation_maps(m, images, [layer])[layer] for m in models)))
     # Dataset examples as the crops each unit sees at its strongest position (featvis).
     tops = [top_activating_examples(model, layer, images, k=top_k, progress=False) for model in models]

@@ -25,6 +25,10 @@ full-batch with Adam on the first 1,400 scikit-learn digits (about a second); it
 renamed_cnn_zoo: a models folder whose "shapes-cnn-a" is RenamedCNN, a network with none of the
 zoo's layer names, for checking that a figure reads layers and shapes from the model.
 
+grey_cnn_zoo: a models folder whose "grey-cnn" is GreyNestedCNN, a one-channel 28x28 network of
+nested nn.Sequential blocks (features.0 ...) with GELU, trained two epochs on mnist-5k (seconds),
+whose feature_layers are two of its three convs' activations: the figures' own-model check.
+
 zoo_from: zoo_from(folder, text) trains the zoo a zoo.yaml text describes into folder/models.
 
 writes_marker: a class whose unpickling opens its marker file for writing, so a test can tell
@@ -86,8 +90,9 @@ def figure_module(figure_id: str):
 
 
 def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None = None,
-                profile: str = "quick") -> dict:
-    """Run one figure as the runner would and return its numbers as JSON values."""
+                profile: str = "quick", models: list[str] | None = None) -> dict:
+    """Run one figure as the runner would and return its numbers as JSON values; `models` in place
+    of its FIGURES entry's "models" points it at other models, as a speaker does."""
     from figures_src.runner import to_jsonable
     from figures_src.runner.context import FigureContext
     from figures_src.runner.style import apply_style
@@ -100,7 +105,7 @@ def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None =
     apply_style()
     seed_everything(0)
     context = FigureContext(figure_id, params, profile, torch.device("cpu"), staging, Path(models_dir),
-                            declared_models=tuple(spec.get("models", [])), script=module.__file__)
+                            declared_models=tuple(models or spec.get("models", [])), script=module.__file__)
     numbers = json.loads(json.dumps(to_jsonable(getattr(module, spec["make"])(context)), allow_nan=False))
     assert (staging / f"{context.name}.png").stat().st_size > 10_000
     return numbers
@@ -173,6 +178,34 @@ RENAMED_CNN_ZOO = """models:
 """
 
 
+class GreyNestedCNN(nn.Module):
+    """A grey-scale 28x28 CNN that is not ours: features.0 ... features.7 inside one Sequential."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 12, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(12, 16, 3, padding=1), nn.GELU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.head(self.pool(self.features(x)).flatten(1))
+
+
+GREY_CNN_ZOO = """models:
+  grey-cnn:
+    architecture: "tests.conftest:GreyNestedCNN"
+    dataset: mnist-5k
+    input_shape: [1, 28, 28]
+    feature_layers: [features.4, features.7]
+    seed: 0
+    epochs: 2
+    batch_size: 64
+    learning_rate: 0.01
+"""
+
+
 def zoo_from_yaml(folder: Path, text: str) -> Path:
     """Train the zoo that `text` (a zoo.yaml) describes into folder/models and return that folder."""
     from mechinterp.models.zoo import train_zoo
@@ -190,6 +223,11 @@ def zoo_from():
 @pytest.fixture(scope="module")
 def renamed_cnn_zoo(tmp_path_factory):
     return zoo_from_yaml(tmp_path_factory.mktemp("renamed-cnn"), RENAMED_CNN_ZOO)
+
+
+@pytest.fixture(scope="session")
+def grey_cnn_zoo(tmp_path_factory):
+    return zoo_from_yaml(tmp_path_factory.mktemp("grey-cnn"), GREY_CNN_ZOO)
 
 
 # --- pickles that would run code -----------------------------------------------------------------

@@ -163,3 +163,16 @@ def test_shapes_circuit_figures_read_layers_from_the_model(renamed_cnn_zoo, tmp_
     assert ablation["layer"] == "a2" and len(ablation["per_unit"]["mean"]) == 24
     patching = run_figure("circuits/patching", renamed_cnn_zoo, tmp_path)
     assert list(patching["layers"]) == ["a1", "a2", "a3"]
+
+
+def test_circuit_figures_on_a_grey_nested_model_read_its_data_or_name_the_class_params(grey_cnn_zoo, tmp_path,
+                                                                                      run_figure):
+    """Ablation reads the model's own mnist data and its feature layers; the shapes-class figures
+    say which param names a class the model's data lacks (one message, no KeyError/ValueError)."""
+    from figures_src.runner.context import FigureInputError
+    numbers = run_figure("circuits/ablation", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+    assert numbers["model"] == "grey-cnn" and numbers["layer"] == "features.7"
+    with pytest.raises(FigureInputError, match=r"'target_class' names class 'arc'.*its classes: 0, 1"):
+        run_figure("circuits/patching", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+    with pytest.raises(FigureInputError, match="this figure is about the shapes data"):
+        run_figure("circuits/curve-circuit", grey_cnn_zoo, tmp_path, models=["grey-cnn"])

@@ -95,6 +95,25 @@ def test_digits_splits():
     assert torch.equal(load_dataset("digits", "test").images, test.images)
 
 
+@pytest.mark.parametrize("name", ["digits", "mnist-5k", "mnist"])
+def test_count_takes_the_first_images_of_every_dataset(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("MECHINTERP_DATA", str(tmp_path))   # "mnist": the bundled 5k here
+    whole, first = load_dataset(name, "test"), load_dataset(name, "test", count=160)
+    assert len(first) == 160 and first.images.shape[0] == 160
+    assert torch.equal(first.images, whole.images[:160]) and torch.equal(first.labels, whole.labels[:160])
+
+
+def test_a_count_beyond_the_split_or_a_foreign_option_is_one_clear_error():
+    size = len(load_dataset("digits", "test"))
+    with pytest.raises(ValueError, match=f"'digits' has {size} test images, fewer than count=5000"):
+        load_dataset("digits", "test", count=5000)
+    with pytest.raises(ValueError, match="'digits' takes the option count, not 'seed'"):
+        load_dataset("digits", "test", count=10, seed=3)
+    with pytest.raises(ValueError, match="count must be a whole number"):
+        load_dataset("mnist-5k", "test", count=0)
+    assert len(load_dataset("shapes", "test", count=2001)) == 2001   # generated: any count
+
+
 def test_natural_patches_deterministic_and_textured():
     patches = natural_patches(12, 50, seed=2)
     assert patches.shape == (50, 3, 12, 12) and patches.dtype == torch.float32
@@ -299,3 +318,11 @@ def test_a_dataset_fitted_to_a_models_input_is_resized_with_its_grey_channel_rep
 def test_the_image_shapes_the_zoo_suggests_are_the_datasets_own(name):
     from mechinterp.models.fields import IMAGE_SHAPES
     assert tuple(load_dataset(name, "test").images.shape[1:]) == IMAGE_SHAPES[name]
+
+
+def test_natural_patches_in_a_models_channel_count():
+    grey = natural_patches(6, 10, seed=4, grey=True)
+    assert torch.equal(natural_patches(6, 10, seed=4, channels=1), grey)
+    assert natural_patches(6, 10, seed=4, channels=3).shape == (10, 3, 6, 6)
+    with pytest.raises(ValueError, match="grey=True gives 1 channel, not channels=3"):
+        natural_patches(6, 10, grey=True, channels=3)

@@ -9,6 +9,7 @@ from torch import nn
 
 from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.deepdream import deepdream, photograph, to_tiles
+from tests.grey_cnn import grey_nested_cnn
 
 
 def test_tiles_reassemble_into_the_image():
@@ -66,3 +67,14 @@ def test_photograph_is_the_centre_square_of_the_skimage_sample_in_unit_range():
     torch.testing.assert_close(small.mean(dim=(1, 2)), expected.mean(dim=(1, 2)), atol=5e-3, rtol=0)
     with pytest.raises(ValueError, match="no sample image 'lena'"):
         photograph("lena")
+
+
+def test_a_colour_photograph_on_a_grey_model_is_one_error_naming_both_shapes():
+    model = grey_nested_cnn()
+    with pytest.raises(ValueError, match=r"shape \(3, 16, 16\), 3 channels, but the model takes "
+                                         r"1-channel images \(1, 8, 8\): pass photograph\(\.\.\., channels=1\)"):
+        deepdream(model, photograph(size=16), obj.deepdream("features.2"), octaves=1, steps_per_octave=1,
+                  progress=False)
+    dream = deepdream(model, photograph(size=16, channels=1), obj.deepdream("features.2"), octaves=1,
+                      steps_per_octave=2, progress=False)
+    assert dream.image.shape == (1, 16, 16)

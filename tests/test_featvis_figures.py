@@ -70,3 +70,19 @@ def test_tuning_figure_counts_the_curve_family_it_draws(trained_zoo, tmp_path, r
     assert all(0 <= angle < 360 for angle in numbers["preferred_degrees"].values())
     layer = dict(model.named_modules())[numbers["layer"]]
     assert isinstance(layer, nn.ReLU) and numbers["curve_coverage"] >= 0.5
+
+
+FEATVIS_FIGURES = ["featvis/from-noise", "featvis/regularisation", "featvis/layer-grid", "featvis/dataset-examples",
+                   "featvis/diversity", "featvis/deepdream", "featvis/tuning"]
+
+
+@pytest.mark.parametrize("figure_id", FEATVIS_FIGURES)
+def test_featvis_figures_run_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_figure, figure_id):
+    """Pointed at a one-channel model whose feature_layers are activations (fewer than its convs),
+    every figure runs on its own mnist data, and the featured unit is in the conv feeding the
+    feature layer its curve family was found in (not conv_layers at that feature index)."""
+    numbers = run_figure(figure_id, grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+    assert numbers["model"] == "grey-cnn"
+    feeding = {"features.4": "features.3", "features.7": "features.6"}
+    if figure_id in ("featvis/from-noise", "featvis/regularisation", "featvis/diversity"):
+        assert numbers["layer"] in feeding.values() and numbers["layer"] != "features.3"

@@ -53,6 +53,34 @@ def test_grey_images_skip_colour_decorrelation():
     assert image.colour is None and image().shape == (2, 1, 8, 8)
 
 
+def test_a_grey_models_default_data_decorrelated_image_just_works():
+    """What a featvis figure does (colours decorrelated with the data's own covariance) on grey data:
+    a (1, 1) root, and decorrelation a no-op, so the render runs with the default settings."""
+    from mechinterp.featvis import objectives as obj
+    from mechinterp.featvis.render import render
+    from tests.grey_cnn import grey_nested_cnn
+    grey = torch.rand(30, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    root = estimate_colour_correlation_sqrt(grey)
+    assert root.shape == (1, 1) and torch.allclose(root[0, 0] ** 2, grey.var().float(), rtol=1e-3)
+    image = ImageParameterisation((2, 1, 8, 8), decorrelate=True, colour_correlation_sqrt=root, seeds=[0, 1])
+    result = render(grey_nested_cnn(), obj.channel("features.4", [0, 1]), steps=3, image=image, progress=False)
+    assert result.images.shape == (2, 1, 8, 8)
+
+
+def test_a_colour_matrix_of_other_channels_than_the_image_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"colour_correlation_sqrt has shape \(3, 3\) but the images have 4 channels"):
+        ImageParameterisation((1, 4, 8, 8), colour_correlation_sqrt=torch.eye(3))
+
+
+def test_a_start_image_of_other_channels_than_the_model_is_one_error_naming_both():
+    from mechinterp.featvis import objectives as obj
+    from mechinterp.featvis.render import render
+    from tests.grey_cnn import grey_nested_cnn
+    with pytest.raises(ValueError, match=r"shape \(1, 3, 8, 8\), 3 channels, but the model takes 1-channel"):
+        render(grey_nested_cnn(), obj.channel("features.4", 0), steps=1, progress=False,
+               image=ImageParameterisation((1, 3, 8, 8)))
+
+
 def test_mix_channels_is_the_per_pixel_matrix_product():
     from mechinterp.featvis.parameterisations import mix_channels
     generator = torch.Generator().manual_seed(0)

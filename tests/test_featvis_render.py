@@ -206,3 +206,17 @@ def test_render_adam_matches_torch_optim_adam():
             optimiser.step()
     assert torch.equal(ours, fused)                       # the same kernel
     assert torch.allclose(ours, plain, atol=1e-6) and not torch.equal(ours, start)
+
+
+def test_a_render_whose_images_stay_flat_warns_and_a_visible_one_does_not():
+    """The naive L2-weighted setting that left an SAE's conv-layer panels blank grey (trial D)."""
+    import warnings
+    from tests.grey_cnn import grey_nested_cnn
+    model = grey_nested_cnn(size=12)
+    goal = obj.channel("features.4", [0, 1])
+    with pytest.warns(UserWarning, match=r"images \[0, 1\] \(2 of 2\) are flat .* lower the penalty weight"):
+        render(model, goal - 50.0 * obj.l2(), steps=30, settings=RenderSettings.naive(), progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = render(model, goal, steps=30, settings=RenderSettings.naive(), progress=False)
+    assert result.images.flatten(1).std(1).min() > 0.01

@@ -42,3 +42,20 @@ def test_topk_saes_keep_k_latents_and_explain_more_with_more(trained_zoo, tmp_pa
     assert topk[1]["explained_variance"] > topk[0]["explained_variance"] > 0
     assert metrics["quoted_topk"] == topk[1] and len(metrics["runs"]) == 3
     assert metrics["best_spliced_accuracy"] <= metrics["clean_accuracy"] + 0.02
+
+
+def test_sae_figures_run_on_a_grey_conv_model_with_its_own_data(grey_cnn_zoo, tmp_path, run_figure):
+    """Pointed at a one-channel nested CNN (mnist), the SAE figures read its own data and the layer
+    its params name by feature_layers index, and train on a conv layer's position vectors in
+    batches of about VECTORS_PER_BATCH vectors (one image a step here, not 128)."""
+    metrics = run_figure("superposition/sae-metrics", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
+                         params={"layer": -1, "latents": 32, "ks": [2, 4], "l1": [0.1], "steps": 30,
+                                 "quoted_k": 4})
+    assert metrics["model"] == "grey-cnn" and metrics["layer"] == "features.7"
+    topk = [run for run in metrics["runs"] if run["kind"] == "topk"]
+    assert [run["l0"] for run in topk] == [2.0, 4.0] and topk[1]["explained_variance"] > 0
+    assert metrics["clean_accuracy"] > 0.3             # its own mnist test digits (chance 0.1), not sklearn's 8x8
+    poly = run_figure("superposition/polysemantic-vs-sae", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
+                      params={"layer": "features.4", "latents": 32, "l1": 0.3, "steps": 30, "top_k": 8,
+                              "shown": 4, "features": 2, "featvis_steps": 4})
+    assert poly["model"] == "grey-cnn" and poly["layer"] == "features.4" and len(poly["features"]) == 2

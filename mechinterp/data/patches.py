@@ -3,6 +3,7 @@
     from mechinterp.data import natural_patches
     patches = natural_patches(size=16, count=5000, seed=0)    # float32 (5000, 3, 16, 16) in [0, 1]
     grey = natural_patches(8, 1000, seed=0, grey=True)         # (1000, 1, 8, 8)
+    mine = natural_patches(5, 1000, channels=model.input_shape[0])   # the channels a model takes
 
 `photo_bank(side)` is the same photographs as one uint8 array (P, side, side, 3), centre-cropped
 and resized once per process; the procedural shapes dataset cuts its background textures from it.
@@ -71,14 +72,18 @@ def random_crops(bank: np.ndarray, size: int, count: int, rng: np.random.Generat
 
 
 def natural_patches(size: int, count: int, seed: int = 0, grey: bool = False,
-                    photo_side: int = 512) -> torch.Tensor:
+                    photo_side: int = 512, channels: int | None = None) -> torch.Tensor:
     """`count` random size x size patches of the shipped photographs, float32 (N, C, size, size).
 
-    Deterministic from `seed`. grey=True averages the colour channels (C = 1)."""
+    Deterministic from `seed`. grey=True, or channels=1, averages the colour channels (C = 1);
+    channels=C gives the patches as a model of C input channels takes them (data.fit_images)."""
+    from mechinterp.data import fit_images
     if size > photo_side:
         raise ValueError(f"patch size {size} exceeds the photographs' side {photo_side}")
+    if grey and channels not in (None, 1):
+        raise ValueError(f"natural_patches: grey=True gives 1 channel, not channels={channels}")
     rng = np.random.default_rng(seed)
     crops = random_crops(photo_bank(photo_side), size, count, rng)
-    if grey:
-        crops = crops.mean(axis=3, keepdims=True)
-    return torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
+    patches = torch.from_numpy(np.ascontiguousarray(crops.transpose(0, 3, 1, 2)))
+    wanted = 1 if grey else (channels or 3)
+    return fit_images(patches, (wanted, size, size), "photograph patches").contiguous()

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from mechinterp.device import model_device
 from mechinterp.featvis.objectives import INPUT, Objective
-from mechinterp.featvis.render import check_layers, model_input_shape
+from mechinterp.featvis.render import check_layers, check_start_channels, model_channels, model_input_shape
 from mechinterp.hooks import capture
 
 
@@ -95,6 +95,7 @@ def deepdream(model: nn.Module, photo: torch.Tensor, objective: Objective, octav
               tile_size: tuple[int, int] | None = None, seed: int = 0, progress: bool = True) -> DreamResult:
     """Amplify `objective` in `photo` (C, H, W in [0, 1]) over octaves from small to full size."""
     layers = check_layers(model, objective)
+    check_start_channels(model, photo.shape, f"pass photograph(..., channels={model_channels(model)})")
     device = model_device(model)
     tile = tuple(tile_size or model_input_shape(model, None)[1:])
     generator = torch.Generator().manual_seed(seed)

@@ -16,7 +16,8 @@ moves at a similar rate in the image, and decorrelating colour does the same acr
     start = ImageParameterisation.from_images(photo_batch)   # image() reproduces photo_batch
 
 Image i's random start depends only on seeds[i], so a batch of N renders equals N single renders.
-Grey models (one input channel) skip colour decorrelation, which only applies to three channels.
+Grey models (one input channel) skip colour decorrelation, even when asked for it (decorrelate=True
+and a matrix estimated from grey data are a no-op); the built-in ImageNet matrix is for three.
 """
 from __future__ import annotations
 
@@ -44,15 +45,32 @@ def seeded_normal(shape_per_image: Sequence[int], seeds: Sequence[int], sd: floa
 
 
 def estimate_colour_correlation_sqrt(images: torch.Tensor) -> torch.Tensor:
-    """Square root (U sqrt(S)) of the RGB covariance of a dataset's pixels, as Lucid's constant."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"need RGB images (N, 3, H, W), got shape {tuple(images.shape)}")
-    pixels = images.permute(1, 0, 2, 3).reshape(3, -1).double()
-    covariance = torch.cov(pixels)
+    """Square root (U sqrt(S)) of the channel covariance of a dataset's pixels, as Lucid's RGB
+    constant: (C, C) for (N, C, H, W) images of any channel count ((1, 1) for grey images, which
+    ImageParameterisation then leaves alone: one channel has no colours to decorrelate)."""
+    if images.dim() != 4:
+        raise ValueError(f"need a batch of images (N, C, H, W), got shape {tuple(images.shape)}")
+    channels = images.shape[1]
+    pixels = images.transpose(0, 1).reshape(channels, -1).double()
+    covariance = torch.cov(pixels).reshape(channels, channels)
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
     order = eigenvalues.argsort(descending=True)
     root = eigenvectors[:, order] * eigenvalues[order].clamp_min(0).sqrt()
     return root.float()
+
+
+def colour_for(channels: int, decorrelate: bool, matrix: torch.Tensor | None) -> "ColourDecorrelation | None":
+    """The colour stage for images of `channels`: none for one channel (nothing to decorrelate) or
+    when not asked; Lucid's ImageNet matrix for three; a given matrix must be channels x channels."""
+    if not decorrelate or channels == 1:
+        return None
+    if matrix is None:
+        return ColourDecorrelation() if channels == 3 else None
+    if tuple(matrix.shape) != (channels, channels):
+        raise ValueError(f"colour_correlation_sqrt has shape {tuple(matrix.shape)} but the images "
+                         f"have {channels} channels: estimate it from images of {channels} channels "
+                         "(estimate_colour_correlation_sqrt) or pass decorrelate=False")
+    return ColourDecorrelation(matrix)
 
 
 class ColourDecorrelation(nn.Module):
@@ -156,9 +174,7 @@ class ImageParameterisation(nn.Module):
         self.shape = tuple(int(s) for s in shape)
         self.squash_method = squash
         self.spatial = FourierSpace(shape, seeds, sd, decay_power) if fourier else PixelSpace(shape, seeds, sd)
-        use_colour = decorrelate and shape[1] == 3
-        matrix = IMAGENET_COLOUR_CORRELATION_SQRT if colour_correlation_sqrt is None else colour_correlation_sqrt
-        self.colour = ColourDecorrelation(matrix) if use_colour else None
+        self.colour = colour_for(self.shape[1], decorrelate, colour_correlation_sqrt)
 
     def forward(self) -> torch.Tensor:
         values = self.spatial()

@@ -102,6 +102,24 @@ def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tu
     return tuple(int(s) for s in shape)
 
 
+def model_channels(model: nn.Module) -> int | None:
+    """The channels the model takes: its input_shape's, else its first conv's, else None (unknown)."""
+    shape = getattr(model, "input_shape", None)
+    if shape is not None:
+        return int(shape[0])
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return first_conv.in_channels if first_conv is not None else None
+
+
+def check_start_channels(model: nn.Module, shape: Sequence[int], fix: str) -> None:
+    """A start image of other channels than the model takes is one clear error, not torch's."""
+    channels = model_channels(model)
+    if channels is not None and shape[-3] != channels:
+        taken = tuple(getattr(model, "input_shape", None) or (channels, "H", "W"))
+        raise ValueError(f"the start image has shape {tuple(shape)}, {shape[-3]} channels, but the model "
+                         f"takes {channels}-channel images {taken}: {fix}")
+
+
 def check_layers(model: nn.Module, objective: Objective) -> list[str]:
     """The model layers the objective reads; a missing one is an error naming the objective."""
     layers = sorted(objective.layers - {INPUT})
@@ -150,6 +168,23 @@ def warn_about_images_without_gradient(parameters: list[torch.Tensor], objective
                       f"({len(stuck)} in all): the unit is off on the start image, so these images will "
                       "not change. Visualise the layer before its ReLU (e.g. the conv layer) instead.",
                       stacklevel=3)
+
+
+FLAT_SPREAD = 0.01   # pixel standard deviation in [0, 1] below which an image shows nothing
+
+
+def warn_if_flat(images: torch.Tensor, objective: Objective, steps: int) -> None:
+    """Final images that stayed flat (near one grey: the start, or the l2 penalty's constant) would
+    be blank panels on a slide: say which, and the usual causes."""
+    spread = images.flatten(1).std(dim=1)
+    flat = (spread < FLAT_SPREAD).nonzero().flatten().tolist()
+    if flat:
+        warnings.warn(f"objective {objective.description}: images {flat[:10]} ({len(flat)} of "
+                      f"{len(images)}) are flat (pixel spread {spread[flat[0]].item():.2g} < {FLAT_SPREAD}) "
+                      f"after {steps} steps, a blank panel. The penalties (an l2 or total-variation weight) "
+                      "outweigh the objective at this layer's activation scale, or the steps or learning "
+                      "rate are too few: lower the penalty weight, or render with the default "
+                      "RenderSettings (Fourier, decorrelated, transformed)", stacklevel=3)
 
 
 def model_memory_format(model: nn.Module, images: torch.Tensor, preprocess: Callable | None,
@@ -218,6 +253,9 @@ def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size:
     layers = check_layers(model, objective)
     batch_size = batch_size or (image.shape[0] if image is not None else objective.batch_size or 1)
     seeds = per_image_seeds(seed, batch_size)
+    if image is not None:
+        check_start_channels(model, image.shape, "build it from images of that many channels "
+                             "(mechinterp.data.fit_images(images, model.input_shape))")
     image = image if image is not None else default_image(model, settings, seeds, image_shape)
     image = image.to(model_device(model))
     transform = build_transform(settings.transforms, max(image.shape[-2:]))
@@ -251,4 +289,5 @@ def render(model: nn.Module, objective: Objective, steps: int = 256, batch_size:
         final = image()
     result.objective_values = evaluate(model, objective, final, preprocess).cpu()
     result.images = final.cpu()
+    warn_if_flat(result.images, objective, steps)
     return result

@@ -37,6 +37,7 @@ from mechinterp.models.describe import gate_convs, shape_text
 from mechinterp.names import did_you_mean
 
 FUNCTION = "function (not hookable: read the module that contains it)"
+NOT_RUN = "not run by an eval-mode forward pass"
 TORCHVISION_INPUT = (3, 224, 224)
 
 
@@ -133,8 +134,13 @@ def layer_table(model: nn.Module, input_shape=None) -> list[LayerRow]:
                                                                       name in gates), shape))
         rows += [LayerRow(node, "function", FUNCTION) for node in functions.get(name, [])]
     unrun = [name for name in _module_order(model) if name not in shapes]
-    return rows + [LayerRow(name, type(modules[name]).__name__, "not run by an eval-mode forward pass")
-                   for name in unrun]
+    return rows + [LayerRow(name, type(modules[name]).__name__, NOT_RUN) for name in unrun]
+
+
+def read_once(row: LayerRow) -> bool:
+    """Whether a hook on the row's name reads one output per image: a module the forward pass
+    runs exactly once (not a function, a reused module or one never run)."""
+    return row.kind != "function" and row.note != NOT_RUN and not row.note.startswith("runs ")
 
 
 def _note(module: nn.Module, calls: int, gate: bool) -> str:

@@ -1,9 +1,16 @@
 """Comparing many layers of many models at once, built on similarity and matching.
 
-    layers = module_outputs(model)                        # every top-level module but Flatten
+    layers = module_outputs(model)          # every layer's output, in forward order (see below)
     accuracy = correspondence_accuracy([(feats_a, feats_b)], ["linear_cka", "svcca"])
     # {measure: fraction of layers, of either model, whose best match is at the same depth}
     scores = pairwise({"A": x, "B": y, "C": z}, mutual_knn_alignment)   # {("A", "B"): ..., ...}
+
+module_outputs are the names a user would give a layer, on flat and nested models alike (an
+nn.Sequential's `features.0`, torchvision's `layer1.0.conv1`): every leaf module of one eval-mode
+forward pass, in the order models.layers.layer_table walks them, but those whose output repeats
+their input's values (Flatten, Dropout, Identity) or that run more than once (a reused ReLU: which
+call?), plus the model's representation_layers (feature_layers may name a block), so features read
+at module_outputs hold every representation layer too.
 
 correspondence_accuracy asks Kornblith et al.'s question both ways (each layer of A looks for its
 partner in B, and each layer of B in A) and weights each direction by its number of layers.
@@ -16,9 +23,21 @@ import numpy as np
 from torch import nn
 
 
-def module_outputs(model: nn.Module) -> list[str]:
-    """Every top-level module whose output is a representation: all children but Flatten."""
-    return [name for name, module in model.named_children() if not isinstance(module, nn.Flatten)]
+SAME_VALUES = (nn.Flatten, nn.Dropout, nn.Identity)   # in eval mode: their input, reshaped at most
+
+
+def module_outputs(model: nn.Module, input_shape=None) -> list[str]:
+    """Every module whose output is a representation, in forward order (the module docstring):
+    the leaves but Flatten, Dropout, Identity and reused ones, and the representation_layers."""
+    from mechinterp.activations import representation_layers
+    from mechinterp.models.layers import layer_table, read_once
+    described, modules = set(representation_layers(model)), dict(model.named_modules())
+
+    def is_output(row) -> bool:
+        module = modules.get(row.name)
+        leaf = read_once(row) and not list(module.children()) and not isinstance(module, SAME_VALUES)
+        return leaf or row.name in described
+    return list(dict.fromkeys(row.name for row in layer_table(model, input_shape) if is_output(row)))
 
 
 def correspondence_accuracy(feature_pairs, measures: Sequence[str]) -> dict[str, float]:

@@ -98,7 +98,14 @@ def _unit_rows(filters: np.ndarray) -> np.ndarray:
 
 
 def best_match_similarity(filters: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """For each filter, the largest |cosine| with any reference filter (both DC-removed; same shape)."""
+    """For each filter, the largest |cosine| with any reference filter (both DC-removed). Both
+    must be (count, C, k, k) of one C and k: another shape is one error saying how to match it."""
+    shape, reference_shape = tuple(np.shape(filters)[1:]), tuple(np.shape(reference)[1:])
+    if shape != reference_shape:
+        raise ValueError(f"best_match_similarity: the filters are {shape} (channels, height, width) "
+                         f"but the reference filters are {reference_shape}: learn the reference from "
+                         f"patches of the filters' shape, e.g. natural_patches({shape[-1]}, count, "
+                         f"channels={shape[0]}) for a model of {shape[0]} input channel(s)")
     return np.abs(_unit_rows(filters) @ _unit_rows(reference).T).max(axis=1)
 
 
