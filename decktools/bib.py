@@ -33,7 +33,7 @@ from pathlib import Path
 import bibtexparser
 
 from decktools.problems import Problem
-from mechinterp.names import did_you_mean
+from figures_src.runner import did_you_mean
 
 # bibtexparser logs each block it gives up on, counting lines from 0; our Problem for that block
 # says it once, 1-based, with what to do. Errors it logs before raising (its own bugs) still show.
