@@ -59,6 +59,7 @@ TITLE_ELSEWHERE = {
     "proceedings": {"inproceedings"},
     "periodical": {"article", "suppperiodical"},
 }
+ENTRY_START = re.compile(r"^\s*@(\w+)\s*\{\s*([^,\s]+)\s*,", re.M)
 MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
 # one part of a field value joined by #: "quoted", {braced} (three levels deep) or a bare word
 VALUE_PART = re.compile(r'\s*(?:"[^"]*"|\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}|([^\s#"{}]+))\s*(?:#|$)')
@@ -94,8 +95,9 @@ def normalise_doi(doi: str) -> str:
     return doi
 
 
-def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
-    """Parse the bib file; return what parsed and every problem found."""
+def load_bibliography(path: Path, elsewhere: dict[str, Path] | None = None) -> tuple[Bibliography, list[Problem]]:
+    """Parse the bib file; return what parsed and every problem found. elsewhere: the keys of the
+    deck's other bib files and their file (a crossref parent there is named)."""
     if not path.exists():
         return Bibliography(path), [Problem(path, 1, 1, "bibliography not found: create it (BibTeX), "
                                            "or fix the name (the deck's headmatter `biblio: filename:`, "
@@ -119,7 +121,7 @@ def load_bibliography(path: Path) -> tuple[Bibliography, list[Problem]]:
         bibliography.entries[entry.key] = {f.key.lower(): str(f.value) for f in entry.fields}
         bibliography.lines[entry.key] = entry.start_line + 1
         bibliography.sources[entry.key] = path
-        parent, crossref_problems = _crossref_parent(path, entry, by_key)
+        parent, crossref_problems = _crossref_parent(path, entry, by_key, elsewhere or {})
         problems += crossref_problems or _entry_problems(path, entry, _inherited(entry, parent))
         problems += _macro_problems(path, entry, macros)
     return bibliography, problems
@@ -148,15 +150,21 @@ def bibliography_line(library, key: str) -> int:
     return next((e.start_line + 1 for e in library.entries if e.key == key), 0)
 
 
-def _crossref_parent(path: Path, entry, by_key: dict) -> tuple[object | None, list[Problem]]:
+def _crossref_parent(path: Path, entry, by_key: dict, elsewhere: dict[str, Path]) -> tuple[object | None, list[Problem]]:
     """The entry's crossref parent in this file (None without a crossref), or the problem that
-    the key names no entry of the file."""
+    the key names no entry of the file (saying so when it is in another of the deck's files)."""
     fields = {f.key.lower(): str(f.value).strip() for f in entry.fields}
     parent = fields.get("crossref")
     if not parent or parent in by_key:
         return by_key.get(parent), []
-    return None, [Problem(path, entry.start_line + 1, 1, f"entry {entry.key!r}: crossref {{{parent}}} is no entry "
-                          f"of {path.name}{did_you_mean(parent, by_key)}: fix the key, or add the parent entry "
+    line = entry.start_line + 1
+    if parent in elsewhere:
+        return None, [Problem(path, line, 1, f"entry {entry.key!r}: its crossref parent {parent!r} is in "
+                              f"{elsewhere[parent].name}, not {path.name}: move it into {path.name} (pandoc "
+                              "reads each bib file alone, so it would not fill in this entry's fields)")]
+    others = [key for key in by_key if key != entry.key]
+    return None, [Problem(path, line, 1, f"entry {entry.key!r}: crossref {{{parent}}} is no entry "
+                          f"of {path.name}{did_you_mean(parent, others)}: fix the key, or add the parent entry "
                           "to this file (pandoc reads each bib file alone)")]
 
 
@@ -183,7 +191,7 @@ def _macro_problems(path: Path, entry, macros: set[str]) -> list[Problem]:
             if not word.isdigit() and word.lower() not in known:
                 problems.append(Problem(path, field_.start_line + 1, 1, f"entry {entry.key!r}: field {field_.key!r} "
                                         f"uses the @string {word!r}, which {path.name} does not define"
-                                        f"{did_you_mean(word, macros)}: fix the name, define it with "
+                                        f"{did_you_mean(word, [*macros, *sorted(MONTHS)])}: fix the name, define it with "
                                         f"@string{{{word} = {{...}}}}, or brace the text: {{{word}}}"))
     return problems
 
@@ -222,8 +230,9 @@ def load_bibliographies(paths: list[Path]) -> tuple[Bibliography, list[Problem]]
     """Merge several bib files in order; a key defined in two files is an error at the second."""
     merged = Bibliography(paths[0] if paths else REPOSITORY_BIB, files=list(paths))
     problems: list[Problem] = []
+    keys = {key: path for path in paths for key in _entry_keys(path)}
     for path in paths:
-        bibliography, found = load_bibliography(path)
+        bibliography, found = load_bibliography(path, {k: p for k, p in keys.items() if p != path})
         problems += found
         for key, fields in bibliography.entries.items():
             line = bibliography.lines[key]
@@ -234,6 +243,12 @@ def load_bibliographies(paths: list[Path]) -> tuple[Bibliography, list[Problem]]
                 continue
             merged.entries[key], merged.lines[key], merged.sources[key] = fields, line, path
     return merged, problems
+
+
+def _entry_keys(path: Path) -> list[str]:
+    """The keys a bib file defines, read cheaply (for naming a crossref parent in another file)."""
+    text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+    return [key for kind, key in ENTRY_START.findall(text) if kind.lower() not in ("string", "comment", "preamble")]
 
 
 def bib_candidates(deck_path: Path, name: str) -> list[Path]:

@@ -65,6 +65,8 @@ def is_input(relative: Path, deck_stem: str, own_markdown: set[Path]) -> bool:
     top = relative.parts[0]
     if relative.suffix == ".md" and top not in ("public", "snippets"):
         return relative in own_markdown           # another deck, or a page only others import
+    if relative.suffix == ".bib" and top != "public":
+        return False        # Slidev reads no bib: prepare writes what the deck cites into its prepared copy
     if relative.parts[:2] == ("public", "deck-meta"):
         return relative.name == f"{deck_stem}.json"
     return len(relative.parts) > 1 or not is_output(top)

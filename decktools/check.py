@@ -246,9 +246,8 @@ def main(argv=None) -> int:
         print(problem, file=sys.stderr)
     failed = errors(report.problems)
     warnings = len(report.problems) - len(failed)
-    files = len(report.deck.files) if report.deck else 0
-    print(f"check: {counted(len(failed), 'error')}, {counted(warnings, 'warning')} in {options.deck} "
-          f"({counted(files, 'file')})")
+    files = f" ({counted(len(report.deck.files), 'file')})" if report.deck else ""
+    print(f"check: {counted(len(failed), 'error')}, {counted(warnings, 'warning')} in {options.deck}{files}")
     return 1 if failed else 0
 
 

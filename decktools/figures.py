@@ -24,6 +24,7 @@ from pathlib import Path
 from decktools import references
 from decktools.check import figure_id_problems
 from decktools.markdown import Deck, DeckError, read_deck
+from decktools.problems import counted
 from figures_src import runner
 from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_figures
 
@@ -53,7 +54,7 @@ def make_deck_figures(deck_path: Path, runner_argv: list[str]) -> int:
     if problems:
         return 2     # 1 is the runner's: figures failed, their previous outputs kept (make slides builds)
     ids = deck_figure_ids(deck)
-    print(f"figures: {deck_path} shows {len(ids)} figures")
+    print(f"figures: {deck_path} shows {counted(len(ids), 'figure')}")
     return runner.run(options, ids)
 
 

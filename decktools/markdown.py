@@ -23,7 +23,10 @@ from pathlib import Path
 
 import yaml
 
+from decktools.problems import counted
+
 TOP_LEVEL_KEY = re.compile(r"^([^\s#:'\"][^:]*?)\s*:(?:\s|$)")
+
 
 class DeckError(ValueError):
     """A deck that cannot be read, with the file and line to fix."""
@@ -197,11 +200,14 @@ def slide_range(spec: str | None, total: int, name: str = "the file") -> list[in
         if not start.isdecimal() or not (end.isdecimal() or not end):
             raise ValueError(f"cannot read {part.strip()!r} as slides: write e.g. #2, #2-3, #1,3 or #2-")
         last = int(end) if end else total if dash else int(start)
+        if last < int(start):     # 2-1, or 3- of a 2-slide file: Slidev imports nothing for it
+            raise ValueError(f"{part.strip()!r} names no slide of {name}, which has {counted(total, 'slide')} "
+                             "(a range runs from its first slide to its last, counted from 1)")
         indexes.update(range(int(start), last + 1))
     outside = sorted(i for i in indexes if not 1 <= i <= total)
     if outside:
-        raise ValueError(f"there is no slide {outside[0]} in {name}, which has {total} slides (counted "
-                         "from 1, its first slide included)")
+        raise ValueError(f"there is no slide {outside[0]} in {name}, which has {counted(total, 'slide')} "
+                         "(counted from 1, its first slide included)")
     return sorted(indexes)
 
 

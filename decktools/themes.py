@@ -30,7 +30,7 @@ def node_modules_dirs(deck_folder: Path) -> list[Path]:
 
 def candidates(name: str, kind: str) -> list[str]:
     """The package names Slidev tries for a theme or addon name, in its order."""
-    if "/" in name or name.startswith("@"):
+    if "/" in name or name.startswith(("@", f"slidev-{kind}-")):    # a full package name already
         return [name]
     return [f"@slidev/{kind}-{name}", f"slidev-{kind}-{name}", name]
 

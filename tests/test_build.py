@@ -53,7 +53,7 @@ def touch(path: Path, text: str = "x") -> None:
 @pytest.mark.parametrize("change", [
     "rehearsals/lecture-2026-12-07T10-00-00.json", "course.md", "pages/course-only.md",
     "course.prepared.md", "public/deck-meta/course.json", "exports/lecture.pdf", "dist-course/index.html",
-    ".slidev/cache.json",
+    ".slidev/cache.json", "workshop-extra.bib", "lecture.bib",
 ])
 def test_other_decks_and_rehearsal_runs_are_not_inputs(tmp_path, change):
     deck = write_talk(tmp_path)
@@ -67,6 +67,7 @@ def test_other_decks_and_rehearsal_runs_are_not_inputs(tmp_path, change):
     "components/KeyIdea.vue", "layouts/cover.vue", "styles/index.css", "style.css", "setup/main.ts",
     "global-top.vue", "public/figures/x/y.png", "public/notes.md", "snippets/code.md", "uno.config.ts",
     "vite.config.ts", ".env", "package.json", "utils/helper.ts", "public/figures/distribution/z.png",
+    "public/biblio/served.bib",
 ])
 def test_what_slidev_reads_for_this_deck_is_an_input(tmp_path, change):
     deck = write_talk(tmp_path)

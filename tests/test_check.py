@@ -471,6 +471,8 @@ def test_a_src_range_imports_the_slides_slidev_imports_and_only_theirs_are_check
     ("#7", "src: ./pages/part.md#7: there is no slide 7 in "),
     ("#3-9", "there is no slide 6 in "),
     ("#0", "there is no slide 0 in "),
+    ("#6-", "'6-' names no slide of "),            # PART has 5 slides: Slidev would import nothing
+    ("#2-1", "'2-1' names no slide of "),
     ("#two", "cannot read 'two' as slides: write e.g. #2, #2-3, #1,3 or #2-")])
 def test_a_range_naming_no_slide_is_one_error_at_the_src_line(tmp_path, spec, message):
     deck = write_deck(tmp_path, "\n# Start\n\n---\nlayout: center\nsrc: ./pages/part.md" + spec + "\n---\n",
@@ -538,6 +540,8 @@ def with_installed_packages(deck: Path) -> Path:
      "talk/package.json and run make node"),
     ("theme: ./my-theme", 3, "theme folder './my-theme' not found"),
     ("theme: Apple Basic", 3, "theme 'Apple Basic' is not a valid npm package name"),
+    ("theme: slidev-theme-apple", 3, "theme 'slidev-theme-apple' is not installed (talk/node_modules has no "
+     "slidev-theme-apple): use one of"),          # a full package name is tried as written
     ("addons:\n  - slidev-addon-citations\n  - qrcode", 5, "addon 'qrcode' is not installed (talk/node_modules "
      "has no @slidev/addon-qrcode or slidev-addon-qrcode): add it to talk/package.json and run make node"),
 ])

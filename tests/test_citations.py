@@ -276,6 +276,20 @@ def test_an_inproceedings_does_not_take_its_proceedings_title_and_a_missing_pare
                               "each bib file alone)")
 
 
+def test_a_crossref_parent_in_another_of_the_decks_bib_files_is_named_there(tmp_path):
+    parent_start = CROSSREF_BIB.index("@Proceedings")
+    child_start = CROSSREF_BIB.index("@InProceedings")
+    deck = talk_folder(tmp_path, "biblio:\n  filename: [lecture.bib, proceedings.bib]\n", "# [@lundberg2017unified]",
+                       {"talk/lecture.bib": CROSSREF_BIB[child_start:].replace("crossref     = {neurips2017}",
+                                                                               "crossref = {neurips2017}"),
+                        "talk/proceedings.bib": CROSSREF_BIB[:child_start]})
+    [moved] = errors(check_deck(deck).problems)
+    assert (moved.path.name, moved.line) == ("lecture.bib", 1)
+    assert moved.message.startswith("entry 'lundberg2017unified': its crossref parent 'neurips2017' is in "
+                                    "proceedings.bib, not lecture.bib: move it into lecture.bib")
+    assert parent_start < child_start
+
+
 def test_an_undefined_string_macro_is_an_error_at_its_field_with_did_you_mean(tmp_path):
     bib = "@String{distill = {Distill}}\n\n" + MAIN_BIB.replace("journal = {Distill}", "journal = distil # { Pub}")
     deck = talk_folder(tmp_path, "", "# [@alpha2020]", {"citations.bib": bib})
@@ -285,6 +299,10 @@ def test_an_undefined_string_macro_is_an_error_at_its_field_with_did_you_mean(tm
                                       "citations.bib does not define (did you mean distill?)")
     (tmp_path / "citations.bib").write_text(bib.replace("distil #", "DISTILL #"))   # macros ignore case
     assert check_deck(deck).problems == []
+    (tmp_path / "citations.bib").write_text(bib.replace("distil #", "distill #").replace("year = {2020}",
+                                                                                       "year = {2020},\n  month = mai"))
+    [month] = check_deck(deck).problems
+    assert "uses the @string 'mai'" in month.message and "(did you mean may" in month.message
 
 
 def test_locators_prefixes_and_narrative_citations_read_as_pandoc_writes_them(tmp_path):
