@@ -123,9 +123,12 @@ def plan_deck(deck: Deck, words_per_minute: float, works: int = 0) -> list[Slide
             section = slide_title(slide) if number > 1 else "Opening"
         last_file = slide.path
         words = len(slide_notes(slide).split()) if numbered.page == 1 else 0
-        budget = slide.frontmatter.get("budget") if numbered.page == 1 else 0
+        budget = slide.frontmatter.get("budget") if numbered.page == 1 else None
         seconds = parse_seconds(budget) if budget is not None else max(MIN_SECONDS, 60 * words / words_per_minute)
-        plans.append(SlidePlan(number, slide_title(slide), words, seconds, budget is not None, section))
+        if numbered.page > 1:      # a later page of the reference list: shown in passing
+            seconds = 0
+        title = slide_title(slide) + (f" (page {numbered.page})" if numbered.page > 1 else "")
+        plans.append(SlidePlan(number, title, words, seconds, budget is not None, section))
     return plans
 
 

@@ -523,7 +523,7 @@ def test_rehearse_deck_meta_and_the_build_number_slides_as_the_prepared_deck(tmp
     assert built == ["Start " + built[0].split(" ", 1)[1], "P2", "P4", "References", "References", "Questions?"]
     meta = json.loads((deck.parent / "public" / "deck-meta" / "slides.json").read_text())
     assert [(s["number"], s["title"], s["budget"]) for s in meta["slides"]][3:] == [
-        (4, "References", 15.0), (5, "References", 0.0), (6, "Questions?", 15.0)]
+        (4, "References", 15.0), (5, "References (page 2)", 0.0), (6, "Questions?", 15.0)]
     plans = plan_deck(read_deck(deck), 130, works_cited(deck, read_deck(deck)))
     assert [(p.number, p.title) for p in plans] == [(s["number"], s["title"]) for s in meta["slides"]]
 

@@ -121,7 +121,9 @@ def test_a_bibliography_of_several_pages_moves_the_later_slides_on(deck):
                                  "# References\n\n---\nlayout: section"))
     plans = plan_deck(read_deck(deck), words_per_minute=60, works=5)
     assert [(p.number, p.title, round(p.seconds)) for p in plans][2:] == [
-        (3, "References", 15), (4, "References", 0), (5, "References", 0), (6, "Part two", 15), (7, "Long", 130)]
+        (3, "References", 15), (4, "References (page 2)", 0), (5, "References (page 3)", 0), (6, "Part two", 15),
+        (7, "Long", 130)]
+    assert [p.budget_given for p in plans[2:5]] == [False] * 3     # no '*' ("budget from frontmatter")
     assert [p.number for p in plan_deck(read_deck(deck), words_per_minute=60, works=0)] == [1, 2, 3, 4, 5]
 
 
