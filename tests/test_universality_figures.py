@@ -181,6 +181,27 @@ def test_concept_figures_read_the_declared_models_and_image_counts(grey_cnn_zoo,
                    models=["grey-cnn"])
 
 
+def test_similarity_figures_read_the_declared_models(grey_cnn_zoo, tmp_path, run_figure):
+    """cka-maps and layer-correspondence on a grey nested CNN twice (two "seeds" of one
+    architecture, no torchvision model): the comparisons there are no models for are left out,
+    as are their words in the title; one model is a message saying what to declare."""
+    from figures_src.runner.context import FigureInputError
+    from figures_src.universality_similarity import cka_title
+    cka = run_figure("universality/cka-maps", grey_cnn_zoo, tmp_path, params={"images": 100},
+                     models=["grey-cnn", "grey-cnn"])
+    assert set(cka["pairs"]) == {"grey-cnn vs grey-cnn"} and "torchvision" not in cka
+    assert cka["seed_diagonal_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert cka_title(["grey-cnn", "grey-cnn"], ["grey-cnn", "grey-cnn"], []) == "two seeds"
+    assert cka_title(["a", "b"], None, ["resnet"]) == "other architectures, then torchvision's resnet"
+    layers = run_figure("universality/layer-correspondence", grey_cnn_zoo, tmp_path, params={"images": 100},
+                        models=["grey-cnn", "grey-cnn"])
+    assert set(layers["accuracy"]) == {"seeds_every_module"}
+    assert layers["accuracy"]["seeds_every_module"]["linear_cka"] == pytest.approx(1.0)
+    assert layers["torchvision_pairs"] == [] and layers["cross_pairs"] == []
+    with pytest.raises(FigureInputError, match=r"declares 1: list at least 2 in \"models\""):
+        run_figure("universality/cka-maps", grey_cnn_zoo, tmp_path, params={"images": 100}, models=["grey-cnn"])
+
+
 def test_unit_matching_reads_the_declared_models_and_the_layer_index(grey_cnn_zoo, tmp_path, run_figure):
     """Pointed at a grey nested CNN twice (a model against itself), the matching figures read the
     declared models and a feature_layers index: every unit matches itself, correlation 1."""
