@@ -83,7 +83,8 @@ class FigureContext:
                 raise
             raise FigureInputError(f"figure {self.figure_id!r}: params {param!r} asks for {count} {split} "
                                    f"images of model {name!r}'s data, but {error}: set {param!r} in "
-                                   f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script} (for each profile)") from None
+                                   f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script} "
+                                   "(for each profile)") from None
 
     def layer(self, model, param: str = "layer") -> str:
         """The layer params[param] names: a module name of `model`, or an index into its
