@@ -6,8 +6,10 @@ universality/tcav                   concepts x layers: CAV accuracy and signific
 universality/embedding              a layer's activations in 2-D (PCA, ICA, kernel PCA, t-SNE) by class
 universality/geometry               intrinsic dimension and k-means purity of every layer
 
-Layers come from each model's description; cluster counts are the dataset's number of classes,
-texture concepts are drawn at the model's input shape.
+Each figure reads the models its FIGURES entry declares (PROBED and GEOMETRY are only the repo's
+entries) and the data of the first one; image counts are params. Layers come from each model's
+description; cluster counts are the dataset's number of classes, texture concepts are drawn at
+the model's input shape.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,9 +27,11 @@ FIGURES = {
     "universality/tcav": {
         "make": "make_tcav", "models": ["shapes-cnn-a"], "outputs": ["png"],
         "params": {"quick": {"target": "circle", "examples": 40, "random_sets": 5,
-                             "concepts": ["arc", "line", "corner", "square"]},
+                             "concepts": ["arc", "line", "corner", "square"],
+                             "train_images": 4000, "test_images": 1000},
                    "full": {"target": "circle", "examples": 100, "random_sets": 20,
-                            "concepts": ["arc", "line", "corner", "square"]}},
+                            "concepts": ["arc", "line", "corner", "square"],
+                            "train_images": 4000, "test_images": 1000}},
     },
     "universality/embedding": {
         "make": "make_embedding", "models": ["shapes-cnn-a"], "outputs": ["png"],
@@ -40,9 +44,15 @@ FIGURES = {
 }
 
 
-def shapes(ctx, split, count):
-    """The data of the figure's first declared model (its zoo entry's dataset)."""
-    return ctx.dataset(ctx.declared_models[0], split, count=count)
+def shapes(ctx, split, param="images"):
+    """The data of the figure's first declared model (its zoo entry's dataset), as many images
+    as params[param] says."""
+    return ctx.dataset(ctx.declared_models[0], split, count=ctx.params[param], param=param)
+
+
+def declared(ctx):
+    """The declared models, each once, in order."""
+    return list(dict.fromkeys(ctx.declared_models))
 
 
 # --- probes ------------------------------------------------------------------------------------
@@ -51,10 +61,10 @@ def make_probes(ctx):
     from mechinterp.activations import as_features, representation_layers
     from mechinterp.universality.baselines import randomly_initialised
     from mechinterp.representations.probes import probe, probe_layers
-    data = shapes(ctx, "test", ctx.params["images"])
+    data = shapes(ctx, "test")
     results, numbers = {}, {"images": len(data.images), "models": {}}
     pixels = probe(as_features(data.images, pool=8), data.labels, seed=ctx.seed)  # 8x8 colour
-    for name in PROBED:
+    for name in declared(ctx):
         model = ctx.model(name)
         layers = representation_layers(model)
         trained = probe_layers(model, data.images, data.labels, layers, seed=ctx.seed)
@@ -104,7 +114,7 @@ def make_tcav(ctx):
     rng = np.random.default_rng(ctx.seed)
     examples, target = ctx.params["examples"], ctx.params["target"]
     model = ctx.model(ctx.declared_models[0])
-    data = shapes(ctx, "train", 4000)
+    data = shapes(ctx, "train", "train_images")
     target_index = ctx.class_index(data.class_names, "target")
     for concept in ctx.params["concepts"]:
         ctx.class_index(data.class_names, "concepts", concept)
@@ -112,7 +122,7 @@ def make_tcav(ctx):
     concepts = concept_sets(others, ctx.params["concepts"], examples, rng, model.input_shape)
     random_sets = [others.images[rng.choice(len(others), examples, replace=False)]
                    for _ in range(ctx.params["random_sets"])]
-    test = shapes(ctx, "test", 1000)
+    test = shapes(ctx, "test", "test_images")
     class_images = test.images[test.labels == target_index][:examples]
     layers = list(model.feature_layers)
     table = concept_layer_map(model, layers, concepts, random_sets, class_images, target_index, ctx.seed)
@@ -163,7 +173,7 @@ def draw_tcav(scores, significant, cav_accuracy, names, layers, target):
 def make_embedding(ctx):
     from mechinterp.activations import layer_features
     from mechinterp.representations.geometry import clustering_purity, embed_2d
-    data = shapes(ctx, "test", ctx.params["images"])
+    data = shapes(ctx, "test")
     model = ctx.model(ctx.declared_models[0])
     layer = ctx.layer(model)
     features = layer_features(model, data.images, [layer], pool="max")[layer]
@@ -176,7 +186,7 @@ def make_embedding(ctx):
         class_scatter(axis, points, labels, data.class_names, title)
         numbers["embedding_purity"][method] = clustering_purity(points, labels, classes, ctx.seed)[0]
     axes[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2.5, fontsize=12)
-    fig.suptitle(f"shapes-cnn-a · {layer} (channel maxima: what the classifier reads), by class")
+    fig.suptitle(f"{ctx.declared_models[0]} · {layer} (channel maxima: what the classifier reads), by class")
     fig.tight_layout()
     ctx.save(fig)
     return numbers
@@ -197,14 +207,14 @@ def layer_geometry(features, labels, clusters, seed):
 def make_geometry(ctx):
     from mechinterp.activations import layer_features, representation_layers
     from mechinterp.representations.geometry import clustering_purity, twonn_dimension
-    data = shapes(ctx, "test", ctx.params["images"])
+    data = shapes(ctx, "test")
     labels, classes = data.labels.numpy(), len(data.class_names)
     numbers = {"images": len(labels), "clusters": classes, "models": {}}
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.4))
     pixel_features = data.images.flatten(1)
     pixel_purity = clustering_purity(pixel_features, labels, classes, ctx.seed)[0]
     pixel_dimension = twonn_dimension(pixel_features)
-    for name in GEOMETRY:
+    for name in declared(ctx):
         model = ctx.model(name)
         layers = representation_layers(model)
         features = layer_features(model, data.images, layers, pool=4)

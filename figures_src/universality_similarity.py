@@ -12,17 +12,18 @@ universality/unit-matching          best one-to-one unit matches across seeds (c
 universality/matched-units          matched unit pairs shown by their top dataset examples
 
 Layer names come from each model's description (feature_layers, classifier_layer; ResNet-18's
-are its stages layer1..layer4 and fc); the models are the lists below, the first two of SEEDS
-being one architecture trained from two seeds.
+are its stages layer1..layer4 and fc). Every figure reads the models its FIGURES entry declares
+(the lists below are only the repo's entries): the first two, when of one architecture, are the
+two seeds; a zoo entry with `torchvision:` is a torchvision model; a comparison the declared models
+do not allow is left out of the figure and its title.
 """
 import matplotlib.pyplot as plt
 import numpy as np
 
 from figures_src.plotting import heat_map, model_label, show_image
 
-CNNS = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep"]
-SEEDS = ["shapes-cnn-a", "shapes-cnn-a-seed1"]
-TORCHVISION = ["shapes-resnet18"]          # torchvision architectures trained on the same shapes
+SEEDS = ["shapes-cnn-a", "shapes-cnn-a-seed1"]   # one architecture from two seeds
+# our four CNNs, then torchvision's ResNet-18 trained on the same shapes
 COMPARED = ["shapes-cnn-a", "shapes-cnn-a-seed1", "shapes-cnn-wide", "shapes-cnn-deep", "shapes-resnet18"]
 GPU_COMPARED = ["shapes-cnn-a", "shapes-resnet18", "shapes-googlenet"]   # GoogLeNet: a GPU-only zoo model
 
@@ -56,9 +57,36 @@ MEASURE_NAMES = {"linear_cka": "linear CKA", "debiased_cka": "debiased CKA", "rb
                  "svcca": "SVCCA", "mutual_knn": "mutual k-NN"}
 
 
-def test_images(ctx, count):
-    """Test images of the figure's first declared model's data (its zoo entry's dataset)."""
-    return ctx.dataset(ctx.declared_models[0], "test", count=count).images
+def test_images(ctx, param="images"):
+    """Test images of the figure's first declared model's data (its zoo entry's dataset), as many
+    as params[param] says."""
+    return ctx.dataset(ctx.declared_models[0], "test", count=ctx.params[param], param=param).images
+
+
+def architecture(ctx, name):
+    """What a declared model is built from: its zoo entry's torchvision name or architecture and
+    that entry's kwargs (one class at two widths is two architectures)."""
+    config = ctx.model_meta(name)["config"]
+    return config.get("torchvision") or config.get("architecture") or name, repr(config.get("kwargs"))
+
+
+def is_torchvision(ctx, name):
+    return "torchvision" in ctx.model_meta(name)["config"]
+
+
+def declared_roles(ctx, least=2):
+    """(declared models, the two seeds or None, the models not from torchvision, the torchvision
+    ones); one message saying what to declare when fewer than `least` models are declared."""
+    from figures_src.runner.context import FigureInputError
+    names = list(ctx.declared_models)
+    if len(names) < least:
+        raise FigureInputError(
+            f"figure {ctx.figure_id!r} compares models but declares {len(names)}: list at least {least} "
+            f"in \"models\" in FIGURES[{ctx.figure_id!r}] in {ctx.script} (two seeds of one architecture "
+            "first; a model against itself also runs)")
+    seeds = names[:2] if architecture(ctx, names[0]) == architecture(ctx, names[1]) else None
+    torchvision = [name for name in names if is_torchvision(ctx, name)]
+    return names, seeds, [name for name in names if name not in torchvision], torchvision
 
 
 def representations(model, images, layers=None):
@@ -71,27 +99,42 @@ def representations(model, images, layers=None):
 # --- similarity of representations -----------------------------------------------------------
 
 def make_cka_maps(ctx):
-    images = test_images(ctx, ctx.params["images"])
-    features = {name: representations(ctx.model(name), images) for name in COMPARED}
-    fig, pairs = cka_panels(features, [(CNNS[0], other) for other in COMPARED[1:]])
+    names, seeds, _, torchvision = declared_roles(ctx)
+    images = test_images(ctx)
+    features = {name: representations(ctx.model(name), images) for name in names}
+    first = names[0]
+    fig, pairs = cka_panels(features, [(first, other) for other in names[1:]])
     numbers = {"images": len(images), "pairs": pairs}
-    within = pairs[f"{model_label(SEEDS[0])} vs {model_label(SEEDS[1])}"]["linear_cka"]
-    numbers["seed_diagonal_mean"] = float(np.diag(within).mean())
-    numbers["seed_off_diagonal_mean"] = float(within[~np.eye(len(within), dtype=bool)].mean())
-    numbers["torchvision"] = {model_label(name): best_matches(pairs[f"{model_label(CNNS[0])} vs {model_label(name)}"])
-                              for name in TORCHVISION}
-    fig.suptitle("Linear CKA between layers: two seeds, then other architectures, then torchvision's ResNet-18")
+    if seeds:
+        within = pairs[f"{model_label(seeds[0])} vs {model_label(seeds[1])}"]["linear_cka"]
+        numbers["seed_diagonal_mean"] = float(np.diag(within).mean())
+        numbers["seed_off_diagonal_mean"] = float(within[~np.eye(len(within), dtype=bool)].mean())
+    if torchvision and first not in torchvision:
+        numbers["torchvision"] = {model_label(name): best_matches(pairs[f"{model_label(first)} vs {model_label(name)}"])
+                                  for name in torchvision}
+    fig.suptitle("Linear CKA between layers: " + cka_title(names, seeds, torchvision))
     fig.tight_layout()
     ctx.save(fig)
     return numbers
 
 
+def cka_title(names, seeds, torchvision):
+    """What the CKA panels show, in their order: two seeds, other architectures, torchvision's."""
+    others = [name for name in names[1 + bool(seeds):] if name not in torchvision]
+    parts = (["two seeds"] if seeds else []) + (["other architectures"] if others else [])
+    if torchvision:
+        parts.append("torchvision's " + " and ".join(model_label(name) for name in torchvision))
+    return ", then ".join(parts) or f"{model_label(names[0])} against the others"
+
+
 def make_googlenet_cka(ctx):
-    images = test_images(ctx, ctx.params["images"])
-    features = {name: representations(ctx.model(name), images) for name in GPU_COMPARED}
-    googlenet = GPU_COMPARED[-1]
-    fig, pairs = cka_panels(features, [(name, googlenet) for name in GPU_COMPARED[:-1]])
-    fig.suptitle("Linear CKA between layers: A and ResNet-18 against GoogLeNet (InceptionV1)")
+    names = declared_roles(ctx)[0]
+    images = test_images(ctx)
+    features = {name: representations(ctx.model(name), images) for name in names}
+    googlenet = names[-1]           # the last declared model, against each of the others
+    fig, pairs = cka_panels(features, [(name, googlenet) for name in names[:-1]])
+    fig.suptitle(f"Linear CKA between layers: {' and '.join(model_label(name) for name in names[:-1])} "
+                 f"against {model_label(googlenet)}")
     fig.tight_layout()
     ctx.save(fig)
     return {"images": len(images), "pairs": pairs,
@@ -127,35 +170,48 @@ def best_matches(pair):
 def make_layer_correspondence(ctx):
     from mechinterp.activations import representation_layers
     from mechinterp.universality.comparison import correspondence_accuracy, module_outputs
-    images = test_images(ctx, ctx.params["images"])
-    models = {name: ctx.model(name) for name in COMPARED}
+    names, seeds, cnns, torchvision = declared_roles(ctx)
+    images = test_images(ctx)
+    models = {name: ctx.model(name) for name in names}
     # Kornblith et al.'s test proper: two seeds of one architecture, every module's output
     # (conv, ReLU, pooling), so neighbouring layers compete with the right one.
-    seed_features = [representations(models[name], images, module_outputs(models[name])) for name in SEEDS]
+    seed_features = [representations(models[name], images, module_outputs(models[name])) for name in seeds or []]
     # Across architectures there is no true partner layer; relative depth is the guess tested.
-    features = {name: {layer: seeds[layer] for layer in representation_layers(models[name])}
-                for name, seeds in zip(SEEDS, seed_features)}
-    features.update({name: representations(models[name], images) for name in COMPARED if name not in SEEDS})
-    cross_pairs = [(a, b) for i, a in enumerate(CNNS) for b in CNNS[i + 1:] if {a, b} != set(SEEDS)]
-    torchvision_pairs = [(a, b) for a in CNNS for b in TORCHVISION]
-    accuracy = {
-        "seeds_every_module": correspondence_accuracy([seed_features], MEASURE_NAMES),
-        "across_architectures": correspondence_accuracy(
-            [(features[a], features[b]) for a, b in cross_pairs], MEASURE_NAMES),
-        "with_torchvision": correspondence_accuracy(
-            [(features[a], features[b]) for a, b in torchvision_pairs], MEASURE_NAMES)}
-    ctx.save(draw_correspondence(accuracy))
+    features = {name: {layer: every[layer] for layer in representation_layers(models[name])}
+                for name, every in zip(seeds or [], seed_features)}
+    features.update({name: representations(models[name], images) for name in names if name not in features})
+    cross_pairs = [(a, b) for i, a in enumerate(cnns) for b in cnns[i + 1:]
+                   if architecture(ctx, a) != architecture(ctx, b)]
+    torchvision_pairs = [(a, b) for a in cnns for b in torchvision]
+    groups = {"seeds_every_module": [seed_features] if seeds else [],
+              "across_architectures": [(features[a], features[b]) for a, b in cross_pairs],
+              "with_torchvision": [(features[a], features[b]) for a, b in torchvision_pairs]}
+    # A comparison the declared models do not allow (no seeds, one architecture, no torchvision) is left out.
+    accuracy = {group: correspondence_accuracy(pairs, MEASURE_NAMES) for group, pairs in groups.items() if pairs}
+    if not accuracy:
+        raise_nothing_to_compare(ctx)
+    ctx.save(draw_correspondence(accuracy, torchvision))
     return {"images": len(images), "accuracy": accuracy,
-            "penultimate_mutual_knn": penultimate_alignment(models, images, ctx.seed),
-            "seed_layers": list(seed_features[0]),
+            "penultimate_mutual_knn": penultimate_alignment(models, images, ctx.seed, torchvision),
+            "seed_layers": list(seed_features[0]) if seeds else [],
             "cross_pairs": [f"{model_label(a)} vs {model_label(b)}" for a, b in cross_pairs],
             "torchvision_pairs": [f"{model_label(a)} vs {model_label(b)}" for a, b in torchvision_pairs]}
 
 
-def draw_correspondence(accuracy):
-    groups = {"seeds_every_module": "two seeds, every module",
+def raise_nothing_to_compare(ctx):
+    from figures_src.runner.context import FigureInputError
+    raise FigureInputError(
+        f"figure {ctx.figure_id!r}: its models {', '.join(ctx.declared_models)} give nothing to compare: "
+        f"declare in \"models\" in FIGURES[{ctx.figure_id!r}] in {ctx.script} two seeds of one "
+        "architecture first, or models of two architectures, or a torchvision model and one of yours")
+
+
+def draw_correspondence(accuracy, torchvision):
+    shown = " and ".join(model_label(name) for name in torchvision)
+    labels = {"seeds_every_module": "two seeds, every module",
               "across_architectures": "our CNNs, relative depth",
-              "with_torchvision": "our CNNs vs ResNet-18, relative depth"}
+              "with_torchvision": f"our CNNs vs {shown}, relative depth"}
+    groups = {group: labels[group] for group in accuracy}
     fig, axis = plt.subplots(figsize=(11, 5.6))
     positions = np.arange(len(MEASURE_NAMES))
     width = 0.8 / len(groups)
@@ -166,12 +222,12 @@ def draw_correspondence(accuracy):
     axis.set_ylim(0, 1.3)
     axis.set_yticks(np.linspace(0, 1, 6))
     axis.set_ylabel("layers whose best match is right")
-    axis.legend(loc="upper center", ncol=3, fontsize=11)
+    axis.legend(loc="upper center", ncol=len(groups), fontsize=11)
     axis.set_title("Is the most similar layer of the other model the corresponding one?")
     return fig
 
 
-def penultimate_alignment(models, images, seed):
+def penultimate_alignment(models, images, seed, torchvision):
     """Mutual k-NN alignment (Huh et al.'s Platonic-representation measure) of what each
     classifier reads (last feature layer, max over space) for every pair of models, trained and
     with random weights: how much of the agreement comes from training rather than the pixels."""
@@ -188,11 +244,14 @@ def penultimate_alignment(models, images, seed):
                           for index, (name, model) in enumerate(models.items())}, mutual_knn_alignment)
     result = {f"{model_label(a)} vs {model_label(b)}": {"trained": trained[a, b], "random_weights": untrained[a, b]}
               for a, b in trained}
-    result["mean_trained"] = float(np.mean(list(trained.values())))
-    result["mean_random_weights"] = float(np.mean(list(untrained.values())))
-    with_torchvision = [(a, b) for a, b in trained if (a in TORCHVISION) != (b in TORCHVISION)]
-    result["mean_trained_with_torchvision"] = float(np.mean([trained[p] for p in with_torchvision]))
-    result["mean_random_weights_with_torchvision"] = float(np.mean([untrained[p] for p in with_torchvision]))
+    # Means only over pairs there are (one model declared twice is one model: no pair).
+    if trained:
+        result["mean_trained"] = float(np.mean(list(trained.values())))
+        result["mean_random_weights"] = float(np.mean(list(untrained.values())))
+    with_torchvision = [(a, b) for a, b in trained if (a in torchvision) != (b in torchvision)]
+    if with_torchvision:
+        result["mean_trained_with_torchvision"] = float(np.mean([trained[p] for p in with_torchvision]))
+        result["mean_random_weights_with_torchvision"] = float(np.mean([untrained[p] for p in with_torchvision]))
     return result
 
 
@@ -208,7 +267,7 @@ def activation_maps(model, images, layers):
 
 def make_unit_matching(ctx):
     from mechinterp.universality.matching import match_units, shuffled_matching, unit_correlations
-    images = test_images(ctx, ctx.params["images"])
+    images = test_images(ctx)
     model_a, model_b = (ctx.model(name) for name in ctx.declared_models[:2])   # two seeds of one architecture
     layers = list(model_a.feature_layers)
     maps_a, maps_b = activation_maps(model_a, images, layers), activation_maps(model_b, images, layers)
@@ -239,7 +298,7 @@ def make_matched_units(ctx):
     from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
                                                      top_activating_examples)
     from mechinterp.universality.matching import match_units, unit_correlations
-    images = test_images(ctx, ctx.params["images"])
+    images = test_images(ctx)
     pairs, examples, top_k = (ctx.params[key] for key in ("pairs", "examples", "top"))
     models = [ctx.model(name) for name in ctx.declared_models[:2]]   # two seeds of one architecture
     layer = ctx.layer(models[0])

@@ -1,9 +1,9 @@
 """Figures about the zoo itself: what every CNN's first layer learned, and how well each model does.
 
-zoo/first-layer-filters is the pipeline's first end-to-end figure: the conv1 kernels of a CNN
-trained here on procedural shapes, shown as colour images (Gabor-like edges and colour
-contrasts appear, as in every vision model). zoo/accuracy states each model's held-out accuracy,
-which the deck quotes through <Measured>.
+zoo/first-layer-filters is the pipeline's first end-to-end figure: the first conv layer's kernels
+of the first declared model (the repo's: a CNN trained here on procedural shapes), shown as
+images (Gabor-like edges and colour contrasts appear, as in every vision model). zoo/accuracy
+states the held-out accuracy of each declared model, which the deck quotes through <Measured>.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -25,7 +25,8 @@ FIGURES = {
 
 def make_first_layer_filters(ctx):
     from mechinterp.universality.filters import filters_as_images
-    model = ctx.model("shapes-cnn-a")
+    name = ctx.declared_models[0]
+    model = ctx.model(name)
     conv = dict(model.named_modules())[model.conv_layers[0]]
     weight = conv.weight.detach().cpu().numpy()
     images = filters_as_images(weight)
@@ -36,7 +37,7 @@ def make_first_layer_filters(ctx):
         axis.axis("off")
         if index < len(images):
             axis.imshow(images[index], interpolation="nearest")
-    fig.suptitle(f"shapes-cnn-a · {model.conv_layers[0]}: {len(images)} learned {weight.shape[2]}×{weight.shape[3]} filters")
+    fig.suptitle(f"{name} · {model.conv_layers[0]}: {len(images)} learned {weight.shape[2]}×{weight.shape[3]} filters")
     ctx.save(fig)
     norms = np.linalg.norm(weight.reshape(len(weight), -1), axis=1)
     return {"layer": model.conv_layers[0], "filters": int(len(images)), "kernel_size": list(weight.shape[2:]),
@@ -44,7 +45,7 @@ def make_first_layer_filters(ctx):
 
 
 def make_accuracy(ctx):
-    names = FIGURES["zoo/accuracy"]["models"]
+    names = list(dict.fromkeys(ctx.declared_models))
     metas = {name: ctx.model_meta(name) for name in names}
     accuracies = [metas[n]["metrics"]["test_accuracy"] for n in names]
     fig, axis = plt.subplots(figsize=(10, 4.5))
@@ -53,7 +54,7 @@ def make_accuracy(ctx):
     axis.set_xlim(0, 112)
     axis.invert_yaxis()
     axis.set_xlabel("held-out accuracy (%)")
-    axis.set_title("Every model in the zoo, trained here")
+    axis.set_title("Held-out accuracy of each model")
     ctx.save(fig)
     return {"models": {n: {"test_accuracy": metas[n]["metrics"]["test_accuracy"],
                            "train_seconds": metas[n].get("train_seconds"),

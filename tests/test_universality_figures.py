@@ -131,7 +131,7 @@ def test_attacks_succeed_more_with_epsilon_and_hijack_features_of_the_new_class(
 def test_single_model_figures_read_layers_and_shapes_from_the_model(renamed_cnn_zoo, tmp_path, run_figure):
     tcav = run_figure("universality/tcav", renamed_cnn_zoo, tmp_path,
                       params={"target": "circle", "examples": 20, "random_sets": 3,
-                              "concepts": ["arc", "line"]})
+                              "concepts": ["arc", "line"], "train_images": 1500, "test_images": 400})
     assert tcav["layers"] == ["a1", "a2", "a3"] and tcav["concepts"] == ["arc", "line", "stripes", "noise"]
     embedding = run_figure("universality/embedding", renamed_cnn_zoo, tmp_path,
                            params={"images": 200, "layer": "a3"})
@@ -160,6 +160,46 @@ def test_concept_figures_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_figu
     assert embedding["clusters"] == 10
     with pytest.raises(FigureInputError, match=r"'target' names class 'circle'"):
         run_figure("universality/tcav", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+
+
+def test_concept_figures_read_the_declared_models_and_image_counts(grey_cnn_zoo, tmp_path, run_figure):
+    """Probes and geometry read every declared model (not the repo's list); TCAV's image counts
+    are params, and one larger than the model's data is a message naming the figure and param."""
+    from figures_src.runner.context import FigureInputError
+    probes = run_figure("universality/probes", grey_cnn_zoo, tmp_path, params={"images": 150},
+                        models=["grey-cnn"])
+    assert set(probes["models"]) == {"grey-cnn"} and probes["chance"] == pytest.approx(1 / 10, abs=0.05)
+    geometry = run_figure("universality/geometry", grey_cnn_zoo, tmp_path, params={"images": 150},
+                          models=["grey-cnn"])
+    assert set(geometry["models"]) == {"grey-cnn"} and geometry["clusters"] == 10
+    tcav = {"target": "3", "examples": 10, "random_sets": 2, "concepts": ["1", "7"],
+            "train_images": 400, "test_images": 200}
+    numbers = run_figure("universality/tcav", grey_cnn_zoo, tmp_path, params=tcav, models=["grey-cnn"])
+    assert numbers["layers"] == ["features.4", "features.7"] and numbers["concepts"][:2] == ["1", "7"]
+    with pytest.raises(FigureInputError, match=r"universality/tcav.*'train_images' asks for 99999 train"):
+        run_figure("universality/tcav", grey_cnn_zoo, tmp_path, params={**tcav, "train_images": 99999},
+                   models=["grey-cnn"])
+
+
+def test_similarity_figures_read_the_declared_models(grey_cnn_zoo, tmp_path, run_figure):
+    """cka-maps and layer-correspondence on a grey nested CNN twice (two "seeds" of one
+    architecture, no torchvision model): the comparisons there are no models for are left out,
+    as are their words in the title; one model is a message saying what to declare."""
+    from figures_src.runner.context import FigureInputError
+    from figures_src.universality_similarity import cka_title
+    cka = run_figure("universality/cka-maps", grey_cnn_zoo, tmp_path, params={"images": 100},
+                     models=["grey-cnn", "grey-cnn"])
+    assert set(cka["pairs"]) == {"grey-cnn vs grey-cnn"} and "torchvision" not in cka
+    assert cka["seed_diagonal_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert cka_title(["grey-cnn", "grey-cnn"], ["grey-cnn", "grey-cnn"], []) == "two seeds"
+    assert cka_title(["a", "b"], None, ["resnet"]) == "other architectures, then torchvision's resnet"
+    layers = run_figure("universality/layer-correspondence", grey_cnn_zoo, tmp_path, params={"images": 100},
+                        models=["grey-cnn", "grey-cnn"])
+    assert set(layers["accuracy"]) == {"seeds_every_module"}
+    assert layers["accuracy"]["seeds_every_module"]["linear_cka"] == pytest.approx(1.0)
+    assert layers["torchvision_pairs"] == [] and layers["cross_pairs"] == []
+    with pytest.raises(FigureInputError, match=r"declares 1: list at least 2 in \"models\""):
+        run_figure("universality/cka-maps", grey_cnn_zoo, tmp_path, params={"images": 100}, models=["grey-cnn"])
 
 
 def test_unit_matching_reads_the_declared_models_and_the_layer_index(grey_cnn_zoo, tmp_path, run_figure):

@@ -64,9 +64,10 @@ class FigureContext:
         self._require_declared(name)
         return load_meta(name, self.models_dir)
 
-    def dataset(self, name: str, split: str = "test", count: int | None = None):
+    def dataset(self, name: str, split: str = "test", count: int | None = None, param: str | None = None):
         """A declared model's own data: its zoo entry's dataset, dataset_options and data_root,
-        resized to its input_shape when the entry says resize_dataset: true; the first `count`."""
+        resized to its input_shape when the entry says resize_dataset: true; the first `count`
+        (params[param], named in the message when that data cannot give them)."""
         from mechinterp.data import load_dataset
         entry = self.model_meta(name)["config"]
         if "dataset" not in entry:
@@ -75,7 +76,15 @@ class FigureContext:
                                    "models/zoo.yaml (the data it was trained or evaluated on)")
         options = {**(entry.get("dataset_options") or {}), **({"count": count} if count else {})}
         shape = entry.get("input_shape") if entry.get("resize_dataset") else None
-        return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
+        try:
+            return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
+        except ValueError as error:
+            if param is None:
+                raise
+            raise FigureInputError(f"figure {self.figure_id!r}: params {param!r} asks for {count} {split} "
+                                   f"images of model {name!r}'s data, but {error}: set {param!r} in "
+                                   f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script} "
+                                   "(for each profile)") from None
 
     def layer(self, model, param: str = "layer") -> str:
         """The layer params[param] names: a module name of `model`, or an index into its
