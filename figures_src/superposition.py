@@ -247,7 +247,7 @@ def visualise_directions(ctx, model, layer: str, directions: torch.Tensor):
     cosine-weighted projection, and an L2 pull (params featvis_l2) towards a blank (zero) image so
     only ink that helps survives. A conv layer's units are weaker per pixel: there the pull blanks
     the image, and featvis_l2 0 with featvis_render "fourier" (the default RenderSettings: Fourier
-image, transforms; featvis_lr is then unused) shows them. A flat image's warning names the
+    image, transforms; featvis_lr is then unused) shows them. A flat image's warning names the
     figure and these params."""
     import warnings
     p = ctx.params

@@ -23,7 +23,8 @@ def test_toy_model_figures(tmp_path, run_figure):
 def test_sae_features_are_purer_than_the_polysemantic_neuron(trained_zoo, tmp_path, run_figure):
     numbers = run_figure("superposition/polysemantic-vs-sae", trained_zoo, tmp_path,
                          params={"layer": "relu1", "latents": 64, "l1": 0.3, "steps": 100, "top_k": 8,
-                                 "shown": 4, "features": 2, "featvis_steps": 4})
+                                 "shown": 4, "features": 2, "featvis_steps": 4, "featvis_l2": 5.0,
+                                 "featvis_lr": 0.05, "featvis_render": "naive"})
     neuron = numbers["neuron"]
     assert numbers["polysemantic_neurons"] >= 1
     assert neuron["purity"] <= 0.5 and len(neuron["top_classes"]) >= 2     # "fires for several digits"
