@@ -10,8 +10,9 @@ circuits/ig-convergence    completeness gap against number of steps, for each qu
 
 Each figure reads the first model its FIGURES entry declares and that model's own data (its zoo
 entry's dataset, ctx.dataset). The curve circuit, patching and IG figures are about the shapes
-data's classes (arcs, circles, ...): their class params name shapes classes, and pointed at a
-model of other data they say which params to set to that data's classes.
+data's classes (arcs, circles, ...): their class params (the curve circuit's "detects": each class
+a detector is sought for and what the title calls it) name shapes classes, and pointed at a model
+of other data they say which params to set to that data's classes. Image counts are params too.
 Layers come from the model's description (feature_layers, conv_layers); dataset-example crops are
 featvis's (mechinterp.featvis.dataset_examples), cut at each unit's receptive field, so they agree
 with the featvis slides.
@@ -21,8 +22,8 @@ import numpy as np
 import torch
 from matplotlib.gridspec import GridSpec
 
-from figures_src.runner.context import FigureInputError
 from figures_src.featvis import feeding_conv
+from figures_src.figure_data import counted_data
 from figures_src.plotting import EXCITE, INHIBIT, SIGNED, no_ticks, show_image, show_signed
 
 MODEL = "shapes-cnn-a"
@@ -31,8 +32,10 @@ FIGURES = {
     "circuits/curve-circuit": {
         "make": "make_curve_circuit",
         "models": [MODEL],
-        "params": {"quick": {"images": 400, "inputs": 4, "inhibitors": 2, "featvis_steps": 32},
-                   "full": {"images": 2000, "inputs": 4, "inhibitors": 2, "featvis_steps": 512}},
+        "params": {"quick": {"images": 400, "inputs": 4, "inhibitors": 2, "featvis_steps": 32,
+                             "detects": {"arc": "curve", "corner": "corner"}},
+                   "full": {"images": 2000, "inputs": 4, "inhibitors": 2, "featvis_steps": 512,
+                            "detects": {"arc": "curve", "corner": "corner"}}},
         "outputs": ["png"],
     },
     "circuits/ablation": {
@@ -65,22 +68,20 @@ FIGURES = {
     },
 }
 
-DETECTOR_NAMES = {"arc": "curve", "corner": "corner"}   # classes a detector is sought for, in order
-
-
 def featured_model(ctx):
     """(name, model): the first model the figure's FIGURES entry declares."""
     name = ctx.declared_models[0]
     return name, ctx.model(name)
 
 
-def model_test(ctx, name, count):
-    data = ctx.dataset(name, "test", count=count)
+def model_test(ctx, name, param="images"):
+    """The model's first params[param] test images, their labels and its class names."""
+    data = counted_data(ctx, "test", param, name)
     return data.images.to(ctx.device), data.labels.to(ctx.device), data.class_names
 
 
-def model_train(ctx, name, count):
-    return ctx.dataset(name, "train", count=count).images.to(ctx.device)
+def model_train(ctx, name, param):
+    return counted_data(ctx, "train", param, name).images.to(ctx.device)
 
 
 def unit_crops(model, layer, images, unit, count):
@@ -101,17 +102,15 @@ def make_curve_circuit(ctx):
     from mechinterp.examples import most_selective_unit
     from mechinterp.featvis.dataset_examples import per_image_statistic
     from mechinterp.hooks import run_with_cache
-    from mechinterp.universality.filters import filters_as_images, first_layer_filters
     name, model = featured_model(ctx)
-    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
+    images, labels, class_names = model_test(ctx, name)
     source_layer, layer = model.feature_layers[0], model.feature_layers[1]
     conv_layer = feeding_conv(model, layer)
-    if not set(DETECTOR_NAMES) & set(class_names):
-        raise FigureInputError(f"figure {ctx.figure_id!r} seeks a unit selective for the shapes classes "
-                               f"{', '.join(DETECTOR_NAMES)}; model {name!r}'s data has classes "
-                               f"{', '.join(map(str, class_names))}: this figure is about the shapes data")
+    detects = ctx.params["detects"]     # {class: what its detector is called}, sought in order
+    for wanted in detects:
+        ctx.class_index(class_names, "detects", wanted)
     peaks, _ = per_image_statistic(run_with_cache(model, images, [layer])[1][layer], "max")
-    kind, unit, selectivity = most_selective_unit(peaks, labels, class_names, list(DETECTOR_NAMES))
+    kind, unit, selectivity = most_selective_unit(peaks, labels, class_names, list(detects))
     circuit = unit_circuit(model, conv_layer, unit, ctx.params["inputs"], ctx.params["inhibitors"])
     inputs = circuit.excitatory + circuit.inhibitory
     target_crops, top_images = unit_crops(model, layer, images, unit, 16)
@@ -120,16 +119,17 @@ def make_curve_circuit(ctx):
     source_crops = {s.unit: unit_crops(model, source_layer, images, s.unit, 1)[0][0] for s in inputs}
     # a first-layer unit's picture is its filter; the target gets a feature visualisation
     target_picture = feature_picture(model, conv_layer, unit, ctx.params["featvis_steps"])
-    first_filters = filters_as_images(first_layer_filters(model))
-    fig = draw_circuit(circuit, inputs, first_filters, source_crops, [target_picture, *target_crops[:2]],
-                       kind, unit, layer)
+    pictures, picture_kind = input_pictures(model, source_layer, [s.unit for s in inputs],
+                                            ctx.params["featvis_steps"])
+    fig = draw_circuit(circuit, inputs, (pictures, picture_kind), source_crops, [target_picture, *target_crops[:2]],
+                       detects.get(kind, kind), unit, layer)
     ctx.save(fig)
     return {"model": name, "layer": layer, "target_unit": unit, "detects": kind,
             "selectivity": selectivity, "circuit": circuit.to_dict(),
             "excitatory_units": [s.unit for s in circuit.excitatory],
             "inhibitory_units": [s.unit for s in circuit.inhibitory],
             "activation_drop_when_excitatory_inputs_zeroed": drop,
-            "target_picture": "feature visualisation",
+            "target_picture": "feature visualisation", "input_pictures": picture_kind,
             "crop_size": list(target_crops.shape[-2:]),
             "kernel_size": list(circuit.kernels[inputs[0].unit].shape)}
 
@@ -141,9 +141,22 @@ def feature_picture(model, layer, unit, steps):
     return render(model, channel(layer, [unit]), steps=steps, progress=False).images[0]
 
 
-def draw_circuit(circuit, inputs, first_filters, source_crops, target_images, kind, unit, layer):
-    """Columns of input units (filter, dataset example, kernel into the target) -> the target
-    (its feature visualisation, then its top dataset examples)."""
+def input_pictures(model, source_layer, units, steps):
+    """({unit: (C, H, W) picture}, what they are) for the input units: their filters when the
+    source layer is the first conv's output, else (a deeper first feature layer, as in a model
+    whose feature_layers skip its first conv) their feature visualisations."""
+    from mechinterp.universality.filters import filters_as_images, first_layer_filters
+    conv = feeding_conv(model, source_layer)
+    if conv == model.conv_layers[0]:
+        filters = filters_as_images(first_layer_filters(model)).transpose(0, 3, 1, 2)
+        return {unit: filters[unit] for unit in units}, "filter"
+    return {unit: feature_picture(model, conv, unit, steps) for unit in units}, "feature visualisation"
+
+
+def draw_circuit(circuit, inputs, input_pictures, source_crops, target_images, name, unit, layer):
+    """Columns of input units (filter or feature visualisation, dataset example, kernel into the
+    target) -> the target (its feature visualisation, then its top dataset examples)."""
+    pictures, picture_kind = input_pictures
     fig = plt.figure(figsize=(10, 5.6))
     columns = len(inputs)
     grid = GridSpec(3, columns + 2, figure=fig, width_ratios=[1] * columns + [0.35, 1.6],
@@ -152,14 +165,13 @@ def draw_circuit(circuit, inputs, first_filters, source_crops, target_images, ki
     for column, strength in enumerate(inputs):
         colour = EXCITE if strength in circuit.excitatory else INHIBIT
         axis = fig.add_subplot(grid[0, column])
-        axis.imshow(first_filters[strength.unit], interpolation="nearest")
-        no_ticks(axis)
+        show_image(axis, pictures[strength.unit])
         axis.set_title(f"unit {strength.unit}", fontsize=13, color=colour)
         show_image(fig.add_subplot(grid[1, column]), source_crops[strength.unit])
         kernel_axis = fig.add_subplot(grid[2, column])
         show_signed(kernel_axis, circuit.kernels[strength.unit].cpu(), limit)
         kernel_axis.set_xlabel("excites" if colour == EXCITE else "inhibits", fontsize=12, color=colour)
-    fig.axes[0].set_ylabel("filter", fontsize=12)
+    fig.axes[0].set_ylabel("filter" if picture_kind == "filter" else "feature\nvis.", fontsize=12)
     fig.axes[1].set_ylabel("top\nexample", fontsize=12)
     fig.axes[2].set_ylabel(f"kernel\n→ {unit}", fontsize=12)
     target_grid = grid[:, columns + 1].subgridspec(3, 1, hspace=0.08)
@@ -168,8 +180,8 @@ def draw_circuit(circuit, inputs, first_filters, source_crops, target_images, ki
         show_image(axis, picture)
         if row == 0:
             axis.set_title(f"{layer} unit {unit}", fontsize=13)
-    name = DETECTOR_NAMES.get(kind, kind)
-    fig.suptitle(f"A {name} detector read off the weights: first-layer units → {layer} unit {unit}",
+    source = "first-layer" if picture_kind == "filter" else "input"
+    fig.suptitle(f"A {name} detector read off the weights: {source} units → {layer} unit {unit}",
                  fontsize=17, y=1.04)
     return fig
 
@@ -179,8 +191,8 @@ def draw_circuit(circuit, inputs, first_filters, source_crops, target_images, ki
 def make_ablation(ctx):
     from mechinterp.circuits.ablation import METHODS, ablate_each_unit, ablation_effect
     name, model = featured_model(ctx)
-    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
-    reference = model_train(ctx, name, ctx.params["reference"])
+    images, labels, class_names = model_test(ctx, name)
+    reference = model_train(ctx, name, "reference")
     layer = model.feature_layers[1]
     effects = {method: ablate_each_unit(model, images, labels, layer, method, reference)
                for method in METHODS}
@@ -232,7 +244,7 @@ def make_patching(ctx):
     from mechinterp.circuits.patching import patching_heatmap
     from mechinterp.examples import correctly_classified
     name, model = featured_model(ctx)
-    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
+    images, labels, class_names = model_test(ctx, name)
     target_index = ctx.class_index(class_names, "target_class")
     donor_index = ctx.class_index(class_names, "donor_class")
     target = correctly_classified(model, images, labels, target_index, ctx.params["pairs"])
@@ -296,7 +308,7 @@ def make_integrated_gradients(ctx):
                                                   saliency)
     from mechinterp.examples import one_per_class
     name, model = featured_model(ctx)
-    images, labels, class_names = model_test(ctx, name, ctx.params["images"])
+    images, labels, class_names = model_test(ctx, name)
     for wanted in ctx.params["classes"]:
         ctx.class_index(class_names, "classes", wanted)
     picks = one_per_class(model, images, labels, class_names, ctx.params["classes"])
@@ -343,7 +355,7 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps):
 def make_ig_convergence(ctx):
     from mechinterp.attribution.gradients import RULES, integrated_gradients
     name, model = featured_model(ctx)
-    images, labels, _ = model_test(ctx, name, ctx.params["images"])
+    images, labels, _ = model_test(ctx, name)
     inputs, targets = images[:ctx.params["inputs"]], labels[:ctx.params["inputs"]]
     gaps = {}
     for rule in RULES:

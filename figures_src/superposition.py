@@ -76,9 +76,11 @@ FIGURES = {
         "make": "make_polysemantic_vs_sae",
         "models": [SAE_MODEL],
         "params": {"quick": {"layer": "relu1", "latents": 128, "l1": 0.3, "steps": 1000, "top_k": 16,
-                             "shown": 8, "features": 3, "featvis_steps": 64},
+                             "shown": 8, "features": 3, "featvis_steps": 64,
+                             "featvis_l2": 5.0, "featvis_lr": 0.05, "featvis_render": "naive"},
                    "full": {"layer": "relu1", "latents": 128, "l1": 0.3, "steps": 6000, "top_k": 16,
-                            "shown": 8, "features": 3, "featvis_steps": 256}},
+                            "shown": 8, "features": 3, "featvis_steps": 256,
+                            "featvis_l2": 5.0, "featvis_lr": 0.05, "featvis_render": "naive"}},
         "outputs": ["png"],
     },
     "superposition/sae-metrics": {
@@ -233,16 +235,34 @@ def draw_top_images(axes_row, data, indices, label: str) -> None:
     axes_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=14)
 
 
-def visualise_directions(model, layer: str, directions: torch.Tensor, steps: int, seed: int):
+def render_settings(params) -> RenderSettings:
+    """params featvis_render: "naive" (plain pixels at featvis_lr) or "fourier" (the defaults)."""
+    return RenderSettings() if params["featvis_render"] == "fourier" else RenderSettings.naive(params["featvis_lr"])
+
+
+def visualise_directions(ctx, model, layer: str, directions: torch.Tensor):
     """Feature visualisation of directions in the layer (a neuron is a one-hot direction).
 
     8x8 digits are too small for Fourier images and transforms: plain pixels, the direction's
-    cosine-weighted projection, and an L2 pull towards a blank (zero) image so only ink that
-    helps survives."""
+    cosine-weighted projection, and an L2 pull (params featvis_l2) towards a blank (zero) image so
+    only ink that helps survives. A conv layer's units are weaker per pixel: there the pull blanks
+    the image, and featvis_l2 0 with featvis_render "fourier" (the default RenderSettings: Fourier
+    image, transforms; featvis_lr is then unused) shows them. A flat image's warning names the
+    figure and these params."""
+    import warnings
+    p = ctx.params
     goal = (featvis_objectives.direction(layer, directions, cosine_power=1.0)
-            - 5.0 * featvis_objectives.l2(constant=0.0))
-    return render(model, goal, steps=steps, settings=RenderSettings.naive(0.05), seed=seed,
-                  progress=False).images
+            - p["featvis_l2"] * featvis_objectives.l2(constant=0.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        images = render(model, goal, steps=p["featvis_steps"], settings=render_settings(p),
+                        seed=ctx.seed, progress=False).images
+    for warning in caught:
+        warnings.warn(f"figure {ctx.figure_id!r}, its optimised panels: {warning.message} (here: lower "
+                      f"\"featvis_l2\" (now {p['featvis_l2']}) or set \"featvis_render\" to \"fourier\" "
+                      f"in FIGURES[{ctx.figure_id!r}][\"params\"] in {ctx.script})",
+                      warning.category, stacklevel=2)
+    return images
 
 
 def draw_units_with_top_images(rows, optimised, test, shown, title):
@@ -283,7 +303,7 @@ def make_polysemantic_vs_sae(ctx):
     features = features_behind_unit(contributions, latents, count=p["features"])
     rows = [("neuron", neuron, neurons)] + [("SAE feature", f, latents) for f in features]
     directions = torch.cat([torch.eye(sae.W_dec.shape[1])[[neuron]], sae.W_dec.detach().cpu()[features]])
-    optimised = visualise_directions(model, layer, directions.to(ctx.device), p["featvis_steps"], ctx.seed)
+    optimised = visualise_directions(ctx, model, layer, directions.to(ctx.device))
     ctx.save(draw_units_with_top_images(rows, optimised, test, p["shown"],
                                         f"{name}, layer {layer}: the test images that excite each unit most"))
 
@@ -293,6 +313,7 @@ def make_polysemantic_vs_sae(ctx):
                 "top_classes": {test.class_names[c]: int(counts[c]) for c in torch.nonzero(counts).flatten()}}
     return {"layer": layer, "model": name, "top_k": p["top_k"],
             "neuron": describe(neurons, neuron), "features": [describe(latents, f) for f in features],
+            "optimised_spread": optimised.flatten(1).std(1).tolist(),   # ~0: a blank panel
             "polysemantic_neurons": len(candidates), "neurons": summary(neurons),
             "sae_latents": summary(latents), "sae": {"kind": "relu-l1", "l1": p["l1"], "latents": p["latents"],
                                                      "steps": p["steps"], **measured,

@@ -5,18 +5,24 @@ universality/adversarial            attack success against epsilon; the SAE feat
 universality/adversarial-path       a targeted attack walking an input from one class to another
 
 The SAE reads the model's last feature layer (its description's feature_layers[-1]), the layer the
-classifier reads.
+classifier reads. Each figure reads its first declared model and that model's own data; the classes
+(start, end, target) and the image counts (images, sae_images, reference_images) are params, each
+checked against that data with a message naming the param to change.
 """
 import matplotlib.pyplot as plt
 import numpy as np
 
+from figures_src.figure_data import counted_data
 from figures_src.plotting import show_image
 
 FIGURES = {
     "universality/interpolation": {
         "make": "make_interpolation",
         "models": ["shapes-cnn-a"],
-        "params": {"start": "line", "end": "circle", "steps": 9, "dense_steps": 101, "layer": "relu3"},
+        "params": {"quick": {"images": 500, "start": "line", "end": "circle", "steps": 9,
+                             "dense_steps": 101, "layer": "relu3"},
+                   "full": {"images": 500, "start": "line", "end": "circle", "steps": 9,
+                            "dense_steps": 101, "layer": "relu3"}},
         "outputs": ["png"],
     },
     "universality/adversarial": {
@@ -25,30 +31,31 @@ FIGURES = {
         "params": {"quick": {"images": 120, "sae_images": 2000, "sae_steps": 300, "steps": 5,
                              "linf": [0, 0.005, 0.01, 0.02, 0.04],
                              "l2": [0, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01,
-                             "reference_linf": 0.02, "reference_l2": 0.5},
+                             "reference_linf": 0.02, "reference_l2": 0.5, "reference_images": 2000},
                    "full": {"images": 500, "sae_images": 8000, "sae_steps": 2000, "steps": 10,
                             "linf": [0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.04],
                             "l2": [0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0], "hijack_epsilon": 0.01,
-                            "reference_linf": 0.02, "reference_l2": 0.5}},
+                            "reference_linf": 0.02, "reference_l2": 0.5, "reference_images": 2000}},
         "outputs": ["png"],
     },
     "universality/adversarial-path": {
         "make": "make_adversarial_path",
         "models": ["shapes-cnn-a"],
-        "params": {"start": "line", "target": "circle", "epsilon": 3.0, "steps": 40, "shown": 7},
+        "params": {"quick": {"images": 500, "start": "line", "target": "circle", "epsilon": 3.0,
+                             "steps": 40, "shown": 7},
+                   "full": {"images": 500, "start": "line", "target": "circle", "epsilon": 3.0,
+                            "steps": 40, "shown": 7}},
         "outputs": ["png"],
     },
 }
 
 
-def shapes(ctx, split, count):
-    """The data of the figure's first declared model (its zoo entry's dataset)."""
-    return ctx.dataset(ctx.declared_models[0], split, count=count)
-
-
-def first_of_class(data, model, name):
-    """The first test image of the class that the model classifies correctly (else its best-scored)."""
+def first_of_class(ctx, data, model, param):
+    """The first test image of the class params[param] names that the model classifies correctly
+    (else its best-scored)."""
     from mechinterp.examples import one_per_class
+    ctx.class_index(data.class_names, param)
+    name = ctx.params[param]
     return data.images[one_per_class(model, data.images, data.labels, data.class_names, [name])[0]]
 
 
@@ -62,17 +69,17 @@ def path_strip(fig, grid, images, titles):
 
 def make_interpolation(ctx):
     from mechinterp.representations.geometry import interpolation_path, path_length
-    data = shapes(ctx, "test", 500)
+    data = counted_data(ctx, "test", "images")
     model = ctx.model(ctx.declared_models[0])
-    start = first_of_class(data, model, ctx.params["start"])
-    end = first_of_class(data, model, ctx.params["end"])
+    start = first_of_class(ctx, data, model, "start")
+    end = first_of_class(ctx, data, model, "end")
     dense = interpolation_path(model, start, end, ctx.params["dense_steps"], ctx.layer(model))
     coarse = interpolation_path(model, start, end, ctx.params["steps"])
     fig = plt.figure(figsize=(13, 6))
     grid = fig.add_gridspec(2, len(coarse.alphas), height_ratios=[1, 2.2])
     path_strip(fig, grid, coarse.images, [data.class_names[c] for c in coarse.classes])
     curve = fig.add_subplot(grid[1, :])
-    for index in sorted(set(dense.classes.tolist()) | {data.class_names.index(ctx.params["end"])}):
+    for index in sorted(set(dense.classes.tolist()) | {ctx.class_index(data.class_names, "end")}):
         curve.plot(dense.alphas, dense.probabilities[:, index], label=data.class_names[index])
     curve.set_xlabel("α   (image = (1 − α)·start + α·end)")
     curve.set_ylabel("probability")
@@ -98,14 +105,14 @@ def pooled_features(model, images, layer, device):
     return layer_features(model, images, [layer], pool="max")[layer].to(device)
 
 
-def train_feature_sae(ctx, model, layer, count, steps):
+def train_feature_sae(ctx, model, layer, images, steps):
     """A TopK SAE on `layer`'s channel maxima over training images: (sae, explained variance,
     dead fraction)."""
     import torch
     from mechinterp.superposition.sae import TopKSAE
     from mechinterp.superposition.sae_metrics import explained_variance
     from mechinterp.superposition.sae_training import row_batches, train_sae
-    vectors = pooled_features(model, shapes(ctx, "train", count).images, layer, ctx.device)
+    vectors = pooled_features(model, images, layer, ctx.device)
     sae = TopKSAE(vectors.shape[1], 4 * vectors.shape[1], k=8, seed=ctx.seed).to(ctx.device)
     log = train_sae(sae, row_batches(vectors, 256, ctx.seed), steps=steps, lr=1e-3)
     with torch.no_grad():
@@ -124,12 +131,15 @@ def attack_rates(model, data, params):
 
 def make_adversarial(ctx):
     params = ctx.params
-    data = shapes(ctx, "test", params["images"])
+    # every count is checked before the attacks run (minutes on the full profile)
+    data, reference = counted_data(ctx, "test", "images"), counted_data(ctx, "train", "reference_images")
+    sae_images = counted_data(ctx, "train", "sae_images").images
     model = ctx.model(ctx.declared_models[0])
     layer = model.feature_layers[-1]
     rates = attack_rates(model, data, params)
-    sae, explained, dead = train_feature_sae(ctx, model, layer, params["sae_images"], params["sae_steps"])
-    hijack, preferred, flipped, top_is_new_class = read_attack_through_sae(ctx, model, sae, layer, data)
+    sae, explained, dead = train_feature_sae(ctx, model, layer, sae_images, params["sae_steps"])
+    hijack, preferred, flipped, top_is_new_class = read_attack_through_sae(ctx, model, sae, layer, data,
+                                                                           reference)
     ctx.save(draw_adversarial(params, rates, hijack, preferred, data.class_names))
     linf_index, l2_index = params["linf"].index(params["reference_linf"]), params["l2"].index(params["reference_l2"])
     at_reference = {"linf": params["reference_linf"], "fgsm": rates["fgsm"][linf_index],
@@ -146,7 +156,7 @@ def make_adversarial(ctx):
             "top_feature_is_new_class_chance": 1 / (len(data.class_names) - 1)}
 
 
-def read_attack_through_sae(ctx, model, sae, layer, data):
+def read_attack_through_sae(ctx, model, sae, layer, data, reference):
     """PGD at the hijack epsilon, read in the SAE's basis on the inputs it flipped: the hijacked
     features, each feature's preferred class, the number flipped, and how often the feature the
     attack raised most belongs to the new class."""
@@ -159,7 +169,6 @@ def read_attack_through_sae(ctx, model, sae, layer, data):
     flipped = (clean_pred == data.labels) & (adversarial_pred != data.labels)
     clean = pooled_features(model, data.images[flipped], layer, ctx.device)
     attacked = pooled_features(model, adversarial[flipped], layer, ctx.device)
-    reference = shapes(ctx, "train", 2000)
     preferred = feature_preferred_class(sae, pooled_features(model, reference.images, layer, ctx.device),
                                         reference.labels, len(data.class_names))
     raised = most_raised_feature(sae, clean, attacked).numpy()
@@ -195,10 +204,10 @@ def draw_adversarial(params, rates, hijack, preferred, class_names):
 
 def make_adversarial_path(ctx):
     from mechinterp.adversarial import adversarial_path
-    data = shapes(ctx, "test", 500)
+    data = counted_data(ctx, "test", "images")
     model = ctx.model(ctx.declared_models[0])
-    start = first_of_class(data, model, ctx.params["start"])
-    target = data.class_names.index(ctx.params["target"])
+    start = first_of_class(ctx, data, model, "start")
+    target = ctx.class_index(data.class_names, "target")
     path = adversarial_path(model, start, target, ctx.params["epsilon"], "l2", ctx.params["steps"])
     shown = np.linspace(0, len(path.images) - 1, ctx.params["shown"]).round().astype(int)
     fig = plt.figure(figsize=(13, 6))

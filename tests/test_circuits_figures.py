@@ -174,5 +174,25 @@ def test_circuit_figures_on_a_grey_nested_model_read_its_data_or_name_the_class_
     assert numbers["model"] == "grey-cnn" and numbers["layer"] == "features.7"
     with pytest.raises(FigureInputError, match=r"'target_class' names class 'arc'.*its classes: 0, 1"):
         run_figure("circuits/patching", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
-    with pytest.raises(FigureInputError, match="this figure is about the shapes data"):
+    with pytest.raises(FigureInputError, match=r"'detects' names class 'arc'.*its classes: 0, 1"):
         run_figure("circuits/curve-circuit", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+
+
+def test_curve_circuit_seeks_the_classes_its_params_name_on_a_grey_model(grey_cnn_zoo, tmp_path, run_figure):
+    """The classes a detector is sought for are a param: pointed at mnist digits, it finds the
+    unit most selective for a 0 or a 7 and calls it what the param says."""
+    params = {"images": 300, "inputs": 3, "inhibitors": 1, "featvis_steps": 4,
+              "detects": {"0": "loop", "7": "seven"}}
+    numbers = run_figure("circuits/curve-circuit", grey_cnn_zoo, tmp_path, models=["grey-cnn"], params=params)
+    assert numbers["model"] == "grey-cnn" and numbers["detects"] in ("0", "7")
+    assert numbers["layer"] == "features.7" and numbers["selectivity"] > 0
+
+
+def test_a_count_beyond_the_models_data_names_the_figure_and_the_param(grey_cnn_zoo, tmp_path, run_figure):
+    """mnist-5k has 1,000 test images: asking for more says which param to lower, and to what."""
+    from figures_src.runner.context import FigureInputError
+    with pytest.raises(FigureInputError, match=r"figure 'circuits/ablation': params 'reference' asks for "
+                                               r"5000 train images, but model 'grey-cnn''s data has 4000: "
+                                               r"set 'reference' .* to at most 4000"):
+        run_figure("circuits/ablation", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
+                   params={"images": 100, "reference": 5000, "shown": 4})

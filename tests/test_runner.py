@@ -394,3 +394,14 @@ def test_a_figure_is_stale_when_the_speakers_own_package_it_imports_changes(tmp_
     spec = discover_figures(tmp_path / "figures_src", tmp_path)["lab/ig"]
     inputs = figure_inputs(spec, "quick", tmp_path, tmp_path)
     assert stale_reason(spec, inputs, manifest, tmp_path) == "imported module my_lab/sub/seeds.py changed"
+
+
+def test_a_copied_script_names_both_places_of_its_duplicate_id_and_the_fix(tmp_path):
+    (tmp_path / "featvis.py").write_text('FIGURES = {\n    "featvis/a": {"make": "f"},\n}\n')
+    (tmp_path / "v_featvis.py").write_text('\n\nFIGURES = {\n    "featvis/a": {"make": "f"},\n}\n')
+    with pytest.raises(FigureSpecError) as error:
+        discover_figures(tmp_path, REPO)
+    assert (error.value.path, error.value.line) == (tmp_path / "v_featvis.py", 4)
+    assert str(error.value).startswith(f"{tmp_path / 'v_featvis.py'}:4: figure id 'featvis/a' is also "
+                                       f"declared at {tmp_path / 'featvis.py'}:2")
+    assert "ids of their own (e.g. 'my-featvis/a')" in str(error.value)

@@ -2,6 +2,8 @@
 conftest: images written, numbers JSON the runner can write), checked against what the slides say:
 the toy models' counts add up, the digits MLP's featured neuron is polysemantic while the SAE
 features behind it are purer, and TopK SAEs keep exactly k latents, explaining more with more."""
+import pytest
+
 TINY_TRAIN = {"steps": 30, "batch_size": 64, "lr": 2e-2, "lr_schedule": "cosine", "replicas": 2}
 
 
@@ -21,7 +23,8 @@ def test_toy_model_figures(tmp_path, run_figure):
 def test_sae_features_are_purer_than_the_polysemantic_neuron(trained_zoo, tmp_path, run_figure):
     numbers = run_figure("superposition/polysemantic-vs-sae", trained_zoo, tmp_path,
                          params={"layer": "relu1", "latents": 64, "l1": 0.3, "steps": 100, "top_k": 8,
-                                 "shown": 4, "features": 2, "featvis_steps": 4})
+                                 "shown": 4, "features": 2, "featvis_steps": 4, "featvis_l2": 5.0,
+                                 "featvis_lr": 0.05, "featvis_render": "naive"})
     neuron = numbers["neuron"]
     assert numbers["polysemantic_neurons"] >= 1
     assert neuron["purity"] <= 0.5 and len(neuron["top_classes"]) >= 2     # "fires for several digits"
@@ -57,5 +60,20 @@ def test_sae_figures_run_on_a_grey_conv_model_with_its_own_data(grey_cnn_zoo, tm
     assert metrics["clean_accuracy"] > 0.3             # its own mnist test digits (chance 0.1), not sklearn's 8x8
     poly = run_figure("superposition/polysemantic-vs-sae", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
                       params={"layer": "features.4", "latents": 32, "l1": 0.3, "steps": 30, "top_k": 8,
-                              "shown": 4, "features": 2, "featvis_steps": 4})
+                              "shown": 4, "features": 2, "featvis_steps": 4, "featvis_l2": 0.0, "featvis_lr": 0.05, "featvis_render": "fourier"})
     assert poly["model"] == "grey-cnn" and poly["layer"] == "features.4" and len(poly["features"]) == 2
+
+
+def test_sae_directions_on_a_conv_layer_are_visible_with_the_featvis_params(grey_cnn_zoo, tmp_path, run_figure):
+    """The digits MLP's L2 pull blanks a conv layer's optimised panels, and the flat warning names
+    the figure and its params; without the pull and with the Fourier renderer they show."""
+    import warnings
+    params = {"layer": "features.4", "latents": 32, "l1": 0.3, "steps": 30, "top_k": 8, "shown": 4,
+              "features": 2, "featvis_steps": 64, "featvis_l2": 5.0, "featvis_lr": 0.05, "featvis_render": "naive"}
+    with pytest.warns(UserWarning, match=r"figure 'superposition/polysemantic-vs-sae'.*are flat.*featvis_l2"):
+        run_figure("superposition/polysemantic-vs-sae", grey_cnn_zoo, tmp_path, models=["grey-cnn"], params=params)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*are flat")
+        poly = run_figure("superposition/polysemantic-vs-sae", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
+                          params={**params, "featvis_l2": 0.0, "featvis_lr": 0.05, "featvis_render": "fourier"})
+    assert min(poly["optimised_spread"]) > 0.05

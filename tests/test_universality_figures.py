@@ -213,3 +213,29 @@ def test_unit_matching_reads_the_declared_models_and_the_layer_index(grey_cnn_zo
                            params={"images": 120})
     assert set(histogram["layers"]) == {"features.4", "features.7"}
     assert all(layer["matched_mean"] > 0.999 for layer in histogram["layers"].values())
+
+
+def test_class_paths_on_a_grey_model_read_their_class_params(grey_cnn_zoo, tmp_path, run_figure):
+    """Pointed at mnist digits, the default shapes classes name the param to change (no engine
+    ValueError), and digit classes walk from one to the other."""
+    from figures_src.runner.context import FigureInputError
+    with pytest.raises(FigureInputError, match=r"'universality/adversarial-path': params 'start' names "
+                                               r"class 'line'.*its classes: 0, 1"):
+        run_figure("universality/adversarial-path", grey_cnn_zoo, tmp_path, models=["grey-cnn"])
+    path = run_figure("universality/adversarial-path", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
+                      params={"images": 100, "start": "1", "target": "7", "epsilon": 6.0, "steps": 12,
+                              "shown": 4})
+    assert path["classes_along_path"][0] == "1" and path["target"] == "7"
+    line = run_figure("universality/interpolation", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
+                      params={"images": 100, "start": "1", "end": "0", "steps": 5, "dense_steps": 11,
+                              "layer": -1})
+    assert line["classes_along_path"][0] == "1" and line["classes_along_path"][-1] == "0"
+
+
+def test_adversarial_counts_are_params_checked_before_the_attacks(grey_cnn_zoo, tmp_path, run_figure):
+    from figures_src.runner.context import FigureInputError
+    from figures_src.universality_adversarial import FIGURES
+    params = {**FIGURES["universality/adversarial"]["params"]["quick"], "images": 40, "reference_images": 5000}
+    with pytest.raises(FigureInputError, match=r"'universality/adversarial': params 'reference_images' "
+                                               r"asks for 5000 train images.* at most 4000"):
+        run_figure("universality/adversarial", grey_cnn_zoo, tmp_path, models=["grey-cnn"], params=params)

@@ -335,6 +335,17 @@ def declared_ids(scripts_dir: Path) -> dict[str, Path]:
     return found
 
 
+def duplicate_id(copy: FigureSpec, first: FigureSpec) -> FigureSpecError:
+    """The error for an id two scripts declare, naming both places (a copied script keeps the
+    original's ids until they are renamed)."""
+    family, name = copy.figure_id.split("/", 1)
+    return FigureSpecError(
+        f"{copy.script}:{copy.line}: figure id {copy.figure_id!r} is also declared at "
+        f"{first.script}:{first.line}; ids must be unique: give the figures of a copied script ids "
+        f"of their own (e.g. {f'my-{family}/{name}'!r}) and cite those in your deck",
+        copy.script, copy.line)
+
+
 def discover_figures(scripts_dir: Path, repo_root: Path | None = None) -> dict[str, FigureSpec]:
     """All figures declared in scripts_dir/*.py, keyed by id; duplicate ids are an error, and so
     is a script that does not parse (UnreadableScriptError, after reading all the others)."""
@@ -351,8 +362,7 @@ def discover_figures(scripts_dir: Path, repo_root: Path | None = None) -> dict[s
             continue
         for spec in specs:
             if spec.figure_id in found:
-                raise FigureSpecError(f"{script}: figure id {spec.figure_id!r} is also declared in "
-                                      f"{found[spec.figure_id].script}; ids must be unique")
+                raise duplicate_id(spec, found[spec.figure_id])
             found[spec.figure_id] = spec
     CACHE.save()
     if unreadable:
