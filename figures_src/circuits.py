@@ -23,7 +23,6 @@ import torch
 from matplotlib.gridspec import GridSpec
 
 from figures_src.featvis import feeding_conv
-from figures_src.figure_data import counted_data
 from figures_src.plotting import EXCITE, INHIBIT, SIGNED, no_ticks, show_image, show_signed
 
 MODEL = "shapes-cnn-a"
@@ -76,12 +75,12 @@ def featured_model(ctx):
 
 def model_test(ctx, name, param="images"):
     """The model's first params[param] test images, their labels and its class names."""
-    data = counted_data(ctx, "test", param, name)
+    data = ctx.counted_dataset("test", param, name)
     return data.images.to(ctx.device), data.labels.to(ctx.device), data.class_names
 
 
 def model_train(ctx, name, param):
-    return counted_data(ctx, "train", param, name).images.to(ctx.device)
+    return ctx.counted_dataset("train", param, name).images.to(ctx.device)
 
 
 def unit_crops(model, layer, images, unit, count):

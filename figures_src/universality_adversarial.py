@@ -12,7 +12,6 @@ checked against that data with a message naming the param to change.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures_src.figure_data import counted_data
 from figures_src.plotting import show_image
 
 FIGURES = {
@@ -69,7 +68,7 @@ def path_strip(fig, grid, images, titles):
 
 def make_interpolation(ctx):
     from mechinterp.representations.geometry import interpolation_path, path_length
-    data = counted_data(ctx, "test", "images")
+    data = ctx.counted_dataset("test", "images")
     model = ctx.model(ctx.declared_models[0])
     start = first_of_class(ctx, data, model, "start")
     end = first_of_class(ctx, data, model, "end")
@@ -132,8 +131,8 @@ def attack_rates(model, data, params):
 def make_adversarial(ctx):
     params = ctx.params
     # every count is checked before the attacks run (minutes on the full profile)
-    data, reference = counted_data(ctx, "test", "images"), counted_data(ctx, "train", "reference_images")
-    sae_images = counted_data(ctx, "train", "sae_images").images
+    data, reference = ctx.counted_dataset("test", "images"), ctx.counted_dataset("train", "reference_images")
+    sae_images = ctx.counted_dataset("train", "sae_images").images
     model = ctx.model(ctx.declared_models[0])
     layer = model.feature_layers[-1]
     rates = attack_rates(model, data, params)
@@ -204,7 +203,7 @@ def draw_adversarial(params, rates, hijack, preferred, class_names):
 
 def make_adversarial_path(ctx):
     from mechinterp.adversarial import adversarial_path
-    data = counted_data(ctx, "test", "images")
+    data = ctx.counted_dataset("test", "images")
     model = ctx.model(ctx.declared_models[0])
     start = first_of_class(ctx, data, model, "start")
     target = ctx.class_index(data.class_names, "target")

@@ -68,7 +68,7 @@ class FigureContext:
         """A declared model's own data: its zoo entry's dataset, dataset_options and data_root,
         resized to its input_shape when the entry says resize_dataset: true; the first `count`
         (params[param], named in the message when that data cannot give them)."""
-        from mechinterp.data import load_dataset
+        from mechinterp.data import TooFewImages, load_dataset
         entry = self.model_meta(name)["config"]
         if "dataset" not in entry:
             raise FigureInputError(f"figure {self.figure_id!r} reads the data of model {name!r}, whose "
@@ -78,13 +78,17 @@ class FigureContext:
         shape = entry.get("input_shape") if entry.get("resize_dataset") else None
         try:
             return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
-        except ValueError as error:
+        except TooFewImages as error:
             if param is None:
                 raise
             raise FigureInputError(f"figure {self.figure_id!r}: params {param!r} asks for {count} {split} "
-                                   f"images of model {name!r}'s data, but {error}: set {param!r} in "
-                                   f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script} "
-                                   "(for each profile)") from None
+                                   f"images, but model {name!r}'s data has {error.available}: set {param!r} "
+                                   f"in FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to at most "
+                                   f"{error.available} (for each profile)") from None
+
+    def counted_dataset(self, split: str, param: str, name: str | None = None):
+        """params[param] images of `split` of the first declared model's data (or model `name`'s)."""
+        return self.dataset(name or self.declared_models[0], split, count=self.params[param], param=param)
 
     def layer(self, model, param: str = "layer") -> str:
         """The layer params[param] names: a module name of `model`, or an index into its

@@ -33,11 +33,19 @@ from mechinterp.models.fields import DATASET_NAMES   # there: the zoo checks ent
 
 SHAPES_SPLITS = {"train": {"count": 8000, "seed": 0}, "test": {"count": 2000, "seed": 1_000_003}}
 
-__all__ = ["LabelledImages", "load_dataset", "fit_images", "natural_patches", "DATASET_NAMES"]
+__all__ = ["LabelledImages", "TooFewImages", "load_dataset", "fit_images", "natural_patches", "DATASET_NAMES"]
 
 
 class ImageShapeError(ValueError):
     """Images that fit_images cannot give the channels asked for."""
+
+
+class TooFewImages(ValueError):
+    """A count larger than the split: `available` says how many it has."""
+
+    def __init__(self, message: str, available: int):
+        super().__init__(message)
+        self.available = available
 
 
 @dataclass
@@ -91,8 +99,8 @@ def _first(name: str, split: str, arrays: tuple, count: int | None) -> tuple:
     if count is None:
         return arrays
     if count > len(labels):
-        raise ValueError(f"dataset {name!r} has {len(labels)} {split} images, fewer than count="
-                         f"{count}: ask for at most {len(labels)} (or leave count out for all)")
+        raise TooFewImages(f"dataset {name!r} has {len(labels)} {split} images, fewer than count="
+                           f"{count}: ask for at most {len(labels)} (or leave count out for all)", len(labels))
     return images[:count], labels[:count], class_names
 
 
