@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from matplotlib.gridspec import GridSpec
 
-from figures_src.plotting import show_image
+from figures_src.plotting import activation_label, show_image
 
 # the render schedule most featvis figures share: short and bold for quick, long and gentle for full
 QUICK_RENDER = {"steps": 16, "learning_rate": 0.1, "images": 300}
@@ -246,7 +246,8 @@ def make_regularisation(ctx):
         "fourier_decorrelated_transforms": visualise(ctx, model, layer, [unit], steps),
     }
     labels = {"none": "no prior\n(pixels)", "l2_tv_jitter": "L2 + TV + jitter\n(pixels)",
-              "fourier_decorrelated_transforms": "Fourier + decorrelated\ncolour + transforms"}
+              "fourier_decorrelated_transforms": ("Fourier + decorrelated\ncolour + transforms"
+                                                  if model.input_shape[0] == 3 else "Fourier\n+ transforms")}
     maximum, spread = dataset_strongest(model, layer, test_images(ctx, name))
     numbers = {}
     fig, axes = plt.subplots(1, 3, figsize=(10, 4.4))
@@ -255,7 +256,7 @@ def make_regularisation(ctx):
         high = float(high_frequency_fraction(run.images)[0])
         numbers[kind] = {"activation": float(reached[0]), "high_frequency_fraction": high,
                          "sigmas_beyond_dataset_max": float(sigmas_beyond(reached, [unit], maximum, spread)[0])}
-        show_image(ax, run.images[0], f"{labels[kind]}\nact. {float(reached[0]):.0f}, high freq. {100 * high:.0f}%")
+        show_image(ax, run.images[0], f"{labels[kind]}\nact. {activation_label(reached[0])}, high freq. {100 * high:.0f}%")
     ctx.save(fig)
     return {"model": name, "layer": layer, "unit": unit, "steps": steps, "dataset_max": float(maximum[unit]),
             **numbers}
@@ -297,10 +298,10 @@ def make_dataset_examples(ctx):
     fig, axes = plt.subplots(len(units), 1 + ctx.params["examples"], figsize=(10, 1.75 * len(units) + 0.6))
     numbers = {}
     for row, unit in enumerate(units):
-        show_image(axes[row, 0], pictures[row], f"{reached[row]:.0f}")
+        show_image(axes[row, 0], pictures[row], activation_label(reached[row]))
         axes[row, 0].set_ylabel(f"unit {unit}", fontsize=14)
         for column, crop in enumerate(receptive_field_crops(images, top, field, unit), start=1):
-            show_image(axes[row, column], crop, f"{float(top.values[unit, column - 1]):.0f}")
+            show_image(axes[row, column], crop, activation_label(top.values[unit, column - 1]))
         numbers[str(unit)] = {"visualisation": float(reached[row]), "dataset_max": float(top.values[unit, 0]),
                               "ratio": float(reached[row] / top.values[unit, 0])}
     fig.suptitle(f"{layer}: optimised image (left), the test crops that excite it most (right);\n"

@@ -25,6 +25,13 @@ def model_label(name: str) -> str:
     return MODEL_LABELS.get(name, name)
 
 
+def activation_label(value: float) -> str:
+    """An activation as a panel title: whole numbers from 10 up, two significant digits below
+    ("0.42", "-1.3"), so a small-scale model's values do not all read "0"."""
+    value = float(value)
+    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
+
+
 def no_ticks(axis) -> None:
     """An axis drawn as a bare picture: no ticks, no frame."""
     axis.set_xticks([])

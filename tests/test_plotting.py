@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 import figures_src.runner.style  # noqa: F401  (selects the file-only Agg backend, as the runner does)
-from figures_src.plotting import as_picture, filter_mosaic, heat_map, model_label, text_colour
+from figures_src.plotting import activation_label, as_picture, filter_mosaic, heat_map, model_label, text_colour
 from mechinterp.universality.filters import filters_as_images
 
 
@@ -31,3 +31,8 @@ def test_heat_map_text_is_white_on_dark_cells_and_black_on_light_ones():
     assert [text.get_text() for text in axis.texts] == ["0.00", "1.00"]
     plt.close(fig)
     assert model_label("shapes-cnn-a") == "A" and model_label("my-own-cnn") == "my-own-cnn"
+
+
+def test_activation_labels_keep_two_digits_below_ten_and_whole_numbers_above():
+    assert [activation_label(v) for v in (1234.4, -12.6, 2.345, -0.04, 0.0)] == ["1234", "-13", "2.3", "-0.04", "0"]
+    assert activation_label(torch.tensor(0.42)) == "0.42"
