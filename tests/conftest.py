@@ -25,7 +25,7 @@ full-batch with Adam on the first 1,400 scikit-learn digits (about a second); it
 renamed_cnn_zoo: a models folder whose "shapes-cnn-a" is RenamedCNN, a network with none of the
 zoo's layer names, for checking that a figure reads layers and shapes from the model.
 
-grey_cnn_zoo: a models folder whose "grey-cnn" is GreyNestedCNN, a one-channel 28x28 network of
+grey_cnn_zoo: a models folder whose "grey-cnn" is tests/grey_cnn.py's GreyNestedCNN, a one-channel 28x28 network of
 nested nn.Sequential blocks (features.0 ...) with GELU, trained two epochs on mnist-5k (seconds),
 whose feature_layers are two of its three convs' activations: the figures' own-model check.
 
@@ -178,24 +178,9 @@ RENAMED_CNN_ZOO = """models:
 """
 
 
-class GreyNestedCNN(nn.Module):
-    """A grey-scale 28x28 CNN that is not ours: features.0 ... features.7 inside one Sequential."""
-
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(8, 12, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(12, 16, 3, padding=1), nn.GELU())
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Linear(16, classes)
-
-    def forward(self, x):
-        return self.head(self.pool(self.features(x)).flatten(1))
-
-
 GREY_CNN_ZOO = """models:
   grey-cnn:
-    architecture: "tests.conftest:GreyNestedCNN"
+    architecture: "tests.grey_cnn:GreyNestedCNN"
     dataset: mnist-5k
     input_shape: [1, 28, 28]
     feature_layers: [features.4, features.7]

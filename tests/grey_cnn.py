@@ -1,6 +1,7 @@
-"""A user's model that is not ours, for engine tests: a small grey-scale CNN whose layers are
-nested in an nn.Sequential (features.0 ...), with BatchNorm, GELU/SiLU and average pooling, and
-described (feature_layers, input_shape ...) as the zoo describes a built model."""
+"""Users' models that are not ours, grey-scale CNNs whose layers are nested in an nn.Sequential
+(features.0 ...): grey_nested_cnn, built in code for engine tests (BatchNorm, GELU/SiLU, average
+pooling, described as the zoo describes a built model), and GreyNestedCNN, the architecture of
+conftest's grey_cnn_zoo entry, trained on mnist-5k for the figure tests."""
 from collections import OrderedDict
 
 import torch
@@ -17,3 +18,18 @@ def grey_nested_cnn(size: int = 8, seed: int = 0) -> nn.Module:
     model = nn.Sequential(OrderedDict(features=features, pool=nn.AdaptiveAvgPool2d(1),
                                       flat=nn.Flatten(), head=nn.Linear(6, 3)))
     return describe_layers(model, {"input_shape": [1, size, size]}).eval()
+
+
+class GreyNestedCNN(nn.Module):
+    """A grey-scale 28x28 CNN that is not ours: features.0 ... features.7 inside one Sequential."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 12, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(12, 16, 3, padding=1), nn.GELU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.head(self.pool(self.features(x)).flatten(1))
