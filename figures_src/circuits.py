@@ -67,12 +67,6 @@ FIGURES = {
     },
 }
 
-def featured_model(ctx):
-    """(name, model): the first model the figure's FIGURES entry declares."""
-    name = ctx.declared_models[0]
-    return name, ctx.model(name)
-
-
 def model_test(ctx, name, param="images"):
     """The model's first params[param] test images, their labels and its class names."""
     data = ctx.counted_dataset("test", param, name)
@@ -101,7 +95,7 @@ def make_curve_circuit(ctx):
     from mechinterp.examples import most_selective_unit
     from mechinterp.featvis.dataset_examples import per_image_statistic
     from mechinterp.hooks import run_with_cache
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     images, labels, class_names = model_test(ctx, name)
     source_layer, layer = model.feature_layers[0], model.feature_layers[1]
     conv_layer = feeding_conv(model, layer)
@@ -189,7 +183,7 @@ def draw_circuit(circuit, inputs, input_pictures, source_crops, target_images, n
 
 def make_ablation(ctx):
     from mechinterp.circuits.ablation import METHODS, ablate_each_unit, ablation_effect
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     images, labels, class_names = model_test(ctx, name)
     reference = model_train(ctx, name, "reference")
     layer = model.feature_layers[1]
@@ -242,7 +236,7 @@ def draw_ablation(effects, shown, top_three, class_names, layer):
 def make_patching(ctx):
     from mechinterp.circuits.patching import patching_heatmap
     from mechinterp.examples import correctly_classified
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     images, labels, class_names = model_test(ctx, name)
     target_index = ctx.class_index(class_names, "target_class")
     donor_index = ctx.class_index(class_names, "donor_class")
@@ -306,7 +300,7 @@ def make_integrated_gradients(ctx):
     from mechinterp.attribution.gradients import (integrated_gradients, layer_integrated_gradients,
                                                   saliency)
     from mechinterp.examples import one_per_class
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     images, labels, class_names = model_test(ctx, name)
     for wanted in ctx.params["classes"]:
         ctx.class_index(class_names, "classes", wanted)
@@ -353,7 +347,7 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps):
 
 def make_ig_convergence(ctx):
     from mechinterp.attribution.gradients import RULES, integrated_gradients
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     images, labels, _ = model_test(ctx, name)
     inputs, targets = images[:ctx.params["inputs"]], labels[:ctx.params["inputs"]]
     gaps = {}

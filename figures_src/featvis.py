@@ -73,24 +73,13 @@ L2_WEIGHT = 0.5          # pull towards grey for neuron visualisations (calm out
 
 # --- data, units and measures ---
 
-def featured_model(ctx):
-    """(name, model): the first model the figure's FIGURES entry declares."""
-    name = ctx.declared_models[0]
-    return name, ctx.model(name)
-
-
-def test_images(ctx, name):
-    """params["images"] images of the model's own test data."""
-    return ctx.dataset(name, "test", count=ctx.params["images"]).images
-
-
 def data_colour_image(ctx, model, batch):
     """Fourier image; an RGB model's colours are decorrelated with its data's own colour
     covariance (a grey model has no colours to decorrelate)."""
     from mechinterp.featvis.parameterisations import ImageParameterisation, estimate_colour_correlation_sqrt
     if model.input_shape[0] != 3:
         return ImageParameterisation((batch, *model.input_shape), fourier=True, decorrelate=False, seeds=range(batch))
-    root = estimate_colour_correlation_sqrt(test_images(ctx, model.zoo_name))
+    root = estimate_colour_correlation_sqrt(ctx.counted_dataset("test", "images", model.zoo_name).images)
     return ImageParameterisation((batch, *model.input_shape), fourier=True, decorrelate=True, seeds=range(batch),
                                  colour_correlation_sqrt=root)
 
@@ -210,7 +199,7 @@ def draw_radial_tuning(ax, curves, units, family):
 # --- the figures ---
 
 def make_from_noise(ctx):
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     layer, unit = featured_unit(model)
     snapshots = ctx.params["snapshots"]
     image = data_colour_image(ctx, model, 1)
@@ -218,7 +207,7 @@ def make_from_noise(ctx):
         image.spatial.spectrum.normal_(0, 0.5, generator=torch.Generator().manual_seed(ctx.seed))
     result = visualise(ctx, model, layer, [unit], max(snapshots), image=image, snapshots=snapshots)
     values = [float(neuron_values(model, layer, [unit], result.snapshots[s])[0]) for s in snapshots]
-    maximum, spread = dataset_strongest(model, layer, test_images(ctx, name))
+    maximum, spread = dataset_strongest(model, layer, ctx.counted_dataset("test", "images", name).images)
     fig, axes = plt.subplots(1, len(snapshots), figsize=(10, 2.9))
     for ax, step, value in zip(axes, snapshots, values):
         show_image(ax, result.snapshots[step][0], f"step {step}\nactivation {value:.1f}")
@@ -234,7 +223,7 @@ def make_from_noise(ctx):
 def make_regularisation(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.featvis.render import RenderSettings, render
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     layer, unit = featured_unit(model)
     steps, lr = ctx.params["steps"], ctx.params["learning_rate"]
     penalised = obj.neuron(layer, unit) - ctx.params["l2"] * obj.l2() - ctx.params["tv"] * obj.total_variation()
@@ -248,7 +237,7 @@ def make_regularisation(ctx):
     labels = {"none": "no prior\n(pixels)", "l2_tv_jitter": "L2 + TV + jitter\n(pixels)",
               "fourier_decorrelated_transforms": ("Fourier + decorrelated\ncolour + transforms"
                                                   if model.input_shape[0] == 3 else "Fourier\n+ transforms")}
-    maximum, spread = dataset_strongest(model, layer, test_images(ctx, name))
+    maximum, spread = dataset_strongest(model, layer, ctx.counted_dataset("test", "images", name).images)
     numbers = {}
     fig, axes = plt.subplots(1, 3, figsize=(10, 4.4))
     for ax, (kind, run) in zip(axes, runs.items()):
@@ -263,8 +252,8 @@ def make_regularisation(ctx):
 
 
 def make_layer_grid(ctx):
-    name, model = featured_model(ctx)
-    dataset = test_images(ctx, name)
+    name, model = ctx.first_model()
+    dataset = ctx.counted_dataset("test", "images", name).images
     numbers, pictures = {}, {}
     for layer in model.conv_layers:
         channels = range(dict(model.named_modules())[layer].out_channels)
@@ -286,9 +275,9 @@ def make_layer_grid(ctx):
 def make_dataset_examples(ctx):
     from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
                                                      top_activating_examples)
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     layer = model.conv_layers[-1]
-    images = test_images(ctx, name)
+    images = ctx.counted_dataset("test", "images", name).images
     top = top_activating_examples(model, layer, images, k=ctx.params["examples"], progress=False)
     units = top.values[:, 0].argsort(descending=True)[:ctx.params["units"]].tolist()
     result = visualise(ctx, model, layer, units, ctx.params["steps"])
@@ -315,7 +304,7 @@ def make_dataset_examples(ctx):
 def make_diversity(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.hooks import run_with_cache
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     layer, unit = featured_unit(model)
     batch, style_layer = ctx.params["batch"], model.feature_layers[0]
     runs = {"plain": visualise(ctx, model, layer, [unit] * batch, ctx.params["steps"]),
@@ -340,7 +329,7 @@ def make_diversity(ctx):
 def make_deepdream(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.featvis.deepdream import deepdream, photograph
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     layer = model.feature_layers[-1]
     photo = photograph(ctx.params["photo"], ctx.params["size"], channels=model.input_shape[0])
     dream = deepdream(model, photo, obj.deepdream(layer), octaves=ctx.params["octaves"],
@@ -357,7 +346,7 @@ def make_deepdream(ctx):
 
 
 def make_tuning(ctx):
-    name, model = featured_model(ctx)
+    name, model = ctx.first_model()
     _, family = curve_family(model, ctx.params["angles"])
     curve = [(u, p) for u, k, p in zip(family.units, family.kinds, family.preferred.tolist()) if k == "curve"]
     units = [u for u, _ in curve] or family.units

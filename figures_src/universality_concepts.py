@@ -44,12 +44,6 @@ FIGURES = {
 }
 
 
-def shapes(ctx, split, param="images"):
-    """The data of the figure's first declared model (its zoo entry's dataset), as many images
-    as params[param] says."""
-    return ctx.dataset(ctx.declared_models[0], split, count=ctx.params[param], param=param)
-
-
 def declared(ctx):
     """The declared models, each once, in order."""
     return list(dict.fromkeys(ctx.declared_models))
@@ -61,7 +55,7 @@ def make_probes(ctx):
     from mechinterp.activations import as_features, representation_layers
     from mechinterp.universality.baselines import randomly_initialised
     from mechinterp.representations.probes import probe, probe_layers
-    data = shapes(ctx, "test")
+    data = ctx.counted_dataset("test", "images")
     results, numbers = {}, {"images": len(data.images), "models": {}}
     pixels = probe(as_features(data.images, pool=8), data.labels, seed=ctx.seed)  # 8x8 colour
     for name in declared(ctx):
@@ -114,7 +108,7 @@ def make_tcav(ctx):
     rng = np.random.default_rng(ctx.seed)
     examples, target = ctx.params["examples"], ctx.params["target"]
     model = ctx.model(ctx.declared_models[0])
-    data = shapes(ctx, "train", "train_images")
+    data = ctx.counted_dataset("train", "train_images")
     target_index = ctx.class_index(data.class_names, "target")
     for concept in ctx.params["concepts"]:
         ctx.class_index(data.class_names, "concepts", concept)
@@ -122,7 +116,7 @@ def make_tcav(ctx):
     concepts = concept_sets(others, ctx.params["concepts"], examples, rng, model.input_shape)
     random_sets = [others.images[rng.choice(len(others), examples, replace=False)]
                    for _ in range(ctx.params["random_sets"])]
-    test = shapes(ctx, "test", "test_images")
+    test = ctx.counted_dataset("test", "test_images")
     class_images = test.images[test.labels == target_index][:examples]
     layers = list(model.feature_layers)
     table = concept_layer_map(model, layers, concepts, random_sets, class_images, target_index, ctx.seed)
@@ -173,7 +167,7 @@ def draw_tcav(scores, significant, cav_accuracy, names, layers, target):
 def make_embedding(ctx):
     from mechinterp.activations import layer_features
     from mechinterp.representations.geometry import clustering_purity, embed_2d
-    data = shapes(ctx, "test")
+    data = ctx.counted_dataset("test", "images")
     model = ctx.model(ctx.declared_models[0])
     layer = ctx.layer(model)
     features = layer_features(model, data.images, [layer], pool="max")[layer]
@@ -207,7 +201,7 @@ def layer_geometry(features, labels, clusters, seed):
 def make_geometry(ctx):
     from mechinterp.activations import layer_features, representation_layers
     from mechinterp.representations.geometry import clustering_purity, twonn_dimension
-    data = shapes(ctx, "test")
+    data = ctx.counted_dataset("test", "images")
     labels, classes = data.labels.numpy(), len(data.class_names)
     numbers = {"images": len(labels), "clusters": classes, "models": {}}
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.4))

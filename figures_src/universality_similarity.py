@@ -57,12 +57,6 @@ MEASURE_NAMES = {"linear_cka": "linear CKA", "debiased_cka": "debiased CKA", "rb
                  "svcca": "SVCCA", "mutual_knn": "mutual k-NN"}
 
 
-def test_images(ctx, param="images"):
-    """Test images of the figure's first declared model's data (its zoo entry's dataset), as many
-    as params[param] says."""
-    return ctx.dataset(ctx.declared_models[0], "test", count=ctx.params[param], param=param).images
-
-
 def architecture(ctx, name):
     """What a declared model is built from: its zoo entry's torchvision name or architecture and
     that entry's kwargs (one class at two widths is two architectures)."""
@@ -100,7 +94,7 @@ def representations(model, images, layers=None):
 
 def make_cka_maps(ctx):
     names, seeds, _, torchvision = declared_roles(ctx)
-    images = test_images(ctx)
+    images = ctx.counted_dataset("test", "images").images
     features = {name: representations(ctx.model(name), images) for name in names}
     first = names[0]
     fig, pairs = cka_panels(features, [(first, other) for other in names[1:]])
@@ -129,7 +123,7 @@ def cka_title(names, seeds, torchvision):
 
 def make_googlenet_cka(ctx):
     names = declared_roles(ctx)[0]
-    images = test_images(ctx)
+    images = ctx.counted_dataset("test", "images").images
     features = {name: representations(ctx.model(name), images) for name in names}
     googlenet = names[-1]           # the last declared model, against each of the others
     fig, pairs = cka_panels(features, [(name, googlenet) for name in names[:-1]])
@@ -171,7 +165,7 @@ def make_layer_correspondence(ctx):
     from mechinterp.activations import representation_layers
     from mechinterp.universality.comparison import correspondence_accuracy, module_outputs
     names, seeds, cnns, torchvision = declared_roles(ctx)
-    images = test_images(ctx)
+    images = ctx.counted_dataset("test", "images").images
     models = {name: ctx.model(name) for name in names}
     # Kornblith et al.'s test proper: two seeds of one architecture, every module's output
     # (conv, ReLU, pooling), so neighbouring layers compete with the right one.
@@ -267,7 +261,7 @@ def activation_maps(model, images, layers):
 
 def make_unit_matching(ctx):
     from mechinterp.universality.matching import match_units, shuffled_matching, unit_correlations
-    images = test_images(ctx)
+    images = ctx.counted_dataset("test", "images").images
     model_a, model_b = (ctx.model(name) for name in ctx.declared_models[:2])   # two seeds of one architecture
     layers = list(model_a.feature_layers)
     maps_a, maps_b = activation_maps(model_a, images, layers), activation_maps(model_b, images, layers)
@@ -298,7 +292,7 @@ def make_matched_units(ctx):
     from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
                                                      top_activating_examples)
     from mechinterp.universality.matching import match_units, unit_correlations
-    images = test_images(ctx)
+    images = ctx.counted_dataset("test", "images").images
     pairs, examples, top_k = (ctx.params[key] for key in ("pairs", "examples", "top"))
     models = [ctx.model(name) for name in ctx.declared_models[:2]]   # two seeds of one architecture
     layer = ctx.layer(models[0])

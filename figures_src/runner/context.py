@@ -68,16 +68,15 @@ class FigureContext:
         """A declared model's own data: its zoo entry's dataset, dataset_options and data_root,
         resized to its input_shape when the entry says resize_dataset: true; the first `count`
         (params[param], named in the message when that data cannot give them)."""
-        from mechinterp.data import TooFewImages, load_dataset
+        from mechinterp.data import TooFewImages
+        from mechinterp.models.zoo import entry_dataset
         entry = self.model_meta(name)["config"]
         if "dataset" not in entry:
             raise FigureInputError(f"figure {self.figure_id!r} reads the data of model {name!r}, whose "
                                    f"zoo entry names no dataset: add `dataset: <name>` to {name!r} in "
                                    "models/zoo.yaml (the data it was trained or evaluated on)")
-        options = {**(entry.get("dataset_options") or {}), **({"count": count} if count else {})}
-        shape = entry.get("input_shape") if entry.get("resize_dataset") else None
         try:
-            return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
+            return entry_dataset(entry, split, count)
         except TooFewImages as error:
             if param is None:
                 raise
@@ -85,6 +84,10 @@ class FigureContext:
                                    f"images, but model {name!r}'s data has {error.available}: set {param!r} "
                                    f"in FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to at most "
                                    f"{error.available} (for each profile)") from None
+
+    def first_model(self) -> tuple[str, object]:
+        """(name, model): the first model the FIGURES entry declares (a single-model figure's)."""
+        return self.declared_models[0], self.model(self.declared_models[0])
 
     def counted_dataset(self, split: str, param: str, name: str | None = None):
         """params[param] images of `split` of the first declared model's data (or model `name`'s)."""

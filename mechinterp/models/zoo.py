@@ -73,14 +73,21 @@ TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed"
                  "optimizer")
 
 
-def _load_split(entry: dict, split: str, model: nn.Module):
-    """The entry's dataset split (resized to input_shape with `resize_dataset: true`), checked to
-    fit the model before anything is trained or evaluated on it (describe.check_dataset_fits)."""
+def entry_dataset(entry: dict, split: str, count: int | None = None):
+    """The entry's dataset split as its model sees it: dataset, dataset_options and data_root,
+    resized to input_shape with `resize_dataset: true`; the first `count` images when given."""
     shape = entry["input_shape"] if entry.get("resize_dataset") else None
+    options = {**(entry.get("dataset_options") or {}), **({"count": count} if count else {})}
+    return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
+
+
+def _load_split(entry: dict, split: str, model: nn.Module):
+    """The entry's dataset split (entry_dataset), checked to fit the model before anything is
+    trained or evaluated on it (describe.check_dataset_fits)."""
     try:
-        data = load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape,
-                            **(entry.get("dataset_options") or {}))
+        data = entry_dataset(entry, split)
     except ImageShapeError as error:
+        shape = entry["input_shape"]
         raise FieldError("resize_dataset", f"resize_dataset: {error}; name a dataset of 1 or "
                          f"{shape[0]} channels, or change input_shape") from None
     check_dataset_fits(model, entry, data)
