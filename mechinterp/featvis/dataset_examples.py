@@ -12,6 +12,16 @@ memory stays bounded (units x (k + batch)) whatever the dataset size.
 
 statistic="max" ranks images by the unit's strongest position (the crop is taken there);
 statistic="mean" ranks by the spatial mean, the quantity a channel objective maximises.
+
+Near an edge a unit's receptive field runs past the image, and the crop must show something
+there. A reader takes every pixel of a crop for data, so a fixed colour (the old mid-grey) draws
+frames the dataset does not have: grey borders on MNIST, whose background is black. The part
+outside is instead each image's own background: the per-channel median of its border pixels (0
+on MNIST, the flat colour of a shapes image, white on a white page). It continues the image as
+its own margin does (MNIST's digits sit inside 4 pixels of black padding), needs no knowledge of
+the dataset or its value range (a user's normalised data included), and the median ignores a
+stroke that touches the edge. Replicating or reflecting the edge pixels would instead invent
+strokes. Every figure's crops (featvis, circuits, universality) come from receptive_field_crops.
 """
 from __future__ import annotations
 
@@ -194,15 +204,32 @@ def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField
     raise ValueError(f"layer {layer!r} did not run in the forward pass with a spatial output")
 
 
+def border_value(image: torch.Tensor) -> torch.Tensor:
+    """(C,) the per-channel median of a (C, H, W) image's outermost pixels: its background."""
+    border = torch.cat([image[:, 0], image[:, -1], image[:, 1:-1, 0], image[:, 1:-1, -1]], dim=1)
+    return border.median(dim=1).values
+
+
+def window(image: torch.Tensor, box: tuple[int, int, int, int], fill: torch.Tensor) -> torch.Tensor:
+    """The (C, bottom - top, right - left) window of `image` at `box`; the part outside is `fill` (C,)."""
+    top, left, bottom, right = box
+    height, width = image.shape[-2:]
+    crop = fill.to(image.dtype)[:, None, None].repeat(1, bottom - top, right - left)
+    inside = image[:, max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
+    row, column = max(top, 0) - top, max(left, 0) - left
+    crop[:, row:row + inside.shape[1], column:column + inside.shape[2]] = inside
+    return crop
+
+
 def receptive_field_crops(images, top: TopExamples, field: ReceptiveField, unit: int,
-                          fill: float = 0.5) -> torch.Tensor:
-    """(k, C, size_y, size_x) crops of the unit's top images around its strongest positions;
-    the parts of a window outside the image are `fill` (mid-grey)."""
+                          fill: float | None = None) -> torch.Tensor:
+    """(k, C, size_y, size_x) crops of the unit's top images around its strongest positions; the
+    parts of a window outside the image are that image's border_value (see the module docstring),
+    or `fill` where a caller knows its dataset's background."""
     images = getattr(images, "images", images)
-    margin = max(field.size)
     crops = []
     for index, (y, x) in zip(top.indices[unit].tolist(), top.positions[unit].tolist()):
-        padded = F.pad(images[index], [margin] * 4, value=fill)
-        top_row, left, bottom, right = field.box(y, x)
-        crops.append(padded[:, top_row + margin:bottom + margin, left + margin:right + margin])
+        image = images[index]
+        background = border_value(image) if fill is None else torch.full(image.shape[:1], float(fill))
+        crops.append(window(image, field.box(y, x), background.to(image.device)))
     return torch.stack(crops)
