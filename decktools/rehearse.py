@@ -81,10 +81,9 @@ def timing_problems(deck: Deck) -> list[Problem]:
         line = deck.headmatter_lines.get("duration", 1)
         found.append(_timing_problem(deck.entry, line, "duration", deck.headmatter["duration"], "min", True))
     for slide in deck.slides:
-        if slide.frontmatter.get("budget") is not None:
-            line = slide.key_lines.get("budget", slide.frontmatter_line)
-            found.append(_timing_problem(slide.path, line, "budget", slide.frontmatter["budget"], "s", False))
-    return [problem for problem in found if problem]
+        if slide.frontmatter.get("budget") is not None:   # at the src: slide that set it, if one did
+            found.append(_timing_problem(*slide.where("budget"), "budget", slide.frontmatter["budget"], "s", False))
+    return list(dict.fromkeys(problem for problem in found if problem))
 
 
 @dataclass
