@@ -19,7 +19,9 @@ mean"); a <Measured> number whose figure has not been made yet; a slide's `budge
 headmatter's `duration:` that is no duration (decktools.rehearse.timing_problems); a `src:` range
 that names no slide of its file; a theme or addon that is not installed in talk/node_modules
 (decktools.themes, resolved as Slidev resolves it).
-Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
+Warnings: bib entries that no deck in the folder using that bib file cites (a citation on a hidden
+slide, `hide:`/`disabled:`, lists nothing, but its key is checked); `hide: no`, which Slidev reads as
+true; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
 it was made) and the command that remakes it. Staleness is decided as the runner decides it, from
@@ -186,6 +188,14 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
+def hiding_problems(deck: Deck) -> list[Problem]:
+    """`hide: no` (or off): text to Slidev's YAML 1.2, so true, and the slide is hidden."""
+    return [Problem(*slide.where(key), 1, f"{key}: {slide.frontmatter[key]} is text to Slidev, which reads it as true and hides "
+                    f"the slide: write {key}: false to show it, or {key}: true", "warning")
+            for slide in deck.slides for key in ("hide", "disabled")
+            if str(slide.frontmatter.get(key)).lower() in ("no", "off")]
+
+
 def used_keys(deck: Deck, bib: Bibliography) -> set[str]:
     """The keys the deck's reference list shows (decktools.numbering.cited_keys), with the crossref parents they take fields from (removing a
     parent would lose its booktitle, editors, ...)."""
@@ -250,7 +260,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
-    problems += timing_problems(deck) + theme_problems(deck)
+    problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck)
     # a page imported twice, or a src: slide's key merged onto each slide it imports, is one problem
     return DeckReport(deck, bibliography, list(dict.fromkeys(problems)))
 

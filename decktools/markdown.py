@@ -30,6 +30,24 @@ import yaml
 from decktools.problems import counted
 
 TOP_LEVEL_KEY = re.compile(r"^([^\s#:'\"][^:]*?)\s*:(?:\s|$)")
+# What PyYAML (YAML 1.1) reads as a bool or a base-60 number, but Slidev's `yaml` (YAML 1.2) as text
+YAML_12_TEXT = {"yYnNoO": re.compile(r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$"),
+                "+-0123456789": re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")}
+
+
+def _yaml_12_resolvers() -> dict:
+    """SafeLoader's implicit resolvers, with YAML_12_TEXT's read as text ahead of the rest (the
+    first that matches wins)."""
+    resolvers = {first: list(found) for first, found in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for firsts, pattern in YAML_12_TEXT.items():
+        for first in firsts:
+            resolvers[first].insert(0, ("tag:yaml.org,2002:str", pattern))
+    return resolvers
+
+
+class SlidevYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `hide: no` and `duration: 1:30` as text as Slidev does."""
+    yaml_implicit_resolvers = _yaml_12_resolvers()
 
 
 class DeckError(ValueError):
@@ -90,7 +108,7 @@ def is_hidden(frontmatter: dict) -> bool:
 
 def _parse_yaml(lines: list[str], path: Path, first_line: int) -> dict:
     try:
-        data = yaml.safe_load("\n".join(lines)) or {}
+        data = yaml.load("\n".join(lines), SlidevYamlLoader) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = first_line + (mark.line if mark else 0)

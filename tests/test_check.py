@@ -500,9 +500,11 @@ def test_a_budget_that_is_no_duration_is_an_error_at_its_line(tmp_path, frontmat
 
 
 @pytest.mark.parametrize("duration, message", [
-    ("40 mins", "duration: Slidev's presenter timer cannot read '40 mins' (it wants no space and short units): "
-                "write e.g. 40min or 1h30m"),
-    ("forty", "duration: cannot read 'forty' as a duration"), ("1h30m", None), ("40mins", None), ("45", None)])
+    ("40 mins", "duration: Slidev's presenter timer cannot read '40 mins' (a number with its unit right after "
+                "it, s, min or h, or h:m:s): write e.g. 40min or 1h30m"),
+    ("forty", "duration: Slidev's presenter timer cannot read 'forty'"), ("1h30m", None), ("40mins", None),
+    ("45", "duration: 45 has no unit, and Slidev's presenter timer counts a bare number as seconds: write 45min"),
+    ("1:30:00", None)])
 def test_a_duration_slidevs_timer_cannot_read_is_an_error_at_its_line(tmp_path, duration, message):
     deck = write_deck(tmp_path, "\n# Start\n")
     deck.write_text(deck.read_text().replace("theme: seriph", f"theme: seriph\nduration: {duration}"))
@@ -551,7 +553,8 @@ def test_a_src_slides_keys_override_every_imported_slide_as_slidev_merges_them(t
 
 
 HIDDEN = "\n# Shown [@alpha2020]\n\n---\nhide: true\n---\n\n# Hidden [@delta2019] <Measured fig=\"mytalk/cka\" value=\"x\"/>\n" \
-         "\n---\ndisabled: yes\n---\n\n![x](/figures/mytalk/cka.png)\n\n---\nlayout: biblio\n---\n\n# References\n"
+         "\n---\ndisabled: yes\n---\n\n![x](/figures/mytalk/cka.png)\n\n---\nhide: no\n---\n\n# Hidden too\n" \
+         "\n---\nlayout: biblio\n---\n\n# References\n"
 
 
 def test_a_hidden_slide_is_checked_for_typos_but_lists_no_reference_and_needs_no_figure(tmp_path):
@@ -562,8 +565,10 @@ def test_a_hidden_slide_is_checked_for_typos_but_lists_no_reference_and_needs_no
     (tmp_path / "figures_src").mkdir()
     (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
     assert problems_of(deck) == []
-    [unused] = problems_of(deck, "warning")
+    unused, no = problems_of(deck, "warning")
     assert "'delta2019' is cited by no deck" in unused.message and "only on hidden slides of" in unused.message
+    assert (no.line, no.message) == (21, "hide: no is text to Slidev, which reads it as true and hides the slide: "
+                                         "write hide: false to show it, or hide: true")
     assert [s.path.name for s in read_deck(deck).visible_slides] == [name for name, _ in slidev_loaded(deck)]
     prepared = prepare_deck(deck, tmp_path / "citations.bib").read_text()
     assert 'data-key="alpha2020"' in prepared and 'data-key="delta2019"' not in prepared
