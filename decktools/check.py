@@ -19,7 +19,9 @@ mean"); a <Measured> number whose figure has not been made yet; a slide's `budge
 headmatter's `duration:` that is no duration (decktools.rehearse.timing_problems); a `src:` range
 that names no slide of its file; a theme or addon that is not installed in talk/node_modules
 (decktools.themes, resolved as Slidev resolves it).
-Warnings: bib entries that no deck in the folder using that bib file cites; links to remote pages;
+Warnings: bib entries that no deck in the folder using that bib file cites (a citation on a hidden
+slide, `hide:`/`disabled:`, lists nothing, but its key is checked); `hide: no`, which Slidev reads as
+true; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
 it was made) and the command that remakes it. Staleness is decided as the runner decides it, from
@@ -118,7 +120,9 @@ def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
 
 
 def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None) -> list[Problem]:
-    problems = []
+    """Remote and missing assets; a figure only a hidden slide shows need not be made yet
+    (make figures skips it), but its id must be declared."""
+    problems, unmade = [], _on_hidden_slides(deck, references.assets)
     for ref in references.assets(deck):
         target = ref.target.split("#")[0].split("?")[0]
         if ref.kind == "link":
@@ -134,18 +138,29 @@ def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = Non
             figure_id = references.figure_id_of(target)
             if figure_id and (message := unknown_figure_message(figure_id, declared)):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target}: {message}"))
-            elif not local.exists():
+            elif not local.exists() and not (figure_id and _at(ref) in unmade):
                 hint = "run `make figures`" if target.lstrip("/").startswith("figures/") else "fix the path"
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target} not found "
                                         f"(looked for {local}): {hint}"))
     return problems
 
 
+def _at(ref: references.Reference) -> tuple:
+    return ref.path, ref.line, ref.column
+
+
+def _on_hidden_slides(deck: Deck, find) -> set[tuple]:
+    """Where `find` (references.assets, .measured, ...) finds things on hidden slides only."""
+    return {_at(ref) for ref in find(deck)} - {_at(ref) for ref in find(deck.shown())}
+
+
 def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None = None) -> list[Problem]:
-    problems = []
+    """<Measured> numbers that cannot be read; one on a hidden slide is never built, so only its
+    figure id is checked."""
+    problems, hidden = [], _on_hidden_slides(deck, references.measured)
     for ref in references.measured(deck):
         message = unknown_figure_message(ref.attributes.get("fig", ""), declared) if "fig" in ref.attributes else None
-        if message is None:
+        if message is None and _at(ref) not in hidden:
             try:
                 format_measured(ref.attributes, figures_dir)
             except MeasuredError as error:
@@ -161,7 +176,7 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
     if declared is None:
         return []
     repo, figures_dir = deck_path.resolve().parent.parent, deck_path.parent / "public" / "figures"
-    shown = [(ref, figure_id) for ref, figure_id in references.figures(deck) if figure_id in declared]
+    shown = [(ref, figure_id) for ref, figure_id in references.figures(deck.shown()) if figure_id in declared]
     try:
         reasons = stale_reasons({figure_id for _, figure_id in shown}, figures_dir, repo / "models",
                                 repo / "figures_src")   # engine files: the runner's, as it hashes them
@@ -173,8 +188,16 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
+def hiding_problems(deck: Deck) -> list[Problem]:
+    """`hide: no` (or off): text to Slidev's YAML 1.2, so true, and the slide is hidden."""
+    return [Problem(*slide.where(key), 1, f"{key}: {slide.frontmatter[key]} is text to Slidev, which reads it as true and hides "
+                    f"the slide: write {key}: false to show it, or {key}: true", "warning")
+            for slide in deck.slides for key in ("hide", "disabled")
+            if str(slide.frontmatter.get(key)).lower() in ("no", "off")]
+
+
 def used_keys(deck: Deck, bib: Bibliography) -> set[str]:
-    """The keys the deck cites, with the crossref parents they take fields from (removing a
+    """The keys the deck's reference list shows (decktools.numbering.cited_keys), with the crossref parents they take fields from (removing a
     parent would lose its booktitle, editors, ...)."""
     keys = cited_keys(deck, bib)
     return keys | {bib.entries[key]["crossref"].strip() for key in keys if "crossref" in bib.entries.get(key, {})}
@@ -198,9 +221,15 @@ def unused_entry_problems(deck_path: Path, bib: Bibliography) -> list[Problem]:
         files = bib.files if same else deck_bib_files(path, deck.headmatter)[0]
         for file in files:
             cited.setdefault(file.resolve(), set()).update(used_keys(deck, bib))
-    return [Problem(bib.sources[key], bib.lines[key], 1, f"entry {key!r} is cited by no deck in "
-                    f"{deck_path.parent} that uses {bib.sources[key].name}: cite it or remove it", "warning")
-            for key in sorted(bib.entries) if key not in cited.get(bib.sources[key].resolve(), set())]
+    on_hidden = {key for ref in references.citations(read_deck(deck_path), bib.entries) for key in ref.keys}
+    return [_unused_entry(key, bib, deck_path, key in on_hidden) for key in sorted(bib.entries)
+            if key not in cited.get(bib.sources[key].resolve(), set())]
+
+
+def _unused_entry(key: str, bib: Bibliography, deck_path: Path, on_hidden: bool) -> Problem:
+    where = f" (only on hidden slides of {deck_path}, and no reference list shows those)" if on_hidden else ""
+    return Problem(bib.sources[key], bib.lines[key], 1, f"entry {key!r} is cited by no deck in {deck_path.parent} "
+                   f"that uses {bib.sources[key].name}{where}: cite it or remove it", "warning")
 
 
 def bibliography_files(deck_path: Path, headmatter: dict,
@@ -231,8 +260,9 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
     problems += stale_figure_problems(deck, deck_path, declared)
-    problems += timing_problems(deck) + theme_problems(deck)
-    return DeckReport(deck, bibliography, problems)
+    problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck)
+    # a page imported twice, or a src: slide's key merged onto each slide it imports, is one problem
+    return DeckReport(deck, bibliography, list(dict.fromkeys(problems)))
 
 
 def main(argv=None) -> int:

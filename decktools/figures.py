@@ -2,7 +2,7 @@
 
 A deck shows a figure when a slide of it, or of a page it imports, has an image under
 /figures/<family>/<name>.<ext> or a `<Measured fig="family/name">` (code is ignored, as in
-references.py). Hidden slides count: check and prepare read them too.
+references.py). Hidden slides (`hide:`/`disabled:`) do not count: Slidev never loads them.
 
     python -m decktools.figures talk/workshop.md --profile quick --device cpu   # runner options
     python -m decktools.figures talk/workshop.md --list                         # what is stale
@@ -30,8 +30,8 @@ from figures_src.runner import FigureSpecError, UnreadableScriptError, discover_
 
 
 def deck_figure_ids(deck: Deck) -> list[str]:
-    """Every figure id the deck's slides (imports included) show, in order of first use."""
-    return list(dict.fromkeys(figure_id for _, figure_id in references.figures(deck)))
+    """Every figure id the deck's visible slides (imports included) show, in order of first use."""
+    return list(dict.fromkeys(figure_id for _, figure_id in references.figures(deck.shown())))
 
 
 def make_deck_figures(deck_path: Path, runner_argv: list[str]) -> int:

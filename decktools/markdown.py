@@ -5,7 +5,11 @@ headmatter block between `---` lines; a line starting with `---` ends a slide; u
 or the next line is blank, that slide's frontmatter follows, up to the next `---` line. A closed
 ``` fence and an HTML comment hide separators; ~~~ fences and unclosed ``` do not. A slide whose
 frontmatter has `src: path` imports the slides of that file, `src: path#2-3` only those its range
-names, read as Slidev reads it (slide_range). Imported files are named relative to the entry's own
+names, read as Slidev reads it (slide_range); the src: slide's other frontmatter keys are merged
+onto every slide it imports, overriding theirs (`layout:`, `hide:`, `budget:`...), as Slidev's
+load merges them (an outer src: slide's keys win; Slide.where names the line that set a key). A
+slide with a true `hide:` or `disabled:` is never loaded by Slidev, nor printed or exported:
+Deck.shown() is the deck without them. Imported files are named relative to the entry's own
 path (talk/pages/part1.md beside talk/slides.md), so every message names files alike.
 
 What is code, a link, a heading or speaker notes within a slide's body is markdown-it's to say:
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -26,6 +30,24 @@ import yaml
 from decktools.problems import counted
 
 TOP_LEVEL_KEY = re.compile(r"^([^\s#:'\"][^:]*?)\s*:(?:\s|$)")
+# What PyYAML (YAML 1.1) reads as a bool or a base-60 number, but Slidev's `yaml` (YAML 1.2) as text
+YAML_12_TEXT = {"yYnNoO": re.compile(r"^(?:yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$"),
+                "+-0123456789": re.compile(r"^[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?$")}
+
+
+def _yaml_12_resolvers() -> dict:
+    """SafeLoader's implicit resolvers, with YAML_12_TEXT's read as text ahead of the rest (the
+    first that matches wins)."""
+    resolvers = {first: list(found) for first, found in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for firsts, pattern in YAML_12_TEXT.items():
+        for first in firsts:
+            resolvers[first].insert(0, ("tag:yaml.org,2002:str", pattern))
+    return resolvers
+
+
+class SlidevYamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `hide: no` and `duration: 1:30` as text as Slidev does."""
+    yaml_implicit_resolvers = _yaml_12_resolvers()
 
 
 class DeckError(ValueError):
@@ -45,6 +67,12 @@ class Slide:
     body: list[tuple[int, str]]         # (1-based line number, text) of the content and notes
     key_lines: dict[str, int] = field(default_factory=dict)   # top-level frontmatter key -> its line
     end_line: int = 0                   # the slide's last line (1-based; the next slide starts after it)
+    key_paths: dict[str, Path] = field(default_factory=dict)  # key set by an importing src: slide -> its file
+
+    def where(self, key: str) -> tuple[Path, int]:
+        """The file and line that set a frontmatter key: this slide's, or the src: slide's that
+        imported it with that key (Slidev merges the src: slide's keys onto the imported ones)."""
+        return self.key_paths.get(key, self.path), self.key_lines.get(key, self.frontmatter_line or self.start_line)
 
 
 @dataclass
@@ -57,13 +85,30 @@ class Deck:
 
     @property
     def visible_slides(self) -> list[Slide]:
-        """The slides Slidev numbers and shows (hide: true / disabled: true are left out)."""
-        return [s for s in self.slides if not (s.frontmatter.get("hide") or s.frontmatter.get("disabled"))]
+        """The slides Slidev loads, numbers and shows (hide: true / disabled: true are left out)."""
+        return [s for s in self.slides if not is_hidden(s.frontmatter)]
+
+    def shown(self) -> Deck:
+        """The deck as Slidev loads it: only its visible slides, which are all that the audience,
+        presenter, print route and PDF export get (a hidden slide is never loaded)."""
+        return replace(self, slides=self.visible_slides)
+
+
+def js_truthy(value) -> bool:
+    """Whether JavaScript reads a YAML value as true, as Slidev tests `hide`: [] and {} are true."""
+    if value is None or value is False or value == "":
+        return False
+    return not (isinstance(value, (int, float)) and (value == 0 or value != value))
+
+
+def is_hidden(frontmatter: dict) -> bool:
+    """Slidev's test (@slidev/parser load): a slide with a true `hide` or `disabled` is not loaded."""
+    return js_truthy(frontmatter.get("hide")) or js_truthy(frontmatter.get("disabled"))
 
 
 def _parse_yaml(lines: list[str], path: Path, first_line: int) -> dict:
     try:
-        data = yaml.safe_load("\n".join(lines)) or {}
+        data = yaml.load("\n".join(lines), SlidevYamlLoader) or {}
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = first_line + (mark.line if mark else 0)
@@ -211,15 +256,42 @@ def slide_range(spec: str | None, total: int, name: str = "the file") -> list[in
     return sorted(indexes)
 
 
-def _imported_slides(deck: Deck, path: Path, slide: Slide, stack: list[Path]) -> None:
-    """The slides a `src:` slide imports, only those its #range names."""
+def _entries(slide: Slide) -> dict:
+    """The slide's frontmatter but `src`, as key -> (value, the file and line that set it)."""
+    return {key: (value, *slide.where(key)) for key, value in slide.frontmatter.items() if key != "src"}
+
+
+def _merge(own: dict, override: dict) -> dict:
+    """Override entries onto a slide's own, as @slidev/parser's load merges a src: slide's
+    frontmatter (the outer src: slide's keys win); a key that hides the slide itself stays, since
+    Slidev skips a hidden slide before any merge."""
+    merged = {**own, **override}
+    merged.update({key: own[key] for key in ("hide", "disabled") if key in own and js_truthy(own[key][0])})
+    return merged
+
+
+def _overridden(slide: Slide, override: dict) -> Slide:
+    """The imported slide with its importers' keys merged onto its frontmatter (every slide a
+    src: imports gets them, its #range's and its nested imports' alike)."""
+    if override:
+        merged = _merge(_entries(slide), override)
+        slide.frontmatter = {key: value for key, (value, _, _) in merged.items()}
+        slide.key_lines = {**slide.key_lines, **{key: line for key, (_, _, line) in merged.items()}}
+        slide.key_paths = {key: path for key, (_, path, _) in merged.items() if path != slide.path}
+    return slide
+
+
+def _imported_slides(deck: Deck, path: Path, slide: Slide, stack: list[Path], override: dict) -> None:
+    """The slides a `src:` slide imports, only those its #range names, its keys merged onto them."""
     imported = _import_path(deck, path, slide)
     line = slide.key_lines.get("src", slide.frontmatter_line)
-    _read_into(deck, imported, stack + [path.resolve()], (str(slide.frontmatter["src"]), path, line))
+    _read_into(deck, imported, stack + [path.resolve()], (str(slide.frontmatter["src"]), path, line),
+               _merge(_entries(slide), override))
 
 
-def _read_into(deck: Deck, path: Path, stack: list[Path], selection=None) -> None:
-    """Append the file's slides to the deck; `selection`: (the src: naming it, its file, line)."""
+def _read_into(deck: Deck, path: Path, stack: list[Path], selection=None, override=None) -> None:
+    """Append the file's slides to the deck; `selection`: (the src: naming it, its file, line);
+    `override`: the importing src: slides' keys, key -> (value, file, line)."""
     if path.resolve() in stack:
         raise DeckError(path, 1, f"imports itself through src: ({' -> '.join(map(str, stack))})")
     if path not in deck.files:
@@ -235,6 +307,6 @@ def _read_into(deck: Deck, path: Path, stack: list[Path], selection=None) -> Non
             raise DeckError(importer, line, f"src: {source}: {error}") from None
     for slide in slides:
         if slide.frontmatter.get("src"):
-            _imported_slides(deck, path, slide, stack)
+            _imported_slides(deck, path, slide, stack, override or {})
         else:
-            deck.slides.append(slide)
+            deck.slides.append(_overridden(slide, override or {}))

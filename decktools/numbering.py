@@ -1,7 +1,8 @@
 """How the built deck numbers its slides: the one rule for rehearse, deck-meta and the build.
 
 Slidev numbers the slides it loads (decktools.markdown follows `src:` imports and their #ranges
-as Slidev does) and leaves out `hide:`/`disabled:` slides. prepare turns a `layout: biblio` slide
+as Slidev does, src: keys merged) and leaves out `hide:`/`disabled:` slides (Deck.visible_slides);
+their citations are not in the reference list (cited_keys). prepare turns a `layout: biblio` slide
 into one slide per page of the reference list (`biblio: item_per_page:` in its frontmatter or the
 headmatter, default 10), so every later slide moves on by its extra pages. Rehearsal runs and the
 presenter panel (talk/public/deck-meta/<deck>.json) count slides this way, and so does the build
@@ -55,8 +56,9 @@ def numbered_slides(deck: Deck, works: int) -> list[Numbered]:
 
 
 def cited_keys(deck: Deck, bib) -> set[str | None]:
-    """The bib keys the deck cites (a DOI as the key of its entry, None when no entry has it)."""
+    """The bib keys the deck's reference list shows: those its visible slides cite (a DOI as the
+    key of its entry, None when no entry has it). A citation on a hidden slide lists nothing."""
     keys = set()
-    for ref in references.citations(deck, bib.entries):
+    for ref in references.citations(deck.shown(), bib.entries):
         keys.update(ref.keys if ref.kind != "doi" else [bib.key_for_doi(ref.target)])
     return keys

@@ -10,6 +10,8 @@ The speaker edits talk/slides.md; Slidev is given the prepared copy, in which
     part of the reference list as static HTML; its notes stay on the first;
   - `<Measured .../>` becomes the number from the figure's JSON;
   - `src:` imports point to the prepared copies;
+  - a hidden slide (`hide:`/`disabled:`, its own or its src: slide's) is left as written: Slidev
+    never loads it, and the reference list leaves out what only it cites;
   - the headmatter gets offline defaults it lacks (no web-font provider, a local favicon), and
     loses the retired `slidev-addon-citations` addon.
 Code (fenced and inline) is left exactly as written. Preparing refuses a deck that fails the check.
@@ -98,16 +100,17 @@ def bibliography_slides(lines: list[str], slide: Slide, end: int, pages: list[st
 
 
 def slides_of(deck, path: Path) -> list[Slide]:
-    """The deck's slides of one file, in the file's order, each once (a file imported twice, or
-    by two ranges, is prepared once)."""
-    found = {slide.start_line: slide for slide in deck.slides if slide.path == path}
+    """The deck's visible slides of one file, in the file's order, each once (a file imported
+    twice, or by two ranges, is prepared once). A hidden slide is left as written: Slidev never
+    loads it, so its citations, <Measured> numbers and reference list are not made."""
+    found = {slide.start_line: slide for slide in deck.visible_slides if slide.path == path}
     return [found[line] for line in sorted(found)]
 
 
 def expand_bibliographies(path: Path, lines: list[str], deck, rendered: RenderedCitations) -> list[str]:
     """Replace each bibliography slide of this file, last first so earlier line numbers hold."""
     for slide in reversed(slides_of(deck, path)):
-        if is_bibliography(slide) and not slide.frontmatter.get("hide"):
+        if is_bibliography(slide):
             pages = bibliography_pages(rendered.entries, entries_per_page(slide, deck.headmatter))
             lines[slide.start_line - 1:slide.end_line] = bibliography_slides(lines, slide, slide.end_line, pages)
     return lines
@@ -153,7 +156,7 @@ def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
         raise SystemExit("\n".join(map(str, failed)) + f"\nprepare: {deck_path} fails the check "
                          f"({counted(len(failed), 'error')}); fix them first")
     deck, bib, figures_dir = report.deck, report.bibliography, deck_path.parent / "public" / "figures"
-    rendered = render_citations([citation_of(ref, bib) for ref in references.citations(deck, bib.entries)],
+    rendered = render_citations([citation_of(ref, bib) for ref in references.citations(deck.shown(), bib.entries)],
                                 bib.files)
     for path in deck.files:
         text = prepare_file(path, deck, bib, rendered, figures_dir)

@@ -125,8 +125,8 @@ def assets(deck: Deck) -> list[Reference]:
         for key in ASSET_FRONTMATTER_KEYS:
             value = slide.frontmatter.get(key)
             if isinstance(value, str) and value.strip() and not value.strip().startswith(("#", "linear-gradient")):
-                found.append(Reference(slide.path, slide.frontmatter_line or slide.start_line, 1,
-                                       f"{key}: {value}", "frontmatter", target=value.strip()))
+                found.append(Reference(*slide.where(key), 1, f"{key}: {value}", "frontmatter",
+                                       target=value.strip()))
         in_body = markdown_assets(slide) + [ref for number, text in _text_lines(slide)
                                             for ref in html_assets_in_line(slide.path, number, text)]
         found += sorted(in_body, key=lambda ref: (ref.line, ref.column))

@@ -6,8 +6,10 @@ Per slide of the built deck (numbered as decktools.numbering numbers it: a refer
 several pages is several slides): the words in its speaker notes, an estimated speaking time
 (words / wpm, at least MIN_SECONDS for a slide shown at all; a `budget: 90` (seconds), `1.5min`,
 `2 minutes` or `1h30m` in the slide's frontmatter overrides), and the cumulative time against the
-headmatter's `duration` (e.g. 40min, as Slidev's presenter timer reads it). A budget or duration
-that cannot be read is one `file:line: error:` (timing_problems; make check reports it too).
+headmatter's `duration` (40min, 1h30m, 1:30:00: read as Slidev's presenter timer reads it,
+slidev_seconds; default 30min). A budget or duration that cannot be read is one `file:line: error:`
+(timing_problems; make check reports it too), and so is a duration with no unit (`duration: 45`):
+Slidev's timer counts it as seconds, so the speaker is asked to write 45min.
 Sections start at `layout: section` / `cover` slides and at the first slide of each imported file;
 a section is flagged when the plan passes the deck's duration inside it, or when a saved
 rehearsal spent more than 10% over the section's plan.
@@ -43,9 +45,12 @@ UNITS = {"h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "m": 6
          "minute": 60, "minutes": 60, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1}
 PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
-# what Slidev's presenter timer reads as `duration` (@slidev/parser parseTimeString)
-SLIDEV_TIME = re.compile(r"(?:\d+(?:\.\d+)?(?:s|secs?|m|mins?|h|hrs?|hours?))+|\d+(?::\d+){0,2}(?:\.\d+)?",
-                         re.IGNORECASE)
+# @slidev/parser's parseTimeString, which the presenter timer reads `duration` with
+SLIDEV_UNITS = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600, "hr": 3600, "hrs": 3600,
+                "hour": 3600, "hours": 3600, "day": 86400, "days": 86400, "week": 604800, "weeks": 604800,
+                "month": 2629746, "months": 2629746, "year": 31556952, "years": 31556952}
+SLIDEV_PART = re.compile(r"([\d.]+)([a-z]+)", re.IGNORECASE)
+JS_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?", re.IGNORECASE)
 
 
 def parse_seconds(value, default_unit: str = "s") -> float:
@@ -62,15 +67,62 @@ def parse_seconds(value, default_unit: str = "s") -> float:
     raise ValueError(f"cannot read {value!r} as a duration: write e.g. 40min, 90s, 1.5h or 1h30m")
 
 
-def _timing_problem(path: Path, line: int, key: str, value, default_unit: str, for_slidev: bool) -> Problem | None:
-    """The problem with a duration-like frontmatter value, at its line; None when it reads."""
+def _js_number(text: str) -> float:
+    """JavaScript's Number(text) for the decimal forms ('' and spaces are 0); ValueError for NaN."""
+    if not text.strip():
+        return 0.0
+    if not JS_NUMBER.fullmatch(text.strip()):
+        raise ValueError(text)
+    return float(text)
+
+
+def slidev_seconds(value) -> float:
+    """The seconds Slidev's presenter timer reads `duration` as (parseTimeString): a number is
+    seconds; '1:30' is m:s and '1:00:00' h:m:s; else number-unit parts, '40min', '1h30m',
+    '3mins 5secs'; a leading + is ignored. ValueError where Slidev's timer throws."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(value)
+    text = value.removeprefix("+")
+    if ":" in text:
+        parts = [_js_number(part) for part in text.split(":")]
+        if len(parts) > 3:
+            raise ValueError(value)
+        return sum(part * 60 ** power for power, part in enumerate(reversed(parts)))
+    if not re.search(r"[a-z]", text, re.IGNORECASE):
+        return _js_number(text)
+    if SLIDEV_PART.sub("", text).strip() or any(m.group(2).lower() not in SLIDEV_UNITS for m in SLIDEV_PART.finditer(text)):
+        raise ValueError(value)
+    return sum(_js_number(m.group(1)) * SLIDEV_UNITS[m.group(2).lower()] for m in SLIDEV_PART.finditer(text))
+
+
+def is_bare_number(value) -> bool:
+    """A duration with no unit and no colon: seconds to Slidev, whereas a speaker means minutes."""
+    return not isinstance(value, bool) and (isinstance(value, (int, float)) or (
+        isinstance(value, str) and bool(JS_NUMBER.fullmatch(value.strip().removeprefix("+")))))
+
+
+def duration_problem(path: Path, line: int, value) -> Problem | None:
+    """Why the headmatter's `duration` is not what Slidev's timer will count, at its line; None when fine."""
+    if is_bare_number(value):
+        number = str(value).strip()
+        return Problem(path, line, 1, f"duration: {number} has no unit, and Slidev's presenter timer counts "
+                       f"a bare number as seconds: write {number}min for minutes ({number}s if seconds are meant)")
     try:
-        parse_seconds(value, default_unit)
+        slidev_seconds(value)
+    except ValueError:
+        return Problem(path, line, 1, f"duration: Slidev's presenter timer cannot read {value!r} (a number with "
+                       "its unit right after it, s, min or h, or h:m:s): write e.g. 40min or 1h30m")
+    return None
+
+
+def _timing_problem(path: Path, line: int, key: str, value) -> Problem | None:
+    """The problem with a slide's `budget` (rehearse's own key), at its line; None when it reads."""
+    try:
+        parse_seconds(value)
     except ValueError as error:
         return Problem(path, line, 1, f"{key}: {error}")
-    if for_slidev and not SLIDEV_TIME.fullmatch(str(value).strip()):
-        return Problem(path, line, 1, f"{key}: Slidev's presenter timer cannot read {value!r} (it wants "
-                       "no space and short units): write e.g. 40min or 1h30m")
     return None
 
 
@@ -78,13 +130,11 @@ def timing_problems(deck: Deck) -> list[Problem]:
     """The headmatter's `duration` and each slide's `budget` that cannot be read, at their lines."""
     found = []
     if deck.headmatter.get("duration") is not None:
-        line = deck.headmatter_lines.get("duration", 1)
-        found.append(_timing_problem(deck.entry, line, "duration", deck.headmatter["duration"], "min", True))
+        found.append(duration_problem(deck.entry, deck.headmatter_lines.get("duration", 1), deck.headmatter["duration"]))
     for slide in deck.slides:
-        if slide.frontmatter.get("budget") is not None:
-            line = slide.key_lines.get("budget", slide.frontmatter_line)
-            found.append(_timing_problem(slide.path, line, "budget", slide.frontmatter["budget"], "s", False))
-    return [problem for problem in found if problem]
+        if slide.frontmatter.get("budget") is not None:   # at the src: slide that set it, if one did
+            found.append(_timing_problem(*slide.where("budget"), "budget", slide.frontmatter["budget"]))
+    return list(dict.fromkeys(problem for problem in found if problem))
 
 
 @dataclass
@@ -257,7 +307,7 @@ def unknown_slides(index: int, run: Run, slide_count: int) -> list[str]:
 def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, list[str]]:
     """The printed plan, each run column's file named under it, and the list of flags (sections
     that run over)."""
-    duration = parse_seconds(deck.headmatter.get("duration", "30min"), default_unit="min")
+    duration = slidev_seconds(deck.headmatter.get("duration", "30min"))      # Slidev's default
     header = f"{'#':>3}  {'section':<22} {'title':<34} {'words':>5} {'plan':>6} {'total':>6}"
     lines = [header + "".join(f" {'run' + str(i + 1):>6}" for i in range(len(runs)))]
     flags, cumulative, passed_at = [], 0.0, None

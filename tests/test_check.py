@@ -444,17 +444,18 @@ def test_single_quoted_html_sources_and_images_in_lists_are_located(tmp_path):
 PART = "# P1 [@nobody2000]\n\n---\n\n# P2\n\n---\nhide: true\n---\n\n# P3\n\n---\n\n# P4\n\n---\n\n# P5\n"
 
 
-def slidev_loaded(deck: Path) -> list[tuple[str, str]]:
-    """(file name, title) of each slide @slidev/parser's load() gives the deck, as Slidev builds it."""
+def slidev_loaded(deck: Path, frontmatter: bool = False) -> list[tuple]:
+    """(file name, title) of each slide @slidev/parser's load() gives the deck, as Slidev builds it;
+    with `frontmatter`, (file name, title, the frontmatter Slidev gives the slide)."""
     loader = REPO / "talk" / "node_modules" / "@slidev" / "parser" / "dist" / "fs.mjs"
     if not shutil.which("node") or not loader.exists():
         pytest.fail("needs node and talk/node_modules: run `make test` (it runs npm ci in talk/) or `make node`")
     script = ("const {load} = await import(process.argv[1]); const root = process.argv[2];"
               "const deck = await load({userRoot: root, roots: [root]}, process.argv[3]);"
-              "process.stdout.write(JSON.stringify(deck.slides.map(s => [s.source.filepath, s.title])))")
+              "process.stdout.write(JSON.stringify(deck.slides.map(s => [s.source.filepath, s.title, s.frontmatter])))")
     result = subprocess.run(["node", "--input-type=module", "-e", script, loader.as_uri(), str(deck.parent), str(deck)],
                             capture_output=True, text=True, check=True)
-    return [(Path(path).name, title) for path, title in json.loads(result.stdout)]
+    return [(Path(path).name, title, *([keys] if frontmatter else [])) for path, title, keys in json.loads(result.stdout)]
 
 
 @pytest.mark.parametrize("spec", ["#2", "#2-3", "#1,3", "#2,4-", "#4;1", "#all", "#none", ""])
@@ -499,9 +500,11 @@ def test_a_budget_that_is_no_duration_is_an_error_at_its_line(tmp_path, frontmat
 
 
 @pytest.mark.parametrize("duration, message", [
-    ("40 mins", "duration: Slidev's presenter timer cannot read '40 mins' (it wants no space and short units): "
-                "write e.g. 40min or 1h30m"),
-    ("forty", "duration: cannot read 'forty' as a duration"), ("1h30m", None), ("40mins", None), ("45", None)])
+    ("40 mins", "duration: Slidev's presenter timer cannot read '40 mins' (a number with its unit right after "
+                "it, s, min or h, or h:m:s): write e.g. 40min or 1h30m"),
+    ("forty", "duration: Slidev's presenter timer cannot read 'forty'"), ("1h30m", None), ("40mins", None),
+    ("45", "duration: 45 has no unit, and Slidev's presenter timer counts a bare number as seconds: write 45min"),
+    ("1:30:00", None)])
 def test_a_duration_slidevs_timer_cannot_read_is_an_error_at_its_line(tmp_path, duration, message):
     deck = write_deck(tmp_path, "\n# Start\n")
     deck.write_text(deck.read_text().replace("theme: seriph", f"theme: seriph\nduration: {duration}"))
@@ -526,6 +529,54 @@ def test_rehearse_deck_meta_and_the_build_number_slides_as_the_prepared_deck(tmp
         (4, "References", 15.0), (5, "References (page 2)", 0.0), (6, "Questions?", 15.0)]
     plans = plan_deck(read_deck(deck), 130, works_cited(deck, read_deck(deck)))
     assert [(p.number, p.title) for p in plans] == [(s["number"], s["title"]) for s in meta["slides"]]
+
+
+OVERRIDDEN = {"pages/part.md": "# A\n\n---\nlayout: default\nbudget: 5\n---\n\n# B\n\n---\nhide: true\n---\n\n# C\n",
+              "pages/refs.md": "# References\n\n<!--\nthanks\n-->\n"}
+
+
+def test_a_src_slides_keys_override_every_imported_slide_as_slidev_merges_them(tmp_path):
+    """`src:` with other keys: Slidev merges them onto each slide it imports (the src: slide's
+    win; a slide hidden by its own frontmatter stays hidden, a hidden src: hides them all)."""
+    deck = write_deck(tmp_path, "\n# Start [@alpha2020; @delta2019]\n\n---\nsrc: ./pages/part.md\nlayout: center\n"
+                      "budget: 1min\n---\n\n---\nsrc: ./pages/part.md#1\nhide: true\n---\n\n---\n"
+                      "src: ./pages/refs.md\nlayout: biblio\n---\n", extra_files=OVERRIDDEN)
+    ours = [(s.path.name, slide_title(s), s.frontmatter) for s in read_deck(deck).visible_slides]
+    assert ours == [(name, title.split(" [")[0], keys) for name, title, keys in slidev_loaded(deck, frontmatter=True)]
+    assert [keys.get("layout") for _, _, keys in ours] == [None, "center", "center", "biblio"]
+    plans = plan_deck(read_deck(deck), 130, works_cited(deck, read_deck(deck)))
+    assert [(p.title, p.seconds) for p in plans] == [("Test", 15), ("A", 60), ("B", 60), ("References", 15)]
+    prepare_deck(deck, tmp_path / "citations.bib")
+    assert 'data-key="delta2019"' in (deck.parent / "pages" / "refs.prepared.md").read_text()
+    deck.write_text(deck.read_text().replace("budget: 1min", "budget: ninety"))
+    assert [(p.path, p.line) for p in problems_of(deck)] == [(deck, 11)]     # once, where it is written
+
+
+HIDDEN = "\n# Shown [@alpha2020]\n\n---\nhide: true\n---\n\n# Hidden [@delta2019] <Measured fig=\"mytalk/cka\" value=\"x\"/>\n" \
+         "\n---\ndisabled: yes\n---\n\n![x](/figures/mytalk/cka.png)\n\n---\nhide: no\n---\n\n# Hidden too\n" \
+         "\n---\nlayout: biblio\n---\n\n# References\n"
+
+
+def test_a_hidden_slide_is_checked_for_typos_but_lists_no_reference_and_needs_no_figure(tmp_path):
+    """Slidev never loads a hide:/disabled: slide (nor prints or exports it): what only it cites
+    is not in the reference list and what only it shows need not be made, yet its keys and figure
+    ids are still checked, so a typo is caught before the slide is shown again."""
+    deck = write_deck(tmp_path, HIDDEN)
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
+    assert problems_of(deck) == []
+    unused, no = problems_of(deck, "warning")
+    assert "'delta2019' is cited by no deck" in unused.message and "only on hidden slides of" in unused.message
+    assert (no.line, no.message) == (21, "hide: no is text to Slidev, which reads it as true and hides the slide: "
+                                         "write hide: false to show it, or hide: true")
+    assert [s.path.name for s in read_deck(deck).visible_slides] == [name for name, _ in slidev_loaded(deck)]
+    prepared = prepare_deck(deck, tmp_path / "citations.bib").read_text()
+    assert 'data-key="alpha2020"' in prepared and 'data-key="delta2019"' not in prepared
+    assert "# Hidden [@delta2019] <Measured" in prepared          # left as written: Slidev drops it
+    deck.write_text(deck.read_text().replace("@delta2019", "@delta2091").replace("mytalk/cka", "mytalk/ckaa"))
+    assert sorted(p.message.split(" (")[0] for p in problems_of(deck)) == [
+        "asset /figures/mytalk/ckaa.png: no figure script declares figure 'mytalk/ckaa'",
+        "no figure script declares figure 'mytalk/ckaa'", "unknown citation key 'delta2091'"]
 
 
 def with_installed_packages(deck: Path) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from decktools.markdown import read_deck
-from decktools.rehearse import Run, clock, panel_name, parse_seconds, plan_deck, report
+from decktools.rehearse import Run, clock, panel_name, parse_seconds, plan_deck, report, slidev_seconds, timing_problems
 
 REPO = Path(__file__).resolve().parent.parent
 DECK = """---
@@ -107,12 +107,44 @@ def test_a_typo_is_no_duration(text):
 
 @pytest.mark.parametrize("edit, where", [
     (("budget: 45", "budget: ninety"), ":14:1: error: budget: cannot read 'ninety' as a duration"),
-    (("duration: 2min", "duration: 40 mins"), ":3:1: error: duration: Slidev's presenter timer cannot read")])
+    (("duration: 2min", "duration: 40 mins"), ":3:1: error: duration: Slidev's presenter timer cannot read"),
+    (("duration: 2min", "duration: 45"), ":3:1: error: duration: 45 has no unit, and Slidev's presenter timer "
+     "counts a bare number as seconds: write 45min for minutes (45s if seconds are meant)")])
 def test_an_unreadable_budget_or_duration_is_one_line_at_its_place_not_a_traceback(deck, edit, where):
     deck.write_text(DECK.replace(*edit))
     result = rehearse(deck)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [result.stderr.splitlines()[0]] and result.stderr.startswith(f"{deck}{where}")
+
+
+SLIDEV_DURATIONS = ["40min", "1h30m", "1h 30m", "3mins 5secs", "10.5m3s", "+10s", "1.5h", "40MIN", "1:30", "1:00:00",
+                    "10:50.1", "2hrs", "90s", "40 mins", "40minutes", "forty", "1:2:3:4", "1e3", "1.2.3m", "1:x"]
+
+
+def slidev_time_strings(values: list[str]) -> list[float | None]:
+    """Slidev's own parseTimeString (@slidev/parser, as the presenter timer calls it) of each
+    value: its seconds, None where it throws."""
+    script = ("const {parseTimeString} = await import(process.argv[1]);"
+              "console.log(JSON.stringify(JSON.parse(process.argv[2]).map(v => {"
+              "try { return parseTimeString(v).seconds } catch { return null } })))")
+    utils = REPO / "talk" / "node_modules" / "@slidev" / "parser" / "dist" / "utils.mjs"
+    result = subprocess.run(["node", "--input-type=module", "-e", script, utils.as_uri(), json.dumps(values)],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def test_the_duration_is_read_as_slidevs_timer_reads_it(deck):
+    ours = []
+    for value in SLIDEV_DURATIONS:
+        try:
+            ours.append(slidev_seconds(value))
+        except ValueError:
+            ours.append(None)
+    assert ours == slidev_time_strings(SLIDEV_DURATIONS)
+    deck.write_text(DECK.replace("duration: 2min", "duration: 1:30:00"))     # YAML 1.1 would read 5400
+    parsed = read_deck(deck)
+    assert parsed.headmatter["duration"] == "1:30:00" and timing_problems(parsed) == []
+    assert "against duration 90:00" in report(parsed, plan_deck(parsed, 60), [])[0]
 
 
 def test_a_bibliography_of_several_pages_moves_the_later_slides_on(deck):
