@@ -212,7 +212,7 @@ def _read_text(path: Path) -> str:
                         "as UTF-8") from None
 
 
-def _import_path(deck: Deck, path: Path, slide: Slide) -> Path:
+def import_path(deck: Deck, path: Path, slide: Slide) -> Path:
     """The file a slide's `src:` names: relative to its own file, or to the entry's folder with /.
     Written as the deck's own path is (relative when it is), so messages name files alike."""
     source = str(slide.frontmatter["src"])
@@ -283,7 +283,7 @@ def _overridden(slide: Slide, override: dict) -> Slide:
 
 def _imported_slides(deck: Deck, path: Path, slide: Slide, stack: list[Path], override: dict) -> None:
     """The slides a `src:` slide imports, only those its #range names, its keys merged onto them."""
-    imported = _import_path(deck, path, slide)
+    imported = import_path(deck, path, slide)
     line = slide.key_lines.get("src", slide.frontmatter_line)
     _read_into(deck, imported, stack + [path.resolve()], (str(slide.frontmatter["src"]), path, line),
                _merge(_entries(slide), override))

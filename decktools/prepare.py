@@ -9,7 +9,8 @@ The speaker edits talk/slides.md; Slidev is given the prepared copy, in which
     (`biblio: item_per_page:` in its frontmatter or the headmatter, default 10), each with its
     part of the reference list as static HTML; its notes stay on the first;
   - `<Measured .../>` becomes the number from the figure's JSON;
-  - `src:` imports point to the prepared copies;
+  - `src:` imports point to the prepared copies, a `#range` renumbered to the copy's slides (a
+    bibliography slide of the imported file there is one slide per page);
   - a hidden slide (`hide:`/`disabled:`, its own or its src: slide's) is left as written: Slidev
     never loads it, and the reference list leaves out what only it cites;
   - the headmatter gets offline defaults it lacks (no web-font provider, a local favicon), and
@@ -21,6 +22,7 @@ Code (fenced and inline) is left exactly as written. Preparing refuses a deck th
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
@@ -33,7 +35,7 @@ from decktools.bib import Bibliography
 from decktools.check import REPO_ROOT, check_deck
 from decktools.citations import RenderedCitations, bibliography_pages, citation_html, plain_text, render_citations
 from decktools.deckmeta import deck_meta, meta_path
-from decktools.markdown import Slide
+from decktools.markdown import Slide, import_path, slide_range, split_slides
 from decktools.mdscan import code_mask, speaker_notes
 from decktools.numbering import entries_per_page, is_bibliography
 from decktools.numbers import format_measured
@@ -116,6 +118,38 @@ def expand_bibliographies(path: Path, lines: list[str], deck, rendered: Rendered
     return lines
 
 
+def prepared_slide_counts(path: Path, deck, rendered: RenderedCitations) -> list[int]:
+    """How many slides each slide of the file (in its order, as a #range counts them) becomes in
+    its prepared copy: a bibliography slide one per page of the reference list, any other one."""
+    pages = {slide.start_line: len(bibliography_pages(rendered.entries, entries_per_page(slide, deck.headmatter)))
+             for slide in slides_of(deck, path) if is_bibliography(slide)}
+    _, slides = split_slides(path, path.read_text(encoding="utf-8"))
+    return [pages.get(slide.start_line, 1) for slide in slides]
+
+
+def prepared_range(spec: str, counts: list[int]) -> str:
+    """The #range of the prepared copy naming the slides that `spec` names of the original."""
+    if all(count == 1 for count in counts):
+        return spec
+    firsts = list(itertools.accumulate([1] + counts[:-1]))
+    chosen = [firsts[i - 1] + page for i in slide_range(spec, len(counts)) for page in range(counts[i - 1])]
+    return ",".join(map(str, chosen)) or "none"
+
+
+def rewrite_imports(path: Path, lines: list[str], deck, rendered: RenderedCitations) -> list[str]:
+    """Point each `src:` line at the prepared copy of its file, its #range renumbered."""
+    _, slides = split_slides(path, "\n".join(lines))
+    for slide in slides:
+        number = slide.key_lines.get("src")
+        match = SRC_LINE.match(lines[number - 1]) if number else None
+        if match:
+            source, _, spec = str(slide.frontmatter["src"]).partition("#")
+            counts = prepared_slide_counts(import_path(deck, path, slide), deck, rendered) if spec else []
+            target = "#" + prepared_range(spec, counts) if spec else match.group(3)
+            lines[number - 1] = match.group(1) + match.group(2)[:-3] + ".prepared.md" + target
+    return lines
+
+
 def prepare_file(path: Path, deck, bib: Bibliography, rendered: RenderedCitations, figures_dir: Path) -> str:
     lines = path.read_text(encoding="utf-8").split("\n")
     for slide in slides_of(deck, path):
@@ -123,10 +157,8 @@ def prepare_file(path: Path, deck, bib: Bibliography, rendered: RenderedCitation
         for (number, masked) in code_mask(slide.body):
             lines[number - 1] = rewrite_line(path, number, lines[number - 1], masked, bib, rendered,
                                              figures_dir, number in notes)
-    lines = expand_bibliographies(path, lines, deck, rendered)
-    lines = [SRC_LINE.sub(lambda m: m.group(1) + m.group(2)[:-3] + ".prepared.md" + m.group(3), line)
-             for line in lines]
-    return "\n".join(lines)
+    lines = rewrite_imports(path, lines, deck, rendered)     # before the expansion moves lines
+    return "\n".join(expand_bibliographies(path, lines, deck, rendered))
 
 
 def with_offline_headmatter(text: str, headmatter: dict) -> str:

@@ -531,6 +531,22 @@ def test_rehearse_deck_meta_and_the_build_number_slides_as_the_prepared_deck(tmp
     assert [(p.number, p.title) for p in plans] == [(s["number"], s["title"]) for s in meta["slides"]]
 
 
+RANGED_REFERENCES = {"pages/end.md": "# Thanks\n\n---\nlayout: biblio\nbiblio:\n  item_per_page: 1\n"
+                                     "---\n\n# References\n\n---\n\n# Questions?\n\n---\n\n# Backup\n"}
+
+
+@pytest.mark.parametrize("spec, titles", [("#2-3", ["References", "References", "Questions?"]),
+                                          ("#4,2", ["References", "References", "Backup"]),
+                                          ("#1-", ["Thanks", "References", "References", "Questions?", "Backup"])])
+def test_a_ranged_import_of_a_file_whose_reference_list_grows_keeps_naming_the_same_slides(tmp_path, spec, titles):
+    """The imported file's two-page reference list is two slides in its prepared copy: the src:
+    range there is renumbered, so Slidev (its own load, on the prepared deck) imports the slides
+    the speaker's range named, every page of the list, and nothing else."""
+    deck = write_deck(tmp_path, f"\n# Start [@alpha2020; @delta2019]\n\n---\nsrc: ./pages/end.md{spec}\n---\n", extra_files=RANGED_REFERENCES)
+    prepared = prepare_deck(deck, tmp_path / "citations.bib")
+    assert [title.split(" ")[0] for _, title in slidev_loaded(prepared)[1:]] == titles
+
+
 OVERRIDDEN = {"pages/part.md": "# A\n\n---\nlayout: default\nbudget: 5\n---\n\n# B\n\n---\nhide: true\n---\n\n# C\n",
               "pages/refs.md": "# References\n\n<!--\nthanks\n-->\n"}
 
