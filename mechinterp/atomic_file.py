@@ -6,7 +6,8 @@
 The data goes to a temporary file in the same folder (a rename is atomic only within one file
 system), which is flushed and fsynced before os.replace puts it in place; the folder is then fsynced
 where the platform allows, so the rename itself survives a crash. If anything fails the temporary
-file is removed and the previous file at `path` is untouched. The engine, the figure runner and
+file is removed and the previous file at `path` is untouched. The new file gets the permissions an
+ordinary write would give it (the umask's, and the old file's execute bits), not mkstemp's 0o600. The engine, the figure runner and
 decktools (through the runner package's API) all write through it. Nothing here imports torch.
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
     payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(handle, _mode_for(path))
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
             stream.flush()
@@ -33,6 +35,31 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         Path(temporary).unlink(missing_ok=True)
         raise
     _fsync_folder(path.parent)
+
+
+def _mode_for(path: Path) -> int:
+    """The permissions a plain open() would give (0o666 less the umask), keeping an existing
+    file's execute bits. mkstemp makes its file private (0o600), which a web server running as
+    another user cannot read (a built site), nor a colleague's account (a shared checkpoint); files
+    an earlier version wrote so are opened up again on their next write."""
+    executable = 0
+    with contextlib.suppress(OSError):
+        executable = path.stat().st_mode & 0o111
+    return (0o666 & ~PROCESS_UMASK) | executable
+
+
+def _read_umask() -> int:
+    """The process's umask: Linux states it in /proc; elsewhere set and restore it (at import,
+    before any thread of ours could create a file under a zero umask)."""
+    with contextlib.suppress(OSError, ValueError, StopIteration):
+        status = Path("/proc/self/status").read_text().splitlines()
+        return int(next(line for line in status if line.startswith("Umask:")).split()[1], 8)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+PROCESS_UMASK = _read_umask()
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -24,6 +24,28 @@ def test_text_and_bytes_arrive_whole_and_replace_the_old_file(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["notes.json"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_file_gets_the_permissions_a_plain_write_gives_and_keeps_its_execute_bits(tmp_path, umask):
+    """Not mkstemp's private 0o600: a built site must be readable by a web server running as
+    another user. Each umask in a fresh process, compared with what open() gives there."""
+    script = textwrap.dedent(f"""
+        import os, stat, sys
+        os.umask({umask:#o})
+        from mechinterp.atomic_file import write_atomic
+        folder = sys.argv[1]
+        write_atomic(os.path.join(folder, "site.html"), "<html/>")
+        open(os.path.join(folder, "plain.html"), "w").close()
+        os.chmod(os.path.join(folder, "kept.sh"), 0o750)
+        write_atomic(os.path.join(folder, "kept.sh"), "echo")
+        print(*(oct(stat.S_IMODE(os.stat(os.path.join(folder, n)).st_mode)) for n in ("site.html", "plain.html", "kept.sh")))
+    """)
+    (tmp_path / "kept.sh").write_text("old")            # 0o750 before: rwx for its owner, r-x for the group
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                            check=True, cwd=REPO)
+    site, plain, kept = result.stdout.split()
+    assert site == plain == oct(0o666 & ~umask) and kept == oct((0o666 & ~umask) | 0o110)
+
+
 def test_data_that_cannot_be_written_keeps_the_old_file_and_leaves_no_temp_file(tmp_path):
     target = tmp_path / "manifest.json"
     target.write_text("previous")
