@@ -7,7 +7,7 @@
 Steps: prepare the deck (check, render citations and the bibliography, fill numbers), skip the build
 if nothing it reads changed since the last one (a hash of its inputs is stamped into the output),
 else `slidev build` into a temporary folder that replaces the old output only when the build
-succeeded, and write index.html copies under every route of Slidev's router (/5/, /presenter/5/,
+succeeded (Ctrl-C keeps the old output too, and exits 130 saying so), and write index.html copies under every route of Slidev's router (/5/, /presenter/5/,
 /overview/, /notes/, ...) so they work on any static file server, not just one that falls back to
 index.html.
 
@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,8 @@ def slidev_command(talk_dir: Path, *args: str) -> list[str]:
 def slidev(talk_dir: Path, *args: str) -> None:
     env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1", NODE_OPTIONS="--max-old-space-size=4096")
     result = subprocess.run(slidev_command(talk_dir, *args), cwd=talk_dir, env=env)
+    if result.returncode in (-signal.SIGINT, 128 + signal.SIGINT):   # Ctrl-C reached node first
+        raise KeyboardInterrupt
     if result.returncode != 0:
         raise SystemExit(f"slidev {args[0]} failed (exit {result.returncode}); see its output above")
 
@@ -140,7 +143,11 @@ def build(deck_path: Path, base: str = "/", force: bool = False) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     headmatter = read_deck(prepared).headmatter
     pdf = ("--executable-path", CHROMIUM) if printable(headmatter) else ()   # its PDF: Debian's chromium
-    slidev(talk_dir, "build", prepared.name, "--out", staging.name, "--base", base, *pdf)
+    try:
+        slidev(talk_dir, "build", prepared.name, "--out", staging.name, "--base", base, *pdf)
+    except KeyboardInterrupt:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     # numbered as prepare numbered them for the presenter panel: bibliography pages count
     slides = json.loads(meta_path(deck_path).read_text(encoding="utf-8"))["slides"]
     add_deep_links(staging, len(slides), printable(headmatter))
@@ -192,10 +199,14 @@ def main(argv=None) -> int:
     parser.add_argument("--figures-failed", action="store_true",
                         help="make slides: some of the deck's figures failed; build, then say so and exit 1")
     options = parser.parse_args(argv)
-    if options.pdf:
-        export_pdf(options.deck)
-        return 0
-    out = build(options.deck, options.base, options.force)
+    try:
+        if options.pdf:
+            export_pdf(options.deck)
+            return 0
+        out = build(options.deck, options.base, options.force)
+    except KeyboardInterrupt:
+        print(f"slides: interrupted; {output_dir(options.deck)} is as it was", file=sys.stderr)
+        return 130
     return previous_outputs_summary(options.deck, out) if options.figures_failed else 0
 
 

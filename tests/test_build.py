@@ -4,8 +4,11 @@ Decks are real files in a temporary talk/ folder that has the project's real nod
 routes are checked by a real `slidev build` served by a plain static file server (no fallback to
 index.html) and visited in Debian's headless chromium (tests/deckbrowser.py).
 """
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +121,26 @@ def test_every_route_of_a_built_deck_opens_its_view_on_a_plain_static_server(tmp
     touch(deck.parent / "course.md", "---\ntitle: Course\n---\n\n# Other deck\n")
     again = build(deck)
     assert again.returncode == 0 and "is up to date" in again.stdout, again.stdout + again.stderr
+    assert_ctrl_c_during_slidev_keeps_the_site(deck, site)
+
+
+def assert_ctrl_c_during_slidev_keeps_the_site(deck: Path, site: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while Slidev builds:
+    "interrupted" and exit 130, not a build failure; the previous site whole, no staging left."""
+    stamp = (site / ".build-inputs").read_text()
+    deck.write_text(deck.read_text().replace("Hello", "Hello again"))
+    prepared = deck.with_name("lecture.prepared.md")
+    building = subprocess.Popen([sys.executable, "-m", "decktools.build", str(deck)], cwd=REPO, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "Hello again" not in prepared.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)                         # prepared: the next step is slidev's build
+    time.sleep(3)
+    os.killpg(building.pid, signal.SIGINT)
+    out, err = building.communicate(timeout=120)
+    assert building.returncode == 130 and "interrupted" in err and "failed" not in err, out[-2000:] + err[-2000:]
+    assert (site / ".build-inputs").read_text() == stamp and (site / "2" / "index.html").exists()
+    assert not site.with_name(site.name + ".building").exists()
 
 
 @pytest.mark.slow
