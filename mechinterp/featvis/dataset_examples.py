@@ -33,6 +33,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mechinterp.device import model_device
+from mechinterp.models.describe import image_input_shape
 from mechinterp.hooks import capture, get_module, hooked
 
 # Modules that act on each position independently: they leave the receptive field unchanged.
@@ -191,6 +192,7 @@ def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField
     """The theoretical receptive field of one unit of `layer`, from the convs and pools before it
     (any module: a leaf, a residual block such as `layer2`, an Inception module)."""
     get_module(model, layer)
+    image_input_shape(model, "a receptive field", input_shape)
     image = torch.zeros(1, *input_shape, device=model_device(model))
     tracker = _FieldTracker(image)
     hooks = {name: tracker.hook(name, module) for name, module in model.named_modules() if name}

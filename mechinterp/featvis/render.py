@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from mechinterp.device import model_device
+from mechinterp.models.describe import image_input_shape
 from mechinterp.featvis import transforms as transforms_module
 from mechinterp.featvis.objectives import INPUT, Objective
 from mechinterp.featvis.parameterisations import ImageParameterisation
@@ -92,7 +93,7 @@ class Adam:
 
 def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tuple[int, int, int]:
     """(C, H, W) from the argument, else the model's `input_shape` attribute (zoo models have it)."""
-    shape = image_shape if image_shape is not None else getattr(model, "input_shape", None)
+    shape = image_input_shape(model, "feature visualisation of pixels", image_shape)
     if shape is None:
         zoo_name = getattr(model, "zoo_name", None)
         entry = f"zoo entry {zoo_name!r}" if zoo_name else "model's zoo entry"
@@ -105,7 +106,7 @@ def model_input_shape(model: nn.Module, image_shape: Sequence[int] | None) -> tu
 def model_channels(model: nn.Module) -> int | None:
     """The channels the model takes: its input_shape's, else its first conv's, else None (unknown)."""
     shape = getattr(model, "input_shape", None)
-    if shape is not None:
+    if shape is not None and len(shape) == 3:   # [C, H, W]; a model of vectors [D] has none
         return int(shape[0])
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
     return first_conv.in_channels if first_conv is not None else None

@@ -7,10 +7,12 @@ torch error at figure time.
     gate_convs(model)               # {"features.1.block.1.fc1", ...}: left out of default feature_layers
     try_one_image(model, entry)     # a zero image of input_shape through the model, or a FieldError
     check_dataset_fits(model, entry, data)   # the dataset's images are what the model takes
+    image_input_shape(model, "feature visualisation")   # (C, H, W); of vectors: a ValueError
 
 The default feature_layers are the model's Conv2d modules except those of squeeze-excitation
 gates (MobileNetV3, EfficientNet, RegNet: 1x1 convs of the pooled channels that scale them, whose
-"features" are gate values, not maps); conv_layers keeps every Conv2d. A FieldError names its
+"features" are gate values, not maps); conv_layers keeps every Conv2d. input_shape is an image's
+[C, H, W] or, for a model of (N, D) vectors, [D]. A FieldError names its
 field: the zoo reports it after that field's zoo.yaml line.
 """
 from __future__ import annotations
@@ -82,13 +84,13 @@ def try_one_image(model: nn.Module, entry: dict) -> None:
     shape = getattr(model, "input_shape", None)
     if not shape:
         return
-    error = _forward_error(model, torch.zeros(1, *shape))
+    error = forward_error(model, torch.zeros(1, *shape))
     if error is not None:
         given = "input_shape" in entry
         raise FieldError("input_shape" if given else None, _misfit(model, shape, error, given)) from error
 
 
-def _forward_error(model: nn.Module, images: torch.Tensor) -> Exception | None:
+def forward_error(model: nn.Module, images: torch.Tensor) -> Exception | None:
     """The error the model's forward raises on `images` (eval mode, no gradients), or None."""
     training = model.training
     try:
@@ -110,25 +112,54 @@ def declared_input_shape(model: nn.Module, entry: dict) -> tuple | None:
 
 
 def check_dataset_fits(model: nn.Module, entry: dict, data) -> None:
-    """The dataset's images have the model's declared input shape, or (none declared) one of them
-    runs through its forward; else a FieldError on `dataset` naming both shapes and what to do,
-    before anything is trained or evaluated on them."""
-    image, name = tuple(data.images.shape[1:]), entry["dataset"]
+    """The dataset's images (or vectors) have the model's declared input shape, or (none declared)
+    one of them runs through its forward; else a FieldError on `dataset` naming both shapes and
+    what to do, before anything is trained or evaluated on them."""
+    given, name = tuple(data.images.shape[1:]), entry["dataset"]
     declared = declared_input_shape(model, entry)
-    if declared is not None and declared != image:
-        given = "input_shape" in entry
-        fitting = ", ".join(datasets_of_shape(declared)) or "torchvision:<Dataset>"
-        resize = "add" if given else f"add input_shape: {list(declared)} and"
-        source = "input_shape" if given else f"{type(model).__name__}'s own input_shape"
-        raise FieldError("dataset", f"dataset {name!r} gives {shape_text(image)} images, but the model "
-                         f"takes {shape_text(declared)} ({source}): "
-                         f"name a dataset of {shape_text(declared)} images ({fitting}), or {resize} "
-                         f"resize_dataset: true to resize the {name} images to it")
-    error = None if declared is not None else _forward_error(model, data.images[:1])
+    if declared is not None and declared != given:
+        raise FieldError("dataset", _mismatch(model, entry, given, declared))
+    error = None if declared is not None else forward_error(model, data.images[:1])
     if error is not None:
-        raise FieldError("dataset", f"dataset {name!r} gives {shape_text(image)} images, but "
-                         f"{type(model).__name__}'s forward refuses them ({_first_line(error)}): set input_shape to the [C, H, W] the model takes and add "
-                         f"resize_dataset: true, or name a dataset whose images it takes")
+        fix = ("set input_shape to the [D] the model takes and name a dataset of vectors that long"
+               if len(given) == 1 else "set input_shape to the [C, H, W] the model takes and add "
+               "resize_dataset: true, or name a dataset whose images it takes")
+        raise FieldError("dataset", f"dataset {name!r} gives {inputs_text(given)}, but "
+                         f"{type(model).__name__}'s forward refuses them ({first_line(error)}): {fix}")
+
+
+def _mismatch(model: nn.Module, entry: dict, given: tuple, declared: tuple) -> str:
+    """Dataset and input_shape differ: what each is, the datasets that fit, and (images both)
+    that resize_dataset would resize them."""
+    name, own = entry["dataset"], "input_shape" in entry
+    fitting = ", ".join(datasets_of_shape(declared)) or "torchvision:<Dataset>"
+    source = "input_shape" if own else f"{type(model).__name__}'s own input_shape"
+    taken = shape_text(declared) if len(declared) == 3 else inputs_text(declared)
+    text = (f"dataset {name!r} gives {inputs_text(given)}, but the model takes {taken} "
+            f"({source}): name a dataset of {inputs_text(declared)} ({fitting})")
+    if len(given) == 3 and len(declared) == 3:
+        resize = "add" if own else f"add input_shape: {list(declared)} and"
+        return f"{text}, or {resize} resize_dataset: true to resize the {name} images to it"
+    return f"{text}, or set input_shape to {list(given)}"
+
+
+def inputs_text(shape, one: bool = False) -> str:
+    """(3, 32, 32) -> "3x32x32 images"; (13,) -> "13-feature vectors" ("... vector" when one)."""
+    text = f"{shape[0]}-feature vector" if len(shape) == 1 else f"{shape_text(shape)} image"
+    return text if one else f"{text}s"
+
+
+def image_input_shape(model: nn.Module, needs: str, shape=None) -> tuple[int, ...] | None:
+    """`shape` (default the model's input_shape; None when it has none) when it is an image's
+    [C, H, W]; a model of vectors is one clear ValueError naming its zoo entry and that `needs`
+    needs an image model."""
+    shape = getattr(model, "input_shape", None) if shape is None else shape
+    if shape is None or len(shape) == 3:
+        return None if shape is None else tuple(int(s) for s in shape)
+    zoo_name = getattr(model, "zoo_name", None)
+    entry = f"zoo entry {zoo_name!r}" if zoo_name else type(model).__name__
+    raise ValueError(f"{entry} takes {inputs_text(shape)} (input_shape {list(shape)}), not images: "
+                     f"{needs} needs an image model (input_shape [C, H, W]); use it on one")
 
 
 def shape_text(shape) -> str:
@@ -136,7 +167,7 @@ def shape_text(shape) -> str:
     return "x".join(map(str, shape))
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
     """"RuntimeError: <the first line of its message, at most 200 characters>"."""
     return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
 
@@ -144,6 +175,7 @@ def _first_line(error: Exception) -> str:
 def _misfit(model: nn.Module, shape, error: Exception, given: bool) -> str:
     name = type(model).__name__
     source = "input_shape" if given else f"{name}'s own input_shape"
-    return (f"{source} {list(shape)} does not fit {name}: a zero image of that shape fails in its "
-            f"forward ({_first_line(error)}); set input_shape in zoo.yaml to the "
-            f"[C, H, W] of the images {name} takes")
+    zero = "a zero image" if len(shape) == 3 else "a zero vector"
+    return (f"{source} {list(shape)} does not fit {name}: {zero} of that shape fails in its "
+            f"forward ({first_line(error)}); set input_shape in zoo.yaml to the "
+            f"[C, H, W] of the images {name} takes, or [D] of the vectors")

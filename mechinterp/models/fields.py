@@ -19,9 +19,12 @@ from typing import Callable
 from mechinterp.names import did_you_mean
 from mechinterp.transformers.interface import size_problems
 
-DATASET_NAMES = ("shapes", "digits", "mnist", "mnist-5k", "cifar10", "torchvision:<Dataset>")
+DATASET_NAMES = ("shapes", "digits", "mnist", "mnist-5k", "cifar10", "wine", "breast-cancer",
+                 "digits-flat", "sparse-features", "torchvision:<Dataset>")
 IMAGE_SHAPES = {"shapes": (3, 32, 32), "digits": (1, 8, 8), "mnist": (1, 28, 28),  # [C, H, W]
                 "mnist-5k": (1, 28, 28), "cifar10": (3, 32, 32)}
+VECTOR_SHAPES = {"wine": (13,), "breast-cancer": (30,), "digits-flat": (64,)}   # [D]; and
+SPARSE = "sparse-features"                           # [n_features] of its dataset_options
 PROFILES = ("quick", "full", "gpu")
 DEVICE_TYPES = ("cpu", "cuda", "mps")
 OPTIMIZERS = ("adam", "sgd")
@@ -60,8 +63,8 @@ def _labels(value) -> bool:
     return isinstance(value, list) and all(_text(item) or _number(item) for item in value)
 
 
-def _counts(length: int) -> Callable[[object], bool]:
-    return lambda value: isinstance(value, list) and len(value) == length and all(map(_count, value))
+def _counts(*lengths: int) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, list) and len(value) in lengths and all(map(_count, value))
 
 
 TEXT_PATH = "a path, e.g. ../my_weights/net.pt (relative to the folder of zoo.yaml)"
@@ -88,7 +91,8 @@ FIELDS: dict[str, tuple[Callable[[object], bool], str]] = {
     "batchnorm": (_flag, "true or false"),
     "devices": (_names, f"a list of device types, e.g. [cuda] ({', '.join(DEVICE_TYPES)})"),
     "profiles": (_names, f"a list of profiles, e.g. [full] ({', '.join(PROFILES)})"),
-    "input_shape": (_counts(3), "a list [C, H, W] of the images the model takes, e.g. [3, 32, 32]"),
+    "input_shape": (_counts(1, 3), "a list [C, H, W] of the images the model takes, e.g. [3, 32, 32], "
+                    "or [D] of the vectors (N, D) it takes, e.g. [13]"),
     "resize_dataset": (_flag, "true or false (true: the dataset's images are resized to input_shape)"),
     "feature_layers": (_names, LAYER_NAMES),
     "conv_layers": (_names, LAYER_NAMES),
@@ -118,6 +122,10 @@ def field_problems(entry: dict, at: Callable[[str], str]) -> list[str]:
     if entry.get("resize_dataset") is True:
         problems += [f"{at('resize_dataset')}: resize_dataset needs {field} in the entry: {why}"
                      for field, why in RESIZE_NEEDS.items() if field not in entry]
+        if isinstance(entry.get("input_shape"), list) and len(entry["input_shape"]) == 1:
+            problems.append(f"{at('resize_dataset')}: resize_dataset resizes images to a [C, H, W] "
+                            "input_shape, not vectors: leave it out and name a dataset of "
+                            f"{entry['input_shape'][0]}-feature vectors")
     return problems
 
 
@@ -137,5 +145,7 @@ def _choice_problems(field: str, value) -> list[str]:
 
 
 def datasets_of_shape(shape) -> list[str]:
-    """The named datasets whose images are [C, H, W] `shape`."""
-    return [name for name, image in IMAGE_SHAPES.items() if list(image) == list(shape)]
+    """The named datasets whose images are [C, H, W] `shape`, or whose vectors are [D]."""
+    known = {**IMAGE_SHAPES, **VECTOR_SHAPES}
+    names = [name for name, given in known.items() if list(given) == list(shape)]
+    return names + ([f"{SPARSE} with dataset_options: {{n_features: {shape[0]}}}"] if len(shape) == 1 else [])

@@ -2,6 +2,7 @@
 
     python -m mechinterp.models.layers shapes-resnet18        # a zoo model (models/zoo.yaml)
     python -m mechinterp.models.layers resnet18 googlenet     # torchvision architectures by name
+    python -m mechinterp.models.layers my-tab                 # input_shape: [64]: one 64-vector
 
     from mechinterp.models.layers import layer_table
     rows = layer_table(model)   # [LayerRow(name="layer1.0.conv1", kind="Conv2d", shape=(64, 8, 8)), ...]
@@ -17,9 +18,10 @@ own blocks (`features.0.0` of MobileNetV3's Conv2dNormActivation). The functiona
 module names only. A module the forward pass runs twice (torchvision's blocks reuse one `relu`) is
 marked too: read its block instead. The convs of a squeeze-excitation gate (MobileNetV3's
 `features.4.block.2.fc1`: a 1x1 conv of the pooled channels that scales them) are marked, being
-left out of the default feature_layers (describe.py). A model that cannot run a zero image is
-listed in module order (each block after its layers), without shapes; one fx cannot trace, without
-its functional steps.
+left out of the default feature_layers (describe.py). layer_table lists a model that cannot run a zero image in module order (each block after its
+layers), without shapes; one fx cannot trace, without its functional steps. The command instead
+says, in one line, that the model's forward fails on the input it tried and that its zoo entry
+should state input_shape. A model of vectors (`input_shape: [D]`) is listed for one D-vector.
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from torch import nn
 
 from mechinterp.device import model_device
 from mechinterp.hooks import hooked
-from mechinterp.models.describe import gate_convs, shape_text
+from mechinterp.models.describe import first_line, forward_error, gate_convs, inputs_text, shape_text
 from mechinterp.names import did_you_mean
 
 FUNCTION = "function (not hookable: read the module that contains it)"
@@ -163,7 +165,9 @@ def _model_for(name: str) -> nn.Module:
     if name in zoo.entries:   # its layer fields left out: they may name what this is to list
         return build_model({k: v for k, v in zoo.entries[name].items() if k not in LAYER_FIELDS})
     if name in torchvision.models.list_models():
-        return torchvision.models.get_model(name, weights=None)
+        model = torchvision.models.get_model(name, weights=None)
+        model.input_shape = TORCHVISION_INPUT
+        return model
     raise SystemExit(unknown_model(name, zoo, torchvision.models.list_models()))
 
 
@@ -184,16 +188,47 @@ def print_rows(rows: list[LayerRow]) -> None:
         print("  " + "  ".join(text.ljust(width) for text, width in zip(cell, widths + [0])).rstrip())
 
 
+def input_problem(name: str, model: nn.Module) -> tuple[tuple, str | None]:
+    """(the input shape to list the model with, None or the one line saying why it cannot be):
+    its input_shape, else (a zoo entry stating none) torchvision's 3x224x224, tried first."""
+    declared = getattr(model, "input_shape", None)
+    shape = tuple(declared or TORCHVISION_INPUT)
+    error = forward_error(model, torch.zeros(1, *shape, device=model_device(model)))
+    if error is None:
+        return shape, None
+    tried = f"a zero {inputs_text(shape, one=True)}"
+    if declared is None:
+        return shape, (f"layers: {name} ({type(model).__name__}) states no input_shape, so {tried} "
+                       f"was tried, and its forward fails on it ({first_line(error)}): add "
+                       "input_shape: [D] (a model of (N, D) vectors) or [C, H, W] (images) to its "
+                       "entry in models/zoo.yaml")
+    return shape, (f"layers: {name} ({type(model).__name__}): its forward fails on {tried}, its "
+                   f"input_shape ({first_line(error)}): set input_shape in its models/zoo.yaml "
+                   "entry to what the model takes")
+
+
+def _header(name: str, model: nn.Module, shape: tuple) -> str:
+    assumed = ("" if getattr(model, "input_shape", None) else
+               ", assumed: its zoo entry states no input_shape; add one to be sure")
+    return (f"{name} ({type(model).__name__}; output shapes for one "
+            f"{inputs_text(shape, one=True)}{assumed}):")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="+", help="zoo model names or torchvision model names")
     args = parser.parse_args(argv)
+    failed = 0
     for name in args.models:
         model = _model_for(name).eval()
-        shape = getattr(model, "input_shape", None) or TORCHVISION_INPUT
-        print(f"{name} ({type(model).__name__}; output shapes for one {shape_text(shape)} image):")
+        shape, problem = input_problem(name, model)
+        if problem:
+            print(problem, file=sys.stderr)
+            failed += 1
+            continue
+        print(_header(name, model, shape))
         print_rows(layer_table(model, shape))
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

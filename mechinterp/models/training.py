@@ -11,6 +11,9 @@ the convs afterwards, see batchnorm.py), shuffled with a generator seeded from t
 settings; the model's initial weights come from seed_everything(seed) before it is built
 (the zoo does that). On the CPU the same settings give bit-identical weights on reruns.
 A tqdm bar shows progress (it hides itself when the output is not a terminal).
+A dataset with no classes (sparse-features: `data.reconstruct`) trains the model to give back its
+input, with the mean squared error, as the toy models of superposition are trained (unweighted);
+evaluate() then measures that error ({"loss": ...}), not an accuracy.
 """
 from __future__ import annotations
 
@@ -48,10 +51,10 @@ class TrainingReport:
     final_loss: float          # mean loss over the last epoch
 
 
-def _memory_format(model: nn.Module) -> torch.memory_format:
-    """channels_last is about twice as fast for small convolutions on the CPU."""
+def _memory_format(model: nn.Module, images: torch.Tensor) -> torch.memory_format:
+    """channels_last is about twice as fast for small convolutions on the CPU (images only)."""
     has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    return torch.channels_last if has_conv else torch.contiguous_format
+    return torch.channels_last if has_conv and images.dim() == 4 else torch.contiguous_format
 
 
 def make_optimiser(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
@@ -69,7 +72,7 @@ def train_classifier(model: nn.Module, data: LabelledImages, settings: TrainingS
     """Train `model` in place on `data` with cross-entropy; return timing and final loss."""
     if settings.batchnorm:
         add_batchnorm(model)
-    memory_format = _memory_format(model)
+    memory_format = _memory_format(model, data.images)
     model.to(device=device, memory_format=memory_format).train()
     images = data.images.to(device).contiguous(memory_format=memory_format)
     labels = data.labels.to(device)
@@ -82,8 +85,8 @@ def train_classifier(model: nn.Module, data: LabelledImages, settings: TrainingS
     with tqdm(total=settings.epochs * batches_per_epoch, desc=description, unit="batch",
               leave=False, disable=None) as progress:
         for _ in range(settings.epochs):
-            epoch_loss = _train_epoch(model, images, labels, settings.batch_size, optimiser,
-                                      schedule, shuffler, progress)
+            epoch_loss = _train_epoch(model, images, labels if not data.reconstruct else None,
+                                      settings.batch_size, optimiser, schedule, shuffler, progress)
     seconds = time.perf_counter() - start
     model.to(memory_format=torch.contiguous_format).eval()
     if settings.batchnorm:
@@ -91,19 +94,27 @@ def train_classifier(model: nn.Module, data: LabelledImages, settings: TrainingS
     return TrainingReport(seconds, settings.epochs * len(labels) / seconds, epoch_loss)
 
 
+def batch_loss(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy against the labels; with labels None, the squared error of the model's
+    reconstruction of its inputs."""
+    if labels is None:
+        return nn.functional.mse_loss(model(inputs), inputs)
+    return nn.functional.cross_entropy(model(inputs), labels)
+
+
 def _train_epoch(model, images, labels, batch_size, optimiser, schedule, shuffler, progress):
-    order = torch.randperm(len(labels), generator=shuffler).to(labels.device)
-    total_loss = torch.zeros((), device=labels.device)
+    order = torch.randperm(len(images), generator=shuffler).to(images.device)
+    total_loss = torch.zeros((), device=images.device)
     for first in range(0, len(order), batch_size):
         batch = order[first:first + batch_size]
-        loss = nn.functional.cross_entropy(model(images[batch]), labels[batch])
+        loss = batch_loss(model, images[batch], None if labels is None else labels[batch])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         schedule.step()
         total_loss += loss.detach() * len(batch)
         progress.update(1)
-    mean_loss = float(total_loss) / len(labels)
+    mean_loss = float(total_loss) / len(images)
     progress.set_postfix(loss=f"{mean_loss:.3f}")
     return mean_loss
 
@@ -123,8 +134,37 @@ def accuracy(model: nn.Module, data: LabelledImages, device: torch.device) -> fl
     return float((predict(model, data.images, device) == data.labels).float().mean())
 
 
+@torch.no_grad()
+def reconstruction_loss(model: nn.Module, data: LabelledImages, device: torch.device,
+                        batch_size: int = 500) -> float:
+    """Mean squared error of the model's reconstruction of `data`'s inputs."""
+    model.eval()
+    total = 0.0
+    for first in range(0, len(data), batch_size):
+        inputs = data.images[first:first + batch_size].to(device)
+        total += float(batch_loss(model, inputs, None)) * len(inputs)
+    return total / len(data)
+
+
+def split_metrics(model: nn.Module, test: LabelledImages, device: torch.device,
+                  train: LabelledImages | None = None) -> dict:
+    """What meta.json records of a model on its dataset: test (and train) accuracy and the test
+    accuracy per class; for a dataset with no classes, the test (and train) reconstruction loss."""
+    key = "loss" if test.reconstruct else "accuracy"
+    result = evaluate(model, test, device)
+    metrics = {f"test_{key}": result[key], "test_images": len(test)}
+    if "per_class" in result:
+        metrics["test_accuracy_per_class"] = result["per_class"]
+    if train is not None:
+        metrics.update({f"train_{key}": evaluate(model, train, device)[key], "train_images": len(train)})
+    return metrics
+
+
 def evaluate(model: nn.Module, data: LabelledImages, device: torch.device) -> dict:
-    """{"accuracy": overall, "per_class": {class name: accuracy on that class's images}}."""
+    """{"accuracy": overall, "per_class": {class name: accuracy on that class's images}}; for a
+    dataset with no classes {"loss": reconstruction_loss}."""
+    if data.reconstruct:
+        return {"loss": reconstruction_loss(model, data, device)}
     correct = predict(model, data.images, device) == data.labels
     per_class = {name: float(correct[data.labels == index].float().mean())
                  for index, name in enumerate(data.class_names) if (data.labels == index).any()}

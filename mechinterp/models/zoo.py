@@ -9,7 +9,7 @@
 
 Each model lives in models/<name>/: checkpoint.safetensors and meta.json (config, inputs,
 metrics.test_accuracy on the held-out split, train_seconds, device, torch_version,
-checkpoint_sha256). `inputs` is what the model is made of (mechinterp/models/inputs.py: the zoo
+checkpoint_sha256; an imported model has `imported: true` and no train_seconds). `inputs` is what the model is made of (mechinterp/models/inputs.py: the zoo
 entry, the dataset, the checkpoint, the architecture's source files); a model is stale when its
 files are missing or any input changed, and the figures that read it are stale with it. The figure
 runner calls build_models() for the stale models its figures read, so `make figures` needs no
@@ -66,7 +66,7 @@ from mechinterp.models.config import (FieldError, Zoo, ZooError, buildable, in_p
                                       trains_on)
 from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
                                       model_stale_reason)
-from mechinterp.models.training import TrainingSettings, evaluate, train_classifier
+from mechinterp.models.training import TrainingSettings, split_metrics, train_classifier
 
 CPU_TRAINING_THREADS = 1
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed", "batchnorm",
@@ -213,11 +213,7 @@ def train_one(name: str, entry: dict, device: torch.device) -> tuple[nn.Module, 
     try_one_image(model, entry)
     train_data, test_data = _load_split(entry, "train", model), _load_split(entry, "test", model)
     report = train_classifier(model, train_data, settings, device, description=name)
-    test = evaluate(model, test_data, device)
-    metrics = {"test_accuracy": test["accuracy"], "test_accuracy_per_class": test["per_class"],
-               "train_accuracy": evaluate(model, train_data, device)["accuracy"],
-               "final_train_loss": report.final_loss,
-               "train_images": len(train_data), "test_images": len(test_data)}
+    metrics = {**split_metrics(model, test_data, device, train_data), "final_train_loss": report.final_loss}
     return model, {"metrics": metrics, "class_names": train_data.class_names,
                    "train_seconds": report.train_seconds,
                    "images_per_second": report.images_per_second}
@@ -235,13 +231,10 @@ def import_one(name: str, entry: dict, device: torch.device, config_dir: Path) -
     try_one_image(model, entry)
     test = _load_split(entry, "test", model) if "dataset" in entry else None
     model.to(device).eval()
-    facts = {"source": str(source), "source_sha256": sha256_file(source), "train_seconds": 0.0,
+    facts = {"source": str(source), "source_sha256": sha256_file(source), "imported": True,
              "class_names": entry.get("class_names"), "metrics": {}}
     if test is not None:
-        result = evaluate(model, test, device)
-        facts["metrics"] = {"test_accuracy": result["accuracy"],
-                            "test_accuracy_per_class": result["per_class"],
-                            "test_images": len(test)}
+        facts["metrics"] = split_metrics(model, test, device)
         facts["class_names"] = facts["class_names"] or test.class_names
     return model, facts
 
@@ -375,9 +368,22 @@ def accuracy_text(meta: dict) -> str:
     return f"{accuracy:.4f}" if accuracy is not None else "n/a"
 
 
+def measured_text(meta: dict) -> str:
+    """"test accuracy 0.9731", or for a model that reconstructs its input "test loss 0.0123"."""
+    loss = meta["metrics"].get("test_loss")
+    return f"test loss {loss:8.4f}" if loss is not None else f"test accuracy {accuracy_text(meta):>8}"
+
+
+def built_text(meta: dict) -> str:
+    """How the model came to be: "trained in 12.3 s", or "imported from ../w.pt" (no training)."""
+    if meta.get("imported") or "train_seconds" not in meta:
+        config = meta.get("config") or {}
+        return f"imported from {config.get('checkpoint') or config.get('weights')}"
+    return f"trained in {meta['train_seconds']:6.1f} s"
+
+
 def _print_summary(name: str, meta: dict) -> None:
-    print(f"zoo: {name}: test accuracy {accuracy_text(meta)}, {meta['train_seconds']:.1f} s",
-          file=sys.stderr, flush=True)
+    print(f"zoo: {name}: {measured_text(meta)}, {built_text(meta)}", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
@@ -406,8 +412,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 130
     for name, meta in metas.items():
-        print(f"{name:24s} test accuracy {accuracy_text(meta):>8}"
-              f"  trained in {meta['train_seconds']:6.1f} s on {meta['device']}")
+        print(f"{name:24s} {measured_text(meta)}  {built_text(meta)} on {meta['device']}")
     if failures:
         print(f"zoo: {len(failures)} model(s) could not be built: {', '.join(failures)} "
               "(see the messages above)", file=sys.stderr)

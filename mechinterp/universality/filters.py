@@ -21,6 +21,7 @@ from torch import nn
 
 from mechinterp.activations import numpy_rows
 from mechinterp.hooks import get_module
+from mechinterp.models.describe import image_input_shape
 from mechinterp.small_fits import small_blas
 
 
@@ -42,7 +43,7 @@ def first_layer_filters(model: nn.Module, input_shape: tuple[int, ...] | None = 
     weight = module.weight.detach().cpu().double().numpy()
     if isinstance(module, nn.Conv2d):
         return weight
-    shape = input_shape or getattr(model, "input_shape", None)
+    shape = image_input_shape(model, "first-layer filters shown as images", input_shape)
     if shape is None:
         raise ValueError("a Linear first layer needs input_shape=(C, H, W) to show its rows as images")
     return weight.reshape(weight.shape[0], *shape)
