@@ -117,6 +117,7 @@ def test_an_imported_vector_model_is_measured_and_said_to_be_imported_not_traine
     printed = capsys.readouterr()
     assert "my-wine" in printed.out and "imported from ../my_weights/wine.pt on cpu" in printed.out
     assert "zoo: my-wine: test accuracy" in printed.err and "imported from ../my_weights/wine.pt" in printed.err
+    assert "measured on the zoo's test split of 'wine'" in printed.err and "held out only if" in printed.err
     assert "trained in" not in printed.out + printed.err
     meta = load_meta("my-wine", project / "models")
     assert meta["imported"] is True and "train_seconds" not in meta

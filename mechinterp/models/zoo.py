@@ -384,6 +384,10 @@ def built_text(meta: dict) -> str:
 
 def _print_summary(name: str, meta: dict) -> None:
     print(f"zoo: {name}: {measured_text(meta)}, {built_text(meta)}", file=sys.stderr, flush=True)
+    if meta.get("imported") and meta["metrics"].get("test_images"):
+        print(f"zoo: {name}: measured on the zoo's test split of {(meta.get('config') or {}).get('dataset')!r} "
+              f"({meta['metrics']['test_images']} items, mechinterp.data's split): held out only if the "
+              "weights were not trained on those", file=sys.stderr, flush=True)
 
 
 def main(argv=None) -> int:
