@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from decktools.build import inputs_hash
+from decktools.build import inputs_hash, previous_outputs_summary
 from tests.deckbrowser import browser_page, serve
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,3 +178,29 @@ def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_buil
             "old image") in built.stderr, built.stderr[-1500:]
     assert built.stderr.strip().endswith(f"{deck.parent / 'dist-lecture'} was built with their previous outputs, "
                                          "shown at the 1 place above: fix the figures and run make slides again")
+
+
+PROFILED = PLOT.replace('{"make": "make"}', '{"make": "make", "params": {"quick": {"n": 3}, "full": {"n": 4000}}}').replace(
+    "    ax.plot([0, 1])", "    if ctx.params['n'] > 100:\n        raise ValueError('asks for more rows than the data has')\n"
+    "    ax.plot([0, 1])")
+
+
+def test_a_figure_that_fails_in_full_after_a_quick_build_is_named_where_the_deck_shows_it(tmp_path, capsys):
+    """make slides (PROFILE=full) after a quick build: the figure fails, its quick image is kept and
+    the deck built with it; the build's summary names each place showing it, with the profile change."""
+    deck = write_talk(tmp_path)
+    shown = "![plot](/figures/lab/plot.png)"
+    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{shown}"))
+    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
+    touch(scripts / "lab.py", PROFILED)
+    runner = ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir", str(tmp_path / "models"),
+              "--device", "cpu"]
+    assert run_module("decktools.figures", str(deck), *runner, "--profile", "quick").returncode == 0
+    failed = run_module("decktools.figures", str(deck), *runner, "--profile", "full")
+    assert failed.returncode == 1 and "FAILED lab/plot: ValueError" in failed.stderr, failed.stderr
+    assert previous_outputs_summary(deck, deck.parent / "dist-lecture", "full") == 1
+    said = capsys.readouterr().err
+    line = deck.read_text().split("\n").index(shown) + 1
+    assert (f"{deck}:{line}:{shown.index('/figures') + 1}: warning: figure 'lab/plot' is stale: profile changed "
+            "from quick to full; the slide shows its old image") in said, said
+    assert "shown at the 1 place above" in said
