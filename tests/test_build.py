@@ -204,3 +204,93 @@ def test_a_figure_that_fails_in_full_after_a_quick_build_is_named_where_the_deck
     assert (f"{deck}:{line}:{shown.index('/figures') + 1}: warning: figure 'lab/plot' is stale: profile changed "
             "from quick to full; the slide shows its old image") in said, said
     assert "shown at the 1 place above" in said
+
+
+FIGURES_DECK = """---
+title: Figures
+---
+
+# Cover
+
+---
+
+# A tall figure right after the title
+
+![tall](/tall.png)
+
+---
+
+# Words, a tall figure, a caption
+
+Some words before.
+
+![tall](/tall.png)
+
+Caption after the figure.
+
+---
+
+# Two figures side by side
+
+<div class="grid grid-cols-2 gap-4">
+<img src="/tall.png"/>
+<img src="/wide.png"/>
+</div>
+
+Caption under the grid.
+"""
+
+# On the slide shown (the others are in the DOM, hidden): each image's opacity as drawn (its own
+# times its ancestors'), its box and the captions' boxes, relative to the slide.
+SHOWN_FIGURES = """() => {
+  const slide = document.querySelector('#slide-content').getBoundingClientRect();
+  const drawn = el => { let o = 1; for (; el; el = el.parentElement) o *= parseFloat(getComputedStyle(el).opacity); return o; };
+  const box = el => { const r = el.getBoundingClientRect();
+                      return [r.left - slide.left, r.top - slide.top, r.right - slide.left, r.bottom - slide.top]; };
+  const shown = [...document.querySelectorAll('#slide-content img, #slide-content p')].filter(e => e.getBoundingClientRect().width > 0);
+  return {size: [slide.width, slide.height],
+          images: shown.filter(e => e.tagName === 'IMG').map(i => ({opacity: drawn(i), box: box(i), height: i.naturalHeight})),
+          captions: shown.filter(e => e.innerText.startsWith('Caption')).map(box)};
+}"""
+
+
+def tall_and_wide_figures(public: Path) -> None:
+    """A figure taller than a slide (1000 px) and a wide one, as a figure script saves them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for name, size in (("tall", (4, 10)), ("wide", (8, 5))):
+        fig, ax = plt.subplots(figsize=size)
+        ax.plot([0, 1])
+        fig.savefig(public / f"{name}.png", dpi=100)
+        plt.close(fig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("theme", ["", "theme: seriph\n"])
+def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
+    """Slidev's default theme (a deck with only a title) and seriph fade the paragraph after a title
+    (`h1 + p`): a figure there was drawn at half opacity; a figure taller than the slide ran off its
+    bottom, and pushed the caption off."""
+    deck = write_talk(tmp_path)
+    deck.write_text(FIGURES_DECK.replace("title: Figures\n", "title: Figures\n" + theme))
+    (deck.parent / "style.css").write_bytes((REPO / "talk" / "style.css").read_bytes())
+    (deck.parent / "public").mkdir()
+    tall_and_wide_figures(deck.parent / "public")
+    result = build(deck)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with serve(deck.parent / "dist-lecture") as url, browser_page(1280, 720) as (page, log):
+        for number, (images, captions) in {2: (1, 0), 3: (1, 1), 4: (2, 1)}.items():
+            page.goto(f"{url}/{number}", wait_until="networkidle")
+            page.wait_for_selector("#slide-content img", state="attached", timeout=15000)
+            page.wait_for_function("() => [...document.images].every(i => i.complete)")
+            shown = page.evaluate(SHOWN_FIGURES)
+            width, height = shown["size"]
+            assert len(shown["images"]) == images and len(shown["captions"]) == captions, (number, shown)
+            for image in shown["images"]:
+                assert image["opacity"] == 1, (number, image)
+                left, top, right, bottom = image["box"]
+                assert 0 <= left < right <= width and 0 <= top < bottom <= height, (number, image, shown["size"])
+            for left, top, right, bottom in shown["captions"]:
+                assert 0 <= top < bottom <= height and bottom > max(i["box"][3] for i in shown["images"]), (number, shown)
+        assert log.blocked == [] and log.failed == []
