@@ -154,22 +154,32 @@ def run_module(module: str, *args) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+SHOWN_PLOT = "![plot](/figures/lab/plot.png)"
+
+
+def deck_showing_plot(tmp_path: Path, script: str) -> tuple[Path, list[str]]:
+    """A deck whose first slide shows lab/plot, the script that declares it, and the runner's
+    folder options (decktools.figures takes them as make slides passes them)."""
+    deck = write_talk(tmp_path)
+    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{SHOWN_PLOT}"))
+    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
+    touch(scripts / "lab.py", script)
+    return deck, ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir",
+                  str(tmp_path / "models"), "--device", "cpu"]
+
+
 @pytest.mark.slow
 def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_build_says_where(tmp_path):
     """make slides' two steps: the runner exits 1 (a figure failed, its previous outputs kept), then
     the build with --figures-failed builds the deck, names each place showing the old image, exits 1."""
-    deck = write_talk(tmp_path)
-    shown = "![plot](/figures/lab/plot.png)"
-    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{shown}"))
-    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
-    touch(scripts / "lab.py", PLOT)
-    runner = ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir", str(tmp_path / "models"),
-              "--profile", "quick", "--device", "cpu"]
+    deck, runner = deck_showing_plot(tmp_path, PLOT)
+    runner, scripts, shown = runner + ["--profile", "quick"], tmp_path / "figures_src", SHOWN_PLOT
     assert run_module("decktools.figures", str(deck), *runner).returncode == 0
     touch(scripts / "lab.py", PLOT.replace("ax.plot([0, 1])", "ax.plot([0, 1])\n    raise ValueError('oops')"))
     failed = run_module("decktools.figures", str(deck), *runner)
     assert failed.returncode == 1 and "FAILED lab/plot: ValueError: oops" in failed.stderr
-    built = run_module("decktools.build", str(deck), "--figures-failed", "--profile", "quick")   # as make slides passes PROFILE
+    # --profile: make slides passes its PROFILE, in which the figures were made
+    built = run_module("decktools.build", str(deck), "--figures-failed", "--profile", "quick")
     assert built.returncode == 1, built.stderr[-3000:]
     assert (deck.parent / "dist-lecture" / "figures" / "lab" / "plot.png").is_file()
     line = deck.read_text().split("\n").index(shown) + 1
@@ -188,20 +198,14 @@ PROFILED = PLOT.replace('{"make": "make"}', '{"make": "make", "params": {"quick"
 def test_a_figure_that_fails_in_full_after_a_quick_build_is_named_where_the_deck_shows_it(tmp_path, capsys):
     """make slides (PROFILE=full) after a quick build: the figure fails, its quick image is kept and
     the deck built with it; the build's summary names each place showing it, with the profile change."""
-    deck = write_talk(tmp_path)
-    shown = "![plot](/figures/lab/plot.png)"
-    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{shown}"))
-    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
-    touch(scripts / "lab.py", PROFILED)
-    runner = ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir", str(tmp_path / "models"),
-              "--device", "cpu"]
+    deck, runner = deck_showing_plot(tmp_path, PROFILED)
     assert run_module("decktools.figures", str(deck), *runner, "--profile", "quick").returncode == 0
     failed = run_module("decktools.figures", str(deck), *runner, "--profile", "full")
     assert failed.returncode == 1 and "FAILED lab/plot: ValueError" in failed.stderr, failed.stderr
     assert previous_outputs_summary(deck, deck.parent / "dist-lecture", "full") == 1
     said = capsys.readouterr().err
-    line = deck.read_text().split("\n").index(shown) + 1
-    assert (f"{deck}:{line}:{shown.index('/figures') + 1}: warning: figure 'lab/plot' is stale: profile changed "
+    line = deck.read_text().split("\n").index(SHOWN_PLOT) + 1
+    assert (f"{deck}:{line}:{SHOWN_PLOT.index('/figures') + 1}: warning: figure 'lab/plot' is stale: profile changed "
             "from quick to full; the slide shows its old image") in said, said
     assert "shown at the 1 place above" in said
 
