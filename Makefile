@@ -44,7 +44,7 @@ help:
 slides: venv $(if $(CLUSTER),cluster-venv) node
 	@status=0; $(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS) || status=$$?; \
 	if [ $$status -gt 1 ]; then exit $$status; fi; \
-	$(PY) -m decktools.build $(DECK) --base $(BASE) $$(if [ $$status = 1 ]; then echo --figures-failed; fi)
+	$(PY) -m decktools.build $(DECK) --base $(BASE) --profile $(PROFILE) $$(if [ $$status = 1 ]; then echo --figures-failed; fi)
 
 # The runner rebuilds, through the zoo, the stale models the stale figures read (a changed
 # checkpoint, architecture source, zoo entry or dataset), so `make figures` needs no `make models`
@@ -69,7 +69,7 @@ gpu-wheels:
 	  -d .whl $(GPU_WHEELS)
 
 check: venv
-	$(PY) -m decktools.check $(DECK)
+	$(PY) -m decktools.check $(DECK) --profile $(PROFILE)
 
 pdf: deck-figures node chromium
 	$(PY) -m decktools.build $(DECK) --pdf

@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from decktools.check import declared_figure_ids, stale_figure_problems
+from decktools.check import DEFAULT_PROFILE, declared_figure_ids, stale_figure_problems
 from decktools.deckmeta import meta_path
 from decktools.markdown import read_deck
 from decktools.prepare import prepare_deck, prepared_name
@@ -177,11 +177,13 @@ def export_pdf(deck_path: Path, chromium: str = CHROMIUM) -> Path:
     return target
 
 
-def previous_outputs_summary(deck_path: Path, out: Path) -> int:
+def previous_outputs_summary(deck_path: Path, out: Path, profile: str = DEFAULT_PROFILE) -> int:
     """After figures failed: where the built deck shows their previous outputs (check's stale
-    warnings), a closing line, and the exit status, 1 (make slides fails though the deck is built)."""
+    warnings in the profile the figures were run in: a failed figure whose previous outputs were
+    made in another profile is as stale as one whose script changed), a closing line, and the exit
+    status, 1 (make slides fails though the deck is built)."""
     declared, _ = declared_figure_ids(deck_path)
-    stale = stale_figure_problems(read_deck(deck_path), deck_path, declared)
+    stale = stale_figure_problems(read_deck(deck_path), deck_path, declared, profile)
     for problem in stale:
         print(problem, file=sys.stderr)
     places = f", shown at the {len(stale)} place{'s' if len(stale) > 1 else ''} above" if stale else ""
@@ -198,6 +200,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pdf", action="store_true", help="export a PDF instead of the site")
     parser.add_argument("--figures-failed", action="store_true",
                         help="make slides: some of the deck's figures failed; build, then say so and exit 1")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=["quick", "full", "gpu"],
+                        help="the PROFILE the figures were run in (make slides passes it)")
     options = parser.parse_args(argv)
     try:
         if options.pdf:
@@ -207,7 +211,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"slides: interrupted; {output_dir(options.deck)} is as it was", file=sys.stderr)
         return 130
-    return previous_outputs_summary(options.deck, out) if options.figures_failed else 0
+    return previous_outputs_summary(options.deck, out, options.profile) if options.figures_failed else 0
 
 
 if __name__ == "__main__":

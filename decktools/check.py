@@ -24,7 +24,8 @@ slide, `hide:`/`disabled:`, lists nothing, but its key is checked); `hide: no`, 
 true; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
 shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
-it was made) and the command that remakes it. Staleness is decided as the runner decides it, from
+it was made, or it was made in another profile than --profile, the PROFILE make slides runs,
+default full) and the command that remakes it. Staleness is decided as the runner decides it, from
 content hashes (decktools.deckmeta.stale_reasons): nothing is built.
 """
 from __future__ import annotations
@@ -44,10 +45,11 @@ from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
 from decktools.rehearse import timing_problems
 from decktools.themes import theme_problems
-from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, shown_path
+from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, parse_args, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB
+DEFAULT_PROFILE = parse_args([]).profile     # the runner's, which make figures and make slides use
 
 
 @dataclass
@@ -170,21 +172,25 @@ def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None =
     return problems
 
 
-def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None) -> list[Problem]:
-    """A warning at each place the deck shows a stale figure: the slide shows what it was before
-    its inputs changed. Only where the ids are checked (declared is not None)."""
+def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None,
+                          profile: str = DEFAULT_PROFILE) -> list[Problem]:
+    """A warning at each place the deck shows a figure that `make slides PROFILE=profile` remakes
+    (one made in another profile included): the slide shows what it was before its inputs changed.
+    Only where the ids are checked (declared is not None)."""
     if declared is None:
         return []
     repo, figures_dir = deck_path.resolve().parent.parent, deck_path.parent / "public" / "figures"
     shown = [(ref, figure_id) for ref, figure_id in references.figures(deck.shown()) if figure_id in declared]
     try:
         reasons = stale_reasons({figure_id for _, figure_id in shown}, figures_dir, repo / "models",
-                                repo / "figures_src")   # engine files: the runner's, as it hashes them
+                                repo / "figures_src", profile=profile)   # engine files: the runner's
     except ValueError as error:        # a manifest that is not JSON says what to do
         return [Problem(figures_dir / "manifest.json", 1, 1, str(error), "warning")]
+    named = "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
     return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
                     f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}: run "
-                    f"`make slides DECK={deck_path}` (or `make figures ONLY='{figure_id}'`) to remake it", "warning")
+                    f"`make slides DECK={deck_path}{named}` (or `make figures ONLY='{figure_id}'{named}`) "
+                    "to remake it", "warning")
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
@@ -240,8 +246,10 @@ def bibliography_files(deck_path: Path, headmatter: dict,
     return deck_bib_files(deck_path, headmatter)
 
 
-def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> DeckReport:
-    """Every problem of the deck at deck_path and of the bibliography it cites."""
+def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
+               profile: str = DEFAULT_PROFILE) -> DeckReport:
+    """Every problem of the deck at deck_path and of the bibliography it cites; stale figures as
+    `make slides PROFILE=profile` finds them."""
     try:
         deck, unreadable = read_deck(deck_path), None
     except DeckError as error:
@@ -259,7 +267,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None) -> De
         problems += citation_problems(deck, bibliography) + unused_entry_problems(deck_path, bibliography)
     problems += asset_problems(deck, public_dir, declared)
     problems += measured_problems(deck, public_dir / "figures", declared)
-    problems += stale_figure_problems(deck, deck_path, declared)
+    problems += stale_figure_problems(deck, deck_path, declared, profile)
     problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck)
     # a page imported twice, or a src: slide's key merged onto each slide it imports, is one problem
     return DeckReport(deck, bibliography, list(dict.fromkeys(problems)))
@@ -270,8 +278,10 @@ def main(argv=None) -> int:
     parser.add_argument("deck", type=Path, nargs="?", default=REPO_ROOT / "talk" / "slides.md")
     parser.add_argument("--bib", type=Path, action="append",
                         help="bib file(s) to use instead of those the deck's biblio.filename names")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=["quick", "full", "gpu"],
+                        help="warn about the figures `make slides PROFILE=...` would remake")
     options = parser.parse_args(argv)
-    report = check_deck(options.deck, options.bib)
+    report = check_deck(options.deck, options.bib, options.profile)
     for problem in sorted(report.problems, key=lambda p: (p.level, str(p.path), p.line, p.column)):
         print(problem, file=sys.stderr)
     failed = errors(report.problems)

@@ -53,9 +53,10 @@ def declared_specs(scripts_dir: Path, repo_root: Path = REPO_ROOT) -> dict:
 
 
 def stale_reasons(figure_ids, figures_dir: Path, models_dir: Path, scripts_dir: Path,
-                  repo_root: Path = REPO_ROOT) -> dict[str, str | None]:
+                  repo_root: Path = REPO_ROOT, profile: str | None = None) -> dict[str, str | None]:
     """{figure id: why it is stale, None when current} for the ids the manifest records, by the
-    runner's own rules, with the profile each was made in. Nothing is built or imported."""
+    runner's own rules, in `profile` (the one make slides runs: a figure made in another is stale,
+    as the runner finds it), or with None in the profile each was made in. Nothing is built."""
     manifest = Manifest.load(figures_dir / "manifest.json")
     specs = declared_specs(scripts_dir, repo_root) if set(figure_ids) & set(manifest.figures) else {}
     reasons = {}
@@ -64,12 +65,22 @@ def stale_reasons(figure_ids, figures_dir: Path, models_dir: Path, scripts_dir: 
             reasons[figure_id] = NOT_DECLARED
             continue
         try:
-            profile = manifest.figures[figure_id]["inputs"]["profile"]
-            inputs = figure_inputs(specs[figure_id], profile, repo_root, models_dir)
-            reasons[figure_id] = stale_reason(specs[figure_id], inputs, manifest, figures_dir, models_dir)
+            made_in = manifest.figures[figure_id]["inputs"]["profile"]
+            inputs = figure_inputs(specs[figure_id], profile or made_in, repo_root, models_dir)
+            why = stale_reason(specs[figure_id], inputs, manifest, figures_dir, models_dir)
+            reasons[figure_id] = _with_profiles(why, made_in, profile or made_in)
         except FileNotFoundError as error:
             reasons[figure_id] = str(error)
     return reasons
+
+
+def _with_profiles(why: str | None, made_in: str, profile: str) -> str | None:
+    """The runner's 'profile changed' said with both profiles, as its run line says it (its params
+    are the profile's: that they changed too goes without saying)."""
+    if why is None or made_in == profile:
+        return why
+    return ", ".join([f"profile changed from {made_in} to {profile}"] +
+                     [phrase for phrase in why.split(", ") if phrase not in ("profile changed", "params changed")])
 
 
 def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from decktools.build import inputs_hash
+from decktools.build import inputs_hash, previous_outputs_summary
 from tests.deckbrowser import browser_page, serve
 
 REPO = Path(__file__).resolve().parent.parent
@@ -177,22 +177,32 @@ def run_module(module: str, *args) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+SHOWN_PLOT = "![plot](/figures/lab/plot.png)"
+
+
+def deck_showing_plot(tmp_path: Path, script: str) -> tuple[Path, list[str]]:
+    """A deck whose first slide shows lab/plot, the script that declares it, and the runner's
+    folder options (decktools.figures takes them as make slides passes them)."""
+    deck = write_talk(tmp_path)
+    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{SHOWN_PLOT}"))
+    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
+    touch(scripts / "lab.py", script)
+    return deck, ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir",
+                  str(tmp_path / "models"), "--device", "cpu"]
+
+
 @pytest.mark.slow
 def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_build_says_where(tmp_path):
     """make slides' two steps: the runner exits 1 (a figure failed, its previous outputs kept), then
     the build with --figures-failed builds the deck, names each place showing the old image, exits 1."""
-    deck = write_talk(tmp_path)
-    shown = "![plot](/figures/lab/plot.png)"
-    deck.write_text(deck.read_text().replace("Hello", f"Hello\n\n{shown}"))
-    scripts, figures = tmp_path / "figures_src", deck.parent / "public" / "figures"
-    touch(scripts / "lab.py", PLOT)
-    runner = ["--scripts-dir", str(scripts), "--figures-dir", str(figures), "--models-dir", str(tmp_path / "models"),
-              "--profile", "quick", "--device", "cpu"]
+    deck, runner = deck_showing_plot(tmp_path, PLOT)
+    runner, scripts, shown = runner + ["--profile", "quick"], tmp_path / "figures_src", SHOWN_PLOT
     assert run_module("decktools.figures", str(deck), *runner).returncode == 0
     touch(scripts / "lab.py", PLOT.replace("ax.plot([0, 1])", "ax.plot([0, 1])\n    raise ValueError('oops')"))
     failed = run_module("decktools.figures", str(deck), *runner)
     assert failed.returncode == 1 and "FAILED lab/plot: ValueError: oops" in failed.stderr
-    built = run_module("decktools.build", str(deck), "--figures-failed")
+    # --profile: make slides passes its PROFILE, in which the figures were made
+    built = run_module("decktools.build", str(deck), "--figures-failed", "--profile", "quick")
     assert built.returncode == 1, built.stderr[-3000:]
     assert (deck.parent / "dist-lecture" / "figures" / "lab" / "plot.png").is_file()
     line = deck.read_text().split("\n").index(shown) + 1
@@ -201,3 +211,113 @@ def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_buil
             "old image") in built.stderr, built.stderr[-1500:]
     assert built.stderr.strip().endswith(f"{deck.parent / 'dist-lecture'} was built with their previous outputs, "
                                          "shown at the 1 place above: fix the figures and run make slides again")
+
+
+PROFILED = PLOT.replace('{"make": "make"}', '{"make": "make", "params": {"quick": {"n": 3}, "full": {"n": 4000}}}').replace(
+    "    ax.plot([0, 1])", "    if ctx.params['n'] > 100:\n        raise ValueError('asks for more rows than the data has')\n"
+    "    ax.plot([0, 1])")
+
+
+def test_a_figure_that_fails_in_full_after_a_quick_build_is_named_where_the_deck_shows_it(tmp_path, capsys):
+    """make slides (PROFILE=full) after a quick build: the figure fails, its quick image is kept and
+    the deck built with it; the build's summary names each place showing it, with the profile change."""
+    deck, runner = deck_showing_plot(tmp_path, PROFILED)
+    assert run_module("decktools.figures", str(deck), *runner, "--profile", "quick").returncode == 0
+    failed = run_module("decktools.figures", str(deck), *runner, "--profile", "full")
+    assert failed.returncode == 1 and "FAILED lab/plot: ValueError" in failed.stderr, failed.stderr
+    assert previous_outputs_summary(deck, deck.parent / "dist-lecture", "full") == 1
+    said = capsys.readouterr().err
+    line = deck.read_text().split("\n").index(SHOWN_PLOT) + 1
+    assert (f"{deck}:{line}:{SHOWN_PLOT.index('/figures') + 1}: warning: figure 'lab/plot' is stale: profile changed "
+            "from quick to full; the slide shows its old image") in said, said
+    assert "shown at the 1 place above" in said
+
+
+FIGURES_DECK = """---
+title: Figures
+---
+
+# Cover
+
+---
+
+# A tall figure right after the title
+
+![tall](/tall.png)
+
+---
+
+# Words, a tall figure, a caption
+
+Some words before.
+
+![tall](/tall.png)
+
+Caption after the figure.
+
+---
+
+# Two figures side by side
+
+<div class="grid grid-cols-2 gap-4">
+<img src="/tall.png"/>
+<img src="/wide.png"/>
+</div>
+
+Caption under the grid.
+"""
+
+# On the slide shown (the others are in the DOM, hidden): each image's opacity as drawn (its own
+# times its ancestors'), its box and the captions' boxes, relative to the slide.
+SHOWN_FIGURES = """() => {
+  const slide = document.querySelector('#slide-content').getBoundingClientRect();
+  const drawn = el => { let o = 1; for (; el; el = el.parentElement) o *= parseFloat(getComputedStyle(el).opacity); return o; };
+  const box = el => { const r = el.getBoundingClientRect();
+                      return [r.left - slide.left, r.top - slide.top, r.right - slide.left, r.bottom - slide.top]; };
+  const shown = [...document.querySelectorAll('#slide-content img, #slide-content p')].filter(e => e.getBoundingClientRect().width > 0);
+  return {size: [slide.width, slide.height],
+          images: shown.filter(e => e.tagName === 'IMG').map(i => ({opacity: drawn(i), box: box(i), height: i.naturalHeight})),
+          captions: shown.filter(e => e.innerText.startsWith('Caption')).map(box)};
+}"""
+
+
+def tall_and_wide_figures(public: Path) -> None:
+    """A figure taller than a slide (1000 px) and a wide one, as a figure script saves them."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    for name, size in (("tall", (4, 10)), ("wide", (8, 5))):
+        fig, ax = plt.subplots(figsize=size)
+        ax.plot([0, 1])
+        fig.savefig(public / f"{name}.png", dpi=100)
+        plt.close(fig)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("theme", ["", "theme: seriph\n"])
+def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
+    """Slidev's default theme (a deck with only a title) and seriph fade the paragraph after a title
+    (`h1 + p`): a figure there was drawn at half opacity; a figure taller than the slide ran off its
+    bottom, and pushed the caption off."""
+    deck = write_talk(tmp_path)
+    deck.write_text(FIGURES_DECK.replace("title: Figures\n", "title: Figures\n" + theme))
+    (deck.parent / "style.css").write_bytes((REPO / "talk" / "style.css").read_bytes())
+    (deck.parent / "public").mkdir()
+    tall_and_wide_figures(deck.parent / "public")
+    result = build(deck)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with serve(deck.parent / "dist-lecture") as url, browser_page(1280, 720) as (page, log):
+        for number, (images, captions) in {2: (1, 0), 3: (1, 1), 4: (2, 1)}.items():
+            page.goto(f"{url}/{number}", wait_until="networkidle")
+            page.wait_for_selector("#slide-content img", state="attached", timeout=15000)
+            page.wait_for_function("() => [...document.images].every(i => i.complete)")
+            shown = page.evaluate(SHOWN_FIGURES)
+            width, height = shown["size"]
+            assert len(shown["images"]) == images and len(shown["captions"]) == captions, (number, shown)
+            for image in shown["images"]:
+                assert image["opacity"] == 1, (number, image)
+                left, top, right, bottom = image["box"]
+                assert 0 <= left < right <= width and 0 <= top < bottom <= height, (number, image, shown["size"])
+            for left, top, right, bottom in shown["captions"]:
+                assert 0 <= top < bottom <= height and bottom > max(i["box"][3] for i in shown["images"]), (number, shown)
+        assert log.blocked == [] and log.failed == []

@@ -379,6 +379,33 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
     assert problems_of(deck) == []                 # a warning: the deck still builds
 
 
+def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_runs(tmp_path):
+    """make check after a quick build: make slides (PROFILE=full by default) remakes the figure, so
+    the check warns where it is shown; with the PROFILE it was made in, it is current."""
+    shown = '![acc](/figures/demo/plot.png)'
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + shown + "\n")
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "lab.py").write_text(LAB_SCRIPT)
+    made = subprocess.run([sys.executable, "-m", "figures_src.runner", "--ids", "demo/plot", "--profile", "quick",
+                           "--scripts-dir", str(tmp_path / "figures_src"), "--figures-dir",
+                           str(deck.parent / "public" / "figures"), "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+
+    def check(*args):
+        return subprocess.run([sys.executable, "-m", "decktools.check", str(deck), "--bib",
+                               str(tmp_path / "citations.bib"), *args], cwd=REPO, capture_output=True, text=True)
+    quick, full = check("--profile", "quick"), check()
+    assert quick.returncode == 0 and "stale" not in quick.stderr, quick.stderr
+    assert full.returncode == 0, full.stderr          # a warning: the deck still builds
+    line = deck.read_text().split("\n").index(shown) + 1
+    assert (f"{deck}:{line}:8: warning: figure 'demo/plot' is stale: profile changed from quick to full; the "
+            f"slide shows its old image: run `make slides DECK={deck}`") in full.stderr, full.stderr
+    gpu = check("--profile", "gpu")
+    assert f"profile changed from quick to gpu; the slide shows its old image: run `make slides DECK={deck} " \
+           "PROFILE=gpu` (or `make figures ONLY='demo/plot' PROFILE=gpu`)" in gpu.stderr, gpu.stderr
+
+
 LAYERS = {"probe": {"features.0": {"accuracy": 0.5}, "features.2": {"accuracy": 0.96875}},
           "a": {"b": {"c": 1, "e": 4}}, "a.b": {"c": 2, "d": 3}}
 
