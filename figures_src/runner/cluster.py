@@ -32,6 +32,7 @@ from figures_src.runner.jobs import engine_commit, install_outputs, job_for, rec
 from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
 from figures_src.runner.signals import INTERRUPTS, Interrupted
 from figures_src.runner.staleness import Manifest, file_hash
+from mechinterp.models.failures import shown_path
 
 CONNECT_SECONDS = 5
 WAIT_ENV = "MECHINTERP_CLUSTER_WAIT"   # seconds to wait for a worker when none is left (default 120)
@@ -184,7 +185,8 @@ def remote_job(spec, options, code_id: str, files: dict[str, str]) -> dict:
     for local_only in ("staging_dir", "result_file", "models_dir", "threads"):
         del job[local_only]
     return {**job, "device": figure_device(spec, options.device), "code_id": code_id,
-            "script_name": spec.script.name, "script_text": spec.script.read_text(), "model_files": files}
+            "script_name": spec.script.name, "script_text": spec.script.read_text(), "model_files": files,
+            "script_shown": shown_path(str(spec.script))}   # how a failure names it: as a local run does
 
 
 def unplaceable(resources: dict, offered: dict, workers: list[str]) -> str | None:

@@ -96,20 +96,21 @@ def is_user_file(filename: str) -> bool:
     return not any(path.is_relative_to(folder) for folder in _not_user_dirs())
 
 
-def failure_report(error: BaseException) -> dict:
+def failure_report(error: BaseException, named=shown_path) -> dict:
     """{"error": the exception in one line, "frames": ["file:line in function: code", ...]} with
-    only the user's own frames, and the place it was raised when that lies elsewhere."""
+    only the user's own frames, and the place it was raised when that lies elsewhere; `named`
+    says a file's path (a cluster worker names its shipped copies by the runner's paths)."""
     message = traceback.format_exception_only(error)[-1].strip()
     if isinstance(error, ImportError):
         message += import_advice(error)
     frames = [f for f in traceback.extract_tb(error.__traceback__)]
-    shown = [f"{shown_path(f.filename)}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
+    shown = [f"{named(f.filename)}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
              for f in frames if is_user_file(f.filename)]
     if isinstance(error, SyntaxError) and error.filename:
-        shown.append(f"{shown_path(error.filename)}:{error.lineno}: {(error.text or '').strip()}")
+        shown.append(f"{named(error.filename)}:{error.lineno}: {(error.text or '').strip()}")
     elif frames and not is_user_file(frames[-1].filename):
         last = frames[-1]
-        shown.append(f"raised in {shown_path(last.filename)}:{last.lineno} in {last.name}")
+        shown.append(f"raised in {named(last.filename)}:{last.lineno} in {last.name}")
     return {"error": message, "frames": shown}
 
 
