@@ -162,6 +162,30 @@ def test_stale_figures_start_longest_first_by_their_last_seconds(workspace):
     assert [line.split()[1] for line in forced.stdout.splitlines() if line.startswith("made ")][0] == "alpha/one"
 
 
+def test_outputs_of_figures_no_script_declares_are_removed_with_one_line(workspace):
+    scripts, figures, _ = workspace
+    assert run_runner(workspace).returncode == 0
+    (scripts / "alpha.py").write_text(ALPHA.replace('''    "alpha/two": {"make": "make_two", "models": ["m1"]},\n''', ""))
+    (scripts / "beta.py").write_text("FIGURES = {\n")            # does not parse: its figures are unknown
+    kept = run_runner(workspace, "--ids", "alpha/one")
+    assert kept.returncode == 0 and set(manifest(workspace)) == {"alpha/one", "alpha/two", "beta/three"}
+    (scripts / "beta.py").unlink()                                # the whole script deleted
+    listing = run_runner(workspace, "--list")
+    assert "will remove the outputs of alpha/two, beta/three" in listing.stdout
+    assert (figures / "alpha" / "two.png").exists()
+    result = run_runner(workspace)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "removed" in line]
+    assert lines == [f"figures: removed the outputs and manifest entries of alpha/two, beta/three: no script in "
+                     f"{scripts}/ declares them any more (files derived from code that was removed; its git "
+                     "history has them)"]
+    assert set(manifest(workspace)) == {"alpha/one"}
+    assert sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*")) == [
+        "alpha", "alpha/one.json", "alpha/one.png", "manifest.json"]
+    again = run_runner(workspace)
+    assert "removed" not in again.stdout and "0 made, 1 up to date" in again.stdout
+
+
 def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     scripts, figures, _ = workspace
     assert run_runner(workspace).returncode == 0
