@@ -162,6 +162,39 @@ def test_stale_figures_start_longest_first_by_their_last_seconds(workspace):
     assert [line.split()[1] for line in forced.stdout.splitlines() if line.startswith("made ")][0] == "alpha/one"
 
 
+SUMS = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {"sums/total": {"make": "make_total"}, "sums/other": {"make": "make_total"}}
+
+def make_total(ctx):
+    import torch
+    torch.manual_seed(0)
+    values = torch.randn(4_000_000)       # a sum split over threads adds in another order
+    fig, ax = plt.subplots()
+    ctx.save(fig)
+    return {"sum": float(values.sum()), "threads": torch.get_num_threads()}
+'''
+
+
+def test_a_figure_writes_the_same_numbers_with_any_jobs_or_thread_setting(tmp_path):
+    """On the CPU every figure runs with one torch thread, whatever JOBS or MECHINTERP_THREADS."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "sums.py").write_text(SUMS)
+    runs = {"jobs1": (["--jobs", "1"], {}), "jobs2": (["--jobs", "2"], {}),
+            "threads2": (["--jobs", "1"], {"MECHINTERP_THREADS": "2"})}
+    for name, (extra, env) in runs.items():
+        command = [sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts), "--figures-dir",
+                   str(tmp_path / name), "--models-dir", str(tmp_path), "--device", "cpu", *extra]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, **env})
+        assert result.returncode == 0, result.stderr
+    written = {name: (tmp_path / name / "sums" / "total.json").read_bytes() for name in runs}
+    assert written["jobs1"] == written["jobs2"] == written["threads2"]
+    assert json.loads(written["jobs1"])["threads"] == 1
+
+
 def test_outputs_of_figures_no_script_declares_are_removed_with_one_line(workspace):
     scripts, figures, _ = workspace
     assert run_runner(workspace).returncode == 0

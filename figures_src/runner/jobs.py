@@ -73,8 +73,9 @@ def job_for(spec: FigureSpec, options, staging: Path) -> dict:
 
 
 def threads_per_worker(jobs: int) -> int:
-    """The one thread policy of figures: torch threads per worker, MECHINTERP_THREADS or an even
-    share of the cores, so `jobs` workers never oversubscribe them (scripts never set it)."""
+    """A worker's share of the cores (MECHINTERP_THREADS, or an even share, so `jobs` workers never
+    oversubscribe them): its torch threads on a GPU; on the CPU a figure runs with one
+    (worker.figure_threads, the one thread policy; scripts never set it)."""
     return int(os.environ.get("MECHINTERP_THREADS") or max(1, (os.cpu_count() or 1) // jobs))
 
 

@@ -92,7 +92,8 @@ def models_folder(task_dir: Path, model_files: dict[str, str]) -> Path:
 
 
 def figure_threads() -> int:
-    """MECHINTERP_THREADS, or this worker's cores shared among its task threads."""
+    """MECHINTERP_THREADS, or this worker's cores shared among its task threads: the torch threads
+    of a figure on a GPU (on the CPU it gets one: worker.figure_threads)."""
     from distributed import get_worker
     try:
         nthreads = get_worker().state.nthreads

@@ -1,8 +1,8 @@
 """The worker side: one figure made in its own process (`python -m figures_src.runner --worker JOB`).
 
 The runner writes a job file (script, make function, params, device, seed, threads, staging
-folder) and starts a worker for it. The worker sets the one thread policy (torch threads =
-the job's share of the cores), the device, the seed and the deck style, imports the script,
+folder) and starts a worker for it. The worker sets the one thread policy (figure_threads: one
+torch thread on the CPU, the job's share of the cores on a GPU), the device, the seed and the deck style, imports the script,
 calls its make function with a FigureContext that writes into the staging folder, and writes
 {"result": ...} or a failure report with only the user's own frames to the job's result file (an
 import that fails, in the script or in what it imports, is named with its file:line and what to do).
@@ -55,9 +55,9 @@ def make_figure(job: dict) -> dict:
 
     apply_style()
     import torch
-    torch.set_num_threads(job["threads"])  # the one thread policy: workers share the cores
     keep_freed_memory()
     device = pick_device(job["device"])
+    torch.set_num_threads(figure_threads(device, job["threads"]))
     seed_everything(job["seed"])
     make = getattr(load_script(Path(job["script"])), job["make"], None)
     if make is None:
@@ -77,6 +77,17 @@ def make_figure(job: dict) -> dict:
         raise FileNotFoundError(f"{job['make']} did not write its declared outputs {missing} "
                                 f"(use ctx.save(fig, suffix))")
     return {"seconds": seconds, "device": str(device), "files": [p.name for p in ctx.written]}
+
+
+CPU_FIGURE_THREADS = 1
+
+
+def figure_threads(device, share: int) -> int:
+    """The one thread policy of figures. On the CPU one torch intra-op thread, as the zoo trains:
+    a reduction split over threads adds in another order, so a figure's numbers would depend on
+    JOBS, MECHINTERP_THREADS or the cluster worker; with one they are the same byte for byte. On a
+    GPU the CPU only feeds it, so the worker's `share` of the cores (jobs.threads_per_worker)."""
+    return CPU_FIGURE_THREADS if device.type == "cpu" else share
 
 
 def _not_user_dirs() -> list[Path]:
