@@ -453,6 +453,45 @@ def test_a_figure_is_stale_when_the_speakers_own_package_it_imports_changes(tmp_
     assert stale_reason(spec, inputs, manifest, tmp_path) == "imported module my_lab/sub/seeds.py changed"
 
 
+def test_a_helper_modules_top_level_code_is_an_input_of_every_figure_whose_script_imports_it(tmp_path):
+    """Importing a module runs its top-level code (an rcParams line restyles every figure), so it
+    is an input of each figure of a script that imports it, directly or through another module;
+    the bodies of its functions are inputs only of the figures that reach them."""
+    from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "my_lab").mkdir()
+    (tmp_path / "my_lab" / "__init__.py").write_text("")
+    (tmp_path / "my_lab" / "util.py").write_text("DIGITS = 2\n")
+    analysis = "from my_lab.util import DIGITS\n\ndef summarise(x):\n    return round(x, DIGITS)\n"
+    (tmp_path / "my_lab" / "analysis.py").write_text(analysis)
+    (tmp_path / "figures_src" / "lab.py").write_text(textwrap.dedent('''
+        from my_lab import analysis as A
+        FIGURES = {"lab/a": {"make": "make_a"}, "lab/b": {"make": "make_b"}}
+        def make_a(ctx):
+            return {"x": A.summarise(1.234)}
+        def make_b(ctx):
+            return {"y": 1}
+    '''))
+
+    def reasons():
+        specs = discover_figures(tmp_path / "figures_src", tmp_path)
+        return {i: stale_reason(spec, figure_inputs(spec, "quick", tmp_path, tmp_path), manifest, tmp_path)
+                for i, spec in specs.items()}
+
+    manifest = Manifest(tmp_path / "manifest.json")
+    for figure_id, spec in discover_figures(tmp_path / "figures_src", tmp_path).items():
+        manifest.figures[figure_id] = {"inputs": figure_inputs(spec, "quick", tmp_path, tmp_path), "outputs": {}}
+    assert reasons() == {"lab/a": None, "lab/b": None}
+    (tmp_path / "my_lab" / "analysis.py").write_text(analysis.replace("round(x, DIGITS)", "round(x, DIGITS + 1)"))
+    assert reasons() == {"lab/a": "imported module my_lab/analysis.py changed", "lab/b": None}
+    (tmp_path / "my_lab" / "analysis.py").write_text(
+        'import matplotlib\nmatplotlib.rcParams["lines.linewidth"] = 8\n' + analysis)
+    assert reasons()["lab/b"] == "top-level code of my_lab/analysis.py changed (it runs when the script imports it)"
+    (tmp_path / "my_lab" / "analysis.py").write_text(analysis)
+    (tmp_path / "my_lab" / "util.py").write_text("import numpy\nnumpy.set_printoptions(precision=3)\nDIGITS = 2\n")
+    assert reasons()["lab/b"] == "top-level code of my_lab/util.py changed (it runs when the script imports it)"
+
+
 def test_a_copied_script_names_both_places_of_its_duplicate_id_and_the_fix(tmp_path):
     (tmp_path / "featvis.py").write_text('FIGURES = {\n    "featvis/a": {"make": "f"},\n}\n')
     (tmp_path / "v_featvis.py").write_text('\n\nFIGURES = {\n    "featvis/a": {"make": "f"},\n}\n')

@@ -105,7 +105,7 @@ def own_modules(scripts_dir: Path, models_dir: Path, repo_root: Path = REPO_ROOT
     except UnreadableScriptError as error:   # the run goes on with the scripts that parse
         specs = error.found
     files = {path.resolve().relative_to(repo_root.resolve()).as_posix(): path
-             for spec in specs.values() for path in spec.engine_files}
+             for spec in specs.values() for path in [*spec.engine_files, *spec.import_files]}
     with contextlib.suppress(OSError, ZooError):   # no zoo, or one the planning already refused
         for entry in read_zoo(models_dir / "zoo.yaml").entries.values():
             files.update(code_files(entry))

@@ -1,7 +1,8 @@
 """Decide which figures are stale, from content hashes of everything each one depends on.
 
 A figure's inputs are the part of its script that its make function reaches, the project files
-that part reaches through imports (the engine's and the speaker's own packages, discover.py), the inputs of every zoo model it reads (the engine's one
+that part reaches through imports (the engine's and the speaker's own packages, discover.py), the
+top-level code of the other project modules importing the script runs (reach.import_time), the inputs of every zoo model it reads (the engine's one
 definition, mechinterp/models/inputs.py: zoo entry, dataset, checkpoint, architecture source),
 its parameters and the profile. Their hashes are combined into one `input_hash`; the manifest
 (talk/public/figures/manifest.json) records it with the hashes of the outputs. A figure is stale
@@ -26,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec
+from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec, import_time_hash
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import Zoo, ZooError, is_imported, read_zoo
 from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs, model_stale_reason
@@ -88,6 +89,8 @@ def figure_inputs(spec: FigureSpec, profile: str, repo_root: Path, models_dir: P
         "profile": profile,
         "make": spec.make,
     }
+    if spec.import_files:   # only when there are any, so other figures keep their input hash
+        inputs["on_import"] = {relative(path): import_time_hash(path) for path in spec.import_files}
     inputs["input_hash"] = value_hash(inputs)
     return inputs
 
@@ -141,6 +144,9 @@ def changed_inputs(old: dict, new: dict, models_dir: Path | None = None) -> list
                if old.get(key) != new.get(key)]
     before, after = old.get("engine", {}), new.get("engine", {})
     changed += [f"{'engine' if path.split('/')[0] in ENGINE_PACKAGES else 'imported module'} {path} changed"
+                for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
+    before, after = old.get("on_import", {}), new.get("on_import", {})
+    changed += [f"top-level code of {path} changed (it runs when the script imports it)"
                 for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
     before, after = old.get("models", {}), new.get("models", {})
     for name in sorted(set(before) | set(after)):
