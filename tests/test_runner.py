@@ -492,6 +492,32 @@ def test_a_helper_modules_top_level_code_is_an_input_of_every_figure_whose_scrip
     assert reasons()["lab/b"] == "top-level code of my_lab/util.py changed (it runs when the script imports it)"
 
 
+def test_a_params_change_names_each_changed_param_old_and_new(workspace):
+    scripts = workspace[0]
+    assert run_runner(workspace).returncode == 0
+    (scripts / "alpha.py").write_text(ALPHA.replace('{"quick": {"n": 3}', '{"quick": {"n": 4, "step": 2}'))
+    listing = run_runner(workspace, "--list")
+    assert "stale  alpha/one: params changed (n 3 -> 4, step (none) -> 2)" in listing.stdout, listing.stdout
+
+
+def test_a_model_whose_rebuild_failed_is_not_said_to_be_rebuilt_first(tmp_path):
+    """After the zoo could not rebuild a model (weights that do not fit the architecture), the
+    figures reading it say so, not that it is rebuilt first; fixed weights then remake them."""
+    import torch
+    from tests.test_zoo_inputs import listed, run_figures, runner_project, save_own_weights
+    runner_project(tmp_path)
+    assert run_figures(tmp_path).returncode == 0
+    torch.save({"features.0.weight": torch.zeros(2, 3, 3, 3)}, tmp_path / "my_weights" / "tiny.pt")
+    broken = run_figures(tmp_path)
+    assert broken.returncode == 1 and "its model 'own' could not be built" in broken.stderr
+    why = listed(run_figures(tmp_path, "--list"))["own/head"]
+    assert why == ("checkpoint ../my_weights/tiny.pt changed (model own: its rebuild failed (the zoo's "
+                   "message: `make models`); fix that, and the figure is remade)"), why
+    save_own_weights(tmp_path, seed=3)
+    assert listed(run_figures(tmp_path, "--list"))["own/head"].endswith("(model own: rebuilt first)")
+    assert run_figures(tmp_path).returncode == 0
+
+
 def test_a_copied_script_names_both_places_of_its_duplicate_id_and_the_fix(tmp_path):
     (tmp_path / "featvis.py").write_text('FIGURES = {\n    "featvis/a": {"make": "f"},\n}\n')
     (tmp_path / "v_featvis.py").write_text('\n\nFIGURES = {\n    "featvis/a": {"make": "f"},\n}\n')

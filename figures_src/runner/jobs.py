@@ -83,6 +83,7 @@ def record(manifest: Manifest, spec: FigureSpec, inputs: dict, outputs: dict, re
     manifest.figures[spec.figure_id] = {
         "script": os.path.relpath(spec.script.resolve(), REPO_ROOT), "make": spec.make,
         "models": spec.models, "inputs": inputs, "outputs": outputs,
+        "params": spec.params_for(inputs["profile"]),   # to say which changed (staleness)
         "device": result["device"], "seconds": round(result["seconds"], 3), "engine_commit": commit,
         # where it ran: a cluster worker (cluster.py), or this machine's own process pool
         "ran_on": result.get("ran_on") or {"worker": "local", "host": socket.gethostname(),

@@ -14,7 +14,8 @@ A zoo model is rebuilt (trained, or its weights imported again) before its figur
 models_dir, a figure of a model that is out of date with zoo.yaml is said to be stale for what the
 zoo rebuilds it for, with the entry's changed fields ("zoo entry changed (model m: steps 1000 ->
 1200; rebuilt first)"), for a trained and an imported model alike, not for a checkpoint on disk
-that is about to be replaced; once a trained model is rebuilt, its new checkpoint is not named
+that is about to be replaced (when the runner's last rebuild of it failed with the same inputs,
+that is said instead of "rebuilt first"); once a trained model is rebuilt, its new checkpoint is not named
 beside the entry, dataset or architecture change that caused it.
 
     inputs = figure_inputs(spec, profile="full", repo_root=root, models_dir=root / "models")
@@ -23,11 +24,14 @@ beside the entry, dataset or architecture change that caused it.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec, import_time_hash
+from figures_src.runner.paths import STAGING_ROOT
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import Zoo, ZooError, is_imported, read_zoo
 from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs, model_stale_reason
@@ -126,7 +130,11 @@ def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir
     if entry is None:
         return "never made"
     if entry.get("inputs", {}).get("input_hash") != inputs["input_hash"]:
-        return ", ".join(changed_inputs(entry.get("inputs", {}), inputs, models_dir))
+        changed = changed_inputs(entry.get("inputs", {}), inputs, models_dir)
+        if "params changed" in changed and isinstance(entry.get("params"), dict):
+            detail = field_changes(entry["params"], spec.params_for(inputs["profile"]))
+            changed[changed.index("params changed")] = f"params changed ({detail})" if detail else "params changed"
+        return ", ".join(changed)
     for output, recorded_hash in entry.get("outputs", {}).items():
         target = figures_dir / output
         if not target.exists():
@@ -167,8 +175,10 @@ def model_changes(name: str, old: dict, new: dict, models_dir: Path | None) -> l
     rebuild = model_stale_reason(name, zoo, models_dir)
     if rebuild:     # the checkpoint on disk is not the one the figure will read
         detail = entry_difference(name, zoo, models_dir)
+        then = ("its rebuild failed (the zoo's message: `make models`); fix that, and the figure is remade"
+                if rebuild_failed(name, zoo, models_dir) else "rebuilt first")
         return [f"{phrase} (model {name}: {detail + '; ' if phrase == 'zoo entry changed' and detail else ''}"
-                "rebuilt first)" for phrase in rebuild.split(", ")]
+                f"{then})" for phrase in rebuild.split(", ")]
     # rebuilt already: a trained model's new checkpoint is what the change made, not a cause
     causes = [phrase for phrase in words
               if is_imported(zoo.entries[name]) or not phrase.startswith("checkpoint ")]
@@ -191,9 +201,42 @@ def entry_difference(name: str, zoo: Zoo, models_dir: Path) -> str:
         built = json.loads((models_dir / name / "meta.json").read_text()).get("config")
     except (OSError, ValueError):
         return ""
-    now = zoo.entries[name]
-    if not isinstance(built, dict):
-        return ""
-    fields = [f"{key} {built.get(key, '(none)')} -> {now.get(key, '(none)')}"
-              for key in sorted(set(built) | set(now)) if built.get(key) != now.get(key)]
+    return field_changes(built, zoo.entries[name]) if isinstance(built, dict) else ""
+
+
+def field_changes(before: dict, after: dict) -> str:
+    """'steps 1000 -> 1200, l1 (none) -> 0.02': the keys whose values differ (the first three)."""
+    fields = [f"{key} {before.get(key, '(none)')} -> {after.get(key, '(none)')}"
+              for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
     return ", ".join(fields[:3]) + (", ..." if len(fields) > 3 else "")
+
+
+def build_record(models_dir: Path) -> Path:
+    """Where the runner keeps which models it failed to rebuild (bookkeeping, out of talk/public/)."""
+    digest = hashlib.sha256(str(Path(models_dir).resolve()).encode()).hexdigest()[:16]
+    return STAGING_ROOT / "model-builds" / f"failed-{digest}.json"
+
+
+def record_builds(models_dir: Path, zoo: Zoo, attempted: list[str], failures: dict) -> None:
+    """Note the models whose rebuild failed, with the inputs they failed with; forget the others."""
+    path = build_record(models_dir)
+    try:
+        failed = json.loads(path.read_text())
+    except (OSError, ValueError):
+        failed = {}
+    for name in attempted:
+        failed.pop(name, None)
+        if name in failures:
+            with contextlib.suppress(OSError, ZooError, KeyError, ValueError):
+                failed[name] = value_hash(zoo_model_inputs(name, zoo, models_dir))
+    with contextlib.suppress(OSError):
+        write_atomic(path, json.dumps(failed, indent=2))
+
+
+def rebuild_failed(name: str, zoo: Zoo, models_dir: Path) -> bool:
+    """True when the runner's last rebuild of the model failed and its inputs are still the same."""
+    try:
+        recorded = json.loads(build_record(models_dir).read_text()).get(name)
+        return recorded is not None and recorded == value_hash(zoo_model_inputs(name, zoo, models_dir))
+    except (OSError, ValueError, ZooError, KeyError):
+        return False
