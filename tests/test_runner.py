@@ -233,6 +233,14 @@ def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     assert made_ids(result) == {"alpha/one", "alpha/two"}
     assert {p: p.read_bytes() for p in (figures / "beta").iterdir()} == before
     assert manifest(workspace)["beta/three"] == entry_before
+    listing = run_runner(workspace, "--list")   # running it again would fail again: said so
+    line = next(line for line in listing.stdout.splitlines() if line.startswith("stale  beta/three"))
+    assert line == (f"stale  beta/three: script changed; its last run with these inputs failed (RuntimeError: the "
+                    f"model diverged at {scripts / 'beta.py'}:11): fix that first")
+    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "pass  # fixed"))
+    assert run_runner(workspace, "--list").stdout.count("stale  beta/three: script changed\n") == 1
+    assert run_runner(workspace).returncode == 0
+    assert "failed" not in json.loads((figures / "manifest.json").read_text())
 
 
 def test_missing_model_names_the_fix(workspace):

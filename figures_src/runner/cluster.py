@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from figures_src.runner.jobs import engine_commit, install_outputs, job_for, record
+from figures_src.runner.jobs import engine_commit, install_outputs, job_for, record, record_failure
 from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
 from figures_src.runner.signals import INTERRUPTS, Interrupted
 from figures_src.runner.staleness import Manifest, file_hash
@@ -252,6 +252,8 @@ def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifes
     """Install and record a figure that came back, or add its failure; the line to print."""
     if "result" not in outcome:
         failures[spec.figure_id] = outcome.get("refused") or outcome["error"]
+        if "refused" not in outcome:   # the figure's own failure, not the cluster's refusal
+            record_failure(manifest, spec, inputs, outcome["error"], outcome.get("frames", []))
         frames = "".join(f"\n    {line}" for line in outcome.get("frames", []))
         return f"FAILED {spec.figure_id}: {failures[spec.figure_id]}{frames}"
     staging.mkdir(parents=True, exist_ok=True)

@@ -90,6 +90,19 @@ def record(manifest: Manifest, spec: FigureSpec, inputs: dict, outputs: dict, re
                                            "device": result["device"]},
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": regenerate_command(spec.figure_id)}
+    manifest.failed.pop(spec.figure_id, None)
+    manifest.save()
+
+
+def record_failure(manifest: Manifest, spec: FigureSpec, inputs: dict, error: str, frames: list[str]) -> None:
+    """Note the inputs a figure's own code failed with, and where, so that staleness says so (not
+    "run it again") until they change; its outputs and entry stay those of its last success. A
+    failure without a frame of the figure's (a killed worker, the cluster's) may pass: not noted."""
+    if not frames:
+        return
+    where = next((frame.split(" in ")[0] for frame in frames if not frame.startswith("raised in ")), "")
+    manifest.failed[spec.figure_id] = {"input_hash": inputs["input_hash"],
+                                       "error": f"{error.splitlines()[0][:200]}{' at ' + where if where else ''}"}
     manifest.save()
 
 
@@ -143,6 +156,7 @@ def finish(worker: Worker, manifest: Manifest, figures_dir: Path, commit: str, f
     outcome = worker.outcome()
     if "result" not in outcome:
         failures[worker.spec.figure_id] = outcome["error"]
+        record_failure(manifest, worker.spec, worker.inputs, outcome["error"], outcome["frames"])
         frames = "".join(f"\n    {line}" for line in outcome["frames"])
         return f"FAILED {worker.spec.figure_id}: {outcome['error']}{frames}"
     result = outcome["result"]

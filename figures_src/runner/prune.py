@@ -27,7 +27,7 @@ def undeclared(manifest: Manifest, scripts_dir: Path) -> list[str] | None:
         declared = declared_ids(scripts_dir)
     except (SyntaxError, FigureSpecError, OSError, ValueError):
         return None
-    return sorted(set(manifest.figures) - set(declared))
+    return sorted((set(manifest.figures) | set(manifest.failed)) - set(declared))
 
 
 def remove_outputs(entry: dict, figures_dir: Path) -> None:
@@ -49,7 +49,8 @@ def remove_undeclared(manifest: Manifest, scripts_dir: Path, figures_dir: Path, 
     if dry_run:
         return f"figures: `make figures` will remove the outputs of {', '.join(gone)}: {where}"
     for figure_id in gone:
-        remove_outputs(manifest.figures.pop(figure_id), figures_dir)
+        remove_outputs(manifest.figures.pop(figure_id, {}), figures_dir)
+        manifest.failed.pop(figure_id, None)
     manifest.save()
     return (f"figures: removed the outputs and manifest entries of {', '.join(gone)}: {where} "
             "(files derived from code that was removed; its git history has them)")

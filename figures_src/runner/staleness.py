@@ -101,9 +101,11 @@ def figure_inputs(spec: FigureSpec, profile: str, repo_root: Path, models_dir: P
 
 @dataclass
 class Manifest:
-    """talk/public/figures/manifest.json: one entry per figure that was made successfully."""
+    """talk/public/figures/manifest.json: one entry per figure that was made successfully, and
+    under "failed" the inputs and error of each whose last run failed (its outputs are older)."""
     path: Path
     figures: dict[str, dict] = field(default_factory=dict)
+    failed: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "Manifest":
@@ -114,18 +116,30 @@ class Manifest:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error}); delete it and run "
                              "`make figures` to rebuild every figure") from None
-        return cls(path, dict(data.get("figures", {})))
+        return cls(path, dict(data.get("figures", {})), dict(data.get("failed", {})))
 
     def save(self) -> None:
         """Write atomically: a crash mid-write leaves the previous manifest intact."""
         payload = {"version": 1, "figures": dict(sorted(self.figures.items()))}
+        if self.failed:
+            payload["failed"] = dict(sorted(self.failed.items()))
         write_atomic(self.path, json.dumps(payload, indent=2))
 
 
 def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path,
                  models_dir: Path | None = None) -> str | None:
     """Why this figure must be remade, in words, or None when its recorded outputs are current;
-    with models_dir, a zoo-trained model's changes are said as the module docstring says."""
+    with models_dir, a zoo-trained model's changes are said as the module docstring says. When its
+    last run failed with these very inputs, that failure is said too: running it again won't help."""
+    reason = _stale_reason(spec, inputs, manifest, figures_dir, models_dir)
+    failed = manifest.failed.get(spec.figure_id, {})
+    if reason and failed.get("input_hash") == inputs["input_hash"]:
+        return f"{reason}; its last run with these inputs failed ({failed['error']}): fix that first"
+    return reason
+
+
+def _stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path,
+                  models_dir: Path | None) -> str | None:
     entry = manifest.figures.get(spec.figure_id)
     if entry is None:
         return "never made"
