@@ -38,21 +38,25 @@ def retire_old_lock(figures_dir: Path) -> None:
     if not old.exists():
         return
     fd = os.open(old, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _recorded_pid(fd)
-        if holder is None or _pid_alive(holder):
-            os.close(fd)
-            _refuse(figures_dir, holder)
+    _flock_or_dead_holder(fd, figures_dir)
     old.unlink(missing_ok=True)
     os.close(fd)
 
 
-def _refuse(figures_dir: Path, holder: int | None):
-    who = f" (process {holder})" if holder else ""
-    raise SystemExit(f"error: another `make figures` is writing to {figures_dir}{who}; "
-                     "wait for it to finish (or stop it), then run again") from None
+def _flock_or_dead_holder(fd: int, figures_dir: Path) -> int | None:
+    """Take the flock on fd: None when taken, the recorded pid when a dead process's leftover
+    holds it; a live holder is refused by name (fd closed)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        holder = _recorded_pid(fd)
+    if holder is None or _pid_alive(holder):
+        os.close(fd)
+        who = f" (process {holder})" if holder else ""
+        raise SystemExit(f"error: another `make figures` is writing to {figures_dir}{who}; "
+                         "wait for it to finish (or stop it), then run again") from None
+    return holder
 
 
 def _pid_alive(pid: int) -> bool:
@@ -90,13 +94,8 @@ def acquire_lock(figures_dir: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _recorded_pid(fd)
-            if holder is None or _pid_alive(holder):
-                os.close(fd)
-                _refuse(figures_dir, holder)
+        holder = _flock_or_dead_holder(fd, figures_dir)
+        if holder is not None:
             if _same_file(fd, path):
                 path.unlink()
             os.close(fd)
