@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DECK ?= talk/slides.md
 PROFILE ?= full
 DEVICE ?= auto
-# one figure per core by default; the runner gives each worker cores // JOBS torch threads
+# one figure per core by default; on the CPU each figure runs with one torch thread (same numbers for any JOBS)
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 # test files run side by side, one pytest-xdist worker per core (files that share talk/ stay whole)
 TEST_JOBS ?= $(JOBS)

@@ -90,6 +90,5 @@ def entries(figures: Path) -> dict:
 
 
 def files_of(folder: Path) -> dict:
-    """Every output and the manifest, byte for byte (not the runner's lock file)."""
-    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*")
-            if p.is_file() and p.name != ".runner.lock"}
+    """Every output and the manifest, byte for byte (the runner's lock lives elsewhere)."""
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

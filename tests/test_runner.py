@@ -162,6 +162,63 @@ def test_stale_figures_start_longest_first_by_their_last_seconds(workspace):
     assert [line.split()[1] for line in forced.stdout.splitlines() if line.startswith("made ")][0] == "alpha/one"
 
 
+SUMS = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {"sums/total": {"make": "make_total"}, "sums/other": {"make": "make_total"}}
+
+def make_total(ctx):
+    import torch
+    torch.manual_seed(0)
+    values = torch.randn(4_000_000)       # a sum split over threads adds in another order
+    fig, ax = plt.subplots()
+    ctx.save(fig)
+    return {"sum": float(values.sum()), "threads": torch.get_num_threads()}
+'''
+
+
+def test_a_figure_writes_the_same_numbers_with_any_jobs_or_thread_setting(tmp_path):
+    """On the CPU every figure runs with one torch thread, whatever JOBS or MECHINTERP_THREADS."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "sums.py").write_text(SUMS)
+    runs = {"jobs1": (["--jobs", "1"], {}), "jobs2": (["--jobs", "2"], {}),
+            "threads2": (["--jobs", "1"], {"MECHINTERP_THREADS": "2"})}
+    for name, (extra, env) in runs.items():
+        command = [sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts), "--figures-dir",
+                   str(tmp_path / name), "--models-dir", str(tmp_path), "--device", "cpu", *extra]
+        result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
+                                env={**os.environ, **env})
+        assert result.returncode == 0, result.stderr
+    written = {name: (tmp_path / name / "sums" / "total.json").read_bytes() for name in runs}
+    assert written["jobs1"] == written["jobs2"] == written["threads2"]
+    assert json.loads(written["jobs1"])["threads"] == 1
+
+
+def test_outputs_of_figures_no_script_declares_are_removed_with_one_line(workspace):
+    scripts, figures, _ = workspace
+    assert run_runner(workspace).returncode == 0
+    (scripts / "alpha.py").write_text(ALPHA.replace('''    "alpha/two": {"make": "make_two", "models": ["m1"]},\n''', ""))
+    (scripts / "beta.py").write_text("FIGURES = {\n")            # does not parse: its figures are unknown
+    kept = run_runner(workspace, "--ids", "alpha/one")
+    assert kept.returncode == 0 and set(manifest(workspace)) == {"alpha/one", "alpha/two", "beta/three"}
+    (scripts / "beta.py").unlink()                                # the whole script deleted
+    listing = run_runner(workspace, "--list")
+    assert "will remove the outputs of alpha/two, beta/three" in listing.stdout
+    assert (figures / "alpha" / "two.png").exists()
+    result = run_runner(workspace)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if "removed" in line]
+    assert lines == [f"figures: removed the outputs and manifest entries of alpha/two, beta/three: no script in "
+                     f"{scripts}/ declares them any more (files derived from code that was removed; its git "
+                     "history has them)"]
+    assert set(manifest(workspace)) == {"alpha/one"}
+    assert sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*")) == [
+        "alpha", "alpha/one.json", "alpha/one.png", "manifest.json"]
+    again = run_runner(workspace)
+    assert "removed" not in again.stdout and "0 made, 1 up to date" in again.stdout
+
+
 def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     scripts, figures, _ = workspace
     assert run_runner(workspace).returncode == 0
@@ -176,6 +233,14 @@ def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     assert made_ids(result) == {"alpha/one", "alpha/two"}
     assert {p: p.read_bytes() for p in (figures / "beta").iterdir()} == before
     assert manifest(workspace)["beta/three"] == entry_before
+    listing = run_runner(workspace, "--list")   # running it again would fail again: said so
+    line = next(line for line in listing.stdout.splitlines() if line.startswith("stale  beta/three"))
+    assert line == (f"stale  beta/three: script changed; its last run with these inputs failed (RuntimeError: the "
+                    f"model diverged at {scripts / 'beta.py'}:11): fix that first")
+    (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "pass  # fixed"))
+    assert run_runner(workspace, "--list").stdout.count("stale  beta/three: script changed\n") == 1
+    assert run_runner(workspace).returncode == 0
+    assert "failed" not in json.loads((figures / "manifest.json").read_text())
 
 
 def test_missing_model_names_the_fix(workspace):
@@ -394,6 +459,71 @@ def test_a_figure_is_stale_when_the_speakers_own_package_it_imports_changes(tmp_
     spec = discover_figures(tmp_path / "figures_src", tmp_path)["lab/ig"]
     inputs = figure_inputs(spec, "quick", tmp_path, tmp_path)
     assert stale_reason(spec, inputs, manifest, tmp_path) == "imported module my_lab/sub/seeds.py changed"
+
+
+def test_a_helper_modules_top_level_code_is_an_input_of_every_figure_whose_script_imports_it(tmp_path):
+    """Importing a module runs its top-level code (an rcParams line restyles every figure), so it
+    is an input of each figure of a script that imports it, directly or through another module;
+    the bodies of its functions are inputs only of the figures that reach them."""
+    from figures_src.runner.staleness import Manifest, figure_inputs, stale_reason
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "my_lab").mkdir()
+    (tmp_path / "my_lab" / "__init__.py").write_text("")
+    (tmp_path / "my_lab" / "util.py").write_text("DIGITS = 2\n")
+    analysis = "from my_lab.util import DIGITS\n\ndef summarise(x):\n    return round(x, DIGITS)\n"
+    (tmp_path / "my_lab" / "analysis.py").write_text(analysis)
+    (tmp_path / "figures_src" / "lab.py").write_text(textwrap.dedent('''
+        from my_lab import analysis as A
+        FIGURES = {"lab/a": {"make": "make_a"}, "lab/b": {"make": "make_b"}}
+        def make_a(ctx):
+            return {"x": A.summarise(1.234)}
+        def make_b(ctx):
+            return {"y": 1}
+    '''))
+
+    def reasons():
+        specs = discover_figures(tmp_path / "figures_src", tmp_path)
+        return {i: stale_reason(spec, figure_inputs(spec, "quick", tmp_path, tmp_path), manifest, tmp_path)
+                for i, spec in specs.items()}
+
+    manifest = Manifest(tmp_path / "manifest.json")
+    for figure_id, spec in discover_figures(tmp_path / "figures_src", tmp_path).items():
+        manifest.figures[figure_id] = {"inputs": figure_inputs(spec, "quick", tmp_path, tmp_path), "outputs": {}}
+    assert reasons() == {"lab/a": None, "lab/b": None}
+    (tmp_path / "my_lab" / "analysis.py").write_text(analysis.replace("round(x, DIGITS)", "round(x, DIGITS + 1)"))
+    assert reasons() == {"lab/a": "imported module my_lab/analysis.py changed", "lab/b": None}
+    (tmp_path / "my_lab" / "analysis.py").write_text(
+        'import matplotlib\nmatplotlib.rcParams["lines.linewidth"] = 8\n' + analysis)
+    assert reasons()["lab/b"] == "top-level code of my_lab/analysis.py changed (it runs when the script imports it)"
+    (tmp_path / "my_lab" / "analysis.py").write_text(analysis)
+    (tmp_path / "my_lab" / "util.py").write_text("import numpy\nnumpy.set_printoptions(precision=3)\nDIGITS = 2\n")
+    assert reasons()["lab/b"] == "top-level code of my_lab/util.py changed (it runs when the script imports it)"
+
+
+def test_a_params_change_names_each_changed_param_old_and_new(workspace):
+    scripts = workspace[0]
+    assert run_runner(workspace).returncode == 0
+    (scripts / "alpha.py").write_text(ALPHA.replace('{"quick": {"n": 3}', '{"quick": {"n": 4, "step": 2}'))
+    listing = run_runner(workspace, "--list")
+    assert "stale  alpha/one: params changed (n 3 -> 4, step (none) -> 2)" in listing.stdout, listing.stdout
+
+
+def test_a_model_whose_rebuild_failed_is_not_said_to_be_rebuilt_first(tmp_path):
+    """After the zoo could not rebuild a model (weights that do not fit the architecture), the
+    figures reading it say so, not that it is rebuilt first; fixed weights then remake them."""
+    import torch
+    from tests.test_zoo_inputs import listed, run_figures, runner_project, save_own_weights
+    runner_project(tmp_path)
+    assert run_figures(tmp_path).returncode == 0
+    torch.save({"features.0.weight": torch.zeros(2, 3, 3, 3)}, tmp_path / "my_weights" / "tiny.pt")
+    broken = run_figures(tmp_path)
+    assert broken.returncode == 1 and "its model 'own' could not be built" in broken.stderr
+    why = listed(run_figures(tmp_path, "--list"))["own/head"]
+    assert why == ("checkpoint ../my_weights/tiny.pt changed (model own: its rebuild failed (the zoo's "
+                   "message: `make models`); fix that, and the figure is remade)"), why
+    save_own_weights(tmp_path, seed=3)
+    assert listed(run_figures(tmp_path, "--list"))["own/head"].endswith("(model own: rebuilt first)")
+    assert run_figures(tmp_path).returncode == 0
 
 
 def test_a_copied_script_names_both_places_of_its_duplicate_id_and_the_fix(tmp_path):

@@ -172,6 +172,30 @@ def test_a_worker_holding_another_commit_is_refused_naming_both(cluster, tmp_pat
     assert files_of(figures) == before
 
 
+FAILING = '''
+import matplotlib.pyplot as plt
+
+FIGURES = {"bad/one": {"make": "make_bad"}}
+
+def make_bad(ctx):
+    fig, ax = plt.subplots()
+    return {"value": 1 / 0}
+'''
+
+
+def test_a_failure_on_a_worker_names_the_speakers_script_not_the_workers_copy(cluster, tmp_path):
+    scripts, models = tmp_path / "scripts", tmp_path / "models"
+    scripts.mkdir()
+    models.mkdir()
+    (scripts / "bad.py").write_text(FAILING)
+    local = runner(scripts, tmp_path / "local", models)
+    remote = runner(scripts, tmp_path / "remote", models, "--cluster", cluster.address)
+    assert local.returncode == remote.returncode == 1
+    frame = f"{scripts / 'bad.py'}:8 in make_bad: return {{\"value\": 1 / 0}}"
+    assert frame in local.stderr and frame in remote.stderr, remote.stderr
+    assert "cache" not in remote.stderr and "tasks" not in remote.stderr
+
+
 def start_slow_figure(cluster, tmp_path, sleep: int):
     """(runner process, figures folder, its files before, marker): slow/one made once through the
     cluster, then forced again and running on a worker (the marker holds that worker's pid)."""

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from figures_src.runner.lock import lock_path
+
 REPO = Path(__file__).resolve().parent.parent
 STAGING = REPO / ".figure-staging"
 
@@ -108,7 +110,7 @@ def snapshot(figures: Path) -> dict:
 
 
 def lock_is_free(figures: Path) -> bool:
-    with open(figures / ".runner.lock", "a") as handle:
+    with open(lock_path(figures), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -201,11 +203,14 @@ def dead_pid() -> int:
     return int(finished.stdout)
 
 
-def hold_lock(figures: Path, recorded_pid: str) -> subprocess.Popen:
-    """Another process holding the flock with `recorded_pid` written in the file ('self': its own)."""
+def hold_lock(figures: Path, recorded_pid: str, path: Path | None = None) -> subprocess.Popen:
+    """Another process holding the flock with `recorded_pid` written in the file ('self': its own);
+    `path`: another lock file than the runner's (the old one inside the figures folder)."""
     figures.mkdir(parents=True, exist_ok=True)
+    path = path or lock_path(figures)
+    path.parent.mkdir(parents=True, exist_ok=True)
     code = ("import fcntl, os, sys, time\n"
-            f"fd = os.open({str(figures / '.runner.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            f"fd = os.open({str(path)!r}, os.O_RDWR | os.O_CREAT)\n"
             "fcntl.flock(fd, fcntl.LOCK_EX)\n"
             f"os.write(fd, ({recorded_pid!r} if {recorded_pid!r} != 'self' else str(os.getpid())).encode())\n"
             "print('locked', flush=True)\ntime.sleep(120)\n")
@@ -218,13 +223,14 @@ def test_a_lock_left_by_a_dead_runner_is_taken_over(workspace):
     figures = workspace[1]
     figures.mkdir(parents=True)
     gone = dead_pid()
-    (figures / ".runner.lock").write_text(f"{gone}\n")    # a runner that was killed (-9)
+    lock_path(figures).parent.mkdir(parents=True, exist_ok=True)
+    lock_path(figures).write_text(f"{gone}\n")    # a runner that was killed (-9)
     (STAGING / f"run-{gone}" / "x").mkdir(parents=True)    # ... and left its staging folder
     result = subprocess.run(runner_command(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert f"was left by process {gone}, which is no longer running; taking it over" in result.stderr
     assert not (STAGING / f"run-{gone}").exists() and lock_is_free(figures)
-    assert (figures / ".runner.lock").read_text() == ""   # released: no pid left behind
+    assert lock_path(figures).read_text() == ""   # released: no pid left behind
 
 
 def test_a_lock_still_held_for_a_dead_process_is_taken_over(workspace):
@@ -250,6 +256,24 @@ def test_a_live_holder_is_refused_by_pid(workspace):
         holder.wait()
     assert result.returncode != 0
     assert f"another `make figures` is writing to {workspace[1]} (process {holder.pid})" in result.stderr
+
+
+def test_the_lock_stays_out_of_the_figures_folder_and_the_old_one_is_honoured_once(workspace):
+    """Slidev copies talk/public/ into every site: no lock file may be left in the figures folder.
+    A runner of an older checkout holding the old figures/.runner.lock is still waited for."""
+    figures = workspace[1]
+    holder = hold_lock(figures, "self", figures / ".runner.lock")
+    try:
+        refused = subprocess.run(runner_command(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert refused.returncode != 0 and f"(process {holder.pid})" in refused.stderr
+    result = subprocess.run(runner_command(workspace), cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "made   slow/plot" in result.stdout
+    assert not [p for p in figures.rglob("*") if p.name.endswith(".lock")]
+    assert lock_is_free(figures)
 
 
 SLOW_ZOO = """

@@ -11,7 +11,8 @@
     runner.run(runner.parse_args(["--profile", "quick"]), figure_ids=["zoo/accuracy"])
 
 A run discovers the declared figures (discover.py), selects and plans the stale ones
-(planning.py), takes the figures folder's lock (lock.py) and makes them in workers (jobs.py,
+(planning.py), removes the outputs of figures no script declares any more (prune.py), takes
+the figures folder's lock (lock.py) and makes them in workers (jobs.py,
 worker.py); the run exits non-zero naming every failed id. Stop signals end it with one
 `interrupted:` line (signals.py).
 
@@ -36,6 +37,7 @@ from figures_src.runner.lock import exclusive_run
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.planning import (build_stale_models, longest_first, plan, profile_change_line, select,
                                         unknown_models, unread_zoo_problems)
+from figures_src.runner.prune import prune_undeclared
 from figures_src.runner.signals import Interrupted, stop_signals_handled
 from figures_src.runner.staleness import Manifest
 from figures_src.runner.worker import worker_main
@@ -109,6 +111,8 @@ def _run(options, figure_ids) -> int:
     if specs is None:
         return 2
     try:
+        if line := prune_undeclared(options):   # outputs of figures the speaker removed
+            print(line)
         manifest = Manifest.load(options.figures_dir / "manifest.json")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

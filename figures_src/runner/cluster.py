@@ -28,10 +28,11 @@ import time
 import uuid
 from pathlib import Path
 
-from figures_src.runner.jobs import engine_commit, install_outputs, job_for, record
+from figures_src.runner.jobs import engine_commit, install_outputs, job_for, record, record_failure
 from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
 from figures_src.runner.signals import INTERRUPTS, Interrupted
 from figures_src.runner.staleness import Manifest, file_hash
+from mechinterp.models.failures import shown_path
 
 CONNECT_SECONDS = 5
 WAIT_ENV = "MECHINTERP_CLUSTER_WAIT"   # seconds to wait for a worker when none is left (default 120)
@@ -104,7 +105,7 @@ def own_modules(scripts_dir: Path, models_dir: Path, repo_root: Path = REPO_ROOT
     except UnreadableScriptError as error:   # the run goes on with the scripts that parse
         specs = error.found
     files = {path.resolve().relative_to(repo_root.resolve()).as_posix(): path
-             for spec in specs.values() for path in spec.engine_files}
+             for spec in specs.values() for path in [*spec.engine_files, *spec.import_files]}
     with contextlib.suppress(OSError, ZooError):   # no zoo, or one the planning already refused
         for entry in read_zoo(models_dir / "zoo.yaml").entries.values():
             files.update(code_files(entry))
@@ -184,7 +185,8 @@ def remote_job(spec, options, code_id: str, files: dict[str, str]) -> dict:
     for local_only in ("staging_dir", "result_file", "models_dir", "threads"):
         del job[local_only]
     return {**job, "device": figure_device(spec, options.device), "code_id": code_id,
-            "script_name": spec.script.name, "script_text": spec.script.read_text(), "model_files": files}
+            "script_name": spec.script.name, "script_text": spec.script.read_text(), "model_files": files,
+            "script_shown": shown_path(str(spec.script))}   # how a failure names it: as a local run does
 
 
 def unplaceable(resources: dict, offered: dict, workers: list[str]) -> str | None:
@@ -250,6 +252,8 @@ def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifes
     """Install and record a figure that came back, or add its failure; the line to print."""
     if "result" not in outcome:
         failures[spec.figure_id] = outcome.get("refused") or outcome["error"]
+        if "refused" not in outcome:   # the figure's own failure, not the cluster's refusal
+            record_failure(manifest, spec, inputs, outcome["error"], outcome.get("frames", []))
         frames = "".join(f"\n    {line}" for line in outcome.get("frames", []))
         return f"FAILED {spec.figure_id}: {failures[spec.figure_id]}{frames}"
     staging.mkdir(parents=True, exist_ok=True)

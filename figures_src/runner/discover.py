@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from figures_src.runner.paths import STAGING_ROOT
-from figures_src.runner.reach import all_imports, figure_part
+from figures_src.runner.reach import all_imports, figure_part, import_time
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.failures import shown_path
 from mechinterp.models.fields import PROFILES   # the zoo's `profiles:` take the same names
-from mechinterp.models.sources import module_file, module_sources
+from mechinterp.models.sources import file_hash, module_file, module_sources, value_hash
 
 GPU_PROFILE = "gpu"      # the full deck plus the figures of models only a GPU trains (GoogLeNet);
                          # its parameters are a figure's "gpu" ones, else its "full" ones
@@ -87,7 +87,7 @@ class DiscoveryCache:
         """Write atomically, without entries whose file is gone; a failure only costs speed."""
         if not self.dirty:
             return
-        for kind in ("scripts", "imports", "declares"):
+        for kind in ("scripts", "imports", "declares", "on_import"):
             entries = self.data.get(kind, {})
             for key in [k for k in entries if not os.path.exists(k)]:
                 del entries[key]
@@ -143,6 +143,8 @@ class FigureSpec:
     resources: dict = field(default_factory=dict)   # what a cluster worker must offer: {"GPU": 1}
     profiles: list[str] | None = None   # the profiles that make it (FIGURES "profiles"); None: all
     line: int = 0                # where its id is written in FIGURES, for messages (script:line)
+    import_files: list[Path] = field(default_factory=list)   # project files that importing the
+    # script runs the top-level code of, beyond engine_files (hashed: import_time_hash)
 
     @property
     def family(self) -> str:
@@ -285,11 +287,12 @@ def _declarations(script: Path) -> dict:
     if not isinstance(figures, dict):
         raise FigureSpecError(f"{shown_path(str(script))}:{line}: FIGURES must be a dict of id -> declaration")
     declared, lines = {}, _entry_lines(tree, line)
+    on_import = sorted(all_imports(import_time(tree), _package_parts(script)))
     for figure_id, entry in figures.items():
         _check_entry(script, lines.get(figure_id, line), figure_id, entry)
         part = figure_part(text, entry["make"], _package_parts(script), tree)
         declared[figure_id] = {**entry, "source": part.source, "modules": sorted(part.modules),
-                               "line": lines.get(figure_id, line)}
+                               "line": lines.get(figure_id, line), "on_import": on_import}
     return declared
 
 
@@ -297,13 +300,14 @@ def read_script(script: Path, repo_root: Path) -> list[FigureSpec]:
     """The FigureSpecs one script declares, each with the part of the script and the engine files
     that its own make function reaches (reach.py)."""
     specs = []
+    not_inputs = {script, *(repo_root / p for p in NOT_FIGURE_INPUTS)}
     for figure_id, entry in CACHE.get("scripts", script, lambda: _declarations(script)).items():
+        engine = reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root, exclude=not_inputs)
         specs.append(FigureSpec(figure_id, script, entry["make"], list(entry.get("models", [])),
                                 dict(entry.get("params", {})), list(entry.get("outputs", ["png"])),
-                                reachable_files(set(entry["modules"]) | RUNNER_MODULES, repo_root,
-                                                exclude={script, *(repo_root / p for p in NOT_FIGURE_INPUTS)}),
-                                entry["source"], dict(entry.get("resources", {})),
-                                entry.get("profiles"), entry["line"]))
+                                engine, entry["source"], dict(entry.get("resources", {})),
+                                entry.get("profiles"), entry["line"],
+                                import_time_files(set(entry["on_import"]), repo_root, not_inputs | set(engine))))
     return specs
 
 
@@ -391,6 +395,29 @@ def reachable_files(modules: set[str], repo_root: Path, exclude: set[Path] = fro
     """Every file of the project (engine, runner and the speaker's own packages under repo_root;
     never an installed package or the stdlib) that importing `modules` can load."""
     return module_sources(modules, repo_root, exclude, lambda path, _: _imported_modules(path), _module_file)
+
+
+def import_time_files(modules: set[str], repo_root: Path, exclude: set[Path]) -> list[Path]:
+    """The project files whose top-level code importing `modules` runs (following only the imports
+    that code makes); files in `exclude` (hashed whole already) are neither listed nor followed."""
+    return module_sources(modules, repo_root, exclude, lambda path, _: _import_time(path)[1], _module_file)
+
+
+def import_time_hash(path: Path) -> str:
+    """The hash of what importing the file runs (reach.import_time): an edit inside a function
+    body changes nothing here, a line such as `plt.rcParams[...] = 8` does."""
+    return _import_time(path)[0]
+
+
+def _import_time(path: Path) -> tuple[str, list[str]]:
+    """(hash of the file's import-time code, the modules that code imports), cached."""
+    def read():
+        tree = import_time(ast.parse(path.read_text(), filename=str(path)))
+        return [value_hash(ast.unparse(tree)), sorted(all_imports(tree, _package_parts(path)))]
+    try:
+        return tuple(CACHE.get("on_import", path, read))
+    except (SyntaxError, UnicodeDecodeError):   # importing it fails, and says so, in the worker
+        return file_hash(path), []
 
 
 @functools.lru_cache(maxsize=None)

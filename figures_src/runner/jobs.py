@@ -73,8 +73,9 @@ def job_for(spec: FigureSpec, options, staging: Path) -> dict:
 
 
 def threads_per_worker(jobs: int) -> int:
-    """The one thread policy of figures: torch threads per worker, MECHINTERP_THREADS or an even
-    share of the cores, so `jobs` workers never oversubscribe them (scripts never set it)."""
+    """A worker's share of the cores (MECHINTERP_THREADS, or an even share, so `jobs` workers never
+    oversubscribe them): its torch threads on a GPU; on the CPU a figure runs with one
+    (worker.figure_threads, the one thread policy; scripts never set it)."""
     return int(os.environ.get("MECHINTERP_THREADS") or max(1, (os.cpu_count() or 1) // jobs))
 
 
@@ -82,12 +83,26 @@ def record(manifest: Manifest, spec: FigureSpec, inputs: dict, outputs: dict, re
     manifest.figures[spec.figure_id] = {
         "script": os.path.relpath(spec.script.resolve(), REPO_ROOT), "make": spec.make,
         "models": spec.models, "inputs": inputs, "outputs": outputs,
+        "params": spec.params_for(inputs["profile"]),   # to say which changed (staleness)
         "device": result["device"], "seconds": round(result["seconds"], 3), "engine_commit": commit,
         # where it ran: a cluster worker (cluster.py), or this machine's own process pool
         "ran_on": result.get("ran_on") or {"worker": "local", "host": socket.gethostname(),
                                            "device": result["device"]},
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": regenerate_command(spec.figure_id)}
+    manifest.failed.pop(spec.figure_id, None)
+    manifest.save()
+
+
+def record_failure(manifest: Manifest, spec: FigureSpec, inputs: dict, error: str, frames: list[str]) -> None:
+    """Note the inputs a figure's own code failed with, and where, so that staleness says so (not
+    "run it again") until they change; its outputs and entry stay those of its last success. A
+    failure without a frame of the figure's (a killed worker, the cluster's) may pass: not noted."""
+    if not frames:
+        return
+    where = next((frame.split(" in ")[0] for frame in frames if not frame.startswith("raised in ")), "")
+    manifest.failed[spec.figure_id] = {"input_hash": inputs["input_hash"],
+                                       "error": f"{error.splitlines()[0][:200]}{' at ' + where if where else ''}"}
     manifest.save()
 
 
@@ -141,6 +156,7 @@ def finish(worker: Worker, manifest: Manifest, figures_dir: Path, commit: str, f
     outcome = worker.outcome()
     if "result" not in outcome:
         failures[worker.spec.figure_id] = outcome["error"]
+        record_failure(manifest, worker.spec, worker.inputs, outcome["error"], outcome["frames"])
         frames = "".join(f"\n    {line}" for line in outcome["frames"])
         return f"FAILED {worker.spec.figure_id}: {outcome['error']}{frames}"
     result = outcome["result"]

@@ -1,8 +1,11 @@
-"""One runner per figures folder: an flock on talk/public/figures/.runner.lock holding our pid.
+"""One runner per figures folder: an flock holding our pid, in .figure-staging/locks/ (lock_path).
 
 A second runner would overwrite the first's manifest entries, so a live holder is refused by
 name. A lock whose recorded process is dead (something it started kept the descriptor open) is
-taken over with a line saying so, and the dead runner's staging folder is removed.
+taken over with a line saying so, and the dead runner's staging folder is removed. The lock lives
+outside the figures folder: Slidev copies talk/public/ into every built site, bookkeeping and all.
+The old talk/public/figures/.runner.lock is still honoured once (a runner of an older checkout may
+hold it), then removed.
 
     with exclusive_run(figures_dir):
         ...   # make and record figures
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import sys
@@ -19,7 +23,40 @@ from pathlib import Path
 from figures_src.runner.paths import STAGING_ROOT
 from figures_src.runner.signals import INTERRUPTS
 
-LOCK_NAME = ".runner.lock"
+OLD_LOCK_NAME = ".runner.lock"   # where it was, inside the figures folder (and so every site)
+
+
+def lock_path(figures_dir: Path) -> Path:
+    """The lock of one figures folder: .figure-staging/locks/figures-<digest of its path>.lock."""
+    digest = hashlib.sha256(str(figures_dir.resolve()).encode()).hexdigest()[:16]
+    return STAGING_ROOT / "locks" / f"figures-{digest}.lock"
+
+
+def retire_old_lock(figures_dir: Path) -> None:
+    """Refuse while a runner of an older checkout holds figures_dir/.runner.lock; else remove it."""
+    old = figures_dir / OLD_LOCK_NAME
+    if not old.exists():
+        return
+    fd = os.open(old, os.O_RDWR)
+    _flock_or_dead_holder(fd, figures_dir)
+    old.unlink(missing_ok=True)
+    os.close(fd)
+
+
+def _flock_or_dead_holder(fd: int, figures_dir: Path) -> int | None:
+    """Take the flock on fd: None when taken, the recorded pid when a dead process's leftover
+    holds it; a live holder is refused by name (fd closed)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        holder = _recorded_pid(fd)
+    if holder is None or _pid_alive(holder):
+        os.close(fd)
+        who = f" (process {holder})" if holder else ""
+        raise SystemExit(f"error: another `make figures` is writing to {figures_dir}{who}; "
+                         "wait for it to finish (or stop it), then run again") from None
+    return holder
 
 
 def _pid_alive(pid: int) -> bool:
@@ -50,21 +87,15 @@ def _take_over(path: Path, holder: int) -> None:
 
 
 def acquire_lock(figures_dir: Path) -> int:
-    """An flock on figures_dir/.runner.lock with our pid written in it; the open descriptor.
+    """An flock on lock_path(figures_dir) with our pid written in it; the open descriptor.
     A lock held for a dead process (something it started kept the descriptor) is replaced by a
     fresh file; a live holder is refused by name."""
-    path = figures_dir / LOCK_NAME
+    path = lock_path(figures_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
     for _ in range(3):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _recorded_pid(fd)
-            if holder is None or _pid_alive(holder):
-                os.close(fd)
-                who = f" (process {holder})" if holder else ""
-                raise SystemExit(f"error: another `make figures` is writing to {figures_dir}{who}; "
-                                 "wait for it to finish (or stop it), then run again") from None
+        holder = _flock_or_dead_holder(fd, figures_dir)
+        if holder is not None:
             if _same_file(fd, path):
                 path.unlink()
             os.close(fd)
@@ -78,6 +109,11 @@ def acquire_lock(figures_dir: Path) -> int:
             _take_over(path, holder)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            retire_old_lock(figures_dir)
+        except BaseException:
+            release_lock(fd)
+            raise
         return fd
     raise SystemExit(f"error: could not take the lock {path}; run again")
 

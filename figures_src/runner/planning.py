@@ -19,7 +19,7 @@ from pathlib import Path
 from figures_src.runner.discover import FigureSpec
 from figures_src.runner.paths import REPO_ROOT
 from figures_src.runner.staleness import (ZOO_CONFIG, Manifest, MissingModelError, figure_inputs,
-                                          model_checkpoint, stale_reason)
+                                          model_checkpoint, record_builds, stale_reason)
 from mechinterp.models.config import ZooError, read_zoo
 from mechinterp.models.failures import shown_path
 from mechinterp.names import did_you_mean
@@ -141,6 +141,7 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
             from mechinterp.models.zoo import train_zoo_models
             failures = train_zoo_models(config, options.models_dir, sorted(stale), options.device,
                                         options.jobs)
+        record_builds(options.models_dir, zoo, sorted(stale), failures)   # staleness says so after
     except ZooError as error:
         print(f"zoo: {error}", file=sys.stderr)
         failures = {name: str(error) for names in readers.values() for name in names}

@@ -8,6 +8,11 @@ closure plus every statement that runs on import; its engine inputs are the modu
 imports (discover follows them into the engine). The reader of a tree's imports is the engine's
 mechinterp/models/sources.py, which the zoo uses for an architecture's source files too.
 
+Importing a module runs its top-level code, so that code is an input of every figure of a script
+that imports the module, directly or through another module it imports at the top level:
+import_time() is that code (function bodies left out: they run only when called, and a figure
+that calls one reaches the whole module through its closure anyway).
+
 The reading is conservative: a name counts whether or not the line that uses it ever runs, and a
 script that looks names up dynamically (globals(), eval, exec, importlib) gives every figure the
 whole file. FIGURES counts only for a figure whose code reads it (each figure's own entry is hashed
@@ -20,6 +25,7 @@ anyway, as its params and models).
 from __future__ import annotations
 
 import ast
+import copy
 from dataclasses import dataclass
 
 from mechinterp.models.sources import all_imports  # noqa: F401  (the one reader of imports; discover uses it)
@@ -110,3 +116,35 @@ def figure_part(text: str, make: str, package: list[str], tree: ast.Module | Non
 def first_line(node: ast.stmt) -> int:
     """Where a statement's text starts: its first decorator, if it has any."""
     return min([node.lineno] + [decorator.lineno for decorator in getattr(node, "decorator_list", [])])
+
+
+ACTIVE = (ast.Call, ast.Attribute, ast.Subscript, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)
+
+
+class _FunctionBodies(ast.NodeTransformer):
+    """Leaves out what importing a module runs to no effect on a figure that does not reach it:
+    function bodies, docstrings and names bound to plain values (another script's FIGURES); a
+    def's decorators, defaults and annotations, class bodies and every call stay."""
+
+    def visit_FunctionDef(self, node):
+        node.decorator_list = [self.visit(d) for d in node.decorator_list]
+        node.args = self.visit(node.args)
+        node.body = [ast.Pass()]
+        return node
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Expr(self, node):
+        return None if isinstance(node.value, ast.Constant) else node
+
+    def visit_Assign(self, node):
+        plain = assigned_names(node) is not None and node.value is not None
+        return None if plain and not any(isinstance(n, ACTIVE) for n in ast.walk(node.value)) else node
+
+    visit_AnnAssign = visit_Assign
+
+
+def import_time(tree: ast.Module) -> ast.Module:
+    """The code that importing the module runs (its text: ast.unparse; its imports: all_imports)."""
+    stripped = _FunctionBodies().visit(copy.deepcopy(tree))
+    return ast.fix_missing_locations(stripped)

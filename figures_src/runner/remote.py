@@ -92,7 +92,8 @@ def models_folder(task_dir: Path, model_files: dict[str, str]) -> Path:
 
 
 def figure_threads() -> int:
-    """MECHINTERP_THREADS, or this worker's cores shared among its task threads."""
+    """MECHINTERP_THREADS, or this worker's cores shared among its task threads: the torch threads
+    of a figure on a GPU (on the CPU it gets one: worker.figure_threads)."""
     from distributed import get_worker
     try:
         nthreads = get_worker().state.nthreads
@@ -121,15 +122,30 @@ def make_figure_remotely(job: dict) -> dict:
         try:
             result = make_figure(local)
         except Exception as error:  # the figure's own failure: the runner reports it
-            report = failure_report(error)
-            report["error"] = report["error"].replace(str(script), job["script"])
-            report["frames"] = [line.replace(str(script), job["script"]) for line in report["frames"]]
+            named = runner_paths(script, job["script_shown"])
+            report = failure_report(error, named)
+            report["error"] = report["error"].replace(str(script), job["script_shown"])
             return {**report, "ran_on": ran_on}
         ran_on["device"] = result["device"]
         files = {path.name: path.read_bytes() for path in sorted(staging.iterdir())}
         return {"result": result, "files": files, "ran_on": ran_on}
     finally:
         shutil.rmtree(task_dir, ignore_errors=True)
+
+
+def runner_paths(script: Path, shown_script: str):
+    """A failure's file as the speaker knows it: this task's copy of the script is the runner's
+    figures_src/... file, and a shipped module (<cache>/code/<id>/my_lab/x.py) its my_lab/x.py."""
+    from mechinterp.models.failures import shown_path
+
+    def named(filename: str) -> str:
+        path = Path(filename).resolve()
+        if path == script.resolve():
+            return shown_script
+        if path.is_relative_to(CODE_FOLDER):
+            return path.relative_to(CODE_FOLDER).as_posix()
+        return shown_path(filename)
+    return named
 
 
 def _tasks_root() -> Path:

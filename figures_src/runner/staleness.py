@@ -1,7 +1,8 @@
 """Decide which figures are stale, from content hashes of everything each one depends on.
 
 A figure's inputs are the part of its script that its make function reaches, the project files
-that part reaches through imports (the engine's and the speaker's own packages, discover.py), the inputs of every zoo model it reads (the engine's one
+that part reaches through imports (the engine's and the speaker's own packages, discover.py), the
+top-level code of the other project modules importing the script runs (reach.import_time), the inputs of every zoo model it reads (the engine's one
 definition, mechinterp/models/inputs.py: zoo entry, dataset, checkpoint, architecture source),
 its parameters and the profile. Their hashes are combined into one `input_hash`; the manifest
 (talk/public/figures/manifest.json) records it with the hashes of the outputs. A figure is stale
@@ -13,7 +14,8 @@ A zoo model is rebuilt (trained, or its weights imported again) before its figur
 models_dir, a figure of a model that is out of date with zoo.yaml is said to be stale for what the
 zoo rebuilds it for, with the entry's changed fields ("zoo entry changed (model m: steps 1000 ->
 1200; rebuilt first)"), for a trained and an imported model alike, not for a checkpoint on disk
-that is about to be replaced; once a trained model is rebuilt, its new checkpoint is not named
+that is about to be replaced (when the runner's last rebuild of it failed with the same inputs,
+that is said instead of "rebuilt first"); once a trained model is rebuilt, its new checkpoint is not named
 beside the entry, dataset or architecture change that caused it.
 
     inputs = figure_inputs(spec, profile="full", repo_root=root, models_dir=root / "models")
@@ -22,11 +24,14 @@ beside the entry, dataset or architecture change that caused it.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec
+from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec, import_time_hash
+from figures_src.runner.paths import STAGING_ROOT
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import Zoo, ZooError, is_imported, read_zoo
 from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs, model_stale_reason
@@ -88,15 +93,19 @@ def figure_inputs(spec: FigureSpec, profile: str, repo_root: Path, models_dir: P
         "profile": profile,
         "make": spec.make,
     }
+    if spec.import_files:   # only when there are any, so other figures keep their input hash
+        inputs["on_import"] = {relative(path): import_time_hash(path) for path in spec.import_files}
     inputs["input_hash"] = value_hash(inputs)
     return inputs
 
 
 @dataclass
 class Manifest:
-    """talk/public/figures/manifest.json: one entry per figure that was made successfully."""
+    """talk/public/figures/manifest.json: one entry per figure that was made successfully, and
+    under "failed" the inputs and error of each whose last run failed (its outputs are older)."""
     path: Path
     figures: dict[str, dict] = field(default_factory=dict)
+    failed: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "Manifest":
@@ -107,23 +116,39 @@ class Manifest:
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: not valid JSON ({error}); delete it and run "
                              "`make figures` to rebuild every figure") from None
-        return cls(path, dict(data.get("figures", {})))
+        return cls(path, dict(data.get("figures", {})), dict(data.get("failed", {})))
 
     def save(self) -> None:
         """Write atomically: a crash mid-write leaves the previous manifest intact."""
         payload = {"version": 1, "figures": dict(sorted(self.figures.items()))}
+        if self.failed:
+            payload["failed"] = dict(sorted(self.failed.items()))
         write_atomic(self.path, json.dumps(payload, indent=2))
 
 
 def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path,
                  models_dir: Path | None = None) -> str | None:
     """Why this figure must be remade, in words, or None when its recorded outputs are current;
-    with models_dir, a zoo-trained model's changes are said as the module docstring says."""
+    with models_dir, a zoo-trained model's changes are said as the module docstring says. When its
+    last run failed with these very inputs, that failure is said too: running it again won't help."""
+    reason = _stale_reason(spec, inputs, manifest, figures_dir, models_dir)
+    failed = manifest.failed.get(spec.figure_id, {})
+    if reason and failed.get("input_hash") == inputs["input_hash"]:
+        return f"{reason}; its last run with these inputs failed ({failed['error']}): fix that first"
+    return reason
+
+
+def _stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir: Path,
+                  models_dir: Path | None) -> str | None:
     entry = manifest.figures.get(spec.figure_id)
     if entry is None:
         return "never made"
     if entry.get("inputs", {}).get("input_hash") != inputs["input_hash"]:
-        return ", ".join(changed_inputs(entry.get("inputs", {}), inputs, models_dir))
+        changed = changed_inputs(entry.get("inputs", {}), inputs, models_dir)
+        if "params changed" in changed and isinstance(entry.get("params"), dict):
+            detail = field_changes(entry["params"], spec.params_for(inputs["profile"]))
+            changed[changed.index("params changed")] = f"params changed ({detail})" if detail else "params changed"
+        return ", ".join(changed)
     for output, recorded_hash in entry.get("outputs", {}).items():
         target = figures_dir / output
         if not target.exists():
@@ -141,6 +166,9 @@ def changed_inputs(old: dict, new: dict, models_dir: Path | None = None) -> list
                if old.get(key) != new.get(key)]
     before, after = old.get("engine", {}), new.get("engine", {})
     changed += [f"{'engine' if path.split('/')[0] in ENGINE_PACKAGES else 'imported module'} {path} changed"
+                for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
+    before, after = old.get("on_import", {}), new.get("on_import", {})
+    changed += [f"top-level code of {path} changed (it runs when the script imports it)"
                 for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
     before, after = old.get("models", {}), new.get("models", {})
     for name in sorted(set(before) | set(after)):
@@ -161,8 +189,10 @@ def model_changes(name: str, old: dict, new: dict, models_dir: Path | None) -> l
     rebuild = model_stale_reason(name, zoo, models_dir)
     if rebuild:     # the checkpoint on disk is not the one the figure will read
         detail = entry_difference(name, zoo, models_dir)
+        then = ("its rebuild failed (the zoo's message: `make models`); fix that, and the figure is remade"
+                if rebuild_failed(name, zoo, models_dir) else "rebuilt first")
         return [f"{phrase} (model {name}: {detail + '; ' if phrase == 'zoo entry changed' and detail else ''}"
-                "rebuilt first)" for phrase in rebuild.split(", ")]
+                f"{then})" for phrase in rebuild.split(", ")]
     # rebuilt already: a trained model's new checkpoint is what the change made, not a cause
     causes = [phrase for phrase in words
               if is_imported(zoo.entries[name]) or not phrase.startswith("checkpoint ")]
@@ -185,9 +215,42 @@ def entry_difference(name: str, zoo: Zoo, models_dir: Path) -> str:
         built = json.loads((models_dir / name / "meta.json").read_text()).get("config")
     except (OSError, ValueError):
         return ""
-    now = zoo.entries[name]
-    if not isinstance(built, dict):
-        return ""
-    fields = [f"{key} {built.get(key, '(none)')} -> {now.get(key, '(none)')}"
-              for key in sorted(set(built) | set(now)) if built.get(key) != now.get(key)]
+    return field_changes(built, zoo.entries[name]) if isinstance(built, dict) else ""
+
+
+def field_changes(before: dict, after: dict) -> str:
+    """'steps 1000 -> 1200, l1 (none) -> 0.02': the keys whose values differ (the first three)."""
+    fields = [f"{key} {before.get(key, '(none)')} -> {after.get(key, '(none)')}"
+              for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
     return ", ".join(fields[:3]) + (", ..." if len(fields) > 3 else "")
+
+
+def build_record(models_dir: Path) -> Path:
+    """Where the runner keeps which models it failed to rebuild (bookkeeping, out of talk/public/)."""
+    digest = hashlib.sha256(str(Path(models_dir).resolve()).encode()).hexdigest()[:16]
+    return STAGING_ROOT / "model-builds" / f"failed-{digest}.json"
+
+
+def record_builds(models_dir: Path, zoo: Zoo, attempted: list[str], failures: dict) -> None:
+    """Note the models whose rebuild failed, with the inputs they failed with; forget the others."""
+    path = build_record(models_dir)
+    try:
+        failed = json.loads(path.read_text())
+    except (OSError, ValueError):
+        failed = {}
+    for name in attempted:
+        failed.pop(name, None)
+        if name in failures:
+            with contextlib.suppress(OSError, ZooError, KeyError, ValueError):
+                failed[name] = value_hash(zoo_model_inputs(name, zoo, models_dir))
+    with contextlib.suppress(OSError):
+        write_atomic(path, json.dumps(failed, indent=2))
+
+
+def rebuild_failed(name: str, zoo: Zoo, models_dir: Path) -> bool:
+    """True when the runner's last rebuild of the model failed and its inputs are still the same."""
+    try:
+        recorded = json.loads(build_record(models_dir).read_text()).get(name)
+        return recorded is not None and recorded == value_hash(zoo_model_inputs(name, zoo, models_dir))
+    except (OSError, ValueError, ZooError, KeyError):
+        return False

@@ -1,8 +1,8 @@
 """The worker side: one figure made in its own process (`python -m figures_src.runner --worker JOB`).
 
 The runner writes a job file (script, make function, params, device, seed, threads, staging
-folder) and starts a worker for it. The worker sets the one thread policy (torch threads =
-the job's share of the cores), the device, the seed and the deck style, imports the script,
+folder) and starts a worker for it. The worker sets the one thread policy (figure_threads: one
+torch thread on the CPU, the job's share of the cores on a GPU), the device, the seed and the deck style, imports the script,
 calls its make function with a FigureContext that writes into the staging folder, and writes
 {"result": ...} or a failure report with only the user's own frames to the job's result file (an
 import that fails, in the script or in what it imports, is named with its file:line and what to do).
@@ -55,9 +55,9 @@ def make_figure(job: dict) -> dict:
 
     apply_style()
     import torch
-    torch.set_num_threads(job["threads"])  # the one thread policy: workers share the cores
     keep_freed_memory()
     device = pick_device(job["device"])
+    torch.set_num_threads(figure_threads(device, job["threads"]))
     seed_everything(job["seed"])
     make = getattr(load_script(Path(job["script"])), job["make"], None)
     if make is None:
@@ -79,6 +79,17 @@ def make_figure(job: dict) -> dict:
     return {"seconds": seconds, "device": str(device), "files": [p.name for p in ctx.written]}
 
 
+CPU_FIGURE_THREADS = 1
+
+
+def figure_threads(device, share: int) -> int:
+    """The one thread policy of figures. On the CPU one torch intra-op thread, as the zoo trains:
+    a reduction split over threads adds in another order, so a figure's numbers would depend on
+    JOBS, MECHINTERP_THREADS or the cluster worker; with one they are the same byte for byte. On a
+    GPU the CPU only feeds it, so the worker's `share` of the cores (jobs.threads_per_worker)."""
+    return CPU_FIGURE_THREADS if device.type == "cpu" else share
+
+
 def _not_user_dirs() -> list[Path]:
     """Where code that is not the user's lives: the stdlib, site-packages, the engine."""
     paths = sysconfig.get_paths()
@@ -96,20 +107,21 @@ def is_user_file(filename: str) -> bool:
     return not any(path.is_relative_to(folder) for folder in _not_user_dirs())
 
 
-def failure_report(error: BaseException) -> dict:
+def failure_report(error: BaseException, named=shown_path) -> dict:
     """{"error": the exception in one line, "frames": ["file:line in function: code", ...]} with
-    only the user's own frames, and the place it was raised when that lies elsewhere."""
+    only the user's own frames, and the place it was raised when that lies elsewhere; `named`
+    says a file's path (a cluster worker names its shipped copies by the runner's paths)."""
     message = traceback.format_exception_only(error)[-1].strip()
     if isinstance(error, ImportError):
         message += import_advice(error)
     frames = [f for f in traceback.extract_tb(error.__traceback__)]
-    shown = [f"{shown_path(f.filename)}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
+    shown = [f"{named(f.filename)}:{f.lineno} in {f.name}: {(f.line or '').strip()}"
              for f in frames if is_user_file(f.filename)]
     if isinstance(error, SyntaxError) and error.filename:
-        shown.append(f"{shown_path(error.filename)}:{error.lineno}: {(error.text or '').strip()}")
+        shown.append(f"{named(error.filename)}:{error.lineno}: {(error.text or '').strip()}")
     elif frames and not is_user_file(frames[-1].filename):
         last = frames[-1]
-        shown.append(f"raised in {shown_path(last.filename)}:{last.lineno} in {last.name}")
+        shown.append(f"raised in {named(last.filename)}:{last.lineno} in {last.name}")
     return {"error": message, "frames": shown}
 
 
