@@ -45,7 +45,7 @@ from decktools.numbers import MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
 from decktools.rehearse import timing_problems
 from decktools.themes import theme_problems
-from figures_src.runner import FigureSpecError, declared_ids, did_you_mean, parse_args, shown_path
+from figures_src.runner import FIX_FIRST, FigureSpecError, declared_ids, did_you_mean, parse_args, shown_path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB
@@ -188,10 +188,18 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
         return [Problem(figures_dir / "manifest.json", 1, 1, str(error), "warning")]
     named = "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
     return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
-                    f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}: run "
-                    f"`make slides DECK={deck_path}{named}` (or `make figures ONLY='{figure_id}'{named}`) "
-                    "to remake it", "warning")
+                    f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}"
+                    f"{remake_advice(why, deck_path, figure_id, named)}", "warning")
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
+
+
+def remake_advice(why: str, deck_path: Path, figure_id: str, named: str) -> str:
+    """The command that remakes the figure; none after a reason that says running it again
+    won't help (its last run with these inputs failed: the runner says where to fix it)."""
+    if why.endswith(FIX_FIRST):
+        return ""
+    return (f": run `make slides DECK={deck_path}{named}` (or `make figures ONLY='{figure_id}'{named}`) "
+            "to remake it")
 
 
 def hiding_problems(deck: Deck) -> list[Problem]:

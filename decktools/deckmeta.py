@@ -67,20 +67,10 @@ def stale_reasons(figure_ids, figures_dir: Path, models_dir: Path, scripts_dir: 
         try:
             made_in = manifest.figures[figure_id]["inputs"]["profile"]
             inputs = figure_inputs(specs[figure_id], profile or made_in, repo_root, models_dir)
-            why = stale_reason(specs[figure_id], inputs, manifest, figures_dir, models_dir)
-            reasons[figure_id] = _with_profiles(why, made_in, profile or made_in)
+            reasons[figure_id] = stale_reason(specs[figure_id], inputs, manifest, figures_dir, models_dir)
         except FileNotFoundError as error:
             reasons[figure_id] = str(error)
     return reasons
-
-
-def _with_profiles(why: str | None, made_in: str, profile: str) -> str | None:
-    """The runner's 'profile changed' said with both profiles, as its run line says it (its params
-    are the profile's: that they changed too goes without saying)."""
-    if why is None or made_in == profile:
-        return why
-    return ", ".join([f"profile changed from {made_in} to {profile}"] +
-                     [phrase for phrase in why.split(", ") if phrase not in ("profile changed", "params changed")])
 
 
 def figure_provenance(figure_ids: set[str], figures_dir: Path, models_dir: Path,

@@ -207,8 +207,11 @@ def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_buil
     assert (deck.parent / "dist-lecture" / "figures" / "lab" / "plot.png").is_file()
     line = deck.read_text().split("\n").index(shown) + 1
     column = shown.index("/figures") + 1
-    assert (f"{deck}:{line}:{column}: warning: figure 'lab/plot' is stale: script changed; the slide shows its "
-            "old image") in built.stderr, built.stderr[-1500:]
+    # the figure failed with these very inputs: where, and to fix that, not to run the command again
+    assert (f"{deck}:{line}:{column}: warning: figure 'lab/plot' is stale: script changed; its last run with these "
+            f"inputs failed (ValueError: oops at {scripts / 'lab.py'}:9): fix that first; the slide shows its "
+            "old image\n") in built.stderr, built.stderr[-1500:]
+    assert "to remake it" not in built.stderr
     assert built.stderr.strip().endswith(f"{deck.parent / 'dist-lecture'} was built with their previous outputs, "
                                          "shown at the 1 place above: fix the figures and run make slides again")
 
@@ -229,7 +232,8 @@ def test_a_figure_that_fails_in_full_after_a_quick_build_is_named_where_the_deck
     said = capsys.readouterr().err
     line = deck.read_text().split("\n").index(SHOWN_PLOT) + 1
     assert (f"{deck}:{line}:{SHOWN_PLOT.index('/figures') + 1}: warning: figure 'lab/plot' is stale: profile changed "
-            "from quick to full; the slide shows its old image") in said, said
+            "from quick to full; its last run with these inputs failed (ValueError: asks for more rows than the data "
+            f"has at {tmp_path / 'figures_src' / 'lab.py'}:9): fix that first; the slide shows its old image\n") in said, said
     assert "shown at the 1 place above" in said
 
 

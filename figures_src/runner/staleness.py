@@ -38,6 +38,8 @@ from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model
 from mechinterp.models.sources import file_hash, value_hash
 
 CHECKPOINT_NAMES = ("checkpoint.safetensors", "checkpoint.pt")
+# ends a reason whose figure failed with these very inputs: running it again will not help
+FIX_FIRST = ": fix that first"
 ZOO_CONFIG = "zoo.yaml"
 
 
@@ -134,7 +136,7 @@ def stale_reason(spec: FigureSpec, inputs: dict, manifest: Manifest, figures_dir
     reason = _stale_reason(spec, inputs, manifest, figures_dir, models_dir)
     failed = manifest.failed.get(spec.figure_id, {})
     if reason and failed.get("input_hash") == inputs["input_hash"]:
-        return f"{reason}; its last run with these inputs failed ({failed['error']}): fix that first"
+        return f"{reason}; its last run with these inputs failed ({failed['error']}){FIX_FIRST}"
     return reason
 
 
@@ -162,8 +164,10 @@ def changed_inputs(old: dict, new: dict, models_dir: Path | None = None) -> list
     """What differs, in words: "script changed", "engine mechinterp/hooks.py changed", "imported
     module my_lab/data.py changed" (the speaker's own package),
     "checkpoint ../w.pt changed (model my-net)", ..."""
-    changed = [f"{key} changed" for key in ("script", "params", "profile", "make")
-               if old.get(key) != new.get(key)]
+    changed = [f"{key} changed" for key in ("script", "params", "make") if old.get(key) != new.get(key)]
+    if old.get("profile") != new.get("profile"):   # its params are the profile's: that goes without saying
+        changed = [f"profile changed from {old.get('profile')} to {new.get('profile')}"] + \
+            [phrase for phrase in changed if phrase != "params changed"]
     before, after = old.get("engine", {}), new.get("engine", {})
     changed += [f"{'engine' if path.split('/')[0] in ENGINE_PACKAGES else 'imported module'} {path} changed"
                 for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
