@@ -101,3 +101,36 @@ def test_the_runner_fails_a_figure_that_reads_an_undeclared_model_and_says_what_
     assert f"add 'm2' to \"models\" in FIGURES['sneaky/reader'] in {scripts / 'sneaky.py'}" in result.stderr
     assert f"{scripts / 'sneaky.py'}:5 in make_reader: ctx.model('m2')" in result.stderr  # the user's line
     assert not (figures / "sneaky").exists()             # nothing installed, nothing recorded
+
+
+DECLARES_A_MODEL_IT_NEVER_READS = '''
+FIGURES = {"idle/reader": {"make": "make_reader", "models": ["m1", "m2"]}}
+
+def make_reader(ctx):
+    import matplotlib.pyplot as plt
+    ctx.model_meta('m1')
+    ctx.save(plt.figure())
+    return {}
+'''
+
+
+def test_the_runner_fails_a_figure_that_never_reads_a_model_it_declares(tmp_path):
+    """A declared model the figure never read would make it stale for nothing, and "made" would
+    claim it shows that model: the figure fails, naming the model and what to do, nothing installed."""
+    scripts, figures, models = tmp_path / "scripts", tmp_path / "figures", tmp_path / "models"
+    scripts.mkdir()
+    (scripts / "idle.py").write_text(DECLARES_A_MODEL_IT_NEVER_READS)
+    for name in ("m1", "m2"):
+        (models / name).mkdir(parents=True)
+        (models / name / "checkpoint.pt").write_bytes(os.urandom(64))
+        (models / name / "meta.json").write_text(json.dumps({"config": {"name": name}}))
+    result = subprocess.run([sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts),
+                             "--figures-dir", str(figures), "--models-dir", str(models),
+                             "--profile", "quick", "--device", "cpu"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "made   idle/reader" not in result.stdout
+    assert ("UnreadModelError: figure 'idle/reader' declares model 'm2' in \"models\" but never read it"
+            in result.stderr)
+    assert f"remove 'm2' from \"models\" in FIGURES['idle/reader'] in {scripts / 'idle.py'}" in result.stderr
+    assert "trains its own models" in result.stderr and "'m1'" not in result.stderr
+    assert not (figures / "idle").exists()

@@ -4,7 +4,9 @@ The runner builds one FigureContext per figure; figure functions use `ctx.model(
 `ctx.params`, `ctx.device`, `ctx.save(fig)` and return a dict of the numbers they show.
 `ctx.model` and `ctx.model_meta` give only the models the figure's FIGURES entry declares under
 "models": the declared models' checkpoints and configs are the figure's inputs, so a model read
-without being declared would leave the figure up to date when that model changes.
+without being declared would leave the figure up to date when that model changes; a declared model
+the figure never reads (`check_all_read`, after it returns) would make it stale for nothing, and is
+refused too.
 `ctx.dataset(name, split, count=...)` gives a declared model's own data (its zoo entry's dataset),
 `ctx.layer(model)` the layer params["layer"] names (a module name or an index into the model's
 feature_layers) and `ctx.class_index(class_names, param)` the class a param names, each with a message
@@ -31,6 +33,7 @@ class FigureContext:
     declared_models: tuple[str, ...] = ()   # the FIGURES entry's "models": all ctx.model may load
     script: str = "the figure's script"     # where that entry is, for the message when it is not
     written: list[Path] = field(default_factory=list)
+    read: set[str] = field(default_factory=set)    # the declared models ctx.model/model_meta gave
 
     @property
     def name(self) -> str:
@@ -56,12 +59,14 @@ class FigureContext:
         """A declared zoo model in eval mode on this figure's device (trained by `make models`)."""
         from mechinterp.models.zoo import load_model
         self._require_declared(name)
+        self.read.add(name)
         return load_model(name, self.models_dir, device=self.device)
 
     def model_meta(self, name: str) -> dict:
         """A declared zoo model's meta.json (config, metrics, provenance)."""
         from mechinterp.models.zoo import load_meta
         self._require_declared(name)
+        self.read.add(name)
         return load_meta(name, self.models_dir)
 
     def dataset(self, name: str, split: str = "test", count: int | None = None, param: str | None = None):
@@ -129,9 +134,27 @@ class FigureContext:
                 f"declare (declared: {declared}); add {name!r} to \"models\" in FIGURES[{self.figure_id!r}] "
                 f"in {self.script}, so the figure is remade when that model changes")
 
+    def check_all_read(self) -> None:
+        """After the figure returns: every model its FIGURES entry declares was read, else one
+        message naming the figure, the models it never read and what to do."""
+        unread = [name for name in dict.fromkeys(self.declared_models) if name not in self.read]
+        if unread:
+            names, one = ", ".join(map(repr, unread)), len(unread) == 1
+            raise UnreadModelError(
+                f"figure {self.figure_id!r} declares {'model' if one else 'models'} {names} in \"models\" "
+                f"but never read {'it' if one else 'them'} (ctx.model, ctx.model_meta or ctx.dataset): "
+                "its outputs do not show it, yet would be remade whenever it changes: remove "
+                f"{names} from \"models\" in FIGURES[{self.figure_id!r}] in {self.script}, or read it in "
+                "the figure's function "
+                "(a figure that trains its own models, such as the superposition sweeps, declares none)")
+
 
 class UndeclaredModelError(LookupError):
     """A figure asked for a model its FIGURES entry does not list under "models"."""
+
+
+class UnreadModelError(LookupError):
+    """A figure's FIGURES entry declares a model the figure never read."""
 
 
 class FigureInputError(ValueError):
