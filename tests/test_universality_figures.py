@@ -239,3 +239,14 @@ def test_adversarial_counts_are_params_checked_before_the_attacks(grey_cnn_zoo, 
     with pytest.raises(FigureInputError, match=r"'universality/adversarial': params 'reference_images' "
                                                r"asks for 5000 train images.* at most 4000"):
         run_figure("universality/adversarial", grey_cnn_zoo, tmp_path, models=["grey-cnn"], params=params)
+
+
+def test_matched_units_on_an_mlp_says_its_layers_have_no_image_positions(vector_zoo, tmp_path, run_figure):
+    """An MLP's layer runs but has no (N, C, H, W) output to crop examples at: one message naming
+    the figure, the model's layers and that, not "did not run in the forward pass"."""
+    from figures_src.runner.context import FigureInputError
+    with pytest.raises(FigureInputError, match=r"'universality/matched-units' needs a layer with image "
+                       r"positions.*layer 'act1' ran, but its output has shape \(1, 16\).*"
+                       r"'act1' of model 'tab-mlp' lacks \(feature_layers: act1, act2; conv_layers: none\)"):
+        run_figure("universality/matched-units", vector_zoo, tmp_path, models=["tab-mlp", "tab-mlp"],
+                   params={"images": 60, "layer": 0, "pairs": 2, "examples": 3, "top": 5})

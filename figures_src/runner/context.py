@@ -9,7 +9,8 @@ the figure never reads (`check_all_read`, after it returns) would make it stale 
 refused too.
 `ctx.dataset(name, split, count=...)` gives a declared model's own data (its zoo entry's dataset),
 `ctx.layer(model)` the layer params["layer"] names (a module name or an index into the model's
-feature_layers) and `ctx.class_index(class_names, param)` the class a param names, each with a message
+feature_layers), `ctx.conv_layers(model)` its conv layers for a figure that reads them
+(`ctx.wrong_layer_kind` is that message for any kind of layer a figure needs) and `ctx.class_index(class_names, param)` the class a param names, each with a message
 naming the figure and what to change when it does not fit that model.
 Everything is written into a private staging folder that the runner renames into place only
 when the figure succeeds, so a failing or interrupted figure never leaves half-written files.
@@ -125,6 +126,27 @@ class FigureContext:
             f"dataset does not have{did_you_mean(wanted, class_names)} (its classes: "
             f"{', '.join(map(str, class_names))}): set {param!r} in "
             f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script}")
+
+    def conv_layers(self, model) -> list[str]:
+        """The model's conv layers, for a figure that reads conv kernels or channel maps; a model
+        with none (an MLP) gets the one message of wrong_layer_kind."""
+        if not model.conv_layers:
+            raise self.wrong_layer_kind(model, "conv layers (Conv2d: their kernels and channel maps)")
+        return list(model.conv_layers)
+
+    def wrong_layer_kind(self, model, needs: str, param: str | None = None, layer: str | None = None):
+        """The FigureInputError for a model (or its layer `layer`) that is not what the figure reads:
+        the figure, the model, what it needs, the layers the model has, and the param to set (or,
+        with no param, to declare another model)."""
+        name = getattr(model, "zoo_name", None) or (self.declared_models or ("the model",))[0]
+        where = f"FIGURES[{self.figure_id!r}]"
+        fix = (f"set {param!r} in {where}[\"params\"] in {self.script} to a layer that has it, if "
+               f"{name!r} has one, or declare another model in \"models\"" if param else
+               f"declare a model that has such a layer in \"models\" in {where} in {self.script}")
+        read = f"layer {layer!r} of model {name!r}" if layer else f"model {name!r}"
+        return FigureInputError(
+            f"figure {self.figure_id!r} needs {needs}, which {read} lacks (feature_layers: "
+            f"{', '.join(model.feature_layers) or 'none'}; conv_layers: {', '.join(model.conv_layers) or 'none'}): {fix}")
 
     def _require_declared(self, name: str) -> None:
         if name not in self.declared_models:
