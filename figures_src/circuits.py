@@ -26,7 +26,7 @@ import torch
 from matplotlib.gridspec import GridSpec
 
 from figures_src.featvis import feeding_conv
-from figures_src.plotting import EXCITE, INHIBIT, SIGNED, no_ticks, show_image, show_signed
+from figures_src.plotting import EXCITE, INHIBIT, SIGNED, input_name, no_ticks, show_image, show_signed
 
 MODEL = "shapes-cnn-a"
 
@@ -316,12 +316,13 @@ def make_integrated_gradients(ctx):
     layer = ctx.layer(model)
     layer_ig = layer_integrated_gradients(model, inputs, layer, targets, baseline=0.0, steps=steps,
                                           internal_batch_size=256)
-    ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps))
+    baseline = "black image" if input_name(model) == "pixels" else "zero input"
+    ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps, baseline))
     attributions = layer_ig.attributions     # (N, units) of a vector layer, (N, C, H, W) of a conv map
     unit_totals = attributions.reshape(*attributions.shape[:2], -1).sum(2)
     with torch.no_grad():
         correct = (model(inputs).argmax(1) == targets).tolist()
-    return {"model": name, "steps": steps, "rule": "gausslegendre", "baseline": "black image",
+    return {"model": name, "steps": steps, "rule": "gausslegendre", "baseline": baseline,
             "classes": ctx.params["classes"],
             "correctly_classified": correct,
             "completeness_gap": ig.completeness_gap.tolist(),
@@ -332,7 +333,7 @@ def make_integrated_gradients(ctx):
             "layer_top_units": unit_totals.argsort(1, descending=True)[:, :3].tolist()}
 
 
-def draw_ig_maps(inputs, gradients, ig, class_names, steps):
+def draw_ig_maps(inputs, gradients, ig, class_names, steps, baseline):
     fig, axes = plt.subplots(3, len(inputs), figsize=(9, 7))
     maps = ig.attributions.sum(1).detach().cpu().numpy()
     sensitivity = gradients.sum(1).detach().cpu().numpy()
@@ -346,7 +347,7 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps):
         axes[2, column].set_xlabel(f"gap {gap:.2f}%", fontsize=14)
     for row, label in enumerate(["input", "|gradient|", "IG"]):
         axes[row, 0].set_ylabel(label)
-    fig.suptitle(f"Integrated gradients from a black image ({steps} Gauss–Legendre steps)", fontsize=17)
+    fig.suptitle(f"Integrated gradients from a {baseline} ({steps} Gauss–Legendre steps)", fontsize=17)
     return fig
 
 

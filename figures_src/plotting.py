@@ -25,6 +25,12 @@ def model_label(name: str) -> str:
     return MODEL_LABELS.get(name, name)
 
 
+def input_name(model) -> str:
+    """What a model's inputs are called on a slide: "pixels" for an image model (input_shape
+    (C, H, W)), "inputs" for one that takes vectors."""
+    return "pixels" if len(getattr(model, "input_shape", None) or ()) == 3 else "inputs"
+
+
 def activation_label(value: float) -> str:
     """An activation as a panel title: whole numbers from 10 up, two significant digits below
     ("0.42", "-1.3"), so a small-scale model's values do not all read "0"."""
