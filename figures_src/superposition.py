@@ -29,7 +29,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from figures_src.plotting import no_ticks, show_image
+from figures_src.plotting import legend_outside, no_ticks, show_image
 from mechinterp.activations import activation_stream, layer_vectors, unit_scores
 from mechinterp.featvis import objectives as featvis_objectives
 from mechinterp.featvis.render import RenderSettings, render
@@ -225,7 +225,7 @@ def make_phase_diagram(ctx):
     ax.set_xlabel("feature density 1 - S")
     ax.set_ylabel("importance of the extra feature")
     handles = [Patch(color=c, label=name) for c, name in zip(PHASE_COLOURS, PHASE_NAMES)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    legend_outside(ax, handles=handles)
     ax.set_title("Two features, one neuron: which arrangement wins")
     ctx.save(fig)
     counts = {name: int((diagram.phase == index).sum()) for index, name in enumerate(PHASE_NAMES)}

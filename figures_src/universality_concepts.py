@@ -16,7 +16,7 @@ only for a conv map.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures_src.plotting import class_scatter, heat_map, input_name, model_label, text_colour
+from figures_src.plotting import class_scatter, heat_map, input_name, legend_outside, model_label, text_colour
 
 PROBED = ["shapes-cnn-a", "shapes-cnn-deep"]          # the first is drawn, all are in the JSON
 GEOMETRY = ["shapes-cnn-a", "shapes-cnn-wide", "shapes-cnn-deep"]
@@ -81,7 +81,7 @@ def make_probes(ctx):
 
 def draw_probes(pixels, layers, trained, untrained, title, inputs):
     steps = [inputs] + layers
-    fig, axis = plt.subplots(figsize=(7.5, 5.6))
+    fig, axis = plt.subplots(figsize=(6.2, 5.6))
     axis.plot(steps, [pixels.accuracy] + [trained[l].accuracy for l in layers], "o-", label="trained model")
     axis.plot(steps, [pixels.accuracy] + [untrained[l].accuracy for l in layers], "s--",
               label="random weights")
@@ -90,7 +90,7 @@ def draw_probes(pixels, layers, trained, untrained, title, inputs):
     axis.axhline(pixels.chance, color="black", linewidth=1.5, label="chance")
     axis.set_ylim(0, 1.05)
     axis.set_ylabel("probe accuracy (held out)")
-    axis.legend(loc="upper left")
+    legend_outside(axis)
     axis.set_title(title, fontsize=17)
     return fig
 
@@ -206,7 +206,7 @@ def make_embedding(ctx):
         points = embed_2d(features, method, seed=ctx.seed)
         class_scatter(axis, points, labels, data.class_names, title)
         numbers["embedding_purity"][method] = clustering_purity(points, labels, classes, ctx.seed)[0]
-    axes[-1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=2.5, fontsize=12)
+    legend_outside(axes[-1], markerscale=2.5, fontsize=12)
     fig.suptitle(f"{ctx.declared_models[0]} · {layer} ({read}: what the classifier reads), by class")
     fig.tight_layout()
     ctx.save(fig)
@@ -270,4 +270,4 @@ def label_geometry(axes, pixel_dimension, pixel_purity, classes, inputs):
     for axis in axes:
         axis.set_xlabel("relative depth (first layer → logits)")
     axes[1].set_ylim(0, 1.05)
-    axes[1].legend(loc="upper left", fontsize=12)
+    legend_outside(axes[1], fontsize=12)
