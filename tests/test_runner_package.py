@@ -134,3 +134,19 @@ def test_the_runner_fails_a_figure_that_never_reads_a_model_it_declares(tmp_path
     assert f"remove 'm2' from \"models\" in FIGURES['idle/reader'] in {scripts / 'idle.py'}" in result.stderr
     assert "trains its own models" in result.stderr and "'m1'" not in result.stderr
     assert not (figures / "idle").exists()
+
+
+def test_a_model_the_profile_does_not_build_need_not_be_read(tmp_path):
+    """`profiles: [full]` models are not built for a quick run, whose params do not read them
+    (transformers/induction_universality reads its extra seeds only in full): only the others must be read."""
+    from types import SimpleNamespace
+    from figures_src.runner.discover import FigureSpec
+    from figures_src.runner.planning import models_to_read
+    (tmp_path / "zoo.yaml").write_text(
+        "models:\n"
+        "  m1: {architecture: MLP, kwargs: {hidden: 4, classes: 10, input_shape: [1, 8, 8]}, dataset: digits}\n"
+        "  m2: {architecture: MLP, kwargs: {hidden: 4, classes: 10, input_shape: [1, 8, 8]}, dataset: digits,"
+        " profiles: [full]}\n")
+    spec = FigureSpec("a/b", tmp_path / "a.py", "make", ["m1", "m2"], {}, ["png"])
+    assert models_to_read(spec, SimpleNamespace(models_dir=tmp_path, profile="quick")) == ["m1"]
+    assert models_to_read(spec, SimpleNamespace(models_dir=tmp_path, profile="full")) == ["m1", "m2"]

@@ -156,10 +156,10 @@ class FigureContext:
                 f"declare (declared: {declared}); add {name!r} to \"models\" in FIGURES[{self.figure_id!r}] "
                 f"in {self.script}, so the figure is remade when that model changes")
 
-    def check_all_read(self) -> None:
-        """After the figure returns: every model its FIGURES entry declares was read, else one
-        message naming the figure, the models it never read and what to do."""
-        unread = [name for name in dict.fromkeys(self.declared_models) if name not in self.read]
+    def check_all_read(self, required) -> None:
+        """After the figure returns: every required model (the declared ones this run's profile
+        builds) was read, else one message naming the figure, the models it never read and what to do."""
+        unread = [name for name in dict.fromkeys(required) if name not in self.read]
         if unread:
             names, one = ", ".join(map(repr, unread)), len(unread) == 1
             raise UnreadModelError(
