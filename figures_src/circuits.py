@@ -16,9 +16,8 @@ a detector is sought for and what the title calls it) name shapes classes, and p
 of other data they say which params to set to that data's classes. Image counts are params too.
 Layers come from the model's description (feature_layers, conv_layers); the curve circuit reads
 conv kernels, and a model without conv layers (an MLP) is told so, naming its layers (ctx.conv_layers).
-Dataset-example crops are
-featvis's (mechinterp.featvis.dataset_examples), cut at each unit's receptive field, so they agree
-with the featvis slides.
+Dataset-example crops are featvis's (mechinterp.featvis.dataset_examples), cut at each unit's
+receptive field, so they agree with the featvis slides.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -57,7 +56,8 @@ FIGURES = {
     "circuits/integrated-gradients": {
         "make": "make_integrated_gradients",
         "models": [MODEL],
-        "params": {"quick": {"images": 200, "steps": 32, "classes": ["line", "arc", "corner", "cross"], "layer": 1},
+        "params": {"quick": {"images": 200, "steps": 32, "classes": ["line", "arc", "corner", "cross"],
+                             "layer": 1},
                    "full": {"images": 2000, "steps": 128, "classes": ["line", "arc", "corner", "cross"],
                             "layer": 1}},
         "outputs": ["png"],

@@ -162,12 +162,12 @@ class FigureContext:
         unread = [name for name in dict.fromkeys(required) if name not in self.read]
         if unread:
             names, one = ", ".join(map(repr, unread)), len(unread) == 1
+            it, changes = ("it", "it changes") if one else ("them", "they change")
             raise UnreadModelError(
                 f"figure {self.figure_id!r} declares {'model' if one else 'models'} {names} in \"models\" "
-                f"but never read {'it' if one else 'them'} (ctx.model, ctx.model_meta or ctx.dataset): "
-                "its outputs do not show it, yet would be remade whenever it changes: remove "
-                f"{names} from \"models\" in FIGURES[{self.figure_id!r}] in {self.script}, or read it in "
-                "the figure's function "
+                f"but never read {it} (ctx.model, ctx.model_meta or ctx.dataset): its outputs do not show "
+                f"{it}, yet would be remade whenever {changes}: remove {names} from \"models\" in "
+                f"FIGURES[{self.figure_id!r}] in {self.script}, or read {it} in the figure's function "
                 "(a figure that trains its own models, such as the superposition sweeps, declares none)")
 
 
