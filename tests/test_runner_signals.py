@@ -9,6 +9,7 @@ and the staging folder are released.
 """
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -30,6 +31,7 @@ import matplotlib.pyplot as plt
 FIGURES = {"slow/plot": {"make": "make_plot", "models": ["big"]}}
 
 def make_plot(ctx):
+    ctx.model_meta("big")           # a figure reads each model it declares
     fig, ax = plt.subplots()
     ax.plot([0, 1], [SLOPE, 0])
     ctx.save(fig)
@@ -51,6 +53,7 @@ def workspace(tmp_path):
     (models / "big").mkdir(parents=True)
     with open(models / "big" / "checkpoint.pt", "wb") as handle:
         handle.truncate(BIG_CHECKPOINT)
+    (models / "big" / "meta.json").write_text(json.dumps({"config": {"name": "big"}}))
     return scripts, figures, models
 
 
