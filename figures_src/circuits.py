@@ -5,7 +5,8 @@ circuits/curve-circuit     a second-layer unit most selective for arcs (or corne
                            strongest first-layer inputs and the kernels joining them
 circuits/ablation          zero / mean / resample ablation of each second-layer unit, effect sizes
 circuits/patching          recovered logit difference, per unit and per layer (donor -> target)
-circuits/integrated-gradients   IG maps for a few inputs, with each completeness gap
+circuits/integrated-gradients   IG maps for a few inputs, with each completeness gap, and the layer
+                           IG of the layer params "layer" names (a conv map or a vector layer)
 circuits/ig-convergence    completeness gap against number of steps, for each quadrature rule
 
 Each figure reads the first model its FIGURES entry declares and that model's own data (its zoo
@@ -13,9 +14,10 @@ entry's dataset, ctx.dataset). The curve circuit, patching and IG figures are ab
 data's classes (arcs, circles, ...): their class params (the curve circuit's "detects": each class
 a detector is sought for and what the title calls it) name shapes classes, and pointed at a model
 of other data they say which params to set to that data's classes. Image counts are params too.
-Layers come from the model's description (feature_layers, conv_layers); dataset-example crops are
-featvis's (mechinterp.featvis.dataset_examples), cut at each unit's receptive field, so they agree
-with the featvis slides.
+Layers come from the model's description (feature_layers, conv_layers); the curve circuit reads
+conv kernels, and a model without conv layers (an MLP) is told so, naming its layers (ctx.conv_layers).
+Dataset-example crops are featvis's (mechinterp.featvis.dataset_examples), cut at each unit's
+receptive field, so they agree with the featvis slides.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,7 +25,7 @@ import torch
 from matplotlib.gridspec import GridSpec
 
 from figures_src.featvis import feeding_conv
-from figures_src.plotting import EXCITE, INHIBIT, SIGNED, no_ticks, show_image, show_signed
+from figures_src.plotting import EXCITE, INHIBIT, SIGNED, input_name, no_ticks, show_image, show_signed
 
 MODEL = "shapes-cnn-a"
 
@@ -54,8 +56,10 @@ FIGURES = {
     "circuits/integrated-gradients": {
         "make": "make_integrated_gradients",
         "models": [MODEL],
-        "params": {"quick": {"images": 200, "steps": 32, "classes": ["line", "arc", "corner", "cross"]},
-                   "full": {"images": 2000, "steps": 128, "classes": ["line", "arc", "corner", "cross"]}},
+        "params": {"quick": {"images": 200, "steps": 32, "classes": ["line", "arc", "corner", "cross"],
+                             "layer": 1},
+                   "full": {"images": 2000, "steps": 128, "classes": ["line", "arc", "corner", "cross"],
+                            "layer": 1}},
         "outputs": ["png"],
     },
     "circuits/ig-convergence": {
@@ -98,7 +102,7 @@ def make_curve_circuit(ctx):
     name, model = ctx.first_model()
     images, labels, class_names = model_test(ctx, name)
     source_layer, layer = model.feature_layers[0], model.feature_layers[1]
-    conv_layer = feeding_conv(model, layer)
+    conv_layer = feeding_conv(ctx, model, layer)
     detects = ctx.params["detects"]     # {class: what its detector is called}, sought in order
     for wanted in detects:
         ctx.class_index(class_names, "detects", wanted)
@@ -112,7 +116,7 @@ def make_curve_circuit(ctx):
     source_crops = {s.unit: unit_crops(model, source_layer, images, s.unit, 1)[0][0] for s in inputs}
     # a first-layer unit's picture is its filter; the target gets a feature visualisation
     target_picture = feature_picture(model, conv_layer, unit, ctx.params["featvis_steps"])
-    pictures, picture_kind = input_pictures(model, source_layer, [s.unit for s in inputs],
+    pictures, picture_kind = input_pictures(ctx, model, source_layer, [s.unit for s in inputs],
                                             ctx.params["featvis_steps"])
     fig = draw_circuit(circuit, inputs, (pictures, picture_kind), source_crops, [target_picture, *target_crops[:2]],
                        detects.get(kind, kind), unit, layer)
@@ -134,12 +138,12 @@ def feature_picture(model, layer, unit, steps):
     return render(model, channel(layer, [unit]), steps=steps, progress=False).images[0]
 
 
-def input_pictures(model, source_layer, units, steps):
+def input_pictures(ctx, model, source_layer, units, steps):
     """({unit: (C, H, W) picture}, what they are) for the input units: their filters when the
     source layer is the first conv's output, else (a deeper first feature layer, as in a model
     whose feature_layers skip its first conv) their feature visualisations."""
     from mechinterp.universality.filters import filters_as_images, first_layer_filters
-    conv = feeding_conv(model, source_layer)
+    conv = feeding_conv(ctx, model, source_layer)
     if conv == model.conv_layers[0]:
         filters = filters_as_images(first_layer_filters(model)).transpose(0, 3, 1, 2)
         return {unit: filters[unit] for unit in units}, "filter"
@@ -309,14 +313,16 @@ def make_integrated_gradients(ctx):
     steps = ctx.params["steps"]
     ig = integrated_gradients(model, inputs, targets, baseline=0.0, steps=steps, internal_batch_size=256)
     gradients = saliency(model, inputs, targets, absolute=True)
-    layer = model.feature_layers[1]
+    layer = ctx.layer(model)
     layer_ig = layer_integrated_gradients(model, inputs, layer, targets, baseline=0.0, steps=steps,
                                           internal_batch_size=256)
-    ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps))
-    unit_totals = layer_ig.attributions.flatten(2).sum(2)
+    baseline = "black image" if input_name(model) == "pixels" else "zero input"
+    ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps, baseline))
+    attributions = layer_ig.attributions     # (N, units) of a vector layer, (N, C, H, W) of a conv map
+    unit_totals = attributions.reshape(*attributions.shape[:2], -1).sum(2)
     with torch.no_grad():
         correct = (model(inputs).argmax(1) == targets).tolist()
-    return {"model": name, "steps": steps, "rule": "gausslegendre", "baseline": "black image",
+    return {"model": name, "steps": steps, "rule": "gausslegendre", "baseline": baseline,
             "classes": ctx.params["classes"],
             "correctly_classified": correct,
             "completeness_gap": ig.completeness_gap.tolist(),
@@ -327,7 +333,7 @@ def make_integrated_gradients(ctx):
             "layer_top_units": unit_totals.argsort(1, descending=True)[:, :3].tolist()}
 
 
-def draw_ig_maps(inputs, gradients, ig, class_names, steps):
+def draw_ig_maps(inputs, gradients, ig, class_names, steps, baseline):
     fig, axes = plt.subplots(3, len(inputs), figsize=(9, 7))
     maps = ig.attributions.sum(1).detach().cpu().numpy()
     sensitivity = gradients.sum(1).detach().cpu().numpy()
@@ -341,7 +347,7 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps):
         axes[2, column].set_xlabel(f"gap {gap:.2f}%", fontsize=14)
     for row, label in enumerate(["input", "|gradient|", "IG"]):
         axes[row, 0].set_ylabel(label)
-    fig.suptitle(f"Integrated gradients from a black image ({steps} Gauss–Legendre steps)", fontsize=17)
+    fig.suptitle(f"Integrated gradients from a {baseline} ({steps} Gauss–Legendre steps)", fontsize=17)
     return fig
 
 

@@ -84,30 +84,36 @@ def data_colour_image(ctx, model, batch):
                                  colour_correlation_sqrt=root)
 
 
-def curve_family(model, count=36):
-    """(layer index, family): the layer after the first with the most curve detectors."""
+def curve_family(ctx, model, count=36):
+    """(layer index, family): the layer after the first with the most curve detectors (a model
+    with no conv layer, whose units see no image position, is told so first)."""
     from mechinterp.featvis.tuning import find_detector_family
+    ctx.conv_layers(model)
     families = [(index, find_detector_family(model, model.feature_layers[index], count=count))
                 for index in range(1, len(model.feature_layers))]
     return max(families, key=lambda pair: (pair[1].kinds.count("curve"), -pair[0]))
 
 
-def featured_unit(model):
+def featured_unit(ctx, model):
     """(conv layer, unit): the strongest curve detector of the richest curve family (else the
     strongest responder there), in the conv feeding that family's feature layer."""
-    _, family = curve_family(model)
+    _, family = curve_family(ctx, model)
     peaks = family.curves["curve"].responses.max(1).values
     curve_units = [u for u, kind in zip(family.units, family.kinds) if kind == "curve"]
     unit = max(curve_units, key=lambda u: float(peaks[u])) if curve_units else int(peaks.argmax())
-    return feeding_conv(model, family.layer), unit
+    return feeding_conv(ctx, model, family.layer), unit
 
 
-def feeding_conv(model, layer):
+def feeding_conv(ctx, model, layer):
     """The conv whose output `layer` reads: the last of model.conv_layers at or before the end of
-    `layer` in module order (feature_layers and conv_layers may differ in count and names)."""
+    `layer` in module order (feature_layers and conv_layers may differ in count and names); the
+    figure's message when there is none (an MLP, or a layer before the first conv)."""
     order = [name for name, _ in model.named_modules()]
     end = max(i for i, name in enumerate(order) if name == layer or name.startswith(layer + "."))
-    return [conv for conv in model.conv_layers if order.index(conv) <= end][-1]
+    feeding = [conv for conv in ctx.conv_layers(model) if order.index(conv) <= end]
+    if not feeding:
+        raise ctx.wrong_layer_kind(model, "a conv layer at or before the layer it reads", layer=layer)
+    return feeding[-1]
 
 
 def neuron_values(model, layer, units, images):
@@ -200,7 +206,7 @@ def draw_radial_tuning(ax, curves, units, family):
 
 def make_from_noise(ctx):
     name, model = ctx.first_model()
-    layer, unit = featured_unit(model)
+    layer, unit = featured_unit(ctx, model)
     snapshots = ctx.params["snapshots"]
     image = data_colour_image(ctx, model, 1)
     with torch.no_grad():     # visible noise at step 0: the talk's "optimising random noise"
@@ -224,7 +230,7 @@ def make_regularisation(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.featvis.render import RenderSettings, render
     name, model = ctx.first_model()
-    layer, unit = featured_unit(model)
+    layer, unit = featured_unit(ctx, model)
     steps, lr = ctx.params["steps"], ctx.params["learning_rate"]
     penalised = obj.neuron(layer, unit) - ctx.params["l2"] * obj.l2() - ctx.params["tv"] * obj.total_variation()
     pixels_with_jitter = RenderSettings(fourier=False, decorrelate=False, transforms="jitter", learning_rate=lr)
@@ -255,7 +261,7 @@ def make_layer_grid(ctx):
     name, model = ctx.first_model()
     dataset = ctx.counted_dataset("test", "images", name).images
     numbers, pictures = {}, {}
-    for layer in model.conv_layers:
+    for layer in ctx.conv_layers(model):
         channels = range(dict(model.named_modules())[layer].out_channels)
         result = visualise(ctx, model, layer, channels, ctx.params["steps"])
         pictures[layer] = centre_crop(result.images, crop_size(model, layer))
@@ -276,7 +282,7 @@ def make_dataset_examples(ctx):
     from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
                                                      top_activating_examples)
     name, model = ctx.first_model()
-    layer = model.conv_layers[-1]
+    layer = ctx.conv_layers(model)[-1]
     images = ctx.counted_dataset("test", "images", name).images
     top = top_activating_examples(model, layer, images, k=ctx.params["examples"], progress=False)
     units = top.values[:, 0].argsort(descending=True)[:ctx.params["units"]].tolist()
@@ -305,7 +311,7 @@ def make_diversity(ctx):
     from mechinterp.featvis import objectives as obj
     from mechinterp.hooks import run_with_cache
     name, model = ctx.first_model()
-    layer, unit = featured_unit(model)
+    layer, unit = featured_unit(ctx, model)
     batch, style_layer = ctx.params["batch"], model.feature_layers[0]
     runs = {"plain": visualise(ctx, model, layer, [unit] * batch, ctx.params["steps"]),
             "diverse": visualise(ctx, model, layer, [unit] * batch, ctx.params["steps"],
@@ -347,10 +353,10 @@ def make_deepdream(ctx):
 
 def make_tuning(ctx):
     name, model = ctx.first_model()
-    _, family = curve_family(model, ctx.params["angles"])
+    _, family = curve_family(ctx, model, ctx.params["angles"])
     curve = [(u, p) for u, k, p in zip(family.units, family.kinds, family.preferred.tolist()) if k == "curve"]
     units = [u for u, _ in curve] or family.units
-    layer = feeding_conv(model, family.layer)
+    layer = feeding_conv(ctx, model, family.layer)
     pictures = centre_crop(visualise(ctx, model, layer, units, ctx.params["steps"]).images, crop_size(model, layer))
     fig = plt.figure(figsize=(10, 5.4))
     grid = GridSpec(1, 2, figure=fig, width_ratios=[1.1, 1], wspace=0.15)

@@ -5,6 +5,7 @@ annotated heat maps. runner/style.py sets the deck's matplotlib style; this modu
     show_image(axis, image_chw, "title")          # (C, H, W) in [0, 1]; one channel is drawn grey
     show_signed(axis, kernel)                     # RdBu_r, symmetric around zero
     axis.imshow(filter_mosaic(weight, columns=4))  # (out, in, h, w) filters tiled, scaled to grey
+    legend_outside(axis)                          # the one legend rule: beside the axes, off the data
 
 Declares no FIGURES, so the runner does not treat it as a figure script.
 """
@@ -25,11 +26,23 @@ def model_label(name: str) -> str:
     return MODEL_LABELS.get(name, name)
 
 
+def input_name(model) -> str:
+    """What a model's inputs are called on a slide: "pixels" for an image model (input_shape
+    (C, H, W)), "inputs" for one that takes vectors."""
+    return "pixels" if len(getattr(model, "input_shape", None) or ()) == 3 else "inputs"
+
+
 def activation_label(value: float) -> str:
     """An activation as a panel title: whole numbers from 10 up, two significant digits below
     ("0.42", "-1.3"), so a small-scale model's values do not all read "0"."""
     value = float(value)
     return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
+
+
+def legend_outside(axis, **options):
+    """The deck's legend: to the right of the axes, top-aligned, so it never covers a line or a
+    point wherever the data lies (a legend inside picks a corner the data may reach later)."""
+    return axis.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **options)
 
 
 def no_ticks(axis) -> None:

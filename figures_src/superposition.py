@@ -2,7 +2,9 @@
 of our own digits MLP, and sparse autoencoders that split it (Bricken et al. 2023, Gao et al. 2024).
 
 superposition/intro-geometry     n=5 features in m=2 dimensions across sparsity: WᵀW and the
-                                 feature vectors in the plane (2 orthogonal -> antipodal -> pentagon)
+                                 feature vectors in the plane (2 orthogonal -> antipodal -> pentagon);
+                                 with a model declared, that toy model's own W (toy_weights says
+                                 what it needs), m > 2 drawn on its top two directions
 superposition/phase-diagram      n=2, m=1: not represented / dedicated dimension / superposition,
                                  over feature density and the extra feature's importance
 superposition/dims-per-feature   uniform importance: m/‖W‖_F² against 1/(1-S), and every feature's
@@ -16,7 +18,8 @@ superposition/sae-metrics        explained variance and spliced accuracy against
 Toy models: the intro figure's full profile uses Anthropic's notebook settings (AdamW, lr 1e-3
 constant, batches of 1024, 10,000 steps); the larger sweeps and the quick profile use a cosine-
 decayed lr of 1e-2 to 2e-2, which converges in 1,000-3,000 steps on a CPU. Every setting trains
-several seeds (antithetic pairs) and keeps the lowest loss, as the paper does.
+several seeds (antithetic pairs) and keeps the lowest loss, as the paper does. The phase diagram
+and dims-per-feature train their own models and take none: a declared model is refused, by name.
 """
 import time
 
@@ -26,7 +29,7 @@ import torch
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
 
-from figures_src.plotting import no_ticks, show_image
+from figures_src.plotting import legend_outside, no_ticks, show_image
 from mechinterp.activations import activation_stream, layer_vectors, unit_scores
 from mechinterp.featvis import objectives as featvis_objectives
 from mechinterp.featvis.render import RenderSettings, render
@@ -104,44 +107,111 @@ def draw_feature_vectors(ax, W: np.ndarray, colours) -> None:
     for vector, colour in zip(W, colours):
         ax.plot([0, vector[0]], [0, vector[1]], color=colour, linewidth=3)
         ax.scatter(vector[0], vector[1], color=colour, s=50, zorder=3)
-    ax.set_xlim(-1.4, 1.4)
-    ax.set_ylim(-1.4, 1.4)
+    limit = max(1.4, 1.1 * float(np.abs(W).max(initial=0.0)))
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
     ax.set_aspect("equal")
     ax.axhline(0, color="#999999", linewidth=0.8)
     ax.axvline(0, color="#999999", linewidth=0.8)
     no_ticks(ax)
 
 
+def in_plane(W: np.ndarray) -> np.ndarray:
+    """(features, 2): the feature vectors as they are when m = 2, else projected on the two
+    directions of the hidden space they spread along most (their top right singular vectors)."""
+    if W.shape[1] <= 2:
+        return np.pad(W, ((0, 0), (0, 2 - W.shape[1])))
+    return W @ np.linalg.svd(W, full_matrices=False)[2][:2].T
+
+
+def draw_geometry(W: torch.Tensor, titles, suptitle: str):
+    """One column per toy model of W (instances, features, hidden): WᵀW above, the feature vectors
+    in the plane below (a single model: side by side). Returns (figure, features embedded per model)."""
+    columns, n_features, n_hidden = W.shape
+    if columns == 1:
+        fig, row = plt.subplots(1, 2, figsize=(10, 5.4), layout="constrained")
+        axes = np.array(row)[:, None]
+    else:
+        fig, axes = plt.subplots(2, columns, figsize=(12, 5.4), layout="constrained")
+    embedded = [int((n > REPRESENTED_NORM).sum()) for n in feature_norms(W)]
+    colours = plt.cm.viridis(np.linspace(0.0, 0.85, n_features))
+    for column, (gram, title) in enumerate(zip(feature_gram(W), titles)):
+        image = axes[0, column].imshow(gram.numpy(), cmap="RdBu_r", vmin=-1.2, vmax=1.2)
+        axes[0, column].set_title(title)
+        axes[0, column].set_xticks([])
+        axes[0, column].set_yticks([])
+        draw_feature_vectors(axes[1, column], in_plane(W[column].numpy()), colours)
+        axes[1, column].set_xlabel(f"{embedded[column]} of {n_features} embedded", fontsize=14)
+    axes[0, 0].set_ylabel("WᵀW")
+    axes[1, 0].set_ylabel("W in 2-D" if n_hidden <= 2 else f"W: top 2 of {n_hidden} dims")
+    fig.suptitle(suptitle, fontsize=15)
+    fig.colorbar(image, ax=axes[0, :].tolist(), shrink=0.9, pad=0.01)
+    return fig, embedded
+
+
 def make_intro_geometry(ctx):
+    if ctx.declared_models:
+        return declared_toy_geometry(ctx)
     sparsities = ctx.params["sparsities"]
     result = intro_sweep(sparsities, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
                          device=ctx.device)
-    gram, norms = feature_gram(result.W), feature_norms(result.W)
-    dimensionality = feature_dimensionality(result.W)
-    n_features = result.W.shape[1]
-    embedded = [int((n > REPRESENTED_NORM).sum()) for n in norms]
-    colours = plt.cm.viridis(np.linspace(0.0, 0.85, n_features))
-    fig, axes = plt.subplots(2, len(sparsities), figsize=(12, 5.4), layout="constrained")
-    for column, sparsity in enumerate(sparsities):
-        image = axes[0, column].imshow(gram[column].numpy(), cmap="RdBu_r", vmin=-1.2, vmax=1.2)
-        axes[0, column].set_title(f"S = {sparsity:.0%}")
-        axes[0, column].set_xticks([])
-        axes[0, column].set_yticks([])
-        draw_feature_vectors(axes[1, column], result.W[column].numpy(), colours)
-        axes[1, column].set_xlabel(f"{embedded[column]} of {n_features} embedded", fontsize=14)
-    axes[0, 0].set_ylabel("WᵀW")
-    axes[1, 0].set_ylabel("W in 2-D")
-    fig.suptitle(f"{n_features} features, {result.W.shape[2]} dimensions: darker = more important (0.9^i)",
-                 fontsize=15)
-    fig.colorbar(image, ax=axes[0, :].tolist(), shrink=0.9, pad=0.01)
+    norms, dimensionality = feature_norms(result.W), feature_dimensionality(result.W)
+    fig, embedded = draw_geometry(result.W, [f"S = {s:.0%}" for s in sparsities],
+                                  f"{result.W.shape[1]} features, {result.W.shape[2]} dimensions: "
+                                  "darker = more important (0.9^i)")
     ctx.save(fig)
     return {"sparsities": sparsities, "settings": ctx.params["train"],
             "embedded": embedded,
             "norms": norms.tolist(), "feature_dimensionality": dimensionality.tolist(),
-            "dense_overlap_of_top_two": float(gram[0, 0, 1]), "loss": result.loss.tolist()}
+            "dense_overlap_of_top_two": float(feature_gram(result.W)[0, 0, 1]), "loss": result.loss.tolist()}
+
+
+def declared_toy_geometry(ctx):
+    """The intro figure drawn for the speaker's own toy model (the first declared): its W, no sweep."""
+    name = ctx.declared_models[0]
+    W = toy_weights(ctx, name, ctx.model(name))
+    fig, embedded = draw_geometry(W, [f"{name}: WᵀW"], f"{W.shape[1]} features, {W.shape[2]} dimensions: "
+                                  "darker = earlier feature")
+    ctx.save(fig)
+    return {"model": name, "n_features": W.shape[1], "n_hidden": W.shape[2], "embedded": embedded[0],
+            "norms": feature_norms(W)[0].tolist(),
+            "feature_dimensionality": feature_dimensionality(W)[0].tolist(),
+            "dimensions_per_feature": float(dimensions_per_feature(W)[0]),
+            "dense_overlap_of_top_two": float(feature_gram(W)[0, 0, 1])}
+
+
+def toy_weights(ctx, name: str, model) -> torch.Tensor:
+    """(1, features, hidden): the engine's layout of a toy model's W (mechinterp.superposition.
+    toy_models), from a `W` of the paper's shape (n_hidden, n_features), h = W x, or the engine's
+    own (instances, n_features, n_hidden), whose first instance is drawn."""
+    from figures_src.runner.context import FigureInputError
+    W = getattr(model, "W", None)
+    if isinstance(W, torch.Tensor) and W.dim() in (2, 3):
+        W = W.detach().float().cpu()
+        return W.T[None] if W.dim() == 2 else W[:1]
+    found = f"a `W` of shape {tuple(W.shape)}" if isinstance(W, torch.Tensor) else "no attribute `W`"
+    raise FigureInputError(
+        f"figure {ctx.figure_id!r} draws model {name!r} as a toy model of superposition (Elhage et al. "
+        "2022: h = W x, x' = ReLU(WᵀW x + b)), which needs a parameter `W` of shape (n_hidden, "
+        "n_features), the paper's m x n matrix (or (instances, n_features, n_hidden) as "
+        f"mechinterp.superposition.toy_models.ToyModel keeps it); {name!r} has {found}: give its class "
+        f"that `W`, or remove {name!r} from \"models\" in FIGURES[{ctx.figure_id!r}] in {ctx.script} "
+        "(with none declared the figure trains the paper's 5-feature models itself)")
+
+
+def takes_no_model(ctx, trains: str) -> None:
+    """A sweep figure trains its own toy models: a declared model would be ignored, so say so."""
+    from figures_src.runner.context import FigureInputError
+    if ctx.declared_models:
+        raise FigureInputError(
+            f"figure {ctx.figure_id!r} trains its own toy models ({trains}) and takes no model: remove "
+            f"{', '.join(map(repr, ctx.declared_models))} from \"models\" in FIGURES[{ctx.figure_id!r}] "
+            f"in {ctx.script} (leave it []); to draw your own toy model's WᵀW and feature vectors, "
+            "declare it for superposition/intro-geometry")
 
 
 def make_phase_diagram(ctx):
+    takes_no_model(ctx, "n=2 features in m=1 dimension, over a grid of feature density and importance")
     grid = ctx.params["grid"]
     started = time.perf_counter()
     diagram = phase_diagram(grid, grid, settings=TrainSettings(**ctx.params["train"], seed=ctx.seed),
@@ -155,7 +225,7 @@ def make_phase_diagram(ctx):
     ax.set_xlabel("feature density 1 - S")
     ax.set_ylabel("importance of the extra feature")
     handles = [Patch(color=c, label=name) for c, name in zip(PHASE_COLOURS, PHASE_NAMES)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    legend_outside(ax, handles=handles)
     ax.set_title("Two features, one neuron: which arrangement wins")
     ctx.save(fig)
     counts = {name: int((diagram.phase == index).sum()) for index, name in enumerate(PHASE_NAMES)}
@@ -167,6 +237,7 @@ def make_phase_diagram(ctx):
 
 
 def make_dims_per_feature(ctx):
+    takes_no_model(ctx, "one per feature density, each with the params' n_features and n_hidden")
     p = ctx.params
     result = uniform_importance_geometry(p["n_features"], p["n_hidden"], p["points"],
                                          p["max_inverse_density"],

@@ -289,17 +289,17 @@ def make_unit_matching(ctx):
 
 
 def make_matched_units(ctx):
-    from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
-                                                     top_activating_examples)
+    from mechinterp.featvis.dataset_examples import receptive_field_crops, top_activating_examples
     from mechinterp.universality.matching import match_units, unit_correlations
     images = ctx.counted_dataset("test", "images").images
     pairs, examples, top_k = (ctx.params[key] for key in ("pairs", "examples", "top"))
     models = [ctx.model(name) for name in ctx.declared_models[:2]]   # two seeds of one architecture
     layer = ctx.layer(models[0])
+    crop_field(ctx, models[0], layer, images.shape[1:])              # a layer it can crop, before any work
     matching = match_units(unit_correlations(*(activation_maps(m, images, [layer])[layer] for m in models)))
     # Dataset examples as the crops each unit sees at its strongest position (featvis).
     tops = [top_activating_examples(model, layer, images, k=top_k, progress=False) for model in models]
-    fields = [receptive_field(model, layer, images.shape[1:]) for model in models]
+    fields = [crop_field(ctx, model, layer, images.shape[1:]) for model in models]
     fig, axes = plt.subplots(pairs, 2 * examples + 1, figsize=(12, 1.45 * pairs + 1.0), squeeze=False,
                              gridspec_kw={"width_ratios": [1] * examples + [0.5] + [1] * examples})
     shown = []
@@ -317,6 +317,17 @@ def make_matched_units(ctx):
     return {"layer": layer, "images": len(images), "pairs": shown, "top": top_k,
             "receptive_field": list(fields[0].size),
             "mean_shared_top_images": float(np.mean([p["shared_top_images"] for p in shown]))}
+
+
+def crop_field(ctx, model, layer, input_shape):
+    """The receptive field the dataset examples are cropped at; a layer with no image positions
+    (a vector layer, an MLP's) is the figure's message naming the model's layers and the param."""
+    from mechinterp.featvis.dataset_examples import receptive_field
+    try:
+        return receptive_field(model, layer, input_shape)
+    except ValueError as error:
+        raise ctx.wrong_layer_kind(model, f"a layer with image positions to crop its dataset examples at ({error})",
+                                   "layer" if model.conv_layers else None, layer) from None
 
 
 def label_pair(axes_row, units, correlation, examples):

@@ -27,7 +27,7 @@ def make_first_layer_filters(ctx):
     from mechinterp.universality.filters import filters_as_images
     name = ctx.declared_models[0]
     model = ctx.model(name)
-    conv = dict(model.named_modules())[model.conv_layers[0]]
+    conv = dict(model.named_modules())[ctx.conv_layers(model)[0]]
     weight = conv.weight.detach().cpu().numpy()
     images = filters_as_images(weight)
     columns = ctx.params["columns"]

@@ -29,6 +29,9 @@ grey_cnn_zoo: a models folder whose "grey-cnn" is tests/grey_cnn.py's GreyNested
 nested nn.Sequential blocks (features.0 ...) with GELU, trained two epochs on mnist-5k (seconds),
 whose feature_layers are two of its three convs' activations: the figures' own-model check.
 
+vector_zoo: a models folder with tests/vector_models.py's MLP with no conv layer ("tab-mlp", trained on
+digits in seconds) and toy model of superposition ("toy", imported from a checkpoint of known W).
+
 zoo_from: zoo_from(folder, text) trains the zoo a zoo.yaml text describes into folder/models.
 
 writes_marker: a class whose unpickling opens its marker file for writing, so a test can tell
@@ -213,6 +216,15 @@ def renamed_cnn_zoo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def grey_cnn_zoo(tmp_path_factory):
     return zoo_from_yaml(tmp_path_factory.mktemp("grey-cnn"), GREY_CNN_ZOO)
+
+
+@pytest.fixture(scope="session")
+def vector_zoo(tmp_path_factory):
+    """tests/vector_models.py's zoo: "tab-mlp" (no conv layer) and the toy model "toy"."""
+    from tests.vector_models import VECTOR_ZOO, toy_checkpoint
+    folder = tmp_path_factory.mktemp("vector")
+    toy_checkpoint(folder / "toy.pt")
+    return zoo_from_yaml(folder, VECTOR_ZOO.format(toy=folder / "toy.pt"))
 
 
 # --- pickles that would run code -----------------------------------------------------------------

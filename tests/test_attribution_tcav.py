@@ -246,3 +246,24 @@ def test_concept_attribution_of_stacked_directions_is_layer_ig_of_each(setup):
     assert unit_axes.shape == (16, 3)
     assert unit_axes == pytest.approx(reference.attributions[:, [3, 7, 0]].double().numpy(), abs=1e-5)
     assert total == pytest.approx(reference.attributions.sum(1).double().numpy(), abs=1e-5)
+
+
+def test_tcav_runs_that_all_score_alike_give_a_p_value_without_scipys_precision_warning():
+    """Every input's logit rising along every CAV gives scores that are all 1.0; scipy's ttest_ind
+    warned of precision loss there. The p value comes from the samples' means and spreads instead:
+    exact for identical runs, and scipy's own value otherwise."""
+    import warnings
+    from scipy.stats import ttest_ind
+    from mechinterp.attribution.tcav import CAV, t_test_p, tcav_from_cavs
+    rng = np.random.default_rng(0)
+    gradients = np.abs(rng.normal(size=(20, 3))) + 0.1            # every input's gradient > 0 along e0
+    cavs = [CAV(np.array([1.0, 0.0, 0.0]), 1.0) for _ in range(4)]
+    null = [CAV(unit / np.linalg.norm(unit), 0.5) for unit in rng.normal(size=(4, 3))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = tcav_from_cavs(cavs, null, gradients)
+        assert result.scores == [1.0] * 4 and 0 <= result.p_value <= 1
+        assert t_test_p([0.3] * 5, [0.3] * 5) == 1.0 and t_test_p([0.7] * 5, [0.3] * 5) == 0.0
+        varied = [0.5, 0.6, 0.45, 0.55, 0.52]
+        assert t_test_p([0.7] * 5, varied) < 0.01
+    assert t_test_p([0.3, 0.35, 0.4], varied) == pytest.approx(ttest_ind([0.3, 0.35, 0.4], varied).pvalue)

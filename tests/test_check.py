@@ -347,6 +347,8 @@ LAB_SCRIPT = textwrap.dedent('''
     FIGURES = {"demo/plot": {"make": "make_acc"}, "lab/acc": {"make": "make_acc", "models": ["m1"]}}
 
     def make_acc(ctx):
+        for name in ctx.declared_models:       # a figure reads each model it declares
+            ctx.model_meta(name)
         fig, ax = plt.subplots()
         ax.bar([0], [0.5])
         ctx.save(fig)
@@ -362,6 +364,7 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
     (tmp_path / "figures_src" / "lab.py").write_text(LAB_SCRIPT)
     (tmp_path / "models" / "m1").mkdir(parents=True)
     (tmp_path / "models" / "m1" / "checkpoint.pt").write_bytes(b"weights, first training")
+    (tmp_path / "models" / "m1" / "meta.json").write_text('{"config": {"name": "m1"}}')
     made = subprocess.run([sys.executable, "-m", "figures_src.runner", "--ids", "lab/acc", "--scripts-dir",
                            str(tmp_path / "figures_src"), "--figures-dir", str(deck.parent / "public" / "figures"),
                            "--models-dir", str(tmp_path / "models"), "--device", "cpu"],

@@ -196,3 +196,20 @@ def test_a_count_beyond_the_models_data_names_the_figure_and_the_param(grey_cnn_
                                                r"set 'reference' .* to at most 4000"):
         run_figure("circuits/ablation", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
                    params={"images": 100, "reference": 5000, "shown": 4})
+
+
+def test_circuit_figures_on_an_mlp_with_no_conv_layer(vector_zoo, tmp_path, run_figure):
+    """An MLP's user: the curve circuit, which reads conv kernels, says so naming the model's
+    layers (not an IndexError); integrated gradients run, the layer IG on the vector layer the
+    "layer" param names, each unit's total its own attribution."""
+    from figures_src.runner.context import FigureInputError
+    with pytest.raises(FigureInputError, match=r"'circuits/curve-circuit' needs conv layers.*model 'tab-mlp' "
+                       r"lacks \(feature_layers: act1, act2; conv_layers: none\): declare a model"):
+        run_figure("circuits/curve-circuit", vector_zoo, tmp_path, models=["tab-mlp"],
+                   params={"images": 100, "inputs": 2, "inhibitors": 1, "featvis_steps": 2,
+                           "detects": {"3": "curve"}})
+    numbers = run_figure("circuits/integrated-gradients", vector_zoo, tmp_path, models=["tab-mlp"],
+                         params={"images": 100, "steps": 16, "classes": ["0", "1", "2"], "layer": "act2"})
+    assert numbers["layer"] == "act2" and numbers["max_relative_gap"] < 0.1
+    assert [len(units) for units in numbers["layer_top_units"]] == [3, 3, 3]
+    assert all(0 <= unit < 16 for units in numbers["layer_top_units"] for unit in units)

@@ -148,3 +148,12 @@ def test_mnist_crops_of_a_grey_model_have_no_frame_the_data_lacks():
             past_the_edge += bool(outside.any())
             assert (crop[:, outside] == 0).all()
     assert past_the_edge > 0
+
+
+def test_receptive_field_of_a_layer_that_ran_but_is_not_spatial_says_so():
+    """An MLP's layer runs in the forward pass; its message says it ran and what shape it had,
+    not that it did not run."""
+    from tests.vector_models import TabMLP
+    with pytest.raises(ValueError, match=r"layer 'act1' ran, but its output has shape \(1, 16\), not a "
+                       r"spatial \(N, C, H, W\) map"):
+        receptive_field(TabMLP(), "act1", (1, 8, 8))

@@ -86,3 +86,16 @@ def test_featvis_figures_run_on_a_grey_nested_model(grey_cnn_zoo, tmp_path, run_
     feeding = {"features.4": "features.3", "features.7": "features.6"}
     if figure_id in ("featvis/from-noise", "featvis/regularisation", "featvis/diversity"):
         assert numbers["layer"] in feeding.values() and numbers["layer"] != "features.3"
+
+
+@pytest.mark.parametrize("figure_id", ["featvis/from-noise", "featvis/layer-grid", "featvis/dataset-examples",
+                                       "featvis/tuning"])
+def test_featvis_figures_on_an_mlp_say_they_need_conv_layers(figure_id, vector_zoo, tmp_path, run_figure):
+    """A model with no conv layer gets one message per figure naming it and its layers, not an
+    IndexError or the receptive field's ValueError."""
+    from figures_src.runner.context import FigureInputError
+    from figures_src.featvis import FIGURES
+    params = {**FIGURES[figure_id]["params"]["quick"], "images": 50}
+    with pytest.raises(FigureInputError, match=rf"figure '{figure_id}' needs conv layers.*'tab-mlp' lacks "
+                       r"\(feature_layers: act1, act2; conv_layers: none\)"):
+        run_figure(figure_id, vector_zoo, tmp_path, models=["tab-mlp"], params=params)

@@ -36,3 +36,31 @@ def test_heat_map_text_is_white_on_dark_cells_and_black_on_light_ones():
 def test_activation_labels_keep_two_digits_below_ten_and_whole_numbers_above():
     assert [activation_label(v) for v in (1234.4, -12.6, 2.345, -0.04, 0.0)] == ["1234", "-13", "2.3", "-0.04", "0"]
     assert activation_label(torch.tensor(0.42)) == "0.42"
+
+
+def _overlaps(legend, axis) -> bool:
+    figure = axis.figure
+    figure.canvas.draw()
+    return legend.get_window_extent().overlaps(axis.get_window_extent())
+
+
+def test_the_probe_and_geometry_legends_sit_beside_their_axes_not_on_the_data():
+    """Probe accuracies climb from the bottom left to the top right, where any inside corner may
+    hold a line: the deck's one rule (plotting.legend_outside) puts every such legend beside the axes."""
+    from figures_src.universality_concepts import draw_probes, label_geometry
+    from mechinterp.representations.probes import probe
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 30)
+    features = rng.normal(size=(120, 6)) + labels[:, None] * np.linspace(0, 2, 6)
+    results = {layer: probe(features * scale, labels) for layer, scale in (("a", 0.2), ("b", 1.0), ("c", 3.0))}
+    figure = draw_probes(probe(features * 0.05, labels), list(results), results, results, "probes", "inputs")
+    axis = figure.axes[0]
+    assert not _overlaps(axis.get_legend(), axis)
+    assert axis.get_xticklabels()[0].get_text() == "inputs"
+    figure, axes = plt.subplots(1, 2)
+    for axis in axes:
+        axis.plot([0, 1], [0.1, 0.95], "o-", label="model")
+    label_geometry(axes, 3.0, 0.5, 4, "pixels")
+    assert not _overlaps(axes[1].get_legend(), axes[1])
+    assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["model", "pixels", "chance"]
+    plt.close("all")

@@ -34,6 +34,7 @@ def make_one(ctx):
     return {"n": ctx.params["n"], "profile": ctx.profile}
 
 def make_two(ctx):
+    ctx.model_meta("m1")            # a figure reads each model it declares
     fig, ax = plt.subplots()
     ax.bar([0, 1], [1, 2])
     ctx.save(fig)
@@ -47,6 +48,7 @@ import matplotlib.pyplot as plt
 FIGURES = {"beta/three": {"make": "make_three", "models": ["m2"]}}
 
 def make_three(ctx):
+    ctx.model_meta("m2")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     ctx.save(fig)

@@ -54,6 +54,7 @@ FIGURES = {
 
 def make_weights(ctx):
     import torch
+    ctx.model_meta("net")           # a figure reads each model it declares
     state = torch.load(ctx.models_dir / "net" / "checkpoint.pt", weights_only=True)
     norms = {name: float(tensor.norm()) for name, tensor in state.items()}
     fig, ax = plt.subplots()
@@ -78,6 +79,7 @@ FIGURES = {
 }
 
 def make_line(ctx):
+    ctx.model_meta("m1")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
     ctx.save(fig)
@@ -115,6 +117,7 @@ def test_figures_made_on_the_cluster_equal_a_local_run_and_name_their_workers(cl
     (models / "net").mkdir(parents=True)
     torch.manual_seed(0)
     torch.save({"fc.weight": torch.randn(5, 4), "fc.bias": torch.randn(5)}, models / "net" / "checkpoint.pt")
+    (models / "net" / "meta.json").write_text(json.dumps({"config": {"name": "net"}}))
     local = runner(scripts, tmp_path / "local", models, "--jobs", "2")
     remote = runner(scripts, tmp_path / "remote", models, "--cluster", cluster.address)
     assert local.returncode == 0, local.stderr

@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt
 FIGURES = {FIGURES}
 
 def make(ctx):
+    for name in ctx.declared_models:     # a figure reads each model it declares
+        ctx.model_meta(name)
     fig, ax = plt.subplots()
     ax.plot([0, 1])
     ctx.save(fig)
@@ -204,6 +206,7 @@ def test_a_misspelt_model_is_refused_at_planning_with_the_script_line_and_the_ne
     (models / "zoo.yaml").write_text(ZOO)
     (models / "mine").mkdir()                                  # placed by hand, not in the zoo: fine
     (models / "mine" / "checkpoint.pt").write_bytes(b"weights")
+    (models / "mine" / "meta.json").write_text('{"config": {"name": "mine"}}')
     declared = {"mylab/probe": {"make": "make", "models": ["my-digitnett"]},
                 "mylab/own": {"make": "make", "models": ["mine"]}}
     source = SCRIPT.replace("{FIGURES}", "{\n    " + ",\n    ".join(

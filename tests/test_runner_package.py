@@ -84,20 +84,67 @@ def test_a_figure_may_read_only_the_models_it_declares(tmp_path):
         FigureContext("a/b", {}, "quick", "cpu", tmp_path, tmp_path, declared_models=("m3",)).model_meta("m3")
 
 
-def test_the_runner_fails_a_figure_that_reads_an_undeclared_model_and_says_what_to_add(tmp_path):
+def run_script_on_two_models(tmp_path, name: str, source: str):
+    """(runner result, scripts folder, figures folder): the runner run on one script whose figures
+    may read models m1 and m2 (a random checkpoint and a meta.json each)."""
     scripts, figures, models = tmp_path / "scripts", tmp_path / "figures", tmp_path / "models"
     scripts.mkdir()
-    (scripts / "sneaky.py").write_text(READS_AN_UNDECLARED_MODEL)
-    for name in ("m1", "m2"):
-        (models / name).mkdir(parents=True)
-        (models / name / "checkpoint.pt").write_bytes(os.urandom(64))
+    (scripts / name).write_text(source)
+    for model in ("m1", "m2"):
+        (models / model).mkdir(parents=True)
+        (models / model / "checkpoint.pt").write_bytes(os.urandom(64))
+        (models / model / "meta.json").write_text(json.dumps({"config": {"name": model}}))
     result = subprocess.run([sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts),
                              "--figures-dir", str(figures), "--models-dir", str(models),
                              "--profile", "quick", "--device", "cpu"],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    return result, scripts, figures
+
+
+def test_the_runner_fails_a_figure_that_reads_an_undeclared_model_and_says_what_to_add(tmp_path):
+    result, scripts, figures = run_script_on_two_models(tmp_path, "sneaky.py", READS_AN_UNDECLARED_MODEL)
     assert result.returncode == 1
     assert "FAILED sneaky/reader: " in result.stderr
     assert "UndeclaredModelError: figure 'sneaky/reader' reads model 'm2'" in result.stderr
     assert f"add 'm2' to \"models\" in FIGURES['sneaky/reader'] in {scripts / 'sneaky.py'}" in result.stderr
     assert f"{scripts / 'sneaky.py'}:5 in make_reader: ctx.model('m2')" in result.stderr  # the user's line
     assert not (figures / "sneaky").exists()             # nothing installed, nothing recorded
+
+
+DECLARES_A_MODEL_IT_NEVER_READS = '''
+FIGURES = {"idle/reader": {"make": "make_reader", "models": ["m1", "m2"]}}
+
+def make_reader(ctx):
+    import matplotlib.pyplot as plt
+    ctx.model_meta('m1')
+    ctx.save(plt.figure())
+    return {}
+'''
+
+
+def test_the_runner_fails_a_figure_that_never_reads_a_model_it_declares(tmp_path):
+    """A declared model the figure never read would make it stale for nothing, and "made" would
+    claim it shows that model: the figure fails, naming the model and what to do, nothing installed."""
+    result, scripts, figures = run_script_on_two_models(tmp_path, "idle.py", DECLARES_A_MODEL_IT_NEVER_READS)
+    assert result.returncode == 1 and "made   idle/reader" not in result.stdout
+    assert ("UnreadModelError: figure 'idle/reader' declares model 'm2' in \"models\" but never read it"
+            in result.stderr)
+    assert f"remove 'm2' from \"models\" in FIGURES['idle/reader'] in {scripts / 'idle.py'}" in result.stderr
+    assert "trains its own models" in result.stderr and "'m1'" not in result.stderr
+    assert not (figures / "idle").exists()
+
+
+def test_a_model_the_profile_does_not_build_need_not_be_read(tmp_path):
+    """`profiles: [full]` models are not built for a quick run, whose params do not read them
+    (transformers/induction_universality reads its extra seeds only in full): only the others must be read."""
+    from types import SimpleNamespace
+    from figures_src.runner.discover import FigureSpec
+    from figures_src.runner.planning import models_to_read
+    (tmp_path / "zoo.yaml").write_text(
+        "models:\n"
+        "  m1: {architecture: MLP, kwargs: {hidden: 4, classes: 10, input_shape: [1, 8, 8]}, dataset: digits}\n"
+        "  m2: {architecture: MLP, kwargs: {hidden: 4, classes: 10, input_shape: [1, 8, 8]}, dataset: digits,"
+        " profiles: [full]}\n")
+    spec = FigureSpec("a/b", tmp_path / "a.py", "make", ["m1", "m2"], {}, ["png"])
+    assert models_to_read(spec, SimpleNamespace(models_dir=tmp_path, profile="quick")) == ["m1"]
+    assert models_to_read(spec, SimpleNamespace(models_dir=tmp_path, profile="full")) == ["m1", "m2"]

@@ -77,3 +77,28 @@ def test_sae_directions_on_a_conv_layer_are_visible_with_the_featvis_params(grey
         poly = run_figure("superposition/polysemantic-vs-sae", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
                           params={**params, "featvis_l2": 0.0, "featvis_lr": 0.05, "featvis_render": "fourier"})
     assert min(poly["optimised_spread"]) > 0.05
+
+
+def test_intro_geometry_draws_a_declared_toy_model_and_the_sweeps_refuse_one(vector_zoo, tmp_path, run_figure):
+    """Pointed at the speaker's toy model, the intro figure draws that model's W (6 features in 2
+    dimensions, two antipodal pairs) instead of training its own 5-feature models; the sweeps,
+    which train many models, say they take none; a model without a toy W is told what it needs."""
+    from figures_src.runner.context import FigureInputError
+    numbers = run_figure("superposition/intro-geometry", vector_zoo, tmp_path, models=["toy"],
+                         params={"sparsities": [0.0, 0.9], "train": TINY_TRAIN})
+    assert numbers["model"] == "toy" and (numbers["n_features"], numbers["n_hidden"]) == (6, 2)
+    assert numbers["embedded"] == 4 and numbers["dimensions_per_feature"] == pytest.approx(0.5)
+    assert numbers["dense_overlap_of_top_two"] == pytest.approx(-1.0)        # an antipodal pair
+    with pytest.raises(FigureInputError, match=r"'superposition/intro-geometry' draws model 'tab-mlp' "
+                       r"as a toy model.*needs a parameter `W` of shape \(n_hidden, n_features\).*"
+                       r"'tab-mlp' has no attribute `W`"):
+        run_figure("superposition/intro-geometry", vector_zoo, tmp_path, models=["tab-mlp"],
+                   params={"sparsities": [0.0], "train": TINY_TRAIN})
+    with pytest.raises(FigureInputError, match=r"'superposition/phase-diagram' trains its own toy models "
+                       r".*takes no model: remove 'toy' from \"models\""):
+        run_figure("superposition/phase-diagram", vector_zoo, tmp_path, models=["toy"],
+                   params={"grid": 3, "train": TINY_TRAIN})
+    with pytest.raises(FigureInputError, match=r"'superposition/dims-per-feature' trains its own"):
+        run_figure("superposition/dims-per-feature", vector_zoo, tmp_path, models=["toy"],
+                   params={"n_features": 6, "n_hidden": 2, "points": 3, "max_inverse_density": 10,
+                           "train": TINY_TRAIN})

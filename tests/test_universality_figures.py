@@ -131,7 +131,8 @@ def test_attacks_succeed_more_with_epsilon_and_hijack_features_of_the_new_class(
 def test_single_model_figures_read_layers_and_shapes_from_the_model(renamed_cnn_zoo, tmp_path, run_figure):
     tcav = run_figure("universality/tcav", renamed_cnn_zoo, tmp_path,
                       params={"target": "circle", "examples": 20, "random_sets": 3,
-                              "concepts": ["arc", "line"], "train_images": 1500, "test_images": 400})
+                              "concepts": ["arc", "line"], "textures": ["stripes", "noise"],
+                              "train_images": 1500, "test_images": 400})
     assert tcav["layers"] == ["a1", "a2", "a3"] and tcav["concepts"] == ["arc", "line", "stripes", "noise"]
     embedding = run_figure("universality/embedding", renamed_cnn_zoo, tmp_path,
                            params={"images": 200, "layer": "a3"})
@@ -173,7 +174,7 @@ def test_concept_figures_read_the_declared_models_and_image_counts(grey_cnn_zoo,
                           models=["grey-cnn"])
     assert set(geometry["models"]) == {"grey-cnn"} and geometry["clusters"] == 10
     tcav = {"target": "3", "examples": 10, "random_sets": 2, "concepts": ["1", "7"],
-            "train_images": 400, "test_images": 200}
+            "textures": ["stripes", "noise"], "train_images": 400, "test_images": 200}
     numbers = run_figure("universality/tcav", grey_cnn_zoo, tmp_path, params=tcav, models=["grey-cnn"])
     assert numbers["layers"] == ["features.4", "features.7"] and numbers["concepts"][:2] == ["1", "7"]
     with pytest.raises(FigureInputError, match=r"universality/tcav.*'train_images' asks for 99999 train"):
@@ -239,3 +240,50 @@ def test_adversarial_counts_are_params_checked_before_the_attacks(grey_cnn_zoo, 
     with pytest.raises(FigureInputError, match=r"'universality/adversarial': params 'reference_images' "
                                                r"asks for 5000 train images.* at most 4000"):
         run_figure("universality/adversarial", grey_cnn_zoo, tmp_path, models=["grey-cnn"], params=params)
+
+
+def test_matched_units_on_an_mlp_says_its_layers_have_no_image_positions(vector_zoo, tmp_path, run_figure):
+    """An MLP's layer runs but has no (N, C, H, W) output to crop examples at: one message naming
+    the figure, the model's layers and that, not "did not run in the forward pass"."""
+    from figures_src.runner.context import FigureInputError
+    with pytest.raises(FigureInputError, match=r"'universality/matched-units' needs a layer with image "
+                       r"positions.*layer 'act1' ran, but its output has shape \(1, 16\).*"
+                       r"'act1' of model 'tab-mlp' lacks \(feature_layers: act1, act2; conv_layers: none\)"):
+        run_figure("universality/matched-units", vector_zoo, tmp_path, models=["tab-mlp", "tab-mlp"],
+                   params={"images": 60, "layer": 0, "pairs": 2, "examples": 3, "top": 5})
+
+
+@pytest.fixture(scope="module")
+def vector_input_zoo(vector_zoo, tmp_path_factory):
+    """vector_zoo's MLP as a model of 64-feature vectors ("tab-vector"): its weights, its entry's
+    input_shape [64], as a tabular model declares it (it flattens the digits it is given)."""
+    import json
+    import shutil
+    models = tmp_path_factory.mktemp("vector-input") / "models"
+    shutil.copytree(vector_zoo / "tab-mlp", models / "tab-vector")
+    meta = json.loads((models / "tab-vector" / "meta.json").read_text())
+    meta["config"]["input_shape"] = [64]
+    (models / "tab-vector" / "meta.json").write_text(json.dumps(meta))
+    return models
+
+
+def test_concept_figures_word_an_mlps_inputs_and_layers_from_the_model(vector_zoo, vector_input_zoo, tmp_path,
+                                                                      run_figure):
+    """"channel maxima" only for a conv map, "pixels" only for an image model's inputs (a vector
+    model's are "inputs"), and TCAV's image textures refused for a vector model, saying what to set."""
+    from figures_src.runner.context import FigureInputError
+    embedding = run_figure("universality/embedding", vector_zoo, tmp_path, models=["tab-mlp"],
+                           params={"images": 120, "layer": "act2"})
+    assert embedding["read"] == "activations"
+    for figure_id in ("universality/probes", "universality/geometry"):
+        assert run_figure(figure_id, vector_zoo, tmp_path, models=["tab-mlp"], params={"images": 120})["inputs"] == "pixels"
+        assert run_figure(figure_id, vector_input_zoo, tmp_path, models=["tab-vector"],
+                          params={"images": 120})["inputs"] == "inputs"
+    tcav = {"target": "3", "examples": 10, "random_sets": 2, "concepts": ["1", "7"],
+            "textures": ["stripes", "noise"], "train_images": 400, "test_images": 200}
+    with pytest.raises(FigureInputError, match=r"'universality/tcav': params 'textures' asks for stripes, noise, "
+                       r"image textures.*model 'tab-vector' takes inputs of shape \(64,\): set 'textures' to \[\]"):
+        run_figure("universality/tcav", vector_input_zoo, tmp_path, models=["tab-vector"], params=tcav)
+    numbers = run_figure("universality/tcav", vector_input_zoo, tmp_path, models=["tab-vector"],
+                         params={**tcav, "textures": []})
+    assert numbers["concepts"] == ["1", "7"] and numbers["layers"] == ["act1", "act2"]

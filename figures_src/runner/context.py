@@ -4,10 +4,13 @@ The runner builds one FigureContext per figure; figure functions use `ctx.model(
 `ctx.params`, `ctx.device`, `ctx.save(fig)` and return a dict of the numbers they show.
 `ctx.model` and `ctx.model_meta` give only the models the figure's FIGURES entry declares under
 "models": the declared models' checkpoints and configs are the figure's inputs, so a model read
-without being declared would leave the figure up to date when that model changes.
+without being declared would leave the figure up to date when that model changes; a declared model
+the figure never reads (`check_all_read`, after it returns) would make it stale for nothing, and is
+refused too.
 `ctx.dataset(name, split, count=...)` gives a declared model's own data (its zoo entry's dataset),
 `ctx.layer(model)` the layer params["layer"] names (a module name or an index into the model's
-feature_layers) and `ctx.class_index(class_names, param)` the class a param names, each with a message
+feature_layers), `ctx.conv_layers(model)` its conv layers for a figure that reads them
+(`ctx.wrong_layer_kind` is that message for any kind of layer a figure needs) and `ctx.class_index(class_names, param)` the class a param names, each with a message
 naming the figure and what to change when it does not fit that model.
 Everything is written into a private staging folder that the runner renames into place only
 when the figure succeeds, so a failing or interrupted figure never leaves half-written files.
@@ -31,6 +34,7 @@ class FigureContext:
     declared_models: tuple[str, ...] = ()   # the FIGURES entry's "models": all ctx.model may load
     script: str = "the figure's script"     # where that entry is, for the message when it is not
     written: list[Path] = field(default_factory=list)
+    read: set[str] = field(default_factory=set)    # the declared models ctx.model/model_meta gave
 
     @property
     def name(self) -> str:
@@ -56,12 +60,14 @@ class FigureContext:
         """A declared zoo model in eval mode on this figure's device (trained by `make models`)."""
         from mechinterp.models.zoo import load_model
         self._require_declared(name)
+        self.read.add(name)
         return load_model(name, self.models_dir, device=self.device)
 
     def model_meta(self, name: str) -> dict:
         """A declared zoo model's meta.json (config, metrics, provenance)."""
         from mechinterp.models.zoo import load_meta
         self._require_declared(name)
+        self.read.add(name)
         return load_meta(name, self.models_dir)
 
     def dataset(self, name: str, split: str = "test", count: int | None = None, param: str | None = None):
@@ -121,6 +127,27 @@ class FigureContext:
             f"{', '.join(map(str, class_names))}): set {param!r} in "
             f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script}")
 
+    def conv_layers(self, model) -> list[str]:
+        """The model's conv layers, for a figure that reads conv kernels or channel maps; a model
+        with none (an MLP) gets the one message of wrong_layer_kind."""
+        if not model.conv_layers:
+            raise self.wrong_layer_kind(model, "conv layers (Conv2d: their kernels and channel maps)")
+        return list(model.conv_layers)
+
+    def wrong_layer_kind(self, model, needs: str, param: str | None = None, layer: str | None = None):
+        """The FigureInputError for a model (or its layer `layer`) that is not what the figure reads:
+        the figure, the model, what it needs, the layers the model has, and the param to set (or,
+        with no param, to declare another model)."""
+        name = getattr(model, "zoo_name", None) or (self.declared_models or ("the model",))[0]
+        where = f"FIGURES[{self.figure_id!r}]"
+        fix = (f"set {param!r} in {where}[\"params\"] in {self.script} to a layer that has it, if "
+               f"{name!r} has one, or declare another model in \"models\"" if param else
+               f"declare a model that has such a layer in \"models\" in {where} in {self.script}")
+        read = f"layer {layer!r} of model {name!r}" if layer else f"model {name!r}"
+        return FigureInputError(
+            f"figure {self.figure_id!r} needs {needs}, which {read} lacks (feature_layers: "
+            f"{', '.join(model.feature_layers) or 'none'}; conv_layers: {', '.join(model.conv_layers) or 'none'}): {fix}")
+
     def _require_declared(self, name: str) -> None:
         if name not in self.declared_models:
             declared = ", ".join(map(repr, self.declared_models)) or "none"
@@ -129,9 +156,27 @@ class FigureContext:
                 f"declare (declared: {declared}); add {name!r} to \"models\" in FIGURES[{self.figure_id!r}] "
                 f"in {self.script}, so the figure is remade when that model changes")
 
+    def check_all_read(self, required) -> None:
+        """After the figure returns: every required model (the declared ones this run's profile
+        builds) was read, else one message naming the figure, the models it never read and what to do."""
+        unread = [name for name in dict.fromkeys(required) if name not in self.read]
+        if unread:
+            names, one = ", ".join(map(repr, unread)), len(unread) == 1
+            it, changes = ("it", "it changes") if one else ("them", "they change")
+            raise UnreadModelError(
+                f"figure {self.figure_id!r} declares {'model' if one else 'models'} {names} in \"models\" "
+                f"but never read {it} (ctx.model, ctx.model_meta or ctx.dataset): its outputs do not show "
+                f"{it}, yet would be remade whenever {changes}: remove {names} from \"models\" in "
+                f"FIGURES[{self.figure_id!r}] in {self.script}, or read {it} in the figure's function "
+                "(a figure that trains its own models, such as the superposition sweeps, declares none)")
+
 
 class UndeclaredModelError(LookupError):
     """A figure asked for a model its FIGURES entry does not list under "models"."""
+
+
+class UnreadModelError(LookupError):
+    """A figure's FIGURES entry declares a model the figure never read."""
 
 
 class FigureInputError(ValueError):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from figures_src.runner.discover import FigureSpec
 from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
+from figures_src.runner.planning import models_to_read
 from figures_src.runner.signals import INTERRUPTS, Interrupted
 from figures_src.runner.staleness import Manifest, file_hash
 
@@ -69,7 +70,7 @@ def job_for(spec: FigureSpec, options, staging: Path) -> dict:
             "device": options.device, "staging_dir": str(staging), "seed": 0,
             "result_file": str(staging.parent / f"{staging.name}.result.json"),
             "models_dir": str(options.models_dir), "models": spec.models, "outputs": spec.outputs,
-            "threads": threads_per_worker(options.jobs)}
+            "must_read": models_to_read(spec, options), "threads": threads_per_worker(options.jobs)}
 
 
 def threads_per_worker(jobs: int) -> int:

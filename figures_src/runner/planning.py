@@ -20,7 +20,7 @@ from figures_src.runner.discover import FigureSpec
 from figures_src.runner.paths import REPO_ROOT
 from figures_src.runner.staleness import (ZOO_CONFIG, Manifest, MissingModelError, figure_inputs,
                                           model_checkpoint, record_builds, stale_reason)
-from mechinterp.models.config import ZooError, read_zoo
+from mechinterp.models.config import ZooError, in_profile, read_zoo
 from mechinterp.models.failures import shown_path
 from mechinterp.names import did_you_mean
 
@@ -121,16 +121,12 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
     """Before figures run, let the zoo rebuild the stale models the selected figures read (its
     checkpoint, architecture source, entry or dataset changed); return {figure id: which model
     could not be built} (the zoo printed why, once per model). Torch is imported only to build."""
-    from mechinterp.models.config import in_profile
     from mechinterp.models.inputs import stale_models
     config = options.models_dir / ZOO_CONFIG
     readers = {figure_id: specs[figure_id].models for figure_id in selected}
     try:
         zoo = read_zoo(config) if config.is_file() else None
-        # an entry marked `profiles: [full]` is not trained for a quick run (the figure's quick
-        # params do not read it)
-        wanted = sorted({m for names in readers.values() for m in names
-                         if zoo is None or in_profile(zoo.entries.get(m, {}), options.profile)})
+        wanted = sorted({m for names in readers.values() for m in in_this_profile(names, zoo, options.profile)})
         stale = stale_models(wanted, zoo, options.models_dir) if zoo is not None else {}
         if not stale:
             return {}
@@ -148,6 +144,22 @@ def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], option
     first_failed = {figure_id: next((n for n in names if n in failures), None) for figure_id, names in readers.items()}
     return {figure_id: f"its model {name!r} could not be built (the zoo's message above)"
             for figure_id, name in first_failed.items() if name}
+
+
+def in_this_profile(names: list[str], zoo, profile: str) -> list[str]:
+    """The models a run of `profile` builds: an entry marked `profiles: [full]` is not trained for a
+    quick run (the figure's quick params do not read it); all of them without a zoo."""
+    return [name for name in names if zoo is None or in_profile(zoo.entries.get(name, {}), profile)]
+
+
+def models_to_read(spec: FigureSpec, options) -> list[str]:
+    """The declared models a figure must read in this run (the worker's check_all_read): those its
+    profile builds; every declared one when zoo.yaml is missing or broken (its own message)."""
+    config = options.models_dir / ZOO_CONFIG
+    try:
+        return in_this_profile(spec.models, read_zoo(config) if config.is_file() else None, options.profile)
+    except ZooError:
+        return list(spec.models)
 
 
 def unread_zoo_problems(specs: dict[str, FigureSpec], selected: list[str], options) -> list[str]:

@@ -2,8 +2,9 @@
 
 The runner writes a job file (script, make function, params, device, seed, threads, staging
 folder) and starts a worker for it. The worker sets the one thread policy (figure_threads: one
-torch thread on the CPU, the job's share of the cores on a GPU), the device, the seed and the deck style, imports the script,
-calls its make function with a FigureContext that writes into the staging folder, and writes
+torch thread on the CPU, the job's share of the cores on a GPU), the device, the seed and the deck
+style, imports the script, calls its make function with a FigureContext that writes into the
+staging folder (and fails the figure when it never read a model its entry declares), and writes
 {"result": ...} or a failure report with only the user's own frames to the job's result file (an
 import that fails, in the script or in what it imports, is named with its file:line and what to do).
 A worker whose runner dies exits when its stdin pipe closes.
@@ -69,6 +70,7 @@ def make_figure(job: dict) -> dict:
     started = time.perf_counter()
     numbers = make(ctx)
     seconds = time.perf_counter() - started
+    ctx.check_all_read(job.get("must_read", job["models"]))   # a declared model it never read: not "made"
     if not isinstance(numbers, dict):
         raise TypeError(f"{job['script']}: {job['make']} must return a dict of the numbers it shows")
     ctx.path("json").write_text(json.dumps(to_jsonable(numbers), indent=2, allow_nan=False))

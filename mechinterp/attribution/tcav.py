@@ -7,7 +7,7 @@ directional derivative). A score is only evidence when it holds across many rand
 
   scores            one TCAV score per CAV trained against a different random set
   null_scores       the same with CAVs between two random sets (no concept at all)
-  p_value           two-sided t-test of scores against null_scores (scipy)
+  p_value           two-sided t-test of scores against null_scores (scipy; t_test_p)
   sign_consistency  fraction of the runs on the same side of 0.5 as their mean
 
     result = tcav(model, "relu2", concept_images, random_sets, class_images, class_index=3)
@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from scipy.stats import ttest_ind
+from scipy.stats import ttest_ind_from_stats
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
@@ -210,11 +210,27 @@ def tcav_from_cavs(cavs: Sequence[CAV], null: Sequence[CAV], gradients: np.ndarr
     with small_blas():     # one product for all the CAVs; column k is tcav_score(gradients, direction k)
         rises = gradients @ np.stack([cav.direction for cav in [*cavs, *null]]).T > 0
     scores, null_scores = rises[:, :len(cavs)].mean(0).tolist(), rises[:, len(cavs):].mean(0).tolist()
-    p_value = float(ttest_ind(scores, null_scores).pvalue)
     mean_direction = np.mean([cav.direction for cav in cavs], axis=0)
-    return TCAVResult(scores, null_scores, [cav.accuracy for cav in cavs],
-                      p_value if np.isfinite(p_value) else 1.0,
+    return TCAVResult(scores, null_scores, [cav.accuracy for cav in cavs], t_test_p(scores, null_scores),
                       mean_direction / max(np.linalg.norm(mean_direction), 1e-12))
+
+
+def t_test_p(scores: Sequence[float], null_scores: Sequence[float]) -> float:
+    """Two-sided Student's t-test p of scores against null_scores. Scores are fractions of inputs,
+    and often all alike (every input's logit rises along every CAV): scipy's ttest_ind then warns
+    of precision loss computing a spread that is exactly 0, so the test is taken from the samples'
+    means and spreads, with one same value in both decided exactly (p 1; all alike but apart, p 0)."""
+    scores, null_scores = np.asarray(scores, dtype=float), np.asarray(null_scores, dtype=float)
+    if np.ptp(scores) == 0 and np.ptp(null_scores) == 0:
+        return 1.0 if scores[0] == null_scores[0] else 0.0
+    p_value = float(ttest_ind_from_stats(scores.mean(), spread(scores), len(scores),
+                                         null_scores.mean(), spread(null_scores), len(null_scores)).pvalue)
+    return p_value if np.isfinite(p_value) else 1.0
+
+
+def spread(values: np.ndarray) -> float:
+    """The sample standard deviation; exactly 0 for values all alike (no rounding residue)."""
+    return 0.0 if np.ptp(values) == 0 else float(values.std(ddof=1))
 
 
 def tcav(model, layer: str, concept_images: torch.Tensor, random_sets: Sequence[torch.Tensor],

@@ -159,6 +159,7 @@ class _FieldTracker:
         self.kept = [image]          # holding every tensor stops its memory being reused
         self.by_layer: dict[str, ReceptiveField] = {}
         self.problem: str | None = None
+        self.flat_shapes: dict[str, tuple] = {}     # layers that ran with no (N, C, H, W) output
 
     def field_of(self, tensor: torch.Tensor) -> ReceptiveField | None:
         if tensor.data_ptr() in self.fields:
@@ -169,6 +170,7 @@ class _FieldTracker:
     def hook(self, name: str, module: nn.Module):
         def record(_, inputs, output):
             if not isinstance(output, torch.Tensor) or output.dim() != 4:
+                self.flat_shapes.setdefault(name, tuple(output.shape) if isinstance(output, torch.Tensor) else None)
                 return
             if list(module.children()) or not inputs:
                 field = self.field_of(output)
@@ -202,6 +204,11 @@ def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField
         return tracker.by_layer[layer]
     if tracker.problem and layer not in tracker.by_layer:
         raise ValueError(f"layer {layer!r} {tracker.problem}")
+    if layer in tracker.flat_shapes:
+        shape = tracker.flat_shapes[layer]
+        output = f"has shape {shape}" if shape else "is not a tensor"
+        raise ValueError(f"layer {layer!r} ran, but its output {output}, not a spatial (N, C, H, W) map: "
+                         "a receptive field needs a layer with image positions (a conv layer, or one after a conv)")
     raise ValueError(f"layer {layer!r} did not run in the forward pass with a spatial output")
 
 
