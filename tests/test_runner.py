@@ -238,7 +238,7 @@ def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     listing = run_runner(workspace, "--list")   # running it again would fail again: said so
     line = next(line for line in listing.stdout.splitlines() if line.startswith("stale  beta/three"))
     assert line == (f"stale  beta/three: script changed; its last run with these inputs failed (RuntimeError: the "
-                    f"model diverged at {scripts / 'beta.py'}:11): fix that first")
+                    f"model diverged at {scripts / 'beta.py'}:{BETA.splitlines().index('    BEHAVIOUR') + 1}): fix that first")
     (scripts / "beta.py").write_text(BETA.replace("BEHAVIOUR", "pass  # fixed"))
     assert run_runner(workspace, "--list").stdout.count("stale  beta/three: script changed\n") == 1
     assert run_runner(workspace).returncode == 0

@@ -10,12 +10,14 @@ sparse features of the toy models of superposition. Nothing is downloaded.
 "digits" is: stratified, 25% held out, random_state 0. The tabular features are standardised with
 the training split's mean and standard deviation (both splits alike, so the test set leaks nothing).
 "sparse-features" is Elhage et al. (2022)'s input: each of n_features is non-zero with probability
-feature_probability and then uniform on [0, 1], drawn by the toy models' own sample_features. It
-has no classes: a model trained on it reconstructs its input (labels are -1).
+feature_probability and then uniform on [0, 1], drawn by sample_features, the one sampler, which
+the toy models (mechinterp.superposition.toy_models) train on too. It has no classes: a model
+trained on it reconstructs its input (labels are -1).
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 TABULAR = {"wine": "load_wine", "breast-cancer": "load_breast_cancer"}
 SPARSE_DEFAULTS = {"n_features": 20, "feature_probability": 0.1}
@@ -49,12 +51,25 @@ def _tabular(name: str, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     return scaler.transform(x).astype(np.float32), y, [str(n) for n in bunch.target_names]
 
 
+def sample_features(batch_size: int, feature_probability: torch.Tensor,
+                    generator: torch.Generator | None = None, shared: bool = False) -> torch.Tensor:
+    """(instances, features, batch): each entry 0 with probability S, else uniform on [0, 1].
+
+    One uniform draw u per entry serves both purposes: the feature is present when u < p, and
+    given that, u / p is uniform on [0, 1]. shared=True draws one u for all instances (common
+    random numbers): each instance still sees exactly its own distribution, comparisons between
+    instances get less noisy, and the random draws cost 1/instances as much."""
+    probability = feature_probability[:, :, None]
+    n_instances, n_features = feature_probability.shape
+    u = torch.rand((1 if shared else n_instances, n_features, batch_size), generator=generator,
+                   device=feature_probability.device)
+    return torch.where(u < probability, u / probability, torch.zeros((), device=u.device))
+
+
 def sparse_features(split: str, count: int | None = None, seed: int | None = None,
                     n_features: int | None = None, feature_probability: float | None = None):
     """`count` vectors of sparse features (defaults: 8,192 train, 2,048 test drawn from another
     seed; 20 features present with probability 0.1), with NO_CLASS labels."""
-    import torch
-    from mechinterp.superposition.toy_models import sample_features
     n_features = n_features or SPARSE_DEFAULTS["n_features"]
     probability = SPARSE_DEFAULTS["feature_probability"] if feature_probability is None else feature_probability
     count = count or SPARSE_SPLITS[split]["count"]

