@@ -5,8 +5,9 @@ circuits/curve-circuit     a second-layer unit most selective for arcs (or corne
                            strongest first-layer inputs and the kernels joining them
 circuits/ablation          zero / mean / resample ablation of each second-layer unit, effect sizes
 circuits/patching          recovered logit difference, per unit and per layer (donor -> target)
-circuits/integrated-gradients   IG maps for a few inputs, with each completeness gap, and the layer
-                           IG of the layer params "layer" names (a conv map or a vector layer)
+circuits/integrated-gradients   IG maps for a few inputs (bars over the features for a model of
+                           vectors), with each completeness gap, and the layer IG of the layer
+                           params "layer" names (a conv map or a vector layer)
 circuits/ig-convergence    completeness gap against number of steps, for each quadrature rule
 
 Each figure reads the first model its FIGURES entry declares and that model's own data (its zoo
@@ -316,21 +317,29 @@ def make_integrated_gradients(ctx):
     layer = ctx.layer(model)
     layer_ig = layer_integrated_gradients(model, inputs, layer, targets, baseline=0.0, steps=steps,
                                           internal_batch_size=256)
-    baseline = "black image" if input_name(model) == "pixels" else "zero input"
-    ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps, baseline))
+    images_in = input_name(model) == "pixels"
+    baseline = "black image" if images_in else "zero input"
+    draw = draw_ig_maps if images_in else draw_ig_bars
+    ctx.save(draw(inputs, gradients, ig, ctx.params["classes"], steps, baseline))
     attributions = layer_ig.attributions     # (N, units) of a vector layer, (N, C, H, W) of a conv map
     unit_totals = attributions.reshape(*attributions.shape[:2], -1).sum(2)
     with torch.no_grad():
         correct = (model(inputs).argmax(1) == targets).tolist()
     return {"model": name, "steps": steps, "rule": "gausslegendre", "baseline": baseline,
-            "classes": ctx.params["classes"],
+            "classes": ctx.params["classes"], "test_indices": picks,
             "correctly_classified": correct,
             "completeness_gap": ig.completeness_gap.tolist(),
             "relative_gap": ig.relative_gap.tolist(),
             "max_relative_gap": float(ig.relative_gap.max()),
             "output_difference": ig.output_difference.tolist(),
             "layer": layer, "layer_relative_gap": layer_ig.relative_gap.tolist(),
-            "layer_top_units": unit_totals.argsort(1, descending=True)[:, :3].tolist()}
+            "layer_top_units": unit_totals.argsort(1, descending=True)[:, :3].tolist(),
+            **({} if images_in else {"top_inputs": top_attributed(ig.attributions)})}
+
+
+def top_attributed(attributions, count=3):
+    """Each input's `count` features of largest |IG|, largest first: what a bar slide points to."""
+    return attributions.flatten(1).abs().argsort(1, descending=True)[:, :count].tolist()
 
 
 def draw_ig_maps(inputs, gradients, ig, class_names, steps, baseline):
@@ -347,6 +356,29 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps, baseline):
         axes[2, column].set_xlabel(f"gap {gap:.2f}%", fontsize=14)
     for row, label in enumerate(["input", "|gradient|", "IG"]):
         axes[row, 0].set_ylabel(label)
+    fig.suptitle(f"Integrated gradients from a {baseline} ({steps} Gauss–Legendre steps)", fontsize=17)
+    return fig
+
+
+def draw_ig_bars(inputs, gradients, ig, class_names, steps, baseline):
+    """draw_ig_maps for a model of vectors: one bar per input feature instead of one pixel."""
+    fig, axes = plt.subplots(3, len(inputs), figsize=(9, 7), sharex=True, squeeze=False)
+    rows = [inputs.flatten(1), gradients.flatten(1), ig.attributions.flatten(1)]
+    features = np.arange(rows[0].shape[1])
+    for row, values in enumerate(rows):
+        values = values.detach().cpu().numpy()
+        limit = float(np.abs(values).max()) or 1.0
+        for column, name in enumerate(class_names):
+            axis = axes[row, column]
+            axis.bar(features, values[column], width=0.8,
+                     color=np.where(values[column] >= 0, EXCITE, INHIBIT) if row != 1 else "#555555")
+            axis.set_ylim(-limit * 1.05 if row != 1 else 0, limit * 1.05)
+            axis.axhline(0, color="black", linewidth=0.8)
+            axis.set_yticks([])
+            axis.set_title(name if row == 0 else "", fontsize=16)
+        axes[row, 0].set_ylabel(["input", "|gradient|", "IG"][row])
+    for column in range(len(class_names)):
+        axes[2, column].set_xlabel(f"feature\ngap {float(ig.relative_gap[column]) * 100:.2f}%", fontsize=14)
     fig.suptitle(f"Integrated gradients from a {baseline} ({steps} Gauss–Legendre steps)", fontsize=17)
     return fig
 

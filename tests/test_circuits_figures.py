@@ -213,3 +213,26 @@ def test_circuit_figures_on_an_mlp_with_no_conv_layer(vector_zoo, tmp_path, run_
     assert numbers["layer"] == "act2" and numbers["max_relative_gap"] < 0.1
     assert [len(units) for units in numbers["layer_top_units"]] == [3, 3, 3]
     assert all(0 <= unit < 16 for units in numbers["layer_top_units"] for unit in units)
+
+
+def test_integrated_gradients_of_a_tabular_model_draw_bars_over_its_inputs(vector_zoo, tmp_path, run_figure):
+    """A wine MLP's user (13 standardised features, no image): the IG figure draws bars over the
+    features and names each input's three most attributed features, which are Captum's."""
+    from captum.attr import IntegratedGradients
+    from mechinterp.data import load_dataset
+    from mechinterp.models.zoo import load_model
+    classes = ["class_0", "class_1", "class_2"]
+    numbers = run_figure("circuits/integrated-gradients", vector_zoo, tmp_path, models=["wine-mlp"],
+                         params={"images": 45, "steps": 64, "classes": classes, "layer": "act1"})
+    assert numbers["baseline"] == "zero input" and numbers["max_relative_gap"] < 0.01
+    model = load_model("wine-mlp", vector_zoo, device="cpu")
+    test = load_dataset("wine", "test")
+    inputs = test.images[numbers["test_indices"]]
+    assert test.labels[numbers["test_indices"]].tolist() == [0, 1, 2]
+    reference = IntegratedGradients(model).attribute(inputs, baselines=0.0, target=[0, 1, 2], n_steps=64,
+                                                     method="gausslegendre")
+    assert numbers["top_inputs"] == reference.abs().argsort(1, descending=True)[:, :3].tolist()
+    (tmp_path / "digits").mkdir()
+    assert "top_inputs" not in run_figure("circuits/integrated-gradients", vector_zoo, tmp_path / "digits",
+                                          models=["tab-mlp"], params={"images": 100, "steps": 16,
+                                                                      "classes": ["0", "1"], "layer": "act2"})

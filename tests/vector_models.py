@@ -55,6 +55,17 @@ VECTOR_ZOO = """models:
     epochs: 8
     batch_size: 64
     learning_rate: 0.01
+  wine-mlp:
+    architecture: "tests.vector_models:TabMLP"
+    kwargs: {{n_in: 13, hidden: 16, classes: 3}}
+    dataset: wine
+    input_shape: [13]
+    feature_layers: [act1, act2]
+    classifier_layer: head
+    seed: 0
+    epochs: 30
+    batch_size: 32
+    learning_rate: 0.01
   toy:
     architecture: "tests.vector_models:ToySuperposition"
     kwargs: {{n_features: 6, n_hidden: 2}}
