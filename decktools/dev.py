@@ -1,7 +1,10 @@
 """`make dev`: the Slidev dev server on localhost for rehearsing, kept in step with the sources.
 
 Slidev serves the prepared deck; this loop re-prepares it whenever the speaker saves a deck file,
-one of its bib files or a figure's numbers, and Slidev's own hot reload does the rest.
+one of its bib files or a figure's numbers, and Slidev's own hot reload does the rest. Notes and
+content edited in the browser (presenter mode's "Edit Notes", Slidev's editor) are saved by Slidev
+into the prepared copy; the loop carries them back into the deck's own files (decktools.carryback)
+before anything re-prepares the copy.
 
     python -m decktools.dev talk/slides.md --port 3030     # presenter mode: /presenter
 """
@@ -15,8 +18,9 @@ from pathlib import Path
 
 from decktools.build import slidev_command
 from decktools.bib import deck_bib_files
+from decktools.carryback import carry_back
 from decktools.markdown import DeckError, read_deck
-from decktools.prepare import prepare_deck
+from decktools.prepare import prepare_deck, prepared_name
 
 
 def watched_files(deck_path: Path) -> list[Path]:
@@ -33,23 +37,59 @@ def snapshot(paths: list[Path]) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in paths if p.exists()}
 
 
+class PreparedCopies:
+    """What the loop last prepared: each copy's text and the source text it was made from."""
+
+    def __init__(self, deck_path: Path):
+        self.deck_path = deck_path
+        self.made: dict[Path, tuple[str, Path, str]] = {}
+
+    def prepare(self) -> None:
+        prepare_deck(self.deck_path)
+        self.made = {}
+        for source in read_deck(self.deck_path).files:
+            copy = prepared_name(source)
+            self.made[copy] = (copy.read_text(encoding="utf-8"), source, source.read_text(encoding="utf-8"))
+
+    def carry_back_edits(self) -> bool:
+        """Carry the browser's saves into the sources; True when a source was changed."""
+        changed = False
+        for copy, (generated, source, source_text) in list(self.made.items()):
+            if not copy.exists() or copy.read_text(encoding="utf-8") == generated:
+                continue
+            if source.read_text(encoding="utf-8") != source_text:
+                print(f"dev: {source} changed on disk while the browser edited its slides; the browser's "
+                      "edit is not kept: make it in the source", file=sys.stderr, flush=True)
+                continue
+            carried = carry_back(copy, generated, source, source_text)
+            for where in carried.changed:
+                print(f"dev: the browser's edit saved into {where}", flush=True)
+            for message in carried.refused:
+                print(f"dev: {message}", file=sys.stderr, flush=True)
+            self.made[copy] = (copy.read_text(encoding="utf-8"), source, source_text)   # said once
+            changed = changed or bool(carried.changed)
+        return changed
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make dev", description=__doc__.split("\n")[0])
     parser.add_argument("deck", type=Path)
     parser.add_argument("--port", type=int, default=3030)
     options = parser.parse_args(argv)
-    prepared = prepare_deck(options.deck)
-    server = subprocess.Popen(slidev_command(options.deck.parent, prepared.name, "--port", str(options.port),
-                                             "--bind", "127.0.0.1"), cwd=options.deck.parent)
+    copies = PreparedCopies(options.deck)
+    copies.prepare()
+    server = subprocess.Popen(slidev_command(options.deck.parent, prepared_name(options.deck).name, "--port",
+                                             str(options.port), "--bind", "127.0.0.1"), cwd=options.deck.parent)
     seen = snapshot(watched_files(options.deck))
     try:
         while server.poll() is None:
             time.sleep(1)
+            copies.carry_back_edits()        # before a re-preparation overwrites the copies
             current = snapshot(watched_files(options.deck))
             if current != seen:
                 seen = current
                 try:
-                    prepare_deck(options.deck)
+                    copies.prepare()
                     print("dev: deck re-prepared", flush=True)
                 except SystemExit as problems:  # keep serving the last good deck
                     print(f"dev: not updated, the deck has errors:\n{problems}", file=sys.stderr, flush=True)

@@ -1,0 +1,163 @@
+"""`make dev`: edits made in the browser reach the deck's own files (decktools.carryback).
+
+The unit tests prepare a real deck (decktools.prepare) and edit its prepared copy as Slidev's save
+does; the end-to-end test runs `python -m decktools.dev` (the real Slidev dev server), opens the
+presenter view in headless chromium, clicks "Edit Notes" and types, and reads the source file.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from decktools.carryback import carry_back
+from decktools.prepare import prepare_deck, prepared_name
+from tests.test_build import write_talk
+
+REPO = Path(__file__).resolve().parent.parent
+BIB = """@article{olah2020zoom,
+  author = {Olah, Chris and Cammarata, Nick},
+  title = {Zoom In: An Introduction to Circuits},
+  journal = {Distill},
+  year = {2020}
+}
+"""
+CITED_NOTES = "\n\nSee @olah2020zoom for the circuits.\n"
+REFERENCES = "\n---\nlayout: biblio\nbiblio:\n  item_per_page: 1\n---\n\n# References\n\n<!--\nNOTE-REFS\n-->\n"
+
+
+def cited_talk(tmp_path: Path) -> Path:
+    """write_talk's lecture with a bib, a citation in slide 1's notes and a reference list."""
+    deck = write_talk(tmp_path, head_extra="\nbiblio:\n  filename: refs.bib")
+    shutil.copytree(REPO / "talk" / "layouts", deck.parent / "layouts")      # the biblio layout
+    (deck.parent / "refs.bib").write_text(BIB)
+    text = deck.read_text().replace("NOTE-ONE", "NOTE-ONE" + CITED_NOTES.rstrip("\n"))
+    deck.write_text(text + REFERENCES)
+    return deck
+
+
+def browser_save(copy: Path, old: str, new: str) -> None:
+    """Slidev's save: the whole copy rewritten, with the edit in it."""
+    text = copy.read_text()
+    assert old in text
+    copy.write_text(text.replace(old, new))
+
+
+def prepared(deck: Path) -> tuple[Path, str, str]:
+    prepare_deck(deck)
+    copy = prepared_name(deck)
+    return copy, copy.read_text(), deck.read_text()
+
+
+def test_a_note_edit_is_saved_into_the_source_and_a_rendered_citation_stays_a_key(tmp_path):
+    deck = cited_talk(tmp_path)
+    copy, generated, source = prepared(deck)
+    assert "See Olah & Cammarata (2020) for" in generated
+    browser_save(copy, "NOTE-ONE\n", "NOTE-ONE\nSay this slowly.\n")
+    carried = carry_back(copy, generated, deck, source)
+    assert carried.changed == [f"{deck}:1"] and carried.refused == []
+    text = deck.read_text()
+    assert "NOTE-ONE\nSay this slowly.\n\nSee @olah2020zoom for the circuits.\n-->" in text
+    assert text.replace("Say this slowly.\n", "") == source          # nothing else moved
+
+
+def test_an_edited_line_with_a_citation_is_taken_as_typed_and_other_slides_are_untouched(tmp_path):
+    deck = cited_talk(tmp_path)
+    copy, generated, source = prepared(deck)
+    browser_save(copy, "See Olah & Cammarata (2020) for the circuits.", "See Olah's essay.")
+    carry_back(copy, generated, deck, source)
+    assert deck.read_text() == source.replace("See @olah2020zoom for the circuits.", "See Olah's essay.")
+
+
+def test_a_note_on_the_reference_list_is_carried_past_its_generated_pages_and_content_is_refused(tmp_path):
+    deck = cited_talk(tmp_path)
+    (deck.parent / "refs.bib").write_text(BIB + BIB.replace("olah2020zoom", "second").replace("Zoom In", "Two"))
+    deck.write_text(deck.read_text().replace("for the circuits.", "for the circuits and @second."))
+    copy, generated, source = prepared(deck)
+    assert generated.count("layout: biblio") == 2          # one entry per page: two pages
+    browser_save(copy, "NOTE-REFS\n", "NOTE-REFS\nthank the audience\n")
+    assert carry_back(copy, generated, deck, source).changed
+    assert "NOTE-REFS\nthank the audience\n-->" in deck.read_text()
+    copy, generated, source = prepared(deck)
+    browser_save(copy, "# References\n\n", "# Reading list\n\n")
+    carried = carry_back(copy, generated, deck, source)
+    assert carried.changed == [] and deck.read_text() == source
+    assert carried.refused and "reference list is made from the bibliography" in carried.refused[0]
+
+
+def test_a_frontmatter_edit_or_a_new_slide_is_named_not_lost_silently(tmp_path):
+    deck = cited_talk(tmp_path)
+    copy, generated, source = prepared(deck)
+    browser_save(copy, "layout: biblio", "layout: biblio\nclass: text-sm")
+    carried = carry_back(copy, generated, deck, source)
+    assert carried.changed == [] and "frontmatter edit" in carried.refused[0]
+    assert carried.refused[0].startswith(f"{deck}:")
+    copy.write_text(generated + "\n---\n\n# Added in the browser\n")
+    carried = carry_back(copy, generated, deck, source)
+    assert "added or removed slides" in carried.refused[0] and deck.read_text() == source
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition, seconds: float, what: str, pause=lambda: time.sleep(0.5)):
+    """Poll `condition`; with a page open, pause with page.wait_for_timeout: playwright serves
+    the page's requests (routed through deckbrowser's filter) only while Python calls into it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        pause()
+    pytest.fail(f"waited {seconds:.0f} s for {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def dev_server(tmp_path):
+    deck = cited_talk(tmp_path)
+    port = free_port()
+    log = open(tmp_path / "dev.log", "w")
+    server = subprocess.Popen([sys.executable, "-m", "decktools.dev", str(deck), "--port", str(port)],
+                              cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/__slidev/slides/1.json"), 120, "the dev server")
+        yield deck, f"http://127.0.0.1:{port}", tmp_path / "dev.log"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log.close()
+
+
+def test_notes_typed_in_the_presenter_view_land_in_the_imported_source_file(dev_server):
+    from tests.deckbrowser import browser_page
+    deck, url, log = dev_server
+    part = deck.parent / "pages" / "part.md"
+    with browser_page(1280, 800) as (page, _):
+        page.goto(f"{url}/presenter/2", wait_until="networkidle", timeout=120_000)
+        page.get_by_title("Edit Notes").click()
+        page.locator("textarea").first.press("End")
+        page.locator("textarea").first.type(" Pause here.")
+        wait_for(lambda: "Pause here." in part.read_text(), 60, f"the note in {part}",
+                 pause=lambda: page.wait_for_timeout(500))
+    assert part.read_text() == "---\n\n# Two\n\nFrom a page\n\n<!--\nNOTE-TWO Pause here.\n-->\n"
+    wait_for(lambda: "dev: deck re-prepared" in log.read_text(), 30, "the re-preparation")
+    assert "NOTE-TWO Pause here." in prepared_name(part).read_text()
+    assert f"saved into {part}:1" in log.read_text()
