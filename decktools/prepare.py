@@ -13,6 +13,9 @@ The speaker edits talk/slides.md; Slidev is given the prepared copy, in which
     bibliography slide of the imported file there is one slide per page);
   - a hidden slide (`hide:`/`disabled:`, its own or its src: slide's) is left as written: Slidev
     never loads it, and the reference list leaves out what only it cites;
+  - a slide of layout image, image-left or image-right whose `image:` is a figure (/figures/...)
+    gets `backgroundSize: contain`, unless it sets one: Slidev's default, cover, crops the figure
+    (its axes and labels) to fill the half;
   - the headmatter gets offline defaults it lacks (no web-font provider, a local favicon), and
     loses the retired `slidev-addon-citations` addon.
 Code (fenced and inline) is left exactly as written. Preparing refuses a deck that fails the check.
@@ -44,6 +47,7 @@ from decktools.themes import RETIRED_ADDONS
 from figures_src.runner import write_atomic
 
 OFFLINE_HEADMATTER = {"favicon": "/favicon.svg", "fonts": {"provider": "none"}}
+IMAGE_LAYOUTS = {"image", "image-left", "image-right"}
 SRC_LINE = re.compile(r"^(\s*src:\s*)(\S+?\.md)(\s*(?:#.*)?)$")
 
 
@@ -179,6 +183,24 @@ def with_offline_headmatter(text: str, headmatter: dict) -> str:
     return "\n".join(["---", dumped] + lines[close:])
 
 
+def shows_figure_whole(slide: Slide) -> bool:
+    """An image layout showing a figure, with Slidev's cropping default (no backgroundSize)."""
+    frontmatter = slide.frontmatter
+    return (frontmatter.get("layout") in IMAGE_LAYOUTS and "backgroundSize" not in frontmatter
+            and references.figure_id_of(str(frontmatter.get("image", ""))) is not None)
+
+
+def with_whole_figures(path: Path, text: str) -> str:
+    """Give each image-layout slide of a figure `backgroundSize: contain` (see the docstring);
+    run last, on the prepared text, as it adds lines."""
+    lines = text.split("\n")
+    for slide in reversed(split_slides(path, text)[1]):
+        if shows_figure_whole(slide):
+            closing = slide.end_line - len(slide.body) - 1          # index of the frontmatter's closing ---
+            lines.insert(closing, "backgroundSize: contain")
+    return "\n".join(lines)
+
+
 def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
                  models_dir: Path | None = None) -> Path:
     """Check, then write the prepared deck and its presenter metadata; return the prepared entry."""
@@ -194,7 +216,7 @@ def prepare_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
         text = prepare_file(path, deck, bib, rendered, figures_dir)
         if path == deck.entry and deck.headmatter:
             text = with_offline_headmatter(text, {**deck.headmatter, "deckMeta": f"deck-meta/{deck_path.stem}.json"})
-        write_atomic(prepared_name(path), text)
+        write_atomic(prepared_name(path), with_whole_figures(path, text))
     # numbered as the built deck is (decktools.numbering): a long bibliography is several slides
     meta = deck_meta(deck, figures_dir, models_dir or REPO_ROOT / "models", works=len(rendered.entries))
     write_atomic(meta_path(deck_path), json.dumps(meta, indent=1))

@@ -5,6 +5,7 @@ routes are checked by a real `slidev build` served by a plain static file server
 index.html) and visited in Debian's headless chromium (tests/deckbrowser.py).
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -269,6 +270,13 @@ Caption after the figure.
 </div>
 
 Caption under the grid.
+
+---
+layout: image-right
+image: /figures/circuits/kv-keys.png
+---
+
+# A figure as the right half
 """
 
 # On the slide shown (the others are in the DOM, hidden): each image's opacity as drawn (its own
@@ -279,7 +287,8 @@ SHOWN_FIGURES = """() => {
   const box = el => { const r = el.getBoundingClientRect();
                       return [r.left - slide.left, r.top - slide.top, r.right - slide.left, r.bottom - slide.top]; };
   const shown = [...document.querySelectorAll('#slide-content img, #slide-content p')].filter(e => e.getBoundingClientRect().width > 0);
-  return {size: [slide.width, slide.height],
+  const half = [...document.querySelectorAll('#slide-content div')].find(d => d.style.backgroundImage);
+  return {size: [slide.width, slide.height], halfSize: half ? getComputedStyle(half).backgroundSize : null,
           images: shown.filter(e => e.tagName === 'IMG').map(i => ({opacity: drawn(i), box: box(i), height: i.naturalHeight})),
           captions: shown.filter(e => e.innerText.startsWith('Caption')).map(box)};
 }"""
@@ -308,6 +317,8 @@ def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
     (deck.parent / "style.css").write_bytes((REPO / "talk" / "style.css").read_bytes())
     (deck.parent / "public").mkdir()
     tall_and_wide_figures(deck.parent / "public")
+    (deck.parent / "public" / "figures" / "circuits").mkdir(parents=True)      # a figure id a script declares
+    shutil.copy(deck.parent / "public" / "wide.png", deck.parent / "public" / "figures" / "circuits" / "kv-keys.png")
     result = build(deck)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with serve(deck.parent / "dist-lecture") as url, browser_page(1280, 720) as (page, log):
@@ -324,4 +335,7 @@ def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
                 assert 0 <= left < right <= width and 0 <= top < bottom <= height, (number, image, shown["size"])
             for left, top, right, bottom in shown["captions"]:
                 assert 0 <= top < bottom <= height and bottom > max(i["box"][3] for i in shown["images"]), (number, shown)
+        page.goto(f"{url}/5", wait_until="networkidle")     # image-right: the whole figure, not cropped to fill
+        page.wait_for_function(f"() => ({SHOWN_FIGURES})().halfSize !== null", timeout=15000)
+        assert page.evaluate(SHOWN_FIGURES)["halfSize"] == "contain"
         assert log.blocked == [] and log.failed == []

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from decktools.carryback import carry_back
+from decktools.markdown import split_slides
 from decktools.prepare import prepare_deck, prepared_name
-from tests.test_build import write_talk
+from tests.test_build import touch, write_talk
 
 REPO = Path(__file__).resolve().parent.parent
 BIB = """@article{olah2020zoom,
@@ -45,7 +46,7 @@ def browser_save(copy: Path, old: str, new: str) -> None:
     """Slidev's save: the whole copy rewritten, with the edit in it."""
     text = copy.read_text()
     assert old in text
-    copy.write_text(text.replace(old, new))
+    copy.write_text(text.replace(old, new, 1))
 
 
 def prepared(deck: Path) -> tuple[Path, str, str]:
@@ -161,3 +162,21 @@ def test_notes_typed_in_the_presenter_view_land_in_the_imported_source_file(dev_
     wait_for(lambda: "dev: deck re-prepared" in log.read_text(), 30, "the re-preparation")
     assert "NOTE-TWO Pause here." in prepared_name(part).read_text()
     assert f"saved into {part}:1" in log.read_text()
+
+
+def test_an_image_layout_shows_a_figure_whole_unless_the_slide_sizes_it(tmp_path):
+    """Slidev's image layouts default to cover, which crops a figure's axes; a photo keeps it."""
+    deck = write_talk(tmp_path)
+    slides = {"/figures/circuits/kv-keys.png": "", "/photo.jpg": "", "/figures/circuits/kv-correct.png":
+              "backgroundSize: 80%\n"}
+    deck.write_text(deck.read_text() + "".join(f"\n---\nlayout: image-left\nimage: {image}\n{extra}---\n\n# Slide\n"
+                                               for image, extra in slides.items()))
+    for image in slides:
+        touch(deck.parent / "public" / image.lstrip("/"), "an image")
+    copy, generated, source = prepared(deck)
+    sizes = [slide.frontmatter.get("backgroundSize") for slide in split_slides(copy, generated)[1][-3:]]
+    assert sizes == ["contain", None, "80%"]
+    browser_save(copy, "# Slide\n", "# Slide\n\nadded in the browser\n")
+    separator = source.split("\n").index("layout: image-left")       # the first image slide's --- line
+    assert carry_back(copy, generated, deck, source).changed == [f"{deck}:{separator}"]
+    assert deck.read_text() == source.replace("# Slide\n", "# Slide\n\nadded in the browser\n", 1)
