@@ -41,7 +41,7 @@ from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bib
 from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
 from decktools.numbering import cited_keys
-from decktools.numbers import MeasuredError, format_measured
+from decktools.numbers import FigureNotMadeError, MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
 from decktools.rehearse import timing_problems
 from decktools.themes import theme_problems
@@ -121,7 +121,13 @@ def figure_id_problems(deck: Deck, declared: set[str] | None) -> list[Problem]:
             if (message := unknown_figure_message(figure_id, declared))]
 
 
-def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None) -> list[Problem]:
+def make_slides_line(deck_path: Path, profile: str = DEFAULT_PROFILE) -> str:
+    """The make line that makes this deck's figures (only those) in `profile`, and builds it."""
+    return f"make slides DECK={deck_path}" + ("" if profile == DEFAULT_PROFILE else f" PROFILE={profile}")
+
+
+def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None,
+                   make_line: str = "make slides") -> list[Problem]:
     """Remote and missing assets; a figure only a hidden slide shows need not be made yet
     (make figures skips it), but its id must be declared."""
     problems, unmade = [], _on_hidden_slides(deck, references.assets)
@@ -141,7 +147,7 @@ def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = Non
             if figure_id and (message := unknown_figure_message(figure_id, declared)):
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target}: {message}"))
             elif not local.exists() and not (figure_id and _at(ref) in unmade):
-                hint = "run `make figures`" if target.lstrip("/").startswith("figures/") else "fix the path"
+                hint = f"run `{make_line}` to make it" if figure_id else "fix the path"
                 problems.append(Problem(ref.path, ref.line, ref.column, f"asset {ref.target} not found "
                                         f"(looked for {local}): {hint}"))
     return problems
@@ -156,7 +162,8 @@ def _on_hidden_slides(deck: Deck, find) -> set[tuple]:
     return {_at(ref) for ref in find(deck)} - {_at(ref) for ref in find(deck.shown())}
 
 
-def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None = None) -> list[Problem]:
+def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None = None,
+                      make_line: str = "make slides") -> list[Problem]:
     """<Measured> numbers that cannot be read; one on a hidden slide is never built, so only its
     figure id is checked."""
     problems, hidden = [], _on_hidden_slides(deck, references.measured)
@@ -165,6 +172,8 @@ def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None =
         if message is None and _at(ref) not in hidden:
             try:
                 format_measured(ref.attributes, figures_dir)
+            except FigureNotMadeError as error:
+                message = f"{error}: run `{make_line}` to make it"
             except MeasuredError as error:
                 message = str(error)
         if message:
@@ -189,17 +198,16 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
     named = "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
     return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
                     f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}"
-                    f"{remake_advice(why, deck_path, figure_id, named)}", "warning")
+                    f"{remake_advice(why, make_slides_line(deck_path, profile), figure_id, named)}", "warning")
             for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
-def remake_advice(why: str, deck_path: Path, figure_id: str, named: str) -> str:
+def remake_advice(why: str, make_line: str, figure_id: str, named: str) -> str:
     """The command that remakes the figure; none after a reason that says running it again
     won't help (its last run with these inputs failed: the runner says where to fix it)."""
     if why.endswith(FIX_FIRST):
         return ""
-    return (f": run `make slides DECK={deck_path}{named}` (or `make figures ONLY='{figure_id}'{named}`) "
-            "to remake it")
+    return f": run `{make_line}` (or `make figures ONLY='{figure_id}'{named}`) to remake it"
 
 
 def hiding_problems(deck: Deck) -> list[Problem]:
@@ -273,8 +281,9 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
     problems += script_problems
     if bib_found:   # else every key would be unknown: the bib's own "not found" says what to do
         problems += citation_problems(deck, bibliography) + unused_entry_problems(deck_path, bibliography)
-    problems += asset_problems(deck, public_dir, declared)
-    problems += measured_problems(deck, public_dir / "figures", declared)
+    make_line = make_slides_line(deck_path, profile)
+    problems += asset_problems(deck, public_dir, declared, make_line)
+    problems += measured_problems(deck, public_dir / "figures", declared, make_line)
     problems += stale_figure_problems(deck, deck_path, declared, profile)
     problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck)
     # a page imported twice, or a src: slide's key merged onto each slide it imports, is one problem

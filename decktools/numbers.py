@@ -27,6 +27,10 @@ class MeasuredError(ValueError):
     """A Measured tag whose figure or value does not exist; the message says what to do."""
 
 
+class FigureNotMadeError(MeasuredError):
+    """The figure has no numbers file yet: the caller says which make line makes it."""
+
+
 def key_paths(numbers, prefix: str = "") -> list[str]:
     """Every dotted path into a figure's JSON ('a', 'a.b', 'a.0'; the first items of each list)."""
     if isinstance(numbers, dict):
@@ -99,8 +103,7 @@ def _miss_message(numbers, dotted: str, rest: list[str], where) -> str:
 def read_numbers(figure_id: str, figures_dir: Path):
     path = figures_dir / f"{figure_id}.json"
     if not path.exists():
-        raise MeasuredError(f"figure {figure_id!r} has no numbers file {path}: run `make figures` "
-                            "(or check the id against figures_src/)")
+        raise FigureNotMadeError(f"figure {figure_id!r} has no numbers file {path}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as error:       # JSONDecodeError and UnicodeDecodeError both are

@@ -62,6 +62,11 @@ def problems_of(deck: Path, level="error"):
     return [p for p in report.problems if p.level == level]
 
 
+def problems_of_profile(deck: Path, profile: str):
+    report = check_deck(deck, deck.parent.parent / "citations.bib", profile=profile)
+    return [p for p in report.problems if p.level == "error"]
+
+
 # dedented here: GOOD + "..." is not indented alike, and 4 indented spaces are a code block
 GOOD = textwrap.dedent("""
     # Features [@alpha2020; @delta2019]
@@ -97,7 +102,7 @@ def test_good_deck_passes_without_warnings(tmp_path):
     ("\n![x](/figures/demo/missing.png)\n", 6, "not found"),
     ('\n<div style="background: url(./nothere.jpg)"></div>\n', 29, "asset ./nothere.jpg not found"),
     ('\n<Measured fig="demo/plot" value="accuracy.top5"/>\n', 1, "no 'top5' here"),
-    ('\n<Measured fig="demo/absent" value="x"/>\n', 1, "run `make figures`"),
+    ('\n<Measured fig="demo/absent" value="x"/>\n', 1, "has no numbers file"),
 ])
 def test_each_error_names_file_line_column_and_fix(tmp_path, body, column, message):
     deck = write_deck(tmp_path, GOOD + "\n---\n" + body)
@@ -311,12 +316,17 @@ def test_unknown_figure_ids_and_value_keys_get_did_you_mean(tmp_path, body, mess
     assert message in found[0].message
 
 
-def test_a_declared_figure_not_made_yet_says_run_make_figures(tmp_path):
-    deck = write_deck(tmp_path, GOOD + '\n---\n\n<Measured fig="mytalk/cka" value="x"/>\n')
+def test_a_declared_figure_not_made_yet_says_the_make_line_that_makes_this_decks_figures(tmp_path):
+    """Not `make figures`, which makes every stale figure of the repository in the full profile."""
+    deck = write_deck(tmp_path, GOOD + '\n---\n\n<Measured fig="mytalk/cka" value="x"/>\n\n![p](/figures/mytalk/cka.png)\n')
     (tmp_path / "figures_src").mkdir()
     (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
-    [problem] = problems_of(deck)
-    assert "run `make figures`" in problem.message and "did you mean" not in problem.message
+    image, measured = problems_of(deck)
+    assert measured.message.endswith(f"has no numbers file {deck.parent / 'public/figures/mytalk/cka.json'}: "
+                                     f"run `make slides DECK={deck}` to make it")
+    assert image.message.endswith(f": run `make slides DECK={deck}` to make it")
+    problem = problems_of_profile(deck, "quick")[1]
+    assert problem.message.endswith(f"run `make slides DECK={deck} PROFILE=quick` to make it")
 
 
 

@@ -17,7 +17,8 @@ def test_provenance_matches_manifest_and_flags_stale(workspace):
     manifest = json.loads((figures / "manifest.json").read_text())["figures"]
     assert fresh["alpha/one"]["stale"] is False and fresh["alpha/one"]["why"] is None
     assert fresh["alpha/two"]["models"] == {"m1": manifest["alpha/two"]["inputs"]["models"]["m1"]["checkpoint"][:12]}
-    assert fresh["alpha/one"]["command"] == "make figures ONLY='alpha/one' FORCE=1"
+    assert fresh["alpha/one"]["profile"] == "quick"          # so is the command that remakes it
+    assert fresh["alpha/one"]["command"] == "make figures ONLY='alpha/one' PROFILE=quick FORCE=1"
     assert fresh["alpha/one"]["ran_on"] == manifest["alpha/one"]["ran_on"]
     assert fresh["alpha/one"]["ran_on"]["worker"] == "local" and fresh["alpha/one"]["ran_on"]["device"] == "cpu"
     # the runner records quick-profile outputs; provenance re-hashes with that same profile

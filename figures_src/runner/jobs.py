@@ -48,8 +48,10 @@ def engine_commit(repo_root: Path) -> str:
     return commit + ("+dirty" if dirty else "")
 
 
-def regenerate_command(figure_id: str) -> str:
-    return f"make figures ONLY='{figure_id}' FORCE=1"
+def regenerate_command(figure_id: str, profile: str) -> str:
+    """The make line that remakes this figure as it was made: in its profile (full is make's default)."""
+    in_profile = "" if profile == "full" else f" PROFILE={profile}"
+    return f"make figures ONLY='{figure_id}'{in_profile} FORCE=1"
 
 
 def install_outputs(spec: FigureSpec, staging: Path, figures_dir: Path) -> dict[str, str]:
@@ -90,7 +92,7 @@ def record(manifest: Manifest, spec: FigureSpec, inputs: dict, outputs: dict, re
         "ran_on": result.get("ran_on") or {"worker": "local", "host": socket.gethostname(),
                                            "device": result["device"]},
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": regenerate_command(spec.figure_id)}
+        "command": regenerate_command(spec.figure_id, inputs["profile"])}
     manifest.failed.pop(spec.figure_id, None)
     manifest.save()
 
