@@ -41,6 +41,7 @@ from decktools.problems import Problem
 
 MIN_SECONDS = 15.0
 OVER_TOLERANCE = 0.10
+SHORT_TOLERANCE = 0.25      # a plan this far under the duration gets a hint on what to add
 UNITS = {"h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600, "m": 60, "min": 60, "mins": 60,
          "minute": 60, "minutes": 60, "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1}
 PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)
@@ -304,11 +305,27 @@ def unknown_slides(index: int, run: Run, slide_count: int) -> list[str]:
             f"table; the deck changed since this run, or fix {run.path}"]
 
 
+def shortened(text: str, width: int) -> str:
+    """`text` cut to `width` characters, an ellipsis showing where it was cut."""
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def short_plan_hint(plans: list[SlidePlan], planned: float, duration: float) -> list[str]:
+    """When the plan is well under the duration, what it is made of and what to add."""
+    if planned >= duration * (1 - SHORT_TOLERANCE):
+        return []
+    unbudgeted = [plan for plan in plans if not plan.budget_given]
+    silent = sum(1 for plan in unbudgeted if plan.words == 0)
+    return [f"short: the plan counts only the words of the notes ({silent} of {len(unbudgeted)} slides without `budget:` have "
+            f"no notes and count {MIN_SECONDS:.0f} s); give the slides you will talk over a `budget: 3min` in "
+            "their frontmatter, or write their notes"]
+
+
 def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, list[str]]:
     """The printed plan, each run column's file named under it, and the list of flags (sections
     that run over)."""
     duration = slidev_seconds(deck.headmatter.get("duration", "30min"))      # Slidev's default
-    header = f"{'#':>3}  {'section':<22} {'title':<34} {'words':>5} {'plan':>6} {'total':>6}"
+    header = f"{'#':>3}  {'section':<22} {'title':<40} {'words':>5} {'plan':>6} {'total':>6}"
     lines = [header + "".join(f" {'run' + str(i + 1):>6}" for i in range(len(runs)))]
     flags, cumulative, passed_at = [], 0.0, None
     for plan in plans:
@@ -316,7 +333,7 @@ def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, li
         if cumulative > duration * (1 + OVER_TOLERANCE) and passed_at is None:
             passed_at = plan.section
         mark = "*" if plan.budget_given else " "
-        row = (f"{plan.number:>3}  {plan.section[:22]:<22} {plan.title[:34]:<34} {plan.words:>5} "
+        row = (f"{plan.number:>3}  {shortened(plan.section, 22):<22} {shortened(plan.title, 40):<40} {plan.words:>5} "
                f"{clock(plan.seconds):>5}{mark} {clock(cumulative):>6}")
         lines.append(row + "".join(f" {clock(run.seconds[plan.number]) if plan.number in run.seconds else '-':>6}"
                                     for run in runs))
@@ -332,6 +349,7 @@ def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, li
     ratio = cumulative / duration - 1
     lines.append(f"plan: {clock(cumulative)} for {len(plans)} slides against duration {clock(duration)} "
                  f"({ratio:+.0%}); * = budget from frontmatter")
+    lines += short_plan_hint(plans, cumulative, duration)
     lines += [f"over: {flag}" for flag in flags] or ["over: nothing runs over"]
     return "\n".join(lines), flags
 

@@ -85,6 +85,21 @@ def test_report_flags_the_section_past_the_duration_and_slow_runs(deck):
     assert "run1 = rehearsals/talk-1.json" in text.splitlines()            # the column's file, under the table
 
 
+def test_a_plan_well_short_of_the_duration_says_what_it_counts_and_what_to_add(deck):
+    """A 45-minute workshop whose slides have few notes planned 4:31 (-90%) with no hint why."""
+    deck.write_text(DECK.replace("duration: 2min", "duration: 45min").replace(
+        "# Long", "# Interpretability 101: reading a neural network's features"))
+    parsed = read_deck(deck)
+    text, flags = report(parsed, plan_deck(parsed, words_per_minute=60), [])
+    assert flags == [] and text.splitlines()[-2] == (
+        "short: the plan counts only the words of the notes (1 of 3 slides without `budget:` have no notes and "
+        "count 15 s); give the slides you will talk over a `budget: 3min` in their frontmatter, or write their notes")
+    assert "Interpretability 101: reading a neural …" in text          # cut where shown, not silently
+    deck.write_text(DECK)
+    parsed = read_deck(deck)
+    assert "short:" not in report(parsed, plan_deck(parsed, words_per_minute=60), [])[0]
+
+
 def test_durations_and_clock():
     assert parse_seconds("40min") == 2400 and parse_seconds("1.5h") == 5400 and parse_seconds(90) == 90
     assert parse_seconds("40", default_unit="min") == 2400
