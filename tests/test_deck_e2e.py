@@ -156,7 +156,7 @@ def assert_bibliography_complete(deck: Path, site: Path) -> None:
 def test_deck_builds_offline_and_every_slide_renders(deck_name):
     deck = TALK / deck_name
     site = make_slides(deck)
-    assert check_deck(deck).problems == [], "make check must pass with no warnings"
+    assert check_deck(deck, profile=PROFILE).problems == [], "make check (in the profile built) must pass with no warnings"
     states = assert_deck_renders(deck, site)
     assert_bibliography_complete(deck, site)
     manifest = json.loads((TALK / "public" / "figures" / "manifest.json").read_text())["figures"]
@@ -195,7 +195,7 @@ def test_course_deck_builds_checks_clean_and_every_slide_fits():
     visited slide by slide in the main deck's test above."""
     deck = TALK / "course.md"
     site = make_slides(deck)
-    assert check_deck(deck).problems == [], "make check must pass with no warnings"
+    assert check_deck(deck, profile=PROFILE).problems == [], "make check (in the profile built) must pass with no warnings"
     states, log = overview_states(site)
     assert log.blocked == [] and log.failed == [], (log.blocked[:5], log.failed[:5])
     assert [state["number"] for state in states] == list(range(1, len(prepared_slides(deck)) + 1))
