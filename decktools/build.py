@@ -38,9 +38,11 @@ import sys
 from pathlib import Path
 
 from decktools.check import DEFAULT_PROFILE, declared_figure_ids, stale_figure_problems
-from decktools.deckmeta import meta_path
+from decktools import references
+from decktools.deckmeta import failed_on_same_inputs, meta_path
 from decktools.markdown import read_deck
 from decktools.prepare import prepare_deck, prepared_name
+from decktools.problems import Problem
 from figures_src.runner import write_atomic
 
 CHROMIUM = "/usr/bin/chromium"
@@ -177,13 +179,25 @@ def export_pdf(deck_path: Path, chromium: str = CHROMIUM) -> Path:
     return target
 
 
+def forced_failure_problems(deck, deck_path: Path, already: set[tuple]) -> list[Problem]:
+    """Where the deck shows a figure whose forced remake failed with the inputs its image was made
+    from (not stale, so check's warnings leave it out): it shows that image, which is current."""
+    shown = references.figures(deck.shown())
+    failed = failed_on_same_inputs({figure_id for _, figure_id in shown}, deck_path.parent / "public" / "figures")
+    return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} failed when remade ({failed[figure_id]}); "
+                    "the slide shows its image made earlier from the same inputs", "warning")
+            for ref, figure_id in shown if figure_id in failed and (ref.path, ref.line, ref.column) not in already]
+
+
 def previous_outputs_summary(deck_path: Path, out: Path, profile: str = DEFAULT_PROFILE) -> int:
     """After figures failed: where the built deck shows their previous outputs (check's stale
     warnings in the profile the figures were run in: a failed figure whose previous outputs were
     made in another profile is as stale as one whose script changed), a closing line, and the exit
     status, 1 (make slides fails though the deck is built)."""
     declared, _ = declared_figure_ids(deck_path)
-    stale = stale_figure_problems(read_deck(deck_path), deck_path, declared, profile)
+    deck = read_deck(deck_path)
+    stale = stale_figure_problems(deck, deck_path, declared, profile)
+    stale += forced_failure_problems(deck, deck_path, {(p.path, p.line, p.column) for p in stale})
     for problem in stale:
         print(problem, file=sys.stderr)
     places = f", shown at the {len(stale)} place{'s' if len(stale) > 1 else ''} above" if stale else ""

@@ -52,6 +52,15 @@ def declared_specs(scripts_dir: Path, repo_root: Path = REPO_ROOT) -> dict:
         return {}
 
 
+def failed_on_same_inputs(figure_ids, figures_dir: Path) -> dict[str, str]:
+    """{figure id: error} for the ids whose last run (a forced one: FORCE=1) failed with the very
+    inputs its recorded outputs were made from: those outputs are current, but the run failed."""
+    manifest = Manifest.load(figures_dir / "manifest.json")
+    return {figure_id: failed["error"] for figure_id in sorted(figure_ids)
+            if (failed := manifest.failed.get(figure_id)) and figure_id in manifest.figures
+            and failed.get("input_hash") == manifest.figures[figure_id]["inputs"]["input_hash"]}
+
+
 def stale_reasons(figure_ids, figures_dir: Path, models_dir: Path, scripts_dir: Path,
                   repo_root: Path = REPO_ROOT, profile: str | None = None) -> dict[str, str | None]:
     """{figure id: why it is stale, None when current} for the ids the manifest records, by the

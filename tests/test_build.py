@@ -217,6 +217,28 @@ def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_buil
                                          "shown at the 1 place above: fix the figures and run make slides again")
 
 
+def test_a_forced_remake_that_fails_on_unchanged_inputs_is_named_where_the_deck_shows_it(tmp_path, capsys):
+    """make slides FORCE=1 with a figure that fails this time (its inputs unchanged, so not stale):
+    the build's summary names where the deck shows it, not only that figures failed."""
+    flaky = PLOT.replace("import matplotlib.pyplot as plt", "import os\nimport matplotlib.pyplot as plt").replace(
+        "    ax.plot([0, 1])", "    if os.environ.get('LAB_FAIL'):\n        raise RuntimeError('out of memory')\n    ax.plot([0, 1])")
+    deck, runner = deck_showing_plot(tmp_path, flaky)
+    runner += ["--profile", "quick"]
+    assert run_module("decktools.figures", str(deck), *runner).returncode == 0
+    os.environ["LAB_FAIL"] = "1"
+    try:
+        failed = run_module("decktools.figures", str(deck), *runner, "--force")
+    finally:
+        del os.environ["LAB_FAIL"]
+    assert failed.returncode == 1 and "RuntimeError: out of memory" in failed.stderr
+    assert previous_outputs_summary(deck, deck.parent / "dist-lecture", "quick") == 1
+    said = capsys.readouterr().err
+    line, column = deck.read_text().split("\n").index(SHOWN_PLOT) + 1, SHOWN_PLOT.index("/figures") + 1
+    assert (f"{deck}:{line}:{column}: warning: figure 'lab/plot' failed when remade (RuntimeError: out of memory at "
+            f"{tmp_path / 'figures_src' / 'lab.py'}:") in said, said
+    assert "the slide shows its image made earlier from the same inputs" in said and "shown at the 1 place" in said
+
+
 PROFILED = PLOT.replace('{"make": "make"}', '{"make": "make", "params": {"quick": {"n": 3}, "full": {"n": 4000}}}').replace(
     "    ax.plot([0, 1])", "    if ctx.params['n'] > 100:\n        raise ValueError('asks for more rows than the data has')\n"
     "    ax.plot([0, 1])")
