@@ -322,12 +322,13 @@ def make_matched_units(ctx):
 def crop_field(ctx, model, layer, input_shape):
     """The receptive field the dataset examples are cropped at; a layer with no image positions
     (a vector layer, an MLP's) is the figure's message naming the model's layers and the param."""
-    from mechinterp.featvis.dataset_examples import receptive_field
+    from mechinterp.featvis.dataset_examples import NotSpatialError, receptive_field
     try:
         return receptive_field(model, layer, input_shape)
-    except ValueError as error:
-        raise ctx.wrong_layer_kind(model, f"a layer with image positions to crop its dataset examples at ({error})",
-                                   "layer" if model.conv_layers else None, layer) from None
+    except ValueError as error:        # NotSpatialError: it ran, with no positions; else it did not run
+        because = f"its output {error.output}" if isinstance(error, NotSpatialError) else str(error)
+        raise ctx.wrong_layer_kind(model, "a layer with image positions to crop its dataset examples at",
+                                   "layer" if model.conv_layers else None, layer, because) from None
 
 
 def label_pair(axes_row, units, correlation, examples):

@@ -246,9 +246,10 @@ def test_matched_units_on_an_mlp_says_its_layers_have_no_image_positions(vector_
     """An MLP's layer runs but has no (N, C, H, W) output to crop examples at: one message naming
     the figure, the model's layers and that, not "did not run in the forward pass"."""
     from figures_src.runner.context import FigureInputError
-    with pytest.raises(FigureInputError, match=r"'universality/matched-units' needs a layer with image "
-                       r"positions.*layer 'act1' ran, but its output has shape \(1, 16\).*"
-                       r"'act1' of model 'tab-mlp' lacks \(feature_layers: act1, act2; conv_layers: none\)"):
+    with pytest.raises(FigureInputError, match=r"^figure 'universality/matched-units' needs a layer with image "
+                       r"positions to crop its dataset examples at, which layer 'act1' of model 'tab-mlp' lacks \(its "
+                       r"output has shape \(1, 16\); feature_layers: act1, act2; conv_layers: none\): declare a model "
+                       r"that has such a layer in \"models\" in FIGURES\['universality/matched-units'\] in \S+$"):
         run_figure("universality/matched-units", vector_zoo, tmp_path, models=["tab-mlp", "tab-mlp"],
                    params={"images": 60, "layer": 0, "pairs": 2, "examples": 3, "top": 5})
 

@@ -134,18 +134,20 @@ class FigureContext:
             raise self.wrong_layer_kind(model, "conv layers (Conv2d: their kernels and channel maps)")
         return list(model.conv_layers)
 
-    def wrong_layer_kind(self, model, needs: str, param: str | None = None, layer: str | None = None):
+    def wrong_layer_kind(self, model, needs: str, param: str | None = None, layer: str | None = None,
+                         because: str | None = None):
         """The FigureInputError for a model (or its layer `layer`) that is not what the figure reads:
-        the figure, the model, what it needs, the layers the model has, and the param to set (or,
-        with no param, to declare another model)."""
+        the figure, the model, what it needs (and `because`, what the layer is instead), the layers
+        the model has, and the param to set (or, with no param, to declare another model)."""
         name = getattr(model, "zoo_name", None) or (self.declared_models or ("the model",))[0]
         where = f"FIGURES[{self.figure_id!r}]"
         fix = (f"set {param!r} in {where}[\"params\"] in {self.script} to a layer that has it, if "
                f"{name!r} has one, or declare another model in \"models\"" if param else
                f"declare a model that has such a layer in \"models\" in {where} in {self.script}")
         read = f"layer {layer!r} of model {name!r}" if layer else f"model {name!r}"
+        read += f" lacks ({because}; " if because else " lacks ("
         return FigureInputError(
-            f"figure {self.figure_id!r} needs {needs}, which {read} lacks (feature_layers: "
+            f"figure {self.figure_id!r} needs {needs}, which {read}feature_layers: "
             f"{', '.join(model.feature_layers) or 'none'}; conv_layers: {', '.join(model.conv_layers) or 'none'}): {fix}")
 
     def _require_declared(self, name: str) -> None:

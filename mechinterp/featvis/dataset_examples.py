@@ -51,6 +51,14 @@ class TopExamples:
     positions: torch.Tensor     # (units, k, 2) (y, x) of the strongest position in the activation map
 
 
+
+class NotSpatialError(ValueError):
+    """A layer whose output has no image positions; `output` says what it is ("has shape (1, 16)")."""
+
+    def __init__(self, message: str, output: str):
+        super().__init__(message)
+        self.output = output
+
 def batches_of(images, batch_size: int) -> Iterable[torch.Tensor]:
     """A tensor (or anything with .images) in slices; an iterable of batches or (x, y) pairs as is."""
     images = getattr(images, "images", images)
@@ -207,8 +215,9 @@ def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField
     if layer in tracker.flat_shapes:
         shape = tracker.flat_shapes[layer]
         output = f"has shape {shape}" if shape else "is not a tensor"
-        raise ValueError(f"layer {layer!r} ran, but its output {output}, not a spatial (N, C, H, W) map: "
-                         "a receptive field needs a layer with image positions (a conv layer, or one after a conv)")
+        raise NotSpatialError(f"layer {layer!r} ran, but its output {output}, not a spatial (N, C, H, W) map: "
+                              "a receptive field needs a layer with image positions (a conv layer, or one after a "
+                              "conv)", output)
     raise ValueError(f"layer {layer!r} did not run in the forward pass with a spatial output")
 
 
