@@ -22,7 +22,7 @@ from pathlib import Path
 from decktools.markdown import DeckError, Slide, split_slides
 from decktools.mdscan import speaker_notes
 from decktools.numbering import is_bibliography
-from mechinterp.atomic_file import write_atomic
+from figures_src.runner import write_atomic
 
 
 @dataclass

@@ -291,7 +291,8 @@ def test_presenter_panel_shows_pacing_and_provenance_only_to_the_presenter():
         provenance = page.locator("[data-testid=provenance]").inner_text()
         figure_id = with_figure["figures"][0]
         assert figure_id in provenance and meta["figures"][figure_id]["script"] in provenance
-        assert f"make figures ONLY='{figure_id}' FORCE=1" in provenance
+        in_profile = "" if PROFILE == "full" else f" PROFILE={PROFILE}"      # the profile it was made in
+        assert f"make figures ONLY='{figure_id}'{in_profile} FORCE=1" in provenance
         ran_on = meta["figures"][figure_id].get("ran_on")    # where it was made: local or a Dask worker
         assert ("ran on " in provenance) == bool(ran_on)     # (None: made before the runner recorded it)
         if ran_on:
