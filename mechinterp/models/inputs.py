@@ -96,6 +96,8 @@ def data_signature(entry: dict) -> str:
              {path.name: file_hash(path) for path in sorted(DATA_CODE.glob("*.py"))},
              _package_version(PACKAGED_DATA.get(entry["dataset"]))]
     folder = _data_folder(entry)
+    if entry["dataset"].startswith("folder:"):          # its own images only
+        folder = folder / entry["dataset"].split(":", 1)[1]
     if entry["dataset"] not in PROCEDURAL_DATASETS and folder.is_dir():
         parts.append([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
                       for p in sorted(folder.rglob("*")) if p.is_file()])
@@ -133,8 +135,9 @@ def _hash_dataset(entry: dict) -> str:
     import hashlib
     from mechinterp.data import load_dataset   # torch: only when the cache has no answer
     digest = hashlib.sha256()
+    shape = entry.get("input_shape") if entry.get("resize_dataset") else None   # as the zoo loads it
     for split in ("train", "test"):
-        data = load_dataset(entry["dataset"], split, entry.get("data_root"),
+        data = load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape,
                             **(entry.get("dataset_options") or {}))
         digest.update(data.images.numpy().tobytes())
         digest.update(data.labels.numpy().tobytes())

@@ -1,0 +1,117 @@
+"""The speaker's own labelled images, `dataset: folder:<name>` (mechinterp/data/folders.py).
+
+Real image files written with PIL: scikit-learn's digits as grey PNGs and scikit-image photograph
+crops as RGB JPEG/PNG; the pixels read back are checked against the arrays written, and a zoo
+model trains on such a folder."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from mechinterp.data import load_dataset
+from mechinterp.data.files import MissingDataError
+
+
+def digit_pngs(folder, per_class=10, classes=(0, 1, 2), split_folders=False):
+    """scikit-learn digits of `classes` as 8x8 grey PNGs in class folders named 'digit-<d>';
+    returns {path: uint8 pixels} of what was written."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    written = {}
+    for digit in classes:
+        members = np.flatnonzero(digits.target == digit)[:per_class]
+        for i, index in enumerate(members):
+            split = ("train" if i < per_class * 0.7 else "test") if split_folders else ""
+            path = folder / split / f"digit-{digit}" / f"{index}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.round(digits.images[index] / 16 * 255).astype(np.uint8)
+            Image.fromarray(pixels, mode="L").save(path)
+            written[path] = pixels
+    return written
+
+
+def test_class_folders_with_no_split_are_read_exactly_and_split_seeded_and_stratified(tmp_path):
+    written = digit_pngs(tmp_path / "mydigits")
+    train = load_dataset("folder:mydigits", "train", root=tmp_path)
+    test = load_dataset("folder:mydigits", "test", root=tmp_path)
+    assert train.class_names == ["digit-0", "digit-1", "digit-2"]
+    assert train.images.shape == (24, 1, 8, 8) and test.images.shape == (6, 1, 8, 8)
+    assert np.bincount(test.labels.numpy()).tolist() == [2, 2, 2]        # 20% of each class
+    expected = {bytes(p.tobytes()) for p in written.values()}
+    read = {bytes(np.round(image[0] * 255).astype(np.uint8).tobytes())
+            for image in np.concatenate([train.images.numpy(), test.images.numpy()])}
+    assert read == expected                                                # every file, once, exact
+    again = load_dataset("folder:mydigits", "test", root=tmp_path)
+    assert np.array_equal(again.images, test.images)                       # the same split every time
+
+
+def test_train_and_test_folders_are_the_speakers_split_and_labels_follow_the_folders(tmp_path):
+    written = digit_pngs(tmp_path / "split", split_folders=True)
+    test = load_dataset("folder:split", "test", root=tmp_path)
+    test_files = sorted((p, pixels) for p, pixels in written.items() if p.parts[-3] == "test")
+    assert len(test) == len(test_files) == 9
+    for image, label, (path, pixels) in zip(test.images, test.labels, test_files):
+        assert test.class_names[label] == path.parent.name
+        assert np.array_equal(np.round(image[0].numpy() * 255).astype(np.uint8), pixels)
+
+
+def test_colour_photographs_of_several_sizes_resize_to_the_models_input(tmp_path):
+    from skimage import data as photos
+    folder = tmp_path / "photos"
+    for name, size in (("astronaut", (40, 30)), ("coffee", (64, 64)), ("chelsea", (50, 70))):
+        for i in range(5):
+            path = folder / name / f"{i}.{'jpg' if i % 2 else 'png'}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(getattr(photos, name)()).resize(size).save(path)
+    Image.fromarray(photos.camera()[:32, :32]).save(folder / "coffee" / "grey.png")     # one grey image
+    with pytest.raises(ValueError, match=r"is \d+x\d+ pixels but .* is \d+x\d+: give the images one size, or "
+                                         r"resize them as they are read: input_shape: \[C, H, W\] and resize_dataset"):
+        load_dataset("folder:photos", "train", root=tmp_path)
+    data = load_dataset("folder:photos", "train", root=tmp_path, image_shape=(3, 32, 32))
+    assert data.images.shape[1:] == (3, 32, 32) and 0 <= data.images.min() and data.images.max() <= 1
+    grey = Image.open(folder / "coffee" / "grey.png").convert("RGB").resize((32, 32), Image.Resampling.BILINEAR)
+    reference = np.asarray(grey, dtype=np.float32).transpose(2, 0, 1) / 255
+    matches = [i for i, image in enumerate(data.images.numpy()) if np.abs(image - reference).max() < 1e-6]
+    test = load_dataset("folder:photos", "test", root=tmp_path, image_shape=(3, 32, 32))
+    assert matches or any(np.abs(image - reference).max() < 1e-6 for image in test.images.numpy())
+
+
+def test_what_is_wrong_with_a_folder_is_one_message_naming_it(tmp_path):
+    with pytest.raises(MissingDataError, match=r"no folder .*/absent/\. Put your images there as .*/absent/<class>/<image>"):
+        load_dataset("folder:absent", "train", root=tmp_path)
+    digit_pngs(tmp_path / "broken")
+    (tmp_path / "broken" / "digit-1" / "notes.png").write_text("not an image")
+    with pytest.raises(ValueError, match=r"digit-1/notes.png: not an image PIL can read .*: remove or replace it"):
+        load_dataset("folder:broken", "train", root=tmp_path)
+    written = digit_pngs(tmp_path / "uneven", split_folders=True)
+    for path in written:
+        if path.parts[-3] == "test" and path.parent.name == "digit-2":
+            path.unlink()
+    (tmp_path / "uneven" / "test" / "digit-2").rmdir()
+    with pytest.raises(ValueError, match=r"train/ has the classes \['digit-0', 'digit-1', 'digit-2'\] but test/ "
+                                         r"has \['digit-0', 'digit-1'\]"):
+        load_dataset("folder:uneven", "train", root=tmp_path)
+
+
+def test_a_zoo_model_trains_on_a_folder_and_a_new_image_makes_it_stale(tmp_path, zoo_from):
+    from mechinterp.models.config import read_zoo
+    from mechinterp.models.inputs import model_stale_reason
+    digit_pngs(tmp_path / "data" / "mydigits", per_class=40, classes=tuple(range(10)))
+    zoo_text = f"""models:
+  my-digits:
+    architecture: MLP
+    kwargs: {{hidden: 32, classes: 10, input_shape: [1, 8, 8]}}
+    dataset: folder:mydigits
+    data_root: {tmp_path / "data"}
+    input_shape: [1, 8, 8]
+    epochs: 30
+    batch_size: 32
+    learning_rate: 0.01
+"""
+    models = zoo_from(tmp_path, zoo_text)
+    import json
+    meta = json.loads((models / "my-digits" / "meta.json").read_text())
+    assert meta["metrics"]["test_accuracy"] > 0.7                                     # 80 held-out digits, 10 classes
+    zoo = read_zoo(tmp_path / "zoo.yaml")
+    assert model_stale_reason("my-digits", zoo, models) is None
+    Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(tmp_path / "data" / "mydigits" / "digit-0" / "new.png")
+    assert "dataset" in model_stale_reason("my-digits", zoo, models)
