@@ -104,10 +104,25 @@ def concept_sets(ctx, data, model, count, rng):
     textures = {"stripes": random_gratings, "noise": uniform_noise}
     concepts = {name: data.images[data.labels == data.class_names.index(name)][:count]
                 for name in ctx.params["concepts"]}
+    check_concept_counts(ctx, concepts, count)
     check_textures(ctx, model, textures)
     for texture in ctx.params["textures"]:
         concepts[texture] = textures[texture](count, rng, model.input_shape)
     return concepts
+
+
+def check_concept_counts(ctx, concepts, count) -> None:
+    """Each concept set holds params "examples" images, as the random sets do: a smaller set
+    would be compared with larger random ones without a word."""
+    from figures_src.runner.context import FigureInputError
+    short = {name: len(images) for name, images in concepts.items() if len(images) < count}
+    if short:
+        name, found = min(short.items(), key=lambda item: item[1])
+        raise FigureInputError(
+            f"figure {ctx.figure_id!r}: params 'examples' asks for {count} examples of each concept, but "
+            f"class {name!r} has {found} among the first {ctx.params['train_images']} train images: set "
+            f"'examples' to at most {found}, or raise 'train_images', in FIGURES[{ctx.figure_id!r}][\"params\"] "
+            f"in {ctx.script}")
 
 
 def check_textures(ctx, model, textures) -> None:

@@ -115,3 +115,62 @@ def test_a_zoo_model_trains_on_a_folder_and_a_new_image_makes_it_stale(tmp_path,
     assert model_stale_reason("my-digits", zoo, models) is None
     Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(tmp_path / "data" / "mydigits" / "digit-0" / "new.png")
     assert "dataset" in model_stale_reason("my-digits", zoo, models)
+
+
+FOLDER_ZOO = """models:
+  good: {{architecture: MLP, kwargs: {{hidden: 8}}, dataset: digits, seed: 0, epochs: 1, batch_size: 64,
+         learning_rate: 0.01}}
+  corrupt:
+    architecture: MLP
+    kwargs: {{hidden: 8, input_shape: [1, 8, 8], classes: 3}}
+    dataset: folder:mydigits
+    data_root: {data}
+    epochs: 1
+  typo:
+    architecture: MLP
+    kwargs: {{hidden: 8, input_shape: [1, 8, 8], classes: 3}}
+    dataset: folder:mydigit
+    data_root: {data}
+    epochs: 1
+"""
+SCRIPT = """
+FIGURES = {"ok/good": {"make": "make_good", "models": ["good"], "outputs": []},
+           "bad/corrupt": {"make": "make_corrupt", "models": ["corrupt"], "outputs": []}}
+
+def make_good(ctx):
+    return {"accuracy": ctx.model_meta("good")["metrics"]["test_accuracy"]}
+
+def make_corrupt(ctx):
+    return {"accuracy": ctx.model_meta("corrupt")["metrics"]["test_accuracy"]}
+"""
+
+
+def test_a_bad_folder_is_one_block_at_its_dataset_line_and_the_other_models_and_figures_still_build(tmp_path):
+    """Trial H: a text file named .jpg, or a misspelt folder, printed two 50-line tracebacks and
+    stopped every figure of the run; an empty class folder was not noticed at all."""
+    from tests.test_zoo_inputs import made, run_figures, run_zoo
+    digit_pngs(tmp_path / "data" / "mydigits")
+    (tmp_path / "data" / "mydigits" / "digit-1" / "IMG_2041.jpg").write_text("this is not an image")
+    (tmp_path / "models").mkdir()
+    zoo_text = FOLDER_ZOO.format(data=tmp_path / "data")
+    (tmp_path / "models" / "zoo.yaml").write_text(zoo_text)
+    line = {name: zoo_text.splitlines().index(f"    dataset: folder:{folder}") + 1
+            for name, folder in (("corrupt", "mydigits"), ("typo", "mydigit"))}
+    zoo = run_zoo(tmp_path)
+    assert zoo.returncode == 1 and "Traceback" not in zoo.stderr, zoo.stderr
+    assert (f"models/zoo.yaml:{line['corrupt']}: dataset 'folder:mydigits': {tmp_path}/data/mydigits/digit-1/"
+            "IMG_2041.jpg: not an image PIL can read") in zoo.stderr
+    assert (f"models/zoo.yaml:{line['typo']}: dataset 'folder:mydigit': no folder "
+            f"{tmp_path}/data/mydigit/ (did you mean mydigits?)") in zoo.stderr
+    assert (tmp_path / "models" / "good" / "meta.json").is_file()          # built all the same
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "mine.py").write_text(SCRIPT)
+    figures = run_figures(tmp_path)
+    assert figures.returncode == 1 and "Traceback" not in figures.stderr, figures.stderr
+    assert made(figures) == {"ok/good"} and "IMG_2041.jpg: not an image" in figures.stderr
+    (tmp_path / "data" / "mydigits" / "digit-1" / "IMG_2041.jpg").unlink()
+    assert made(run_figures(tmp_path)) == {"bad/corrupt"}
+    (tmp_path / "data" / "mydigits" / "dog").mkdir()                      # an empty class folder
+    empty = run_figures(tmp_path)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert "Found no valid file for the classes dog" in empty.stderr and made(empty) == set()

@@ -180,6 +180,10 @@ def test_concept_figures_read_the_declared_models_and_image_counts(grey_cnn_zoo,
     with pytest.raises(FigureInputError, match=r"universality/tcav.*'train_images' asks for 99999 train"):
         run_figure("universality/tcav", grey_cnn_zoo, tmp_path, params={**tcav, "train_images": 99999},
                    models=["grey-cnn"])
+    # concept sets as large as the random ones: a class with fewer examples is refused, not used short
+    with pytest.raises(FigureInputError, match=r"params 'examples' asks for 60 examples of each concept, but class "
+                       r"'[17]' has (\d+) among the first 400 train images: set 'examples' to at most \1, or raise"):
+        run_figure("universality/tcav", grey_cnn_zoo, tmp_path, params={**tcav, "examples": 60}, models=["grey-cnn"])
 
 
 def test_similarity_figures_read_the_declared_models(grey_cnn_zoo, tmp_path, run_figure):

@@ -75,7 +75,7 @@ class FigureContext:
         resized to its input_shape when the entry says resize_dataset: true; the first `count`
         (params[param], named in the message when that data cannot give them)."""
         from mechinterp.data import TooFewImages
-        from mechinterp.models.zoo import entry_dataset
+        from mechinterp.models.inputs import entry_dataset
         entry = self.model_meta(name)["config"]
         if "dataset" not in entry:
             raise FigureInputError(f"figure {self.figure_id!r} reads the data of model {name!r}, whose "
@@ -87,7 +87,7 @@ class FigureContext:
             if param is None:
                 raise
             raise FigureInputError(f"figure {self.figure_id!r}: params {param!r} asks for {count} {split} "
-                                   f"images, but model {name!r}'s data has {error.available}: set {param!r} "
+                                   f"images, but the data of model {name!r} has {error.available}: set {param!r} "
                                    f"in FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to at most "
                                    f"{error.available} (for each profile)") from None
 

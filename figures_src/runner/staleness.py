@@ -74,7 +74,11 @@ def model_inputs(name: str, models_dir: Path) -> dict:
         if name in zoo.problems:   # its inputs may not be computable (an unknown dataset)
             raise MissingModelError(f"zoo: {zoo.problem_block(name)}")
         if name in zoo.entries:
-            return zoo_model_inputs(name, zoo, models_dir)
+            try:
+                return zoo_model_inputs(name, zoo, models_dir)
+            except ZooError as error:      # its data cannot be read: the zoo's block, at the line
+                from mechinterp.models.failures import failure_block
+                raise MissingModelError(failure_block(name, zoo, error)) from None
     checkpoint = model_checkpoint(name, models_dir)
     meta_path = models_dir / name / "meta.json"
     config = json.loads(meta_path.read_text()).get("config") if meta_path.exists() else None

@@ -34,8 +34,10 @@ def image_folder(name: str, root=None) -> Path:
     """<data folder>/<name>, or a MissingDataError saying where to put the images."""
     folder = data_root(root) / name
     if not folder.is_dir():
+        from mechinterp.names import did_you_mean
+        present = sorted(p.name for p in folder.parent.iterdir() if p.is_dir()) if folder.parent.is_dir() else []
         raise MissingDataError(
-            f"dataset 'folder:{name}': no folder {folder}/. Put your images there as "
+            f"dataset 'folder:{name}': no folder {folder}/{did_you_mean(name, present)}. Put your images there as "
             f"{folder}/<class>/<image> (or {folder}/train/<class>/... and {folder}/test/<class>/...); "
             f"set data_root in the zoo entry or ${DATA_ENV_VAR} for another data folder")
     return folder

@@ -25,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-from mechinterp.models.config import Zoo, is_imported, source_path
+from mechinterp.models.config import FieldError, Zoo, ZooError, is_imported, source_path
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.sources import file_hash, find_module, module_sources, value_hash
 
@@ -98,9 +98,9 @@ def data_signature(entry: dict) -> str:
     folder = _data_folder(entry)
     if entry["dataset"].startswith("folder:"):          # its own images only
         folder = folder / entry["dataset"].split(":", 1)[1]
-    if entry["dataset"] not in PROCEDURAL_DATASETS and folder.is_dir():
-        parts.append([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
-                      for p in sorted(folder.rglob("*")) if p.is_file()])
+    if entry["dataset"] not in PROCEDURAL_DATASETS and folder.is_dir():   # folders too: a new empty class
+        parts.append([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) if p.is_file()
+                      else str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))])
     return value_hash(parts)
 
 
@@ -133,16 +133,30 @@ def data_hash(entry: dict, models_dir: str | os.PathLike | None = None) -> str |
 
 def _hash_dataset(entry: dict) -> str:
     import hashlib
-    from mechinterp.data import load_dataset   # torch: only when the cache has no answer
     digest = hashlib.sha256()
-    shape = entry.get("input_shape") if entry.get("resize_dataset") else None   # as the zoo loads it
     for split in ("train", "test"):
-        data = load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape,
-                            **(entry.get("dataset_options") or {}))
+        data = entry_dataset(entry, split)
         digest.update(data.images.numpy().tobytes())
         digest.update(data.labels.numpy().tobytes())
         digest.update(json.dumps(data.class_names).encode())
     return digest.hexdigest()
+
+
+def entry_dataset(entry: dict, split: str, count: int | None = None):
+    """The entry's dataset split as its model sees it: dataset, dataset_options and data_root,
+    resized to input_shape with `resize_dataset: true`; the first `count` images when given. Data
+    that cannot be read (a missing folder, a file that is not an
+    image) is a FieldError at the entry's `dataset:` line."""
+    from mechinterp.data import ImageShapeError, TooFewImages, load_dataset   # torch: only here
+    shape = entry.get("input_shape") if entry.get("resize_dataset") else None
+    options = {**(entry.get("dataset_options") or {}), **({"count": count} if count else {})}
+    try:
+        return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
+    except (ImageShapeError, TooFewImages):     # the caller words these for its own field or param
+        raise
+    except (OSError, ValueError) as error:
+        named = f"dataset {entry['dataset']!r}"
+        raise FieldError("dataset", str(error) if str(error).startswith(named) else f"{named}: {error}") from None
 
 
 def _read_json(path: Path) -> dict:
@@ -199,7 +213,10 @@ def model_stale_reason(name: str, zoo: Zoo, models_dir) -> str | None:
     meta = _read_json(folder / META_NAME)
     if "inputs" not in meta:
         return "meta.json is unreadable or was written by an older zoo"
-    changes = describe_changes(meta["inputs"], model_inputs(name, zoo, models_dir))
+    try:
+        changes = describe_changes(meta["inputs"], model_inputs(name, zoo, models_dir))
+    except ZooError:          # building it says what (its dataset cannot be read, at its line)
+        return "its inputs cannot be read"
     if changes:
         return ", ".join(changes)
     if meta.get("checkpoint_sha256") != file_hash(folder / CHECKPOINT_NAME):

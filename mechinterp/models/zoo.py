@@ -55,7 +55,7 @@ import torch
 from torch import nn
 
 from mechinterp.atomic_file import write_atomic
-from mechinterp.data import ImageShapeError, load_dataset
+from mechinterp.data import ImageShapeError
 from mechinterp.device import keep_freed_memory, pick_device, seed_everything, torch_threads
 from mechinterp.models.architectures import ARCHITECTURES
 from mechinterp.models.checkpoints import load_state_dict, save_checkpoint, sha256_file
@@ -64,21 +64,13 @@ from mechinterp.models.failures import failure_block, raised_at, weight_mismatch
 from mechinterp.models.config import (FieldError, Zoo, ZooError, buildable, in_profile,  # noqa: F401
                                       is_imported, read_zoo, read_zoo_config, source_path,
                                       trains_on)
-from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, model_inputs,
-                                      model_stale_reason)
+from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, entry_dataset,
+                                      model_inputs, model_stale_reason)
 from mechinterp.models.training import TrainingSettings, split_metrics, train_classifier
 
 CPU_TRAINING_THREADS = 1
 TRAINING_KEYS = ("epochs", "batch_size", "learning_rate", "weight_decay", "seed", "batchnorm",
                  "optimizer")
-
-
-def entry_dataset(entry: dict, split: str, count: int | None = None):
-    """The entry's dataset split as its model sees it: dataset, dataset_options and data_root,
-    resized to input_shape with `resize_dataset: true`; the first `count` images when given."""
-    shape = entry["input_shape"] if entry.get("resize_dataset") else None
-    options = {**(entry.get("dataset_options") or {}), **({"count": count} if count else {})}
-    return load_dataset(entry["dataset"], split, entry.get("data_root"), image_shape=shape, **options)
 
 
 def _load_split(entry: dict, split: str, model: nn.Module):
