@@ -192,7 +192,7 @@ def test_a_count_beyond_the_models_data_names_the_figure_and_the_param(grey_cnn_
     """mnist-5k has 1,000 test images: asking for more says which param to lower, and to what."""
     from figures_src.runner.context import FigureInputError
     with pytest.raises(FigureInputError, match=r"figure 'circuits/ablation': params 'reference' asks for "
-                                               r"5000 train images, but model 'grey-cnn''s data has 4000: "
+                                               r"5000 train images, but the data of model 'grey-cnn' has 4000: "
                                                r"set 'reference' .* to at most 4000"):
         run_figure("circuits/ablation", grey_cnn_zoo, tmp_path, models=["grey-cnn"],
                    params={"images": 100, "reference": 5000, "shown": 4})
