@@ -88,17 +88,17 @@ def edited_bibliography(old: Slide, new: Slide, source: Slide, where: str, carri
         body[first + len(source_notes):]
 
 
-def slide_pairs(old: list[Slide], source: list[Slide]) -> list[tuple[Slide, Slide]] | None:
-    """(prepared slide, its source slide) for every prepared slide that has one. A reference list
-    becomes one slide per page in the copy; its further pages follow its first and have no source.
-    None when that cannot be told (several reference lists in one file of several pages each)."""
+def slide_pairs(old: list[Slide], source: list[Slide]) -> list[tuple[int, Slide]] | None:
+    """(index of the prepared slide, its source slide) for every prepared slide that has one. A
+    reference list becomes one slide per page in the copy; its further pages follow its first and
+    have no source. None when that cannot be told (several reference lists in one file, paged)."""
     extra = len(old) - len(source)
     lists = [i for i, slide in enumerate(source) if is_bibliography(slide)]
     if extra < 0 or (extra and len(lists) != 1):
         return None
     pairs, index = [], 0
     for i, slide in enumerate(source):
-        pairs.append((old[index], slide))
+        pairs.append((index, slide))
         index += 1 + (extra if lists and i == lists[0] else 0)
     return pairs
 
@@ -119,12 +119,18 @@ def carry_back(prepared: Path, generated: str, source_path: Path, source_text: s
         carried.refused.append(f"{source_path}: the browser added or removed slides; that is not kept: "
                                f"make the change in {source_path}")
         return carried
+    paired = {index for index, _ in pairs}
+    if any(texts(old[i]) != texts(new[i]) for i in range(len(old)) if i not in paired):
+        carried.refused.append(f"{source_path}: a later page of the reference list is made from the "
+                               "bibliography; an edit of it in the browser is not kept")
     lines = source_text.split("\n")
-    new_by_old = {id(o): n for o, n in zip(old, new)}
-    for old_slide, source_slide in reversed(pairs):        # last first, so earlier lines stay put
-        new_slide, where = new_by_old[id(old_slide)], f"{source_path}:{source_slide.start_line}"
+    for index, source_slide in reversed(pairs):           # last first, so earlier lines stay put
+        old_slide, new_slide = old[index], new[index]
+        where = f"{source_path}:{source_slide.start_line}"
         if old_slide.frontmatter != new_slide.frontmatter:
             carried.refused.append(f"{where}: a frontmatter edit in the browser is not kept: edit the source")
+        if texts(old_slide) == texts(new_slide):
+            continue
         if is_bibliography(source_slide):
             body = edited_bibliography(old_slide, new_slide, source_slide, where, carried)
         elif len(old_slide.body) == len(source_slide.body):

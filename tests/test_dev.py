@@ -85,10 +85,17 @@ def test_a_note_on_the_reference_list_is_carried_past_its_generated_pages_and_co
     assert carry_back(copy, generated, deck, source).changed
     assert "NOTE-REFS\nthank the audience\n-->" in deck.read_text()
     copy, generated, source = prepared(deck)
-    browser_save(copy, "# References\n\n", "# Reading list\n\n")
+    second_page = generated.rindex("# References")                    # the list's generated page 2
+    copy.write_text(generated[:second_page] + "# Further reading" + generated[second_page + len("# References"):])
+    carried = carry_back(copy, generated, deck, source)
+    assert carried.changed == [] and "a later page of the reference list" in carried.refused[0]
+    copy.write_text(generated)
+    browser_save(copy, "# References\n\n", "# Reading list\n\n")                 # its first page
     carried = carry_back(copy, generated, deck, source)
     assert carried.changed == [] and deck.read_text() == source
-    assert carried.refused and "reference list is made from the bibliography" in carried.refused[0]
+    assert carried.refused == [f"{deck}:{source.split(chr(10)).index('layout: biblio')}: the reference list is "
+                               "made from the bibliography; an edit of this slide's content in the browser is "
+                               "not kept: edit the source"]
 
 
 def test_a_frontmatter_edit_or_a_new_slide_is_named_not_lost_silently(tmp_path):
