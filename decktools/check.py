@@ -126,8 +126,8 @@ def make_slides_line(deck_path: Path, profile: str = DEFAULT_PROFILE) -> str:
     return f"make slides DECK={deck_path}" + ("" if profile == DEFAULT_PROFILE else f" PROFILE={profile}")
 
 
-def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None = None,
-                   make_line: str = "make slides") -> list[Problem]:
+def asset_problems(deck: Deck, public_dir: Path, declared: set[str] | None,
+                   make_line: str) -> list[Problem]:
     """Remote and missing assets; a figure only a hidden slide shows need not be made yet
     (make figures skips it), but its id must be declared."""
     problems, unmade = [], _on_hidden_slides(deck, references.assets)
@@ -162,8 +162,8 @@ def _on_hidden_slides(deck: Deck, find) -> set[tuple]:
     return {_at(ref) for ref in find(deck)} - {_at(ref) for ref in find(deck.shown())}
 
 
-def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None = None,
-                      make_line: str = "make slides") -> list[Problem]:
+def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None,
+                      make_line: str) -> list[Problem]:
     """<Measured> numbers that cannot be read; one on a hidden slide is never built, so only its
     figure id is checked."""
     problems, hidden = [], _on_hidden_slides(deck, references.measured)

@@ -51,9 +51,8 @@ class PreparedCopies:
             copy = prepared_name(source)
             self.made[copy] = (copy.read_text(encoding="utf-8"), source, source.read_text(encoding="utf-8"))
 
-    def carry_back_edits(self) -> bool:
-        """Carry the browser's saves into the sources; True when a source was changed."""
-        changed = False
+    def carry_back_edits(self) -> None:
+        """Carry the browser's saves into the sources (the loop's next look re-prepares them)."""
         for copy, (generated, source, source_text) in list(self.made.items()):
             if not copy.exists() or copy.read_text(encoding="utf-8") == generated:
                 continue
@@ -67,8 +66,6 @@ class PreparedCopies:
             for message in carried.refused:
                 print(f"dev: {message}", file=sys.stderr, flush=True)
             self.made[copy] = (copy.read_text(encoding="utf-8"), source, source_text)   # said once
-            changed = changed or bool(carried.changed)
-        return changed
 
 
 def main(argv=None) -> int:
