@@ -24,7 +24,6 @@ import numpy as np
 
 from mechinterp.data.files import DATA_ENV_VAR, MissingDataError, data_root
 
-FOLDER_PREFIX = "folder:"
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
