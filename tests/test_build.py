@@ -16,6 +16,7 @@ import pytest
 
 from decktools.build import inputs_hash, previous_outputs_summary
 from tests.deckbrowser import browser_page, serve
+from tests.talkdir import link_node_modules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,7 @@ PART = "---\n\n# Two\n\nFrom a page\n\n<!--\nNOTE-TWO\n-->\n"
 def write_talk(tmp_path: Path, head_extra: str = "") -> Path:
     talk = tmp_path / "talk"
     (talk / "pages").mkdir(parents=True)
-    (talk / "node_modules").symlink_to(REPO / "talk" / "node_modules")
+    link_node_modules(talk)
     for name in ("package.json", "package-lock.json"):
         (talk / name).write_bytes((REPO / "talk" / name).read_bytes())
     (talk / "lecture.md").write_text(LECTURE.replace("title: Lecture", "title: Lecture" + head_extra))

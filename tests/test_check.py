@@ -20,6 +20,7 @@ from decktools.mdscan import first_heading
 from decktools.prepare import prepare_deck
 from decktools.problems import errors
 from decktools.rehearse import plan_deck, slide_title, works_cited
+from tests.talkdir import link_node_modules
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -637,7 +638,7 @@ def test_a_hidden_slide_is_checked_for_typos_but_lists_no_reference_and_needs_no
 
 def with_installed_packages(deck: Path) -> Path:
     """The deck's folder gets the project's real talk/node_modules, as a speaker's talk/ has."""
-    (deck.parent / "node_modules").symlink_to(REPO / "talk" / "node_modules")
+    link_node_modules(deck.parent)
     return deck
 
 

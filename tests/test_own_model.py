@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.talkdir import link_node_modules
+
 REPO = Path(__file__).resolve().parent.parent
 MODEL_FIGURES = {"mytalk/accuracy", "mytalk/activation"}
 ALL_FIGURES = MODEL_FIGURES | {"mytalk/constant"}
@@ -181,7 +183,7 @@ def copy_repository(target: Path) -> Path:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, target / name)
     (target / ".venv").symlink_to((REPO / ".venv").resolve())
-    (target / "talk" / "node_modules").symlink_to((REPO / "talk" / "node_modules").resolve())
+    link_node_modules(target / "talk")
     for stamp_source in ("pyproject.toml", "talk/package-lock.json"):   # never reinstall
         os.utime(target / stamp_source, (0, 0))
     return target
