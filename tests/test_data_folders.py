@@ -114,7 +114,25 @@ def test_a_zoo_model_trains_on_a_folder_and_a_new_image_makes_it_stale(tmp_path,
     zoo = read_zoo(tmp_path / "zoo.yaml")
     assert model_stale_reason("my-digits", zoo, models) is None
     Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(tmp_path / "data" / "mydigits" / "digit-0" / "new.png")
-    assert "dataset" in model_stale_reason("my-digits", zoo, models)
+    assert model_stale_reason("my-digits", zoo, models) == "dataset changed: digit-0/new.png added"
+    (tmp_path / "data" / "mydigits" / "digit-0" / "new.png").unlink()
+    first = sorted((tmp_path / "data" / "mydigits" / "digit-3").iterdir())[0]
+    Image.fromarray(np.full((8, 8), 255, np.uint8), mode="L").save(first)           # an image redrawn
+    assert model_stale_reason("my-digits", zoo, models) == f"dataset changed: digit-3/{first.name} changed"
+
+
+def test_dataset_change_names_the_files_added_removed_and_rewritten():
+    from mechinterp.models.inputs import dataset_change
+    old = {"a": None, "a/1.png": [10, 1], "a/2.png": [10, 1], "a/3.png": [10, 1]}
+    assert dataset_change(old, {**old, "a/2.png": [11, 5]}) == "dataset changed: a/2.png changed"
+    assert dataset_change(old, {"a": None, "a/1.png": [10, 1], "b": None}) == \
+        "dataset changed: b added; a/2.png removed; a/3.png removed"
+    assert dataset_change(old, {"a": None}) == \
+        "dataset changed: a/1.png removed; a/2.png removed; a/3.png removed"
+    assert dataset_change(old, {"b/" + str(i): [1, 1] for i in range(5)}) == \
+        "dataset changed: b/0 added; b/1 added; b/2 added and 6 more"
+    assert dataset_change(None, old) == "dataset changed"      # a meta.json of an older zoo
+    assert dataset_change(old, old) == "dataset changed"       # same files, other contents: packaged data
 
 
 FOLDER_ZOO = """models:

@@ -108,6 +108,7 @@ PAGE_FAULT_PROBE = """
 import resource, sys, torch
 from mechinterp.device import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+torch.set_num_threads(1)      # as a figure worker runs; with more, which thread's arena frees what varies
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
                           torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU())

@@ -194,7 +194,8 @@ def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
         (lambda: write_config(tmp_path / "models", {"own": {**OWN_ENTRY, "class_names": list("abcdefgh")},
                                                     "mlp": mlp}), own,
          "zoo entry changed (model own: class_names (none) -> ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']; rebuilt first)"),
-        (lambda: write_mnist(tmp_path / "data", seed=1), {"other/mlp"}, "dataset changed (model mlp: rebuilt first)"),
+        (lambda: write_mnist(tmp_path / "data", seed=1), {"other/mlp"}, "dataset changed: mnist/t10k-images-idx3-ubyte changed; mnist/t10k-labels-idx1-ubyte changed; "
+             "mnist/train-images-idx3-ubyte changed and 1 more (model mlp: rebuilt first)"),
     ]
     for change, expected, words in changes:
         before = json.loads((tmp_path / "figures" / "manifest.json").read_text())["figures"]

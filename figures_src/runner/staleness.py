@@ -34,7 +34,8 @@ from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec, import_time
 from figures_src.runner.paths import STAGING_ROOT
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import Zoo, ZooError, is_imported, read_zoo
-from mechinterp.models.inputs import describe_changes, model_inputs as zoo_model_inputs, model_stale_reason
+from mechinterp.models.inputs import (describe_changes, model_inputs as zoo_model_inputs,
+                                      model_stale_reasons)
 from mechinterp.models.sources import file_hash, value_hash
 
 CHECKPOINT_NAMES = ("checkpoint.safetensors", "checkpoint.pt")
@@ -194,13 +195,13 @@ def model_changes(name: str, old: dict, new: dict, models_dir: Path | None) -> l
     zoo = _zoo_in(models_dir)
     if zoo is None or name not in zoo.entries:
         return [f"{phrase} (model {name})" for phrase in words]
-    rebuild = model_stale_reason(name, zoo, models_dir)
+    rebuild = model_stale_reasons(name, zoo, models_dir)
     if rebuild:     # the checkpoint on disk is not the one the figure will read
         detail = entry_difference(name, zoo, models_dir)
         then = ("its rebuild failed (the zoo's message: `make models`); fix that, and the figure is remade"
                 if rebuild_failed(name, zoo, models_dir) else "rebuilt first")
         return [f"{phrase} (model {name}: {detail + '; ' if phrase == 'zoo entry changed' and detail else ''}"
-                f"{then})" for phrase in rebuild.split(", ")]
+                f"{then})" for phrase in rebuild]
     # rebuilt already: a trained model's new checkpoint is what the change made, not a cause
     causes = [phrase for phrase in words
               if is_imported(zoo.entries[name]) or not phrase.startswith("checkpoint ")]

@@ -95,13 +95,38 @@ def data_signature(entry: dict) -> str:
     parts = [entry["dataset"], entry.get("dataset_options"), entry.get("data_root"),
              {path.name: file_hash(path) for path in sorted(DATA_CODE.glob("*.py"))},
              _package_version(PACKAGED_DATA.get(entry["dataset"]))]
+    files = data_files(entry)
+    if files is not None:
+        parts.append(files)
+    return value_hash(parts)
+
+
+def data_files(entry: dict) -> dict[str, list[int] | None] | None:
+    """{path under the data folder: [size, mtime_ns]} of the user's files the dataset may read
+    (folders too, as None: a new empty class folder matters); None for data made by code alone."""
+    if "dataset" not in entry or entry["dataset"] in PROCEDURAL_DATASETS:
+        return None
     folder = _data_folder(entry)
     if entry["dataset"].startswith("folder:"):          # its own images only
         folder = folder / entry["dataset"].split(":", 1)[1]
-    if entry["dataset"] not in PROCEDURAL_DATASETS and folder.is_dir():   # folders too: a new empty class
-        parts.append([(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns) if p.is_file()
-                      else str(p.relative_to(folder)) for p in sorted(folder.rglob("*"))])
-    return value_hash(parts)
+    if not folder.is_dir():
+        return None
+    return {path.relative_to(folder).as_posix(): [path.stat().st_size, path.stat().st_mtime_ns]
+            if path.is_file() else None for path in sorted(folder.rglob("*"))}
+
+
+def dataset_change(old_files: dict | None, new_files: dict | None, shown: int = 3) -> str:
+    """"dataset changed: a/1.png added; b/2.png changed", naming the files added, removed or rewritten when both listings exist."""
+    if old_files is None or new_files is None:
+        return "dataset changed"
+    changes = [f"{path} added" for path in new_files if path not in old_files]
+    changes += [f"{path} removed" for path in old_files if path not in new_files]
+    changes += [f"{path} changed" for path in new_files
+                if path in old_files and old_files[path] != new_files[path] and new_files[path] is not None]
+    if not changes:
+        return "dataset changed"
+    more = f" and {len(changes) - shown} more" if len(changes) > shown else ""
+    return f"dataset changed: {'; '.join(changes[:shown])}{more}"
 
 
 def _package_version(package: str | None) -> str | None:
@@ -205,23 +230,29 @@ def describe_changes(old: dict, new: dict) -> list[str]:
 
 def model_stale_reason(name: str, zoo: Zoo, models_dir) -> str | None:
     """Why the zoo must (re)build the model, in words, or None when it is up to date."""
+    return ", ".join(model_stale_reasons(name, zoo, models_dir)) or None
+
+
+def model_stale_reasons(name: str, zoo: Zoo, models_dir) -> list[str]:
+    """Each reason the zoo must (re)build the model ([] when it is up to date)."""
     folder = Path(models_dir) / name
     if name in zoo.problems:
-        return "its zoo entry has a problem"
+        return ["its zoo entry has a problem"]
     if not (folder / CHECKPOINT_NAME).is_file() or not (folder / META_NAME).is_file():
-        return "not built yet"
+        return ["not built yet"]
     meta = _read_json(folder / META_NAME)
     if "inputs" not in meta:
-        return "meta.json is unreadable or was written by an older zoo"
+        return ["meta.json is unreadable or was written by an older zoo"]
     try:
         changes = describe_changes(meta["inputs"], model_inputs(name, zoo, models_dir))
     except ZooError:          # building it says what (its dataset cannot be read, at its line)
-        return "its inputs cannot be read"
+        return ["its inputs cannot be read"]
     if changes:
-        return ", ".join(changes)
+        return [dataset_change(meta.get("data_files"), data_files(zoo.entries[name]))
+                if change == "dataset changed" else change for change in changes]
     if meta.get("checkpoint_sha256") != file_hash(folder / CHECKPOINT_NAME):
-        return f"{folder / CHECKPOINT_NAME} does not match its meta.json"
-    return None
+        return [f"{folder / CHECKPOINT_NAME} does not match its meta.json"]
+    return []
 
 
 def stale_models(names, zoo: Zoo, models_dir) -> dict[str, str]:
