@@ -1,6 +1,7 @@
 """Dataset examples: streamed top-k equals a full sort; receptive fields match gradient support;
 per-image statistics equal numpy's max, argmax and mean; crops past an image's edge are padded
-with that image's own background (black MNIST, a white page), never a grey the data lacks."""
+with that image's own background (black MNIST, a white page), never a grey the data lacks, and a
+photograph's with a checkerboard, never a flat block that looks like scenery."""
 import numpy as np
 import pytest
 import torch
@@ -128,6 +129,31 @@ def test_a_white_page_pads_with_white_whatever_touches_its_edge():
         assert outside.any() and torch.equal(crop[:, outside], colour[:, None].expand(3, int(outside.sum())))
     forced = receptive_field_crops(torch.stack([white, teal]), top, field, unit=0, fill=0.25)
     assert (forced[:, :, 0, 0] == 0.25).all()
+
+
+def photograph(name: str, size: int = 32) -> torch.Tensor:
+    """(C, size, size) scikit-image's photograph `name` in [0, 1], resized."""
+    import skimage
+    pixels = torch.tensor(skimage.img_as_float32(getattr(skimage.data, name)()))
+    pixels = pixels.permute(2, 0, 1) if pixels.dim() == 3 else pixels[None]
+    return nn.functional.interpolate(pixels[None], size=(size, size), mode="area")[0]
+
+
+def test_a_photographs_crop_shows_a_checkerboard_outside_it_and_a_silhouettes_its_white():
+    """The astronaut's border is scenery: outside it the crop alternates two grey tones inside the
+    photo's own range in 2-pixel squares (nothing that could be taken for the scene). The horse is
+    a silhouette on white: its crop continues the white, as MNIST's continues the black."""
+    astronaut, horse = photograph("astronaut"), photograph("horse")
+    top = TopExamples("x", "max", torch.ones(1, 1), torch.tensor([[0]]), torch.tensor([[[0, 0]]]))
+    field = ReceptiveField((9, 9), (1, 1), (0.0, 0.0))
+    outside = outside_of(field.box(0, 0), 32, 32, field.size)
+    crops = [receptive_field_crops(image[None], top, field, unit=0)[0] for image in (astronaut, horse)]
+    checker = crops[0][:, outside]
+    low, high = astronaut.min(), astronaut.max()
+    assert torch.allclose(checker.unique(), torch.stack([low + 0.4 * (high - low), low + 0.6 * (high - low)]))
+    assert crops[0][0, 0, 0] != crops[0][0, 0, 2] and crops[0][0, 0, 0] == crops[0][0, 0, 1] == crops[0][0, 2, 2]
+    assert torch.equal(crops[0][:, 4:, 4:], astronaut[:, :5, :5])             # the photo itself, untouched
+    assert (crops[1][:, outside] == 1.0).all()                                  # the horse's white page
 
 
 def test_mnist_crops_of_a_grey_model_have_no_frame_the_data_lacks():

@@ -15,13 +15,16 @@ statistic="mean" ranks by the spatial mean, the quantity a channel objective max
 
 Near an edge a unit's receptive field runs past the image, and the crop must show something
 there. A reader takes every pixel of a crop for data, so a fixed colour (the old mid-grey) draws
-frames the dataset does not have: grey borders on MNIST, whose background is black. The part
-outside is instead each image's own background: the per-channel median of its border pixels (0
-on MNIST, the flat colour of a shapes image, white on a white page). It continues the image as
-its own margin does (MNIST's digits sit inside 4 pixels of black padding), needs no knowledge of
-the dataset or its value range (a user's normalised data included), and the median ignores a
-stroke that touches the edge. Replicating or reflecting the edge pixels would instead invent
-strokes. Every figure's crops (featvis, circuits, universality) come from receptive_field_crops.
+frames the dataset does not have: grey borders on MNIST, whose background is black. Where an
+image has a background (most of its border one colour: 0 on MNIST, the flat colour of a shapes
+image, white on a white page) the part outside is that colour, the per-channel median of its
+border: it continues the image as its own margin does, needs no knowledge of the dataset or its
+value range (a user's normalised data included), and the median ignores a stroke that touches the
+edge. A photograph has no such margin: its border is scenery, and a flat block of its median
+looks like part of the scene. There the part outside is a fine grey checkerboard (two tones
+inside the image's own range), the usual sign for "no image here". Replicating or reflecting the
+edge pixels would instead invent content. Every figure's crops (featvis, circuits, universality)
+come from receptive_field_crops.
 """
 from __future__ import annotations
 
@@ -221,17 +224,46 @@ def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField
     raise ValueError(f"layer {layer!r} did not run in the forward pass with a spatial output")
 
 
+BACKGROUND_SHARE = 0.6        # of the border within BACKGROUND_TOLERANCE of its median: a background
+BACKGROUND_TOLERANCE = 0.05   # of the image's value range (JPEG noise on a white page is ~0.02)
+CHECKER_PIXELS = 2            # a square of the checkerboard outside a photograph
+
+
 def border_value(image: torch.Tensor) -> torch.Tensor:
     """(C,) the per-channel median of a (C, H, W) image's outermost pixels: its background."""
-    border = torch.cat([image[:, 0], image[:, -1], image[:, 1:-1, 0], image[:, 1:-1, -1]], dim=1)
-    return border.median(dim=1).values
+    return image_border(image).median(dim=1).values
+
+
+def image_border(image: torch.Tensor) -> torch.Tensor:
+    """(C, P) the outermost pixels of a (C, H, W) image."""
+    return torch.cat([image[:, 0], image[:, -1], image[:, 1:-1, 0], image[:, 1:-1, -1]], dim=1)
+
+
+def has_background(image: torch.Tensor) -> bool:
+    """Whether most of the image's border is one colour (MNIST, shapes, a page), not scenery."""
+    border, value_range = image_border(image), (image.max() - image.min()).clamp_min(1e-8)
+    near = ((border - border_value(image)[:, None]).abs() <= BACKGROUND_TOLERANCE * value_range).all(dim=0)
+    return near.float().mean().item() >= BACKGROUND_SHARE
+
+
+def outside_fill(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, *size) what a crop of `image` shows outside it: its background, else a checkerboard."""
+    channels = image.shape[0]
+    if has_background(image):
+        return border_value(image)[:, None, None].expand(channels, *size).clone()
+    low, high = image.min(), image.max()
+    rows, columns = (torch.arange(n, device=image.device) // CHECKER_PIXELS for n in size)
+    squares = ((rows[:, None] + columns[None, :]) % 2).to(image.dtype)
+    return (low + (high - low) * (0.4 + 0.2 * squares)).expand(channels, *size).clone()
 
 
 def window(image: torch.Tensor, box: tuple[int, int, int, int], fill: torch.Tensor) -> torch.Tensor:
-    """The (C, bottom - top, right - left) window of `image` at `box`; the part outside is `fill` (C,)."""
+    """The (C, bottom - top, right - left) window of `image` at `box`; the part outside is `fill`,
+    (C,) a colour or (C, bottom - top, right - left) a pattern."""
     top, left, bottom, right = box
     height, width = image.shape[-2:]
-    crop = fill.to(image.dtype)[:, None, None].repeat(1, bottom - top, right - left)
+    fill = fill.to(image.dtype)
+    crop = fill[:, None, None].repeat(1, bottom - top, right - left) if fill.dim() == 1 else fill.clone()
     inside = image[:, max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
     row, column = max(top, 0) - top, max(left, 0) - left
     crop[:, row:row + inside.shape[1], column:column + inside.shape[2]] = inside
@@ -241,12 +273,13 @@ def window(image: torch.Tensor, box: tuple[int, int, int, int], fill: torch.Tens
 def receptive_field_crops(images, top: TopExamples, field: ReceptiveField, unit: int,
                           fill: float | None = None) -> torch.Tensor:
     """(k, C, size_y, size_x) crops of the unit's top images around its strongest positions; the
-    parts of a window outside the image are that image's border_value (see the module docstring),
-    or `fill` where a caller knows its dataset's background."""
+    parts of a window outside the image are outside_fill's (see the module docstring), or `fill`
+    where a caller knows its dataset's background."""
     images = getattr(images, "images", images)
     crops = []
     for index, (y, x) in zip(top.indices[unit].tolist(), top.positions[unit].tolist()):
-        image = images[index]
-        background = border_value(image) if fill is None else torch.full(image.shape[:1], float(fill))
-        crops.append(window(image, field.box(y, x), background.to(image.device)))
+        image, box = images[index], field.box(y, x)
+        size = (box[2] - box[0], box[3] - box[1])
+        outside = outside_fill(image, size) if fill is None else torch.full(image.shape[:1], float(fill))
+        crops.append(window(image, box, outside.to(image.device)))
     return torch.stack(crops)
