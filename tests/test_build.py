@@ -300,6 +300,22 @@ image: /figures/circuits/kv-keys.png
 ---
 
 # A figure as the right half
+
+---
+layout: two-cols
+---
+
+# Two columns
+
+![tall](/tall.png)
+
+::right::
+
+Text in the right column.
+
+![wide](/wide.png)
+
+Caption under the right column's figure.
 """
 
 # On the slide shown (the others are in the DOM, hidden): each image's opacity as drawn (its own
@@ -334,7 +350,7 @@ def tall_and_wide_figures(public: Path) -> None:
 def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
     """Slidev's default theme (a deck with only a title) and seriph fade the paragraph after a title
     (`h1 + p`): a figure there was drawn at half opacity; a figure taller than the slide ran off its
-    bottom, and pushed the caption off."""
+    bottom, and pushed the caption off; in a column of two-cols too."""
     deck = write_talk(tmp_path)
     deck.write_text(FIGURES_DECK.replace("title: Figures\n", "title: Figures\n" + theme))
     (deck.parent / "style.css").write_bytes((REPO / "talk" / "style.css").read_bytes())
@@ -345,7 +361,7 @@ def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
     result = build(deck)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with serve(deck.parent / "dist-lecture") as url, browser_page(1280, 720) as (page, log):
-        for number, (images, captions) in {2: (1, 0), 3: (1, 1), 4: (2, 1)}.items():
+        for number, (images, captions) in {2: (1, 0), 3: (1, 1), 4: (2, 1), 6: (2, 1)}.items():
             page.goto(f"{url}/{number}", wait_until="networkidle")
             page.wait_for_selector("#slide-content img", state="attached", timeout=15000)
             page.wait_for_function("() => [...document.images].every(i => i.complete)")
@@ -356,8 +372,9 @@ def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
                 assert image["opacity"] == 1, (number, image)
                 left, top, right, bottom = image["box"]
                 assert 0 <= left < right <= width and 0 <= top < bottom <= height, (number, image, shown["size"])
-            for left, top, right, bottom in shown["captions"]:
-                assert 0 <= top < bottom <= height and bottom > max(i["box"][3] for i in shown["images"]), (number, shown)
+            for left, top, right, bottom in shown["captions"]:      # under the figures of its column
+                above = [i["box"][3] for i in shown["images"] if i["box"][0] < right and left < i["box"][2]]
+                assert 0 <= top < bottom <= height and bottom > max(above), (number, shown)
         page.goto(f"{url}/5", wait_until="networkidle")     # image-right: the whole figure, not cropped to fill
         page.wait_for_function(f"() => ({SHOWN_FIGURES})().halfSize !== null", timeout=15000)
         assert page.evaluate(SHOWN_FIGURES)["halfSize"] == "contain"
