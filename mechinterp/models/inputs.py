@@ -13,7 +13,8 @@ A model's inputs, each by content hash:
     model_stale_reason("my-net", zoo, "models")   # "checkpoint ../my_weights/net.pt changed" or None
     describe_changes(old, new)                    # ["architecture my_nets/blocks.py changed"]
 
-The zoo records the inputs in models/<name>/meta.json when it builds a model and rebuilds it when
+The zoo records the inputs in models/<name>/meta.json when it builds a model (with data_files, the
+listing of the user's data folder, so "dataset changed" can name the files) and rebuilds it when
 they differ; each figure's manifest entry records the inputs of the models it read, so a change to
 any of them makes exactly those figures stale. Nothing here imports torch unless a dataset's hash is
 not cached yet (models/.data-hashes.json, keyed by what the data is generated from).
