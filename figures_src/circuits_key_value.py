@@ -69,14 +69,13 @@ class Reading:
 
 def model_dataset(ctx) -> str:
     """The dataset the model was trained on (so its test split is the one it never saw)."""
-    return ctx.model_meta(MODEL).get("config", {}).get("dataset", "mnist")
+    return ctx.model_meta(ctx.declared_models[0]).get("config", {}).get("dataset", "mnist")
 
 
 def read_pairs(ctx):
     from mechinterp.circuits.key_value import check_against_forward, key_value_pairs, one_hidden_layer
-    from mechinterp.data import load_dataset
-    model = ctx.model(MODEL)
-    data = load_dataset(model_dataset(ctx), "test")
+    name, model = ctx.first_model()
+    data = ctx.dataset(name, "test")          # its entry's dataset, options and data folder
     images, labels = data.images.to(ctx.device), data.labels.to(ctx.device)
     first, hidden, output = one_hidden_layer(model)
     pairs = key_value_pairs(model, first, output)
@@ -90,7 +89,8 @@ def first_correct(reading, digit):
     """The first test input of class `digit` that the model gets right."""
     hits = torch.nonzero((reading.labels == digit) & (reading.predicted == digit)).flatten()
     if len(hits) == 0:
-        raise ValueError(f"{MODEL} gets no test input of class {digit} right; choose another 'digit'")
+        raise ValueError(f"{getattr(reading.model, 'zoo_name', 'the model')} gets no test input of class "
+                         f"{digit} right; choose another 'digit'")
     return int(hits[0])
 
 
@@ -111,10 +111,11 @@ def make_kv_keys(ctx):
                  "favours", fontsize=16)
     ctx.save(fig)
     accuracy = float((reading.predicted == reading.labels).float().mean())
-    return {"model": MODEL, "dataset": model_dataset(ctx), "input_shape": list(reading.model.input_shape),
+    return {"model": ctx.declared_models[0], "dataset": model_dataset(ctx), "input_shape": list(reading.model.input_shape),
             "inputs": int(np.prod(reading.model.input_shape)), "units": len(keys), "votes_for": votes,
             "accuracy": accuracy, "test_images": len(reading.labels),
-            "train_images": ctx.model_meta(MODEL).get("metrics", {}).get("train_images"), **reading.errors}
+            "train_images": ctx.model_meta(ctx.declared_models[0]).get("metrics", {}).get("train_images"),
+            **reading.errors}
 
 
 def value_bars(axis, value, highlight=None, other=None):

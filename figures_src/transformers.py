@@ -9,7 +9,10 @@ transformers/head_ablation          repeated-token loss with each head, and each
                                     cut; activation patching per head
 transformers/induction_universality the best induction score of every seed
 
-Heads are named "layer.head" ("0.2", "1.3"). Evaluation sequences are `half` random tokens
+Every figure reads the models its FIGURES entry declares, the first one for a single-model figure
+(phase_change: the two-layer model, then the one-layer control), so a copy of this script whose
+"models" name the speaker's own transformer shows that model. Heads are named "layer.head"
+("0.2", "1.3"). Evaluation sequences are `half` random tokens
 repeated once (mechinterp.transformers.sequences), drawn from a generator seeded by `data_seed`.
 """
 import math
@@ -18,6 +21,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from figures_src.plotting import SIGNED, heat_map
+from mechinterp.transformers.interface import all_heads
 
 TWO_LAYER = "attn-only-2l"
 ONE_LAYER = "attn-only-1l"
@@ -61,8 +65,8 @@ FIGURES = {
     "transformers/induction_universality": {
         "make": "make_induction_universality",
         "models": SEEDS,
-        "params": {"quick": {**EVAL, "models": [TWO_LAYER]},
-                   "full": {**EVAL, "models": SEEDS}},
+        "params": {"quick": {**EVAL, "seeds": 1},           # the first declared model alone
+                   "full": {**EVAL, "seeds": 3}},
         "outputs": ["png"],
     },
 }
@@ -93,7 +97,7 @@ def key_heads(model, tokens, half):
 
 def make_attention_patterns(ctx):
     from mechinterp.transformers.patterns import attention_patterns
-    model = ctx.model(TWO_LAYER)
+    name, model = ctx.first_model()
     half = ctx.params["half"]
     tokens = eval_tokens(ctx, model)
     prev_head, ind_head, previous, induction = key_heads(model, tokens, half)
@@ -101,7 +105,7 @@ def make_attention_patterns(ctx):
     patterns = attention_patterns(model, shown)
     fig = draw_patterns(patterns, prev_head, ind_head, shown[0].tolist(), previous, induction)
     ctx.save(fig)
-    return {"model": TWO_LAYER, "half": half, "sequences": len(tokens),
+    return {"model": name, "half": half, "sequences": len(tokens),
             "previous_token_head": head_name(*prev_head), "induction_head": head_name(*ind_head),
             "previous_token_score": float(previous[prev_head]),
             "induction_score": float(induction[ind_head]),
@@ -139,10 +143,11 @@ def make_phase_change(ctx):
     from mechinterp.transformers.icl import icl_score
     from mechinterp.transformers.phase_change import phase_change_step, value_near
     from mechinterp.transformers.sequences import repeated_segments
-    two, one = model_curve(ctx, TWO_LAYER), model_curve(ctx, ONE_LAYER)
+    two_layers, one_layer = ctx.declared_models[:2]       # the model with induction heads, the one without
+    two, one = model_curve(ctx, two_layers), model_curve(ctx, one_layer)
     step, window = phase_change_step(two), ctx.params["window"]
     icl = {}
-    for name in (TWO_LAYER, ONE_LAYER):
+    for name in (two_layers, one_layer):
         model = ctx.model(name)
         tokens = repeated_segments(ctx.params["batch"], model.n_ctx, model.d_vocab,
                                    torch.Generator().manual_seed(ctx.params["data_seed"])).to(ctx.device)
@@ -154,8 +159,8 @@ def make_phase_change(ctx):
             "repeated_loss_before": value_near(two, step - window),
             "repeated_loss_after": value_near(two, step + window),
             "repeated_loss_final_2l": two[-1][1], "repeated_loss_final_1l": one[-1][1],
-            "chance_loss": math.log(ctx.model(TWO_LAYER).d_vocab),
-            "icl_score_2l": icl[TWO_LAYER], "icl_score_1l": icl[ONE_LAYER],
+            "chance_loss": math.log(ctx.model(two_layers).d_vocab),
+            "icl_score_2l": icl[two_layers], "icl_score_1l": icl[one_layer],
             "curve_2l": [list(row) for row in two], "curve_1l": [list(row) for row in one],
             "notes": {"curve": "[step, repeated-token loss (nats), best last-layer induction score]",
                       "phase_change_step": "first snapshot where the 2-layer score is half way "
@@ -184,7 +189,7 @@ def draw_phase_change(two, one, step):
 
 def make_composition(ctx):
     from mechinterp.transformers.composition import MODES, all_composition_scores, random_composition_baseline
-    model = ctx.model(TWO_LAYER)
+    name, model = ctx.first_model()
     tokens = eval_tokens(ctx, model)
     prev_head, ind_head, _, _ = key_heads(model, tokens, ctx.params["half"])
     scores = {mode: all_composition_scores(model, mode)[0, :, 1, :].cpu() for mode in MODES}
@@ -192,7 +197,7 @@ def make_composition(ctx):
                                            torch.Generator().manual_seed(ctx.params["data_seed"]))
     fig = draw_composition(scores, baseline, model.n_heads)
     ctx.save(fig)
-    return {"model": TWO_LAYER, "previous_token_head": head_name(*prev_head),
+    return {"model": name, "previous_token_head": head_name(*prev_head),
             "induction_head": head_name(*ind_head),
             "k_composition_max": float(scores["K"].max()),
             "k_composition_previous_to_induction": float(scores["K"][prev_head[1], ind_head[1]]),
@@ -226,14 +231,14 @@ def draw_composition(scores, baseline, heads):
 def make_induction_circuits(ctx):
     from mechinterp.transformers.circuits import diagonal_share, ov_circuit, prefix_matching_circuit
     from mechinterp.transformers.detectors import copying_scores
-    model = ctx.model(TWO_LAYER)
+    name, model = ctx.first_model()
     prev_head, ind_head, _, induction = key_heads(model, eval_tokens(ctx, model), ctx.params["half"])
     ov = ov_circuit(model, *ind_head).cpu()
     qk = prefix_matching_circuit(model, ind_head[0], ind_head[1], prev_head[1]).cpu()
     copying = copying_scores(model)
     fig = draw_circuits(ov, qk, ind_head, prev_head)
     ctx.save(fig)
-    return {"model": TWO_LAYER, "induction_head": head_name(*ind_head),
+    return {"model": name, "induction_head": head_name(*ind_head),
             "previous_token_head": head_name(*prev_head),
             "copying_score": float(copying[ind_head]), "copying_scores": copying.tolist(),
             "prefix_matching_score": diagonal_share(qk), "ov_diagonal_share": diagonal_share(ov),
@@ -282,19 +287,19 @@ def make_head_ablation(ctx):
     from mechinterp.transformers.icl import repeated_token_loss
     from mechinterp.transformers.patching import correct_logit_metric, patch_each_head
     from mechinterp.transformers.sequences import repeated_loss_positions
-    model, half, method = ctx.model(TWO_LAYER), ctx.params["half"], ctx.params["method"]
+    (name, model), half, method = ctx.first_model(), ctx.params["half"], ctx.params["method"]
     tokens = eval_tokens(ctx, model)
     reference = eval_tokens(ctx, model, seed_offset=1)     # other sequences, the same statistics
     previous_heads, induction_heads = circuit_heads(model, tokens, half, ctx.params["threshold"])
-    single = {h: ablated_loss(model, [h], tokens, reference, half, method) for h in model.heads()}
+    single = {h: ablated_loss(model, [h], tokens, reference, half, method) for h in all_heads(model)}
     groups = {"induction heads": ablated_loss(model, induction_heads, tokens, reference, half, method),
               "previous-token heads": ablated_loss(model, previous_heads, tokens, reference, half, method)}
     corrupted = torch.cat([reference[:, :half], tokens[:, half:]], dim=1)   # first half: no help
     patching = patch_each_head(model, tokens, corrupted, correct_logit_metric(tokens, repeated_loss_positions(half)))
-    others = [h for h in model.heads() if h not in previous_heads + induction_heads]
+    others = [h for h in all_heads(model) if h not in previous_heads + induction_heads]
     clean = repeated_token_loss(model, tokens, half)
     ctx.save(draw_ablation(model, single, groups, patching.recovered, clean))
-    return {"model": TWO_LAYER, "method": method, "loss_clean": clean,
+    return {"model": name, "method": method, "loss_clean": clean,
             **ablation_numbers(model, single, groups, patching, previous_heads, induction_heads, others),
             "notes": {"loss_induction_ablated": f"every induction head (score > {ctx.params['threshold']}) "
                                                 f"{method}-ablated together",
@@ -309,21 +314,21 @@ def ablation_numbers(model, single, groups, patching, previous_heads, induction_
     return {
             "loss_induction_ablated": groups["induction heads"],
             "loss_previous_token_ablated": groups["previous-token heads"],
-            "loss_single_induction_ablated_max": max(single[h] for h in induction_heads),
+            "loss_single_induction_ablated_max": max((single[h] for h in induction_heads), default=None),
             "loss_other_ablated_max": max((single[h] for h in others), default=None),
             "chance_loss": math.log(model.d_vocab),
             "induction_heads": [head_name(*h) for h in induction_heads],
             "previous_token_heads": [head_name(*h) for h in previous_heads],
             "other_heads": [head_name(*h) for h in others],
             "losses": {head_name(*h): value for h, value in single.items()},
-            "patching_recovered": {head_name(*h): float(patching.recovered[h]) for h in model.heads()},
+            "patching_recovered": {head_name(*h): float(patching.recovered[h]) for h in all_heads(model)},
             "patching_recovered_induction_heads": sum(float(patching.recovered[h]) for h in induction_heads)}
 
 
 def draw_ablation(model, single, groups, recovered, clean):
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": [1.4, 1]})
-    names = [head_name(*h) for h in model.heads()] + [name.replace(" ", "\n") for name in groups]
-    values = [single[h] for h in model.heads()] + list(groups.values())
+    names = [head_name(*h) for h in all_heads(model)] + [name.replace(" ", "\n") for name in groups]
+    values = [single[h] for h in all_heads(model)] + list(groups.values())
     left.bar(names, values, color=["#B2182B"] * len(single) + ["#67001F"] * len(groups))
     left.tick_params(axis="x", labelrotation=45, labelsize=11)
     left.axhline(clean, color="black", label="no ablation")
@@ -331,7 +336,7 @@ def draw_ablation(model, single, groups, recovered, clean):
     left.set_xlabel("heads ablated")
     left.set_ylabel("loss on repeated tokens (nats)")
     left.legend(fontsize=10)
-    right.bar([head_name(*h) for h in model.heads()], [float(recovered[h]) for h in model.heads()],
+    right.bar([head_name(*h) for h in all_heads(model)], [float(recovered[h]) for h in all_heads(model)],
               color="#2166AC")
     right.set_xlabel("head patched clean -> corrupted")
     right.set_ylabel("recovered fraction")
@@ -343,7 +348,7 @@ def draw_ablation(model, single, groups, recovered, clean):
 
 def make_induction_universality(ctx):
     rows = []
-    for name in ctx.params["models"]:
+    for name in ctx.declared_models[:ctx.params["seeds"]]:
         model = ctx.model(name)
         _, ind_head, _, induction = key_heads(model, eval_tokens(ctx, model), ctx.params["half"])
         rows.append({"model": name, "seed": ctx.model_meta(name)["config"]["seed"],

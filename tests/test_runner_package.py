@@ -105,7 +105,8 @@ def test_the_runner_fails_a_figure_that_reads_an_undeclared_model_and_says_what_
     result, scripts, figures = run_script_on_two_models(tmp_path, "sneaky.py", READS_AN_UNDECLARED_MODEL)
     assert result.returncode == 1
     assert "FAILED sneaky/reader: " in result.stderr
-    assert "UndeclaredModelError: figure 'sneaky/reader' reads model 'm2'" in result.stderr
+    assert f"UndeclaredModelError: figure 'sneaky/reader' reads model 'm2' (at {scripts / 'sneaky.py'}:5)" in result.stderr
+    assert "To show a declared model, make that line read it (ctx.first_model() reads the first)" in result.stderr
     assert f"add 'm2' to \"models\" in FIGURES['sneaky/reader'] in {scripts / 'sneaky.py'}" in result.stderr
     assert f"{scripts / 'sneaky.py'}:5 in make_reader: ctx.model('m2')" in result.stderr  # the user's line
     assert not (figures / "sneaky").exists()             # nothing installed, nothing recorded

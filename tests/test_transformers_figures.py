@@ -100,3 +100,54 @@ def test_make_models_builds_and_lists_sequence_models(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "zoo.yaml"), "--models-dir", str(tmp_path / "models")]) == 0
     listed = capsys.readouterr().out
     assert "tiny-2l " in listed and "tiny-2l-seed1" in listed and "test accuracy      n/a" in listed
+
+
+OWN_CLASS = '''
+from mechinterp.transformers.model import AttentionOnlyTransformer
+
+
+class SpeakersTransformer(AttentionOnlyTransformer):
+    """A speaker's own class: the engine's sizes and hook names, and no heads() method (optional)."""
+    heads = None
+'''
+OWN_ZOO = """models:
+  mine-2l:
+    architecture: "speakers_transformer:SpeakersTransformer"
+    kwargs: {d_vocab: 16, n_ctx: 16, d_model: 16, n_heads: 2, n_layers: 2}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 7
+    steps: 6
+    batch_size: 4
+    snapshot_every: 3
+  mine-1l:
+    architecture: "speakers_transformer:SpeakersTransformer"
+    kwargs: {d_vocab: 16, n_ctx: 16, d_model: 16, n_heads: 2, n_layers: 1}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 7
+    steps: 6
+    batch_size: 4
+    snapshot_every: 3
+"""
+
+
+def test_every_transformer_figure_shows_the_model_its_entry_declares(tmp_path, run_figure, monkeypatch):
+    """A speaker who points the figures at their own transformer ("models" in a copy of the script,
+    as the README says) gets that model in every figure, whatever its class (no heads() method),
+    and a 6-step model with no induction head yet still gets an ablation figure."""
+    (tmp_path / "speakers_transformer.py").write_text(OWN_CLASS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "zoo.yaml").write_text(OWN_ZOO)
+    models = tmp_path / "models"
+    train_zoo(tmp_path / "zoo.yaml", models, device="cpu", profile="quick")
+    params = {"batch": 8, "half": 5, "data_seed": 1}
+    for figure, extra in (("attention_patterns", {"shown_half": 4}), ("composition", {"baseline_samples": 10}),
+                          ("induction_circuits", {}), ("head_ablation", {"method": "mean", "threshold": 0.3})):
+        numbers = run_figure(f"transformers/{figure}", models, tmp_path, {**params, **extra}, models=["mine-2l"])
+        assert numbers["model"] == "mine-2l", figure
+    assert set(numbers["losses"]) == {"0.0", "0.1", "1.0", "1.1"}         # every head of the speaker's model
+    phase = run_figure("transformers/phase_change", models, tmp_path, {**params, "window": 3},
+                       models=["mine-2l", "mine-1l"])
+    assert [row[0] for row in phase["curve_2l"]] == [row[0] for row in phase["curve_1l"]] == [0, 3, 6]
+    seeds = run_figure("transformers/induction_universality", models, tmp_path, {**params, "seeds": 3},
+                       models=["mine-2l"])
+    assert seeds["seeds"] == [7]

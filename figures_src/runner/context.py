@@ -153,10 +153,20 @@ class FigureContext:
     def _require_declared(self, name: str) -> None:
         if name not in self.declared_models:
             declared = ", ".join(map(repr, self.declared_models)) or "none"
+            where = self.script_line()
             raise UndeclaredModelError(
-                f"figure {self.figure_id!r} reads model {name!r}, which its FIGURES entry does not "
-                f"declare (declared: {declared}); add {name!r} to \"models\" in FIGURES[{self.figure_id!r}] "
-                f"in {self.script}, so the figure is remade when that model changes")
+                f"figure {self.figure_id!r} reads model {name!r}{f' (at {where})' if where else ''}, which "
+                f"its FIGURES entry does not declare (declared: {declared}). To show a declared model, "
+                f"make {'that line' if where else 'the function'} read it (ctx.first_model() reads the "
+                f"first); to show {name!r}, add {name!r} to \"models\" in FIGURES[{self.figure_id!r}] in "
+                f"{self.script}, so the figure is remade when that model changes")
+
+    def script_line(self) -> str | None:
+        """'figures_src/mine.py:96': the line of the figure's script that is calling in now."""
+        import traceback
+        script = Path(self.script).name
+        lines = [frame.lineno for frame in traceback.extract_stack() if Path(frame.filename).name == script]
+        return f"{self.script}:{lines[-1]}" if lines else None
 
     def check_all_read(self, required) -> None:
         """After the figure returns: every required model (the declared ones this run's profile
