@@ -179,3 +179,40 @@ def test_a_model_lacking_the_hook_points_is_told_their_names():
             return torch.zeros(*tokens.shape, 24)
     with pytest.raises(KeyError, match="no layer 'blocks.0.attn.hook_pattern'"):
         induction_scores(NoHooks().eval(), tokens(), HALF)
+
+
+class RenamedHook(AttentionOnlyTransformer):
+    """A speaker's transformer whose pattern hook has a name of its own."""
+
+    def __init__(self, **sizes):
+        super().__init__(**sizes)
+        for block in self.blocks:
+            block.attn.attn_probs = block.attn.hook_pattern
+            del block.attn.hook_pattern
+
+
+def test_a_hook_point_named_otherwise_is_told_what_the_engine_reads_there_and_how_to_add_it():
+    model = RenamedHook(**SIZES).eval()
+    for read in (lambda: induction_scores(model, tokens(), HALF), lambda: patterns_of(model)):
+        with pytest.raises(KeyError) as refused:
+            read()
+        message = str(refused.value)
+        assert message.startswith("RenamedHook has no layer 'blocks.0.attn.hook_pattern', where the transformer "
+                                  "engine reads each head's attention pattern, (batch, head, query, key)")
+        assert "nn.Identity" in message and message.endswith("(blocks.0.attn has: hook_q, hook_k, hook_v, "
+                                                             "hook_attn_scores, hook_z, attn_probs)")
+
+
+def patterns_of(model):
+    from mechinterp.transformers.patterns import attention_patterns
+    return attention_patterns(model, tokens())
+
+
+def test_the_layer_listing_runs_a_transformer_on_tokens():
+    """`python -m mechinterp.models.layers` (which a wrong layer name suggests) on a transformer:
+    one sequence of n_ctx tokens, not a float image its embedding cannot index with."""
+    from mechinterp.models.layers import _header, example_input, layer_table
+    for model in (AttentionOnlyTransformer(**SIZES), TLShaped(**SIZES)):
+        rows = {row.name: row.shape for row in layer_table(model.eval())}
+        assert rows["blocks.1.attn.hook_pattern"] == (2, 32, 32) and rows["blocks.0.attn.hook_z"] == (32, 2, 16)
+        assert _header("mine", model, example_input(model)).endswith("output shapes for one sequence of 32 tokens):")

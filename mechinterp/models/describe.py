@@ -96,7 +96,7 @@ def forward_error(model: nn.Module, images: torch.Tensor) -> Exception | None:
     try:
         with torch.no_grad():
             model.eval()(images)
-    except (RuntimeError, ValueError) as error:
+    except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as error:   # a misfit, said in one line
         return error
     finally:
         model.train(training)

@@ -21,7 +21,8 @@ marked too: read its block instead. The convs of a squeeze-excitation gate (Mobi
 left out of the default feature_layers (describe.py). layer_table lists a model that cannot run a zero image in module order (each block after its
 layers), without shapes; one fx cannot trace, without its functional steps. The command instead
 says, in one line, that the model's forward fails on the input it tried and that its zoo entry
-should state input_shape. A model of vectors (`input_shape: [D]`) is listed for one D-vector.
+should state input_shape. A model of vectors (`input_shape: [D]`) is listed for one D-vector, a
+transformer (d_vocab on it or its cfg) for one sequence of n_ctx tokens.
 """
 from __future__ import annotations
 
@@ -75,9 +76,30 @@ def _output_shape(output) -> tuple | None:
     return tuple(tensor.shape[1:]) if isinstance(tensor, torch.Tensor) else None
 
 
-def forward_order(model: nn.Module, input_shape) -> tuple[dict[str, tuple | None], Counter] | None:
+def example_input(model: nn.Module, input_shape=None) -> torch.Tensor:
+    """What the listing runs through the model: one sequence of n_ctx zero tokens for a model of
+    tokens (d_vocab on it or its cfg, as the transformer engine reads it), else one zero image (or
+    vector) of `input_shape`, the model's own, or torchvision's 3x224x224."""
+    holders = [holder for holder in (model, getattr(model, "cfg", None)) if holder is not None]
+    device = model_device(model)
+    if any(hasattr(holder, "d_vocab") for holder in holders):
+        length = next((int(holder.n_ctx) for holder in holders if hasattr(holder, "n_ctx")), 8)
+        return torch.zeros(1, length, dtype=torch.long, device=device)
+    shape = input_shape or getattr(model, "input_shape", None) or TORCHVISION_INPUT
+    return torch.zeros(1, *shape, device=device)
+
+
+def example_text(example: torch.Tensor) -> str:
+    """"sequence of 16 tokens", "3x32x32 image", "13-feature vector"."""
+    if not example.is_floating_point():
+        return f"sequence of {example.shape[1]} tokens"
+    return inputs_text(tuple(example.shape[1:]), one=True)
+
+
+def forward_order(model: nn.Module, example: torch.Tensor) -> tuple[dict[str, tuple | None], Counter] | None:
     """({module: output shape of its last call}, in the order their first outputs are made;
-    {module: calls}) for one zero image in eval mode, or None when the model cannot run one."""
+    {module: calls}) for the one example (example_input) in eval mode, or None when the model
+    cannot run it."""
     shapes, calls, training = {}, Counter(), model.training
 
     def recorder(name: str):
@@ -87,7 +109,7 @@ def forward_order(model: nn.Module, input_shape) -> tuple[dict[str, tuple | None
         return record
     try:
         with torch.no_grad(), hooked(model, {n: recorder(n) for n, _ in model.named_modules() if n}):
-            model.eval()(torch.zeros(1, *input_shape, device=model_device(model)))
+            model.eval()(example)
     except Exception:  # noqa: BLE001 - any model: the listing falls back to module order
         return None
     finally:
@@ -126,7 +148,7 @@ def layer_table(model: nn.Module, input_shape=None) -> list[LayerRow]:
     between them, and last the modules an eval-mode forward pass never runs."""
     modules = dict(model.named_modules())
     nodes = graph_node_names(model)
-    ran = forward_order(model, input_shape or getattr(model, "input_shape", None) or TORCHVISION_INPUT)
+    ran = forward_order(model, example_input(model, input_shape))
     shapes, calls = ran or ({name: None for name in _module_order(model)},
                             Counter(_called_module(n, modules) for n in nodes))
     functions, gates = _functions_after(nodes, modules), gate_convs(model)
@@ -188,30 +210,32 @@ def print_rows(rows: list[LayerRow]) -> None:
         print("  " + "  ".join(text.ljust(width) for text, width in zip(cell, widths + [0])).rstrip())
 
 
-def input_problem(name: str, model: nn.Module) -> tuple[tuple, str | None]:
-    """(the input shape to list the model with, None or the one line saying why it cannot be):
-    its input_shape, else (a zoo entry stating none) torchvision's 3x224x224, tried first."""
+def input_problem(name: str, model: nn.Module) -> tuple[torch.Tensor, str | None]:
+    """(the example to list the model with, None or the one line saying why it cannot be): its
+    example_input (for images, its input_shape, else torchvision's 3x224x224)."""
     declared = getattr(model, "input_shape", None)
-    shape = tuple(declared or TORCHVISION_INPUT)
-    error = forward_error(model, torch.zeros(1, *shape, device=model_device(model)))
+    example = example_input(model)
+    error = forward_error(model, example)
     if error is None:
-        return shape, None
-    tried = f"a zero {inputs_text(shape, one=True)}"
+        return example, None
+    tried = f"a zero {example_text(example)}"
+    if not example.is_floating_point():
+        return example, (f"layers: {name} ({type(model).__name__}): its forward fails on {tried} "
+                         f"({first_line(error)}): check that it takes (batch, n_ctx) token ids")
     if declared is None:
-        return shape, (f"layers: {name} ({type(model).__name__}) states no input_shape, so {tried} "
-                       f"was tried, and its forward fails on it ({first_line(error)}): add "
-                       "input_shape: [D] (a model of (N, D) vectors) or [C, H, W] (images) to its "
-                       "entry in models/zoo.yaml")
-    return shape, (f"layers: {name} ({type(model).__name__}): its forward fails on {tried}, its "
-                   f"input_shape ({first_line(error)}): set input_shape in its models/zoo.yaml "
-                   "entry to what the model takes")
+        return example, (f"layers: {name} ({type(model).__name__}) states no input_shape, so {tried} "
+                         f"was tried, and its forward fails on it ({first_line(error)}): add "
+                         "input_shape: [D] (a model of (N, D) vectors) or [C, H, W] (images) to its "
+                         "entry in models/zoo.yaml")
+    return example, (f"layers: {name} ({type(model).__name__}): its forward fails on {tried}, its "
+                     f"input_shape ({first_line(error)}): set input_shape in its models/zoo.yaml "
+                     "entry to what the model takes")
 
 
-def _header(name: str, model: nn.Module, shape: tuple) -> str:
-    assumed = ("" if getattr(model, "input_shape", None) else
+def _header(name: str, model: nn.Module, example: torch.Tensor) -> str:
+    assumed = ("" if getattr(model, "input_shape", None) or not example.is_floating_point() else
                ", assumed: its zoo entry states no input_shape; add one to be sure")
-    return (f"{name} ({type(model).__name__}; output shapes for one "
-            f"{inputs_text(shape, one=True)}{assumed}):")
+    return f"{name} ({type(model).__name__}; output shapes for one {example_text(example)}{assumed}):"
 
 
 def main(argv=None) -> int:
@@ -221,13 +245,13 @@ def main(argv=None) -> int:
     failed = 0
     for name in args.models:
         model = _model_for(name).eval()
-        shape, problem = input_problem(name, model)
+        example, problem = input_problem(name, model)
         if problem:
             print(problem, file=sys.stderr)
             failed += 1
             continue
-        print(_header(name, model, shape))
-        print_rows(layer_table(model, shape))
+        print(_header(name, model, example))
+        print_rows(layer_table(model, tuple(example.shape[1:])))
     return 1 if failed else 0
 
 

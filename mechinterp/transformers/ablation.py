@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from mechinterp.hooks import capture, intervene
-from mechinterp.transformers.interface import check_tokens, checked_heads
+from mechinterp.transformers.interface import check_hook_points, check_tokens, checked_heads
 from mechinterp.transformers.logit_attribution import z_hook
 
 METHODS = ("zero", "mean", "resample")
@@ -30,6 +30,7 @@ METHODS = ("zero", "mean", "resample")
 
 def _reference_z(model: nn.Module, reference: torch.Tensor, layers: set[int]) -> dict[int, torch.Tensor]:
     check_tokens(model, reference)
+    check_hook_points(model, [z_hook(layer) for layer in layers])
     with torch.no_grad(), capture(model, [z_hook(layer) for layer in layers]) as captured:
         model(reference)
     return {layer: captured[z_hook(layer)] for layer in layers}
@@ -68,6 +69,7 @@ def ablate_heads(model: nn.Module, heads: Iterable[tuple[int, int]], method: str
     for layer, head in checked_heads(model, heads):
         by_layer.setdefault(layer, []).append(head)
     zs = _reference_z(model, reference, set(by_layer)) if method != "zero" else {}
+    check_hook_points(model, [z_hook(layer) for layer in by_layer])
     changes = {z_hook(layer): _change(hs, _replacement(method, zs.get(layer)))
                for layer, hs in by_layer.items()}
     with intervene(model, changes):

@@ -5,6 +5,7 @@ lacks it (the interface itself is stated in model.py's docstring).
     all_heads(model)                 # [(0, 0), (0, 1), ..., (n_layers - 1, n_heads - 1)]
     checked_heads(model, ["1.0", (1, 1)])   # [(1, 0), (1, 1)], or one error naming the bad head
     check_tokens(model, tokens)      # a sequence longer than n_ctx or a token outside d_vocab
+    check_hook_points(model, ["blocks.0.attn.hook_z"])   # a module the engine reads, or what to add
     size_problems({"n_heads": 0})    # ["n_heads must be a whole number >= 1, ...; it is 0"]
 
 Read without torch (tensors are used only through their methods): the zoo's config reader checks
@@ -131,3 +132,31 @@ def size_problems(kwargs: dict) -> list[str]:
         problems.append(f"n_heads must divide d_model ({width} / {heads} is not whole), or give "
                         "d_head (each head's width) as well")
     return problems
+
+
+HOOK_POINTS = {"hook_pattern": "each head's attention pattern, (batch, head, query, key)",
+               "hook_z": "each head's attention-weighted values, (batch, position, head, d_head)"}
+
+
+def check_hook_points(model, names) -> None:
+    """Each of `names` (blocks.{l}.attn.hook_pattern, hook_z) is a module of the model, else one
+    LayerNotFoundError saying what the engine reads there and how to give the model one."""
+    modules = dict(model.named_modules())
+    for name in names:
+        if name not in modules:
+            from mechinterp.hooks import LayerNotFoundError    # torch: only here
+            read = HOOK_POINTS.get(name.rsplit(".", 1)[-1], "an activation")
+            raise LayerNotFoundError(
+                f"{type(model).__name__} has no layer {name!r}, where the transformer engine reads {read}: "
+                "give its attention module a submodule of that name that the forward pass sends that "
+                "value through (an nn.Identity, as TransformerLens's hook points and "
+                f"mechinterp/transformers/model.py do), or rename yours{_parts_of(modules, name)}")
+
+
+def _parts_of(modules: dict, name: str) -> str:
+    """" (blocks.0.attn has: W_Q, attn_probs, ...)": what the module that should hold `name` has."""
+    parent = name.rsplit(".", 1)[0]
+    if parent not in modules:
+        return did_you_mean(name, modules)
+    parts = [child for child, _ in modules[parent].named_children()]
+    return f" ({parent} has: {', '.join(parts) or 'no submodules'})"

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from mechinterp.hooks import capture, intervene
-from mechinterp.transformers.interface import all_heads, check_tokens, size
+from mechinterp.transformers.interface import all_heads, check_hook_points, check_tokens, size
 from mechinterp.transformers.logit_attribution import z_hook
 
 Metric = Callable[[torch.Tensor], float]
@@ -64,6 +64,7 @@ def patch_each_head(model: nn.Module, clean: torch.Tensor, corrupted: torch.Tens
                          "token batches must have the same shape")
     check_tokens(model, clean), check_tokens(model, corrupted)
     names = [z_hook(layer) for layer in range(size(model, "n_layers"))]
+    check_hook_points(model, names)
     with capture(model, names) as captured:
         clean_value = metric(model(clean))
     clean_z = dict(captured)

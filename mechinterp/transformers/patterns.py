@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from mechinterp.hooks import capture
-from mechinterp.transformers.interface import check_tokens, size
+from mechinterp.transformers.interface import check_hook_points, check_tokens, size
 
 
 def pattern_hook(layer: int) -> str:
@@ -23,6 +23,7 @@ def per_layer(model: nn.Module, tokens: torch.Tensor, hook_name) -> dict[int, to
     """{layer: the activation at hook_name(layer)} of one forward pass."""
     check_tokens(model, tokens)
     names = {layer: hook_name(layer) for layer in range(size(model, "n_layers"))}
+    check_hook_points(model, names.values())
     with capture(model, list(names.values())) as captured:
         model(tokens)
     return {layer: captured[name] for layer, name in names.items()}
