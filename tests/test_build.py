@@ -267,6 +267,8 @@ title: Figures
 
 # Cover
 
+A subtitle naming `my_nets/tiny.py`, the speaker's own file.
+
 ---
 
 # A tall figure right after the title
@@ -333,6 +335,19 @@ SHOWN_FIGURES = """() => {
 }"""
 
 
+def contrast(png: bytes) -> float:
+    """The WCAG contrast ratio between the lightest and darkest 1% of a screenshot's pixels:
+    text against what is behind it."""
+    import io
+    import numpy as np
+    from PIL import Image
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=float)[4:-4, 4:-4] / 255  # not the box's rim
+    linear = np.where(pixels <= 0.04045, pixels / 12.92, ((pixels + 0.055) / 1.055) ** 2.4)
+    luminance = linear @ np.array([0.2126, 0.7152, 0.0722])
+    dark, light = np.percentile(luminance, [1, 99])
+    return (light + 0.05) / (dark + 0.05)
+
+
 def tall_and_wide_figures(public: Path) -> None:
     """A figure taller than a slide (1000 px) and a wide one, as a figure script saves them."""
     import matplotlib
@@ -354,6 +369,7 @@ def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
     deck = write_talk(tmp_path)
     deck.write_text(FIGURES_DECK.replace("title: Figures\n", "title: Figures\n" + theme))
     (deck.parent / "style.css").write_bytes((REPO / "talk" / "style.css").read_bytes())
+    shutil.copytree(REPO / "talk" / "layouts", deck.parent / "layouts")        # the project's dark cover
     (deck.parent / "public").mkdir()
     tall_and_wide_figures(deck.parent / "public")
     (deck.parent / "public" / "figures" / "circuits").mkdir(parents=True)      # a figure id a script declares
@@ -375,6 +391,9 @@ def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
             for left, top, right, bottom in shown["captions"]:      # under the figures of its column
                 above = [i["box"][3] for i in shown["images"] if i["box"][0] < right and left < i["box"][2]]
                 assert 0 <= top < bottom <= height and bottom > max(above), (number, shown)
+        page.goto(f"{url}/1", wait_until="networkidle")     # inline code on the dark cover: as legible as its line
+        subtitle = page.locator("#slide-content p").first
+        assert contrast(subtitle.locator("code").screenshot()) > max(3, 0.7 * contrast(subtitle.screenshot()))
         page.goto(f"{url}/5", wait_until="networkidle")     # image-right: the whole figure, not cropped to fill
         page.wait_for_function(f"() => ({SHOWN_FIGURES})().halfSize !== null", timeout=15000)
         assert page.evaluate(SHOWN_FIGURES)["halfSize"] == "contain"
