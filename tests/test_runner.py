@@ -521,8 +521,8 @@ def test_a_model_whose_rebuild_failed_is_not_said_to_be_rebuilt_first(tmp_path):
     broken = run_figures(tmp_path)
     assert broken.returncode == 1 and "its model 'own' could not be built" in broken.stderr
     why = listed(run_figures(tmp_path, "--list"))["own/head"]
-    assert why == ("checkpoint ../my_weights/tiny.pt changed (model own: its rebuild failed (the zoo's "
-                   "message: `make models`); fix that, and the figure is remade)"), why
+    assert why == ("checkpoint ../my_weights/tiny.pt changed (model own: its rebuild failed (the next `make "
+                   "slides` or `make figures` tries again and prints why); fix that, and the figure is remade)"), why
     save_own_weights(tmp_path, seed=3)
     assert listed(run_figures(tmp_path, "--list"))["own/head"].endswith("(model own: rebuilt first)")
     assert run_figures(tmp_path).returncode == 0

@@ -198,7 +198,8 @@ def model_changes(name: str, old: dict, new: dict, models_dir: Path | None) -> l
     rebuild = model_stale_reasons(name, zoo, models_dir)
     if rebuild:     # the checkpoint on disk is not the one the figure will read
         detail = entry_difference(name, zoo, models_dir)
-        then = ("its rebuild failed (the zoo's message: `make models`); fix that, and the figure is remade"
+        then = ("its rebuild failed (the next `make slides` or `make figures` tries again and prints why); "
+                "fix that, and the figure is remade"
                 if rebuild_failed(name, zoo, models_dir) else "rebuilt first")
         return [f"{phrase} (model {name}: {detail + '; ' if phrase == 'zoo entry changed' and detail else ''}"
                 f"{then})" for phrase in rebuild]
