@@ -250,20 +250,19 @@ def outside_fill(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """(C, *size) what a crop of `image` shows outside it: its background, else a checkerboard."""
     channels = image.shape[0]
     if has_background(image):
-        return border_value(image)[:, None, None].expand(channels, *size).clone()
+        return border_value(image)[:, None, None].expand(channels, *size)
     low, high = image.min(), image.max()
     rows, columns = (torch.arange(n, device=image.device) // CHECKER_PIXELS for n in size)
     squares = ((rows[:, None] + columns[None, :]) % 2).to(image.dtype)
-    return (low + (high - low) * (0.4 + 0.2 * squares)).expand(channels, *size).clone()
+    return (low + (high - low) * (0.4 + 0.2 * squares)).expand(channels, *size)
 
 
-def window(image: torch.Tensor, box: tuple[int, int, int, int], fill: torch.Tensor) -> torch.Tensor:
-    """The (C, bottom - top, right - left) window of `image` at `box`; the part outside is `fill`,
-    (C,) a colour or (C, bottom - top, right - left) a pattern."""
+def window(image: torch.Tensor, box: tuple[int, int, int, int], outside: torch.Tensor) -> torch.Tensor:
+    """The (C, bottom - top, right - left) window of `image` at `box`; where it runs past the
+    image, the pixels of `outside`, a canvas of the window's shape."""
     top, left, bottom, right = box
     height, width = image.shape[-2:]
-    fill = fill.to(image.dtype)
-    crop = fill[:, None, None].repeat(1, bottom - top, right - left) if fill.dim() == 1 else fill.clone()
+    crop = outside.to(image.dtype).clone()
     inside = image[:, max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
     row, column = max(top, 0) - top, max(left, 0) - left
     crop[:, row:row + inside.shape[1], column:column + inside.shape[2]] = inside
@@ -280,6 +279,6 @@ def receptive_field_crops(images, top: TopExamples, field: ReceptiveField, unit:
     for index, (y, x) in zip(top.indices[unit].tolist(), top.positions[unit].tolist()):
         image, box = images[index], field.box(y, x)
         size = (box[2] - box[0], box[3] - box[1])
-        outside = outside_fill(image, size) if fill is None else torch.full(image.shape[:1], float(fill))
+        outside = outside_fill(image, size) if fill is None else torch.full((image.shape[0], *size), float(fill))
         crops.append(window(image, box, outside.to(image.device)))
     return torch.stack(crops)
