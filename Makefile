@@ -11,10 +11,10 @@ PROFILE ?= full
 DEVICE ?= auto
 # one figure per core by default; on the CPU each figure runs with one torch thread (same numbers for any JOBS)
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
-# test files run side by side (files that share talk/ stay whole) in one pytest-xdist worker more
-# than the cores: the tests wait on Slidev, chromium and runner processes as much as they compute,
-# and the extra worker fills those waits (on 2 cores the suite took 690 s with 3, 918 s with 2)
-TEST_JOBS ?= $(shell echo $$(( $(JOBS) + 1 )))
+# test files run side by side, one pytest-xdist worker per core (files that share talk/ stay whole);
+# a worker more was no faster on a fresh clone (987 s against 931 s on 2 cores: training the zoo
+# and the figures keep the cores busy)
+TEST_JOBS ?= $(JOBS)
 ONLY ?=
 FORCE ?=
 # CLUSTER=tcp://host:8786 (a Dask scheduler) or CLUSTER=slurm (workers as Slurm jobs, CLUSTER_CONFIG)

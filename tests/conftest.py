@@ -43,6 +43,7 @@ import fcntl
 import functools
 import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,8 @@ def trained_zoo() -> Path:
     MODELS_DIR.mkdir(exist_ok=True)
     with open(MODELS_DIR / ".test-zoo.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)          # released when the file closes
-        train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu", profile="quick")
+        # side by side, as `make models` does: the other workers wait on this lock meanwhile
+        train_zoo(ZOO_CONFIG, MODELS_DIR, device="cpu", profile="quick", jobs=os.cpu_count() or 1)
     return MODELS_DIR
 
 
