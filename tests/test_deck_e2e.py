@@ -82,13 +82,17 @@ SLIDE_STATE = """() => {
 }"""
 
 
+IMAGES_SETTLED = "() => [...document.images].every(i => i.complete)"
+
+
 def visit_every_slide(site: Path, count: int, route: str = ""):
     """Yield (number, state) for each slide, and finally the browser log."""
     states = {}
     with serve(site) as url, browser_page() as (page, log):
         watch_main_thread(page)
         for number in range(1, count + 1):
-            page.goto(f"{url}/{route}{number}", wait_until="networkidle")
+            page.goto(f"{url}/{route}{number}", wait_until="load")     # not networkidle: 0.5 s a slide more
+            page.wait_for_function(IMAGES_SETTLED, timeout=15000)       # loaded or failed: the state tells which
             page.wait_for_timeout(400)
             states[number] = {**page.evaluate(SLIDE_STATE), "block": main_thread_max_block_ms(page)}
         return states, log
