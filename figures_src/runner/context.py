@@ -164,8 +164,8 @@ class FigureContext:
     def script_line(self) -> str | None:
         """'figures_src/mine.py:96': the line of the figure's script that is calling in now."""
         import traceback
-        script = Path(self.script).name
-        lines = [frame.lineno for frame in traceback.extract_stack() if Path(frame.filename).name == script]
+        script = Path(self.script).resolve()
+        lines = [frame.lineno for frame in traceback.extract_stack() if Path(frame.filename).resolve() == script]
         return f"{self.script}:{lines[-1]}" if lines else None
 
     def check_all_read(self, required) -> None:
