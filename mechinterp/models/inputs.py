@@ -112,12 +112,16 @@ def data_files(entry: dict) -> dict[str, list[int] | None] | None:
         folder = folder / entry["dataset"].split(":", 1)[1]
     if not folder.is_dir():
         return None
-    return {path.relative_to(folder).as_posix(): [path.stat().st_size, path.stat().st_mtime_ns]
-            if path.is_file() else None for path in sorted(folder.rglob("*"))}
+    listing = {}
+    for path in sorted(folder.rglob("*")):
+        stat = path.stat()
+        listing[path.relative_to(folder).as_posix()] = [stat.st_size, stat.st_mtime_ns] if path.is_file() else None
+    return listing
 
 
 def dataset_change(old_files: dict | None, new_files: dict | None, shown: int = 3) -> str:
-    """"dataset changed: a/1.png added; b/2.png changed", naming the files added, removed or rewritten when both listings exist."""
+    """"dataset changed: a/1.png added; b/2.png changed": the files added, removed or rewritten
+    (the first `shown`), when both listings exist."""
     if old_files is None or new_files is None:
         return "dataset changed"
     changes = [f"{path} added" for path in new_files if path not in old_files]

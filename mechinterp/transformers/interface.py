@@ -154,7 +154,8 @@ def check_hook_points(model, names) -> None:
 
 
 def _parts_of(modules: dict, name: str) -> str:
-    """" (blocks.0.attn has: W_Q, attn_probs, ...)": what the module that should hold `name` has."""
+    """" (blocks.0.attn has: hook_q, attn_probs, ...)": the submodules of the module that should
+    hold `name` (a did-you-mean over every module when there is no such module)."""
     parent = name.rsplit(".", 1)[0]
     if parent not in modules:
         return did_you_mean(name, modules)
