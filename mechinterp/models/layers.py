@@ -38,6 +38,7 @@ from mechinterp.device import model_device
 from mechinterp.hooks import hooked
 from mechinterp.models.describe import first_line, forward_error, gate_convs, inputs_text, shape_text
 from mechinterp.names import did_you_mean
+from mechinterp.transformers.interface import known_size
 
 FUNCTION = "function (not hookable: read the module that contains it)"
 NOT_RUN = "not run by an eval-mode forward pass"
@@ -80,11 +81,9 @@ def example_input(model: nn.Module, input_shape=None) -> torch.Tensor:
     """What the listing runs through the model: one sequence of n_ctx zero tokens for a model of
     tokens (d_vocab on it or its cfg, as the transformer engine reads it), else one zero image (or
     vector) of `input_shape`, the model's own, or torchvision's 3x224x224."""
-    holders = [holder for holder in (model, getattr(model, "cfg", None)) if holder is not None]
     device = model_device(model)
-    if any(hasattr(holder, "d_vocab") for holder in holders):
-        length = next((int(holder.n_ctx) for holder in holders if hasattr(holder, "n_ctx")), 8)
-        return torch.zeros(1, length, dtype=torch.long, device=device)
+    if known_size(model, "d_vocab") is not None:
+        return torch.zeros(1, known_size(model, "n_ctx") or 8, dtype=torch.long, device=device)
     shape = input_shape or getattr(model, "input_shape", None) or TORCHVISION_INPUT
     return torch.zeros(1, *shape, device=device)
 
