@@ -18,6 +18,10 @@
    in one batch: the GPU figure the issue asks for when CUDA is there, else the same on the CPU.
    For scale, Lucent's notebooks report about 30 s per channel for 512 steps of InceptionV1 on a
    Colab GPU (a larger model; not a like-for-like comparison).
+4. Why batching gains less than the channel count on the CPU: the first conv's input gradient
+   (what every step needs to reach the pixels) against its forward, per image, at batch 1 and at
+   the batch of conv2's channels. It has 3 output channels, and oneDNN computes it in blocks of 16
+   channels, so it costs several forwards and gains little from a larger batch.
 
 The model is the zoo's shapes-cnn-a when it has been trained (models/), else the same
 architecture untrained: the cost of a step does not depend on the weights. The load average
@@ -31,7 +35,7 @@ import statistics
 
 import torch
 
-from bench.common import alternate_rounds, median_seconds, reference_cnn, write_results
+from bench.common import alternate_all, alternate_rounds, median_seconds, reference_cnn, write_results
 from mechinterp.device import keep_freed_memory, model_device, pick_device, seed_everything
 from mechinterp.featvis import objectives as obj
 from mechinterp.featvis.render import model_memory_format, render
@@ -106,6 +110,29 @@ def large_layer_steps_per_second(device) -> dict:
             f"{device.type}_seconds_per_channel_512_steps": {"value": seconds / steps * 512 / 256, "unit": "s"}}
 
 
+def first_conv_input_gradient(model, batch: int) -> dict:
+    """Per-image seconds of the first conv's forward and of its input gradient (torch's
+    convolution_backward for the input alone), at batch 1 and at `batch`, in the render's layout."""
+    conv = dict(model.named_modules())[model.conv_layers[0]]
+    figures = {}
+    for size in (1, batch):
+        images = torch.rand(size, *model.input_shape, device=model_device(model))
+        images = images.contiguous(memory_format=model_memory_format(model, images, None, None))
+        with torch.no_grad():
+            output = conv(images)
+        arguments = (output, images, conv.weight, None, conv.stride, conv.padding, conv.dilation, False,
+                     [0, 0], conv.groups, [True, False, False])
+        forward, gradient = alternate_all([lambda: conv(images),
+                                           lambda: torch.ops.aten.convolution_backward(*arguments)],
+                                          repeats=50)
+        figures[f"first_conv_forward_seconds_per_image_batch_{size}"] = {"value": forward / size, "unit": "s"}
+        figures[f"first_conv_input_gradient_seconds_per_image_batch_{size}"] = {"value": gradient / size,
+                                                                                "unit": "s"}
+        figures[f"first_conv_input_gradient_over_forward_batch_{size}"] = {"value": gradient / forward,
+                                                                           "unit": "x"}
+    return figures
+
+
 def main(argv=None) -> None:
     keep_freed_memory()                  # as the figure workers run
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -123,6 +150,7 @@ def main(argv=None) -> None:
     for layer in model.conv_layers:                      # the issue's case: layers of 32 or more channels
         if modules[layer].out_channels >= 32:
             figures.update(batched_against_sequential(model, layer, modules[layer].out_channels))
+    figures.update(first_conv_input_gradient(model, modules[model.conv_layers[1]].out_channels))
     figures.update(large_layer_steps_per_second(device))
     figures["torch_threads"] = {"value": torch.get_num_threads(), "unit": "threads"}
     figures["load_average_before"] = {"value": load_before, "unit": ""}

@@ -18,7 +18,7 @@ from torch import nn
 
 from mechinterp.models.config import read_zoo
 from mechinterp.models.zoo import load_meta, train_zoo
-from tests.test_zoo import REPO, TINY_MLP, TINY_SHAPES, write_config
+from tests.test_zoo import REPO, TINY_CNN, TINY_MLP, TINY_SHAPES, write_config
 
 
 # --- everything a model is made of is an input ---
@@ -114,6 +114,34 @@ def test_each_input_of_a_model_is_named_when_it_changes(tmp_path, monkeypatch):
         assert reason() is None
     (tmp_path / "my_weights" / "tiny.pt").unlink()
     assert reason() == "checkpoint ../my_weights/tiny.pt missing"
+
+
+def test_an_edit_to_comments_docstrings_or_layout_of_an_architecture_does_not_retrain_it(tmp_path, monkeypatch,
+                                                                                          capsys):
+    from mechinterp.models.inputs import model_stale_reason
+    user_project(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    models = tmp_path / "models"
+    trained = {**TINY_CNN, "architecture": "my_nets.tiny:Tiny", "input_shape": [3, 32, 32]}
+    config = write_config(models, {"trained": trained})
+    train_zoo(config, models, device="cpu")
+    built = load_meta("trained", models)
+    tiny, blocks = tmp_path / "my_nets" / "tiny.py", tmp_path / "my_nets" / "blocks.py"
+    edit(tiny, '"""A user\'s CNN', '# tidied\n    """The CNN')                 # a comment, a docstring
+    edit(tiny, "    def forward(self, x):", "\n    def forward(self, x):  # the pass")   # layout
+    edit(blocks, "def conv_block(channels_in, channels_out):",
+         'def conv_block(channels_in, channels_out):\n    """Conv then ReLU."""')
+    assert model_stale_reason("trained", read_zoo(config), models) is None
+    capsys.readouterr()
+    train_zoo(config, models, device="cpu")
+    assert "zoo: building" not in capsys.readouterr().err
+    assert load_meta("trained", models) == built                        # not retrained
+    edit(tiny, "flatten(", "flatten(0.5 * ")                               # what the code does
+    assert model_stale_reason("trained", read_zoo(config), models) == "architecture my_nets/tiny.py changed"
+    train_zoo(config, models, device="cpu")
+    assert "zoo: building trained (architecture my_nets/tiny.py changed)" in capsys.readouterr().err
+    edit(tiny, "# tidied", "# tidied again")                                 # recorded anew at the rebuild
+    assert model_stale_reason("trained", read_zoo(config), models) is None
 
 
 def write_mnist(folder, seed):

@@ -29,7 +29,7 @@ from figures_src.runner.paths import MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.signals import INTERRUPTS, Interrupted, stop_signals_handled
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import ZooError, buildable, is_imported, read_zoo
-from mechinterp.models.inputs import PROCEDURAL_DATASETS, data_files, model_inputs, model_stale_reason
+from mechinterp.models.inputs import PROCEDURAL_DATASETS, build_records, model_inputs, model_stale_reason
 from mechinterp.names import did_you_mean
 
 CPU_TRAINING_THREADS = 1   # the zoo's: one thread gives the same weights on every machine
@@ -81,7 +81,7 @@ def install_model(name: str, outcome: dict, zoo, models_dir: Path) -> str:
     meta = json.loads(outcome["files"].pop("meta.json"))
     for file_name, data in outcome["files"].items():
         write_atomic(folder / file_name, data)
-    meta["inputs"], meta["data_files"] = model_inputs(name, zoo, models_dir), data_files(zoo.entries[name])
+    meta.update(inputs=model_inputs(name, zoo, models_dir), **build_records(zoo.entries[name]))
     meta["ran_on"] = outcome["ran_on"]
     write_atomic(folder / "meta.json", (json.dumps(meta, indent=2, default=str) + "\n").encode())
     return f"zoo: {name} trained at {outcome['ran_on']['worker']} on {outcome['ran_on']['device']}"

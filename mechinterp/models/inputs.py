@@ -13,9 +13,10 @@ A model's inputs, each by content hash:
     model_stale_reason("my-net", zoo, "models")   # "checkpoint ../my_weights/net.pt changed" or None
     describe_changes(old, new)                    # ["architecture my_nets/blocks.py changed"]
 
-The zoo records the inputs in models/<name>/meta.json when it builds a model (with data_files, the
-listing of the user's data folder, so "dataset changed" can name the files) and rebuilds it when
-they differ; each figure's manifest entry records the inputs of the models it read, so a change to
+The zoo records the inputs in models/<name>/meta.json when it builds a model, with two listings
+beside them (build_records): data_files, the user's data folder, so "dataset changed" can name the
+files; and architecture_code, each source file's code_hash, so an edit to comments, docstrings or
+layout alone does not retrain the model. It rebuilds the model when its inputs differ otherwise; each figure's manifest entry records the inputs of the models it read, so a change to
 any of them makes exactly those figures stale. Nothing here imports torch unless a dataset's hash is
 not cached yet (models/.data-hashes.json, keyed by what the data is generated from).
 """
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from mechinterp.models.config import FieldError, Zoo, ZooError, is_imported, source_path
 from mechinterp.atomic_file import write_atomic
-from mechinterp.models.sources import file_hash, find_module, module_sources, value_hash
+from mechinterp.models.sources import code_hash, file_hash, find_module, module_sources, value_hash
 
 TRAINING_VERSION = 1          # bump when training changes in a way the config does not show
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -117,6 +118,16 @@ def data_files(entry: dict) -> dict[str, list[int] | None] | None:
         stat = path.stat()
         listing[path.relative_to(folder).as_posix()] = [stat.st_size, stat.st_mtime_ns] if path.is_file() else None
     return listing
+
+
+def architecture_code(entry: dict) -> dict[str, str]:
+    """{file relative to its project: code_hash} of the code that builds the entry."""
+    return {name: code_hash(path) for name, path in code_files(entry).items()}
+
+
+def build_records(entry: dict) -> dict:
+    """What meta.json keeps beside the inputs, to word or weigh their changes later."""
+    return {"data_files": data_files(entry), "architecture_code": architecture_code(entry)}
 
 
 def dataset_change(old_files: dict | None, new_files: dict | None, shown: int = 3) -> str:
@@ -249,7 +260,9 @@ def model_stale_reasons(name: str, zoo: Zoo, models_dir) -> list[str]:
     if "inputs" not in meta:
         return ["meta.json is unreadable or was written by an older zoo"]
     try:
-        changes = describe_changes(meta["inputs"], model_inputs(name, zoo, models_dir))
+        current = model_inputs(name, zoo, models_dir)
+        current["architecture"] = code_as_built(meta, current["architecture"], zoo.entries[name])
+        changes = describe_changes(meta["inputs"], current)
     except ZooError:          # building it says what (its dataset cannot be read, at its line)
         return ["its inputs cannot be read"]
     if changes:
@@ -258,6 +271,18 @@ def model_stale_reasons(name: str, zoo: Zoo, models_dir) -> list[str]:
     if meta.get("checkpoint_sha256") != file_hash(folder / CHECKPOINT_NAME):
         return [f"{folder / CHECKPOINT_NAME} does not match its meta.json"]
     return []
+
+
+def code_as_built(meta: dict, architecture: dict, entry: dict) -> dict:
+    """The architecture's file hashes, each file whose code is the code the model was built from
+    (only its comments, docstrings or layout changed) given its recorded hash: no reason to retrain."""
+    recorded, built_code = meta["inputs"].get("architecture") or {}, meta.get("architecture_code") or {}
+    edited = [path for path, digest in architecture.items() if path in recorded and recorded[path] != digest]
+    if not edited or not built_code:       # parse the files only when one was edited
+        return architecture
+    code_now = architecture_code(entry)
+    same_code = {path for path in edited if code_now.get(path) and built_code.get(path) == code_now[path]}
+    return {path: recorded[path] if path in same_code else digest for path, digest in architecture.items()}
 
 
 def stale_models(names, zoo: Zoo, models_dir) -> dict[str, str]:

@@ -3,6 +3,7 @@
 Deciding what is stale must stay fast and must not import torch, so nothing here does:
 
     file_hash(Path("models/x/checkpoint.safetensors"))   # sha256, cached on path, size, mtime
+    code_hash(Path("my_nets/tiny.py"))   # sha256 of the code alone: comments, layout, docstrings left out
     value_hash({"steps": 10})                             # sha256 of canonical JSON
     module_sources("my_nets.tiny")   # {Path("my_nets/tiny.py"): root, ...}: the file and what it
                                      # imports from the same project (never site-packages or stdlib)
@@ -37,6 +38,22 @@ def file_hash(path: str | Path) -> str:
                 digest.update(block)
         _file_hashes[key] = digest.hexdigest()
     return _file_hashes[key]
+
+
+def code_hash(path: str | Path) -> str:
+    """sha256 of a Python file's syntax tree without docstrings: an edit to a comment, a docstring
+    or the layout keeps it, any change to what the code does changes it (the file's bytes' hash
+    when it does not parse)."""
+    try:
+        tree = ast.parse(Path(path).read_text(), filename=str(path))
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return file_hash(path)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
 
 
 def value_hash(value) -> str:

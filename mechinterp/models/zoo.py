@@ -64,7 +64,7 @@ from mechinterp.models.failures import failure_block, raised_at, weight_mismatch
 from mechinterp.models.config import (FieldError, Zoo, ZooError, buildable, in_profile,  # noqa: F401
                                       is_imported, read_zoo, read_zoo_config, source_path,
                                       trains_on)
-from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, data_files, entry_dataset,
+from mechinterp.models.inputs import (CHECKPOINT_NAME, META_NAME, build_records, entry_dataset,
                                       model_inputs, model_stale_reason)
 from mechinterp.models.training import TrainingSettings, split_metrics, train_classifier
 
@@ -241,7 +241,7 @@ def write_model(name: str, zoo: Zoo, model: nn.Module, facts: dict, models_dir,
         facts = {**facts, "outputs": {**facts.get("outputs", {}),
                                       file_name: sha256_file(write(folder / file_name))}}
     meta = {"name": name, "config": zoo.entries[name], "inputs": model_inputs(name, zoo, models_dir),
-            "data_files": data_files(zoo.entries[name]),   # names what changed when the data does
+            **build_records(zoo.entries[name]),     # to name what changed in the data, weigh code edits
             **facts, "device": str(device),
             "torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
             "checkpoint": CHECKPOINT_NAME, "checkpoint_sha256": sha256_file(checkpoint),
