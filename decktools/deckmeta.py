@@ -1,6 +1,6 @@
 """What presenter mode shows beside each slide: its time budget and where its figures came from.
 
-prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk/global-top.vue)
+prepare writes talk/public/deck-meta/<deck>.json; the presenter-only panel (talk/custom-nav-controls.vue)
 reads it. For every slide: number (as the built deck numbers it, decktools.numbering), title,
 planned seconds. For every generated figure on a slide
 (an image under /figures/, or a <Measured fig=...> number):

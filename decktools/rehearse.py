@@ -315,10 +315,20 @@ def short_plan_hint(plans: list[SlidePlan], planned: float, duration: float) -> 
     if planned >= duration * (1 - SHORT_TOLERANCE):
         return []
     unbudgeted = [plan for plan in plans if not plan.budget_given]
-    silent = sum(1 for plan in unbudgeted if plan.words == 0)
-    return [f"short: the plan counts only the words of the notes ({silent} of {len(unbudgeted)} slides without `budget:` have "
-            f"no notes and count {MIN_SECONDS:.0f} s); give the slides you will talk over a `budget: 3min` in "
-            "their frontmatter, or write their notes"]
+    at_minimum = [plan for plan in unbudgeted if plan.seconds <= MIN_SECONDS]
+    silent = sum(1 for plan in at_minimum if plan.words == 0)
+    return [f"short: the plan counts only the words of the notes; {len(at_minimum)} of {len(unbudgeted)} slides "
+            f"without `budget:` count the minimum, {MIN_SECONDS:.0f} s ({silent} with no notes, the others with "
+            "notes read in less); give the slides you will talk over a `budget: 3min` in their frontmatter, "
+            "or write their notes"]
+
+
+def no_runs_hint(deck_path: Path) -> list[str]:
+    """How to get run columns, when there are none."""
+    folder = deck_path.parent / "rehearsals"
+    return [f"runs: none in {folder}/; rehearse in presenter mode (`make dev`, then /presenter), press the "
+            f"panel's save button, and put the file it downloads ({deck_path.stem}-<time>.json) in "
+            f"{folder}/{'' if folder.is_dir() else ' (make the folder)'}"]
 
 
 def report(deck: Deck, plans: list[SlidePlan], runs: list[Run]) -> tuple[str, list[str]]:
@@ -358,7 +368,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="make rehearse", description=__doc__.split("\n")[0])
     parser.add_argument("deck", type=Path, nargs="?", default=Path("talk/slides.md"))
     parser.add_argument("--wpm", type=float, default=130.0, help="speaking rate, words per minute")
-    parser.add_argument("--runs", type=Path, nargs="*", help="saved rehearsals (default: talk/rehearsals/<deck>-*.json)")
+    parser.add_argument("--runs", type=Path, nargs="*", help="saved rehearsals (default: talk/rehearsals/<deck>-*.json, the files the presenter "
+                        "panel's save button downloads)")
     options = parser.parse_args(argv)
     try:
         deck = read_deck(options.deck)
@@ -375,7 +386,7 @@ def main(argv=None) -> int:
     for line in ignored:
         print(line, file=sys.stderr)
     text, _ = report(deck, plan_deck(deck, options.wpm, works_cited(options.deck, deck)), runs)
-    print(text)
+    print("\n".join([text] + (no_runs_hint(options.deck) if not runs and options.runs is None else [])))
     return 0
 
 

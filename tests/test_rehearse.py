@@ -90,10 +90,11 @@ def test_a_plan_well_short_of_the_duration_says_what_it_counts_and_what_to_add(d
     deck.write_text(DECK.replace("duration: 2min", "duration: 45min").replace(
         "# Long", "# Interpretability 101: reading a neural network's features"))
     parsed = read_deck(deck)
-    text, flags = report(parsed, plan_deck(parsed, words_per_minute=60), [])
+    text, flags = report(parsed, plan_deck(parsed, words_per_minute=130), [])   # 20 words: under the minimum
     assert flags == [] and text.splitlines()[-2] == (
-        "short: the plan counts only the words of the notes (1 of 3 slides without `budget:` have no notes and "
-        "count 15 s); give the slides you will talk over a `budget: 3min` in their frontmatter, or write their notes")
+        "short: the plan counts only the words of the notes; 2 of 3 slides without `budget:` count the minimum, "
+        "15 s (1 with no notes, the others with notes read in less); give the slides you will talk over a "
+        "`budget: 3min` in their frontmatter, or write their notes")
     assert "Interpretability 101: reading a neural …" in text          # cut where shown, not silently
     deck.write_text(DECK)
     parsed = read_deck(deck)
@@ -196,6 +197,11 @@ def test_command_reads_saved_runs_and_leaves_out_bad_files_with_the_plan_printed
     bad = rehearse(deck, "--runs", run)
     assert bad.returncode == 0 and "plan: " in bad.stdout and " run1" not in bad.stdout
     assert bad.stderr.startswith(f'rehearse: ignored {run}: no "slides"')
+    none = rehearse(deck)                                 # no rehearsals/ folder: how to save a run
+    assert none.stdout.splitlines()[-1] == (
+        f"runs: none in {tmp_path / 'rehearsals'}/; rehearse in presenter mode (`make dev`, then /presenter), "
+        f"press the panel's save button, and put the file it downloads (talk-<time>.json) in "
+        f"{tmp_path / 'rehearsals'}/ (make the folder)")
     broken = rehearse(tmp_path / "missing.md", "--runs", run)             # only a broken deck fails
     assert broken.returncode == 1 and broken.stderr.startswith(f"{tmp_path / 'missing.md'}:1:1: error: ")
 
@@ -232,7 +238,7 @@ def test_the_rehearsals_folder_runs_are_read_and_every_other_file_is_named_with_
 
 
 def test_a_misnamed_run_is_offered_the_name_presenter_mode_gives(tmp_path):
-    """`<deck>-<toISOString() with : and . as ->.json`, as talk/global-top.vue's save() names it."""
+    """`<deck>-<toISOString() with : and . as ->.json`, as talk/custom-nav-controls.vue's save() names it."""
     run = {"deck": "talk", "saved": "2026-12-07T10:00:00.000Z", "slides": {"1": 25.0}}
     (tmp_path / "talk.md").write_text(DECK)
     folder = tmp_path / "rehearsals"
