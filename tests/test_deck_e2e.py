@@ -291,6 +291,10 @@ def test_presenter_panel_shows_pacing_and_provenance_only_to_the_presenter():
         panel = page.locator("[data-testid=rehearsal-panel]")
         panel.wait_for(timeout=10000)
         assert re.search(r"\d+:\d\d / \d+:\d\d", panel.inner_text())
+        box, slide = panel.bounding_box(), page.locator("#slide-content").first.bounding_box()
+        assert (box["y"] >= slide["y"] + slide["height"] or box["x"] >= slide["x"] + slide["width"]
+                or box["y"] + box["height"] <= slide["y"] or box["x"] + box["width"] <= slide["x"]), \
+            f"the panel {box} covers the current slide {slide}"
         panel.get_by_role("button", name=re.compile("fig")).click()
         provenance = page.locator("[data-testid=provenance]").inner_text()
         figure_id = with_figure["figures"][0]
