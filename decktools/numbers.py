@@ -8,7 +8,9 @@ through this tag so no measured value is ever typed by hand. Attributes:
           {"probe": {"features.2": {"accuracy": ...}}}. At each level the longest run of segments
           that is a key is tried first, then shorter ones, and the first reading that reaches a
           value wins (keys "a" and "a.b" both present: "a.b.c" is ["a.b"]["c"] if that exists).
-  digits  decimals to show (default 2); percent="true" multiplies by 100 and appends %;
+  digits  decimals to show (default 2; a whole number is shown whole unless digits is given);
+          percent="true" multiplies by 100 and appends %. A null (NaN, infinity), a dict or a list
+          is an error naming the value, never "None" on a slide;
   unit    text appended after the number
 
     text = format_measured(attributes, figures_dir)     # "98.1%"; MeasuredError if it cannot
@@ -116,13 +118,33 @@ def format_measured(attributes: dict[str, str], figures_dir: Path) -> str:
     if "fig" not in attributes or "value" not in attributes:
         raise MeasuredError('<Measured> needs fig="family/name" and value="key.path"')
     value = lookup(read_numbers(attributes["fig"], figures_dir), attributes["value"])
+    check_showable(value, attributes)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{value}{attributes.get('unit', '')}"
+    if isinstance(value, int) and "digits" not in attributes and not is_percent(attributes):
+        return (f"{value:,}" if abs(value) >= 10_000 else str(value)) + attributes.get("unit", "")
     written = attributes.get("digits", "2")
     if not (written.isdecimal() and int(written) <= 20):
         raise MeasuredError(f'digits="{written}": write a whole number of decimals from 0 to 20')
     digits = int(written)
-    if attributes.get("percent", "").lower() in ("true", "1", "yes"):
+    if is_percent(attributes):
         return f"{100 * value:.{digits}f}%"
     text = f"{value:,.{digits}f}" if abs(value) >= 10_000 else f"{value:.{digits}f}"
     return text + attributes.get("unit", "")
+
+
+def is_percent(attributes: dict[str, str]) -> bool:
+    return attributes.get("percent", "").lower() in ("true", "1", "yes")
+
+
+def check_showable(value, attributes: dict[str, str]) -> None:
+    """A value a slide cannot show as a number or a word is the check's error, not "None" or a
+    dict's text on the audience's screen."""
+    where = f"value {attributes['value']!r} of figure {attributes['fig']!r}"
+    if value is None:
+        raise MeasuredError(f"{where} is null: the figure returned NaN, infinity or None there; make it "
+                            "return a number, or quote another value")
+    if isinstance(value, (dict, list)):
+        inside = ", ".join(map(str, list(value)[:8] if isinstance(value, dict) else range(min(len(value), 8))))
+        raise MeasuredError(f"{where} is a {'dict' if isinstance(value, dict) else 'list'}, not one number: "
+                            f"quote one of its items ({attributes['value']}.<one of: {inside}>)")

@@ -287,10 +287,15 @@ def test_a_malformed_bib_prints_only_our_message_not_bibtexparsers_log(tmp_path)
     ('<Measured fig="demo/plot" value="accuracy" digits="x"/>', 'digits="x": write a whole number'),
     ("<Measured fig='demo/plot' value='accuracy' digits='-1'/>", "digits=\"-1\": write a whole number"),
     ('<Measured fig="demo/broken" value="accuracy"/>', "is not JSON"),
+    ('<Measured fig="demo/nan" value="mean_norm" digits="3"/>',       # a figure's NaN, written as null
+     "value 'mean_norm' of figure 'demo/nan' is null: the figure returned NaN, infinity or None there"),
+    ('<Measured fig="demo/plot" value="layers.0"/>',
+     "value 'layers.0' of figure 'demo/plot' is a dict, not one number: quote one of its items (layers.0.<one of: cka>)"),
 ])
 def test_bad_measured_attributes_and_numbers_files_are_problems(tmp_path, tag, message):
     deck = write_deck(tmp_path, GOOD + "\n---\n\n" + tag + "\n")
     (deck.parent / "public" / "figures" / "demo" / "broken.json").write_text('{"accuracy": ')
+    (deck.parent / "public" / "figures" / "demo" / "nan.json").write_text('{"mean_norm": null}')
     found = problems_of(deck)
     assert [(p.line, message in p.message) for p in found] == [(len(deck.read_text().split("\n")) - 1, True)], found
 
@@ -436,6 +441,16 @@ def test_measured_keys_may_hold_dots_and_the_slide_shows_what_the_check_resolved
     # keys "a.b" and "a" overlap: the longest key that reaches a value wins, else a shorter one
     assert 'title="demo/layers: a.b.c">2</span>' in text and 'title="demo/layers: a.b.d">3</span>' in text
     assert 'title="demo/layers: a.b.e">4</span>' in text
+
+
+def test_a_whole_number_is_shown_whole_unless_digits_are_given(tmp_path):
+    from decktools.numbers import format_measured
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "counts.json").write_text(json.dumps({"units": 8, "images": 60000, "share": 0.5}))
+    shown = {tuple(sorted(extra.items())): format_measured({"fig": "demo/counts", **extra}, tmp_path)
+             for extra in ({"value": "units"}, {"value": "images"}, {"value": "units", "digits": "1"},
+                           {"value": "units", "unit": " units"}, {"value": "share"})}
+    assert list(shown.values()) == ["8", "60,000", "8.0", "8 units", "0.50"]
 
 
 @pytest.mark.parametrize("value, message", [

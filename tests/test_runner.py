@@ -245,6 +245,20 @@ def test_failing_figure_keeps_previous_outputs_and_others_run(workspace):
     assert "failed" not in json.loads((figures / "manifest.json").read_text())
 
 
+def test_numbers_json_cannot_hold_are_named_by_their_key_and_nan_is_written_as_null(workspace):
+    scripts, figures, _ = workspace
+    (scripts / "beta.py").write_text(BETA.replace(
+        "BEHAVIOUR", "return {'layers': [{'names': {'conv1', 'conv2'}}]}"))
+    result = run_runner(workspace, "--only", "beta/three")
+    assert result.returncode == 1
+    assert ("FAILED beta/three: TypeError: make_three's numbers['layers'][0]['names'] is a set, which a "
+            "figure's JSON cannot hold: return a list, a dict, a number or a string there") in result.stderr
+    (scripts / "beta.py").write_text(BETA.replace(
+        "BEHAVIOUR", "return {'norm': float('nan'), 'ratio': float('inf'), 'ok': 1.5}"))
+    assert run_runner(workspace, "--only", "beta/three").returncode == 0
+    assert json.loads((figures / "beta" / "three.json").read_text()) == {"norm": None, "ratio": None, "ok": 1.5}
+
+
 def test_missing_model_names_the_fix(workspace):
     (workspace[2] / "m1" / "checkpoint.pt").unlink()
     result = run_runner(workspace)

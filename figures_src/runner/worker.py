@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import sys
 import sysconfig
@@ -25,17 +26,22 @@ from figures_src.runner.paths import REPO_ROOT, RUNNER_DIR
 from mechinterp.models.failures import raised_at, shown_path
 
 
-def to_jsonable(value):
-    """Numbers from numpy or torch become plain floats, ints and lists."""
+def to_jsonable(value, where: str = "the numbers"):
+    """Numbers from numpy or torch become plain floats, ints and lists; NaN and infinity become
+    null (JSON has no form for them; a slide quoting one is refused by the deck's check). A value
+    JSON cannot hold (a set, an object) is a TypeError naming where it is in the returned dict."""
     if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v, f"{where}[{k!r}]") for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
+        return [to_jsonable(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if hasattr(value, "tolist"):  # numpy arrays and scalars, torch tensors
-        return to_jsonable(value.tolist())
-    if isinstance(value, float) and value != value:
-        return None  # NaN has no JSON form
-    return value
+        return to_jsonable(value.tolist(), where)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    raise TypeError(f"{where} is a {type(value).__name__}, which a figure's JSON cannot hold: "
+                    "return a list, a dict, a number or a string there")
 
 
 def load_script(script: Path):
@@ -73,7 +79,8 @@ def make_figure(job: dict) -> dict:
     ctx.check_all_read(job.get("must_read", job["models"]))   # a declared model it never read: not "made"
     if not isinstance(numbers, dict):
         raise TypeError(f"{job['script']}: {job['make']} must return a dict of the numbers it shows")
-    ctx.path("json").write_text(json.dumps(to_jsonable(numbers), indent=2, allow_nan=False))
+    numbers = to_jsonable(numbers, f"{job['make']}'s numbers")
+    ctx.path("json").write_text(json.dumps(numbers, indent=2, allow_nan=False))
     missing = [s for s in job["outputs"] if not (staging / f"{ctx.name}.{s}").exists()]
     if missing:
         raise FileNotFoundError(f"{job['make']} did not write its declared outputs {missing} "
