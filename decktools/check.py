@@ -18,7 +18,7 @@ figures_src/ declares, or a <Measured> value key its figure's JSON lacks (both w
 mean"); a <Measured> number whose figure has not been made yet; a slide's `budget:` or the
 headmatter's `duration:` that is no duration (decktools.rehearse.timing_problems); a `src:` range
 that names no slide of its file; a theme or addon that is not installed in talk/node_modules
-(decktools.themes, resolved as Slidev resolves it).
+(decktools.themes, resolved as Slidev resolves it); a code fence left open on its slide.
 Warnings: bib entries that no deck in the folder using that bib file cites (a citation on a hidden
 slide, `hide:`/`disabled:`, lists nothing, but its key is checked); `hide: no`, which Slidev reads as
 true; links to remote pages;
@@ -40,6 +40,7 @@ from decktools import references
 from decktools.bib import REPOSITORY_BIB, Bibliography, deck_bib_files, load_bibliographies, normalise_doi
 from decktools.deckmeta import NOT_DECLARED, stale_reasons
 from decktools.markdown import Deck, DeckError, read_deck
+from decktools.mdscan import unclosed_fences
 from decktools.numbering import cited_keys
 from decktools.numbers import FigureNotMadeError, MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
@@ -218,6 +219,15 @@ def hiding_problems(deck: Deck) -> list[Problem]:
             if str(slide.frontmatter.get(key)).lower() in ("no", "off")]
 
 
+def fence_problems(deck: Deck) -> list[Problem]:
+    """A code fence left open runs to the end of its slide: Slidev then fails to build the deck
+    with an error in its own generated file, or shows the rest of the slide as code."""
+    return [Problem(slide.path, number, column, f"this {marker} code fence is not closed on its slide: add a "
+                    f"line {marker} after the code (else Slidev fails to build, or shows the rest of the "
+                    "slide, images included, as code)")
+            for slide in deck.slides for number, column, marker in unclosed_fences(slide.body)]
+
+
 def used_keys(deck: Deck, bib: Bibliography) -> set[str]:
     """The keys the deck's reference list shows (decktools.numbering.cited_keys), with the crossref parents they take fields from (removing a
     parent would lose its booktitle, editors, ...)."""
@@ -285,7 +295,7 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
     problems += asset_problems(deck, public_dir, declared, make_line)
     problems += measured_problems(deck, public_dir / "figures", declared, make_line)
     problems += stale_figure_problems(deck, deck_path, declared, profile)
-    problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck)
+    problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck) + fence_problems(deck)
     # a page imported twice, or a src: slide's key merged onto each slide it imports, is one problem
     return DeckReport(deck, bibliography, list(dict.fromkeys(problems)))
 

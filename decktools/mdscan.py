@@ -8,6 +8,7 @@ comment is markdown of its own (Slidev renders the notes as markdown), so its in
 again: a fence left open there ends with the comment.
 
     for number, text in code_mask(slide.body): ...    # code blanked, columns kept
+    for number, column, marker in unclosed_fences(slide.body): ...   # a ``` never closed
     for link in links(slide.body): link.line, link.column, link.kind, link.target
     notes = speaker_notes(slide.body)                   # Slidev's: the comment that ends the slide
     heading = first_heading(slide.body)                 # the first # heading outside code
@@ -21,7 +22,7 @@ Frontmatter never reaches it: decktools.markdown cuts slides and their frontmatt
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from markdown_it import MarkdownIt
@@ -78,6 +79,15 @@ class Scan:
     masked: list[str]
     links: list[Link]
     comments: list[tuple[int, int, int, int]]     # (line, column, end line, end column) of each comment
+    open_fences: list[tuple[int, int, str]] = field(default_factory=list)   # (line, column, marker) unclosed
+
+
+def _fence_closed(token, texts: list[str]) -> bool:
+    """Whether a fence token ends on a closing marker line (markdown-it runs an unclosed one to the
+    end of what it parses): the marker's character, at least as many, nothing else but > and space."""
+    first, last = token.map[0], token.map[1] - 1
+    closing = re.sub(r"^[\s>]*", "", texts[last]).rstrip() if last > first else ""
+    return bool(closing) and set(closing) == {token.markup[0]} and len(closing) >= len(token.markup)
 
 
 def _inline_columns(content: str, sources: list[str]) -> list[int]:
@@ -198,6 +208,8 @@ def scan_lines(texts: list[str]) -> Scan:
         if token.type in ("fence", "code_block") and token.map:
             for line in range(*token.map):
                 scan.masked[line] = ""
+            if token.type == "fence" and not _fence_closed(token, texts):
+                scan.open_fences.append((token.map[0], texts[token.map[0]].find(token.markup), token.markup))
         elif token.type == "html_block" and token.content.lstrip().startswith("<!--"):
             _scan_comment(token, texts, scan)
         elif token.type == "inline" and token.map:
@@ -226,6 +238,11 @@ def links(lines: list[tuple[int, str]]) -> list[Link]:
     numbers = [number for number, _ in lines]
     return [Link(numbers[link.line], link.column + 1, link.kind, link.target, link.text)
             for link in _scan(lines).links]
+
+
+def unclosed_fences(lines: list[tuple[int, str]]) -> list[tuple[int, int, str]]:
+    """(line number, 1-based column, marker) of each code fence of the lines that is never closed."""
+    return [(lines[line][0], column + 1, marker) for line, column, marker in _scan(lines).open_fences]
 
 
 @dataclass

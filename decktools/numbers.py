@@ -9,8 +9,9 @@ through this tag so no measured value is ever typed by hand. Attributes:
           that is a key is tried first, then shorter ones, and the first reading that reaches a
           value wins (keys "a" and "a.b" both present: "a.b.c" is ["a.b"]["c"] if that exists).
   digits  decimals to show (default 2; a whole number is shown whole unless digits is given);
-          percent="true" multiplies by 100 and appends %. A null (NaN, infinity), a dict or a list
-          is an error naming the value, never "None" on a slide;
+          percent="true" multiplies by 100 and appends %. A list of numbers shows each, joined
+          by commas; a null (NaN, infinity), a dict or a list of lists or dicts is an error
+          naming the value, never "None" on a slide;
   unit    text appended after the number
 
     text = format_measured(attributes, figures_dir)     # "98.1%"; MeasuredError if it cannot
@@ -114,23 +115,28 @@ def read_numbers(figure_id: str, figures_dir: Path):
 
 
 def format_measured(attributes: dict[str, str], figures_dir: Path) -> str:
-    """The number as it should appear on the slide."""
+    """The number as it should appear on the slide (a list of numbers: each, joined by commas)."""
     if "fig" not in attributes or "value" not in attributes:
         raise MeasuredError('<Measured> needs fig="family/name" and value="key.path"')
     value = lookup(read_numbers(attributes["fig"], figures_dir), attributes["value"])
     check_showable(value, attributes)
+    shown = [format_one(item, attributes) for item in value] if isinstance(value, list) else [format_one(value, attributes)]
+    return ", ".join(shown) + attributes.get("unit", "")
+
+
+def format_one(value, attributes: dict[str, str]) -> str:
+    """One number (or word) as the attributes ask, without the unit."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return f"{value}{attributes.get('unit', '')}"
+        return str(value)
     if isinstance(value, int) and "digits" not in attributes and not is_percent(attributes):
-        return (f"{value:,}" if abs(value) >= 10_000 else str(value)) + attributes.get("unit", "")
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
     written = attributes.get("digits", "2")
     if not (written.isdecimal() and int(written) <= 20):
         raise MeasuredError(f'digits="{written}": write a whole number of decimals from 0 to 20')
     digits = int(written)
     if is_percent(attributes):
         return f"{100 * value:.{digits}f}%"
-    text = f"{value:,.{digits}f}" if abs(value) >= 10_000 else f"{value:.{digits}f}"
-    return text + attributes.get("unit", "")
+    return f"{value:,.{digits}f}" if abs(value) >= 10_000 else f"{value:.{digits}f}"
 
 
 def is_percent(attributes: dict[str, str]) -> bool:
@@ -138,13 +144,16 @@ def is_percent(attributes: dict[str, str]) -> bool:
 
 
 def check_showable(value, attributes: dict[str, str]) -> None:
-    """A value a slide cannot show as a number or a word is the check's error, not "None" or a
+    """A value a slide cannot show as numbers or words is the check's error, not "None" or a
     dict's text on the audience's screen."""
     where = f"value {attributes['value']!r} of figure {attributes['fig']!r}"
-    if value is None:
-        raise MeasuredError(f"{where} is null: the figure returned NaN, infinity or None there; make it "
-                            "return a number, or quote another value")
-    if isinstance(value, (dict, list)):
-        inside = ", ".join(map(str, list(value)[:8] if isinstance(value, dict) else range(min(len(value), 8))))
-        raise MeasuredError(f"{where} is a {'dict' if isinstance(value, dict) else 'list'}, not one number: "
-                            f"quote one of its items ({attributes['value']}.<one of: {inside}>)")
+    items = value if isinstance(value, list) else [value]
+    if any(item is None for item in items):
+        raise MeasuredError(f"{where} {'holds' if isinstance(value, list) else 'is'} null: the figure returned "
+                            "NaN, infinity or None there; make it return a number, or quote another value")
+    if isinstance(value, dict):
+        raise MeasuredError(f"{where} is a dict, not one number: quote one of its items "
+                            f"({attributes['value']}.<one of: {', '.join(map(str, list(value)[:8]))}>)")
+    if any(isinstance(item, (dict, list)) for item in items):
+        raise MeasuredError(f"{where} is a list holding a {type(next(i for i in items if isinstance(i, (dict, list)))).__name__}: "
+                            f"quote one item ({attributes['value']}.<one of: {', '.join(map(str, range(min(len(items), 8))))}>)")

@@ -236,7 +236,7 @@ def test_single_quoted_attributes_are_read(tmp_path):
 ])
 def test_citations_after_code_that_is_not_code_are_checked(tmp_path, body):
     deck = write_deck(tmp_path, "\n# Start [@alpha2020; @delta2019]\n\n---\n" + body)
-    found = problems_of(deck)
+    found = [p for p in problems_of(deck) if "code fence is not closed" not in p.message]
     assert [p.message.split(":")[0] for p in found] == ["unknown citation key 'ghost'"]
     assert deck.read_text().split("\n")[found[0].line - 1][found[0].column - 1:].startswith("[@ghost]")
 
@@ -291,6 +291,8 @@ def test_a_malformed_bib_prints_only_our_message_not_bibtexparsers_log(tmp_path)
      "value 'mean_norm' of figure 'demo/nan' is null: the figure returned NaN, infinity or None there"),
     ('<Measured fig="demo/plot" value="layers.0"/>',
      "value 'layers.0' of figure 'demo/plot' is a dict, not one number: quote one of its items (layers.0.<one of: cka>)"),
+    ('<Measured fig="demo/plot" value="layers"/>',
+     "value 'layers' of figure 'demo/plot' is a list holding a dict: quote one item (layers.<one of: 0>)"),
 ])
 def test_bad_measured_attributes_and_numbers_files_are_problems(tmp_path, tag, message):
     deck = write_deck(tmp_path, GOOD + "\n---\n\n" + tag + "\n")
@@ -443,14 +445,30 @@ def test_measured_keys_may_hold_dots_and_the_slide_shows_what_the_check_resolved
     assert 'title="demo/layers: a.b.e">4</span>' in text
 
 
-def test_a_whole_number_is_shown_whole_unless_digits_are_given(tmp_path):
+def test_a_code_fence_left_open_on_its_slide_is_an_error_at_its_line(tmp_path):
+    """Slidev fails on it with an error in its generated file, or shows the slide's image as code."""
+    closed = ("\n---\n\n```python\nx = 1\n```\n\n> ```\n> quoted\n> ```\n\n"
+              "```\nlonger closing\n````\n\n<!--\n```\nnotes may hold anything\n-->\n")
+    left_open = "\n---\n\n# Code\n\n  ```python\nx = 1\n\n![p](/figures/demo/plot.png)\n\n---\n\n~~~\ny\n"
+    deck = write_deck(tmp_path, GOOD + closed + left_open)
+    lines = deck.read_text().split("\n")
+    assert [(p.line, p.column, p.message) for p in problems_of(deck)] == [
+        (lines.index("  ```python") + 1, 3, "this ``` code fence is not closed on its slide: add a line ``` after the "
+         "code (else Slidev fails to build, or shows the rest of the slide, images included, as code)"),
+        (lines.index("~~~") + 1, 1, "this ~~~ code fence is not closed on its slide: add a line ~~~ after the "
+         "code (else Slidev fails to build, or shows the rest of the slide, images included, as code)")]
+
+
+def test_a_whole_number_is_shown_whole_unless_digits_are_given_and_a_list_item_by_item(tmp_path):
     from decktools.numbers import format_measured
     (tmp_path / "demo").mkdir()
-    (tmp_path / "demo" / "counts.json").write_text(json.dumps({"units": 8, "images": 60000, "share": 0.5}))
-    shown = {tuple(sorted(extra.items())): format_measured({"fig": "demo/counts", **extra}, tmp_path)
+    (tmp_path / "demo" / "counts.json").write_text(json.dumps({"units": 8, "images": 60000, "share": 0.5,
+                                                                "seeds": [0, 1, 2], "scores": [0.51, 0.625]}))
+    shown = [format_measured({"fig": "demo/counts", **extra}, tmp_path)
              for extra in ({"value": "units"}, {"value": "images"}, {"value": "units", "digits": "1"},
-                           {"value": "units", "unit": " units"}, {"value": "share"})}
-    assert list(shown.values()) == ["8", "60,000", "8.0", "8 units", "0.50"]
+                           {"value": "units", "unit": " units"}, {"value": "share"}, {"value": "seeds"},
+                           {"value": "scores", "digits": "1"})]
+    assert shown == ["8", "60,000", "8.0", "8 units", "0.50", "0, 1, 2", "0.5, 0.6"]
 
 
 @pytest.mark.parametrize("value, message", [
