@@ -46,7 +46,8 @@ from decktools.numbers import FigureNotMadeError, MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
 from decktools.rehearse import timing_problems
 from decktools.themes import theme_problems
-from figures_src.runner import FIX_FIRST, FigureSpecError, declared_ids, did_you_mean, parse_args, shown_path
+from figures_src.runner import (FIX_FIRST, DuplicateFigureIdError, FigureSpecError, declared_ids, did_you_mean,
+                                parse_args, shown_path, zoo_file_problem)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB
@@ -104,6 +105,8 @@ def declared_figure_ids(deck_path: Path) -> tuple[set[str] | None, list[Problem]
         if error.path is not None:
             shown = shown_path(str(error.path))
             where, message = (Path(shown), error.line, 1), message.removeprefix(f"{shown}:{error.line}: ")
+        if isinstance(error, DuplicateFigureIdError):     # the runner makes no figure at all then
+            return None, [Problem(*where, f"{message}; `make slides` and `make figures` stop until it is fixed")]
     return None, [Problem(*where, f"{message}; the deck's figure ids are not checked until it is fixed",
                           "warning")]
 
@@ -186,7 +189,8 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
                           profile: str = DEFAULT_PROFILE) -> list[Problem]:
     """A warning at each place the deck shows a figure that `make slides PROFILE=profile` remakes
     (one made in another profile included): the slide shows what it was before its inputs changed.
-    Only where the ids are checked (declared is not None)."""
+    Only where the ids are checked (declared is not None). A models/zoo.yaml that cannot be read at
+    all is one error at its line instead of a warning at each figure of a model."""
     if declared is None:
         return []
     repo, figures_dir = deck_path.resolve().parent.parent, deck_path.parent / "public" / "figures"
@@ -197,10 +201,19 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
     except ValueError as error:        # a manifest that is not JSON says what to do
         return [Problem(figures_dir / "manifest.json", 1, 1, str(error), "warning")]
     named = "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
-    return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
-                    f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}"
-                    f"{remake_advice(why, make_slides_line(deck_path, profile), figure_id, named)}", "warning")
-            for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
+    broken_zoo = zoo_file_problem(repo / "models")
+    if broken_zoo:      # one error at its line, not a warning at every figure of a model
+        shown_by = len({figure_id for _, figure_id in shown if str(broken_zoo) in (reasons.get(figure_id) or "")})
+        problems = [Problem(*broken_zoo.where, f"{broken_zoo.message} (no model can be read: `make slides` "
+                            f"fails the {counted(shown_by, 'figure')} of this deck that read one)")]
+        reasons = {k: v for k, v in reasons.items() if not (v and str(broken_zoo) in v)}
+    else:
+        problems = []
+    return problems + [
+        Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
+                f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}"
+                f"{remake_advice(why, make_slides_line(deck_path, profile), figure_id, named)}", "warning")
+        for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
 
 
 def remake_advice(why: str, make_line: str, figure_id: str, named: str) -> str:

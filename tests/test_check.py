@@ -324,6 +324,18 @@ def test_unknown_figure_ids_and_value_keys_get_did_you_mean(tmp_path, body, mess
     assert message in found[0].message
 
 
+def test_an_id_two_scripts_declare_is_an_error_at_the_copys_line(tmp_path):
+    """The runner then makes no figure at all: a check that passed would promise a build that stops."""
+    deck = write_deck(tmp_path, GOOD)
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "demo.py").write_text(DEMO_SCRIPT)
+    (tmp_path / "figures_src" / "demo_copy.py").write_text("\n" + DEMO_SCRIPT)
+    [problem] = problems_of(deck)
+    assert (problem.path.name, problem.line, problem.level) == ("demo_copy.py", 2, "error")
+    assert problem.message.startswith("figure id 'demo/plot' is also declared at ")
+    assert problem.message.endswith("; `make slides` and `make figures` stop until it is fixed")
+
+
 def test_a_declared_figure_not_made_yet_says_the_make_line_that_makes_this_decks_figures(tmp_path):
     """Not `make figures`, which makes every stale figure of the repository in the full profile."""
     deck = write_deck(tmp_path, GOOD + '\n---\n\n<Measured fig="mytalk/cka" value="x"/>\n\n![p](/figures/mytalk/cka.png)\n')
@@ -398,6 +410,13 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
     assert warnings[1].message.startswith(why + "quotes its old number: run `make slides DECK=")
     assert f"DECK={deck}` (or `make figures ONLY='lab/acc'`) to remake it" in warnings[1].message
     assert problems_of(deck) == []                 # a warning: the deck still builds
+    zoo = tmp_path / "models" / "zoo.yaml"      # broken as a whole: one error, not a warning a figure
+    zoo.write_text("models:\n  m2:\n    architecture: MLP\n    epochs: 2\n  dataset: digits\n    seed: 0\n")
+    [problem] = problems_of(deck, "warning") + problems_of(deck)
+    assert (problem.path.resolve(), problem.line, problem.column, problem.level) == (zoo, 6, 9, "error")
+    assert problem.message == ("not valid YAML: mapping values are not allowed in this context; check this line's "
+                               "indentation, colons and quotes, and the line above (no model can be read: "
+                               "`make slides` fails the 1 figure of this deck that read one)")
 
 
 def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_runs(tmp_path):

@@ -551,3 +551,6 @@ def test_a_copied_script_names_both_places_of_its_duplicate_id_and_the_fix(tmp_p
     assert str(error.value).startswith(f"{tmp_path / 'v_featvis.py'}:4: figure id 'featvis/a' is also "
                                        f"declared at {tmp_path / 'featvis.py'}:2")
     assert "ids of their own (e.g. 'my-featvis/a')" in str(error.value)
+    with pytest.raises(FigureSpecError) as quick:                      # what make check reads
+        declared_ids(tmp_path)
+    assert str(quick.value) == str(error.value)

@@ -74,6 +74,13 @@ def test_sequence_models_build_with_snapshots_and_profiles(tmp_path):
     assert any("transformers/training.py" in path for path in meta["inputs"]["architecture"])
     steps = [step for step, model in snapshot_models("tiny-2l", tmp_path / "models")]
     assert steps == [0, 3, 6]
+    from mechinterp.models.config import read_zoo
+    from mechinterp.models.inputs import model_stale_reason
+    snapshots = tmp_path / "models" / "tiny-2l" / SNAPSHOTS_NAME
+    snapshots.unlink()                                  # deleted by hand: rebuilt, as a checkpoint is
+    assert model_stale_reason("tiny-2l", read_zoo(tmp_path / "zoo.yaml"), tmp_path / "models") == f"{snapshots} is missing"
+    train_zoo(tmp_path / "zoo.yaml", tmp_path / "models", device="cpu", profile="quick")
+    assert [step for step, _ in snapshot_models("tiny-2l", tmp_path / "models")] == [0, 3, 6]
 
 
 def test_a_quick_run_of_the_runner_leaves_full_only_models_untrained(tmp_path):

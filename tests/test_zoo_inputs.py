@@ -354,6 +354,8 @@ def test_zoo_problems_are_one_block_each_and_the_other_models_still_build(tmp_pa
         assert header in result.stderr, result.stderr
         block = result.stderr.split(header, 1)[1].split("\nzoo: ", 1)[0]
         assert problem in block and len(block.strip().splitlines()) == 1, block
+    # a wrong module path is the architecture's line (the entry's next one), where it is fixed
+    assert f"\n  models/zoo.yaml:{lines['wrong-path'] + 1}: cannot import 'my_netz.tiny'" in result.stderr
     assert "could not be built: wrong-path, refused, misfit, missing, buggy" in result.stderr
     assert load_meta("mlp", tmp_path / "models")["metrics"]["test_images"] > 0    # built all the same
     assert not (tmp_path / "pwned").exists()

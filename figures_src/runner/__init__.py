@@ -31,17 +31,18 @@ With --cluster (CLUSTER= in make) only the execution changes, to a Dask cluster:
     zoo_cluster make models CLUSTER=...: the zoo's stale trained models on the cluster
 """
 from figures_src.runner.cli import main, parse_args, run
-from figures_src.runner.discover import (FigureSpec, FigureSpecError, UnreadableScriptError, declared_ids,
-                                        discover_figures)
+from figures_src.runner.discover import (DuplicateFigureIdError, FigureSpec, FigureSpecError,
+                                        UnreadableScriptError, declared_ids, discover_figures)
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.planning import did_you_mean
 from figures_src.runner.signals import stop_signals_handled
-from figures_src.runner.staleness import FIX_FIRST, Manifest, figure_inputs, stale_reason
+from figures_src.runner.staleness import FIX_FIRST, Manifest, figure_inputs, stale_reason, zoo_file_problem
 from figures_src.runner.worker import to_jsonable
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.failures import shown_path
 
-__all__ = ["FIGURES_DIR", "FIX_FIRST", "MODELS_DIR", "REPO_ROOT", "SCRIPTS_DIR", "FigureSpec", "FigureSpecError",
+__all__ = ["FIGURES_DIR", "FIX_FIRST", "MODELS_DIR", "REPO_ROOT", "SCRIPTS_DIR", "DuplicateFigureIdError",
+           "FigureSpec", "FigureSpecError",
            "Manifest", "UnreadableScriptError", "declared_ids", "did_you_mean", "discover_figures",
            "figure_inputs", "main", "parse_args", "run", "shown_path", "stale_reason",
-           "stop_signals_handled", "to_jsonable", "write_atomic"]
+           "stop_signals_handled", "to_jsonable", "write_atomic", "zoo_file_problem"]

@@ -330,24 +330,35 @@ def _declares_figures(script: Path) -> bool:
 
 def declared_ids(scripts_dir: Path) -> dict[str, Path]:
     """{figure id: script} from the FIGURES literals alone (no reach analysis): what a deck check
-    needs, at a fraction of discover_figures' cost."""
-    found = {}
+    needs, at a fraction of discover_figures' cost. An id two scripts declare is the runner's
+    error here too (DuplicateFigureIdError)."""
+    found, places = {}, {}
     for script in figure_scripts(scripts_dir):
-        figures, _ = _figures_literal(script)
-        if isinstance(figures, dict):
-            found.update((figure_id, script) for figure_id in figures)
+        tree = ast.parse(script.read_text(), filename=str(script))
+        figures, line = _figures_literal(script, tree)
+        if not isinstance(figures, dict):
+            continue
+        lines = _entry_lines(tree, line)
+        for figure_id in figures:
+            place = (script, lines.get(figure_id, line))
+            if figure_id in places:
+                raise duplicate_id(figure_id, place, places[figure_id])
+            places[figure_id], found[figure_id] = place, script
     return found
 
 
-def duplicate_id(copy: FigureSpec, first: FigureSpec) -> FigureSpecError:
-    """The error for an id two scripts declare, naming both places (a copied script keeps the
-    original's ids until they are renamed)."""
-    family, name = copy.figure_id.split("/", 1)
-    return FigureSpecError(
-        f"{copy.script}:{copy.line}: figure id {copy.figure_id!r} is also declared at "
-        f"{first.script}:{first.line}; ids must be unique: give the figures of a copied script ids "
-        f"of their own (e.g. {f'my-{family}/{name}'!r}) and cite those in your deck",
-        copy.script, copy.line)
+class DuplicateFigureIdError(FigureSpecError):
+    """Two scripts declare one figure id: no figure can be made until one is renamed."""
+
+
+def duplicate_id(figure_id: str, copy: tuple[Path, int], first: tuple[Path, int]) -> FigureSpecError:
+    """The error for an id two scripts declare, naming both places (script, line) (a copied
+    script keeps the original's ids until they are renamed)."""
+    family, name = figure_id.split("/", 1)
+    return DuplicateFigureIdError(
+        f"{copy[0]}:{copy[1]}: figure id {figure_id!r} is also declared at "
+        f"{first[0]}:{first[1]}; ids must be unique: give the figures of a copied script ids "
+        f"of their own (e.g. {f'my-{family}/{name}'!r}) and cite those in your deck", *copy)
 
 
 def discover_figures(scripts_dir: Path, repo_root: Path | None = None) -> dict[str, FigureSpec]:
@@ -366,7 +377,8 @@ def discover_figures(scripts_dir: Path, repo_root: Path | None = None) -> dict[s
             continue
         for spec in specs:
             if spec.figure_id in found:
-                raise duplicate_id(spec, found[spec.figure_id])
+                first = found[spec.figure_id]
+                raise duplicate_id(spec.figure_id, (spec.script, spec.line), (first.script, first.line))
             found[spec.figure_id] = spec
     CACHE.save()
     if unreadable:

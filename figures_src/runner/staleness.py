@@ -33,7 +33,7 @@ from pathlib import Path
 from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec, import_time_hash
 from figures_src.runner.paths import STAGING_ROOT
 from mechinterp.atomic_file import write_atomic
-from mechinterp.models.config import Zoo, ZooError, is_imported, read_zoo
+from mechinterp.models.config import Zoo, ZooError, ZooFileError, is_imported, read_zoo
 from mechinterp.models.inputs import (describe_changes, model_inputs as zoo_model_inputs,
                                       model_stale_reasons)
 from mechinterp.models.sources import file_hash, value_hash
@@ -216,6 +216,23 @@ def _zoo_in(models_dir: Path | None) -> Zoo | None:
         return read_zoo(config) if config is not None and config.is_file() else None
     except ZooError:
         return None
+
+
+def zoo_file_problem(models_dir: Path) -> ZooFileError | None:
+    """The problem of models_dir/zoo.yaml as a whole (not valid YAML, no `models:`), which makes
+    every figure that reads a zoo model fail; None when it reads, or there is none."""
+    try:
+        _zoo_in_or_raise(models_dir)
+    except ZooFileError as error:
+        return error
+    except ZooError:        # one entry's problem: its figures say it
+        pass
+    return None
+
+
+def _zoo_in_or_raise(models_dir: Path) -> Zoo | None:
+    config = models_dir / ZOO_CONFIG
+    return read_zoo(config) if config.is_file() else None
 
 
 def entry_difference(name: str, zoo: Zoo, models_dir: Path) -> str:

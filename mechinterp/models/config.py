@@ -36,6 +36,15 @@ class ZooError(ValueError):
     """A zoo config or model problem; the message names the file or entry and what to do."""
 
 
+class ZooFileError(ZooError):
+    """A problem of the whole zoo.yaml (not valid YAML, no `models:`): no model can be read. The
+    message starts with path:line:column; `where` holds them apart."""
+
+    def __init__(self, path: Path, line: int, column: int, message: str):
+        super().__init__(f"{path}:{line}:{column}: {message}")
+        self.where, self.message = (path, line, column), message
+
+
 class FieldError(ZooError):
     """A problem of one field of an entry found when the model is built (a layer it does not
     have, an input_shape its forward refuses): reported after that field's zoo.yaml line."""
@@ -104,7 +113,7 @@ def _parse_zoo(config_path: Path, shown_as: str | None = None) -> Zoo:
     nodes = _top_level_nodes(root, config_path)
     models = document.get("models") if isinstance(document, dict) else None
     if not isinstance(models, dict) or not models:
-        raise ZooError(f"{config_path} needs a top-level 'models:' mapping of name -> entry")
+        raise ZooFileError(_shown(config_path), 1, 1, "zoo.yaml needs a top-level 'models:' mapping of name -> entry")
     defaults = document.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise ZooError(f"{_shown(config_path)}:{nodes['defaults'][0].start_mark.line + 1}: defaults "
@@ -128,7 +137,11 @@ def _load_yaml(config_path: Path):
         root = loader.get_single_node()
         return root, (loader.construct_document(root) if root is not None else {})
     except yaml.YAMLError as error:
-        raise ZooError(f"{config_path} is not valid YAML: {error}") from error
+        mark = getattr(error, "problem_mark", None)
+        problem = " ".join(filter(None, [getattr(error, "context", None), getattr(error, "problem", None)]))
+        raise ZooFileError(_shown(config_path), mark.line + 1 if mark else 1, mark.column + 1 if mark else 1,
+                           f"not valid YAML: {problem or error}; check this line's indentation, colons and "
+                           "quotes, and the line above") from error
     finally:
         loader.dispose()
 

@@ -268,8 +268,11 @@ def model_stale_reasons(name: str, zoo: Zoo, models_dir) -> list[str]:
     if changes:
         return [dataset_change(meta.get("data_files"), data_files(zoo.entries[name]))
                 if change == "dataset changed" else change for change in changes]
-    if meta.get("checkpoint_sha256") != file_hash(folder / CHECKPOINT_NAME):
-        return [f"{folder / CHECKPOINT_NAME} does not match its meta.json"]
+    for file_name, digest in {CHECKPOINT_NAME: meta.get("checkpoint_sha256"), **meta.get("outputs", {})}.items():
+        if not (folder / file_name).is_file():      # a trainer's other file (a transformer's snapshots)
+            return [f"{folder / file_name} is missing"]
+        if file_hash(folder / file_name) != digest:
+            return [f"{folder / file_name} does not match its meta.json"]
     return []
 
 

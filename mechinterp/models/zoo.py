@@ -89,29 +89,30 @@ def _load_split(entry: dict, split: str, model: nn.Module):
 # --- building models ---
 
 def resolve_architecture(spec: str) -> type:
-    """A class from the built-in names (SmallCNN, ...) or an import path 'package.module:Class'."""
+    """A class from the built-in names (SmallCNN, ...) or an import path 'package.module:Class';
+    a FieldError of the entry's `architecture:` line when there is none."""
     if spec in ARCHITECTURES:
         return ARCHITECTURES[spec]
     if ":" not in spec:
-        raise ZooError(f"unknown architecture {spec!r}: use one of {', '.join(ARCHITECTURES)} or "
-                       "an import path 'package.module:ClassName'")
+        raise FieldError("architecture", f"unknown architecture {spec!r}: use one of {', '.join(ARCHITECTURES)} or "
+                         "an import path 'package.module:ClassName'")
     module_name, class_name = spec.split(":", 1)
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise ZooError(f"cannot import {module_name!r} for architecture {spec!r} ({error}); make "
-                       "the package importable (a folder beside models/ with an __init__.py, "
-                       "pip install -e it, or add its folder to PYTHONPATH) or fix the name "
-                       "in zoo.yaml") from error
+        raise FieldError("architecture", f"cannot import {module_name!r} for architecture {spec!r} ({error}); make "
+                         "the package importable (a folder beside models/ with an __init__.py, "
+                         "pip install -e it, or add its folder to PYTHONPATH) or fix the name "
+                         "in zoo.yaml") from error
     except Exception as error:  # the user's module itself fails on import: say where
-        raise ZooError(f"importing {module_name!r} (architecture {spec!r}) failed: "
-                       f"{type(error).__name__}: {error}{raised_at(error)}; fix that module") from error
+        raise FieldError("architecture", f"importing {module_name!r} (architecture {spec!r}) failed: "
+                         f"{type(error).__name__}: {error}{raised_at(error)}; fix that module") from error
     if not hasattr(module, class_name):
         classes = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module)
                          and v.__module__ == module.__name__)
-        raise ZooError(f"module {module_name!r} has no {class_name!r} (architecture {spec!r}); "
-                       f"it defines {', '.join(classes) or 'no nn.Module class'}: fix the name "
-                       "after ':' in zoo.yaml")
+        raise FieldError("architecture", f"module {module_name!r} has no {class_name!r} (architecture {spec!r}); "
+                         f"it defines {', '.join(classes) or 'no nn.Module class'}: fix the name "
+                         "after ':' in zoo.yaml")
     return getattr(module, class_name)
 
 
@@ -162,7 +163,8 @@ def load_meta(name: str, models_dir: str | os.PathLike = "models") -> dict:
     try:
         return json.loads(path.read_text())
     except json.JSONDecodeError as error:
-        raise ZooError(f"{path} is corrupt ({error}); retrain with --force --names {name}") from error
+        raise ZooError(f"{path} is corrupt ({error}); `make models` (or the next `make figures`) rebuilds "
+                       f"model {name!r}") from error
 
 
 def load_model(name: str, models_dir: str | os.PathLike = "models", device=None) -> nn.Module:

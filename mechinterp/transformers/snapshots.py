@@ -44,8 +44,8 @@ def snapshot_models(name: str, models_dir: str | os.PathLike = "models",
     model = load_model(name, models_dir, device=device)
     path = model_dir(name, models_dir) / SNAPSHOTS_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: rebuild the model with "
-                                f"`python -m mechinterp.models.zoo --force --names {name}`")
+        raise FileNotFoundError(f"{path} is missing: `make models` (or the next `make figures`) rebuilds "
+                                f"model {name!r} with it")
     for step, state in read_snapshots(path):
         model.load_state_dict(state)
         yield step, model.eval()
