@@ -212,8 +212,8 @@ def test_outputs_of_figures_no_script_declares_are_removed_with_one_line(workspa
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if "removed" in line]
     assert lines == [f"figures: removed the outputs and manifest entries of alpha/two, beta/three: no script in "
-                     f"{scripts}/ declares them any more (files derived from code that was removed; its git "
-                     "history has them)"]
+                     f"{scripts}/ declares them any more (files made by code that was removed: restore its "
+                     "script, from git if it was committed, and `make figures` makes them again)"]
     assert set(manifest(workspace)) == {"alpha/one"}
     assert sorted(p.relative_to(figures).as_posix() for p in figures.rglob("*")) == [
         "alpha", "alpha/one.json", "alpha/one.png", "manifest.json"]

@@ -53,7 +53,8 @@ def remove_undeclared(manifest: Manifest, scripts_dir: Path, figures_dir: Path, 
         manifest.failed.pop(figure_id, None)
     manifest.save()
     return (f"figures: removed the outputs and manifest entries of {', '.join(gone)}: {where} "
-            "(files derived from code that was removed; its git history has them)")
+            "(files made by code that was removed: restore its script, from git if it was committed, and "
+            "`make figures` makes them again)")
 
 
 def prune_undeclared(options) -> str | None:

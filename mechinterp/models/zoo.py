@@ -327,6 +327,8 @@ def default_names(zoo: Zoo, device: torch.device, profile: str | None = None) ->
 
 
 def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force: bool) -> dict:
+    if name in zoo.problems:        # said as the entry's problem, not as a build that starts
+        raise ZooError(zoo.problems[name])
     reason = "forced" if force else model_stale_reason(name, zoo, models_dir)
     if reason is None:
         return load_meta(name, models_dir)
