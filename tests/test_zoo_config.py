@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from mechinterp.models.config import ZooError, read_zoo
+from mechinterp.models.config import ZooError, ZooFileError, read_zoo
 from mechinterp.models.zoo import build_models
 from tests.test_zoo import REPO, documented_example
 from tests.test_zoo_inputs import listed, made, run_figures, user_project
@@ -99,6 +99,14 @@ def test_mistakes_outside_the_entries_are_one_error_naming_the_line(tmp_path):
     path, text = zoo_file(tmp_path, OWN, extra="models:\n" + GOOD)
     with pytest.raises(ZooError, match=rf"zoo.yaml:{line_of(text, 'models:', 2)}: 'models' is given twice"):
         read_zoo(path)
+    path, text = zoo_file(tmp_path, OWN, top="defaults: [seed]\n")
+    with pytest.raises(ZooFileError, match=r"zoo.yaml:1:1: defaults must be a mapping") as whole:
+        read_zoo(path)
+    assert whole.value.where[1:] == (1, 1)
+    path.write_text(text.replace("models:", "models:\n  bad: [1,\n"))    # what make check reports at its line
+    with pytest.raises(ZooFileError, match=r"zoo.yaml:\d+:\d+: not valid YAML: ") as invalid:
+        read_zoo(path)
+    assert invalid.value.where[1] > 1
 
 
 def test_the_repository_zoo_and_its_documented_examples_are_clean(tmp_path):

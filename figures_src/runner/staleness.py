@@ -211,9 +211,8 @@ def model_changes(name: str, old: dict, new: dict, models_dir: Path | None) -> l
 
 def _zoo_in(models_dir: Path | None) -> Zoo | None:
     """models_dir/zoo.yaml, or None when there is none or it cannot be read (said elsewhere)."""
-    config = models_dir / ZOO_CONFIG if models_dir is not None else None
     try:
-        return read_zoo(config) if config is not None and config.is_file() else None
+        return _zoo_in_or_raise(models_dir) if models_dir is not None else None
     except ZooError:
         return None
 
@@ -231,6 +230,7 @@ def zoo_file_problem(models_dir: Path) -> ZooFileError | None:
 
 
 def _zoo_in_or_raise(models_dir: Path) -> Zoo | None:
+    """models_dir/zoo.yaml (None when there is none); a ZooError when it cannot be read."""
     config = models_dir / ZOO_CONFIG
     return read_zoo(config) if config.is_file() else None
 

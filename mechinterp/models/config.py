@@ -116,8 +116,8 @@ def _parse_zoo(config_path: Path, shown_as: str | None = None) -> Zoo:
         raise ZooFileError(_shown(config_path), 1, 1, "zoo.yaml needs a top-level 'models:' mapping of name -> entry")
     defaults = document.get("defaults") or {}
     if not isinstance(defaults, dict):
-        raise ZooError(f"{_shown(config_path)}:{nodes['defaults'][0].start_mark.line + 1}: defaults "
-                       "must be a mapping of field: value that every entry starts from")
+        raise ZooFileError(_shown(config_path), nodes['defaults'][0].start_mark.line + 1, 1, "defaults "
+                           "must be a mapping of field: value that every entry starts from")
     zoo = Zoo(config_path, {}, shown_as=shown_as)
     definitions = _definitions(zoo, nodes["models"][1], _key_lines(nodes.get("defaults", (None, None))[1]))
     for name, entry in models.items():
