@@ -46,8 +46,8 @@ from decktools.numbers import FigureNotMadeError, MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
 from decktools.rehearse import timing_problems
 from decktools.themes import theme_problems
-from figures_src.runner import (FIX_FIRST, DuplicateFigureIdError, FigureSpecError, declared_ids, did_you_mean,
-                                parse_args, shown_path, zoo_file_problem)
+from figures_src.runner import (FIX_FIRST, ZOO_PROBLEM, DuplicateFigureIdError, FigureSpecError, declared_ids,
+                                did_you_mean, parse_args, shown_path, zoo_file_problem)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB
@@ -189,8 +189,9 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
                           profile: str = DEFAULT_PROFILE) -> list[Problem]:
     """A warning at each place the deck shows a figure that `make slides PROFILE=profile` remakes
     (one made in another profile included): the slide shows what it was before its inputs changed.
-    Only where the ids are checked (declared is not None). A models/zoo.yaml that cannot be read at
-    all is one error at its line instead of a warning at each figure of a model."""
+    Only where the ids are checked (declared is not None). A model that cannot be built (its zoo
+    entry's problem, or a zoo.yaml that cannot be read at all) is one warning, saying which of
+    the deck's figures it holds back, not one at each place: making them again would fail."""
     if declared is None:
         return []
     repo, figures_dir = deck_path.resolve().parent.parent, deck_path.parent / "public" / "figures"
@@ -200,20 +201,46 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
                                 repo / "figures_src", profile=profile)   # engine files: the runner's
     except ValueError as error:        # a manifest that is not JSON says what to do
         return [Problem(figures_dir / "manifest.json", 1, 1, str(error), "warning")]
-    named = "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
     broken_zoo = zoo_file_problem(repo / "models")
-    if broken_zoo:      # one error at its line, not a warning at every figure of a model
-        shown_by = len({figure_id for _, figure_id in shown if str(broken_zoo) in (reasons.get(figure_id) or "")})
-        problems = [Problem(*broken_zoo.where, f"{broken_zoo.message} (no model can be read: `make slides` "
-                            f"fails the {counted(shown_by, 'figure')} of this deck that read one)")]
-        reasons = {k: v for k, v in reasons.items() if not (v and str(broken_zoo) in v)}
-    else:
-        problems = []
-    return problems + [
+    named = "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
+    return held_back_problems(shown, reasons, broken_zoo) + [
         Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
                 f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}"
                 f"{remake_advice(why, make_slides_line(deck_path, profile), figure_id, named)}", "warning")
-        for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED]
+        for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED
+        and model_problem(why, broken_zoo) is None]
+
+
+def model_problem(why: str, broken_zoo) -> str | None:
+    """The model problem a figure's stale reason comes from (a zoo.yaml that cannot be read, or a
+    model's zoo entry problem), which making the figure again would only repeat; None otherwise."""
+    if broken_zoo is not None and str(broken_zoo) in why:
+        return str(broken_zoo)
+    return why if why.startswith(ZOO_PROBLEM) else None
+
+
+def held_back_problems(shown: list, reasons: dict, broken_zoo) -> list[Problem]:
+    """One warning per model problem that keeps figures of the deck from being made again: at
+    zoo.yaml's line for a file that cannot be read, else at the first place the deck shows one."""
+    groups: dict[str, dict] = {}
+    for ref, figure_id in shown:
+        problem = model_problem(reasons.get(figure_id) or "", broken_zoo)
+        if problem:
+            groups.setdefault(problem, {}).setdefault(figure_id, ref)
+    problems = []
+    for problem, first_places in groups.items():
+        ids = list(first_places)
+        listed = f"({', '.join(ids[:6])}{', ...' if len(ids) > 6 else ''})"
+        held = (f"the figure of this deck that reads it {listed} keeps its previous image and numbers"
+                if len(ids) == 1 else f"the {len(ids)} figures of this deck that read it {listed} keep their "
+                "previous images and numbers") + " until it is fixed"
+        if broken_zoo is not None and problem == str(broken_zoo):
+            problems.append(Problem(*broken_zoo.where, f"{broken_zoo.message}; no model can be read, and {held}",
+                                    "warning"))
+        else:
+            first = next(iter(first_places.values()))
+            problems.append(Problem(first.path, first.line, first.column, f"{problem}\n  {held}", "warning"))
+    return problems
 
 
 def remake_advice(why: str, make_line: str, figure_id: str, named: str) -> str:

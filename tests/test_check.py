@@ -410,13 +410,21 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
     assert warnings[1].message.startswith(why + "quotes its old number: run `make slides DECK=")
     assert f"DECK={deck}` (or `make figures ONLY='lab/acc'`) to remake it" in warnings[1].message
     assert problems_of(deck) == []                 # a warning: the deck still builds
-    zoo = tmp_path / "models" / "zoo.yaml"      # broken as a whole: one error, not a warning a figure
-    zoo.write_text("models:\n  m2:\n    architecture: MLP\n    epochs: 2\n  dataset: digits\n    seed: 0\n")
+    zoo = tmp_path / "models" / "zoo.yaml"      # a model that cannot be built: one warning, not one a place
+    zoo.write_text("models:\n  m1: {architecture: MLP, dataset: digits, learning_rate: 3e-3}\n")
     [problem] = problems_of(deck, "warning") + problems_of(deck)
-    assert (problem.path.resolve(), problem.line, problem.column, problem.level) == (zoo, 6, 9, "error")
+    assert (problem.path, problem.line, problem.column) == (deck, line, 8)
+    assert problem.message.startswith("zoo: cannot build 'm1' (")
+    assert "learning_rate must be a number" in problem.message and "run `make" not in problem.message
+    assert problem.message.endswith("\n  the figure of this deck that reads it (lab/acc) keeps its previous "
+                                    "image and numbers until it is fixed")
+    zoo.write_text("models:\n  m2:\n    architecture: MLP\n    epochs: 2\n  dataset: digits\n    seed: 0\n")
+    [problem] = problems_of(deck, "warning") + problems_of(deck)   # broken as a whole: at its line
+    assert (problem.path.resolve(), problem.line, problem.column, problem.level) == (zoo, 6, 9, "warning")
     assert problem.message == ("not valid YAML: mapping values are not allowed in this context; check this line's "
-                               "indentation, colons and quotes, and the line above (no model can be read: "
-                               "`make slides` fails the 1 figure of this deck that read one)")
+                               "indentation, colons and quotes, and the line above; no model can be read, and the "
+                               "figure of this deck that reads it (lab/acc) keeps its previous image and numbers "
+                               "until it is fixed")
 
 
 def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_runs(tmp_path):

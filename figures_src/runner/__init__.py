@@ -36,7 +36,8 @@ from figures_src.runner.discover import (DuplicateFigureIdError, FigureSpec, Fig
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
 from figures_src.runner.planning import did_you_mean
 from figures_src.runner.signals import stop_signals_handled
-from figures_src.runner.staleness import FIX_FIRST, Manifest, figure_inputs, stale_reason, zoo_file_problem
+from figures_src.runner.staleness import (FIX_FIRST, ZOO_PROBLEM, Manifest, figure_inputs, stale_reason,
+                                         zoo_file_problem)
 from figures_src.runner.worker import to_jsonable
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.failures import shown_path
@@ -45,4 +46,4 @@ __all__ = ["FIGURES_DIR", "FIX_FIRST", "MODELS_DIR", "REPO_ROOT", "SCRIPTS_DIR",
            "FigureSpec", "FigureSpecError",
            "Manifest", "UnreadableScriptError", "declared_ids", "did_you_mean", "discover_figures",
            "figure_inputs", "main", "parse_args", "run", "shown_path", "stale_reason",
-           "stop_signals_handled", "to_jsonable", "write_atomic", "zoo_file_problem"]
+           "stop_signals_handled", "to_jsonable", "write_atomic", "ZOO_PROBLEM", "zoo_file_problem"]

@@ -41,6 +41,7 @@ from mechinterp.models.sources import file_hash, value_hash
 CHECKPOINT_NAMES = ("checkpoint.safetensors", "checkpoint.pt")
 # ends a reason whose figure failed with these very inputs: running it again will not help
 FIX_FIRST = ": fix that first"
+ZOO_PROBLEM = "zoo: cannot build "   # how a reason from a model's zoo entry problem starts (Zoo.problem_block)
 ZOO_CONFIG = "zoo.yaml"
 
 
@@ -73,7 +74,7 @@ def model_inputs(name: str, models_dir: Path) -> dict:
         except ZooError as error:
             raise MissingModelError(str(error)) from None
         if name in zoo.problems:   # its inputs may not be computable (an unknown dataset)
-            raise MissingModelError(f"zoo: {zoo.problem_block(name)}")
+            raise MissingModelError(f"zoo: {zoo.problem_block(name)}")     # starts with ZOO_PROBLEM
         if name in zoo.entries:
             try:
                 return zoo_model_inputs(name, zoo, models_dir)
