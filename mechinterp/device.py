@@ -45,8 +45,11 @@ def pick_device(requested: str | None = None) -> torch.device:
     if choice not in ("cpu", "cuda", "mps"):
         raise ValueError(f"unknown device {choice!r}: use cpu, cuda, mps or auto")
     if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but torch sees no CUDA GPU: "
-                           "use --device cpu, or install a CUDA build of torch (see README)")
+        why = (f"this torch ({torch.__version__}) is built without CUDA: install a CUDA build (README, GPU)"
+               if torch.version.cuda is None else f"torch {torch.__version__} sees no CUDA GPU on this machine "
+               f"(none there, or no driver for CUDA {torch.version.cuda})")
+        raise RuntimeError(f"device 'cuda' was requested but {why}; use DEVICE=cpu or DEVICE=auto "
+                           "(--device cpu on a command line)")
     if choice == "mps" and not _mps_available():
         raise RuntimeError("device 'mps' was requested but this torch has no MPS backend")
     return torch.device(choice)

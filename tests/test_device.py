@@ -52,12 +52,17 @@ def test_unknown_device_is_a_clear_error(monkeypatch):
         pick_device()
 
 
-def test_cuda_request_without_cuda_says_what_to_do():
+def test_cuda_request_without_cuda_says_what_to_do(monkeypatch):
     if torch.cuda.is_available():
         assert pick_device("cuda").type == "cuda"
-    else:
-        with pytest.raises(RuntimeError, match="--device cpu"):
-            pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)     # a CUDA build on a machine without a GPU
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with pytest.raises(RuntimeError, match=r"sees no CUDA GPU on this machine \(none there, or no driver for "
+                       r"CUDA 13.0\); use DEVICE=cpu or DEVICE=auto"):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.version, "cuda", None)                    # a CPU-only build
+    with pytest.raises(RuntimeError, match=r"is built without CUDA: install a CUDA build"):
+        pick_device("cuda")
 
 
 def _draws(generator: torch.Generator):

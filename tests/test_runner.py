@@ -259,6 +259,22 @@ def test_numbers_json_cannot_hold_are_named_by_their_key_and_nan_is_written_as_n
     assert json.loads((figures / "beta" / "three.json").read_text()) == {"norm": None, "ratio": None, "ok": 1.5}
 
 
+def test_a_device_this_machine_lacks_is_one_error_before_anything_starts(workspace):
+    """Not a FAILED line per figure, each recorded as failed in the manifest (which rebuilt the deck)."""
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has the GPU asked for")
+    scripts, figures, _ = workspace
+    assert run_runner(workspace).returncode == 0
+    before = (figures / "manifest.json").read_bytes()
+    result = run_runner(workspace, "--device", "cuda", "--force")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: device 'cuda' was requested but ")
+    assert lines[0].endswith("; use DEVICE=cpu or DEVICE=auto (--device cpu on a command line); no figure was made")
+    assert (figures / "manifest.json").read_bytes() == before
+
+
 def test_missing_model_names_the_fix(workspace):
     (workspace[2] / "m1" / "checkpoint.pt").unlink()
     result = run_runner(workspace)

@@ -123,6 +123,9 @@ def _run(options, figure_ids) -> int:
         return 2
     for note in unread_zoo_problems(specs, selected, options):
         print(note, file=sys.stderr)
+    if problem := unusable_device(options):
+        print(f"error: {problem}; no figure was made", file=sys.stderr)
+        return 2
     stale, unavailable = planned(specs, selected, options, manifest)
     if line := profile_change_line(stale, manifest, options.profile):
         print(line)
@@ -136,6 +139,20 @@ def _run(options, figure_ids) -> int:
             manifest = Manifest.load(options.figures_dir / "manifest.json")  # as the lock found it
             failures.update(execute(longest_first(stale, manifest), options, manifest))
     return summary(selected, stale, unavailable, failures)
+
+
+def unusable_device(options) -> str | None:
+    """Why this machine cannot compute on the device asked for by name (cuda, mps), said once
+    before any model or figure starts rather than by each; None for auto and cpu, a listing, or a
+    cluster (its workers' devices count)."""
+    if options.device not in ("cuda", "mps") or options.list or options.cluster:
+        return None
+    from mechinterp.device import pick_device     # torch: only when a device is named
+    try:
+        pick_device(options.device)
+    except RuntimeError as error:
+        return str(error)
+    return None
 
 
 def planned(specs, selected: list[str], options, manifest: Manifest):
