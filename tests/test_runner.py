@@ -113,9 +113,13 @@ def test_staleness_follows_content_hashes(workspace):
     assert made_ids(run_runner(workspace)) == {"alpha/one", "alpha/two"}
 
     (models / "m2" / "checkpoint.pt").write_bytes(os.urandom(256))    # a checkpoint: its figures
-    assert made_ids(run_runner(workspace)) == {"beta/three"}
+    remade = run_runner(workspace)
+    assert made_ids(remade) == {"beta/three"}
+    assert "stale  beta/three: checkpoint m2/checkpoint.pt changed (model m2)\n" in remade.stdout   # said why
 
-    assert made_ids(run_runner(workspace, "--profile", "full")) == {"alpha/one", "alpha/two", "beta/three"}
+    full = run_runner(workspace, "--profile", "full")
+    assert made_ids(full) == {"alpha/one", "alpha/two", "beta/three"}
+    assert "profile changed from quick to full: 3 figures stale" in full.stdout and "stale  " not in full.stdout
     assert json.loads((figures / "alpha" / "one.json").read_text())["n"] == 5
 
     (figures / "alpha" / "two.png").unlink()                         # a deleted output
@@ -385,12 +389,17 @@ def test_declarations_may_use_module_constants(tmp_path):
     ('FIGURES = {"a/b": {"make": make_it}}', "must be a literal dict"),
     ('FIGURES = {"a/b": {"make": "f", "params": dict(steps=1)}}', "Call is not a literal"),
     ('FIGURES = {"a/b": {"make": "f", "resources": {"GPU": "one"}}}', "resources must map names to positive numbers"),
+    ('FIGURES = {"a/b": {"make": "f", "params": {"quick": {"images": 100}}}}',        # tried in quick only
+     "has params for quick but not for full, which makes it too (`make slides` and `make figures` run full "
+     'unless PROFILE= says otherwise): add "full": {...} to its params'),
+    ('FIGURES = {"a/b": {"make": "f", "params": {"full": {"steps": 9}}, "profiles": ["quick"]}}',
+     "has params for full but not for quick"),
 ])
 def test_bad_declarations_name_file_and_line(tmp_path, source, message):
     (tmp_path / "broken.py").write_text("\n\n" + source + "\n")
-    with pytest.raises(FigureSpecError, match=message) as error:
+    with pytest.raises(FigureSpecError) as error:
         discover_figures(tmp_path, REPO)
-    assert f"{tmp_path / 'broken.py'}:3" in str(error.value)
+    assert f"{tmp_path / 'broken.py'}:3" in str(error.value) and message in str(error.value)
 
 
 @pytest.mark.parametrize("change, line", [

@@ -84,6 +84,15 @@ def test_a_figure_may_read_only_the_models_it_declares(tmp_path):
         FigureContext("a/b", {}, "quick", "cpu", tmp_path, tmp_path, declared_models=("m3",)).model_meta("m3")
 
 
+def test_a_param_the_figure_lacks_names_the_entry_and_the_nearest_names(tmp_path):
+    ctx = FigureContext("a/b", {"images": 3, "steps": 2}, "quick", "cpu", tmp_path, tmp_path, script="s.py")
+    assert ctx.params["images"] == 3 and ctx.params.get("image") is None and dict(ctx.params) == {"images": 3, "steps": 2}
+    with pytest.raises(KeyError) as missing:
+        ctx.params["image"]
+    assert str(missing.value) == ("no param 'image' in the quick profile (did you mean images?); it has images, "
+                                  "steps: add it to FIGURES['a/b'][\"params\"] in s.py")
+
+
 def run_script_on_two_models(tmp_path, name: str, source: str):
     """(runner result, scripts folder, figures folder): the runner run on one script whose figures
     may read models m1 and m2 (a random checkpoint and a meta.json each)."""

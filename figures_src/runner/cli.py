@@ -131,6 +131,8 @@ def _run(options, figure_ids) -> int:
         print(line)
     if options.list:
         return list_stale(stale, unavailable, selected)
+    for line in remake_reasons(stale, manifest):
+        print(line)
     for figure_id, message in unavailable.items():   # before any figure starts
         print(f"cannot {figure_id}: {message}", file=sys.stderr)
     failures = dict(unavailable)
@@ -153,6 +155,13 @@ def unusable_device(options) -> str | None:
     except RuntimeError as error:
         return str(error)
     return None
+
+
+def remake_reasons(stale, manifest: Manifest) -> list[str]:
+    """Why each figure made before is made again, as --list says it (a profile switch alone is
+    the one line before; a figure never made needs no reason)."""
+    return [f"stale  {spec.figure_id}: {reason}" for spec, _, reason in stale
+            if spec.figure_id in manifest.figures and not reason.startswith("profile changed from ")]
 
 
 def planned(specs, selected: list[str], options, manifest: Manifest):

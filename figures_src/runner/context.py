@@ -2,6 +2,8 @@
 
 The runner builds one FigureContext per figure; figure functions use `ctx.model(name)`,
 `ctx.params`, `ctx.device`, `ctx.save(fig)` and return a dict of the numbers they show.
+`ctx.params` are the FIGURES entry's params for the run's profile; reading one it lacks is an
+error naming the entry and the nearest names.
 `ctx.model` and `ctx.model_meta` give only the models the figure's FIGURES entry declares under
 "models": the declared models' checkpoints and configs are the figure's inputs, so a model read
 without being declared would leave the figure up to date when that model changes; a declared model
@@ -35,6 +37,10 @@ class FigureContext:
     script: str = "the figure's script"     # where that entry is, for the message when it is not
     written: list[Path] = field(default_factory=list)
     read: set[str] = field(default_factory=set)    # the declared models ctx.model/model_meta gave
+
+    def __post_init__(self):
+        self.params = FigureParams(self.params, f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script}",
+                                   self.profile)
 
     @property
     def name(self) -> str:
@@ -193,3 +199,26 @@ class UnreadModelError(LookupError):
 
 class FigureInputError(ValueError):
     """A figure's params or its model's zoo entry do not fit what the figure reads."""
+
+
+class MissingParamError(KeyError):
+    """A figure reads a param its FIGURES entry does not give in this profile."""
+
+    def __str__(self) -> str:       # KeyError's own would quote the whole message
+        return str(self.args[0])
+
+
+class FigureParams(dict):
+    """A figure's params for this profile; a name they lack is a MissingParamError naming where
+    to add it and the nearest names they have, not a bare KeyError."""
+
+    def __init__(self, values: dict, where: str, profile: str):
+        super().__init__(values)
+        self.where, self.profile = where, profile
+
+    def __missing__(self, name):
+        import difflib
+        near = difflib.get_close_matches(str(name), list(map(str, self)), n=3)
+        raise MissingParamError(f"no param {name!r} in the {self.profile} profile"
+                                f"{' (did you mean ' + ', '.join(near) + '?)' if near else ''}; it has "
+                                f"{', '.join(map(str, self)) or 'none'}: add it to {self.where}")

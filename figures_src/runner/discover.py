@@ -273,10 +273,28 @@ def _check_entry(script: Path, line: int, figure_id: str, entry) -> None:
                               "allowed: make, models, params, outputs, resources, profiles")
     if not set(entry.get("profiles", PROFILES)) <= set(PROFILES):
         raise FigureSpecError(f"{where}: profiles must be among {', '.join(PROFILES)}")
+    missing = missing_param_profiles(entry)
+    if missing:
+        raise FigureSpecError(f"{where} has params for {', '.join(p for p in PROFILES if p in entry['params'])} "
+                              f"but not for {' or '.join(missing)}, which makes it too (`make slides` and `make "
+                              f"figures` run full unless PROFILE= says otherwise): add \"{missing[0]}\": {{...}} to "
+                              "its params")
     resources = entry.get("resources", {})
     if not (isinstance(resources, dict) and all(isinstance(k, str) and isinstance(v, (int, float)) and v > 0
                                                 for k, v in resources.items())):
         raise FigureSpecError(f"{where}: resources must map names to positive numbers, e.g. {{\"GPU\": 1}}")
+
+
+def missing_param_profiles(entry: dict) -> list[str]:
+    """The profiles a figure is made in (FigureSpec.made_in) whose params its per-profile "params"
+    lacks (gpu takes full's); [] for params shared by every profile."""
+    params = entry.get("params") or {}
+    if not (isinstance(params, dict) and set(params) & set(PROFILES)):
+        return []
+    made_in = entry.get("profiles") or PROFILES
+    missing = [profile for profile in PROFILES if profile in made_in and profile not in params]
+    # gpu takes full's: one "full" entry fills both
+    return [p for p in missing if p != GPU_PROFILE or ("full" not in params and "full" not in missing)]
 
 
 def _declarations(script: Path) -> dict:

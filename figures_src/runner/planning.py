@@ -113,8 +113,9 @@ def profile_change_line(stale, manifest: Manifest, profile: str) -> str | None:
     before.pop(profile, None)
     if not before:
         return None
+    count = sum(before.values())
     return (f"figures: profile changed from {' and '.join(sorted(map(str, before)))} to {profile}: "
-            f"{sum(before.values())} figures stale")
+            f"{count} figure{'s' if count != 1 else ''} stale")
 
 
 def build_stale_models(specs: dict[str, FigureSpec], selected: list[str], options) -> dict[str, str]:
