@@ -14,7 +14,8 @@ nothing else of the package is a promise:
 
 The modules, in the order a run uses them:
     paths       default folders (repository, scripts, figures, models, staging)
-    discover    FIGURES read without importing the scripts; each figure's dependencies (reach.py)
+    discover    FIGURES read without importing the scripts; each figure's dependencies (reach.py),
+                what each file gave kept by content digest (discovery_cache.py)
     staleness   content hashes of a figure's inputs, the manifest, why a figure is stale
     planning    selection (--ids, --only), the stale plan, zoo models rebuilt first
     lock        one runner per figures folder

@@ -7,8 +7,9 @@ of its script that its make function reaches (reach.py) and the project files fo
 that part's imports through their own (mechinterp.models.sources.module_sources): the engine's
 and the speaker's own packages in the project folder (`from my_lab.data import load`), never an
 installed package or the stdlib.
-Nothing here imports torch, and what each file gave is cached (.figure-staging/discover-cache.json,
-keyed by the file's content digest), so deciding what is stale stays fast.
+Nothing here imports torch, and what each file gave is cached (discovery_cache.py:
+.figure-staging/discover-cache.json, keyed by the file's content digest), so deciding what is
+stale stays fast.
 
 A script that does not parse cannot declare anything: discover_figures then raises
 UnreadableScriptError, one line per such script (file:line, the code, what to do), carrying the
@@ -21,17 +22,12 @@ which do).
 from __future__ import annotations
 
 import ast
-import contextlib
 import functools
-import hashlib
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.runner.paths import STAGING_ROOT
+from figures_src.runner.discovery_cache import CACHE
 from figures_src.runner.reach import all_imports, figure_part, import_time
-from mechinterp.atomic_file import write_atomic
 from mechinterp.models.failures import shown_path
 from mechinterp.models.fields import PROFILES   # the zoo's `profiles:` take the same names
 from mechinterp.models.sources import file_hash, module_file, module_sources, value_hash
@@ -44,64 +40,6 @@ RUNNER_MODULES = {"figures_src.runner.context", "figures_src.runner.style", "mec
 # ...but not through the package's __init__ (its API for decktools): editing the command line or
 # the planning remakes no figure
 NOT_FIGURE_INPUTS = (Path("figures_src", "runner", "__init__.py"),)
-CACHE_FILE = STAGING_ROOT / "discover-cache.json"
-
-
-class DiscoveryCache:
-    """What reading a file gave, kept in CACHE_FILE under its path and content digest, so a no-op
-    `make figures` parses nothing (parsing and walking every script and engine file is most of
-    its time). Entries are dropped when this module or reach.py change, or their file is gone."""
-
-    def __init__(self, path: Path):
-        self.path, self.data, self.dirty = path, None, False
-
-    def _version(self) -> list:
-        return [_stamp(Path(__file__)), _stamp(Path(__file__).with_name("reach.py"))]
-
-    def _load(self) -> dict:
-        if self.data is None:
-            try:
-                self.data = json.loads(self.path.read_text())
-            except (OSError, ValueError):
-                self.data = {}
-            if self.data.get("version") != self._version():
-                self.data = {"version": self._version()}
-        return self.data
-
-    def get(self, kind: str, path: Path, compute):
-        """The cached value for this file, or compute() (stored when it succeeds)."""
-        entries = self._load().setdefault(kind, {})
-        key, stamp = str(path.resolve()), _stamp(path)
-        if key in entries and entries[key][0] == stamp:
-            return entries[key][1]
-        value = compute()
-        try:  # what a later run loads, so every run sees the same types (tuples become lists)
-            value = json.loads(json.dumps(value))
-        except (TypeError, ValueError):
-            return value  # not JSON (bytes in a declaration): used, never cached
-        entries[key] = [stamp, value]
-        self.dirty = True
-        return value
-
-    def save(self) -> None:
-        """Write atomically, without entries whose file is gone; a failure only costs speed."""
-        if not self.dirty:
-            return
-        for kind in ("scripts", "imports", "declares", "on_import"):
-            entries = self.data.get(kind, {})
-            for key in [k for k in entries if not os.path.exists(k)]:
-                del entries[key]
-        with contextlib.suppress(OSError, TypeError, ValueError):
-            write_atomic(self.path, json.dumps(self.data))
-            self.dirty = False
-
-
-def _stamp(path: Path) -> str:
-    """The file's content digest (cheap next to parsing it; a size and mtime could miss an edit)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-CACHE = DiscoveryCache(CACHE_FILE)
 
 
 class FigureSpecError(ValueError):
