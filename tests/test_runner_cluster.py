@@ -49,7 +49,7 @@ import numpy as np
 
 FIGURES = {
     "numbers/weights": {"make": "make_weights", "models": ["net"]},
-    "numbers/curve": {"make": "make_curve", "params": {"quick": {"n": 7}}, "outputs": ["svg"]},
+    "numbers/curve": {"make": "make_curve", "params": {"quick": {"n": 7}, "full": {"n": 7}}, "outputs": ["svg"]},
 }
 
 def make_weights(ctx):
