@@ -36,7 +36,7 @@ FIGURE_ARGS := --profile $(PROFILE) --device $(DEVICE) --jobs $(JOBS) $(if $(ONL
 help:
 	@echo "make slides   the stale figures DECK shows + check + static site (DECK=talk/workshop.md for the workshop)"
 	@echo "make test     the test suite (installs what is missing)"
-	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full|gpu JOBS=n)"
+	@echo "make figures  every stale figure (ONLY=pattern FORCE=1 DEVICE=cpu|cuda|auto PROFILE=quick|full|gpu JOBS=n; LIST=1: say which and why, make none)"
 	@echo "make models   train missing or stale zoo models"
 	@echo "              both on a Dask cluster: CLUSTER=tcp://host:8786 or CLUSTER=slurm (cluster.yaml)"
 	@echo "make check    citations and assets of DECK;  make pdf;  make dev;  make rehearse;  make bench"
@@ -52,11 +52,11 @@ slides: venv $(if $(CLUSTER),cluster-venv) node
 # checkpoint, architecture source, zoo entry or dataset), so `make figures` needs no `make models`
 # first and a no-op run never imports torch. `make models` builds every model of the zoo.
 figures: venv $(if $(CLUSTER),cluster-venv)
-	$(PY) -m figures_src.runner $(FIGURE_ARGS)
+	$(PY) -m figures_src.runner $(FIGURE_ARGS) $(if $(LIST),--list)
 
 # A deck's build makes only the stale figures that DECK (with its imported pages) shows.
 deck-figures: venv $(if $(CLUSTER),cluster-venv)
-	$(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS)
+	$(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS) $(if $(LIST),--list)
 
 models: venv $(if $(CLUSTER),cluster-venv)
 	$(if $(CLUSTER),$(PY) -m figures_src.runner.zoo_cluster --cluster '$(CLUSTER)' --cluster-config '$(CLUSTER_CONFIG)' --device $(DEVICE),$(PY) -m mechinterp.models.zoo --device $(DEVICE) --jobs $(JOBS))

@@ -254,3 +254,19 @@ def test_a_cold_workshop_build_selects_only_the_workshops_figures(tmp_path):
                 if line.startswith(("stale ", "cannot "))}
     assert selected == shown_by(deck)
     assert selected < set(declared_ids(REPO / "figures_src"))       # not the whole repository's
+
+
+def test_make_list_says_which_of_a_decks_figures_are_stale_and_makes_none():
+    """`make deck-figures DECK=... LIST=1`: the deck's own figures, each stale one with why."""
+    deck = REPO / "talk" / "workshop.md"
+    result = subprocess.run(["make", "deck-figures", "DECK=talk/workshop.md", "PROFILE=quick", "LIST=1", "DEVICE=cpu"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    counted = re.fullmatch(r"(\d+) stale, (\d+) up to date", lines[-1])
+    assert counted, lines[-1]
+    from decktools.figures import deck_figure_ids
+    from decktools.markdown import read_deck
+    assert int(counted[1]) + int(counted[2]) == len(deck_figure_ids(read_deck(deck)))   # that deck's, not all
+    assert all(re.match(r"stale  \S+: \S", line) for line in lines if line.startswith("stale"))
+    assert not any(line.startswith(("made ", "figures: ")) for line in lines)    # made none
