@@ -259,7 +259,8 @@ def test_a_cold_workshop_build_selects_only_the_workshops_figures(tmp_path):
 def test_make_list_says_which_of_a_decks_figures_are_stale_and_makes_none():
     """`make deck-figures DECK=... LIST=1`: the deck's own figures, each stale one with why."""
     deck = REPO / "talk" / "workshop.md"
-    result = subprocess.run(["make", "deck-figures", "DECK=talk/workshop.md", "PROFILE=quick", "LIST=1", "DEVICE=cpu"],
+    result = subprocess.run(["make", "--no-print-directory", "deck-figures", "DECK=talk/workshop.md", "PROFILE=quick",
+                             "LIST=1", "DEVICE=cpu"],     # no "make[1]: Leaving directory" under `make test`
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
