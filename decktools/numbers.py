@@ -120,8 +120,8 @@ def format_measured(attributes: dict[str, str], figures_dir: Path) -> str:
         raise MeasuredError('<Measured> needs fig="family/name" and value="key.path"')
     value = lookup(read_numbers(attributes["fig"], figures_dir), attributes["value"])
     check_showable(value, attributes)
-    shown = [format_one(item, attributes) for item in value] if isinstance(value, list) else [format_one(value, attributes)]
-    return ", ".join(shown) + attributes.get("unit", "")
+    items = value if isinstance(value, list) else [value]
+    return ", ".join(format_one(item, attributes) for item in items) + attributes.get("unit", "")
 
 
 def format_one(value, attributes: dict[str, str]) -> str:
@@ -154,6 +154,8 @@ def check_showable(value, attributes: dict[str, str]) -> None:
     if isinstance(value, dict):
         raise MeasuredError(f"{where} is a dict, not one number: quote one of its items "
                             f"({attributes['value']}.<one of: {', '.join(map(str, list(value)[:8]))}>)")
-    if any(isinstance(item, (dict, list)) for item in items):
-        raise MeasuredError(f"{where} is a list holding a {type(next(i for i in items if isinstance(i, (dict, list)))).__name__}: "
-                            f"quote one item ({attributes['value']}.<one of: {', '.join(map(str, range(min(len(items), 8))))}>)")
+    nested = [item for item in items if isinstance(item, (dict, list))]
+    if nested:
+        indices = ", ".join(map(str, range(min(len(items), 8))))
+        raise MeasuredError(f"{where} is a list holding a {type(nested[0]).__name__}: "
+                            f"quote one item ({attributes['value']}.<one of: {indices}>)")

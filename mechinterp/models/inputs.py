@@ -16,7 +16,8 @@ A model's inputs, each by content hash:
 The zoo records the inputs in models/<name>/meta.json when it builds a model, with two listings
 beside them (build_records): data_files, the user's data folder, so "dataset changed" can name the
 files; and architecture_code, each source file's code_hash, so an edit to comments, docstrings or
-layout alone does not retrain the model. It rebuilds the model when its inputs differ otherwise; each figure's manifest entry records the inputs of the models it read, so a change to
+layout alone does not retrain the model. It rebuilds the model when its inputs differ otherwise;
+each figure's manifest entry records the inputs of the models it read, so a change to
 any of them makes exactly those figures stale. Nothing here imports torch unless a dataset's hash is
 not cached yet (models/.data-hashes.json, keyed by what the data is generated from).
 """
