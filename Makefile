@@ -44,7 +44,7 @@ help:
 # A figure that fails (exit 1) keeps its previous outputs: the deck is built with them, its stale
 # places are listed and make slides fails; any other failure of the figures stops it before the build.
 slides: venv $(if $(CLUSTER),cluster-venv) node
-	@status=0; $(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS) || status=$$?; \
+	@status=0; $(PY) -m decktools.figures $(DECK) --check-first $(FIGURE_ARGS) || status=$$?; \
 	if [ $$status -gt 1 ]; then exit $$status; fi; \
 	$(PY) -m decktools.build $(DECK) --base $(BASE) --profile $(PROFILE) $$(if [ $$status = 1 ]; then echo --figures-failed; fi)
 

@@ -313,9 +313,10 @@ def bibliography_files(deck_path: Path, headmatter: dict,
 
 
 def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
-               profile: str = DEFAULT_PROFILE) -> DeckReport:
+               profile: str = DEFAULT_PROFILE, figures: bool = True) -> DeckReport:
     """Every problem of the deck at deck_path and of the bibliography it cites; stale figures as
-    `make slides PROFILE=profile` finds them."""
+    `make slides PROFILE=profile` finds them. figures=False leaves out what making the figures may
+    change (figure ids, assets, measured numbers, staleness): make slides checks the rest first."""
     try:
         deck, unreadable = read_deck(deck_path), None
     except DeckError as error:
@@ -326,18 +327,23 @@ def check_deck(deck_path: Path, bib_path: Path | list[Path] | None = None,
     problems += bib_problems
     if deck is None:
         return DeckReport(None, bibliography, problems + [unreadable])
-    public_dir = deck_path.parent / "public"
-    declared, script_problems = declared_figure_ids(deck_path)
-    problems += script_problems
     if bib_found:   # else every key would be unknown: the bib's own "not found" says what to do
         problems += citation_problems(deck, bibliography) + unused_entry_problems(deck_path, bibliography)
+    problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck) + fence_problems(deck)
+    if figures:
+        problems += figure_problems(deck, deck_path, profile)
+    # a page imported twice, or a src: slide's key merged onto each slide it imports, is one problem
+    return DeckReport(deck, bibliography, list(dict.fromkeys(problems)))
+
+
+def figure_problems(deck: Deck, deck_path: Path, profile: str) -> list[Problem]:
+    """The deck's figure ids, assets, measured numbers and stale figures."""
+    public_dir = deck_path.parent / "public"
+    declared, problems = declared_figure_ids(deck_path)
     make_line = make_slides_line(deck_path, profile)
     problems += asset_problems(deck, public_dir, declared, make_line)
     problems += measured_problems(deck, public_dir / "figures", declared, make_line)
-    problems += stale_figure_problems(deck, deck_path, declared, profile)
-    problems += timing_problems(deck) + theme_problems(deck) + hiding_problems(deck) + fence_problems(deck)
-    # a page imported twice, or a src: slide's key merged onto each slide it imports, is one problem
-    return DeckReport(deck, bibliography, list(dict.fromkeys(problems)))
+    return problems + stale_figure_problems(deck, deck_path, declared, profile)
 
 
 def main(argv=None) -> int:

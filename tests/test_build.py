@@ -398,3 +398,21 @@ def test_a_figure_is_never_faded_and_fits_on_its_slide_whole(tmp_path, theme):
         page.wait_for_function(f"() => ({SHOWN_FIGURES})().halfSize !== null", timeout=15000)
         assert page.evaluate(SHOWN_FIGURES)["halfSize"] == "contain"
         assert log.blocked == [] and log.failed == []
+
+
+def test_make_slides_reports_an_unknown_citation_before_making_any_figure(tmp_path):
+    """A typo in a citation key fails make slides at once, naming its line, not after minutes of
+    figures; make deck-figures (make dev, make pdf: a deck being edited) still makes them."""
+    deck, runner = deck_showing_plot(tmp_path, PLOT)
+    deck.write_text(deck.read_text().replace("Hello", "Hello, as shown [@olah2017featur]."))
+    line = deck.read_text().split("\n").index("Hello, as shown [@olah2017featur].") + 1
+    stopped = run_module("decktools.figures", str(deck), "--check-first", *runner, "--profile", "quick")
+    assert stopped.returncode == 2, stopped.stderr[-2000:]
+    assert f"{deck}:{line}:" in stopped.stderr and "unknown citation key 'olah2017featur'" in stopped.stderr
+    assert "did you mean" in stopped.stderr and "no figure was made" in stopped.stderr
+    assert not (deck.parent / "public" / "figures" / "lab" / "plot.png").exists()
+    made = run_module("decktools.figures", str(deck), *runner, "--profile", "quick")
+    assert made.returncode == 0 and (deck.parent / "public" / "figures" / "lab" / "plot.png").is_file()
+    recipe = subprocess.run(["make", "-n", "--no-print-directory", "slides", f"DECK={deck}"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout
+    assert f"-m decktools.figures {deck} --check-first" in recipe
