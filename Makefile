@@ -15,6 +15,9 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 # a worker more was no faster on a fresh clone (987 s against 931 s on 2 cores: training the zoo
 # and the figures keep the cores busy)
 TEST_JOBS ?= $(JOBS)
+ifneq ($(shell [ "$(JOBS)" -ge 1 ] 2>/dev/null && echo yes),yes)
+$(error JOBS=$(JOBS): give how many figures or models to make at once, a whole number of 1 or more (e.g. JOBS=2))
+endif
 ONLY ?=
 FORCE ?=
 # CLUSTER=tcp://host:8786 (a Dask scheduler) or CLUSTER=slurm (workers as Slurm jobs, CLUSTER_CONFIG)

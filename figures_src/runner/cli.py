@@ -65,7 +65,8 @@ def parse_args(argv=None):
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     options.only = [p for pattern in options.only for p in pattern.split(",") if p]
-    options.jobs = max(1, options.jobs)
+    if options.jobs < 1:
+        parser.error(f"--jobs {options.jobs}: give how many figures to make at once, 1 or more (make: JOBS=2)")
     return options
 
 

@@ -400,6 +400,8 @@ def main(argv=None) -> int:
                         help="models built at once on the CPU, each in its own process "
                              "(default: the number of cores)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs {args.jobs}: give how many models to build at once, 1 or more (make: JOBS=2)")
     start = time.perf_counter()
     try:
         with torch_threads(args.threads):
