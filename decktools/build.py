@@ -37,7 +37,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from decktools.check import DEFAULT_PROFILE, declared_figure_ids, stale_figure_problems
+from decktools.check import DEFAULT_PROFILE, also_shown, declared_figure_ids, stale_figure_problems
 from decktools import references
 from decktools.deckmeta import failed_on_same_inputs, meta_path
 from decktools.markdown import read_deck
@@ -181,12 +181,18 @@ def export_pdf(deck_path: Path, chromium: str = CHROMIUM) -> Path:
 
 def forced_failure_problems(deck, deck_path: Path, already: set[tuple]) -> list[Problem]:
     """Where the deck shows a figure whose forced remake failed with the inputs its image was made
-    from (not stale, so check's warnings leave it out): it shows that image, which is current."""
-    shown = references.figures(deck.shown())
-    failed = failed_on_same_inputs({figure_id for _, figure_id in shown}, deck_path.parent / "public" / "figures")
-    return [Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} failed when remade ({failed[figure_id]}); "
-                    "the slide shows its image made earlier from the same inputs", "warning")
-            for ref, figure_id in shown if figure_id in failed and (ref.path, ref.line, ref.column) not in already]
+    from (not stale, so check's warnings leave it out): it shows that image, which is current.
+    `already`: the places of the stale warnings; their figures are left out."""
+    places: dict[str, list] = {}
+    for ref, figure_id in references.figures(deck.shown()):
+        places.setdefault(figure_id, []).append(ref)
+    warned = {figure_id for figure_id, refs in places.items()
+              if (refs[0].path, refs[0].line, refs[0].column) in already}
+    failed = failed_on_same_inputs(set(places) - warned, deck_path.parent / "public" / "figures")
+    return [Problem(refs[0].path, refs[0].line, refs[0].column, f"figure {figure_id!r} failed when remade "
+                    f"({failed[figure_id]}); the slide shows its image made earlier from the same inputs"
+                    f"{also_shown(refs)}", "warning")
+            for figure_id, refs in places.items() if figure_id in failed]
 
 
 def previous_outputs_summary(deck_path: Path, out: Path, profile: str = DEFAULT_PROFILE) -> int:
@@ -200,8 +206,8 @@ def previous_outputs_summary(deck_path: Path, out: Path, profile: str = DEFAULT_
     stale += forced_failure_problems(deck, deck_path, {(p.path, p.line, p.column) for p in stale})
     for problem in stale:
         print(problem, file=sys.stderr)
-    places = f", shown at the {len(stale)} place{'s' if len(stale) > 1 else ''} above" if stale else ""
-    print(f"slides: figures failed (see above); {out} was built with their previous outputs{places}: fix the "
+    where = ", shown where the warnings above say" if stale else ""
+    print(f"slides: figures failed (see above); {out} was built with their previous outputs{where}: fix the "
           "figures and run make slides again", file=sys.stderr)
     return 1
 

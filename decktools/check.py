@@ -22,8 +22,8 @@ that names no slide of its file; a theme or addon that is not installed in talk/
 Warnings: bib entries that no deck in the folder using that bib file cites (a citation on a hidden
 slide, `hide:`/`disabled:`, lists nothing, but its key is checked); `hide: no`, which Slidev reads as
 true; links to remote pages;
-a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at each place it is
-shown, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
+a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at the first place
+it is shown (in slide order), naming the others, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
 it was made, or it was made in another profile than --profile, the PROFILE make slides runs,
 default full) and the command that remakes it. Staleness is decided as the runner decides it, from
 content hashes (decktools.deckmeta.stale_reasons): nothing is built.
@@ -187,11 +187,12 @@ def measured_problems(deck: Deck, figures_dir: Path, declared: set[str] | None,
 
 def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None,
                           profile: str = DEFAULT_PROFILE) -> list[Problem]:
-    """A warning at each place the deck shows a figure that `make slides PROFILE=profile` remakes
-    (one made in another profile included): the slide shows what it was before its inputs changed.
-    Only where the ids are checked (declared is not None). A model that cannot be built (its zoo
-    entry's problem, or a zoo.yaml that cannot be read at all) is one warning, saying which of
-    the deck's figures it holds back, not one at each place: making them again would fail."""
+    """A warning for each figure the deck shows that `make slides PROFILE=profile` remakes (one
+    made in another profile included), at the first place it is shown, naming the others: those
+    slides show what it was before its inputs changed. Only where the ids are checked (declared is
+    not None). A model that cannot be built (its zoo entry's problem, or a zoo.yaml that cannot be
+    read at all) is one warning, saying which of the deck's figures it holds back: making them
+    again would fail."""
     if declared is None:
         return []
     repo, figures_dir = deck_path.resolve().parent.parent, deck_path.parent / "public" / "figures"
@@ -202,13 +203,42 @@ def stale_figure_problems(deck: Deck, deck_path: Path, declared: set[str] | None
     except ValueError as error:        # a manifest that is not JSON says what to do
         return [Problem(figures_dir / "manifest.json", 1, 1, str(error), "warning")]
     broken_zoo = zoo_file_problem(repo / "models")
-    named = "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
+    places: dict[str, list[references.Reference]] = {}
+    for ref, figure_id in sorted(shown, key=lambda item: slide_position(deck, item[0])):
+        why = reasons.get(figure_id)
+        if why and why != NOT_DECLARED and model_problem(why, broken_zoo) is None:
+            places.setdefault(figure_id, []).append(ref)
     return held_back_problems(shown, reasons, broken_zoo) + [
-        Problem(ref.path, ref.line, ref.column, f"figure {figure_id!r} is stale: {why}; the slide "
-                f"{'quotes its old number' if ref.kind == 'measured' else 'shows its old image'}"
-                f"{remake_advice(why, make_slides_line(deck_path, profile), figure_id, named)}", "warning")
-        for ref, figure_id in shown if (why := reasons.get(figure_id)) and why != NOT_DECLARED
-        and model_problem(why, broken_zoo) is None]
+        stale_problem(figure_id, refs, reasons[figure_id], deck_path, profile) for figure_id, refs in places.items()]
+
+
+def slide_position(deck: Deck, ref: references.Reference) -> tuple[int, int, int]:
+    """(slide index, line, column): references in the order the audience meets them, an imported
+    page's between the slides around its src: slide."""
+    index = next((number for number, slide in enumerate(deck.slides) if slide.path == ref.path
+                  and slide.start_line <= ref.line <= (slide.end_line or ref.line)), len(deck.slides))
+    return index, ref.line, ref.column
+
+
+def stale_problem(figure_id: str, refs: list, why: str, deck_path: Path, profile: str) -> Problem:
+    """The warning for one stale figure, at the first place the deck shows it."""
+    first, named = refs[0], "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
+    shows = "quotes its old number" if first.kind == "measured" else "shows its old image"
+    return Problem(first.path, first.line, first.column,
+                   f"figure {figure_id!r} is stale: {why}; the slide {shows}{also_shown(refs)}"
+                   f"{remake_advice(why, make_slides_line(deck_path, profile), figure_id, named)}", "warning")
+
+
+def also_shown(refs: list, listed: int = 4) -> str:
+    """' (also at line 40, pages/a.md:12 and 3 more places)': the places after the first (refs[0]),
+    briefly; a place in the first one's file by its line."""
+    if len(refs) < 2:
+        return ""
+    places = [f"line {ref.line}" if ref.path == refs[0].path else f"{shown_path(str(ref.path))}:{ref.line}"
+              for ref in refs[1:]]
+    more = len(places) - listed
+    tail = f" and {counted(more, 'more place')}" if more > 0 else ""
+    return f" (also at {', '.join(places[:listed])}{tail})"
 
 
 def model_problem(why: str, broken_zoo) -> str | None:

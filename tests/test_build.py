@@ -215,7 +215,7 @@ def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_buil
             "old image\n") in built.stderr, built.stderr[-1500:]
     assert "to remake it" not in built.stderr
     assert built.stderr.strip().endswith(f"{deck.parent / 'dist-lecture'} was built with their previous outputs, "
-                                         "shown at the 1 place above: fix the figures and run make slides again")
+                                         "shown where the warnings above say: fix the figures and run make slides again")
 
 
 def test_a_forced_remake_that_fails_on_unchanged_inputs_is_named_where_the_deck_shows_it(tmp_path, capsys):
@@ -237,7 +237,7 @@ def test_a_forced_remake_that_fails_on_unchanged_inputs_is_named_where_the_deck_
     line, column = deck.read_text().split("\n").index(SHOWN_PLOT) + 1, SHOWN_PLOT.index("/figures") + 1
     assert (f"{deck}:{line}:{column}: warning: figure 'lab/plot' failed when remade (RuntimeError: out of memory at "
             f"{tmp_path / 'figures_src' / 'lab.py'}:") in said, said
-    assert "the slide shows its image made earlier from the same inputs" in said and "shown at the 1 place" in said
+    assert "the slide shows its image made earlier from the same inputs" in said and "shown where the warnings above say" in said
 
 
 PROFILED = PLOT.replace('{"make": "make"}', '{"make": "make", "params": {"quick": {"n": 3}, "full": {"n": 4000}}}').replace(
@@ -258,7 +258,7 @@ def test_a_figure_that_fails_in_full_after_a_quick_build_is_named_where_the_deck
     assert (f"{deck}:{line}:{SHOWN_PLOT.index('/figures') + 1}: warning: figure 'lab/plot' is stale: profile changed "
             "from quick to full; its last run with these inputs failed (ValueError: asks for more rows than the data "
             f"has at {tmp_path / 'figures_src' / 'lab.py'}:9): fix that first; the slide shows its old image\n") in said, said
-    assert "shown at the 1 place above" in said
+    assert "shown where the warnings above say" in said
 
 
 FIGURES_DECK = """---

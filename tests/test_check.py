@@ -404,11 +404,11 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
     (tmp_path / "models" / "m1" / "checkpoint.pt").write_bytes(b"weights, trained again")
     warnings = problems_of(deck, "warning")
     line = deck.read_text().split("\n").index(shown) + 1
-    assert [(w.path, w.line, w.column) for w in warnings] == [(deck, line, 8), (deck, line, 39)]
+    # one warning a figure, at the first place the deck shows it, naming the others
+    assert [(w.path, w.line, w.column) for w in warnings] == [(deck, line, 8)]
     why = "figure 'lab/acc' is stale: checkpoint m1/checkpoint.pt changed (model m1); the slide "
-    assert warnings[0].message.startswith(why + "shows its old image: run `make slides DECK=")
-    assert warnings[1].message.startswith(why + "quotes its old number: run `make slides DECK=")
-    assert f"DECK={deck}` (or `make figures ONLY='lab/acc'`) to remake it" in warnings[1].message
+    assert warnings[0].message.startswith(why + f"shows its old image (also at line {line}): run `make slides DECK=")
+    assert f"DECK={deck}` (or `make figures ONLY='lab/acc'`) to remake it" in warnings[0].message
     assert problems_of(deck) == []                 # a warning: the deck still builds
     zoo = tmp_path / "models" / "zoo.yaml"      # a model that cannot be built: one warning, not one a place
     zoo.write_text("models:\n  m1: {architecture: MLP, dataset: digits, learning_rate: 3e-3}\n")
@@ -446,12 +446,35 @@ def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_r
     quick, full = check("--profile", "quick"), check()
     assert quick.returncode == 0 and "stale" not in quick.stderr, quick.stderr
     assert full.returncode == 0, full.stderr          # a warning: the deck still builds
-    line = deck.read_text().split("\n").index(shown) + 1
-    assert (f"{deck}:{line}:8: warning: figure 'demo/plot' is stale: profile changed from quick to full; the "
-            f"slide shows its old image: run `make slides DECK={deck}`") in full.stderr, full.stderr
+    line = deck.read_text().split("\n").index(shown) + 1      # the first place is GOOD's, line 8
+    assert (f"{deck}:8:11: warning: figure 'demo/plot' is stale: profile changed from quick to full; the "
+            f"slide shows its old image (also at line 8, line {line}): run `make slides DECK={deck}`"
+            ) in full.stderr, full.stderr
     gpu = check("--profile", "gpu")
-    assert f"profile changed from quick to gpu; the slide shows its old image: run `make slides DECK={deck} " \
+    assert f"profile changed from quick to gpu; the slide shows its old image (also at line 8, line {line}): run `make slides DECK={deck} " \
            "PROFILE=gpu` (or `make figures ONLY='demo/plot' PROFILE=gpu`)" in gpu.stderr, gpu.stderr
+
+
+def test_a_stale_figure_shown_at_many_places_is_one_warning_at_the_first_naming_the_others(tmp_path):
+    """A model change used to print a warning at every place (168 for the main deck): now one a
+    figure, at its first place in slide order (imported pages after the slides before them)."""
+    page = "# Part\n\n" + "\n\n".join(f'Value {i}: <Measured fig="demo/plot" value="accuracy"/>' for i in range(4))
+    deck = write_deck(tmp_path, GOOD + "\n---\nsrc: ./pages/part.md\n---\n\n---\n\n![again](/figures/demo/plot.png)\n",
+                      extra_files={"pages/part.md": page + "\n"})
+    (tmp_path / "figures_src").mkdir()
+    (tmp_path / "figures_src" / "lab.py").write_text(LAB_SCRIPT)
+    made = subprocess.run([sys.executable, "-m", "figures_src.runner", "--ids", "demo/plot", "--profile", "quick",
+                           "--scripts-dir", str(tmp_path / "figures_src"), "--figures-dir",
+                           str(deck.parent / "public" / "figures"), "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert made.returncode == 0, made.stderr
+    [warning] = check_deck(deck, tmp_path / "citations.bib", profile="full").problems
+    last = deck.read_text().split("\n").index("![again](/figures/demo/plot.png)") + 1
+    part = deck.parent / "pages" / "part.md"
+    assert (warning.path, warning.line, warning.column, warning.level) == (deck, 8, 11, "warning")
+    assert (f"the slide shows its old image (also at line 8, {part}:3, {part}:5, {part}:7 and 2 more places): "
+            "run `make slides DECK=") in warning.message, warning.message
+    assert f"line {last}" not in warning.message       # the deck's last slide comes after the page: left out
 
 
 LAYERS = {"probe": {"features.0": {"accuracy": 0.5}, "features.2": {"accuracy": 0.96875}},
