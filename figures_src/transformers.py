@@ -140,7 +140,7 @@ def model_curve(ctx, name):
 
 
 def make_phase_change(ctx):
-    from mechinterp.transformers.icl import icl_score
+    from mechinterp.transformers.icl import icl_positions, icl_score
     from mechinterp.transformers.phase_change import phase_change_step, value_near
     from mechinterp.transformers.sequences import repeated_segments
     two_layers, one_layer = ctx.declared_models[:2]       # the model with induction heads, the one without
@@ -151,7 +151,7 @@ def make_phase_change(ctx):
         model = ctx.model(name)
         tokens = repeated_segments(ctx.params["batch"], model.n_ctx, model.d_vocab,
                                    torch.Generator().manual_seed(ctx.params["data_seed"])).to(ctx.device)
-        icl[name] = icl_score(model, tokens, early=4, late=model.n_ctx - 8)
+        icl[name] = icl_score(model, tokens, *icl_positions(model.n_ctx))
     fig = draw_phase_change(two, one, step)
     ctx.save(fig)
     return {"phase_change_step": step, "window": window,
@@ -161,11 +161,13 @@ def make_phase_change(ctx):
             "repeated_loss_final_2l": two[-1][1], "repeated_loss_final_1l": one[-1][1],
             "chance_loss": math.log(ctx.model(two_layers).d_vocab),
             "icl_score_2l": icl[two_layers], "icl_score_1l": icl[one_layer],
+            "icl_positions": {name: list(icl_positions(ctx.model(name).n_ctx)) for name in (two_layers, one_layer)},
             "curve_2l": [list(row) for row in two], "curve_1l": [list(row) for row in one],
             "notes": {"curve": "[step, repeated-token loss (nats), best last-layer induction score]",
                       "phase_change_step": "first snapshot where the 2-layer score is half way "
                                            "from its first to its last value",
-                      "repeated_loss_before/after": "2-layer loss at phase_change_step -/+ window"}}
+                      "repeated_loss_before/after": "2-layer loss at phase_change_step -/+ window",
+                      "icl_score": "loss at the late position minus at the early one (icl_positions)"}}
 
 
 def draw_phase_change(two, one, step):

@@ -21,7 +21,7 @@ from mechinterp.transformers.composition import (all_composition_scores, composi
                                                  random_composition_baseline)
 from mechinterp.transformers.detectors import (copying_scores, duplicate_token_scores, induction_scores,
                                                positive_eigenvalue_share, previous_token_scores)
-from mechinterp.transformers.icl import icl_score, position_losses, repeated_token_loss
+from mechinterp.transformers.icl import icl_positions, icl_score, position_losses, repeated_token_loss
 from mechinterp.transformers.logit_attribution import head_logit_attribution
 from mechinterp.transformers.model import AttentionOnlyTransformer
 from mechinterp.transformers.patching import correct_logit_metric, patch_each_head
@@ -186,6 +186,19 @@ def test_in_context_learning_score_and_repeated_loss_of_the_induction_model():
     assert icl_score(model, tokens, early=2, late=12) < -1.0          # first half: no context help
     with pytest.raises(ValueError, match="early < late"):
         icl_score(model, tokens, early=12, late=2)
+
+
+@pytest.mark.parametrize("length, positions", [(48, (4, 40)), (512, (42, 428)), (12, (1, 10)), (7, (0, 5)),
+                                               (3, (0, 1))])
+def test_icl_positions_scale_with_the_context_and_fit_any_model_of_three_tokens_or_more(length, positions):
+    """The phase-change figure used 4 and n_ctx - 8, which fails below 13 tokens (a speaker's small
+    model); 48 tokens keep 4 and 40, and every position has a next token to predict."""
+    early, late = icl_positions(length)
+    assert (early, late) == positions and 0 <= early < late <= length - 2
+    model = AttentionOnlyTransformer(d_vocab=5, n_ctx=length, d_model=8, n_heads=1, n_layers=1).eval()
+    assert math.isfinite(icl_score(model, torch.randint(0, 5, (2, length)), early, late))
+    with pytest.raises(ValueError, match="2 tokens are too few, it needs 3 or more"):
+        icl_positions(2)
 
 
 def test_zero_ablation_is_the_head_with_its_output_weights_zeroed():

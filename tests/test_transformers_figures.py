@@ -158,3 +158,36 @@ def test_every_transformer_figure_shows_the_model_its_entry_declares(tmp_path, r
     seeds = run_figure("transformers/induction_universality", models, tmp_path, {**params, "seeds": 3},
                        models=["mine-2l"])
     assert seeds["seeds"] == [7]
+
+
+SMALL_CONTEXT_ZOO = """models:
+  small-2l:
+    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+    kwargs: {d_vocab: 16, n_ctx: 10, d_model: 16, n_heads: 2, n_layers: 2}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 0
+    steps: 6
+    batch_size: 4
+    snapshot_every: 3
+  small-1l:
+    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
+    kwargs: {d_vocab: 16, n_ctx: 10, d_model: 16, n_heads: 2, n_layers: 1}
+    trainer: "mechinterp.transformers.training:train_zoo_entry"
+    seed: 0
+    steps: 6
+    batch_size: 4
+    snapshot_every: 3
+"""
+
+
+def test_the_phase_change_figure_runs_on_a_speakers_model_of_ten_tokens(tmp_path, run_figure):
+    """A context shorter than 13 tokens failed (the ICL score compared token 4 with n_ctx - 8); the
+    positions now scale with the model's context, and the numbers say which they were."""
+    (tmp_path / "zoo.yaml").write_text(SMALL_CONTEXT_ZOO)
+    train_zoo(tmp_path / "zoo.yaml", tmp_path / "models", device="cpu", profile="quick")
+    numbers = run_figure("transformers/phase_change", tmp_path / "models", tmp_path,
+                         params={"batch": 8, "half": 5, "data_seed": 0, "window": 3},
+                         models=["small-2l", "small-1l"])
+    assert numbers["icl_positions"] == {"small-2l": [0, 8], "small-1l": [0, 8]}
+    assert math.isfinite(numbers["icl_score_2l"]) and math.isfinite(numbers["icl_score_1l"])
+    assert [row[0] for row in numbers["curve_2l"]] == [0, 3, 6]
