@@ -273,14 +273,14 @@ def test_make_list_says_which_of_a_decks_figures_are_stale_and_makes_none():
     assert not any(line.startswith("made ") or re.match(r"figures: \d+ made", line) for line in lines)  # none made
 
 
-@pytest.mark.parametrize("jobs", ["0", "-1", "two"])
-def test_jobs_that_is_not_one_or_more_is_one_message_before_anything_runs(jobs):
+def test_jobs_that_is_not_one_or_more_is_one_message_before_anything_runs():
     """JOBS=0 was taken as 1 without a word; now make stops with one line naming it, as the
     runner and the zoo refuse --jobs 0 themselves."""
-    result = subprocess.run(["make", "--no-print-directory", "figures", f"JOBS={jobs}", "LIST=1"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and result.stdout == ""
-    assert f"JOBS={jobs}: give how many figures or models to make at once" in result.stderr
+    for jobs in ("0", "-1", "two"):
+        result = subprocess.run(["make", "--no-print-directory", "figures", f"JOBS={jobs}", "LIST=1"], cwd=REPO,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and result.stdout == ""
+        assert f"JOBS={jobs}: give how many figures or models to make at once" in result.stderr
     for module in ("figures_src.runner", "mechinterp.models.zoo"):
         # --list, or a name no zoo has: had the check gone, neither would make anything
         refused = run_module(module, "--jobs", "0", *(["--list"] if module == "figures_src.runner"
