@@ -87,8 +87,9 @@ def descendants(pid: int) -> list[int]:
 
 
 def is_worker(pid: int) -> bool:
+    """A figure worker: forked from the runner's forkserver, it names itself (runner.forked)."""
     try:
-        return b"--worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "figure-worker"
     except OSError:
         return False
 

@@ -12,9 +12,9 @@
 
 A run discovers the declared figures (discover.py), selects and plans the stale ones
 (planning.py), removes the outputs of figures no script declares any more (prune.py), takes
-the figures folder's lock (lock.py) and makes them in workers (jobs.py,
-worker.py); the run exits non-zero naming every failed id. Stop signals end it with one
-`interrupted:` line (signals.py).
+the figures folder's lock (lock.py) and makes them in workers, each a process of its own forked
+from one that imported torch once (jobs.py, forked.py, worker.py); the run exits non-zero naming
+every failed id. Stop signals end it with one `interrupted:` line (signals.py).
 
 A figure script that does not parse cannot say which figures it declares. A run of every figure
 (`make figures`, with or without --only) then stops before anything is made, with one `error:`
@@ -40,7 +40,6 @@ from figures_src.runner.planning import (build_stale_models, longest_first, plan
 from figures_src.runner.prune import prune_undeclared
 from figures_src.runner.signals import Interrupted, stop_signals_handled
 from figures_src.runner.staleness import Manifest
-from figures_src.runner.worker import worker_main
 
 
 def parse_args(argv=None):
@@ -62,7 +61,6 @@ def parse_args(argv=None):
     parser.add_argument("--scripts-dir", type=Path, default=SCRIPTS_DIR)
     parser.add_argument("--figures-dir", type=Path, default=FIGURES_DIR)
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
-    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     options.only = [p for pattern in options.only for p in pattern.split(",") if p]
     if options.jobs < 1:
@@ -204,7 +202,5 @@ def run(options, figure_ids=None) -> int:
 
 def main(argv=None) -> int:
     options = parse_args(argv)
-    if options.worker:  # keeps Python's own signal handling: SIGTERM from the runner ends it
-        return worker_main(options.worker)
     return run(options, [i for i in options.ids.split(",") if i] if options.ids else None)
 

@@ -12,7 +12,6 @@ and the staging folder removed.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -26,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from figures_src.runner.discover import FigureSpec
+from figures_src.runner.forked import ForkedWorker
 from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
 from figures_src.runner.planning import models_to_read
 from figures_src.runner.signals import INTERRUPTS, Interrupted
@@ -111,22 +111,18 @@ def record_failure(manifest: Manifest, spec: FigureSpec, inputs: dict, error: st
 
 @dataclass
 class Worker:
-    """One figure being made in its own process (and process group)."""
+    """One figure being made in its own process (and process group), forked (runner.forked)."""
     spec: FigureSpec
     inputs: dict
     staging: Path
     job: dict
-    process: subprocess.Popen | None = field(default=None)
+    process: ForkedWorker | None = field(default=None)
 
     def start(self) -> None:
         self.staging.mkdir(parents=True, exist_ok=True)
         job_file = self.staging.parent / f"{self.staging.name}.job.json"
         job_file.write_text(json.dumps(self.job))
-        path = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        # process_group=0: a terminal's Ctrl-C reaches only the runner, which stops us itself
-        self.process = subprocess.Popen([sys.executable, "-m", "figures_src.runner", "--worker", str(job_file)],
-                                        stdin=subprocess.PIPE, env=dict(os.environ, PYTHONPATH=path),
-                                        process_group=0)
+        self.process = ForkedWorker(job_file)
 
     def outcome(self) -> dict:
         result_file = Path(self.job["result_file"])
@@ -141,16 +137,14 @@ def stop_workers(workers) -> None:
     alive = [w.process for w in workers if w.process and w.process.poll() is None]
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for process in alive:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, sig)
+            process.signal_group(sig)
         deadline = time.monotonic() + WORKER_GRACE_SECONDS
         while alive and time.monotonic() < deadline:
             alive = [p for p in alive if p.poll() is None]
             time.sleep(0.01)
     for worker in workers:
         if worker.process:
-            with contextlib.suppress(OSError):
-                worker.process.stdin.close()
+            worker.process.close()
             worker.process.wait()
 
 

@@ -1,4 +1,4 @@
-"""The worker side: one figure made in its own process (`python -m figures_src.runner --worker JOB`).
+"""The worker side: one figure made in its own process, forked by the runner (runner.forked).
 
 The runner writes a job file (script, make function, params, device, seed, threads, staging
 folder) and starts a worker for it. The worker sets the one thread policy (figure_threads: one
@@ -7,7 +7,7 @@ style, imports the script, calls its make function with a FigureContext that wri
 staging folder (and fails the figure when it never read a model its entry declares), and writes
 {"result": ...} or a failure report with only the user's own frames to the job's result file (an
 import that fails, in the script or in what it imports, is named with its file:line and what to do).
-A worker whose runner dies exits when its stdin pipe closes.
+A worker whose runner dies exits when its pipe from the runner closes (runner.forked).
 """
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import math
 import os
 import sys
 import sysconfig
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -145,18 +144,9 @@ def import_advice(error: ImportError) -> str:
     return f"{raised_at(error)}; {todo}"
 
 
-def _exit_when_runner_dies() -> None:
-    """The runner holds our stdin open; EOF means it is gone, so no orphan works on. (os.read on
-    the raw descriptor: a thread blocked in sys.stdin would hold its lock at interpreter exit.)"""
-    while os.read(0, 1 << 16):
-        pass
-    os._exit(3)
-
-
 def worker_main(job_file: Path) -> int:
-    """`--worker JOB`: make one figure; write {"result": ...} or a failure report to the job's
-    result file (exit 0 or 1)."""
-    threading.Thread(target=_exit_when_runner_dies, daemon=True).start()
+    """Make the job's figure; write {"result": ...} or a failure report to the job's result file
+    (exit 0 or 1). Runs in a worker process forked by the runner (runner.forked)."""
     job = json.loads(job_file.read_text())
     try:
         outcome = {"result": make_figure(job)}
@@ -164,4 +154,3 @@ def worker_main(job_file: Path) -> int:
         outcome = failure_report(error)
     Path(job["result_file"]).write_text(json.dumps(outcome))
     return 0 if "result" in outcome else 1
-

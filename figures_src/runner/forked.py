@@ -1,0 +1,94 @@
+"""Figure workers forked from one process that has already imported torch and matplotlib.
+
+Each figure runs in a process of its own, so that its globals, its memory and a crash never reach
+the next figure. A fresh Python per figure paid about 3 s of imports each time (torch alone is most
+of it), more than many figures compute. So the workers are forked from a multiprocessing
+forkserver, started once per run, that imports torch, matplotlib and the worker's modules first;
+a fork costs milliseconds and the child starts with them loaded. The forkserver never touches
+CUDA or runs a torch operation, so a child may use either (CUDA and OpenMP do not survive a fork
+once started).
+
+As before, each worker has its own process group (a terminal's Ctrl-C reaches only the runner,
+which stops the workers itself: jobs.stop_workers), and exits when its runner dies: the runner
+holds the write end of a pipe whose read end the worker watches for end-of-file.
+
+    process = ForkedWorker(job_file)      # started
+    process.poll()                        # None while it runs, else its exit code
+    process.signal_group(signal.SIGTERM)
+    process.close(); process.wait()
+"""
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+PRELOAD = ["torch", "matplotlib.pyplot", "figures_src.runner.worker", "figures_src.runner.context",
+           "figures_src.runner.style", "mechinterp.device"]
+PROCESS_NAME = b"figure-worker"      # /proc/<pid>/comm of a worker: its command line is the forkserver's
+PR_SET_NAME = 15
+
+
+def forkserver():
+    """The multiprocessing context whose server imports PRELOAD once (it starts at the first worker)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+class ForkedWorker:
+    """One figure worker (worker.worker_main on a job file), forked; what the runner asks of it."""
+
+    def __init__(self, job_file: Path):
+        context = forkserver()
+        reader, self.runner_alive = context.Pipe(duplex=False)
+        self.process = context.Process(target=run_forked, args=(str(job_file), reader), daemon=False)
+        self.process.start()
+        reader.close()
+        self.pid = self.process.pid
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.exitcode
+
+    def signal_group(self, sig: int) -> None:
+        """Signal the worker's process group; the worker alone before it has made its group."""
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def close(self) -> None:
+        """Close the runner's end of the pipe: the worker, if it still runs, exits."""
+        self.runner_alive.close()
+
+    def wait(self) -> int | None:
+        self.process.join()
+        return self.process.exitcode
+
+
+def run_forked(job_file: str, runner_alive) -> None:
+    """The forked worker: its own process group and name, the runner watched, the figure made."""
+    from figures_src.runner.worker import worker_main
+    os.setpgid(0, 0)
+    ctypes.CDLL(None).prctl(PR_SET_NAME, PROCESS_NAME, 0, 0, 0)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)      # as a fresh Python: SIGTERM from the runner ends it
+    threading.Thread(target=exit_at_end_of_file, args=(runner_alive.fileno(),), daemon=True).start()
+    sys.exit(worker_main(Path(job_file)))
+
+
+def exit_at_end_of_file(fd: int) -> None:
+    """The runner holds the pipe's other end: end-of-file means it is gone, so no orphan works on."""
+    while os.read(fd, 1 << 16):
+        pass
+    os._exit(3)
