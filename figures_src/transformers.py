@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from figures_src.plotting import SIGNED, heat_map
-from mechinterp.transformers.interface import all_heads
+from mechinterp.transformers.interface import all_heads, known_size, size
 
 TWO_LAYER = "attn-only-2l"
 ONE_LAYER = "attn-only-1l"
@@ -76,19 +76,25 @@ def head_name(layer: int, head: int) -> str:
     return f"{layer}.{head}"
 
 
-def eval_tokens(ctx, model, batch=None, half=None, seed_offset=0):
-    """A batch of [r, r] sequences (the same for every figure with the same params)."""
+def eval_tokens(ctx, model, batch=None, half_param="half", seed_offset=0):
+    """A batch of [r, r] sequences of ctx.params[half_param] tokens repeated (the same for every
+    figure with the same params); a half too long for the model names the param to set."""
     from mechinterp.transformers.sequences import repeated_random_tokens
+    half, n_ctx = ctx.params[half_param], known_size(model, "n_ctx")
+    if n_ctx is not None and 2 * half > n_ctx:
+        raise ValueError(f"param {half_param}={half} makes [r, r] sequences of {2 * half} tokens, longer than "
+                         f"{type(model).__name__}'s n_ctx of {n_ctx}: set {half_param} <= {n_ctx // 2} in the "
+                         f"params of {ctx.figure_id}'s FIGURES entry")
     generator = torch.Generator().manual_seed(ctx.params["data_seed"] + seed_offset)
-    return repeated_random_tokens(batch or ctx.params["batch"], half or ctx.params["half"],
-                                  model.d_vocab, generator).to(ctx.device)
+    return repeated_random_tokens(batch or ctx.params["batch"], half, size(model, "d_vocab"),
+                                  generator).to(ctx.device)
 
 
 def key_heads(model, tokens, half):
     """(previous-token head of layer 0, induction head of the last layer, their score tables)."""
     from mechinterp.transformers.detectors import induction_scores, previous_token_scores
     previous, induction = previous_token_scores(model, tokens), induction_scores(model, tokens, half)
-    last = model.n_layers - 1
+    last = size(model, "n_layers") - 1
     return ((0, int(previous[0].argmax())), (last, int(induction[last].argmax())),
             previous.cpu(), induction.cpu())
 
@@ -101,7 +107,7 @@ def make_attention_patterns(ctx):
     half = ctx.params["half"]
     tokens = eval_tokens(ctx, model)
     prev_head, ind_head, previous, induction = key_heads(model, tokens, half)
-    shown = eval_tokens(ctx, model, 1, ctx.params["shown_half"])
+    shown = eval_tokens(ctx, model, 1, "shown_half")
     patterns = attention_patterns(model, shown)
     fig = draw_patterns(patterns, prev_head, ind_head, shown[0].tolist(), previous, induction)
     ctx.save(fig)
@@ -149,9 +155,9 @@ def make_phase_change(ctx):
     icl = {}
     for name in (two_layers, one_layer):
         model = ctx.model(name)
-        tokens = repeated_segments(ctx.params["batch"], model.n_ctx, model.d_vocab,
+        tokens = repeated_segments(ctx.params["batch"], size(model, "n_ctx"), size(model, "d_vocab"),
                                    torch.Generator().manual_seed(ctx.params["data_seed"])).to(ctx.device)
-        icl[name] = icl_score(model, tokens, *icl_positions(model.n_ctx))
+        icl[name] = icl_score(model, tokens, *icl_positions(size(model, "n_ctx")))
     fig = draw_phase_change(two, one, step)
     ctx.save(fig)
     return {"phase_change_step": step, "window": window,
@@ -159,9 +165,9 @@ def make_phase_change(ctx):
             "repeated_loss_before": value_near(two, step - window),
             "repeated_loss_after": value_near(two, step + window),
             "repeated_loss_final_2l": two[-1][1], "repeated_loss_final_1l": one[-1][1],
-            "chance_loss": math.log(ctx.model(two_layers).d_vocab),
+            "chance_loss": math.log(size(ctx.model(two_layers), "d_vocab")),
             "icl_score_2l": icl[two_layers], "icl_score_1l": icl[one_layer],
-            "icl_positions": {name: list(icl_positions(ctx.model(name).n_ctx)) for name in (two_layers, one_layer)},
+            "icl_positions": {name: list(icl_positions(size(ctx.model(name), "n_ctx"))) for name in (two_layers, one_layer)},
             "curve_2l": [list(row) for row in two], "curve_1l": [list(row) for row in one],
             "notes": {"curve": "[step, repeated-token loss (nats), best last-layer induction score]",
                       "phase_change_step": "first snapshot where the 2-layer score is half way "
@@ -190,14 +196,15 @@ def draw_phase_change(two, one, step):
 # --- composition ----------------------------------------------------------------------------------
 
 def make_composition(ctx):
+    from mechinterp.transformers.circuits import head_shape
     from mechinterp.transformers.composition import MODES, all_composition_scores, random_composition_baseline
     name, model = ctx.first_model()
     tokens = eval_tokens(ctx, model)
     prev_head, ind_head, _, _ = key_heads(model, tokens, ctx.params["half"])
     scores = {mode: all_composition_scores(model, mode)[0, :, 1, :].cpu() for mode in MODES}
-    baseline = random_composition_baseline(model.d_model, model.d_head, ctx.params["baseline_samples"],
+    baseline = random_composition_baseline(*head_shape(model), ctx.params["baseline_samples"],
                                            torch.Generator().manual_seed(ctx.params["data_seed"]))
-    fig = draw_composition(scores, baseline, model.n_heads)
+    fig = draw_composition(scores, baseline, size(model, "n_heads"))
     ctx.save(fig)
     return {"model": name, "previous_token_head": head_name(*prev_head),
             "induction_head": head_name(*ind_head),
@@ -280,9 +287,10 @@ def circuit_heads(model, tokens, half, threshold):
     """(previous-token heads of layer 0, induction heads of the last layer): score above threshold."""
     from mechinterp.transformers.detectors import induction_scores, previous_token_scores
     previous, induction = previous_token_scores(model, tokens), induction_scores(model, tokens, half)
-    last = model.n_layers - 1
-    return ([(0, h) for h in range(model.n_heads) if previous[0, h] > threshold],
-            [(last, h) for h in range(model.n_heads) if induction[last, h] > threshold])
+    last = size(model, "n_layers") - 1
+    heads = range(size(model, "n_heads"))
+    return ([(0, h) for h in heads if previous[0, h] > threshold],
+            [(last, h) for h in heads if induction[last, h] > threshold])
 
 
 def make_head_ablation(ctx):
@@ -318,7 +326,7 @@ def ablation_numbers(model, single, groups, patching, previous_heads, induction_
             "loss_previous_token_ablated": groups["previous-token heads"],
             "loss_single_induction_ablated_max": max((single[h] for h in induction_heads), default=None),
             "loss_other_ablated_max": max((single[h] for h in others), default=None),
-            "chance_loss": math.log(model.d_vocab),
+            "chance_loss": math.log(size(model, "d_vocab")),
             "induction_heads": [head_name(*h) for h in induction_heads],
             "previous_token_heads": [head_name(*h) for h in previous_heads],
             "other_heads": [head_name(*h) for h in others],
@@ -334,7 +342,7 @@ def draw_ablation(model, single, groups, recovered, clean):
     left.bar(names, values, color=["#B2182B"] * len(single) + ["#67001F"] * len(groups))
     left.tick_params(axis="x", labelrotation=45, labelsize=11)
     left.axhline(clean, color="black", label="no ablation")
-    left.axhline(math.log(model.d_vocab), color="grey", linestyle="--", label="chance (ln vocab)")
+    left.axhline(math.log(size(model, "d_vocab")), color="grey", linestyle="--", label="chance (ln vocab)")
     left.set_xlabel("heads ablated")
     left.set_ylabel("loss on repeated tokens (nats)")
     left.legend(fontsize=10)

@@ -9,6 +9,8 @@ head outside the circuit does; and a `profiles: [full]` entry is not trained for
 """
 import math
 
+import pytest
+
 from mechinterp.models.zoo import load_meta, train_zoo
 from mechinterp.transformers.snapshots import SNAPSHOTS_NAME, snapshot_models
 
@@ -110,12 +112,23 @@ def test_make_models_builds_and_lists_sequence_models(tmp_path, capsys):
 
 
 OWN_CLASS = '''
+from types import SimpleNamespace
+
 from mechinterp.transformers.model import AttentionOnlyTransformer
+
+SIZES = ("d_vocab", "n_ctx", "d_model", "n_heads", "n_layers", "d_head")
 
 
 class SpeakersTransformer(AttentionOnlyTransformer):
-    """A speaker's own class: the engine's sizes and hook names, and no heads() method (optional)."""
+    """A speaker's own class: the engine's hook names, its sizes only in cfg (as TransformerLens
+    keeps them), and no heads() method (optional)."""
     heads = None
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.cfg = SimpleNamespace(**{name: getattr(self, name) for name in SIZES})
+        for name in SIZES:
+            delattr(self, name)
 '''
 OWN_ZOO = """models:
   mine-2l:
@@ -139,8 +152,8 @@ OWN_ZOO = """models:
 
 def test_every_transformer_figure_shows_the_model_its_entry_declares(tmp_path, run_figure, monkeypatch):
     """A speaker who points the figures at their own transformer ("models" in a copy of the script,
-    as the README says) gets that model in every figure, whatever its class (no heads() method),
-    and a 6-step model with no induction head yet still gets an ablation figure."""
+    as the README says) gets that model in every figure, whatever its class (no heads() method, its
+    sizes in cfg only), and a 6-step model with no induction head yet still gets an ablation figure."""
     (tmp_path / "speakers_transformer.py").write_text(OWN_CLASS)
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "zoo.yaml").write_text(OWN_ZOO)
@@ -158,6 +171,11 @@ def test_every_transformer_figure_shows_the_model_its_entry_declares(tmp_path, r
     seeds = run_figure("transformers/induction_universality", models, tmp_path, {**params, "seeds": 3},
                        models=["mine-2l"])
     assert seeds["seeds"] == [7]
+    with pytest.raises(ValueError, match=r"param shown_half=9 makes \[r, r\] sequences of 18 tokens, longer than "
+                       r"SpeakersTransformer's n_ctx of 16: set shown_half <= 8 in the params of "
+                       r"transformers/attention_patterns's FIGURES entry"):
+        run_figure("transformers/attention_patterns", models, tmp_path, {**params, "shown_half": 9},
+                   models=["mine-2l"])
 
 
 SMALL_CONTEXT_ZOO = """models:
@@ -191,3 +209,20 @@ def test_the_phase_change_figure_runs_on_a_speakers_model_of_ten_tokens(tmp_path
     assert numbers["icl_positions"] == {"small-2l": [0, 8], "small-1l": [0, 8]}
     assert math.isfinite(numbers["icl_score_2l"]) and math.isfinite(numbers["icl_score_1l"])
     assert [row[0] for row in numbers["curve_2l"]] == [0, 3, 6]
+
+
+def test_an_imported_transformer_has_no_snapshots_and_the_message_says_why(tmp_path):
+    """A speaker's checkpoint imported into the zoo was told `make models` would add its snapshots,
+    which it never does (only a trained entry saves them): a loop the night before a talk."""
+    import torch
+    from mechinterp.transformers.model import AttentionOnlyTransformer
+    sizes = {"d_vocab": 16, "n_ctx": 12, "d_model": 16, "n_heads": 2, "n_layers": 2}
+    torch.save(AttentionOnlyTransformer(**sizes).state_dict(), tmp_path / "mine.pt")
+    (tmp_path / "zoo.yaml").write_text("models:\n  mine:\n    architecture: \"mechinterp.transformers.model:"
+                                       f"AttentionOnlyTransformer\"\n    kwargs: {sizes}\n    checkpoint: mine.pt\n")
+    train_zoo(tmp_path / "zoo.yaml", tmp_path / "models", device="cpu", profile="quick")
+    with pytest.raises(FileNotFoundError) as raised:
+        list(snapshot_models("mine", tmp_path / "models"))
+    assert str(raised.value).startswith("model 'mine' has no training snapshots: it is imported from the checkpoint "
+                                        "mine.pt, and only a zoo entry that trains its model")
+    assert "make models" not in str(raised.value)

@@ -3,6 +3,7 @@
     qk = qk_circuit(model, layer, head)      # (d_vocab, d_vocab): query token x key token
     ov = ov_circuit(model, layer, head)      # (d_vocab, d_vocab): attended token x logit
     w_qk, w_ov = head_qk(model, layer, head), head_ov(model, layer, head)   # (d_model, d_model)
+    d_model, d_head = head_shape(model)      # a head's W_V: what a random baseline must match
 
 From Elhage et al. (2021): a head's attention score between residual vectors x_q and x_k is
 x_q W_Q W_K^T x_k^T (biases aside), and what it adds to the logits when it attends to x is
@@ -25,6 +26,13 @@ def _attn(model: nn.Module, layer: int, head: int):
     """The attention module holding (layer, head), once the head is checked to be the model's."""
     checked_heads(model, [(layer, head)])
     return model.blocks[layer].attn
+
+
+def head_shape(model: nn.Module) -> tuple[int, int]:
+    """(d_model, d_head) of the model's heads, from the first head's W_V (sizes the model or its
+    cfg may not state: d_head is often left to be d_model / n_heads)."""
+    d_model, d_head = _attn(model, 0, 0).W_V[0].shape
+    return int(d_model), int(d_head)
 
 
 def head_qk(model: nn.Module, layer: int, head: int) -> torch.Tensor:

@@ -40,9 +40,15 @@ def read_snapshots(path: str | os.PathLike) -> list[tuple[int, dict]]:
 def snapshot_models(name: str, models_dir: str | os.PathLike = "models",
                     device: str | torch.device = "cpu") -> Iterator[tuple[int, nn.Module]]:
     """(step, model in eval mode) for each snapshot of the zoo model `name`."""
-    from mechinterp.models.zoo import load_model, model_dir
+    from mechinterp.models.zoo import load_meta, load_model, model_dir
     model = load_model(name, models_dir, device=device)
     path = model_dir(name, models_dir) / SNAPSHOTS_NAME
+    imported = load_meta(name, models_dir).get("config", {}).get("checkpoint")
+    if not path.is_file() and imported:
+        raise FileNotFoundError(f"model {name!r} has no training snapshots: it is imported from the checkpoint "
+                                f"{imported}, and only a zoo entry that trains its model (`trainer: mechinterp."
+                                "transformers.training:train_zoo_entry`, with `snapshot_every:`) saves them; point "
+                                "this figure at such a model, or leave the figure out of the deck")
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: `make models` (or the next `make figures`) rebuilds "
                                 f"model {name!r} with it")
