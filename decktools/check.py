@@ -46,8 +46,8 @@ from decktools.numbers import FigureNotMadeError, MeasuredError, format_measured
 from decktools.problems import Problem, counted, errors
 from decktools.rehearse import timing_problems
 from decktools.themes import theme_problems
-from figures_src.runner import (FIX_FIRST, ZOO_PROBLEM, DuplicateFigureIdError, FigureSpecError, declared_ids,
-                                did_you_mean, parse_args, shown_path, zoo_file_problem)
+from figures_src.runner import (FIX_FIRST, UNKNOWN_MODEL, ZOO_PROBLEM, DuplicateFigureIdError, FigureSpecError,
+                                declared_ids, did_you_mean, parse_args, shown_path, zoo_file_problem)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIB = REPOSITORY_BIB
@@ -242,11 +242,12 @@ def also_shown(refs: list, listed: int = 4) -> str:
 
 
 def model_problem(why: str, broken_zoo) -> str | None:
-    """The model problem a figure's stale reason comes from (a zoo.yaml that cannot be read, or a
-    model's zoo entry problem), which making the figure again would only repeat; None otherwise."""
+    """The model problem a figure's stale reason comes from (a zoo.yaml that cannot be read, a
+    model's zoo entry problem, or a model the zoo has no entry for), which making the figure again
+    would only repeat; None otherwise."""
     if broken_zoo is not None and str(broken_zoo) in why:
         return str(broken_zoo)
-    return why if why.startswith(ZOO_PROBLEM) else None
+    return why if why.startswith((ZOO_PROBLEM, UNKNOWN_MODEL)) else None
 
 
 def held_back_problems(shown: list, reasons: dict, broken_zoo) -> list[Problem]:

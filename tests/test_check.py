@@ -425,6 +425,14 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
                                "indentation, colons and quotes, and the line above; no model can be read, and the "
                                "figure of this deck that reads it (lab/acc) keeps its previous image and numbers "
                                "until it is fixed")
+    # a misspelt model in the script's "models": the runner's message, and no command that cannot help
+    zoo.write_text("models:\n  m1: {architecture: MLP, dataset: digits}\n")
+    (tmp_path / "figures_src" / "lab.py").write_text(LAB_SCRIPT.replace('"models": ["m1"]', '"models": ["m11"]'))
+    [problem] = problems_of(deck, "warning") + problems_of(deck)
+    assert (problem.path, problem.line, problem.column) == (deck, line, 8)
+    assert problem.message.startswith(f"its FIGURES entry ({tmp_path / 'figures_src' / 'lab.py'}:4) declares model "
+                                      "'m11', which ") and "(did you mean m1?)" in problem.message, problem.message
+    assert "run `make" not in problem.message
 
 
 def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_runs(tmp_path):

@@ -35,7 +35,7 @@ from figures_src.runner.cli import main, parse_args, run
 from figures_src.runner.discover import (DuplicateFigureIdError, FigureSpec, FigureSpecError,
                                         UnreadableScriptError, declared_ids, discover_figures)
 from figures_src.runner.paths import FIGURES_DIR, MODELS_DIR, REPO_ROOT, SCRIPTS_DIR
-from figures_src.runner.planning import did_you_mean
+from figures_src.runner.planning import UNKNOWN_MODEL, did_you_mean, unknown_models
 from figures_src.runner.signals import stop_signals_handled
 from figures_src.runner.staleness import (FIX_FIRST, ZOO_PROBLEM, Manifest, figure_inputs, stale_reason,
                                          zoo_file_problem)
@@ -47,4 +47,5 @@ __all__ = ["FIGURES_DIR", "FIX_FIRST", "MODELS_DIR", "REPO_ROOT", "SCRIPTS_DIR",
            "FigureSpec", "FigureSpecError",
            "Manifest", "UnreadableScriptError", "declared_ids", "did_you_mean", "discover_figures",
            "figure_inputs", "main", "parse_args", "run", "shown_path", "stale_reason",
-           "stop_signals_handled", "to_jsonable", "write_atomic", "ZOO_PROBLEM", "zoo_file_problem"]
+           "stop_signals_handled", "to_jsonable", "unknown_models", "write_atomic", "UNKNOWN_MODEL", "ZOO_PROBLEM",
+           "zoo_file_problem"]

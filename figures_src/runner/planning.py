@@ -47,6 +47,9 @@ def select(specs: dict[str, FigureSpec], options, figure_ids) -> list[str] | str
     return selected
 
 
+UNKNOWN_MODEL = "its FIGURES entry ("     # how the reason for a declared model the zoo lacks starts
+
+
 def unknown_models(specs: dict[str, FigureSpec], selected: list[str], models_dir: Path) -> dict[str, str]:
     """{figure id: what to fix} for the selected figures that declare a model the zoo has no entry
     for and that has no checkpoint placed by hand in models_dir/<name>/ either."""
@@ -64,7 +67,7 @@ def unknown_models(specs: dict[str, FigureSpec], selected: list[str], models_dir
         unknown = [m for m in spec.models if m not in known and not placed_by_hand(m, models_dir)]
         if unknown:
             problems[figure_id] = (
-                f"its FIGURES entry ({shown_path(str(spec.script))}:{spec.line}) declares model "
+                f"{UNKNOWN_MODEL}{shown_path(str(spec.script))}:{spec.line}) declares model "
                 f"{unknown[0]!r}, which {zoo_file} has no entry for{did_you_mean(unknown[0], known)}: "
                 f"fix the name in its \"models\", or add the model to {zoo_file}")
     return problems
