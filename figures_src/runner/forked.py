@@ -81,10 +81,17 @@ def run_forked(job_file: str, runner_alive) -> None:
     """The forked worker: its own process group and name, the runner watched, the figure made."""
     from figures_src.runner.worker import worker_main
     os.setpgid(0, 0)
-    ctypes.CDLL(None).prctl(PR_SET_NAME, PROCESS_NAME, 0, 0, 0)
+    name_process()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)      # as a fresh Python: SIGTERM from the runner ends it
     threading.Thread(target=exit_at_end_of_file, args=(runner_alive.fileno(),), daemon=True).start()
     sys.exit(worker_main(Path(job_file)))
+
+
+def name_process() -> None:
+    """Call the worker PROCESS_NAME where Linux keeps a process's name (ps, /proc/<pid>/comm)."""
+    prctl = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform.startswith("linux") else None
+    if prctl is not None:
+        prctl(PR_SET_NAME, PROCESS_NAME, 0, 0, 0)
 
 
 def exit_at_end_of_file(fd: int) -> None:
