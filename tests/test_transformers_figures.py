@@ -178,24 +178,10 @@ def test_every_transformer_figure_shows_the_model_its_entry_declares(tmp_path, r
                    models=["mine-2l"])
 
 
-SMALL_CONTEXT_ZOO = """models:
-  small-2l:
-    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
-    kwargs: {d_vocab: 16, n_ctx: 10, d_model: 16, n_heads: 2, n_layers: 2}
-    trainer: "mechinterp.transformers.training:train_zoo_entry"
-    seed: 0
-    steps: 6
-    batch_size: 4
-    snapshot_every: 3
-  small-1l:
-    architecture: "mechinterp.transformers.model:AttentionOnlyTransformer"
-    kwargs: {d_vocab: 16, n_ctx: 10, d_model: 16, n_heads: 2, n_layers: 1}
-    trainer: "mechinterp.transformers.training:train_zoo_entry"
-    seed: 0
-    steps: 6
-    batch_size: 4
-    snapshot_every: 3
-"""
+# the speaker's zoo with the engine's own class and a context of 10 tokens
+SMALL_CONTEXT_ZOO = OWN_ZOO.replace("speakers_transformer:SpeakersTransformer",
+                                    "mechinterp.transformers.model:AttentionOnlyTransformer").replace(
+    "n_ctx: 16", "n_ctx: 10").replace("mine-", "small-")
 
 
 def test_the_phase_change_figure_runs_on_a_speakers_model_of_ten_tokens(tmp_path, run_figure):
