@@ -192,6 +192,29 @@ def test_ctrl_c_stops_everything_cleanly(workspace, moment, target):
     assert not (STAGING / f"run-{process.pid}").exists()
 
 
+
+def forkserver_preloading(process) -> bool:
+    """The runner's forkserver exists (multiprocessing's command line) and no worker yet: it is
+    importing torch, before multiprocessing itself ignores SIGINT there."""
+    found = descendants(process.pid)
+    return not any(is_worker(pid) for pid in found) and any(
+        b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in found if alive(pid))
+
+
+def test_ctrl_c_while_the_forkserver_imports_torch_prints_no_traceback(workspace):
+    """A terminal's Ctrl-C reaches the forkserver too; in its first seconds (the preload) it died
+    with a KeyboardInterrupt traceback. Now it finishes starting the worker, which the runner
+    stops, and everything is gone a moment later with one `interrupted:` line."""
+    scripts, figures, _ = workspace
+    write_script(scripts, 2, 60)
+    process = start_runner(workspace)
+    wait_for(lambda: forkserver_preloading(process) or process.poll() is not None)
+    stopped, stderr = interrupt(process, "group")
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
+    assert len([line for line in stderr.splitlines() if line.startswith("interrupted:")]) == 1, stderr
+    assert process.returncode != 0 and stopped < 8.0, f"took {stopped:.2f} s"
+    assert lock_is_free(figures) and not (STAGING / f"run-{process.pid}").exists()
+
 def test_a_worker_exits_when_its_runner_is_killed(workspace):
     write_script(workspace[0], 2, 60)
     process = start_runner(workspace)

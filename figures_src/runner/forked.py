@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import threading
+from multiprocessing import resource_tracker
 from pathlib import Path
 
 PRELOAD = ["torch", "matplotlib.pyplot", "figures_src.runner.worker", "figures_src.runner.context",
@@ -47,7 +48,16 @@ class ForkedWorker:
         context = forkserver()
         reader, self.runner_alive = context.Pipe(duplex=False)
         self.process = context.Process(target=run_forked, args=(str(job_file), reader), daemon=False)
-        self.process.start()
+        # The first start spawns the forkserver, in the runner's process group: a terminal's Ctrl-C
+        # in its first seconds (importing torch, before multiprocessing ignores SIGINT there) would
+        # kill it with a traceback. Spawned with SIGINT blocked it never sees one; the runner's own
+        # Ctrl-C waits the moment until the worker is started and tracked (jobs.run_stale).
+        resource_tracker.ensure_running()   # first: spawning it unblocks SIGINT again on its way out
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         reader.close()
         self.pid = self.process.pid
 
@@ -83,6 +93,8 @@ def run_forked(job_file: str, runner_alive) -> None:
     os.setpgid(0, 0)
     name_process()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)      # as a fresh Python: SIGTERM from the runner ends it
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # the forkserver ignores it, and blocks it
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     threading.Thread(target=exit_at_end_of_file, args=(runner_alive.fileno(),), daemon=True).start()
     sys.exit(worker_main(Path(job_file)))
 
