@@ -47,12 +47,34 @@ def test_class_folders_with_no_split_are_read_exactly_and_split_seeded_and_strat
 def test_train_and_test_folders_are_the_speakers_split_and_labels_follow_the_folders(tmp_path):
     written = digit_pngs(tmp_path / "split", split_folders=True)
     test = load_dataset("folder:split", "test", root=tmp_path)
-    test_files = sorted((p, pixels) for p, pixels in written.items() if p.parts[-3] == "test")
+    # in the order the classes take turns: each class's first file, then each class's second, ...
+    test_files = sorted(((p, pixels) for p, pixels in written.items() if p.parts[-3] == "test"),
+                        key=lambda item: (sorted(q for q in written if q.parent == item[0].parent).index(item[0]),
+                                          item[0].parent.name))
     assert len(test) == len(test_files) == 9
     for image, label, (path, pixels) in zip(test.images, test.labels, test_files):
         assert test.class_names[label] == path.parent.name
         assert np.array_equal(np.round(image[0].numpy() * 255).astype(np.uint8), pixels)
 
+
+
+def test_a_count_of_a_class_sorted_folder_holds_every_class(tmp_path):
+    """count takes the first N images; read class folder by class folder, the first 6 of 3 classes
+    of 8 training images were all 'digit-0' (a speaker's model trained on one class, or a slide of
+    four zeros). The classes take turns."""
+    digit_pngs(tmp_path / "mydigits")
+    few = load_dataset("folder:mydigits", "train", root=tmp_path, count=6)
+    assert few.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    every = load_dataset("folder:mydigits", "train", root=tmp_path)
+    assert np.array_equal(every.images[:6], few.images) and np.bincount(every.labels.numpy()).tolist() == [8, 8, 8]
+
+
+def test_a_relative_data_root_that_is_missing_says_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MissingDataError) as raised:
+        load_dataset("folder:mydigits", "train", root="../my_data")
+    assert f"no folder ../my_data/mydigits/ (that is {(tmp_path / '../my_data/mydigits').resolve()}/: a relative " \
+           "data_root or $MECHINTERP_DATA is read from the folder the command runs in" in str(raised.value)
 
 def test_colour_photographs_of_several_sizes_resize_to_the_models_input(tmp_path):
     from skimage import data as photos

@@ -18,7 +18,8 @@ feature_probability, seed): it has no classes, so a model trained on it reconstr
 (`.reconstruct` is True, labels are -1). One name "mnist" for both means the workshop's zoo entry reads the same on every
 machine: put the IDX files in data/ and the model retrains on them (its dataset hash changes).
 Every dataset takes the option count: the first `count` images of the split (a count larger than
-the split is an error naming its size: nothing is silently shorter than asked). The shapes dataset
+the split is an error naming its size: nothing is silently shorter than asked; a folder's classes
+take turns, so its first images hold every class). The shapes dataset
 is generated, so count is how many it makes, and it takes seed too (defaults: 8,000 training
 images from seed 0, 2,000 test images from a different seed). Any dataset can be fitted to a
 model's input:

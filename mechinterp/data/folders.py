@@ -9,7 +9,8 @@ Layouts, under the data folder (data_root, else $MECHINTERP_DATA, else ./data):
   leaves/<class>/<image>      no split folders: a fixed, seeded, stratified TEST_FRACTION of each
                               class is held out as the test split
 Class names are the class folders' names, sorted (ImageFolder's order); train/ and test/ must
-hold the same classes. Any file PIL reads (png, jpg, bmp, tif, ...). When every image is grey
+hold the same classes. A split's images come with the classes taking turns (classes_in_turn), so
+a `count` of the first N holds every class alike. Any file PIL reads (png, jpg, bmp, tif, ...). When every image is grey
 the images have one channel, else every image is read as RGB (a grey one repeated). The images
 of a split must share one size, unless `size` (H, W) is given (the zoo passes input_shape with
 resize_dataset: true): then each is resized to it, antialiased, as it is read. Pixels are
@@ -29,6 +30,14 @@ SPLIT_SEED = 0
 GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
 
 
+def relative_to_here(folder: Path) -> str:
+    """' (that is /abs/path/: ...)' for a relative folder: data_root is read from where make runs."""
+    if folder.is_absolute():
+        return ""
+    return (f" (that is {folder.resolve()}/: a relative data_root or ${DATA_ENV_VAR} is read from the folder "
+            "the command runs in, the repository's for make)")
+
+
 def image_folder(name: str, root=None) -> Path:
     """<data folder>/<name>, or a MissingDataError saying where to put the images."""
     folder = data_root(root) / name
@@ -36,7 +45,8 @@ def image_folder(name: str, root=None) -> Path:
         from mechinterp.names import did_you_mean
         present = sorted(p.name for p in folder.parent.iterdir() if p.is_dir()) if folder.parent.is_dir() else []
         raise MissingDataError(
-            f"dataset 'folder:{name}': no folder {folder}/{did_you_mean(name, present)}. Put your images there as "
+            f"dataset 'folder:{name}': no folder {folder}/{relative_to_here(folder)}{did_you_mean(name, present)}. "
+            f"Put your images there as "
             f"{folder}/<class>/<image> (or {folder}/train/<class>/... and {folder}/test/<class>/...); "
             f"set data_root in the zoo entry or ${DATA_ENV_VAR} for another data folder")
     return folder
@@ -61,12 +71,23 @@ def split_samples(folder: Path, split: str) -> tuple[list[tuple[str, int]], list
         if classes != test_classes:
             raise ValueError(f"{folder}: train/ has the classes {classes} but test/ has {test_classes}: "
                              "give both the same class folders")
-        return (train if split == "train" else test), classes
+        return classes_in_turn(train if split == "train" else test), classes
     from sklearn.model_selection import train_test_split
     samples, classes = class_samples(folder)
     train, test = train_test_split(samples, test_size=TEST_FRACTION, random_state=SPLIT_SEED,
                                    stratify=[label for _, label in samples])
-    return sorted(train if split == "train" else test), classes
+    return classes_in_turn(train if split == "train" else test), classes
+
+
+def classes_in_turn(samples: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The samples with the classes taking turns (the first file of each class, then the second
+    of each, ...; files in sorted order within a class): the first N, as a `count` takes them,
+    hold every class alike, not only the first classes' folders."""
+    turns, keyed = {}, []
+    for path, label in sorted(samples):
+        turns[label] = turns.get(label, 0) + 1
+        keyed.append((turns[label], label, path))
+    return [(path, label) for _, label, path in sorted(keyed)]
 
 
 def read_pixels(paths: list[str], size: tuple[int, int] | None) -> np.ndarray:
