@@ -143,3 +143,19 @@ def test_quadrature_rules_integrate_polynomials():
         assert float((weights * nodes**2).sum()) == pytest.approx(square[rule], abs=1e-12), rule
     nodes, weights = quadrature("gausslegendre", 4)      # exact up to degree 7
     assert float((weights * nodes**7).sum()) == pytest.approx(1 / 8, abs=1e-12)
+
+
+def test_one_example_or_no_target_is_one_message_in_the_users_terms(model_and_inputs):
+    """A speaker calling the engine from their own script: one image where a batch is due used to
+    be torch's complaint about channels deep in the model, and a missing target named the shape of
+    the path points (steps x images), not the model's outputs."""
+    model, inputs, _ = model_and_inputs
+    model.input_shape = tuple(inputs.shape[1:])
+    try:
+        with pytest.raises(ValueError, match=r"are one example of .*: pass a batch, e.g. inputs\[None\]"):
+            integrated_gradients(model, inputs[0], target=0)
+        with pytest.raises(ValueError, match=f"the model gives {model(inputs).shape[1]} outputs per example: "
+                                             "pass target="):
+            integrated_gradients(model, inputs, steps=8)
+    finally:
+        del model.input_shape

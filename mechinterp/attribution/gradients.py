@@ -28,6 +28,7 @@ product, the layer's change and the path-averaged gradient, for projections on d
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,7 +67,7 @@ def select_output(output: torch.Tensor, target) -> torch.Tensor:
     """One scalar per example: output[:, target] (int or per-example tensor) or a 1-D output."""
     if target is None:
         if output.dim() != 1 and not (output.dim() == 2 and output.shape[1] == 1):
-            raise ValueError(f"the model outputs shape {tuple(output.shape)}: pass target= "
+            raise ValueError(f"the model gives {math.prod(output.shape[1:])} outputs per example: pass target= "
                              "(a class index, or one index per example)")
         return output.reshape(len(output))
     target = torch.as_tensor(target, device=output.device).long()
@@ -160,7 +161,9 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target=None,
                          internal_batch_size: int | None = None) -> IGResult:
     """Integrated gradients of the target output, from `baseline` (default zeros) to inputs.
 
-    internal_batch_size bounds how many path points go through the model at once."""
+    inputs: a batch, (N, ...) as the model takes it (one image: image[None]). internal_batch_size
+    bounds how many path points go through the model at once."""
+    check_batched(model, inputs)
     inputs = inputs.detach()
     baseline = _baseline_like(baseline, inputs)
     integral = _path_integral(lambda points, _: model(points), baseline, inputs, target,
@@ -169,6 +172,15 @@ def integrated_gradients(model: nn.Module, inputs: torch.Tensor, target=None,
     difference = _scores(model, inputs, target) - _scores(model, baseline, target)
     gap = attributions.flatten(1).sum(1) - difference
     return IGResult(attributions, difference, gap)
+
+
+def check_batched(model: nn.Module, inputs: torch.Tensor) -> None:
+    """One example where a batch is due (a model that states its input_shape tells them apart) is
+    one message, not torch's complaint about channels from deep inside the model."""
+    shape = getattr(model, "input_shape", None)
+    if shape is not None and inputs.dim() == len(shape):
+        raise ValueError(f"inputs of shape {tuple(inputs.shape)} are one example of {type(model).__name__}'s "
+                         f"{tuple(shape)}: pass a batch, e.g. inputs[None]")
 
 
 def _baseline_like(baseline, inputs: torch.Tensor) -> torch.Tensor:
