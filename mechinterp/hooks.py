@@ -46,6 +46,11 @@ def get_module(model: nn.Module, name: str) -> nn.Module:
     modules = dict(model.named_modules())
     if name in modules:
         return modules[name]
+    if not isinstance(name, str):      # e.g. an index: a figure's ctx.layer turns a param's index into a name
+        named = getattr(model, "feature_layers", None) or [n for n in modules if n][:5]
+        raise LayerNotFoundError(f"layer {name!r} ({type(name).__name__}) is not a layer name: give the name, one "
+                                 f"of {', '.join(map(repr, named))}, ... (in a figure, ctx.layer(model, param) "
+                                 "turns a param that is an index into feature_layers into its name)")
     close = difflib.get_close_matches(name, [n for n in modules if n], n=5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     names = ", ".join(repr(n) for n in list(modules)[1:25])

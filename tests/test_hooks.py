@@ -247,3 +247,15 @@ def test_a_pass_stopped_after_the_last_captured_call_captures_what_a_whole_pass_
 
 def test_no_stop_point_when_no_layer_runs(mlp):
     assert last_call(mlp, [], lambda: mlp(torch.zeros(1, 6))) is None
+
+
+def test_a_layer_given_as_an_index_is_one_message_naming_the_layers():
+    """layer_features(model, x, [1]) from a speaker's own script was difflib's TypeError."""
+    from mechinterp.activations import layer_features
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU())
+    with pytest.raises(LayerNotFoundError, match=r"layer 1 \(int\) is not a layer name: give the name, one of "
+                                                 r"'0', '1', '2', \.\.\."):
+        layer_features(model, torch.rand(2, 4), [1])
+    model.feature_layers = ["2"]
+    with pytest.raises(LayerNotFoundError, match=r"one of '2', \.\.\. \(in a figure, ctx.layer\(model, param\)"):
+        get_module(model, 0)
