@@ -155,3 +155,16 @@ def test_row_batches_draw_rows_of_the_matrix_uniformly_and_repeatably():
     assert float(counts.min()) > 60 and float(counts.max()) < 140   # 100 expected per row
     again = row_batches(vectors, 50, seed=3)
     assert torch.equal(next(again), drawn[:50])
+
+
+def test_vectors_of_another_width_are_one_message_naming_the_width_to_build():
+    """A speaker's TopKSAE(d_in=7) on a 16-channel layer was a bare matrix-size error from torch."""
+    from mechinterp.superposition.sae import TopKSAE
+    from mechinterp.superposition.sae_training import row_batches, train_sae
+    sae = TopKSAE(d_in=7, n_latents=32, k=4)
+    vectors = torch.rand(64, 16)
+    for call in (lambda: train_sae(sae, row_batches(vectors, 16), steps=2), lambda: sae(vectors)):
+        with pytest.raises(ValueError, match=r"the vectors have 16 dimensions but this TopKSAE was built with "
+                                             r"d_in=7: build it with d_in=16"):
+            call()
+    assert TopKSAE(d_in=16, n_latents=32, k=4)(vectors)[0].shape == (64, 16)

@@ -48,13 +48,25 @@ class SparseAutoencoder(nn.Module):
     def n_latents(self) -> int:
         return self.W_dec.shape[0]
 
+    @property
+    def d_in(self) -> int:
+        return self.W_dec.shape[1]
+
+    def check_width(self, x: torch.Tensor) -> None:
+        """Vectors of another width than the SAE's are one message, not a matrix-product error."""
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"the vectors have {x.shape[-1]} dimensions but this {type(self).__name__} was built "
+                             f"with d_in={self.d_in}: build it with d_in={x.shape[-1]} (the layer's width)")
+
     @torch.no_grad()
     def set_input_scale(self, x: torch.Tensor) -> None:
         """Fix s so that E‖x/s‖² = 1, and start b_dec at the (scaled) mean activation."""
+        self.check_width(x)
         self.input_scale.copy_(x.pow(2).sum(-1).mean().sqrt().clamp_min(1e-8))
         self.b_dec.copy_((x / self.input_scale).mean(0))
 
     def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_width(x)
         return (x / self.input_scale - self.b_dec) @ self.W_enc + self.b_enc
 
     def activate(self, pre: torch.Tensor) -> torch.Tensor:
