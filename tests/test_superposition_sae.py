@@ -76,7 +76,7 @@ def test_weighted_penalty_is_l1_of_latents_times_decoder_norms():
     _, latents = sae(x)
     expected = (latents * sae.W_dec.norm(dim=1)).sum(-1).mean()
     torch.testing.assert_close(losses["penalty"], expected)
-    torch.testing.assert_close(losses["loss"], losses["mse"] + 0.1 * expected)
+    torch.testing.assert_close(losses["loss"], losses["scaled_error"] + 0.1 * expected)
 
 
 def identity_sae(d: int) -> TopKSAE:

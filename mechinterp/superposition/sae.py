@@ -18,7 +18,7 @@ over between layers) and the rows of W_dec are the dictionary directions.
     sae = TopKSAE(d_in=32, n_latents=128, k=4)
     sae.set_input_scale(first_batch)                 # once, before training
     reconstruction, latents = sae(x)
-    losses = sae.losses(x)                           # {"loss", "mse", "penalty" or "aux"}
+    losses = sae.losses(x)                           # {"loss", "scaled_error", "penalty" or "aux"}
 
 Training and dead-latent resampling are in sae_training; metrics in sae_metrics.
 """
@@ -122,10 +122,10 @@ class ReluSAE(SparseAutoencoder):
 
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         reconstruction, latents = self(x)
-        mse = self.scaled_squared_error(x, reconstruction)
+        error = self.scaled_squared_error(x, reconstruction)
         weights = self.W_dec.norm(dim=1) if self.decoder == "weighted" else 1.0
         penalty = (latents * weights).sum(-1).mean()
-        return {"loss": mse + self.l1_coefficient * penalty, "mse": mse, "penalty": penalty,
+        return {"loss": error + self.l1_coefficient * penalty, "scaled_error": error, "penalty": penalty,
                 "latents": latents.detach()}
 
     def before_step(self) -> None:
@@ -177,9 +177,9 @@ class TopKSAE(SparseAutoencoder):
         pre = self.pre_activations(x)
         latents = self.activate(pre)
         reconstruction = self.decode(latents)
-        mse = self.scaled_squared_error(x, reconstruction)
+        error = self.scaled_squared_error(x, reconstruction)
         aux = self.auxiliary_loss(x, reconstruction, pre)
-        return {"loss": mse + self.aux_coefficient * aux, "mse": mse, "aux": aux,
+        return {"loss": error + self.aux_coefficient * aux, "scaled_error": error, "aux": aux,
                 "latents": latents.detach()}
 
     def before_step(self) -> None:

@@ -33,7 +33,9 @@ class TrainingLog:
     vectors_seen: int = 0
     seconds: float = 0.0
     resampled: int = 0                       # latents resampled, in total
-    mse: list[float] = field(default_factory=list)   # scaled squared error, every log_every steps
+    # ‖x - x̂‖² / s² (sae.scaled_squared_error), every log_every steps: not sae_metrics' "mse",
+    # the mean squared error per element in the vectors' own units
+    scaled_error: list[float] = field(default_factory=list)
     l0: list[float] = field(default_factory=list)    # active latents per vector, same steps
     dead_fraction: float = 0.0               # at the end of training
 
@@ -113,7 +115,7 @@ def train_sae(sae: SparseAutoencoder, batches: Iterator[torch.Tensor], steps: in
         losses = train_step(sae, optimizer, x)
         log.vectors_seen += len(x)
         if step % log_every == 0 or step == steps - 1:
-            log.mse.append(float(losses["mse"].detach()))
+            log.scaled_error.append(float(losses["scaled_error"].detach()))
             log.l0.append(float((losses["latents"] > 0).float().sum(-1).mean()))
         late = step >= 0.8 * steps   # let resampled latents settle before the end
         if isinstance(sae, ReluSAE) and resample_every and (step + 1) % resample_every == 0 and not late:
