@@ -139,7 +139,10 @@ def test_an_edit_to_comments_docstrings_or_layout_of_an_architecture_does_not_re
     edit(tiny, "flatten(", "flatten(0.5 * ")                               # what the code does
     assert model_stale_reason("trained", read_zoo(config), models) == "architecture my_nets/tiny.py changed"
     train_zoo(config, models, device="cpu")
-    assert "zoo: building trained (architecture my_nets/tiny.py changed)" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "zoo: building trained (architecture my_nets/tiny.py changed)" in said
+    # a speaker who edits the class's default width sees that the entry's kwargs set it
+    assert "zoo: trained's entry passes width=4 to my_nets.tiny:Tiny, over the defaults in its code" in said
     edit(tiny, "# tidied", "# tidied again")                                 # recorded anew at the rebuild
     assert model_stale_reason("trained", read_zoo(config), models) is None
 

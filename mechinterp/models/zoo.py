@@ -333,6 +333,12 @@ def _build_if_stale(name: str, zoo: Zoo, models_dir, device: torch.device, force
     if reason is None:
         return load_meta(name, models_dir)
     print(f"zoo: building {name} ({reason}) on {device}", file=sys.stderr, flush=True)
+    kwargs = zoo.entries[name].get("kwargs")
+    if kwargs and "architecture " in reason:   # an edited default of the class changes nothing they set
+        given = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        built = zoo.entries[name].get("architecture") or zoo.entries[name].get("torchvision") or "its class"
+        print(f"zoo: {name}'s entry passes {given} to {built}, over the defaults "
+              "in its code", file=sys.stderr, flush=True)
     meta = build_one(name, zoo, models_dir, device)
     _print_summary(name, meta)
     return meta
