@@ -252,7 +252,7 @@ def test_no_stop_point_when_no_layer_runs(mlp):
 def test_a_layer_given_as_an_index_is_one_message_naming_the_layers():
     """layer_features(model, x, [1]) from a speaker's own script was difflib's TypeError."""
     from mechinterp.activations import layer_features
-    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU())
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.ReLU()).eval()
     with pytest.raises(LayerNotFoundError, match=r"layer 1 \(int\) is not a layer name: give the name, one of "
                                                  r"'0', '1', '2', \.\.\."):
         layer_features(model, torch.rand(2, 4), [1])
