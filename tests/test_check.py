@@ -435,11 +435,8 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
     assert "run `make" not in problem.message
 
 
-def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_runs(tmp_path):
-    """make check after a quick build: make slides (PROFILE=full by default) remakes the figure, so
-    the check warns where it is shown; with the PROFILE it was made in, it is current."""
-    shown = '![acc](/figures/demo/plot.png)'
-    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + shown + "\n")
+def make_demo_plot_in_quick(tmp_path, deck) -> None:
+    """LAB_SCRIPT in the deck's figures_src/, and its demo/plot made by the runner in the quick profile."""
     (tmp_path / "figures_src").mkdir()
     (tmp_path / "figures_src" / "lab.py").write_text(LAB_SCRIPT)
     made = subprocess.run([sys.executable, "-m", "figures_src.runner", "--ids", "demo/plot", "--profile", "quick",
@@ -447,6 +444,14 @@ def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_r
                            str(deck.parent / "public" / "figures"), "--device", "cpu"],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert made.returncode == 0, made.stderr
+
+
+def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_runs(tmp_path):
+    """make check after a quick build: make slides (PROFILE=full by default) remakes the figure, so
+    the check warns where it is shown; with the PROFILE it was made in, it is current."""
+    shown = '![acc](/figures/demo/plot.png)'
+    deck = write_deck(tmp_path, GOOD + "\n---\n\n" + shown + "\n")
+    make_demo_plot_in_quick(tmp_path, deck)
 
     def check(*args):
         return subprocess.run([sys.executable, "-m", "decktools.check", str(deck), "--bib",
@@ -459,8 +464,9 @@ def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_r
             f"slide shows its old image (also at line 8, line {line}): run `make slides DECK={deck}`"
             ) in full.stderr, full.stderr
     gpu = check("--profile", "gpu")
-    assert f"profile changed from quick to gpu; the slide shows its old image (also at line 8, line {line}): run `make slides DECK={deck} " \
-           "PROFILE=gpu` (or `make figures ONLY='demo/plot' PROFILE=gpu`)" in gpu.stderr, gpu.stderr
+    assert (f"profile changed from quick to gpu; the slide shows its old image (also at line 8, line {line}): run "
+            f"`make slides DECK={deck} PROFILE=gpu` (or `make figures ONLY='demo/plot' PROFILE=gpu`)") in gpu.stderr, \
+        gpu.stderr
 
 
 def test_a_stale_figure_shown_at_many_places_is_one_warning_at_the_first_naming_the_others(tmp_path):
@@ -469,13 +475,7 @@ def test_a_stale_figure_shown_at_many_places_is_one_warning_at_the_first_naming_
     page = "# Part\n\n" + "\n\n".join(f'Value {i}: <Measured fig="demo/plot" value="accuracy"/>' for i in range(4))
     deck = write_deck(tmp_path, GOOD + "\n---\nsrc: ./pages/part.md\n---\n\n---\n\n![again](/figures/demo/plot.png)\n",
                       extra_files={"pages/part.md": page + "\n"})
-    (tmp_path / "figures_src").mkdir()
-    (tmp_path / "figures_src" / "lab.py").write_text(LAB_SCRIPT)
-    made = subprocess.run([sys.executable, "-m", "figures_src.runner", "--ids", "demo/plot", "--profile", "quick",
-                           "--scripts-dir", str(tmp_path / "figures_src"), "--figures-dir",
-                           str(deck.parent / "public" / "figures"), "--device", "cpu"],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert made.returncode == 0, made.stderr
+    make_demo_plot_in_quick(tmp_path, deck)
     [warning] = check_deck(deck, tmp_path / "citations.bib", profile="full").problems
     last = deck.read_text().split("\n").index("![again](/figures/demo/plot.png)") + 1
     part = deck.parent / "pages" / "part.md"
