@@ -23,9 +23,9 @@ Warnings: bib entries that no deck in the folder using that bib file cites (a ci
 slide, `hide:`/`disabled:`, lists nothing, but its key is checked); `hide: no`, which Slidev reads as
 true; links to remote pages;
 a figure the deck shows (image under /figures/, <Measured fig>) that is stale, at the first place
-it is shown (in slide order), naming the others, with the runner's reason (its script, a model's checkpoint or zoo entry, ... changed since
-it was made, or it was made in another profile than --profile, the PROFILE make slides runs,
-default full) and the command that remakes it. Staleness is decided as the runner decides it, from
+it is shown (in slide order), naming the others, with the runner's reason (its script, a model's
+checkpoint or zoo entry, ... changed since it was made, or it was made in another profile than
+--profile, the PROFILE make slides runs, default full) and the command that remakes it. Staleness is decided as the runner decides it, from
 content hashes (decktools.deckmeta.stale_reasons): nothing is built.
 """
 from __future__ import annotations
