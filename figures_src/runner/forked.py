@@ -6,13 +6,14 @@ of it), more than many figures compute. So the workers are forked from a multipr
 forkserver, started once per run, that imports torch, matplotlib and the worker's modules first;
 a fork costs milliseconds and the child starts with them loaded. The forkserver never touches
 CUDA or runs a torch operation, so a child may use either (CUDA and OpenMP do not survive a fork
-once started).
+once started). A forkserver that dies (killed, out of memory) is started again by multiprocessing at
+the next worker; a worker whose start fails that way twice raises WorkerStartError, saying why.
 
 As before, each worker has its own process group (a terminal's Ctrl-C reaches only the runner,
 which stops the workers itself: jobs.stop_workers), and exits when its runner dies: the runner
 holds the write end of a pipe whose read end the worker watches for end-of-file.
 
-    process = ForkedWorker(job_file)      # started
+    process = ForkedWorker(job_file)      # started (WorkerStartError when it cannot be)
     process.poll()                        # None while it runs, else its exit code
     process.signal_group(signal.SIGTERM)
     process.close(); process.wait()
@@ -25,6 +26,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from multiprocessing import resource_tracker
 from pathlib import Path
 
@@ -41,24 +43,26 @@ def forkserver():
     return context
 
 
+class WorkerStartError(RuntimeError):
+    """The forkserver failed (died, or refused) twice while starting a worker."""
+
+
 class ForkedWorker:
     """One figure worker (worker.worker_main on a job file), forked; what the runner asks of it."""
 
     def __init__(self, job_file: Path):
-        context = forkserver()
-        reader, self.runner_alive = context.Pipe(duplex=False)
-        self.process = context.Process(target=run_forked, args=(str(job_file), reader), daemon=False)
-        # The first start spawns the forkserver, in the runner's process group: a terminal's Ctrl-C
-        # in its first seconds (importing torch, before multiprocessing ignores SIGINT there) would
-        # kill it with a traceback. Spawned with SIGINT blocked it never sees one; the runner's own
-        # Ctrl-C waits the moment until the worker is started and tracked (jobs.run_stale).
-        resource_tracker.ensure_running()   # first: spawning it unblocks SIGINT again on its way out
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            self.process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        reader.close()
+        for attempt in (1, 2):
+            try:
+                self.process, self.runner_alive = start(job_file)
+                break
+            except (EOFError, OSError) as error:    # the forkserver died before it sent the pid
+                wait_for_forkserver_exit()
+                if attempt == 2:
+                    raise WorkerStartError(
+                        "could not start a figure worker: the process that forks them failed twice "
+                        f"while starting one ({type(error).__name__}: {error}); "
+                        "it imports torch and matplotlib, so check free memory (dmesg names the OOM "
+                        "killer) and that `python -c 'import torch, matplotlib'` works") from None
         self.pid = self.process.pid
 
     def poll(self) -> int | None:
@@ -85,6 +89,43 @@ class ForkedWorker:
     def wait(self) -> int | None:
         self.process.join()
         return self.process.exitcode
+
+
+def start(job_file: Path):
+    """Fork a worker on job_file; (its process, the runner's end of the pipe it watches)."""
+    context = forkserver()
+    reader, runner_alive = context.Pipe(duplex=False)
+    process = context.Process(target=run_forked, args=(str(job_file), reader), daemon=False)
+    # The first start spawns the forkserver, in the runner's process group: a terminal's Ctrl-C
+    # in its first seconds (importing torch, before multiprocessing ignores SIGINT there) would
+    # kill it with a traceback. Spawned with SIGINT blocked it never sees one; the runner's own
+    # Ctrl-C waits the moment until the worker is started and tracked (jobs.run_stale).
+    resource_tracker.ensure_running()   # first: spawning it unblocks SIGINT again on its way out
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        process.start()
+    except BaseException:
+        runner_alive.close()
+        raise
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        reader.close()
+    return process, runner_alive
+
+
+def wait_for_forkserver_exit(seconds: float = 2.0) -> None:
+    """Let a dying forkserver finish exiting, unreaped: it closes its sockets a moment before it
+    can be waited for, and multiprocessing starts a new one only when waitpid finds it gone."""
+    from multiprocessing import forkserver as forkserver_module
+    pid = forkserver_module._forkserver._forkserver_pid      # multiprocessing keeps it privately
+    deadline = time.monotonic() + seconds
+    while pid and time.monotonic() < deadline:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.01)
 
 
 def run_forked(job_file: str, runner_alive) -> None:

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from figures_src.runner.discover import FigureSpec
-from figures_src.runner.forked import ForkedWorker
+from figures_src.runner.forked import ForkedWorker, WorkerStartError
 from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
 from figures_src.runner.planning import models_to_read
 from figures_src.runner.signals import INTERRUPTS, Interrupted
@@ -117,14 +117,23 @@ class Worker:
     staging: Path
     job: dict
     process: ForkedWorker | None = field(default=None)
+    start_error: str | None = None      # why its process could not be started
 
     def start(self) -> None:
         self.staging.mkdir(parents=True, exist_ok=True)
         job_file = self.staging.parent / f"{self.staging.name}.job.json"
         job_file.write_text(json.dumps(self.job))
-        self.process = ForkedWorker(job_file)
+        try:
+            self.process = ForkedWorker(job_file)
+        except WorkerStartError as error:
+            self.start_error = str(error)
+
+    def finished(self) -> bool:
+        return self.start_error is not None or self.process.poll() is not None
 
     def outcome(self) -> dict:
+        if self.start_error:
+            return {"error": self.start_error, "frames": []}
         result_file = Path(self.job["result_file"])
         if result_file.exists():
             return json.loads(result_file.read_text())
@@ -184,7 +193,7 @@ def run_stale(stale, options, manifest: Manifest, figures_dir: Path) -> dict[str
                 with INTERRUPTS.deferred():  # a worker is tracked from the moment it exists
                     running.append(waiting.pop(0))
                     running[-1].start()
-            for worker in [w for w in running if w.process.poll() is not None]:
+            for worker in [w for w in running if w.finished()]:
                 with INTERRUPTS.deferred():  # outputs and manifest entry go in together
                     line = finish(worker, manifest, figures_dir, commit, failures)
                     running.remove(worker)
