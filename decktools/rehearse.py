@@ -10,8 +10,8 @@ headmatter's `duration` (40min, 1h30m, 1:30:00: read as Slidev's presenter timer
 slidev_seconds; default 30min). A budget or duration that cannot be read is one `file:line: error:`
 (timing_problems; make check reports it too), and so is a duration with no unit (`duration: 45`):
 Slidev's timer counts it as seconds, so the speaker is asked to write 45min.
-Sections start at `layout: section` / `cover` slides and at the first slide of each imported file;
-a section is flagged when the plan passes the deck's duration inside it, or when a saved
+Sections start at `layout: section` / `cover` slides and at the first slide of each imported file
+(before the first, "Opening"; a deck with none is one section named by its `title`); a section is flagged when the plan passes the deck's duration inside it, or when a saved
 rehearsal spent more than 10% over the section's plan.
 
 Rehearsal runs are saved from presenter mode (the pacing panel's "save" button) as JSON:
@@ -29,7 +29,7 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -180,6 +180,9 @@ def plan_deck(deck: Deck, words_per_minute: float, works: int = 0) -> list[Slide
             seconds = 0
         title = slide_title(slide) + (f" (page {numbered.page})" if numbered.page > 1 else "")
         plans.append(SlidePlan(number, title, words, seconds, budget is not None, section))
+    if all(plan.section == "Opening" for plan in plans):    # no sections: one, named for the talk
+        whole = str(deck.headmatter.get("title") or (plans[0].title if plans else "")) or "Opening"
+        plans = [replace(plan, section=whole) for plan in plans]
     return plans
 
 

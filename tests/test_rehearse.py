@@ -85,6 +85,19 @@ def test_report_flags_the_section_past_the_duration_and_slow_runs(deck):
     assert "run1 = rehearsals/talk-1.json" in text.splitlines()            # the column's file, under the table
 
 
+def test_a_deck_without_sections_is_one_section_named_by_its_title(deck):
+    """Trial O's own short deck, with no section slides, was timed as one section called 'Opening'."""
+    deck.write_text(DECK.replace("layout: section", "layout: default"))
+    parsed = read_deck(deck)
+    plans = plan_deck(parsed, words_per_minute=60)
+    assert {p.section for p in plans} == {"Rehearsal"}
+    text, flags = report(parsed, plans, [])
+    assert flags == ["section 'Rehearsal' runs past the deck's duration 2:00"]
+    untitled = DECK.replace("title: Rehearsal\n", "").replace("# Opening", "# Welcome")
+    deck.write_text(untitled.replace("layout: section", "layout: default"))
+    assert {p.section for p in plan_deck(read_deck(deck), words_per_minute=60)} == {"Welcome"}  # its first slide's
+
+
 def test_a_plan_well_short_of_the_duration_says_what_it_counts_and_what_to_add(deck):
     """A 45-minute workshop whose slides have few notes planned 4:31 (-90%) with no hint why."""
     deck.write_text(DECK.replace("duration: 2min", "duration: 45min").replace(
