@@ -529,6 +529,9 @@ def test_a_helper_modules_top_level_code_is_an_input_of_every_figure_whose_scrip
     for figure_id, spec in discover_figures(tmp_path / "figures_src", tmp_path).items():
         manifest.figures[figure_id] = {"inputs": figure_inputs(spec, "quick", tmp_path, tmp_path), "outputs": {}}
     assert reasons() == {"lab/a": None, "lab/b": None}
+    (tmp_path / "my_lab" / "analysis.py").write_text(     # comments and docstrings: no figure remade
+        analysis.replace("def summarise(x):", "def summarise(x):  # to the shown digits\n    \"\"\"Rounded.\"\"\""))
+    assert reasons() == {"lab/a": None, "lab/b": None}
     (tmp_path / "my_lab" / "analysis.py").write_text(analysis.replace("round(x, DIGITS)", "round(x, DIGITS + 1)"))
     assert reasons() == {"lab/a": "imported module my_lab/analysis.py changed", "lab/b": None}
     (tmp_path / "my_lab" / "analysis.py").write_text(

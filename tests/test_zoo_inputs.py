@@ -216,6 +216,8 @@ def test_a_change_to_any_input_of_a_model_remakes_exactly_its_figures(tmp_path):
     assert made(run_figures(tmp_path)) == set()
     own = {"own/accuracy", "own/head"}
     changes = [
+        (lambda: edit(tmp_path / "my_nets" / "tiny.py", '"""A user\'s CNN', '# tidied\n    """The CNN'), set(),
+         ""),                                                     # a comment and a docstring: nothing
         (lambda: save_own_weights(tmp_path, seed=1), own,
          "checkpoint ../my_weights/tiny.pt changed (model own: rebuilt first)"),
         (lambda: edit(tmp_path / "my_nets" / "blocks.py", "nn.ReLU()", "nn.LeakyReLU(0.1)"), own,

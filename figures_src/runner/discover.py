@@ -30,7 +30,7 @@ from figures_src.runner.discovery_cache import CACHE
 from figures_src.runner.reach import all_imports, figure_part, import_time
 from mechinterp.models.failures import shown_path
 from mechinterp.models.fields import PROFILES   # the zoo's `profiles:` take the same names
-from mechinterp.models.sources import file_hash, module_file, module_sources, value_hash
+from mechinterp.models.sources import code_hash, file_hash, module_file, module_sources, value_hash
 
 GPU_PROFILE = "gpu"      # the full deck plus the figures of models only a GPU trains (GoogLeNet);
                          # its parameters are a figure's "gpu" ones, else its "full" ones
@@ -369,6 +369,14 @@ def import_time_files(modules: set[str], repo_root: Path, exclude: set[Path]) ->
     """The project files whose top-level code importing `modules` runs (following only the imports
     that code makes); files in `exclude` (hashed whole already) are neither listed nor followed."""
     return module_sources(modules, repo_root, exclude, lambda path, _: _import_time(path)[1], _module_file)
+
+
+def code_file_hash(path: Path) -> str:
+    """A reachable project file's hash as a figure input: of its code alone for Python (sources.
+    code_hash: a comment, docstring or layout edit remakes no figure), else of its bytes; cached."""
+    if path.suffix != ".py":
+        return file_hash(path)
+    return CACHE.get("code", path, lambda: code_hash(path))
 
 
 def import_time_hash(path: Path) -> str:

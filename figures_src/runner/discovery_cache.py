@@ -1,7 +1,7 @@
 """The discovery cache: what reading each figure script and project file gave (its FIGURES, its
-imports, its import-time code), kept in .figure-staging/discover-cache.json under the file's
-content digest, so a no-op `make figures` parses nothing. discover.py and reach.py compute the
-values; a change to either drops every entry.
+imports, its import-time code, its code hash), kept in .figure-staging/discover-cache.json under
+the file's content digest, so a no-op `make figures` parses nothing. discover.py, reach.py and
+mechinterp/models/sources.py compute the values; a change to any drops every entry.
 
     CACHE.get("imports", path, lambda: ...)   # the cached value, or computed and kept
     CACHE.save()                               # written atomically when something was added
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from figures_src.runner.paths import STAGING_ROOT
 from mechinterp.atomic_file import write_atomic
+from mechinterp.models import sources
 
 CACHE_FILE = STAGING_ROOT / "discover-cache.json"
 
@@ -23,13 +24,14 @@ CACHE_FILE = STAGING_ROOT / "discover-cache.json"
 class DiscoveryCache:
     """What reading a file gave, kept in CACHE_FILE under its path and content digest, so a no-op
     `make figures` parses nothing (parsing and walking every script and engine file is most of
-    its time). Entries are dropped when discover.py or reach.py change, or their file is gone."""
+    its time). Entries are dropped when the code computing them changes, or their file is gone."""
 
     def __init__(self, path: Path):
         self.path, self.data, self.dirty = path, None, False
 
     def _version(self) -> list:
-        return [_stamp(Path(__file__).with_name(name)) for name in ("discover.py", "reach.py")]
+        computing = [Path(__file__).with_name(name) for name in ("discover.py", "reach.py")]
+        return [_stamp(path) for path in [*computing, Path(sources.__file__)]]
 
     def _load(self) -> dict:
         if self.data is None:
@@ -60,7 +62,7 @@ class DiscoveryCache:
         """Write atomically, without entries whose file is gone; a failure only costs speed."""
         if not self.dirty:
             return
-        for kind in ("scripts", "imports", "declares", "on_import"):
+        for kind in ("scripts", "imports", "declares", "on_import", "code"):
             entries = self.data.get(kind, {})
             for key in [k for k in entries if not os.path.exists(k)]:
                 del entries[key]

@@ -1,7 +1,7 @@
 """Decide which figures are stale, from content hashes of everything each one depends on.
 
-A figure's inputs are the part of its script that its make function reaches, the project files
-that part reaches through imports (the engine's and the speaker's own packages, discover.py), the
+A figure's inputs are the part of its script that its make function reaches, the code of the
+project files that part reaches through imports (comments and docstrings left out) (the engine's and the speaker's own packages, discover.py), the
 top-level code of the other project modules importing the script runs (reach.import_time), the inputs of every zoo model it reads (the engine's one
 definition, mechinterp/models/inputs.py: zoo entry, dataset, checkpoint, architecture source),
 its parameters and the profile. Their hashes are combined into one `input_hash`; the manifest
@@ -30,7 +30,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec, import_time_hash
+from figures_src.runner.discover import ENGINE_PACKAGES, FigureSpec, code_file_hash, import_time_hash
 from figures_src.runner.paths import STAGING_ROOT
 from mechinterp.atomic_file import write_atomic
 from mechinterp.models.config import Zoo, ZooError, ZooFileError, is_imported, read_zoo
@@ -95,7 +95,7 @@ def figure_inputs(spec: FigureSpec, profile: str, repo_root: Path, models_dir: P
 
     inputs = {
         "script": value_hash(spec.script_source) if spec.script_source else file_hash(spec.script),
-        "engine": {relative(path): file_hash(path) for path in spec.engine_files},
+        "engine": {relative(path): code_file_hash(path) for path in spec.engine_files},
         "models": {name: model_inputs(name, models_dir) for name in spec.models},
         "params": value_hash(spec.params_for(profile)),
         "profile": profile,

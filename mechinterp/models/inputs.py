@@ -5,9 +5,11 @@ A model's inputs, each by content hash:
   dataset       its dataset's images, labels and class names (None without a dataset)
   checkpoint    the weights file: the speaker's own (`checkpoint:`/`weights:`), or for a trained
                 model the checkpoint training wrote; `checkpoint_file` names it as zoo.yaml does
-  architecture  {file: hash} of the module defining the class and every file it imports from the
-                same project (not site-packages, not the stdlib); for built-in names, our
-                mechinterp/models/architectures.py and what it imports; for torchvision, its version
+  architecture  {file: hash of its code} of the module defining the class and every file it
+                imports from the same project (not site-packages, not the stdlib); for built-in
+                names, our mechinterp/models/architectures.py and what it imports; for
+                torchvision, its version. The code alone (sources.code_hash): an edit to
+                comments, docstrings or layout neither retrains the model nor remakes a figure
 
     inputs = model_inputs("my-net", read_zoo("models/zoo.yaml"), "models")
     model_stale_reason("my-net", zoo, "models")   # "checkpoint ../my_weights/net.pt changed" or None
@@ -15,10 +17,10 @@ A model's inputs, each by content hash:
 
 The zoo records the inputs in models/<name>/meta.json when it builds a model, with two listings
 beside them (build_records): data_files, the user's data folder, so "dataset changed" can name the
-files; and architecture_code, each source file's code_hash, so an edit to comments, docstrings or
-layout alone does not retrain the model. It rebuilds the model when its inputs differ otherwise;
-each figure's manifest entry records the inputs of the models it read, so a change to
-any of them makes exactly those figures stale. Nothing here imports torch unless a dataset's hash is
+files; and architecture_code, each source file's code_hash (what a meta.json written before the
+architecture's inputs were code hashes is compared by, code_as_built). It rebuilds the model when
+its inputs differ; each figure's manifest entry records the inputs of the models it read, so a
+change to any of them makes exactly those figures stale. Nothing here imports torch unless a dataset's hash is
 not cached yet (models/.data-hashes.json, keyed by what the data is generated from).
 """
 from __future__ import annotations
@@ -58,7 +60,7 @@ def architecture_sources(entry: dict) -> dict[str, str | None]:
     files = code_files(entry)
     if not files:
         return {str(entry.get("architecture")): None}
-    return {name: file_hash(path) for name, path in files.items()}
+    return {name: code_hash(path) for name, path in files.items()}
 
 
 def code_files(entry: dict) -> dict[str, Path]:
@@ -279,7 +281,8 @@ def model_stale_reasons(name: str, zoo: Zoo, models_dir) -> list[str]:
 
 def code_as_built(meta: dict, architecture: dict, entry: dict) -> dict:
     """The architecture's file hashes, each file whose code is the code the model was built from
-    (only its comments, docstrings or layout changed) given its recorded hash: no reason to retrain."""
+    given its recorded hash: a meta.json that recorded the files' bytes (before their code was the
+    input) gives no reason to retrain for an edit to comments, docstrings or layout."""
     recorded, built_code = meta["inputs"].get("architecture") or {}, meta.get("architecture_code") or {}
     edited = [path for path, digest in architecture.items() if path in recorded and recorded[path] != digest]
     if not edited or not built_code:       # parse the files only when one was edited

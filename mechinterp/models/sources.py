@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 
 _file_hashes: dict[tuple[str, int, int], str] = {}
 _imports: dict[tuple[str, int, int], set[str]] = {}
+_code_hashes: dict[tuple[str, int, int], str] = {}
 
 
 def file_hash(path: str | Path) -> str:
@@ -43,7 +44,15 @@ def file_hash(path: str | Path) -> str:
 def code_hash(path: str | Path) -> str:
     """sha256 of a Python file's syntax tree without docstrings: an edit to a comment, a docstring
     or the layout keeps it, any change to what the code does changes it (the file's bytes' hash
-    when it does not parse)."""
+    when it does not parse). Cached on path, size and mtime within one process."""
+    stat = Path(path).stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _code_hashes:
+        _code_hashes[key] = _code_hash(path)
+    return _code_hashes[key]
+
+
+def _code_hash(path: str | Path) -> str:
     try:
         tree = ast.parse(Path(path).read_text(), filename=str(path))
     except (SyntaxError, UnicodeDecodeError, ValueError):
