@@ -76,10 +76,16 @@ gpu-wheels:
 check: venv
 	$(PY) -m decktools.check $(DECK) --profile $(PROFILE)
 
-pdf: deck-figures node chromium
-	$(PY) -m decktools.build $(DECK) --pdf
+# As for slides, a figure that fails keeps its previous outputs: the PDF is made with them, then
+# make pdf fails; make dev serves the deck with them.
+pdf: venv $(if $(CLUSTER),cluster-venv) node chromium
+	@status=0; $(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS) || status=$$?; \
+	if [ $$status -gt 1 ]; then exit $$status; fi; \
+	$(PY) -m decktools.build $(DECK) --pdf --profile $(PROFILE) $$(if [ $$status = 1 ]; then echo --figures-failed; fi)
 
-dev: deck-figures node
+dev: venv $(if $(CLUSTER),cluster-venv) node
+	@status=0; $(PY) -m decktools.figures $(DECK) $(FIGURE_ARGS) || status=$$?; \
+	if [ $$status -gt 1 ]; then exit $$status; fi; \
 	$(PY) -m decktools.dev $(DECK) --port $(PORT)
 
 rehearse: venv

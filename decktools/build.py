@@ -195,7 +195,8 @@ def forced_failure_problems(deck, deck_path: Path, already: set[tuple]) -> list[
             for figure_id, refs in places.items() if figure_id in failed]
 
 
-def previous_outputs_summary(deck_path: Path, out: Path, profile: str = DEFAULT_PROFILE) -> int:
+def previous_outputs_summary(deck_path: Path, out: Path, profile: str = DEFAULT_PROFILE,
+                             command: str = "make slides") -> int:
     """After figures failed: where the built deck shows their previous outputs (check's stale
     warnings in the profile the figures were run in: a failed figure whose previous outputs were
     made in another profile is as stale as one whose script changed), a closing line, and the exit
@@ -208,7 +209,7 @@ def previous_outputs_summary(deck_path: Path, out: Path, profile: str = DEFAULT_
         print(problem, file=sys.stderr)
     where = ", shown where the warnings above say" if stale else ""
     print(f"slides: figures failed (see above); {out} was built with their previous outputs{where}: fix the "
-          "figures and run make slides again", file=sys.stderr)
+          f"figures and run {command} again", file=sys.stderr)
     return 1
 
 
@@ -219,19 +220,18 @@ def main(argv=None) -> int:
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--pdf", action="store_true", help="export a PDF instead of the site")
     parser.add_argument("--figures-failed", action="store_true",
-                        help="make slides: some of the deck's figures failed; build, then say so and exit 1")
+                        help="make slides, make pdf: some of the deck's figures failed; build, then say so and exit 1")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=["quick", "full", "gpu"],
                         help="the PROFILE the figures were run in (make slides passes it)")
     options = parser.parse_args(argv)
     try:
-        if options.pdf:
-            export_pdf(options.deck)
-            return 0
-        out = build(options.deck, options.base, options.force)
+        out = export_pdf(options.deck) if options.pdf else build(options.deck, options.base, options.force)
     except KeyboardInterrupt:
         print(f"slides: interrupted; {output_dir(options.deck)} is as it was", file=sys.stderr)
         return 130
-    return previous_outputs_summary(options.deck, out, options.profile) if options.figures_failed else 0
+    if not options.figures_failed:
+        return 0
+    return previous_outputs_summary(options.deck, out, options.profile, "make pdf" if options.pdf else "make slides")
 
 
 if __name__ == "__main__":

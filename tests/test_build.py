@@ -216,6 +216,15 @@ def test_a_failing_figure_keeps_its_image_the_deck_is_built_with_it_and_the_buil
     assert "to remake it" not in built.stderr
     assert built.stderr.strip().endswith(f"{deck.parent / 'dist-lecture'} was built with their previous outputs, "
                                          "shown where the warnings above say: fix the figures and run make slides again")
+    # make pdf: the handout is made with the previous image too (trial R got no PDF for one failed figure)
+    recipe = subprocess.run(["make", "-n", "--no-print-directory", "pdf", f"DECK={deck}", "PROFILE=quick"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60).stdout
+    assert "|| status=$?" in recipe and "--pdf --profile quick $(if [ $status = 1 ]; then echo --figures-failed; fi)" in recipe
+    exported = run_module("decktools.build", str(deck), "--pdf", "--figures-failed", "--profile", "quick")
+    assert exported.returncode == 1, exported.stderr[-3000:]
+    assert (deck.parent / "exports" / "lecture.pdf").stat().st_size > 1000
+    assert f"{deck}:{line}:{column}: warning: figure 'lab/plot' is stale" in exported.stderr
+    assert exported.stderr.strip().endswith("shown where the warnings above say: fix the figures and run make pdf again")
 
 
 def test_a_forced_remake_that_fails_on_unchanged_inputs_is_named_where_the_deck_shows_it(tmp_path, capsys):
