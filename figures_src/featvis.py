@@ -4,7 +4,9 @@ featvis/from-noise          one unit's image at several optimisation steps, star
 featvis/regularisation      the same unit: no prior / L2 + TV + jitter / Fourier + decorrelation +
                             transforms, with activation reached and high-frequency energy
 featvis/layer-grid          every channel of every conv layer, each layer in one batched render
-featvis/dataset-examples    units' visualisations beside the dataset crops that excite them most
+                            (a model with more than 4: its feature_layers; 64 channels each at most)
+featvis/dataset-examples    units' visualisations beside the dataset crops that excite them most,
+                            in the deepest conv layer whose receptive field fits the image (or params "layer")
 featvis/diversity           four images of one unit with and without a diversity objective
 featvis/deepdream           a scikit-image photograph before and after dreaming with a layer
 featvis/tuning              radial tuning curves of the curve-detector family the finder labels
@@ -44,7 +46,9 @@ FIGURES = {
     },
     "featvis/layer-grid": {
         "make": "make_layer_grid", "models": ["shapes-cnn-a"], "outputs": ["png"],
-        "params": {"quick": {**QUICK_RENDER, "steps": 12}, "full": FULL_RENDER},
+        # at most `layers` layers and their first `units` channels: a wide model's grid stays legible
+        "params": {"quick": {**QUICK_RENDER, "steps": 12, "layers": 4, "units": 64},
+                   "full": {**FULL_RENDER, "layers": 4, "units": 64}},
     },
     "featvis/dataset-examples": {
         "make": "make_dataset_examples", "models": ["shapes-cnn-a"], "outputs": ["png"],
@@ -162,6 +166,18 @@ def visualise(ctx, model, layer, units, steps, extra=None, image=None, snapshots
                   settings=RenderSettings(learning_rate=ctx.params["learning_rate"]))
 
 
+def grid_layers(ctx, model, most: int) -> list[str]:
+    """The conv layers; for a model with more than `most` (ResNet-18 has 20), the layers its zoo
+    entry names as feature_layers (its stages) instead; evenly spaced down to `most`, first and
+    last kept."""
+    layers = ctx.conv_layers(model)
+    if len(layers) > most and model.feature_layers:
+        layers = list(model.feature_layers)
+    if len(layers) > most:
+        layers = [layers[round(i * (len(layers) - 1) / max(1, most - 1))] for i in range(most)]
+    return layers
+
+
 def crop_size(model, layer):
     """The receptive field plus a small margin, at most the whole image."""
     from mechinterp.featvis.dataset_examples import receptive_field
@@ -214,7 +230,7 @@ def make_from_noise(ctx):
     result = visualise(ctx, model, layer, [unit], max(snapshots), image=image, snapshots=snapshots)
     values = [float(neuron_values(model, layer, [unit], result.snapshots[s])[0]) for s in snapshots]
     maximum, spread = dataset_strongest(model, layer, ctx.counted_dataset("test", "images", name).images)
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(10, 2.9))
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(10, 2.9), layout="constrained")
     for ax, step, value in zip(axes, snapshots, values):
         show_image(ax, result.snapshots[step][0], f"step {step}\nactivation {value:.1f}")
     fig.suptitle(f"Gradient ascent from noise: {layer} unit {unit}", fontsize=17, fontweight="bold")
@@ -261,36 +277,41 @@ def make_layer_grid(ctx):
     name, model = ctx.first_model()
     dataset = ctx.counted_dataset("test", "images", name).images
     numbers, pictures = {}, {}
-    for layer in ctx.conv_layers(model):
-        channels = range(dict(model.named_modules())[layer].out_channels)
+    for layer in grid_layers(ctx, model, ctx.params["layers"]):
+        maximum, spread = dataset_strongest(model, layer, dataset)
+        channels = range(min(len(maximum), ctx.params["units"]))
         result = visualise(ctx, model, layer, channels, ctx.params["steps"])
         pictures[layer] = centre_crop(result.images, crop_size(model, layer))
-        maximum, spread = dataset_strongest(model, layer, dataset)
         sigmas = sigmas_beyond(neuron_values(model, layer, channels, result.images), channels, maximum, spread)
-        numbers[layer] = {"channels": len(channels), "median_sigmas_beyond_dataset_max": float(sigmas.median()),
+        numbers[layer] = {"channels": len(maximum), "units_shown": len(channels),
+                          "median_sigmas_beyond_dataset_max": float(sigmas.median()),
                           "fraction_beyond_dataset_max": float((sigmas > 0).float().mean())}
     fig = plt.figure(figsize=(10, 3.9))
     grid = GridSpec(1, len(pictures), figure=fig, wspace=0.08)
     for column, (layer, images) in enumerate(pictures.items()):
-        draw_square_grid(fig, grid[column], images, f"{layer}: {len(images)} units")
+        shown = numbers[layer]
+        of = f" of {shown['channels']}" if shown["units_shown"] < shown["channels"] else ""
+        draw_square_grid(fig, grid[column], images, f"{layer}\n{len(images)}{of} units")
     ctx.save(fig)
     return {"model": name, "steps": ctx.params["steps"], "units_total": sum(len(p) for p in pictures.values()),
             "layers": numbers}
 
 
 def make_dataset_examples(ctx):
-    from mechinterp.featvis.dataset_examples import (receptive_field, receptive_field_crops,
-                                                     top_activating_examples)
+    from mechinterp.featvis.dataset_examples import (deepest_layer_seen_whole, receptive_field,
+                                                     receptive_field_crops, top_activating_examples)
     name, model = ctx.first_model()
-    layer = ctx.conv_layers(model)[-1]
     images = ctx.counted_dataset("test", "images", name).images
+    layer = (ctx.layer(model) if "layer" in ctx.params       # else the deepest conv a crop can show whole
+             else deepest_layer_seen_whole(model, ctx.conv_layers(model), tuple(images.shape[1:])))
     top = top_activating_examples(model, layer, images, k=ctx.params["examples"], progress=False)
     units = top.values[:, 0].argsort(descending=True)[:ctx.params["units"]].tolist()
     result = visualise(ctx, model, layer, units, ctx.params["steps"])
     reached = neuron_values(model, layer, units, result.images)
     field = receptive_field(model, layer, tuple(images.shape[1:]))
     pictures = centre_crop(result.images, field.size[0])
-    fig, axes = plt.subplots(len(units), 1 + ctx.params["examples"], figsize=(10, 1.75 * len(units) + 0.6))
+    fig, axes = plt.subplots(len(units), 1 + ctx.params["examples"], figsize=(10, 1.75 * len(units) + 0.6),
+                             layout="constrained")
     numbers = {}
     for row, unit in enumerate(units):
         show_image(axes[row, 0], pictures[row], activation_label(reached[row]))

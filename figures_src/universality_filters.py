@@ -113,7 +113,7 @@ def make_curve_detectors(ctx):
     from mechinterp.featvis.tuning import find_detector_family
     numbers = {"models": {}, "chosen": {}}
     fig, axes = plt.subplots(1, len(ctx.declared_models), figsize=(4 * len(ctx.declared_models), 4.9), squeeze=False,
-                             subplot_kw={"projection": "polar"})
+                             subplot_kw={"projection": "polar"}, layout="constrained")
     for axis, name in zip(axes[0], ctx.declared_models):
         model = ctx.model(name)
         families = {layer: find_detector_family(model, layer, ctx.params["orientations"])
@@ -128,8 +128,8 @@ def make_curve_detectors(ctx):
         draw_tuning_petals(axis, families[layer])
         count = families[layer].kinds.count("curve")
         axis.set_title(f"{model_label(name)} · {layer}\n{count} curve detectors", fontsize=15, pad=14)
-    fig.suptitle("The curve-detector family in every CNN of the zoo", y=1.04)
-    fig.subplots_adjust(wspace=0.45)
+    fig.suptitle("The curve-detector family in every CNN of the zoo")
+    fig.get_layout_engine().set(wspace=0.12)
     ctx.save(fig)
     numbers["mean_curve_coverage"] = float(np.mean([c["curve_coverage"] for c in numbers["chosen"].values()]))
     return numbers

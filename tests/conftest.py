@@ -113,6 +113,7 @@ def make_figure(figure_id: str, models_dir, staging: Path, params: dict | None =
                             declared_models=tuple(models or spec.get("models", [])), script=module.__file__)
     numbers = json.loads(json.dumps(to_jsonable(getattr(module, spec["make"])(context)), allow_nan=False))
     assert (staging / f"{context.name}.png").stat().st_size > 10_000
+    assert context.warnings == [], context.warnings          # no titles overprinting each other
     return numbers
 
 

@@ -183,3 +183,15 @@ def test_receptive_field_of_a_layer_that_ran_but_is_not_spatial_says_so():
     with pytest.raises(ValueError, match=r"layer 'act1' ran, but its output has shape \(1, 16\), not a "
                        r"spatial \(N, C, H, W\) map"):
         receptive_field(TabMLP(), "act1", (1, 8, 8))
+
+
+def test_the_deepest_layer_seen_whole_is_the_last_whose_receptive_field_fits_the_image():
+    """Five 3x3 convs, stride 1: receptive fields 3, 5, 7, 9 and 11 px (each adds 2)."""
+    from mechinterp.featvis.dataset_examples import deepest_layer_seen_whole
+    model = nn.Sequential(*[nn.Conv2d(1, 1, 3, padding=1) for _ in range(5)]).eval()
+    layers = [str(i) for i in range(5)]
+    assert [receptive_field(model, layer, (1, 8, 8)).size[0] for layer in layers] == [3, 5, 7, 9, 11]
+    assert deepest_layer_seen_whole(model, layers, (1, 8, 8)) == "2"           # 7 px fits 8, 9 does not
+    assert deepest_layer_seen_whole(model, layers, (1, 9, 9)) == "3"
+    assert deepest_layer_seen_whole(model, layers, (1, 16, 16)) == "4"
+    assert deepest_layer_seen_whole(model, layers, (1, 2, 2)) == "0"           # none fits: the first

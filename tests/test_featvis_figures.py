@@ -51,6 +51,33 @@ def test_visualisations_beat_their_units_dataset_examples(trained_zoo, tmp_path,
     assert numbers["receptive_field"] == list(receptive_field(model, numbers["layer"], model.input_shape).size)
 
 
+def quick_params(figure_id: str, **changes) -> dict:
+    from figures_src.featvis import FIGURES
+    return {**FIGURES[figure_id]["params"]["quick"], **changes}
+
+
+def test_dataset_examples_of_a_resnet_use_the_deepest_conv_whose_field_fits_the_image(trained_zoo, tmp_path,
+                                                                                       run_figure):
+    """Trial R: on ResNet-18 at 32 px the last conv (a 435 px receptive field) made every crop a
+    black square with the digit a dot in its middle; params "layer" still picks any layer."""
+    params = quick_params("featvis/dataset-examples", steps=4)
+    numbers = run_figure("featvis/dataset-examples", trained_zoo, tmp_path, models=["shapes-resnet18"], params=params)
+    assert numbers["layer"] == "layer1.0.conv2" and numbers["receptive_field"] == [27, 27]
+    named = run_figure("featvis/dataset-examples", trained_zoo, tmp_path, models=["shapes-resnet18"],
+                       params={**params, "layer": "layer1.0.conv1"})
+    assert named["layer"] == "layer1.0.conv1" and named["receptive_field"] == [19, 19]
+
+
+def test_layer_grid_of_a_resnet_shows_its_stages_and_at_most_units_channels_of_each(trained_zoo, tmp_path,
+                                                                                    run_figure):
+    """Trial R: all 20 convs of ResNet-18 (4800 units) drew titles over each other and took 253 s."""
+    params = quick_params("featvis/layer-grid", steps=4, units=16)
+    numbers = run_figure("featvis/layer-grid", trained_zoo, tmp_path, models=["shapes-resnet18"], params=params)
+    assert list(numbers["layers"]) == ["layer1", "layer2", "layer3", "layer4"]       # its feature_layers
+    assert [row["channels"] for row in numbers["layers"].values()] == [64, 128, 256, 512]
+    assert [row["units_shown"] for row in numbers["layers"].values()] == [16] * 4 and numbers["units_total"] == 64
+
+
 def test_diversity_makes_the_images_less_alike(trained_zoo, tmp_path, run_figure):
     numbers = run_figure("featvis/diversity", trained_zoo, tmp_path)
     assert numbers["diverse"]["mean_gram_similarity"] < numbers["plain"]["mean_gram_similarity"] - 0.1

@@ -93,6 +93,72 @@ def test_a_param_the_figure_lacks_names_the_entry_and_the_nearest_names(tmp_path
                                   "steps: add it to FIGURES['a/b'][\"params\"] in s.py")
 
 
+def test_a_layer_param_that_is_no_module_gets_the_nearest_of_all_modules(tmp_path):
+    """Trial R: a layer param's hint came from feature_layers only ('layer2.0.conv3' -> layer3,
+    layer2), and a functional step ('layer1.0.add') was only "not a layer"."""
+    import torchvision
+    from figures_src.runner.context import FigureInputError
+    model = torchvision.models.resnet18(num_classes=10)
+    model.feature_layers = ["layer1", "layer2", "layer3", "layer4"]
+    for wanted, nearest in (("layer2.0.conv3", "'layer2.0.conv1'"), ("layer1.0.add", "'layer1.0'")):
+        ctx = FigureContext("mine/ig", {"layer": wanted}, "quick", "cpu", tmp_path, tmp_path, script="figures_src/mine.py")
+        with pytest.raises(FigureInputError) as refused:
+            ctx.layer(model)
+        message = str(refused.value)
+        assert message.startswith(f"figure 'mine/ig': params 'layer': ResNet has no layer {wanted!r}. Did you mean ")
+        assert nearest in message.split("Did you mean ")[1].split("?")[0]
+        assert "python -m mechinterp.models.layers" in message
+        assert message.endswith("set 'layer' in FIGURES['mine/ig'][\"params\"] in figures_src/mine.py to a module "
+                                "name or an index into its feature_layers (layer1, layer2, layer3, layer4)")
+    ctx = FigureContext("mine/ig", {"layer": 7}, "quick", "cpu", tmp_path, tmp_path, script="figures_src/mine.py")
+    with pytest.raises(FigureInputError, match=r"params 'layer' is 7, which is not a layer of 'the model'"):
+        ctx.layer(model)
+    assert FigureContext("a/b", {"layer": -1}, "quick", "cpu", tmp_path, tmp_path).layer(model) == "layer4"
+
+
+CROWDED = """
+import matplotlib.pyplot as plt
+
+FIGURES = {"lab/crowded": {"make": "make_crowded"}, "lab/roomy": {"make": "make_roomy"}}
+
+def draw(**layout):
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.5), **layout)
+    for axis in axes:
+        axis.set_title("a panel title\\non two lines")
+    fig.suptitle("A figure title in large type", fontsize=22)
+    return fig
+
+def make_crowded(ctx):
+    ctx.save(draw())
+    return {}
+
+def make_roomy(ctx):
+    ctx.save(draw(layout="constrained"))
+    return {}
+"""
+
+
+def test_titles_that_overprint_each_other_are_said_beside_the_made_line(tmp_path):
+    """Trial R: a suptitle printed over the panels' titles (our own from-noise too), unnoticed
+    until the slide was on a screen. The figure is still made; the runner says what overlaps."""
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    (scripts / "lab.py").write_text(CROWDED)
+    result = subprocess.run([sys.executable, "-m", "figures_src.runner", "--scripts-dir", str(scripts),
+                             "--figures-dir", str(tmp_path / "figures"), "--models-dir", str(tmp_path / "models"),
+                             "--profile", "quick", "--device", "cpu", "--jobs", "1"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    made = [i for i, line in enumerate(lines) if line.startswith("made   lab/crowded ")]
+    assert made and lines[made[0] + 1] == (
+        "  warning: lab/crowded: crowded.png: titles overprint each other ('A figure title in large type' overlaps "
+        "'a panel title on two lines'; 'A figure title in large type' overlaps 'a panel title on two lines'): "
+        'give them room: plt.subplots(..., layout="constrained"), or fig.tight_layout() before ctx.save')
+    assert not any("lab/roomy" in line for line in lines if "warning" in line)
+    assert (tmp_path / "figures" / "lab" / "crowded.png").is_file()
+
+
 def run_script_on_two_models(tmp_path, name: str, source: str):
     """(runner result, scripts folder, figures folder): the runner run on one script whose figures
     may read models m1 and m2 (a random checkpoint and a meta.json each)."""

@@ -28,7 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
-from figures_src.runner.jobs import engine_commit, install_outputs, job_for, record, record_failure
+from figures_src.runner.jobs import (engine_commit, install_outputs, job_for, record, record_failure,
+                                     warning_lines)
 from figures_src.runner.paths import REPO_ROOT, STAGING_ROOT
 from figures_src.runner.signals import INTERRUPTS, Interrupted
 from figures_src.runner.staleness import Manifest, file_hash
@@ -261,7 +262,8 @@ def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifes
         (staging / name).write_bytes(data)
     result = {**outcome["result"], "ran_on": outcome["ran_on"]}
     record(manifest, spec, inputs, install_outputs(spec, staging, figures_dir), result, commit)
-    return f"made   {spec.figure_id} ({result['seconds']:.1f} s on {result['device']} at {result['ran_on']['worker']})"
+    return (f"made   {spec.figure_id} ({result['seconds']:.1f} s on {result['device']} at {result['ran_on']['worker']})"
+            + warning_lines(spec.figure_id, result))
 
 
 def submit_all(client, stale, options, code_id: str, workers: list[str], restrict: bool, failures: dict):

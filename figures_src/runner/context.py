@@ -37,6 +37,7 @@ class FigureContext:
     script: str = "the figure's script"     # where that entry is, for the message when it is not
     written: list[Path] = field(default_factory=list)
     read: set[str] = field(default_factory=set)    # the declared models ctx.model/model_meta gave
+    warnings: list[str] = field(default_factory=list)   # said beside "made" (titles that overprint)
 
     def __post_init__(self):
         self.params = FigureParams(self.params, f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script}",
@@ -55,10 +56,18 @@ class FigureContext:
         return target
 
     def save(self, fig, suffix: str = "png") -> Path:
-        """Save a matplotlib figure as <id>.<suffix> in the deck's style, then close it."""
+        """Save a matplotlib figure as <id>.<suffix> in the deck's style, then close it; titles
+        that overprint each other are noted in `warnings`."""
         import matplotlib.pyplot as plt
+        from figures_src.runner.style import overlapping_titles
         target = self.path(suffix)
         fig.savefig(target, format=suffix)
+        overlaps = overlapping_titles(fig)
+        if overlaps:
+            more = f" and {len(overlaps) - 2} more" if len(overlaps) > 2 else ""
+            self.warnings.append(f"{target.name}: titles overprint each other ({'; '.join(overlaps[:2])}{more}): "
+                                 "give them room: plt.subplots(..., layout=\"constrained\"), or "
+                                 "fig.tight_layout() before ctx.save")
         plt.close(fig)
         return target
 
@@ -114,11 +123,17 @@ class FigureContext:
         if isinstance(wanted, str) and wanted in dict(model.named_modules()):
             return wanted
         from mechinterp.names import did_you_mean
+        fix = (f"set {param!r} in FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to a module name or "
+               f"an index into its feature_layers ({', '.join(model.feature_layers)})")
+        if isinstance(wanted, str):   # the engine's message: the nearest of all its modules, and the listing
+            from mechinterp.hooks import LayerNotFoundError, get_module
+            try:
+                get_module(model, wanted)
+            except LayerNotFoundError as error:
+                raise FigureInputError(f"figure {self.figure_id!r}: params {param!r}: {error.args[0]}; {fix}") from None
         raise FigureInputError(
             f"figure {self.figure_id!r}: params {param!r} is {wanted!r}, which is not a layer of "
-            f"{getattr(model, 'zoo_name', 'the model')!r}{did_you_mean(wanted, model.feature_layers)}; "
-            f"its feature_layers are {', '.join(model.feature_layers)}: set {param!r} in "
-            f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to one of them or an index into them")
+            f"{getattr(model, 'zoo_name', 'the model')!r}{did_you_mean(str(wanted), model.feature_layers)}; {fix}")
 
     def class_index(self, class_names, param: str, name: str | None = None) -> int:
         """The index in the model's data's class_names of the class params[param] names (or

@@ -168,7 +168,14 @@ def finish(worker: Worker, manifest: Manifest, figures_dir: Path, commit: str, f
     result = outcome["result"]
     record(manifest, worker.spec, worker.inputs, install_outputs(worker.spec, worker.staging, figures_dir),
            result, commit)
-    return f"made   {worker.spec.figure_id} ({result['seconds']:.1f} s on {result['device']})"
+    return f"made   {worker.spec.figure_id} ({result['seconds']:.1f} s on {result['device']})" + \
+        warning_lines(worker.spec.figure_id, result)
+
+
+def warning_lines(figure_id: str, result: dict) -> str:
+    """The lines said under a figure's "made" line for what its worker noticed in it (titles that
+    overprint each other: ctx.save); "" when nothing."""
+    return "".join(f"\n  warning: {figure_id}: {warning}" for warning in result.get("warnings") or [])
 
 
 def run_stale(stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:

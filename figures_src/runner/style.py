@@ -2,6 +2,8 @@
 
 The runner calls apply_style() before every figure, so figure scripts never set rcParams.
 Figures are drawn at 16:9 proportions and saved at a resolution that stays sharp on a projector.
+After saving, ctx.save asks overlapping_titles whether any titles or axis labels overprint each
+other (a suptitle on the panels' titles), and the runner says so beside the figure's "made" line.
 """
 from __future__ import annotations
 
@@ -42,3 +44,29 @@ def apply_style() -> None:
     """Reset matplotlib to defaults, then apply the deck style (idempotent)."""
     matplotlib.rcdefaults()
     matplotlib.rcParams.update(DECK_STYLE)
+
+
+def overlapping_titles(fig) -> list[str]:
+    """Each pair of titles or axis labels of a drawn figure whose text overprints the other (a
+    suptitle on the panels' titles, a crowded grid's titles), as "'A' overlaps 'B'". Call it after
+    the figure was saved or drawn, so its layout has run."""
+    renderer = fig.canvas.get_renderer()
+    texts = [fig._suptitle, *fig.texts]
+    for axes in fig.axes:
+        texts += [axes.title, axes._left_title, axes._right_title, axes.xaxis.label, axes.yaxis.label]
+    texts = {id(text): text for text in texts                 # a suptitle is in fig.texts too
+             if text is not None and text.get_visible() and text.get_text().strip()}
+    shown = [(text, text.get_window_extent(renderer)) for text in texts.values()]
+    found = []
+    for i, (text, box) in enumerate(shown):
+        for other, other_box in shown[i + 1:]:
+            overlap_x = min(box.x1, other_box.x1) - max(box.x0, other_box.x0)
+            overlap_y = min(box.y1, other_box.y1) - max(box.y0, other_box.y0)
+            if overlap_x > 2 and overlap_y > 2:        # pixels: touching edges are not overprinting
+                found.append(f"{shorten(text.get_text())!r} overlaps {shorten(other.get_text())!r}")
+    return found
+
+
+def shorten(text: str, width: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"

@@ -84,7 +84,8 @@ def make_figure(job: dict) -> dict:
     if missing:
         raise FileNotFoundError(f"{job['make']} did not write its declared outputs {missing} "
                                 f"(use ctx.save(fig, suffix))")
-    return {"seconds": seconds, "device": str(device), "files": [p.name for p in ctx.written]}
+    return {"seconds": seconds, "device": str(device), "files": [p.name for p in ctx.written],
+            "warnings": ctx.warnings}
 
 
 CPU_FIGURE_THREADS = 1

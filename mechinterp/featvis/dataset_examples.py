@@ -9,6 +9,7 @@ memory stays bounded (units x (k + batch)) whatever the dataset size.
     top.values[unit], top.indices[unit]        # (k,) activations and dataset indices, best first
     field = receptive_field(model, "relu2", test.images.shape[1:])
     crops = receptive_field_crops(test.images, top, field, unit)   # (k, C, size, size)
+    deepest_layer_seen_whole(model, model.conv_layers, (3, 32, 32))  # a layer whose crops are not padding
 
 statistic="max" ranks images by the unit's strongest position (the crop is taken there);
 statistic="mean" ranks by the spatial mean, the quantity a channel objective maximises.
@@ -222,6 +223,17 @@ def receptive_field(model: nn.Module, layer: str, input_shape) -> ReceptiveField
                               "a receptive field needs a layer with image positions (a conv layer, or one after a "
                               "conv)", output)
     raise ValueError(f"layer {layer!r} did not run in the forward pass with a spatial output")
+
+
+def deepest_layer_seen_whole(model: nn.Module, layers: list[str], input_shape) -> str:
+    """The deepest of `layers` (given in forward order) whose receptive field fits inside the
+    image, so that a unit's dataset crop shows what it sees rather than mostly padding (ResNet-18's
+    last conv sees 435 px of a 32 px image); the first of them when none fits."""
+    side = max(input_shape[-2:])
+    for layer in reversed(layers):
+        if max(receptive_field(model, layer, input_shape).size) <= side:
+            return layer
+    return layers[0]
 
 
 BACKGROUND_SHARE = 0.6        # of the border within BACKGROUND_TOLERANCE of its median: a background
