@@ -270,6 +270,31 @@ def test_the_only_worker_killed_mid_figure_is_said_then_a_clear_failure_after_th
     assert files_of(figures) == before
 
 
+def test_a_scheduler_that_dies_mid_run_is_one_line_and_the_outputs_are_kept(tmp_path):
+    """Trial Q: kill -9 of the scheduler mid-figure gave about 80 lines of tracebacks (asyncio's,
+    distributed's and the runner's OSError)."""
+    (tmp_path / "gone").mkdir()
+    gone = LocalCluster(tmp_path / "gone")
+    try:
+        gone.start_worker("only")
+        gone.wait_for_workers(1)
+        process, figures, before, marker = start_slow_figure(gone, tmp_path, 60)
+        gone.client.close()
+        gone.scheduler.kill()
+        started = time.monotonic()
+        _, stderr = process.communicate(timeout=90)
+    finally:
+        for worker in gone.workers.values():
+            worker.kill()
+        gone.scheduler.wait()
+    assert time.monotonic() - started < 45 and process.returncode == 1
+    assert "Traceback" not in stderr and "CancelledError" not in stderr, stderr[-3000:]
+    assert (f"error: lost the Dask scheduler at {gone.address} mid-run (it stopped, or the network to it "
+            "did): slow/one not made, its previous outputs kept; restart the scheduler and its workers, "
+            "then run again") in stderr.splitlines(), stderr[-3000:]
+    assert files_of(figures) == before
+
+
 def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
     scripts, figures, models = small_workspace(tmp_path)
     with socket.socket() as probe:

@@ -371,3 +371,13 @@ def test_builders_end_when_their_runner_is_killed(workspace):
     os.kill(process.pid, signal.SIGKILL)                # no chance to clean up
     process.communicate(timeout=30)
     wait_for(lambda: not any(alive(pid) for pid in training), timeout=5, what="the orphaned builders to exit")
+
+
+def test_the_interrupted_line_counts_in_words_that_agree():
+    from figures_src.runner.signals import Interrupted
+    assert Interrupted(["a/one"], 2, 1).line() == (
+        "interrupted: figure a/one was not finished; its previous outputs are kept; 2 not started; "
+        "1 made before the interrupt is saved")
+    assert Interrupted(["a/one", "b/two"], 0, 3).line() == (
+        "interrupted: figures a/one, b/two were not finished; their previous outputs are kept; "
+        "3 made before the interrupt are saved")

@@ -21,6 +21,7 @@ consistent. A run with nothing stale never connects.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sys
@@ -42,6 +43,10 @@ POLL_SECONDS = 1
 
 class NoWorkersLeft(RuntimeError):
     """The scheduler had no worker for the whole wait; the message says so, for each task left."""
+
+
+class SchedulerLost(RuntimeError):
+    """The connection to the scheduler broke mid-run (it stopped, or the network to it did)."""
 
 
 def connect(target: str, config: Path):
@@ -223,6 +228,7 @@ def as_finished(client, names: dict, address: str):
     """Each future of `names` ({future: what it makes}) as it finishes. While the scheduler has no
     worker, one line says so, naming what waits; if none joins within worker_wait(), NoWorkersLeft."""
     from distributed import wait
+    from distributed.client import FuturesCancelledError
     pending, alone_since = set(names), None
     while pending:
         try:
@@ -230,11 +236,17 @@ def as_finished(client, names: dict, address: str):
                 done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
         except TimeoutError:
             done = set()
+        except (FuturesCancelledError, OSError):   # the client cancels them all when its scheduler is gone
+            raise SchedulerLost() from None
         pending -= done
         yield from done
         if done or not pending:
             continue
-        if client.nthreads():
+        try:
+            threads = client.nthreads()
+        except OSError:
+            raise SchedulerLost() from None
+        if threads:
             if alone_since is not None:
                 print("a worker joined; going on", file=sys.stderr, flush=True)
             alone_since = None
@@ -290,6 +302,9 @@ def run_stale_on_cluster(stale, options, manifest: Manifest, figures_dir: Path) 
     Raises Interrupted on a stop signal, after cancelling the remote tasks."""
     with INTERRUPTS.deferred():
         client, started = connect(options.cluster, options.cluster_config)
+    # the client's own reports of a broken connection (tracebacks while it tries to reconnect) say
+    # less than the one line SchedulerLost gives
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     try:
         return _run_on(client, stale, options, manifest, figures_dir)
     finally:
@@ -324,6 +339,13 @@ def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> di
         for spec, _ in futures.values():
             failures[spec.figure_id] = str(stop)
             print(f"FAILED {spec.figure_id}: {stop}", file=sys.stderr, flush=True)
+    except SchedulerLost:
+        lost = [spec.figure_id for spec, _ in futures.values()]
+        failures.update({figure_id: f"lost the Dask scheduler at {options.cluster}" for figure_id in lost})
+        kept = "its previous outputs kept" if len(lost) == 1 else "their previous outputs kept"
+        print(f"error: lost the Dask scheduler at {options.cluster} mid-run (it stopped, or the network to it "
+              f"did): {', '.join(lost)} not made, {kept}; restart the scheduler and its workers, then run again",
+              file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         client.cancel(list(futures), force=True)
         raise Interrupted([spec.figure_id for spec, _ in futures.values()], 0, made) from None

@@ -84,5 +84,5 @@ class Interrupted(KeyboardInterrupt):
         if self.not_started:
             text += f"; {self.not_started} not started"
         if self.made:
-            text += f"; {self.made} made before the interrupt are saved"
+            text += f"; {self.made} made before the interrupt {'is' if self.made == 1 else 'are'} saved"
         return f"interrupted: {text}"
