@@ -153,6 +153,12 @@ def test_a_gpu_figure_no_worker_can_take_fails_the_others_are_made_and_a_no_op_c
         nobody = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
     no_op = runner(scripts, figures, models, "--ids", "small/line", "--cluster", nobody)
     assert no_op.returncode == 0 and "0 made, 1 up to date" in no_op.stdout
+    # DEVICE=cuda: every figure needs a worker that offers a GPU (trial Q's ran on a CPU worker and
+    # failed there with torch's "sees no CUDA GPU")
+    on_cuda = runner(scripts, figures, models, "--ids", "small/line", "--force", "--device", "cuda",
+                     "--cluster", cluster.address)
+    assert on_cuda.returncode == 1 and "cannot small/line: no worker of the cluster offers GPU=1" in on_cuda.stderr
+    assert "sees no CUDA GPU" not in on_cuda.stderr and "made   small/line" not in on_cuda.stdout
 
 
 def test_a_worker_holding_another_commit_is_refused_naming_both(cluster, tmp_path):

@@ -186,6 +186,14 @@ def figure_device(spec, requested: str) -> str:
     return cluster_device(requested)
 
 
+def figure_resources(spec, requested: str) -> dict:
+    """What a worker must offer to make the figure: its own `resources`, and a GPU when it runs on
+    cuda (DEVICE=cuda: a CPU worker's torch would refuse it)."""
+    if figure_device(spec, requested) == "cuda":
+        return {"GPU": 1, **spec.resources}
+    return dict(spec.resources)
+
+
 def remote_job(spec, options, code_id: str, files: dict[str, str]) -> dict:
     job = job_for(spec, options, Path("staging"))
     for local_only in ("staging_dir", "result_file", "models_dir", "threads"):
@@ -283,7 +291,7 @@ def submit_all(client, stale, options, code_id: str, workers: list[str], restric
     wanted, jobs = {}, {}
     offered = client.scheduler_info(n_workers=-1)["workers"]
     for spec, inputs, _ in stale:
-        if reason := unplaceable(spec.resources, offered, workers):
+        if reason := unplaceable(figure_resources(spec, options.device), offered, workers):
             failures[spec.figure_id] = reason
             print(f"cannot {spec.figure_id}: {reason}", file=sys.stderr, flush=True)
             continue
@@ -292,7 +300,7 @@ def submit_all(client, stale, options, code_id: str, workers: list[str], restric
         jobs[spec.figure_id] = (spec, inputs, remote_job(spec, options, code_id, files))
     ship_checkpoints(client, workers, wanted)
     return {client.submit(shipped("make_figure_remotely"), job, key=f"figure-{spec.figure_id}-{uuid.uuid4().hex[:8]}",
-                          pure=False, resources=spec.resources or None,
+                          pure=False, resources=figure_resources(spec, options.device) or None,
                           workers=workers if restrict else None): (spec, inputs)
             for spec, inputs, job in jobs.values()}
 
