@@ -123,7 +123,7 @@ $(VENV)/.installed: pyproject.toml
 test-venv: $(VENV)/.installed-test
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+	touch $@ $(VENV)/.installed-cluster    # the test extras hold the cluster's
 
 cluster-venv: $(VENV)/.installed-cluster
 $(VENV)/.installed-cluster: $(VENV)/.installed
