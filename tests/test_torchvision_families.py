@@ -43,6 +43,7 @@ def test_the_zoo_resnet_is_torchvisions_with_its_own_layer_names(resnet, shapes)
     rows = {row.name: row for row in layer_table(resnet)}
     assert rows["layer2.0.conv1"].kind == "Conv2d" and rows["layer1"].kind == "Sequential"
     assert "runs 2 times" in rows["layer1.0.relu"].note and rows["layer1.0.add"].kind == "function"
+    assert rows["layer2.0.downsample"].note.startswith("shortcut branch") and rows["layer2.0"].note == "block output"
     with pytest.raises(KeyError, match=r"no layer 'layer2\.0\.conv3'.*'layer2\.0\.conv1'.*mechinterp\.models\.layers"):
         get_module(resnet, "layer2.0.conv3")
 

@@ -11,7 +11,8 @@ Names are torchvision's own (`layer1`, `layer2.0.conv1`, `features.0.0`, `incept
 order is that of one forward pass of a zero image of the model's input_shape (torchvision's
 3x224x224 when none is declared), with hooks on every module: each module is listed when its
 output is made, so a layer comes before the block (a container: `layer1.0`, `features.1`) that
-holds it, marked "block output". Every module is listed, down to the leaves inside torchvision's
+holds it, marked "block output" (a residual shortcut, `layer2.0.downsample`, is marked as the
+branch it is). Every module is listed, down to the leaves inside torchvision's
 own blocks (`features.0.0` of MobileNetV3's Conv2dNormActivation). The functional steps
 (`layer1.0.add`, `flatten`) come from torchvision.models.feature_extraction.get_graph_node_names
 (a torch.fx trace) and are marked: hooks, and so feature_layers, ablation and patching, take
@@ -41,6 +42,10 @@ from mechinterp.names import did_you_mean
 from mechinterp.transformers.interface import known_size
 
 FUNCTION = "function (not hookable: read the module that contains it)"
+# a residual block's shortcut (torchvision's ResNets: downsample): a branch the block adds to its
+# main path, not the block's output
+SHORTCUTS = ("downsample", "shortcut")
+SHORTCUT = "shortcut branch: its block adds it to the main path; read the block for its output"
 NOT_RUN = "not run by an eval-mode forward pass"
 TORCHVISION_INPUT = (3, 224, 224)
 
@@ -153,7 +158,7 @@ def layer_table(model: nn.Module, input_shape=None) -> list[LayerRow]:
     functions, gates = _functions_after(nodes, modules), gate_convs(model)
     rows = [LayerRow(node, "function", FUNCTION) for node in functions.get(None, [])]
     for name, shape in shapes.items():
-        rows.append(LayerRow(name, type(modules[name]).__name__, _note(modules[name], calls[name],
+        rows.append(LayerRow(name, type(modules[name]).__name__, _note(name, modules[name], calls[name],
                                                                       name in gates), shape))
         rows += [LayerRow(node, "function", FUNCTION) for node in functions.get(name, [])]
     unrun = [name for name in _module_order(model) if name not in shapes]
@@ -166,11 +171,13 @@ def read_once(row: LayerRow) -> bool:
     return row.kind != "function" and row.note != NOT_RUN and not row.note.startswith("runs ")
 
 
-def _note(module: nn.Module, calls: int, gate: bool) -> str:
+def _note(name: str, module: nn.Module, calls: int, gate: bool) -> str:
     if calls > 1:
         return f"runs {calls} times per forward pass: hooks read its last call"
     if gate:
         return "squeeze-excitation gate: not a default feature layer"
+    if name.rsplit(".", 1)[-1] in SHORTCUTS:
+        return SHORTCUT
     return "block output" if list(module.children()) else ""
 
 
