@@ -149,6 +149,9 @@ def test_only_and_force_and_list(workspace):
     assert "stale  beta/three: forced" in listing.stdout and made_ids(listing) == set()
     unknown = run_runner(workspace, "--only", "nope/*")
     assert unknown.returncode == 2 and "no figure id matches" in unknown.stderr
+    # trial R wrote ONLY='myresnet/from-noise myresnet/diversity': ids hold no spaces, so either splits
+    for several in ("alpha/one beta/three", "alpha/one,beta/three", " alpha/one ,  beta/three "):
+        assert made_ids(run_runner(workspace, "--only", several, "--force")) == {"alpha/one", "beta/three"}
 
 
 def test_stale_figures_start_longest_first_by_their_last_seconds(workspace):

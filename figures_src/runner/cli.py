@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def parse_args(argv=None):
     parser.add_argument("--figures-dir", type=Path, default=FIGURES_DIR)
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     options = parser.parse_args(argv)
-    options.only = [p for pattern in options.only for p in pattern.split(",") if p]
+    # ONLY='a/x,b/y' or ONLY='a/x b/y': a figure id holds neither a comma nor a space
+    options.only = [p for pattern in options.only for p in re.split(r"[,\s]+", pattern) if p]
     if options.jobs < 1:
         parser.error(f"--jobs {options.jobs}: give how many figures to make at once, 1 or more (make: JOBS=2)")
     return options
