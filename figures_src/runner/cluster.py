@@ -42,7 +42,7 @@ POLL_SECONDS = 1
 
 
 class NoWorkersLeft(RuntimeError):
-    """The scheduler had no worker for the whole wait; the message says so, for each task left."""
+    """The scheduler had no worker for the whole wait (the message: for how long, what to do)."""
 
 
 class SchedulerLost(RuntimeError):
@@ -264,8 +264,8 @@ def as_finished(client, names: dict, address: str):
                   f"({WAIT_ENV}) for one to join: {', '.join(sorted(names[f] for f in pending))} pending",
                   file=sys.stderr, flush=True)
         elif time.monotonic() - alone_since > worker_wait():
-            raise NoWorkersLeft(f"no worker of {address} took it within {worker_wait():.0f} s (the scheduler "
-                                "has none left: start one with `dask worker`); its previous outputs are kept")
+            raise NoWorkersLeft(f"within {worker_wait():.0f} s (the scheduler has none left: start one with "
+                                "`dask worker`)")
 
 
 def install_remote(spec, inputs, outcome: dict, staging: Path, manifest: Manifest,
@@ -344,9 +344,11 @@ def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> di
             print(line, file=sys.stderr if line.startswith("FAILED") else sys.stdout, flush=True)
     except NoWorkersLeft as stop:
         client.cancel(list(futures), force=True)
-        for spec, _ in futures.values():
-            failures[spec.figure_id] = str(stop)
-            print(f"FAILED {spec.figure_id}: {stop}", file=sys.stderr, flush=True)
+        waiting = [spec.figure_id for spec, _ in futures.values()]
+        one = len(waiting) == 1
+        failures.update({figure_id: f"no worker of {options.cluster} took it {stop}" for figure_id in waiting})
+        print(f"FAILED {', '.join(waiting)}: no worker of {options.cluster} took {'it' if one else 'them'} {stop}; "
+              f"{'its' if one else 'their'} previous outputs are kept", file=sys.stderr, flush=True)
     except SchedulerLost:
         lost = [spec.figure_id for spec, _ in futures.values()]
         failures.update({figure_id: f"lost the Dask scheduler at {options.cluster}" for figure_id in lost})

@@ -100,7 +100,7 @@ def submit_models(client, names: list[str], zoo, code_id: str, device: str, rest
 
 def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, device: str) -> dict[str, str]:
     """Train `names` on the cluster, installing each as it returns; {name: failure}."""
-    from figures_src.runner.cluster import NoWorkersLeft, as_finished, outcome_of, unplaceable
+    from figures_src.runner.cluster import NoWorkersLeft, SchedulerLost, as_finished, outcome_of, unplaceable
     bundle = ship_code(client, SCRIPTS_DIR, models_dir)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
@@ -125,7 +125,12 @@ def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, d
     except NoWorkersLeft as stop:
         client.cancel(list(futures), force=True)
         for name in futures.values():
-            failures[name] = f"zoo: cannot build {name!r} on the cluster: {stop}"
+            failures[name] = f"zoo: cannot build {name!r} on the cluster: no worker took it {stop}"
+            print(failures[name], file=sys.stderr, flush=True)
+    except SchedulerLost:
+        for name in futures.values():
+            failures[name] = (f"zoo: cannot build {name!r} on the cluster: lost the Dask scheduler mid-run (it "
+                              "stopped, or the network to it did); restart it and its workers, then run again")
             print(failures[name], file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         client.cancel(list(futures), force=True)
