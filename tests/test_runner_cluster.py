@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 distributed = pytest.importorskip("distributed")
+from figures_src.runner.cluster import raise_if_scheduler_lost  # noqa: E402
 from tests.clusterkit import REPO, LocalCluster, entries, files_of, runner  # noqa: E402
 
 
@@ -285,10 +286,17 @@ def test_a_scheduler_that_dies_mid_run_is_one_line_and_the_outputs_are_kept(tmp_
         gone.start_worker("only")
         gone.wait_for_workers(1)
         process, figures, before, marker = start_slow_figure(gone, tmp_path, 60)
-        gone.client.close()
+        watcher = gone.client                     # a client of its own, as the runner's is
+        assert raise_if_scheduler_lost(watcher, gone.address, OSError("a local file")) is None
         gone.scheduler.kill()
         started = time.monotonic()
         _, stderr = process.communicate(timeout=90)
+        while watcher.status == "running" and time.monotonic() - started < 60:
+            time.sleep(0.2)
+        with pytest.raises(SystemExit, match=rf"^error: lost the Dask scheduler at {gone.address} before the "
+                           r"work was sent .*; nothing was changed here; restart the scheduler"):
+            raise_if_scheduler_lost(watcher, gone.address, OSError("Timed out"))
+        watcher.close()
     finally:
         for worker in gone.workers.values():
             worker.kill()
@@ -420,6 +428,33 @@ def device_zoo(folder: Path, text: str = DEVICE_ZOO) -> Path:
     folder.mkdir()
     (folder / "zoo.yaml").write_text(text)
     return folder / "zoo.yaml"
+
+
+def test_make_models_with_its_scheduler_lost_mid_training_is_one_line_per_model(tmp_path):
+    zoo = device_zoo(tmp_path / "there", "models:\n  slow-mlp:\n" + MLP_FIELDS.replace("epochs: 1", "epochs: 3000"))
+    (tmp_path / "gone").mkdir()
+    gone = LocalCluster(tmp_path / "gone")
+    try:
+        gone.start_worker("only")
+        gone.wait_for_workers(1)
+        building = subprocess.Popen([sys.executable, "-m", "figures_src.runner.zoo_cluster", "--cluster",
+                                     gone.address, "--models-dir", str(zoo.parent)], cwd=REPO,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        while not any(gone.client.processing().values()) and time.time() < deadline:
+            time.sleep(0.2)
+        assert any(gone.client.processing().values()), "the model never started training"
+        gone.client.close()
+        gone.scheduler.kill()
+        _, stderr = building.communicate(timeout=90)
+    finally:
+        for worker in gone.workers.values():
+            worker.kill()
+        gone.scheduler.wait()
+    assert building.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert ("zoo: cannot build 'slow-mlp' on the cluster: lost the Dask scheduler mid-run (it stopped, or the "
+            "network to it did); restart it and its workers, then run again") in stderr.splitlines(), stderr[-3000:]
+    assert not (zoo.parent / "slow-mlp" / "checkpoint.safetensors").exists()
 
 
 def test_make_models_on_the_cluster_skips_what_the_zoo_skips_with_its_line(cluster, tmp_path):

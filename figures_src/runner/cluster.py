@@ -315,10 +315,22 @@ def run_stale_on_cluster(stale, options, manifest: Manifest, figures_dir: Path) 
     logging.getLogger("distributed.client").setLevel(logging.CRITICAL)
     try:
         return _run_on(client, stale, options, manifest, figures_dir)
+    except OSError as error:      # while sending the code or the tasks
+        raise_if_scheduler_lost(client, options.cluster, error)
+        raise
     finally:
         client.close(timeout=CONNECT_SECONDS)
         if started is not None:  # the Slurm jobs this run submitted
             started.close()
+
+
+def raise_if_scheduler_lost(client, address: str, error: OSError) -> None:
+    """SystemExit with one line when `error` came of the scheduler going away (the client is no
+    longer running); else nothing, and the caller re-raises it."""
+    if client.status != "running":
+        raise SystemExit(f"error: lost the Dask scheduler at {address} before the work was sent (it stopped, "
+                         f"or the network to it did: {type(error).__name__}); nothing was changed here; restart "
+                         "the scheduler and its workers, then run again") from None
 
 
 def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:

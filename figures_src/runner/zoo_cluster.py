@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import uuid
@@ -140,9 +141,14 @@ def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, d
 
 def train_remote(names: list[str], config: Path, options) -> dict[str, str]:
     """Connect, train `names` on the cluster, close; {name: failure}."""
+    from figures_src.runner.cluster import raise_if_scheduler_lost
     client, started = connect(options.cluster, options.cluster_config)
+    logging.getLogger("distributed.client").setLevel(logging.CRITICAL)   # as the figures' runs do
     try:
         return train_on_cluster(client, names, config, options.models_dir, options.device)
+    except OSError as error:      # while sending the code or the tasks
+        raise_if_scheduler_lost(client, options.cluster, error)
+        raise
     finally:
         client.close()
         if started is not None:
