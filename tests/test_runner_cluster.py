@@ -309,6 +309,25 @@ def test_a_scheduler_that_dies_mid_run_is_one_line_and_the_outputs_are_kept(tmp_
     assert files_of(figures) == before
 
 
+def test_a_run_started_before_any_worker_joined_waits_for_one(tmp_path, monkeypatch):
+    """Trial Q: a scheduler just started, its workers on their way, failed the run at once."""
+    monkeypatch.setenv("MECHINTERP_CLUSTER_WAIT", "60")
+    scripts, figures, models = small_workspace(tmp_path)
+    (tmp_path / "empty").mkdir()
+    empty = LocalCluster(tmp_path / "empty")
+    try:
+        process = runner(scripts, figures, models, "--ids", "small/line", "--cluster", empty.address, wait=False)
+        time.sleep(3)
+        empty.start_worker("late")
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        empty.stop()
+    assert process.returncode == 0, stderr
+    assert (f"the scheduler at {empty.address} has no workers yet; waiting up to 60 s (MECHINTERP_CLUSTER_WAIT) "
+            "for one to join (`dask worker`)") in stderr.splitlines()
+    assert json.loads((figures / "small" / "line.json").read_text()) == {"checkpoint_bytes": 300}
+
+
 def test_an_unreachable_scheduler_is_one_line_within_10_s(tmp_path):
     scripts, figures, models = small_workspace(tmp_path)
     with socket.socket() as probe:

@@ -135,6 +135,17 @@ def ship_code(client, scripts_dir: Path, models_dir: Path, repo_root: Path = REP
     return bundle
 
 
+def wait_for_a_worker(client, address: str) -> None:
+    """A scheduler with no worker yet (started a moment ago, its workers on their way): one line,
+    then up to worker_wait() seconds for the first to join (accepted_workers says if none did)."""
+    if client.nthreads():
+        return
+    print(f"the scheduler at {address} has no workers yet; waiting up to {worker_wait():.0f} s ({WAIT_ENV}) "
+          "for one to join (`dask worker`)", file=sys.stderr, flush=True)
+    with contextlib.suppress(TimeoutError):
+        client.wait_for_workers(1, timeout=worker_wait())
+
+
 def accepted_workers(client, code_id: str) -> tuple[list[str], list[str]]:
     """(workers that hold the runner's code and run one task at a time, one refusal line for
     each of the others)."""
@@ -335,12 +346,14 @@ def raise_if_scheduler_lost(client, address: str, error: OSError) -> None:
 
 def _run_on(client, stale, options, manifest: Manifest, figures_dir: Path) -> dict[str, str]:
     bundle = ship_code(client, options.scripts_dir, options.models_dir)
+    wait_for_a_worker(client, options.cluster)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
         print(line, file=sys.stderr)
     if not workers:
         raise SystemExit(f"error: no worker of {options.cluster} can take figures" +
-                         (" (every one was refused above)" if refused else " (it has no workers)"))
+                         (" (every one was refused above)" if refused else
+                          f" (none joined within {worker_wait():.0f} s: start one with `dask worker`)"))
     failures: dict[str, str] = {}
     futures = submit_all(client, stale, options, bundle.code_id, workers, bool(refused), failures)
     staging_root = STAGING_ROOT / f"run-{os.getpid()}"

@@ -101,8 +101,10 @@ def submit_models(client, names: list[str], zoo, code_id: str, device: str, rest
 
 def train_on_cluster(client, names: list[str], config: Path, models_dir: Path, device: str) -> dict[str, str]:
     """Train `names` on the cluster, installing each as it returns; {name: failure}."""
-    from figures_src.runner.cluster import NoWorkersLeft, SchedulerLost, as_finished, outcome_of, unplaceable
+    from figures_src.runner.cluster import (NoWorkersLeft, SchedulerLost, as_finished, outcome_of, unplaceable,
+                                            wait_for_a_worker)
     bundle = ship_code(client, SCRIPTS_DIR, models_dir)
+    wait_for_a_worker(client, client.scheduler.address)
     workers, refused = accepted_workers(client, bundle.code_id)
     for line in refused:
         print(line, file=sys.stderr)
