@@ -12,7 +12,7 @@ checked against that data with a message naming the param to change.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from figures_src.plotting import show_image
+from figures_src.plotting import input_name, show_image, show_signed
 
 FIGURES = {
     "universality/interpolation": {
@@ -58,10 +58,18 @@ def first_of_class(ctx, data, model, param):
     return data.images[one_per_class(model, data.images, data.labels, data.class_names, [name])[0]]
 
 
-def path_strip(fig, grid, images, titles):
-    """The top row of a path figure: the images along the path, each titled."""
-    for column, (image, title) in enumerate(zip(images, titles)):
-        show_image(fig.add_subplot(grid[0, column]), image, title, fontsize=12)
+def path_strip(fig, grid, inputs, titles):
+    """The top row of a path figure: the inputs along the path, each titled; an image as itself,
+    a vector (a tabular model's) as one row of signed cells on a scale the row shares."""
+    limit = max(float(item.abs().max()) for item in inputs) or 1.0
+    for column, (item, title) in enumerate(zip(inputs, titles)):
+        axis = fig.add_subplot(grid[0, column])
+        if item.ndim == 3:
+            show_image(axis, item, title, fontsize=12)
+            continue
+        show_signed(axis, item.reshape(1, -1), limit)
+        axis.set_aspect("auto")
+        axis.set_title(title, fontsize=12, fontweight="normal")
 
 
 # --- interpolation -------------------------------------------------------------------------------
@@ -80,7 +88,7 @@ def make_interpolation(ctx):
     curve = fig.add_subplot(grid[1, :])
     for index in sorted(set(dense.classes.tolist()) | {ctx.class_index(data.class_names, "end")}):
         curve.plot(dense.alphas, dense.probabilities[:, index], label=data.class_names[index])
-    curve.set_xlabel("α   (image = (1 − α)·start + α·end)")
+    curve.set_xlabel(f"α   ({'image' if input_name(model) == 'pixels' else 'input'} = (1 − α)·start + α·end)")
     curve.set_ylabel("probability")
     curve.legend(loc="center right", fontsize=12)
     travelled, straight = path_length(dense.features)
@@ -119,32 +127,35 @@ def train_feature_sae(ctx, model, layer, images, steps):
     return sae.eval(), explained_variance(vectors, reconstruction), log.dead_fraction
 
 
-def attack_rates(model, data, params):
+def attack_rates(model, data, params, bounds):
     from mechinterp.adversarial import success_vs_epsilon
-    return {"fgsm": success_vs_epsilon(model, data.images, data.labels, params["linf"], "fgsm"),
+    return {"fgsm": success_vs_epsilon(model, data.images, data.labels, params["linf"], "fgsm", bounds=bounds),
             "pgd_linf": success_vs_epsilon(model, data.images, data.labels, params["linf"],
-                                           "pgd_linf", params["steps"]),
+                                           "pgd_linf", params["steps"], bounds),
             "pgd_l2": success_vs_epsilon(model, data.images, data.labels, params["l2"],
-                                         "pgd_l2", params["steps"])}
+                                         "pgd_l2", params["steps"], bounds)}
 
 
 def make_adversarial(ctx):
+    from mechinterp.adversarial import input_bounds
     params = ctx.params
     # every count is checked before the attacks run (minutes on the full profile)
     data, reference = ctx.counted_dataset("test", "images"), ctx.counted_dataset("train", "reference_images")
     sae_images = ctx.counted_dataset("train", "sae_images").images
     model = ctx.model(ctx.declared_models[0])
     layer = model.feature_layers[-1]
-    rates = attack_rates(model, data, params)
+    bounds = input_bounds(data.images)      # [0, 1] for images; standardised features reach past it
+    rates = attack_rates(model, data, params, bounds)
     sae, explained, dead = train_feature_sae(ctx, model, layer, sae_images, params["sae_steps"])
     hijack, preferred, flipped, top_is_new_class = read_attack_through_sae(ctx, model, sae, layer, data,
-                                                                           reference)
-    ctx.save(draw_adversarial(params, rates, hijack, preferred, data.class_names))
+                                                                           reference, bounds)
+    ctx.save(draw_adversarial(params, rates, hijack, preferred, data.class_names, f"{input_name(model)[:-1]} "
+                              f"range {bounds[0]:.3g}–{bounds[1]:.3g}"))
     linf_index, l2_index = params["linf"].index(params["reference_linf"]), params["l2"].index(params["reference_l2"])
     at_reference = {"linf": params["reference_linf"], "fgsm": rates["fgsm"][linf_index],
                     "pgd_linf": rates["pgd_linf"][linf_index], "l2": params["reference_l2"],
                     "pgd_l2": rates["pgd_l2"][l2_index]}
-    return {"layer": layer, "images": len(data.images), "at_reference": at_reference,
+    return {"layer": layer, "images": len(data.images), "input_bounds": list(bounds), "at_reference": at_reference,
             "epsilons_linf": params["linf"], "epsilons_l2": params["l2"], "success": rates,
             "sae_explained_variance": explained, "sae_dead_fraction": dead, "flipped": flipped,
             "hijacked_increased": hijack.increased,
@@ -155,7 +166,7 @@ def make_adversarial(ctx):
             "top_feature_is_new_class_chance": 1 / (len(data.class_names) - 1)}
 
 
-def read_attack_through_sae(ctx, model, sae, layer, data, reference):
+def read_attack_through_sae(ctx, model, sae, layer, data, reference, bounds):
     """PGD at the hijack epsilon, read in the SAE's basis on the inputs it flipped: the hijacked
     features, each feature's preferred class, the number flipped, and how often the feature the
     attack raised most belongs to the new class."""
@@ -163,7 +174,7 @@ def read_attack_through_sae(ctx, model, sae, layer, data, reference):
     from mechinterp.adversarial import (feature_preferred_class, hijacked_features,
                                         most_raised_feature, pgd)
     adversarial = pgd(model, data.images, data.labels, ctx.params["hijack_epsilon"], "linf",
-                      ctx.params["steps"]).cpu()
+                      ctx.params["steps"], bounds=bounds).cpu()
     clean_pred, adversarial_pred = predictions(model, data.images), predictions(model, adversarial)
     flipped = (clean_pred == data.labels) & (adversarial_pred != data.labels)
     clean = pooled_features(model, data.images[flipped], layer, ctx.device)
@@ -175,16 +186,16 @@ def read_attack_through_sae(ctx, model, sae, layer, data, reference):
     return hijacked_features(sae, clean, attacked, top_k=6), preferred, int(flipped.sum()), top_is_new_class
 
 
-def draw_adversarial(params, rates, hijack, preferred, class_names):
+def draw_adversarial(params, rates, hijack, preferred, class_names, box: str):
     fig, axes = plt.subplots(1, 3, figsize=(16, 5.2), gridspec_kw={"width_ratios": [1, 1, 1.3]})
     axes[0].plot(params["linf"], rates["fgsm"], "o-", label="FGSM")
     axes[0].plot(params["linf"], rates["pgd_linf"], "s-", label=f"PGD ({params['steps']} steps)")
-    axes[0].set_xlabel("ε  (L∞, pixel range 0–1)")
+    axes[0].set_xlabel(f"ε  (L∞, {box})")
     axes[0].set_ylabel("attack success rate")
-    axes[0].legend(loc="lower right")
+    axes[0].legend(loc="best")         # a curve of another model may run anywhere
     axes[1].plot(params["l2"], rates["pgd_l2"], "s-", color="#009E73", label="PGD L2")
     axes[1].set_xlabel("ε  (L2)")
-    axes[1].legend(loc="lower right")
+    axes[1].legend(loc="best")
     for axis in axes[:2]:
         axis.set_ylim(0, 1.05)
     features = hijack.increased + hijack.decreased
@@ -202,12 +213,13 @@ def draw_adversarial(params, rates, hijack, preferred, class_names):
 
 
 def make_adversarial_path(ctx):
-    from mechinterp.adversarial import adversarial_path
+    from mechinterp.adversarial import adversarial_path, input_bounds
     data = ctx.counted_dataset("test", "images")
     model = ctx.model(ctx.declared_models[0])
     start = first_of_class(ctx, data, model, "start")
     target = ctx.class_index(data.class_names, "target")
-    path = adversarial_path(model, start, target, ctx.params["epsilon"], "l2", ctx.params["steps"])
+    path = adversarial_path(model, start, target, ctx.params["epsilon"], "l2", ctx.params["steps"],
+                            bounds=input_bounds(data.images))
     shown = np.linspace(0, len(path.images) - 1, ctx.params["shown"]).round().astype(int)
     fig = plt.figure(figsize=(13, 6))
     grid = fig.add_gridspec(2, len(shown), height_ratios=[1, 2.0])
@@ -217,7 +229,7 @@ def make_adversarial_path(ctx):
     curve.plot(path.distances, path.probabilities[:, start_class], "o-", markersize=4,
                label=data.class_names[start_class])
     curve.plot(path.distances, path.target_probability, "o-", markersize=4, label=ctx.params["target"])
-    curve.set_xlabel("L2 distance from the clean image")
+    curve.set_xlabel(f"L2 distance from the clean {'image' if input_name(model) == 'pixels' else 'input'}")
     curve.set_ylabel("probability")
     curve.set_ylim(0, 1.05)
     curve.legend(loc="center right")

@@ -9,7 +9,10 @@
 
 The activation change of an attack, delta a = a(x') - a(x), is dense and unreadable in the unit
 basis; encoded by an SAE it becomes a short list of features switched on or off ("hijacked").
-Any object with an `encode(activations) -> codes` method serves as the SAE. Images live in [0, 1].
+Any object with an `encode(activations) -> codes` method serves as the SAE. Attacked inputs stay in
+`bounds`: (0, 1) by default, the pixel range of images here; input_bounds(inputs) gives that box
+widened to the data's own range, for normalised images and standardised tabular features (which
+a [0, 1] clamp would move far further than epsilon), and None keeps no box.
 """
 from __future__ import annotations
 
@@ -23,6 +26,16 @@ import torch.nn.functional as F
 from mechinterp.device import model_device
 
 ATTACKS = ("fgsm", "pgd_linf", "pgd_l2")
+PIXELS = (0.0, 1.0)
+
+
+def input_bounds(inputs: torch.Tensor) -> tuple[float, float]:
+    """The box attacked inputs stay in: [0, 1], widened to the inputs' own minimum and maximum."""
+    return min(PIXELS[0], float(inputs.min())), max(PIXELS[1], float(inputs.max()))
+
+
+def clip(inputs: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
+    return inputs if bounds is None else inputs.clamp(*bounds)
 
 
 def loss_gradient(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -34,12 +47,13 @@ def loss_gradient(model, images: torch.Tensor, labels: torch.Tensor) -> torch.Te
     return gradient
 
 
-def fgsm(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """One signed-gradient step of size epsilon (L-infinity), clipped to [0, 1]."""
+def fgsm(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float,
+         bounds: tuple[float, float] | None = PIXELS) -> torch.Tensor:
+    """One signed-gradient step of size epsilon (L-infinity), clipped to `bounds`."""
     device = model_device(model)
     images, labels = images.to(device), labels.to(device)
     gradient = loss_gradient(model, images, labels)
-    return (images + epsilon * gradient.sign()).clamp(0, 1).detach()
+    return clip(images + epsilon * gradient.sign(), bounds).detach()
 
 
 def _per_example_norm(tensor: torch.Tensor) -> torch.Tensor:
@@ -63,8 +77,8 @@ def _ascent_step(gradient: torch.Tensor, step_size: float, norm: str) -> torch.T
 
 def pgd(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float, norm: str = "linf",
         steps: int = 10, step_size: float | None = None, target: torch.Tensor | None = None,
-        record_path: bool = False):
-    """Projected gradient descent inside the epsilon ball around each image.
+        record_path: bool = False, bounds: tuple[float, float] | None = PIXELS):
+    """Projected gradient descent inside the epsilon ball around each image (and inside `bounds`).
 
     Untargeted: raise the loss of the true label. With `target` (class per image): lower the loss
     of the target class. step_size defaults to 2.5 epsilon / steps (Madry et al.). With
@@ -78,17 +92,18 @@ def pgd(model, images: torch.Tensor, labels: torch.Tensor, epsilon: float, norm:
     for _ in range(steps):
         gradient = sign * loss_gradient(model, current, goal)
         moved = current + _ascent_step(gradient, step_size, norm)
-        current = (original + project(moved - original, epsilon, norm)).clamp(0, 1).detach()
+        current = clip(original + project(moved - original, epsilon, norm), bounds).detach()
         path.append(current.cpu())
     return (current, path) if record_path else current
 
 
-def run_attack(model, images, labels, epsilon: float, attack: str, steps: int = 10) -> torch.Tensor:
+def run_attack(model, images, labels, epsilon: float, attack: str, steps: int = 10,
+               bounds: tuple[float, float] | None = PIXELS) -> torch.Tensor:
     """One of ATTACKS by name."""
     if attack == "fgsm":
-        return fgsm(model, images, labels, epsilon)
+        return fgsm(model, images, labels, epsilon, bounds)
     if attack in ("pgd_linf", "pgd_l2"):
-        return pgd(model, images, labels, epsilon, norm=attack.split("_")[1], steps=steps)
+        return pgd(model, images, labels, epsilon, norm=attack.split("_")[1], steps=steps, bounds=bounds)
     raise ValueError(f"unknown attack {attack!r}: use one of {ATTACKS}")
 
 
@@ -105,12 +120,12 @@ def attack_success_rate(model, images, labels, adversarial) -> float:
 
 
 def success_vs_epsilon(model, images, labels, epsilons: Sequence[float], attack: str = "pgd_linf",
-                       steps: int = 10) -> list[float]:
+                       steps: int = 10, bounds: tuple[float, float] | None = PIXELS) -> list[float]:
     """Attack success rate at each epsilon (epsilon 0 leaves the images as they are: rate 0)."""
     rates = []
     for epsilon in epsilons:
         adversarial = images if epsilon == 0 else run_attack(model, images, labels, epsilon,
-                                                             attack, steps)
+                                                             attack, steps, bounds)
         rates.append(attack_success_rate(model, images, labels, adversarial))
     return rates
 
@@ -170,7 +185,8 @@ class AdversarialPath:
 
 
 def adversarial_path(model, image: torch.Tensor, target_class: int, epsilon: float,
-                     norm: str = "l2", steps: int = 20, step_size: float | None = None) -> AdversarialPath:
+                     norm: str = "l2", steps: int = 20, step_size: float | None = None,
+                     bounds: tuple[float, float] | None = PIXELS) -> AdversarialPath:
     """Targeted PGD from one image towards `target_class`, recording every iterate."""
     device = model_device(model)
     target = torch.tensor([target_class], device=device)
@@ -178,7 +194,7 @@ def adversarial_path(model, image: torch.Tensor, target_class: int, epsilon: flo
         label = model(image[None].to(device)).argmax(1)
     step_size = step_size or 2.0 * epsilon / steps
     _, iterates = pgd(model, image[None], label, epsilon, norm, steps, step_size, target=target,
-                      record_path=True)
+                      record_path=True, bounds=bounds)
     images = torch.cat([image[None].cpu()] + iterates)
     with torch.no_grad():
         probabilities = model(images.to(device)).softmax(1).cpu().double()

@@ -127,3 +127,26 @@ def test_success_vs_epsilon_is_the_named_attacks_rate_at_each_epsilon(digits_mod
     assert rates == pytest.approx(expected)
     with pytest.raises(ValueError, match="unknown attack 'cw'"):
         success_vs_epsilon(model, images, labels, [0.1], "cw")
+
+
+def test_attacks_on_standardised_features_move_each_input_by_epsilon_not_to_the_pixel_box():
+    """Trial S: tabular features standardised to about -2.7..13.9 were clamped to [0, 1] by every
+    attack, so FGSM at epsilon 0.001 moved inputs by up to 12.9 and flipped 21% of them."""
+    from mechinterp.adversarial import input_bounds
+    generator = torch.Generator().manual_seed(0)
+    features = 2.5 * torch.randn(64, 6, generator=generator)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).eval()
+    with torch.no_grad():
+        labels = model(features).argmax(1)
+    bounds = input_bounds(features)
+    assert bounds == (float(features.min()), float(features.max())) and bounds[0] < 0 < 1 < bounds[1]
+    moved = fgsm(model, features, labels, 0.001, bounds=bounds)
+    inputs = features.clone().requires_grad_(True)       # the signed gradient, by autograd directly
+    torch.nn.functional.cross_entropy(model(inputs), labels, reduction="sum").backward()
+    expected = (features + 0.001 * inputs.grad.sign()).clamp(*bounds)
+    assert torch.allclose(moved, expected, atol=1e-7) and float((moved - features).abs().max()) <= 0.001 + 1e-6
+    assert float((fgsm(model, features, labels, 0.001) - features).abs().max()) > 1    # the pixel box
+    stepped = pgd(model, features, labels, 0.05, norm="linf", steps=5, bounds=bounds)
+    assert float((stepped - features).abs().max()) <= 0.05 + 1e-6
+    assert success_vs_epsilon(model, features, labels, [0, 0.001], "fgsm", bounds=bounds)[1] == 0.0
+    assert input_bounds(torch.rand(10, 1, 4, 4)) == (0.0, 1.0)               # images: the pixel range

@@ -292,3 +292,24 @@ def test_concept_figures_word_an_mlps_inputs_and_layers_from_the_model(vector_zo
     numbers = run_figure("universality/tcav", vector_input_zoo, tmp_path, models=["tab-vector"],
                          params={**tcav, "textures": []})
     assert numbers["concepts"] == ["1", "7"] and numbers["layers"] == ["act1", "act2"]
+
+
+def test_attack_and_path_figures_on_standardised_tabular_features(vector_zoo, tmp_path, run_figure):
+    """Trial S: on a tabular MLP every attack clamped standardised features to [0, 1] (its curve
+    measured the clamp), and the two path figures failed in numpy drawing vectors as images."""
+    from mechinterp.data import load_dataset
+    test = load_dataset("wine", "test")
+    attack = {"images": 40, "sae_images": 100, "sae_steps": 20, "steps": 3, "linf": [0, 0.001, 0.3],
+              "l2": [0, 0.5], "hijack_epsilon": 0.3, "reference_linf": 0.3, "reference_l2": 0.5,
+              "reference_images": 100}
+    numbers = run_figure("universality/adversarial", vector_zoo, tmp_path, models=["wine-mlp"], params=attack)
+    assert numbers["input_bounds"] == [float(test.images[:40].min()), float(test.images[:40].max())]
+    assert numbers["success"]["fgsm"][:2] == [0.0, 0.0] and numbers["success"]["pgd_linf"][2] > 0
+    interpolation = run_figure("universality/interpolation", vector_zoo, tmp_path, models=["wine-mlp"],
+                               params={"images": 40, "start": "class_0", "end": "class_2", "steps": 5,
+                                       "dense_steps": 21, "layer": "act2"})
+    assert interpolation["classes_along_path"][0] == "class_0" and interpolation["classes_along_path"][-1] == "class_2"
+    path = run_figure("universality/adversarial-path", vector_zoo, tmp_path, models=["wine-mlp"],
+                      params={"images": 40, "start": "class_0", "target": "class_1", "epsilon": 3.0,
+                              "steps": 20, "shown": 5})
+    assert path["classes_along_path"][0] == "class_0" and path["final_target_probability"] > 0.5
