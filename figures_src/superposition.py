@@ -355,6 +355,8 @@ def draw_units_with_top_images(rows, optimised, test, shown, title):
 def make_polysemantic_vs_sae(ctx):
     p = ctx.params
     name, model, layer, train, test = sae_model(ctx)
+    ctx.require_images(model, "each unit's top test images and an optimised input beside them",
+                       "for a model of vectors superposition/sae-metrics gives the same SAE's numbers")
     width = layer_vectors(model, layer, test.images[:2]).shape[1]
     sae = ReluSAE(width, p["latents"], l1_coefficient=p["l1"], seed=ctx.seed).to(ctx.device)
     log = fit_sae(sae, model, layer, train.images, p["steps"], ctx.seed)

@@ -102,3 +102,17 @@ def test_intro_geometry_draws_a_declared_toy_model_and_the_sweeps_refuse_one(vec
         run_figure("superposition/dims-per-feature", vector_zoo, tmp_path, models=["toy"],
                    params={"n_features": 6, "n_hidden": 2, "points": 3, "max_inverse_density": 10,
                            "train": TINY_TRAIN})
+
+
+def test_the_polysemantic_figure_on_a_model_of_vectors_says_it_draws_images_and_what_to_use(vector_zoo, tmp_path,
+                                                                                          run_figure):
+    """Trial S: on a tabular MLP it failed from deep in the engine ("feature visualisation of pixels
+    needs an image model ...; use it on one"), naming neither the figure nor what to use."""
+    from figures_src.runner.context import FigureInputError
+    from figures_src.superposition import FIGURES
+    params = {**FIGURES["superposition/polysemantic-vs-sae"]["params"]["quick"], "layer": "act1"}
+    with pytest.raises(FigureInputError, match=r"^figure 'superposition/polysemantic-vs-sae' draws each unit's top "
+                       r"test images and an optimised input beside them, so it needs a model of images; 'wine-mlp' "
+                       r"takes 13-feature vectors: for a model of vectors superposition/sae-metrics gives the same "
+                       r"SAE's numbers, or declare an image model in \"models\" in FIGURES\["):
+        run_figure("superposition/polysemantic-vs-sae", vector_zoo, tmp_path, models=["wine-mlp"], params=params)

@@ -313,3 +313,9 @@ def test_attack_and_path_figures_on_standardised_tabular_features(vector_zoo, tm
                       params={"images": 40, "start": "class_0", "target": "class_1", "epsilon": 3.0,
                               "steps": 20, "shown": 5})
     assert path["classes_along_path"][0] == "class_0" and path["final_target_probability"] > 0.5
+    from figures_src.runner.context import FigureInputError
+    with pytest.raises(FigureInputError, match=r"params 'images' asks for 999 test examples, but the data of "
+                       r"model 'wine-mlp' has 45: set 'images'"):                    # not "images"
+        run_figure("universality/interpolation", vector_zoo, tmp_path, models=["wine-mlp"],
+                   params={"images": 999, "start": "class_0", "end": "class_2", "steps": 5, "dense_steps": 21,
+                           "layer": "act2"})

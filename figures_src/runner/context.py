@@ -12,7 +12,8 @@ refused too.
 `ctx.dataset(name, split, count=...)` gives a declared model's own data (its zoo entry's dataset),
 `ctx.layer(model)` the layer params["layer"] names (a module name or an index into the model's
 feature_layers), `ctx.conv_layers(model)` its conv layers for a figure that reads them
-(`ctx.wrong_layer_kind` is that message for any kind of layer a figure needs) and `ctx.class_index(class_names, param)` the class a param names, each with a message
+(`ctx.wrong_layer_kind` is that message for any kind of layer a figure needs; `ctx.require_images`
+for a figure that draws inputs as images) and `ctx.class_index(class_names, param)` the class a param names, each with a message
 naming the figure and what to change when it does not fit that model.
 Everything is written into a private staging folder that the runner renames into place only
 when the figure succeeds, so a failing or interrupted figure never leaves half-written files.
@@ -101,8 +102,9 @@ class FigureContext:
         except TooFewImages as error:
             if param is None:
                 raise
+            examples = "images" if len(entry.get("input_shape") or (0, 0, 0)) == 3 else "examples"
             raise FigureInputError(f"figure {self.figure_id!r}: params {param!r} asks for {count} {split} "
-                                   f"images, but the data of model {name!r} has {error.available}: set {param!r} "
+                                   f"{examples}, but the data of model {name!r} has {error.available}: set {param!r} "
                                    f"in FIGURES[{self.figure_id!r}][\"params\"] in {self.script} to at most "
                                    f"{error.available} (for each profile)") from None
 
@@ -154,6 +156,18 @@ class FigureContext:
         if not model.conv_layers:
             raise self.wrong_layer_kind(model, "conv layers (Conv2d: their kernels and channel maps)")
         return list(model.conv_layers)
+
+    def require_images(self, model, draws: str, instead: str) -> None:
+        """Nothing for a model of images; for a model of vectors the FigureInputError saying that
+        the figure `draws` images, and what to use `instead`."""
+        shape = getattr(model, "input_shape", None)
+        if shape is None or len(shape) == 3:
+            return
+        from mechinterp.models.describe import inputs_text
+        name = getattr(model, "zoo_name", None) or (self.declared_models or ("the model",))[0]
+        raise FigureInputError(f"figure {self.figure_id!r} draws {draws}, so it needs a model of images; "
+                               f"{name!r} takes {inputs_text(tuple(shape))}: {instead}, or declare an image "
+                               f"model in \"models\" in FIGURES[{self.figure_id!r}] in {self.script}")
 
     def wrong_layer_kind(self, model, needs: str, param: str | None = None, layer: str | None = None,
                          because: str | None = None):
