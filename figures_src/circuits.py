@@ -74,8 +74,13 @@ FIGURES = {
 
 def model_test(ctx, name, param="images"):
     """The model's first params[param] test images, their labels and its class names."""
-    data = ctx.counted_dataset("test", param, name)
+    data = model_test_data(ctx, name, param)
     return data.images.to(ctx.device), data.labels.to(ctx.device), data.class_names
+
+
+def model_test_data(ctx, name, param="images"):
+    """model_test's LabelledImages (a table's feature_names too)."""
+    return ctx.counted_dataset("test", param, name)
 
 
 def model_train(ctx, name, param):
@@ -306,7 +311,8 @@ def make_integrated_gradients(ctx):
                                                   saliency)
     from mechinterp.examples import one_per_class
     name, model = ctx.first_model()
-    images, labels, class_names = model_test(ctx, name)
+    data = model_test_data(ctx, name)
+    images, labels, class_names = data.images.to(ctx.device), data.labels.to(ctx.device), data.class_names
     for wanted in ctx.params["classes"]:
         ctx.class_index(class_names, "classes", wanted)
     picks = one_per_class(model, images, labels, class_names, ctx.params["classes"])
@@ -319,8 +325,10 @@ def make_integrated_gradients(ctx):
                                           internal_batch_size=256)
     images_in = input_name(model) == "pixels"
     baseline = "black image" if images_in else "zero input"
-    draw = draw_ig_maps if images_in else draw_ig_bars
-    ctx.save(draw(inputs, gradients, ig, ctx.params["classes"], steps, baseline))
+    if images_in:
+        ctx.save(draw_ig_maps(inputs, gradients, ig, ctx.params["classes"], steps, baseline))
+    else:
+        ctx.save(draw_ig_bars(inputs, gradients, ig, ctx.params["classes"], steps, baseline, data.feature_names))
     attributions = layer_ig.attributions     # (N, units) of a vector layer, (N, C, H, W) of a conv map
     unit_totals = attributions.reshape(*attributions.shape[:2], -1).sum(2)
     with torch.no_grad():
@@ -334,7 +342,9 @@ def make_integrated_gradients(ctx):
             "output_difference": ig.output_difference.tolist(),
             "layer": layer, "layer_relative_gap": layer_ig.relative_gap.tolist(),
             "layer_top_units": unit_totals.argsort(1, descending=True)[:, :3].tolist(),
-            **({} if images_in else {"top_inputs": top_attributed(ig.attributions)})}
+            **({} if images_in else {"top_inputs": top_attributed(ig.attributions)}),
+            **({"top_input_names": [[data.feature_names[i] for i in top] for top in top_attributed(ig.attributions)]}
+               if data.feature_names and not images_in else {})}
 
 
 def top_attributed(attributions, count=3):
@@ -360,8 +370,9 @@ def draw_ig_maps(inputs, gradients, ig, class_names, steps, baseline):
     return fig
 
 
-def draw_ig_bars(inputs, gradients, ig, class_names, steps, baseline):
-    """draw_ig_maps for a model of vectors: one bar per input feature instead of one pixel."""
+def draw_ig_bars(inputs, gradients, ig, class_names, steps, baseline, feature_names=None):
+    """draw_ig_maps for a model of vectors: one bar per input feature instead of one pixel; with
+    the table's feature names, each IG panel names its largest bar."""
     fig, axes = plt.subplots(3, len(inputs), figsize=(9, 7), sharex=True, squeeze=False)
     rows = [inputs.flatten(1), gradients.flatten(1), ig.attributions.flatten(1)]
     features = np.arange(rows[0].shape[1])
@@ -379,8 +390,18 @@ def draw_ig_bars(inputs, gradients, ig, class_names, steps, baseline):
         axes[row, 0].set_ylabel(["input", "|gradient|", "IG"][row])
     for column in range(len(class_names)):
         axes[2, column].set_xlabel(f"feature\ngap {float(ig.relative_gap[column]) * 100:.2f}%", fontsize=14)
+        if feature_names:
+            name_largest_bar(axes[2, column], rows[2][column].detach().cpu().numpy(), feature_names)
     fig.suptitle(f"Integrated gradients from a {baseline} ({steps} Gauss–Legendre steps)", fontsize=17)
     return fig
+
+
+def name_largest_bar(axis, values, feature_names):
+    """Write the feature name of the bar of largest |value| beside it, inside the panel."""
+    top = int(np.abs(values).argmax())
+    inward = "left" if top < len(values) / 2 else "right"
+    axis.annotate(f" {feature_names[top]} ", (top, values[top]), ha=inward, fontsize=12,
+                  va="bottom" if values[top] >= 0 else "top")
 
 
 def make_ig_convergence(ctx):

@@ -232,6 +232,9 @@ def test_integrated_gradients_of_a_tabular_model_draw_bars_over_its_inputs(vecto
     reference = IntegratedGradients(model).attribute(inputs, baselines=0.0, target=[0, 1, 2], n_steps=64,
                                                      method="gausslegendre")
     assert numbers["top_inputs"] == reference.abs().argsort(1, descending=True)[:, :3].tolist()
+    import sklearn.datasets        # trial S: the slide can name them ("proline"), not only "feature 12"
+    names = list(sklearn.datasets.load_wine().feature_names)
+    assert numbers["top_input_names"] == [[names[i] for i in top] for top in numbers["top_inputs"]]
     (tmp_path / "digits").mkdir()
     assert "top_inputs" not in run_figure("circuits/integrated-gradients", vector_zoo, tmp_path / "digits",
                                           models=["tab-mlp"], params={"images": 100, "steps": 16,

