@@ -223,10 +223,19 @@ def slide_position(deck: Deck, ref: references.Reference) -> tuple[int, int, int
 def stale_problem(figure_id: str, refs: list, why: str, deck_path: Path, profile: str) -> Problem:
     """The warning for one stale figure, at the first place the deck shows it."""
     first, named = refs[0], "" if profile == DEFAULT_PROFILE else f" PROFILE={profile}"
-    shows = "quotes its old number" if first.kind == "measured" else "shows its old image"
     return Problem(first.path, first.line, first.column,
-                   f"figure {figure_id!r} is stale: {why}; the slide {shows}{also_shown(refs)}"
+                   f"figure {figure_id!r} is stale: {why}; the slide {old_outputs_shown(refs)}{also_shown(refs)}"
                    f"{remake_advice(why, make_slides_line(deck_path, profile), figure_id, named)}", "warning")
+
+
+def old_outputs_shown(refs: list) -> str:
+    """What the places show of the figure: its image, its numbers (<Measured>), or both."""
+    numbers = sum(ref.kind == "measured" for ref in refs)
+    if numbers == 0:
+        return "shows its old image"
+    if numbers == len(refs):
+        return "quotes its old number" + ("s" if numbers > 1 else "")
+    return "shows its old image and numbers"
 
 
 def also_shown(refs: list, listed: int = 4) -> str:

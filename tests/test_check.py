@@ -407,7 +407,9 @@ def test_a_stale_figure_is_a_warning_where_the_deck_shows_it_with_why_and_what_t
     # one warning a figure, at the first place the deck shows it, naming the others
     assert [(w.path, w.line, w.column) for w in warnings] == [(deck, line, 8)]
     why = "figure 'lab/acc' is stale: checkpoint m1/checkpoint.pt changed (model m1); the slide "
-    assert warnings[0].message.startswith(why + f"shows its old image (also at line {line}): run `make slides DECK=")
+    # an image and a <Measured> number of it (trial S: "its old image" named a number's line too)
+    assert warnings[0].message.startswith(why + f"shows its old image and numbers (also at line {line}): run "
+                                          "`make slides DECK=")
     assert f"DECK={deck}` (or `make figures ONLY='lab/acc'`) to remake it" in warnings[0].message
     assert problems_of(deck) == []                 # a warning: the deck still builds
     zoo = tmp_path / "models" / "zoo.yaml"      # a model that cannot be built: one warning, not one a place
@@ -461,10 +463,10 @@ def test_a_figure_made_in_another_profile_is_stale_for_the_profile_make_slides_r
     assert full.returncode == 0, full.stderr          # a warning: the deck still builds
     line = deck.read_text().split("\n").index(shown) + 1      # the first place is GOOD's, line 8
     assert (f"{deck}:8:11: warning: figure 'demo/plot' is stale: profile changed from quick to full; the "
-            f"slide shows its old image (also at line 8, line {line}): run `make slides DECK={deck}`"
+            f"slide shows its old image and numbers (also at line 8, line {line}): run `make slides DECK={deck}`"
             ) in full.stderr, full.stderr
     gpu = check("--profile", "gpu")
-    assert (f"profile changed from quick to gpu; the slide shows its old image (also at line 8, line {line}): run "
+    assert (f"profile changed from quick to gpu; the slide shows its old image and numbers (also at line 8, line {line}): run "
             f"`make slides DECK={deck} PROFILE=gpu` (or `make figures ONLY='demo/plot' PROFILE=gpu`)") in gpu.stderr, \
         gpu.stderr
 
@@ -480,7 +482,7 @@ def test_a_stale_figure_shown_at_many_places_is_one_warning_at_the_first_naming_
     last = deck.read_text().split("\n").index("![again](/figures/demo/plot.png)") + 1
     part = deck.parent / "pages" / "part.md"
     assert (warning.path, warning.line, warning.column, warning.level) == (deck, 8, 11, "warning")
-    assert (f"the slide shows its old image (also at line 8, {part}:3, {part}:5, {part}:7 and 2 more places): "
+    assert (f"the slide shows its old image and numbers (also at line 8, {part}:3, {part}:5, {part}:7 and 2 more places): "
             "run `make slides DECK=") in warning.message, warning.message
     assert f"line {last}" not in warning.message       # the deck's last slide comes after the page: left out
 
@@ -760,3 +762,13 @@ def test_installed_themes_none_and_theme_folders_pass(tmp_path, head):
     deck = with_installed_packages(write_deck(tmp_path, GOOD, extra_files={"my-theme/package.json": "{}"}))
     deck.write_text(deck.read_text().replace("theme: seriph", head))
     assert problems_of(deck) == []
+
+
+def test_a_stale_warning_says_what_its_places_show_of_the_figure():
+    from decktools.check import old_outputs_shown
+    from decktools.references import Reference
+    image, number = (Reference(Path("talk/x.md"), line, 1, "", kind) for line, kind in ((3, "image"), (9, "measured")))
+    assert old_outputs_shown([image]) == "shows its old image"
+    assert old_outputs_shown([number]) == "quotes its old number"
+    assert old_outputs_shown([number, number]) == "quotes its old numbers"
+    assert old_outputs_shown([image, number]) == "shows its old image and numbers"

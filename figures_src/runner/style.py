@@ -47,16 +47,20 @@ def apply_style() -> None:
 
 
 def overlapping_titles(fig) -> list[str]:
-    """Each pair of titles or axis labels of a drawn figure whose text overprints the other (a
-    suptitle on the panels' titles, a crowded grid's titles), as "'A' overlaps 'B'". Call it after
-    the figure was saved or drawn, so its layout has run."""
+    """Each pair of titles, axis labels or annotations of a drawn figure whose text overprints the
+    other (a suptitle on the panels' titles, a crowded grid's titles, labels on bars too close
+    together), as "'A' overlaps 'B'". Call it after the figure was saved or drawn, so its layout
+    has run. Tick labels are left out: matplotlib thins crowded ticks itself."""
+    from matplotlib.text import Text
     renderer = fig.canvas.get_renderer()
     texts = [fig._suptitle, *fig.texts]
     for axes in fig.axes:
-        texts += [axes.title, axes._left_title, axes._right_title, axes.xaxis.label, axes.yaxis.label]
+        texts += [axes.title, axes._left_title, axes._right_title, axes.xaxis.label, axes.yaxis.label,
+                  *axes.texts]
     texts = {id(text): text for text in texts                 # a suptitle is in fig.texts too
              if text is not None and text.get_visible() and text.get_text().strip()}
-    shown = [(text, text.get_window_extent(renderer)) for text in texts.values()]
+    # an annotation's own text only, not its arrow
+    shown = [(text, Text.get_window_extent(text, renderer)) for text in texts.values()]
     found = []
     for i, (text, box) in enumerate(shown):
         for other, other_box in shown[i + 1:]:
