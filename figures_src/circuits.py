@@ -26,7 +26,8 @@ import torch
 from matplotlib.gridspec import GridSpec
 
 from figures_src.featvis import feeding_conv
-from figures_src.plotting import EXCITE, INHIBIT, SIGNED, input_name, no_ticks, show_image, show_signed
+from figures_src.plotting import (EXCITE, INHIBIT, SIGNED, input_name, legend_outside, no_ticks, show_image,
+                                  show_signed)
 
 MODEL = "shapes-cnn-a"
 
@@ -214,7 +215,8 @@ def make_ablation(ctx):
 
 
 def draw_ablation(effects, shown, top_three, class_names, layer):
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.6), gridspec_kw={"width_ratios": [1.5, 1]})
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 5.6), gridspec_kw={"width_ratios": [1.5, 1]},
+                                      layout="constrained")
     width = 0.27
     positions = np.arange(len(shown))
     for offset, method in zip((-width, 0, width), ("zero", "mean", "resample")):
@@ -222,13 +224,15 @@ def draw_ablation(effects, shown, top_three, class_names, layer):
         left.bar(positions + offset, changes, width, label=method)
     for position, unit in zip(positions, shown):
         top = max(effects[m][unit].loss_change for m in ("zero", "mean", "resample"))
-        left.annotate(f"d={effects['mean'][unit].loss_effect_size:.2f}", (position, top),
+        left.annotate(f"{effects['mean'][unit].loss_effect_size:.2f}", (position, top),
                       textcoords="offset points", xytext=(0, 4), ha="center", fontsize=10)
     left.set_xticks(positions, [str(u) for u in shown])
-    left.set_xlabel(f"{layer} unit, ranked by mean ablation\n(d: effect size of mean ablation)",
+    left.set_xlabel(f"{layer} unit, ranked by mean ablation\n(above each: effect size d of mean ablation)",
                     fontsize=14)
     left.set_ylabel("loss increase (nats)")
-    left.legend(title="ablation")
+    tallest = max(effects[m][u].loss_change for m in ("zero", "mean", "resample") for u in shown)
+    left.set_ylim(top=max(left.get_ylim()[1], 1.15 * tallest))     # room for the d= labels inside
+    legend_outside(left, title="ablation")
     left.set_title("One unit at a time")
     change = np.array(top_three.per_class_accuracy_change) * 100
     right.barh(class_names, change, color=["#D55E00" if c < 0 else "#0072B2" for c in change])
@@ -237,7 +241,6 @@ def draw_ablation(effects, shown, top_three, class_names, layer):
     right.set_xlabel("accuracy change (points)")
     right.set_title(f"Units {', '.join(map(str, top_three.units))} together")
     fig.suptitle("Ablation: which units does the network need?", fontsize=18)
-    fig.tight_layout()
     return fig
 
 

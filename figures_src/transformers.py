@@ -20,7 +20,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from figures_src.plotting import SIGNED, heat_map
+from figures_src.plotting import SIGNED, heat_map, legend_outside
 from mechinterp.transformers.interface import all_heads, known_size, size
 
 TWO_LAYER = "attn-only-2l"
@@ -225,12 +225,12 @@ def draw_composition(scores, baseline, heads):
         heat_map(axis, value.numpy(), names[0], names[1], vmin=0, vmax=top)
         axis.set_title(f"{mode}-composition")
         axis.set_xlabel("layer-1 head")
-        axis.set_ylabel("layer-0 head")
+    axes[0].set_ylabel("layer-0 head")         # the panels share their rows: one label, no crowding
     axes[3].hist(baseline.numpy(), bins=30, color="grey", label="random matrices")
     for mode, colour in zip(scores, ("#1b9e77", "#B2182B", "#7570b3")):
         axes[3].axvline(float(scores[mode].max()), color=colour, label=f"max {mode}")
     axes[3].set_xlabel("composition score")
-    axes[3].legend(fontsize=10)
+    legend_outside(axes[3], fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -64,3 +64,37 @@ def test_the_probe_and_geometry_legends_sit_beside_their_axes_not_on_the_data():
     assert not _overlaps(axes[1].get_legend(), axes[1])
     assert [t.get_text() for t in axes[1].get_legend().get_texts()] == ["model", "pixels", "chance"]
     plt.close("all")
+
+
+def test_overprinting_titles_and_annotations_are_found_where_the_saved_figure_draws_them(tmp_path):
+    """Annotations placed in points move with savefig's dpi (160 in the deck style): measured at
+    the screen dpi instead, labels drawn apart were reported on top of the title."""
+    import matplotlib.pyplot as plt
+    from figures_src.runner.style import apply_style, overlapping_titles
+    apply_style()
+    crowded, axes = plt.subplots(1, 2, figsize=(6, 2.2))
+    for axis in axes:
+        axis.set_title("a panel title\non two lines")
+    crowded.suptitle("A figure title in large type", fontsize=22)
+    crowded.savefig(tmp_path / "crowded.png")
+    assert overlapping_titles(crowded) == [
+        "'A figure title in large type' overlaps 'a panel title on two lines'"] * 2
+    roomy, axis = plt.subplots(layout="constrained")
+    axis.bar(range(3), [1, 2, 3])
+    for x, height in enumerate([1, 2, 3]):          # labels on bars, apart, under the axes' top
+        axis.annotate(f"d={height}", (x, height), textcoords="offset points", xytext=(0, 4), ha="center")
+    axis.set_ylim(0, 4)
+    axis.set_title("One at a time")
+    roomy.suptitle("Ablation")
+    roomy.savefig(tmp_path / "roomy.png")
+    assert overlapping_titles(roomy) == []
+    axis.annotate("d=2 too", (1, 2), textcoords="offset points", xytext=(0, 4), ha="center")   # on another
+    roomy.savefig(tmp_path / "roomy.png")
+    assert overlapping_titles(roomy) == ["'d=2' overlaps 'd=2 too'"]
+    # measured where this figure draws it, inside its axes (savefig's 160 dpi put it at 1.6x)
+    from figures_src.runner.style import text_extent
+    renderer, inside = roomy.canvas.get_renderer(), axis.get_window_extent()
+    for label in axis.texts:
+        box = text_extent(label, renderer)
+        assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+    plt.close("all")

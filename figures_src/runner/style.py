@@ -51,7 +51,6 @@ def overlapping_titles(fig) -> list[str]:
     other (a suptitle on the panels' titles, a crowded grid's titles, labels on bars too close
     together), as "'A' overlaps 'B'". Call it after the figure was saved or drawn, so its layout
     has run. Tick labels are left out: matplotlib thins crowded ticks itself."""
-    from matplotlib.text import Text
     renderer = fig.canvas.get_renderer()
     texts = [fig._suptitle, *fig.texts]
     for axes in fig.axes:
@@ -59,8 +58,7 @@ def overlapping_titles(fig) -> list[str]:
                   *axes.texts]
     texts = {id(text): text for text in texts                 # a suptitle is in fig.texts too
              if text is not None and text.get_visible() and text.get_text().strip()}
-    # an annotation's own text only, not its arrow
-    shown = [(text, Text.get_window_extent(text, renderer)) for text in texts.values()]
+    shown = [(text, text_extent(text, renderer)) for text in texts.values()]
     found = []
     for i, (text, box) in enumerate(shown):
         for other, other_box in shown[i + 1:]:
@@ -69,6 +67,15 @@ def overlapping_titles(fig) -> list[str]:
             if overlap_x > 2 and overlap_y > 2:        # pixels: touching edges are not overprinting
                 found.append(f"{shorten(text.get_text())!r} overlaps {shorten(other.get_text())!r}")
     return found
+
+
+def text_extent(text, renderer):
+    """Where a text is drawn, in pixels; of an annotation its text alone (not its arrow), placed
+    for this renderer (savefig draws at its own dpi, and an offset in points moves with it)."""
+    from matplotlib.text import Annotation, Text
+    if isinstance(text, Annotation):
+        text.update_positions(renderer)
+    return Text.get_window_extent(text, renderer)
 
 
 def shorten(text: str, width: int = 40) -> str:
