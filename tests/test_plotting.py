@@ -70,14 +70,14 @@ def test_overprinting_titles_and_annotations_are_found_where_the_saved_figure_dr
     """Annotations placed in points move with savefig's dpi (160 in the deck style): measured at
     the screen dpi instead, labels drawn apart were reported on top of the title."""
     import matplotlib.pyplot as plt
-    from figures_src.runner.style import apply_style, overlapping_titles
+    from figures_src.runner.style import apply_style, overlapping_text
     apply_style()
     crowded, axes = plt.subplots(1, 2, figsize=(6, 2.2))
     for axis in axes:
         axis.set_title("a panel title\non two lines")
     crowded.suptitle("A figure title in large type", fontsize=22)
     crowded.savefig(tmp_path / "crowded.png")
-    assert overlapping_titles(crowded) == [
+    assert overlapping_text(crowded) == [
         "'A figure title in large type' overlaps 'a panel title on two lines'"] * 2
     roomy, axis = plt.subplots(layout="constrained")
     axis.bar(range(3), [1, 2, 3])
@@ -87,10 +87,10 @@ def test_overprinting_titles_and_annotations_are_found_where_the_saved_figure_dr
     axis.set_title("One at a time")
     roomy.suptitle("Ablation")
     roomy.savefig(tmp_path / "roomy.png")
-    assert overlapping_titles(roomy) == []
+    assert overlapping_text(roomy) == []
     axis.annotate("d=2 too", (1, 2), textcoords="offset points", xytext=(0, 4), ha="center")   # on another
     roomy.savefig(tmp_path / "roomy.png")
-    assert overlapping_titles(roomy) == ["'d=2' overlaps 'd=2 too'"]
+    assert overlapping_text(roomy) == ["'d=2' overlaps 'd=2 too'"]
     # measured where this figure draws it, inside its axes (savefig's 160 dpi put it at 1.6x)
     from figures_src.runner.style import text_extent
     renderer, inside = roomy.canvas.get_renderer(), axis.get_window_extent()

@@ -152,7 +152,7 @@ def test_titles_that_overprint_each_other_are_said_beside_the_made_line(tmp_path
     lines = result.stdout.splitlines()
     made = [i for i, line in enumerate(lines) if line.startswith("made   lab/crowded ")]
     assert made and lines[made[0] + 1] == (
-        "  warning: lab/crowded: crowded.png: titles overprint each other ('A figure title in large type' overlaps "
+        "  warning: lab/crowded: crowded.png: titles or labels overprint each other ('A figure title in large type' overlaps "
         "'a panel title on two lines'; 'A figure title in large type' overlaps 'a panel title on two lines'): "
         'give them room: plt.subplots(..., layout="constrained"), or fig.tight_layout() before ctx.save')
     assert not any("lab/roomy" in line for line in lines if "warning" in line)

@@ -38,7 +38,7 @@ class FigureContext:
     script: str = "the figure's script"     # where that entry is, for the message when it is not
     written: list[Path] = field(default_factory=list)
     read: set[str] = field(default_factory=set)    # the declared models ctx.model/model_meta gave
-    warnings: list[str] = field(default_factory=list)   # said beside "made" (titles that overprint)
+    warnings: list[str] = field(default_factory=list)   # said beside "made" (text that overprints)
 
     def __post_init__(self):
         self.params = FigureParams(self.params, f"FIGURES[{self.figure_id!r}][\"params\"] in {self.script}",
@@ -57,16 +57,16 @@ class FigureContext:
         return target
 
     def save(self, fig, suffix: str = "png") -> Path:
-        """Save a matplotlib figure as <id>.<suffix> in the deck's style, then close it; titles
-        that overprint each other are noted in `warnings`."""
+        """Save a matplotlib figure as <id>.<suffix> in the deck's style, then close it; titles,
+        labels or annotations that overprint each other are noted in `warnings`."""
         import matplotlib.pyplot as plt
-        from figures_src.runner.style import overlapping_titles
+        from figures_src.runner.style import overlapping_text
         target = self.path(suffix)
         fig.savefig(target, format=suffix)
-        overlaps = overlapping_titles(fig)
+        overlaps = overlapping_text(fig)
         if overlaps:
             more = f" and {len(overlaps) - 2} more" if len(overlaps) > 2 else ""
-            self.warnings.append(f"{target.name}: titles overprint each other ({'; '.join(overlaps[:2])}{more}): "
+            self.warnings.append(f"{target.name}: titles or labels overprint each other ({'; '.join(overlaps[:2])}{more}): "
                                  "give them room: plt.subplots(..., layout=\"constrained\"), or "
                                  "fig.tight_layout() before ctx.save")
         plt.close(fig)

@@ -173,8 +173,8 @@ def finish(worker: Worker, manifest: Manifest, figures_dir: Path, commit: str, f
 
 
 def warning_lines(figure_id: str, result: dict) -> str:
-    """The lines said under a figure's "made" line for what its worker noticed in it (titles that
-    overprint each other: ctx.save); "" when nothing."""
+    """The lines said under a figure's "made" line for what its worker noticed in it (text that
+    overprints other text: ctx.save); "" when nothing."""
     return "".join(f"\n  warning: {figure_id}: {warning}" for warning in result.get("warnings") or [])
 
 

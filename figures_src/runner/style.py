@@ -2,8 +2,9 @@
 
 The runner calls apply_style() before every figure, so figure scripts never set rcParams.
 Figures are drawn at 16:9 proportions and saved at a resolution that stays sharp on a projector.
-After saving, ctx.save asks overlapping_titles whether any titles or axis labels overprint each
-other (a suptitle on the panels' titles), and the runner says so beside the figure's "made" line.
+After saving, ctx.save asks overlapping_text whether any titles, axis labels or annotations
+overprint each other (a suptitle on the panels' titles), and the runner says so beside the
+figure's "made" line.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ def apply_style() -> None:
     matplotlib.rcParams.update(DECK_STYLE)
 
 
-def overlapping_titles(fig) -> list[str]:
+def overlapping_text(fig) -> list[str]:
     """Each pair of titles, axis labels or annotations of a drawn figure whose text overprints the
     other (a suptitle on the panels' titles, a crowded grid's titles, labels on bars too close
     together), as "'A' overlaps 'B'". Call it after the figure was saved or drawn, so its layout
