@@ -50,6 +50,8 @@ def test_a_table_split_by_its_author_and_classes_in_number_order(tmp_path):
     train, test = (load_dataset("csv:runs", split, root=tmp_path) for split in ("train", "test"))
     assert train.class_names == ["1", "2", "10"] and test.labels.tolist() == [1, 2, 0]
     assert (len(train), len(test)) == (6, 3)
+    from mechinterp.models.inputs import data_files          # what the zoo watches to retrain
+    assert list(data_files({"dataset": "csv:runs", "data_root": str(tmp_path)})) == ["runs/train.csv", "runs/test.csv"]
     write_table(tmp_path / "runs" / "test.csv", rows[:3], header=["age", "pressure", "label", "dose"])
     with pytest.raises(ValueError, match=r"runs/test.csv has the columns \['age', 'pressure', 'dose'\]"):
         load_dataset("csv:runs", "test", root=tmp_path)

@@ -112,12 +112,12 @@ def data_files(entry: dict) -> dict[str, list[int] | None] | None:
     if "dataset" not in entry or entry["dataset"] in PROCEDURAL_DATASETS:
         return None
     folder = _data_folder(entry)
-    if entry["dataset"].startswith("csv:"):             # its own table: the file, or its folder
+    if entry["dataset"].startswith("csv:"):   # its own table: train/test files, else one file (data.tables)
         name = entry["dataset"].split(":", 1)[1]
-        table = folder / f"{name}.csv"
-        if table.is_file() and not (folder / name).is_dir():
-            return {table.name: [table.stat().st_size, table.stat().st_mtime_ns]}
-        folder = folder / name
+        split = [folder / name / f"{part}.csv" for part in ("train", "test")]
+        files = split if all(path.is_file() for path in split) else [folder / f"{name}.csv"]
+        return {path.relative_to(folder).as_posix(): [path.stat().st_size, path.stat().st_mtime_ns]
+                for path in files if path.is_file()}
     if entry["dataset"].startswith("folder:"):          # its own images only
         folder = folder / entry["dataset"].split(":", 1)[1]
     if not folder.is_dir():
