@@ -5,7 +5,9 @@ the presenter view's "Edit Notes" and Slidev's side editor save into a copy that
 re-preparation overwrites. The dev loop remembers what it prepared and, when a copy changes under
 it, calls carry_back: each slide whose notes or content the browser changed gets the same change
 in its source file. Lines the edit kept keep their source text (a citation the copy shows as
-"(Olah et al., 2020)" stays @olah2020 in the source); changed and added lines are taken as typed.
+"(Olah et al., 2020)" stays @olah2020 in the source); in a changed line, what the copy shows of a
+citation or a <Measured> number is written back as its source too, the rest as typed (an edit
+inside the shown markup itself is not kept, and named); added lines are taken as typed.
 What cannot be mapped back (a frontmatter edit, a slide added or removed, an edit on a reference
 list's generated page) is named for the speaker to make in the source.
 
@@ -15,6 +17,7 @@ list's generated page) is named for the speaker to make in the source.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
@@ -25,19 +28,78 @@ from decktools.numbering import is_bibliography
 from figures_src.runner import write_atomic
 
 
+# what decktools.prepare writes for a citation and a <Measured> number: never source text
+GENERATED = re.compile(r'<span class="(citation|measured)"')
+
+
 @dataclass
 class Carried:
     changed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)   # a slide's lines whose shown citation or number was edited
 
 
-def edited_lines(old: list[str], new: list[str], source: list[str]) -> list[str]:
+def edited_lines(old: list[str], new: list[str], source: list[str], lost: list[str] | None = None) -> list[str]:
     """`source` (line for line what `old` was rewritten from) with the edit old -> new applied:
-    lines the edit kept are the source's, lines it changed or added are new's."""
+    lines the edit kept are the source's; a line it changed is merged (merged_line), so what the
+    browser showed of a citation or a <Measured> number it left alone is written as in the source.
+    A line whose shown citation or number the edit itself changed is taken as typed, unless it
+    still holds the generated markup: then it stays the source's, its browser text added to
+    `lost`. Lines it added are new's."""
     result = []
     for tag, i1, i2, j1, j2 in SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
-        result += source[i1:i2] if tag == "equal" else new[j1:j2]
+        if tag == "equal":
+            result += source[i1:i2]
+        elif tag == "replace" and i2 - i1 == j2 - j1:      # lines edited in place
+            for k in range(i2 - i1):
+                merged = merged_line(source[i1 + k], old[i1 + k], new[j1 + k])
+                if merged is None and GENERATED.search(new[j1 + k]):   # the shown markup, edited
+                    if lost is not None:
+                        lost.append(new[j1 + k])
+                    merged = source[i1 + k]
+                result.append(new[j1 + k] if merged is None else merged)     # rewritten: as typed
+        else:
+            result += new[j1:j2]
     return result
+
+
+def merged_line(source: str, old: str, new: str) -> str | None:
+    """The source line with the browser's edit old -> new applied. `old` is the line as prepared
+    from `source` (a citation shown as "(Olah et al., 2020)", a number as a span): each stretch of
+    `old` that differs from the source is written back as the source has it. None when the
+    browser changed such a stretch itself: what it shows is made from the source, not typed."""
+    positions = Positions(SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes(), len(new))
+    result, start = [], 0
+    regions = SequenceMatcher(a=old, b=source, autojunk=False).get_opcodes()
+    for index, (tag, i1, i2, j1, j2) in enumerate(regions):
+        plain = tag == "equal"
+        end = len(new) if index == len(regions) - 1 else (positions.after(i2) if plain else positions.before(i2))
+        shown = new[start:end]                  # the browser's text for old[i1:i2], with its insertions
+        if not plain and shown != old[i1:i2]:
+            return None
+        result.append(shown if plain else source[j1:j2])
+        start = end
+    return "".join(result)
+
+
+class Positions:
+    """Where a position in the old line falls in the new one: before() and after() the text the
+    edit inserted there."""
+
+    def __init__(self, opcodes, new_length: int):
+        self.opcodes, self.new_length = opcodes, new_length
+
+    def before(self, position: int) -> int:
+        for tag, i1, i2, j1, j2 in self.opcodes:
+            if i1 <= position < i2 or (i1 == i2 == position):
+                return j1 + (position - i1 if tag == "equal" else 0)
+        return self.new_length
+
+    def after(self, position: int) -> int:
+        for tag, i1, i2, j1, j2 in reversed(self.opcodes):
+            if i1 < position <= i2 or (i1 == i2 == position):
+                return j1 + (position - i1 if tag == "equal" else j2 - j1)
+        return 0
 
 
 def core(lines: list[str]) -> tuple[int, int]:
@@ -54,13 +116,13 @@ def texts(slide: Slide) -> list[str]:
     return [text for _, text in slide.body]
 
 
-def edited_body(old: Slide, new: Slide, source: Slide) -> list[str] | None:
+def edited_body(old: Slide, new: Slide, source: Slide, lost: list[str]) -> list[str] | None:
     """The source slide's new body lines, or None when the browser left this slide as it was."""
     old_lines, new_lines, source_lines = texts(old), texts(new), texts(source)
     (o1, o2), (n1, n2), (s1, s2) = core(old_lines), core(new_lines), core(source_lines)
     if old_lines[o1:o2] == new_lines[n1:n2]:
         return None
-    middle = edited_lines(old_lines[o1:o2], new_lines[n1:n2], source_lines[s1:s2])
+    middle = edited_lines(old_lines[o1:o2], new_lines[n1:n2], source_lines[s1:s2], lost)
     return source_lines[:s1] + middle + source_lines[s2:]
 
 
@@ -84,7 +146,7 @@ def edited_bibliography(old: Slide, new: Slide, source: Slide, where: str, carri
     if notes is None:
         return body + [""] + note_block(new)
     first = notes.first_line - source.body[0][0]
-    return body[:first] + edited_lines(note_block(old), note_block(new), source_notes) + \
+    return body[:first] + edited_lines(note_block(old), note_block(new), source_notes, carried.lost) + \
         body[first + len(source_notes):]
 
 
@@ -128,18 +190,26 @@ def carry_back(prepared: Path, generated: str, source_path: Path, source_text: s
         old_slide, new_slide = old[index], new[index]
         where = f"{source_path}:{source_slide.start_line}"
         if old_slide.frontmatter != new_slide.frontmatter:
-            carried.refused.append(f"{where}: a frontmatter edit in the browser is not kept: edit the source")
+            keys = sorted(key for key in {**old_slide.frontmatter, **new_slide.frontmatter}
+                          if old_slide.frontmatter.get(key) != new_slide.frontmatter.get(key))
+            carried.refused.append(f"{where}: a frontmatter edit in the browser ({', '.join(keys)}) is not kept: "
+                                   "edit the source")
         if texts(old_slide) == texts(new_slide):
             continue
         if is_bibliography(source_slide):
             body = edited_bibliography(old_slide, new_slide, source_slide, where, carried)
         elif len(old_slide.body) == len(source_slide.body):
-            body = edited_body(old_slide, new_slide, source_slide)
+            body = edited_body(old_slide, new_slide, source_slide, carried.lost)
         else:
             body = None
             carried.refused.append(f"{where}: this slide's copy does not match its source line for line; "
                                    "the browser's edit is not kept: edit the source")
-        if body is not None:
+        for line in carried.lost:
+            carried.refused.append(f"{where}: the browser changed a citation or a <Measured> number as the slide "
+                                   f"shows it (\"{line.strip()[:80]}\"); that line is kept as in the source: "
+                                   "edit its @key or <Measured> there")
+        carried.lost.clear()
+        if body is not None and body != texts(source_slide):
             first = source_slide.end_line - len(source_slide.body)
             lines[first:source_slide.end_line] = body
             carried.changed.append(where)

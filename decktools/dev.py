@@ -37,14 +37,23 @@ def snapshot(paths: list[Path]) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in paths if p.exists()}
 
 
-class PreparedCopies:
-    """What the loop last prepared: each copy's text and the source text it was made from."""
+STABLE_SECONDS = 2.0     # Slidev's editor saves every half second while one types
 
-    def __init__(self, deck_path: Path):
-        self.deck_path = deck_path
+
+class PreparedCopies:
+    """What the loop last prepared: each copy's text and the source text it was made from; and
+    what the browser last saved into each copy, since when."""
+
+    def __init__(self, deck_path: Path, stable_seconds: float = STABLE_SECONDS):
+        self.deck_path, self.stable_seconds = deck_path, stable_seconds
         self.made: dict[Path, tuple[str, Path, str]] = {}
+        self.saved: dict[Path, tuple[str, float]] = {}
 
     def prepare(self) -> None:
+        for copy in self.saved:       # the browser saved into it, then a source changed on disk
+            print(f"dev: the browser's last edit of {self.made[copy][1]} was not carried back (the deck "
+                  "changed on disk first): make it in the source", file=sys.stderr, flush=True)
+        self.saved = {}
         prepare_deck(self.deck_path)
         self.made = {}
         for source in read_deck(self.deck_path).files:
@@ -52,9 +61,17 @@ class PreparedCopies:
             self.made[copy] = (copy.read_text(encoding="utf-8"), source, source.read_text(encoding="utf-8"))
 
     def carry_back_edits(self) -> None:
-        """Carry the browser's saves into the sources (the loop's next look re-prepares them)."""
+        """Carry the browser's saves into the sources (the loop's next look re-prepares them), each
+        once it has stood for stable_seconds: carried back, and so re-prepared, while the speaker
+        types, it cut the later saves off (the source kept "in P" of "in Practice")."""
         for copy, (generated, source, source_text) in list(self.made.items()):
-            if not copy.exists() or copy.read_text(encoding="utf-8") == generated:
+            text = copy.read_text(encoding="utf-8") if copy.exists() else generated
+            if text == generated:
+                self.saved.pop(copy, None)
+                continue
+            if self.saved.get(copy, ("",))[0] != text:
+                self.saved[copy] = (text, time.monotonic())
+            if time.monotonic() - self.saved[copy][1] < self.stable_seconds:
                 continue
             if source.read_text(encoding="utf-8") != source_text:
                 print(f"dev: {source} changed on disk while the browser edited its slides; the browser's "

@@ -187,3 +187,54 @@ def test_an_image_layout_shows_a_figure_whole_unless_the_slide_sizes_it(tmp_path
     separator = source.split("\n").index("layout: image-left")       # the first image slide's --- line
     assert carry_back(copy, generated, deck, source).changed == [f"{deck}:{separator}"]
     assert deck.read_text() == source.replace("# Slide\n", "# Slide\n\nadded in the browser\n", 1)
+
+
+def test_an_edit_beside_a_citation_or_a_measured_number_keeps_their_source_form(tmp_path):
+    """Trial T: typing elsewhere on a line that shows a citation or a <Measured> number wrote the
+    prepared HTML (`<span class="measured" ...>6</span>`, "Amodei (2025)") into the source."""
+    deck = cited_talk(tmp_path)
+    shown = 'Hello [@olah2020zoom] and <Measured fig="lab/plot" value="n"/> units.'
+    deck.write_text(deck.read_text().replace("Hello", shown, 1))
+    touch(deck.parent / "public" / "figures" / "lab" / "plot.json", '{"n": 6}')
+    copy, generated, source = prepared(deck)
+    line = next(text for text in generated.split("\n") if text.startswith("Hello <span"))
+    assert 'class="measured"' in line and 'class="citation"' in line
+    browser_save(copy, line, "Well, " + line.replace(" units.", " units, as measured."))
+    browser_save(copy, "See Olah & Cammarata (2020) for the circuits.", "See Olah & Cammarata (2020) for all circuits.")
+    carried = carry_back(copy, generated, deck, source)
+    assert carried.refused == [] and deck.read_text() == source.replace(
+        shown, "Well, " + shown.replace(" units.", " units, as measured.")).replace(
+        "See @olah2020zoom for the circuits.", "See @olah2020zoom for all circuits.")
+    copy, generated, source = prepared(deck)                   # an edit of the shown number itself
+    line = next(text for text in generated.split("\n") if text.startswith("Well, Hello <span"))
+    browser_save(copy, line, line.replace(">6</span>", ">7</span>"))
+    carried = carry_back(copy, generated, deck, source)
+    assert deck.read_text() == source and carried.changed == []
+    assert carried.refused == [f"{deck}:1: the browser changed a citation or a <Measured> number as the slide shows "
+                               f"it (\"{line.replace('>6</span>', '>7</span>')[:80]}\"); that line is kept as in the "
+                               "source: edit its @key or <Measured> there"]
+
+
+def test_the_browsers_saves_are_carried_back_once_they_stop_changing(tmp_path, capsys):
+    """Trial T: Slidev's editor saves every half second while one types; carried back (and so
+    re-prepared) at the first, the source kept "in P" of "in Practice"."""
+    from decktools.dev import PreparedCopies
+    deck = cited_talk(tmp_path)
+    copies = PreparedCopies(deck, stable_seconds=0.6)
+    copies.prepare()
+    copy, source = prepared_name(deck), deck.read_text()
+    generated = copy.read_text()
+    for typed in ("# One i", "# One in P", "# One in Practice"):      # saves while typing
+        copy.write_text(generated.replace("# One", typed, 1))
+        copies.carry_back_edits()
+        assert deck.read_text() == source
+        time.sleep(0.2)
+    time.sleep(0.7)
+    copies.carry_back_edits()                                          # it stood still: carried
+    assert deck.read_text() == source.replace("# One", "# One in Practice", 1)
+    assert f"dev: the browser's edit saved into {deck}:1" in capsys.readouterr().out
+    copies.prepare()
+    copy.write_text(copy.read_text().replace("Hello", "Hello there", 1))
+    copies.carry_back_edits()                                          # not yet carried, then
+    copies.prepare()                                                   # the deck changes on disk
+    assert f"dev: the browser's last edit of {deck} was not carried back" in capsys.readouterr().err
