@@ -12,7 +12,7 @@ What cannot be mapped back (a frontmatter edit, a slide added or removed, an edi
 list's generated page) is named for the speaker to make in the source.
 
     carried = carry_back(prepared_path, generated_text, source_path, source_text)
-    carried.changed     # ["talk/x.md:12", ...] the source slides that were updated
+    carried.changed     # ["talk/x.md:12", ...] the first line edited of each source slide updated
     carried.refused     # one message per edit left in the browser only
 """
 from __future__ import annotations
@@ -211,8 +211,10 @@ def carry_back(prepared: Path, generated: str, source_path: Path, source_text: s
         carried.lost.clear()
         if body is not None and body != texts(source_slide):
             first = source_slide.end_line - len(source_slide.body)
+            edited = next((k for k, (a, b) in enumerate(zip(body, texts(source_slide))) if a != b),
+                          min(len(body), len(source_slide.body)))
             lines[first:source_slide.end_line] = body
-            carried.changed.append(where)
+            carried.changed.append(f"{source_path}:{first + edited + 1}")     # the first line edited
     if carried.changed:
         write_atomic(source_path, "\n".join(lines))
     carried.changed.reverse()

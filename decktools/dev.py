@@ -83,6 +83,7 @@ class PreparedCopies:
             for message in carried.refused:
                 print(f"dev: {message}", file=sys.stderr, flush=True)
             self.made[copy] = (copy.read_text(encoding="utf-8"), source, source_text)   # said once
+            self.saved.pop(copy, None)
 
 
 def main(argv=None) -> int:

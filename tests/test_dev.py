@@ -61,7 +61,8 @@ def test_a_note_edit_is_saved_into_the_source_and_a_rendered_citation_stays_a_ke
     assert "See Olah & Cammarata (2020) for" in generated
     browser_save(copy, "NOTE-ONE\n", "NOTE-ONE\nSay this slowly.\n")
     carried = carry_back(copy, generated, deck, source)
-    assert carried.changed == [f"{deck}:1"] and carried.refused == []
+    added = source.split("\n").index("NOTE-ONE") + 2            # the line the browser added, 1-based
+    assert carried.changed == [f"{deck}:{added}"] and carried.refused == []
     text = deck.read_text()
     assert "NOTE-ONE\nSay this slowly.\n\nSee @olah2020zoom for the circuits.\n-->" in text
     assert text.replace("Say this slowly.\n", "") == source          # nothing else moved
@@ -103,7 +104,7 @@ def test_a_frontmatter_edit_or_a_new_slide_is_named_not_lost_silently(tmp_path):
     copy, generated, source = prepared(deck)
     browser_save(copy, "layout: biblio", "layout: biblio\nclass: text-sm")
     carried = carry_back(copy, generated, deck, source)
-    assert carried.changed == [] and "frontmatter edit" in carried.refused[0]
+    assert carried.changed == [] and "a frontmatter edit in the browser (class) is not kept" in carried.refused[0]
     assert carried.refused[0].startswith(f"{deck}:")
     copy.write_text(generated + "\n---\n\n# Added in the browser\n")
     carried = carry_back(copy, generated, deck, source)
@@ -168,7 +169,8 @@ def test_notes_typed_in_the_presenter_view_land_in_the_imported_source_file(dev_
     assert part.read_text() == "---\n\n# Two\n\nFrom a page\n\n<!--\nNOTE-TWO Pause here.\n-->\n"
     wait_for(lambda: "dev: deck re-prepared" in log.read_text(), 30, "the re-preparation")
     assert "NOTE-TWO Pause here." in prepared_name(part).read_text()
-    assert f"saved into {part}:1" in log.read_text()
+    assert f"saved into {part}:8" in log.read_text()                   # the line typed in
+    assert "not carried back" not in log.read_text()
 
 
 def test_an_image_layout_shows_a_figure_whole_unless_the_slide_sizes_it(tmp_path):
@@ -184,8 +186,8 @@ def test_an_image_layout_shows_a_figure_whole_unless_the_slide_sizes_it(tmp_path
     sizes = [slide.frontmatter.get("backgroundSize") for slide in split_slides(copy, generated)[1][-3:]]
     assert sizes == ["contain", None, "80%"]
     browser_save(copy, "# Slide\n", "# Slide\n\nadded in the browser\n")
-    separator = source.split("\n").index("layout: image-left")       # the first image slide's --- line
-    assert carry_back(copy, generated, deck, source).changed == [f"{deck}:{separator}"]
+    added = source.split("\n").index("# Slide") + 3      # "added in the browser", after a blank line
+    assert carry_back(copy, generated, deck, source).changed == [f"{deck}:{added}"]
     assert deck.read_text() == source.replace("# Slide\n", "# Slide\n\nadded in the browser\n", 1)
 
 
@@ -232,7 +234,7 @@ def test_the_browsers_saves_are_carried_back_once_they_stop_changing(tmp_path, c
     time.sleep(0.7)
     copies.carry_back_edits()                                          # it stood still: carried
     assert deck.read_text() == source.replace("# One", "# One in Practice", 1)
-    assert f"dev: the browser's edit saved into {deck}:1" in capsys.readouterr().out
+    assert f"dev: the browser's edit saved into {deck}:7" in capsys.readouterr().out      # "# One" is line 7
     copies.prepare()
     copy.write_text(copy.read_text().replace("Hello", "Hello there", 1))
     copies.carry_back_edits()                                          # not yet carried, then
