@@ -107,7 +107,6 @@ def make_cka_maps(ctx):
         numbers["torchvision"] = {model_label(name): best_matches(pairs[f"{model_label(first)} vs {model_label(name)}"])
                                   for name in torchvision}
     fig.suptitle("Linear CKA between layers: " + cka_title(names, seeds, torchvision))
-    fig.tight_layout()
     ctx.save(fig)
     return numbers
 
@@ -129,7 +128,6 @@ def make_googlenet_cka(ctx):
     fig, pairs = cka_panels(features, [(name, googlenet) for name in names[:-1]])
     fig.suptitle(f"Linear CKA between layers: {' and '.join(model_label(name) for name in names[:-1])} "
                  f"against {model_label(googlenet)}")
-    fig.tight_layout()
     ctx.save(fig)
     return {"images": len(images), "pairs": pairs,
             "best": {label: best_matches(pair) for label, pair in pairs.items()}}
@@ -139,8 +137,9 @@ def cka_panels(features, pairs):
     """One linear-CKA heat map per (model a, model b) pair; the figure and {"a vs b": numbers}."""
     from mechinterp.representations.similarity import similarity_matrix
     widths = [len(features[b]) for _, b in pairs]
+    # constrained: each panel's row label clears the numbers in its neighbour's last column
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.75 * len(pairs), 5.4), squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
+                             gridspec_kw={"width_ratios": widths}, layout="constrained")
     numbers = {}
     for axis, (name_a, name_b) in zip(axes[0], pairs):
         matrix = similarity_matrix(features[name_a], features[name_b], "linear_cka").numpy()

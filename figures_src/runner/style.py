@@ -50,8 +50,11 @@ def apply_style() -> None:
 def overlapping_text(fig) -> list[str]:
     """Each pair of titles, axis labels or annotations of a drawn figure whose text overprints the
     other (a suptitle on the panels' titles, a crowded grid's titles, labels on bars too close
-    together), as "'A' overlaps 'B'". Call it after the figure was saved or drawn, so its layout
-    has run. Tick labels are left out: matplotlib thins crowded ticks itself."""
+    together), as "'A' overlaps 'B'", laid out as the figure is saved. Tick labels are left out:
+    matplotlib thins crowded ticks itself."""
+    # lay it out again at the canvas's own dpi: savefig drew at its own (160) into a cropped page,
+    # and axis labels and annotations keep the positions of the last draw
+    fig.draw_without_rendering()
     renderer = fig.canvas.get_renderer()
     texts = [fig._suptitle, *fig.texts]
     for axes in fig.axes:
@@ -72,7 +75,7 @@ def overlapping_text(fig) -> list[str]:
 
 def text_extent(text, renderer):
     """Where a text is drawn, in pixels; of an annotation its text alone (not its arrow), placed
-    for this renderer (savefig draws at its own dpi, and an offset in points moves with it)."""
+    for this renderer (an offset in points moves with the dpi)."""
     from matplotlib.text import Annotation, Text
     if isinstance(text, Annotation):
         text.update_positions(renderer)
