@@ -204,6 +204,10 @@ def carry_back(prepared: Path, generated: str, source_path: Path, source_text: s
             body = None
             carried.refused.append(f"{where}: this slide's copy does not match its source line for line; "
                                    "the browser's edit is not kept: edit the source")
+        if body is not None and any(GENERATED.search(line) for line in body):     # lines added or split
+            carried.refused.append(f"{where}: the browser's edit would write a citation or a <Measured> number "
+                                   "into the source as the slide shows it; it is not kept: edit the source")
+            body = None
         for line in carried.lost:
             carried.refused.append(f"{where}: the browser changed a citation or a <Measured> number as the slide "
                                    f"shows it (\"{line.strip()[:80]}\"); that line is kept as in the source: "

@@ -212,6 +212,14 @@ def test_an_edit_beside_a_citation_or_a_measured_number_keeps_their_source_form(
     browser_save(copy, line, line.replace(">6</span>", ">7</span>"))
     carried = carry_back(copy, generated, deck, source)
     assert deck.read_text() == source and carried.changed == []
+    copy.write_text(generated.replace(line, line.replace(" and <span", "\nand <span")))   # split in two lines
+    split = carry_back(copy, generated, deck, source)
+    assert deck.read_text() == source and split.changed == [] and split.refused == [
+        f"{deck}:1: the browser's edit would write a citation or a <Measured> number into the source as the slide "
+        "shows it; it is not kept: edit the source"]
+    copy.write_text(generated)
+    browser_save(copy, line, line.replace(">6</span>", ">7</span>"))
+    carried = carry_back(copy, generated, deck, source)
     assert carried.refused == [f"{deck}:1: the browser changed a citation or a <Measured> number as the slide shows "
                                f"it (\"{line.replace('>6</span>', '>7</span>')[:80]}\"); that line is kept as in the "
                                "source: edit its @key or <Measured> there"]
