@@ -36,10 +36,9 @@ GENERATED = re.compile(r'<span class="(citation|measured)"')
 class Carried:
     changed: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)   # a slide's lines whose shown citation or number was edited
 
 
-def edited_lines(old: list[str], new: list[str], source: list[str], lost: list[str] | None = None) -> list[str]:
+def edited_lines(old: list[str], new: list[str], source: list[str], lost: list[str]) -> list[str]:
     """`source` (line for line what `old` was rewritten from) with the edit old -> new applied:
     lines the edit kept are the source's; a line it changed is merged (merged_line), so what the
     browser showed of a citation or a <Measured> number it left alone is written as in the source.
@@ -54,8 +53,7 @@ def edited_lines(old: list[str], new: list[str], source: list[str], lost: list[s
             for k in range(i2 - i1):
                 merged = merged_line(source[i1 + k], old[i1 + k], new[j1 + k])
                 if merged is None and GENERATED.search(new[j1 + k]):   # the shown markup, edited
-                    if lost is not None:
-                        lost.append(new[j1 + k])
+                    lost.append(new[j1 + k])
                     merged = source[i1 + k]
                 result.append(new[j1 + k] if merged is None else merged)     # rewritten: as typed
         else:
@@ -132,7 +130,8 @@ def note_block(slide: Slide) -> list[str]:
     return [text for number, text in slide.body if notes and number in notes]
 
 
-def edited_bibliography(old: Slide, new: Slide, source: Slide, where: str, carried: Carried) -> list[str] | None:
+def edited_bibliography(old: Slide, new: Slide, source: Slide, where: str, carried: Carried,
+                        lost: list[str]) -> list[str] | None:
     """A reference-list slide's copy adds the rendered list to its content: only its notes map
     back, line for line; a content edit is refused."""
     if note_block(old) == note_block(new):
@@ -146,7 +145,7 @@ def edited_bibliography(old: Slide, new: Slide, source: Slide, where: str, carri
     if notes is None:
         return body + [""] + note_block(new)
     first = notes.first_line - source.body[0][0]
-    return body[:first] + edited_lines(note_block(old), note_block(new), source_notes, carried.lost) + \
+    return body[:first] + edited_lines(note_block(old), note_block(new), source_notes, lost) + \
         body[first + len(source_notes):]
 
 
@@ -196,10 +195,11 @@ def carry_back(prepared: Path, generated: str, source_path: Path, source_text: s
                                    "edit the source")
         if texts(old_slide) == texts(new_slide):
             continue
+        lost: list[str] = []          # lines whose shown citation or number the browser edited
         if is_bibliography(source_slide):
-            body = edited_bibliography(old_slide, new_slide, source_slide, where, carried)
+            body = edited_bibliography(old_slide, new_slide, source_slide, where, carried, lost)
         elif len(old_slide.body) == len(source_slide.body):
-            body = edited_body(old_slide, new_slide, source_slide, carried.lost)
+            body = edited_body(old_slide, new_slide, source_slide, lost)
         else:
             body = None
             carried.refused.append(f"{where}: this slide's copy does not match its source line for line; "
@@ -208,11 +208,10 @@ def carry_back(prepared: Path, generated: str, source_path: Path, source_text: s
             carried.refused.append(f"{where}: the browser's edit would write a citation or a <Measured> number "
                                    "into the source as the slide shows it; it is not kept: edit the source")
             body = None
-        for line in carried.lost:
+        for line in lost:
             carried.refused.append(f"{where}: the browser changed a citation or a <Measured> number as the slide "
                                    f"shows it (\"{line.strip()[:80]}\"); that line is kept as in the source: "
                                    "edit its @key or <Measured> there")
-        carried.lost.clear()
         if body is not None and body != texts(source_slide):
             first = source_slide.end_line - len(source_slide.body)
             edited = next((k for k, (a, b) in enumerate(zip(body, texts(source_slide))) if a != b),
