@@ -257,13 +257,23 @@ def test_a_worker_killed_mid_figure_leaves_no_half_written_file_and_the_other_fi
     cluster.wait_for_workers(2)
 
 
+def cluster_of_one(folder: Path) -> LocalCluster:
+    """A scheduler of its own in `folder` with one worker, "only" (stopped if it fails to start)."""
+    folder.mkdir()
+    cluster = LocalCluster(folder)
+    try:
+        cluster.start_worker("only")
+        cluster.wait_for_workers(1)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
+
+
 def test_the_only_worker_killed_mid_figure_is_said_then_a_clear_failure_after_the_wait(tmp_path, monkeypatch):
     monkeypatch.setenv("MECHINTERP_CLUSTER_WAIT", "3")
-    (tmp_path / "alone").mkdir()
-    alone = LocalCluster(tmp_path / "alone")
+    alone = cluster_of_one(tmp_path / "alone")
     try:
-        alone.start_worker("only")
-        alone.wait_for_workers(1)
         process, figures, before, marker = start_slow_figure(alone, tmp_path, 60)
         alone.workers["only"].kill()
         started = time.monotonic()
@@ -280,11 +290,8 @@ def test_the_only_worker_killed_mid_figure_is_said_then_a_clear_failure_after_th
 def test_a_scheduler_that_dies_mid_run_is_one_line_and_the_outputs_are_kept(tmp_path):
     """Trial Q: kill -9 of the scheduler mid-figure gave about 80 lines of tracebacks (asyncio's,
     distributed's and the runner's OSError)."""
-    (tmp_path / "gone").mkdir()
-    gone = LocalCluster(tmp_path / "gone")
+    gone = cluster_of_one(tmp_path / "gone")
     try:
-        gone.start_worker("only")
-        gone.wait_for_workers(1)
         process, figures, before, marker = start_slow_figure(gone, tmp_path, 60)
         watcher = gone.client                     # a client of its own, as the runner's is
         assert raise_if_scheduler_lost(watcher, gone.address, OSError("a local file")) is None
@@ -451,11 +458,8 @@ def device_zoo(folder: Path, text: str = DEVICE_ZOO) -> Path:
 
 def test_make_models_with_its_scheduler_lost_mid_training_is_one_line_per_model(tmp_path):
     zoo = device_zoo(tmp_path / "there", "models:\n  slow-mlp:\n" + MLP_FIELDS.replace("epochs: 1", "epochs: 3000"))
-    (tmp_path / "gone").mkdir()
-    gone = LocalCluster(tmp_path / "gone")
+    gone = cluster_of_one(tmp_path / "gone")
     try:
-        gone.start_worker("only")
-        gone.wait_for_workers(1)
         building = subprocess.Popen([sys.executable, "-m", "figures_src.runner.zoo_cluster", "--cluster",
                                      gone.address, "--models-dir", str(zoo.parent)], cwd=REPO,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
