@@ -172,9 +172,10 @@ def export_pdf(deck_path: Path, chromium: str = CHROMIUM) -> Path:
     target = deck_path.parent / "exports" / f"{deck_path.stem}.pdf"  # outside dist: rebuilds replace dist
     target.parent.mkdir(parents=True, exist_ok=True)
     # --wait: Slidev's exporter checks for slides still loading once, on the print page; a slide
-    # whose chunk had not started loading by then printed blank (seen on a loaded 2-core machine)
+    # whose chunk had not started loading by then printed blank (seen on a loaded 2-core machine:
+    # the second slide once, the reference list's pages once with 3 s)
     slidev(deck_path.parent, "export", prepared.name, "--executable-path", chromium,
-           "--output", str(target.resolve()), "--timeout", "120000", "--wait", "3000")
+           "--output", str(target.resolve()), "--timeout", "120000", "--wait", "8000")
     print(f"pdf: {target}")
     return target
 
