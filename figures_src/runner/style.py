@@ -74,11 +74,8 @@ def overlapping_text(fig) -> list[str]:
 
 
 def text_extent(text, renderer):
-    """Where a text is drawn, in pixels; of an annotation its text alone (not its arrow), placed
-    for this renderer (an offset in points moves with the dpi)."""
-    from matplotlib.text import Annotation, Text
-    if isinstance(text, Annotation):
-        text.update_positions(renderer)
+    """Where a text is drawn, in pixels; of an annotation its text alone, not its arrow."""
+    from matplotlib.text import Text
     return Text.get_window_extent(text, renderer)
 
 

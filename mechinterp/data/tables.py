@@ -72,6 +72,10 @@ def class_order(labels: list[str]) -> list[str]:
         return distinct
 
 
+def label_indices(labels: list[str], classes: list[str]) -> np.ndarray:
+    return np.array([classes.index(label) for label in labels], dtype=np.int64)
+
+
 def load_table(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """(float32 (N, D) standardised features, int64 (N,) labels, class names, feature names)."""
     from sklearn.model_selection import train_test_split
@@ -81,7 +85,7 @@ def load_table(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, lis
     if isinstance(files, Path):
         names, labels, values = read_rows(files)
         classes = class_order(labels)
-        y = np.array([classes.index(label) for label in labels], dtype=np.int64)
+        y = label_indices(labels, classes)
         try:
             train_x, test_x, train_y, test_y = train_test_split(values, y, test_size=TEST_FRACTION,
                                                                 random_state=0, stratify=y)
@@ -94,8 +98,7 @@ def load_table(name: str, split: str, root) -> tuple[np.ndarray, np.ndarray, lis
             raise ValueError(f"dataset 'csv:{name}': {files['test']} has the columns {test_names}, "
                              f"{files['train']} {names}: give both the same features")
         classes = class_order(train_labels + test_labels)
-        train_y, test_y = (np.array([classes.index(label) for label in labels], dtype=np.int64)
-                           for labels in (train_labels, test_labels))
+        train_y, test_y = label_indices(train_labels, classes), label_indices(test_labels, classes)
     scaler = StandardScaler().fit(train_x)
     x, y = (train_x, train_y) if split == "train" else (test_x, test_y)
     return scaler.transform(x).astype(np.float32), y, classes, names
